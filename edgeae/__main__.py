@@ -1,0 +1,3 @@
+from edgeae.cli import main
+
+main()
