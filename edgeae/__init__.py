@@ -15,10 +15,9 @@ __all__ = ["__version__", "train", "export", "load"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "train":
-        return import_module("edgeae.train").train
-    if name == "export":
-        return import_module("edgeae.export").export
+    if name in ("train", "export"):
+        # Both are modules that can be called like their main function: edgeae.train(...).
+        return import_module(f"edgeae.{name}")
     if name == "load":
         return import_module("edgeae.runtime").load
     raise AttributeError(f"module 'edgeae' has no attribute {name!r}")

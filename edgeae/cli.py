@@ -46,3 +46,221 @@ def main() -> None:
 # ---------------------------------------------------------------------------------------
 # Commands are grouped by stage below: training, export, runtime, compression, benchmark.
 # ---------------------------------------------------------------------------------------
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+@cli.command("train")
+@click.option("--data", default="digits", show_default=True,
+              help="digits (built in), an IDX file/folder, .npy/.npz, an image folder, or a CSV file.")
+@click.option("--model", "model_kind", type=click.Choice(["mlp", "conv", "vae", "conv-vae"]), default="mlp", show_default=True)
+@click.option("--hidden", default=None, help="MLP hidden sizes, e.g. 512,128 [default: one layer, ~16% of the input].")
+@click.option("--code-size", type=int, default=None, help="Bottleneck width [default: 32, or input/4 for small inputs].")
+@click.option("--channels", default="16,32", show_default=True, help="Conv channels, one stride-2 layer each.")
+@click.option("--activation", default="relu", show_default=True)
+@click.option("--output-activation", default=None, help="sigmoid | identity | tanh [default: sigmoid for [0, 1] data].")
+@click.option("--code-activation", default=None, help="identity | sigmoid | relu ... [default: identity].")
+@click.option("--loss", type=click.Choice(["mse", "bce", "mae"]), default=None,
+              help="Reconstruction loss [default: bce for VAEs on [0, 1] data, else mse].")
+@click.option("--beta", type=float, default=1.0, show_default=True, help="KL weight (VAE).")
+@click.option("--noise", default=None, help="Train as a denoiser: gaussian:0.3 | saltpepper:0.1 | mask:0.25.")
+@click.option("--latent-bits", type=click.IntRange(2, 8), default=None, help="Train with codes quantized to B bits.")
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=5e-3, show_default=True)
+@click.option("--patience", type=int, default=8, show_default=True, help="Early stopping patience (epochs).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--split", type=click.Choice(["random", "ordered"]), default="random", show_default=True,
+              help="ordered holds out the last samples (e.g. MNIST: first 9,000 train, last 1,000 held out).")
+@click.option("--resize", default=None, help="Resize folder images to HxW, e.g. 28x28.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--out", default=None, help="Run folder [default: runs/<data>-<model>-<code>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out.")
+@click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out.")
+def train_cmd(model_kind: str, resize: str | None, **options) -> None:
+    """Train an autoencoder and write a run folder.
+
+    \b
+    Examples:
+      edgeae train                                   # MLP on the built-in digits
+      edgeae train --data ../data/mnist --model conv --code-size 32 --split ordered
+      edgeae train --model vae --beta 0.5 --out runs/vae
+      edgeae train --noise gaussian:0.3 --out runs/denoise
+    """
+    from edgeae.data import parse_resize
+    from edgeae.train import train
+
+    result = train(model=model_kind, resize=parse_resize(resize), progress=sys.stderr.isatty(),
+                   log=lambda m: click.echo(m, err=True), **options)
+    m = result.metrics
+    if result.interrupted:
+        click.echo(f"Interrupted after epoch {m['epochs_run']}: the best checkpoint (epoch {m['best_epoch']}) "
+                   f"is in {result.run_dir}; continue with --resume --out {result.run_dir}", err=True)
+    line = f"validation PSNR {m['val_psnr']:.2f} dB, MSE {m['val_mse']:.5f}"
+    if "val_elbo" in m:
+        line += f", ELBO {m['val_elbo']:.2f}"
+    if "val_psnr_noisy" in m:
+        line += f" (noisy input {m['val_psnr_noisy']:.2f} dB)"
+    click.echo(f"Trained {result.config.model.kind} in {m['seconds']:.1f} s ({m['epochs_run']} epochs): {line}")
+    click.echo(f"Run folder: {result.run_dir}  (next: edgeae export {result.run_dir} -o bundles/{result.run_dir.name})")
+    if result.interrupted:
+        sys.exit(130)
+
+
+@cli.command("sample")
+@click.argument("run_dir", type=click.Path())
+@click.option("-n", "count", type=click.IntRange(1, 1024), default=64, show_default=True)
+@click.option("-o", "--output", default="samples.png", show_default=True, help="PNG grid to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_cmd(run_dir: str, count: int, output: str, seed: int) -> None:
+    """Decode samples: prior draws for a VAE, interpolations between real codes otherwise."""
+    from edgeae.sampling import sample_grid
+
+    path, how = sample_grid(run_dir, count, output, seed=seed)
+    click.echo(f"Wrote {count} {how} to {path}")
+
+
+# ---- runtime: encode / decode / reconstruct / info (base install only: no torch, no onnx) ----
+
+
+def _runtime_options(f):
+    """--precision / --provider / --threads / --batch-size / --format, shared by the runtime commands."""
+    f = click.option("--format", "graph_format", type=click.Choice(["onnx", "ort"]), default="onnx",
+                     show_default=True, help="Graph files to run (ort = ORT flatbuffer copies).")(f)
+    f = click.option("--batch-size", type=click.IntRange(1), default=4096, show_default=True,
+                     help="Samples per onnxruntime call; memory use grows with it.")(f)
+    f = click.option("--threads", type=click.IntRange(0), default=None,
+                     help="Intra-op threads (default 1: lowest batch-1 latency; 0 = all cores).")(f)
+    f = click.option("--provider", default="auto", show_default=True,
+                     help="auto (CUDA if available, else CPU), cpu, cuda, coreml, ... or an ORT provider name.")(f)
+    f = click.option("--precision", default="fp32", show_default=True,
+                     help="Graph precision in the bundle: fp32, fp16, int8-dynamic, int8-static.")(f)
+    return f
+
+
+def _load_model(bundle: str, precision: str, provider: str, threads: int | None, graph_format: str):
+    from edgeae.runtime import load
+
+    providers = [p.strip() for p in provider.split(",")] if "," in provider else provider
+    return load(bundle, precision=precision, providers=providers, threads=threads, format=graph_format)
+
+
+def _run_with_progress(fn, n: int, batch_size: int, label: str):
+    """Call ``fn(progress)``; a progress bar is shown on a terminal when there is more than one chunk."""
+    if not (sys.stderr.isatty() and n > batch_size):
+        return fn(None)
+    with click.progressbar(length=n, label=label, file=sys.stderr) as bar:
+        return fn(bar.update)
+
+
+def _write_samples(x_raw, output: str, is_image: bool) -> str:
+    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only)."""
+    import numpy as np
+
+    from edgeae.errors import ConfigError
+
+    if output.lower().endswith(".npy"):
+        np.save(output, x_raw)
+        return f"{output} {tuple(x_raw.shape)} {x_raw.dtype}"
+    if not is_image:
+        raise ConfigError(f"decoded samples are vectors, not images, so {output!r} cannot be a PNG folder: "
+                          "use -o OUT.npy")
+    from edgeae.imageio import save_images, to_uint8
+
+    paths = save_images(to_uint8(x_raw), output)
+    return f"{output}/ ({len(paths)} PNG files)"
+
+
+@cli.command("encode")
+@click.argument("bundle", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", required=True, help="Codes file to write (.npy), shape (N, code_size).")
+@click.option("--resize", default=None, help="Resize images to HxW before encoding (e.g. 28x28).")
+@_runtime_options
+def encode_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format):
+    """Encode samples (.npy/.npz, IDX, image file or folder, CSV) to latent codes.
+
+    \b
+    Example: edgeae encode bundles/mnist t10k-images-idx3-ubyte.gz -o codes.npy
+    """
+    import numpy as np
+
+    from edgeae.data import load_array_input, parse_resize
+
+    model = _load_model(bundle, precision, provider, threads, graph_format)
+    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
+    codes = _run_with_progress(lambda p: model.encode(x, batch_size=batch_size, progress=p), len(x),
+                               batch_size, "encoding")
+    np.save(output, codes)
+    click.echo(f"Encoded {len(x)} samples -> {output} {tuple(codes.shape)} float32 "
+               f"[{model.precision}, {model.providers[0]}]")
+
+
+@cli.command("decode")
+@click.argument("bundle", type=click.Path())
+@click.argument("codes_path", metavar="CODES", type=click.Path())
+@click.option("-o", "--output", required=True,
+              help="OUT.npy (raw units, e.g. uint8 pixels) or a folder for PNG images.")
+@_runtime_options
+def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_size, graph_format):
+    """Decode latent codes (.npy, shape (N, code_size)) back to samples in raw units.
+
+    \b
+    Example: edgeae decode bundles/mnist codes.npy -o recon/
+    """
+    import numpy as np
+
+    from edgeae.errors import InputError
+
+    model = _load_model(bundle, precision, provider, threads, graph_format)
+    try:
+        codes = np.load(codes_path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{codes_path} could not be read as a .npy file of codes ({exc})") from None
+    if codes.ndim == 1:
+        codes = codes[None]  # one code -> a batch of one, so outputs are always (N, ...)
+    x = _run_with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p),
+                           len(codes), batch_size, "decoding")
+    click.echo(f"Decoded {len(codes)} codes -> {_write_samples(x, output, model.manifest.is_image)}")
+
+
+@cli.command("reconstruct")
+@click.argument("bundle", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", default=None,
+              help="Also write reconstructions: OUT.npy (raw units) or a folder for PNG images.")
+@click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
+@_runtime_options
+def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format):
+    """Encode and decode samples; print MSE (and PSNR for [0, 1]-scaled data).
+
+    \b
+    Example: edgeae reconstruct bundles/mnist t10k-images-idx3-ubyte.gz --precision int8-dynamic
+    """
+    from edgeae.data import load_array_input, parse_resize
+    from edgeae.runtime import reconstruction_summary
+
+    model = _load_model(bundle, precision, provider, threads, graph_format)
+    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
+    x_hat = _run_with_progress(lambda p: model.reconstruct(x, batch_size=batch_size, progress=p), len(x),
+                               batch_size, "reconstructing")
+    summary = reconstruction_summary(model.to_model_units(x), x_hat, model.manifest.normalization["mode"])
+    click.echo(f"Reconstructed {summary} [{model.precision}, {model.providers[0]}]")
+    if output:
+        where = _write_samples(model.normalizer.denormalize(x_hat), output, model.manifest.is_image)
+        click.echo(f"Wrote {where}")
+
+
+@cli.command("info")
+@click.argument("bundle", type=click.Path())
+def info_cmd(bundle):
+    """Show a bundle's graphs, precisions, sizes, opsets, I/O, validation and verify its hashes."""
+    from edgeae.errors import BundleError
+    from edgeae.runtime import describe_bundle
+
+    text, problems = describe_bundle(bundle)
+    click.echo(text)
+    if problems:
+        raise BundleError(f"bundle {bundle} failed verification ({len(problems)} problem(s) listed above)")

@@ -190,9 +190,9 @@ class TrainConfig:
     """Optimisation settings."""
 
     loss: str = "mse"  # mse | bce | mae (KL is added for VAEs)
-    epochs: int = 30  # maximum epochs
+    epochs: int = 50  # maximum epochs
     batch_size: int = 64
-    lr: float = 2e-3  # Adam learning rate (cosine-annealed to lr/20)
+    lr: float = 5e-3  # Adam learning rate (cosine-annealed to lr/20)
     weight_decay: float = 0.0
     beta: float = 1.0  # KL weight for VAEs
     noise: str | None = None  # denoising: gaussian:0.3 | saltpepper:0.1 | mask:0.25

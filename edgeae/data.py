@@ -1,0 +1,459 @@
+"""Dataset loaders, normalization fitting and the train/validation split (numpy + Pillow).
+
+One entry point, :func:`load_dataset`, reads every supported source into raw samples
+``(N, *sample_shape)``: 8-bit images stay ``uint8`` (so the exact pixels travel to the
+runtime), everything else becomes ``float32``. Normalization is fitted separately
+(:func:`fit_normalization`) and stored in the run config / bundle manifest, so the
+torch-free runtime can read the same files (:func:`load_array_input`) and normalize them
+the same way. No torch here: the runtime CLI imports this module.
+
+Sources: ``digits`` (scikit-learn's 8x8 digits), MNIST-style IDX files (``.gz`` or raw,
+or a folder holding them), ``.npy`` / ``.npz`` arrays, PNG/JPEG files or folders, CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeae.config import Normalization
+from edgeae.errors import DataError
+from edgeae.imageio import read_image
+
+__all__ = [
+    "FORMATS",
+    "IMAGE_SUFFIXES",
+    "Dataset",
+    "load_dataset",
+    "load_array_input",
+    "parse_resize",
+    "fit_normalization",
+    "split_indices",
+]
+
+FORMATS = ("digits", "idx", "npy", "npz", "images", "csv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_SUPPORTED = (
+    "'digits', an MNIST IDX file (*-idx3-ubyte[.gz]) or a folder holding one, "
+    "a .npy/.npz array, a PNG/JPEG image or a folder of them, or a .csv file"
+)
+# IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/).
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+@dataclass
+class Dataset:
+    """Raw samples as read from a source, before normalization."""
+
+    x: np.ndarray  # (N, *sample_shape): uint8 for 8-bit images, float32 otherwise
+    labels: np.ndarray | None  # (N,) int64 class labels when the source has them
+    source: str  # what the user passed (path or "digits")
+    format: str  # digits | idx | npy | npz | images | csv
+    is_image: bool  # samples are (C, H, W) images
+    columns: list[str] | None = None  # CSV header names, when the file has a header
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def parse_resize(text: str | None) -> tuple[int, int] | None:
+    """Parse ``"28x28"`` (HxW) into ``(28, 28)``; ``None`` or ``""`` give None."""
+    if text is None or str(text).strip() == "":
+        return None
+    h, sep, w = str(text).strip().lower().partition("x")
+    try:
+        size = (int(h), int(w))
+    except ValueError:
+        size = None
+    if not sep or size is None or min(size) <= 0:
+        raise DataError(f"resize must look like HxW with positive integers (e.g. 28x28), got {text!r}")
+    return size
+
+
+def load_dataset(source: str | Path = "digits", resize: tuple[int, int] | None = None) -> Dataset:
+    """Read a dataset from ``source`` into raw samples; see the module docstring for formats.
+
+    ``resize=(H, W)`` resizes images (bilinear) as they are read; it is refused for vectors.
+    """
+    name = str(source)
+    if name == "digits":
+        ds = _load_digits()
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise DataError(f"{path} not found: give {_SUPPORTED}")
+        fmt = _detect_format(path)
+        if fmt == "idx":
+            ds = _load_idx(path)
+        elif fmt in ("npy", "npz"):
+            arr, labels = _read_array_file(path, fmt)
+            ds = Dataset(_as_samples(arr, path), labels, name, fmt, arr.ndim >= 3)
+        elif fmt == "images":
+            return _load_images(path, resize)  # resized while decoding
+        else:
+            ds = _load_csv(path)
+    if ds.labels is not None and len(ds.labels) != len(ds.x):
+        raise DataError(
+            f"{name}: {len(ds.labels)} labels for {len(ds.x)} samples; give labels of the same length"
+        )
+    if resize is not None:
+        ds.x = _resize_array(ds.x, resize, ds.is_image, name)
+    return ds
+
+
+def load_array_input(
+    path: str | Path, sample_shape: tuple[int, ...], resize: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Read raw samples ``(N, *sample_shape)`` from any supported file for a trained model.
+
+    A ``.npy`` holding one sample (exactly ``sample_shape``, or ``(H, W)`` for a 1-channel
+    model) gets a batch axis; images and flat vectors of the same size are reshaped into
+    each other (``(N, 1, 8, 8)`` <-> ``(N, 64)``). Anything else that does not match is refused.
+    """
+    want = tuple(int(v) for v in sample_shape)
+    p = Path(path)
+    if p.suffix.lower() in (".npy", ".npz") and p.is_file():
+        arr, _ = _read_array_file(p, p.suffix.lower()[1:])
+        single = want[1:] if len(want) == 3 and want[0] == 1 else None
+        if arr.shape == want or (single is not None and arr.shape == single):
+            arr = arr.reshape((1, *want))
+        x = _as_samples(arr, p)
+        if resize is not None:
+            x = _resize_array(x, resize, x.ndim == 4, str(path))
+    else:
+        x = load_dataset(path, resize).x
+    got = tuple(x.shape[1:])
+    if got != want and math.prod(got) == math.prod(want) and (len(got) == 1 or len(want) == 1):
+        x = x.reshape((x.shape[0], *want))
+    if tuple(x.shape[1:]) != want:
+        fix = "pass --resize HxW to resize images" if len(want) == 3 and len(got) == 3 else (
+            "give data with the shape the model was trained on"
+        )
+        raise DataError(
+            f"{path} holds samples of shape {got}, but the model expects {want}; {fix}"
+        )
+    return x
+
+
+def fit_normalization(x: np.ndarray) -> Normalization:
+    """Choose how raw samples map to model inputs, from the training samples ``(N, ...)``.
+
+    uint8 -> ``scale255`` (pixels / 255); floats already in [0, 1] -> ``identity``; anything
+    else -> ``standardize`` with per-feature mean and std of the flattened sample.
+    """
+    x = np.asarray(x)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise DataError(f"cannot fit a normalization to an array of shape {x.shape}; need (N, ...) with N >= 1")
+    if x.dtype == np.uint8:
+        return Normalization(mode="scale255", raw_dtype="uint8", offset=[0.0], scale=[255.0])
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise DataError(f"cannot fit a normalization to {x.dtype} data; give numeric samples")
+    flat = x.reshape(x.shape[0], -1).astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(flat)))
+    if bad:
+        raise DataError(f"cannot fit a normalization: {bad} values are NaN or infinite; clean the data first")
+    if flat.min() >= 0.0 and flat.max() <= 1.0:
+        return Normalization(mode="identity", raw_dtype="float32", offset=[0.0], scale=[1.0])
+    mean = flat.mean(axis=0)
+    std = flat.std(axis=0)
+    std[std < 1e-12] = 1.0  # constant features: leave them centred, never divide by 0
+    return Normalization(mode="standardize", raw_dtype="float32", offset=mean.tolist(), scale=std.tolist())
+
+
+def split_indices(
+    n: int, val_fraction: float, seed: int, ordered: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``n`` samples into (train, validation) index arrays.
+
+    Random (seeded ``default_rng`` permutation, each part sorted) unless ``ordered``, which
+    holds out the last ``round(n * val_fraction)`` samples, e.g. MNIST's fixed test split.
+    """
+    if not (0.0 < val_fraction < 1.0):
+        raise DataError(f"val fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    n_val = int(math.floor(n * val_fraction + 0.5))  # round half up
+    if n_val < 1 or n_val >= n:
+        raise DataError(
+            f"cannot split {n} samples with val fraction {val_fraction}: that leaves "
+            f"{n - n_val} for training and {n_val} for validation; both need at least one, "
+            "so give more samples or change --val-fraction"
+        )
+    if ordered:
+        return np.arange(n - n_val, dtype=np.int64), np.arange(n - n_val, n, dtype=np.int64)
+    perm = np.random.default_rng(seed).permutation(n).astype(np.int64)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+# --- format detection ------------------------------------------------------------------
+
+
+def _detect_format(path: Path) -> str:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        if any("images-idx3-ubyte" in p.name for p in files):
+            return "idx"
+        if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+            return "images"
+        raise DataError(
+            f"{path} holds no *images-idx3-ubyte* file and no {'/'.join(IMAGE_SUFFIXES)} images; "
+            f"give {_SUPPORTED}"
+        )
+    suffix = path.suffix.lower()
+    if "ubyte" in path.name or ("idx" in path.name.lower() and suffix in (".gz", "")):
+        return "idx"
+    for fmt, suffixes in (("npy", (".npy",)), ("npz", (".npz",)), ("images", IMAGE_SUFFIXES), ("csv", (".csv",))):
+        if suffix in suffixes:
+            return fmt
+    raise DataError(f"{path}: unknown data format {suffix or '(no extension)'!r}; give {_SUPPORTED}")
+
+
+def _check_finite(x: np.ndarray, where: object) -> None:
+    if x.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        if bad:
+            raise DataError(f"{where} contains {bad} NaN or infinite values; clean or drop them first")
+
+
+# --- digits ------------------------------------------------------------------------------
+
+
+def _load_digits() -> Dataset:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError(
+            "the 'digits' dataset needs scikit-learn: pip install 'edgeae[train]' (or give a data file)"
+        ) from None
+    d = load_digits()
+    x = np.rint(d.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
+    return Dataset(x, d.target.astype(np.int64), "digits", "digits", True)
+
+
+# --- IDX -----------------------------------------------------------------------------------
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path} could not be read as an IDX file ({exc}); is it a complete download?") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES or data[3] == 0:
+        raise DataError(
+            f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'none'}); "
+            "give an MNIST-style *-idx3-ubyte[.gz] file"
+        )
+    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int(d) for d in np.frombuffer(data[4:header], dtype=">u4")) if len(data) >= header else ()
+    expected = header + math.prod(dims) * dtype.itemsize
+    if len(dims) != ndim or len(data) != expected:
+        raise DataError(
+            f"{path} is truncated or corrupt: header says {dims} values of {dtype.name} "
+            f"({expected} bytes), file has {len(data)} bytes; download it again"
+        )
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).copy()  # writable
+
+
+def _load_idx(path: Path) -> Dataset:
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.is_file() and "images-idx3-ubyte" in p.name)
+        image_file = images[0]
+    else:
+        image_file = path
+    if "labels-idx1" in image_file.name:
+        raise DataError(f"{image_file} is a labels file; give the matching *images-idx3-ubyte* file")
+    arr = _read_idx(image_file)
+    if arr.ndim == 1:
+        raise DataError(f"{image_file} holds a 1-D array (labels?); give the images file")
+    x = _as_samples(arr, image_file)
+    labels = None
+    label_file = image_file.with_name(image_file.name.replace("images-idx3", "labels-idx1"))
+    if label_file != image_file and label_file.exists():
+        lab = _read_idx(label_file)
+        if lab.ndim != 1 or len(lab) != len(x):
+            raise DataError(
+                f"{label_file} holds labels of shape {lab.shape}, but {image_file} has {len(x)} images; "
+                "give the matching pair of files"
+            )
+        labels = lab.astype(np.int64)
+    return Dataset(x, labels, str(path), "idx", x.ndim == 4)
+
+
+# --- numpy arrays ----------------------------------------------------------------------------
+
+
+def _read_array_file(path: Path, fmt: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Load the array of a .npy, or the ``x`` (or only) array of a .npz, plus ``y``/``labels``."""
+    labels = None
+    try:
+        if fmt == "npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if "x" in keys:
+                    key = "x"
+                elif len(keys) == 1:
+                    key = keys[0]
+                else:
+                    raise DataError(
+                        f"{path} holds arrays {keys or '(none)'}; name the samples 'x' "
+                        "(np.savez(path, x=samples, y=labels)) or save one array"
+                    )
+                arr = z[key]
+                for lk in ("y", "labels"):
+                    if key == "x" and lk in keys:
+                        labels = z[lk]
+                        break
+    except DataError:
+        raise
+    except ValueError as exc:
+        if "Object arrays" in str(exc):
+            raise DataError(
+                f"{path} holds Python objects (an object array); save a numeric array instead "
+                "(e.g. np.save(path, np.asarray(x, dtype=np.float32)))"
+            ) from None
+        raise DataError(f"{path} could not be read as a numpy {fmt} file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path} could not be read as a numpy {fmt} file ({exc})") from None
+    if labels is not None:
+        if labels.ndim != 1 or labels.dtype.kind not in "iub":
+            raise DataError(f"{path}: labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+        labels = labels.astype(np.int64)
+    return arr, labels
+
+
+def _as_samples(arr: np.ndarray, path: object) -> np.ndarray:
+    """Map an array ``(N, ...)`` to raw samples: vectors (N, D) or channels-first images."""
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{path} holds {arr.dtype} values; give a numeric array (integers or floats)")
+    if arr.ndim < 2 or arr.shape[0] == 0:
+        raise DataError(
+            f"{path} holds an array of shape {arr.shape}; give samples as (N, D) vectors or "
+            "(N, H, W) / (N, C, H, W) / (N, H, W, C) images with N >= 1"
+        )
+    if arr.ndim == 3:
+        arr = arr[:, None]  # (N, H, W) -> (N, 1, H, W)
+    elif arr.ndim == 4 and arr.shape[1] not in (1, 3, 4):
+        if arr.shape[3] not in (1, 3):
+            raise DataError(
+                f"{path} holds images of shape {arr.shape[1:]}; give (C, H, W) with C in 1, 3, 4 "
+                "or (H, W, C) with C in 1, 3"
+            )
+        arr = arr.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    elif arr.ndim > 4:
+        raise DataError(f"{path} holds an array of shape {arr.shape}; at most 4 dimensions (N, C, H, W)")
+    x = np.ascontiguousarray(arr, dtype=np.uint8 if arr.dtype == np.uint8 else np.float32)
+    _check_finite(x, path)
+    return x
+
+
+def _resize_array(x: np.ndarray, size: tuple[int, int], is_image: bool, name: str) -> np.ndarray:
+    """Resize images (N, C, H, W) to (N, C, *size) with Pillow's bilinear filter."""
+    if not is_image:
+        raise DataError(f"--resize applies to images only; {name} holds vectors of shape {x.shape[1:]}")
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    from PIL import Image
+
+    out = np.empty((*x.shape[:2], *size), dtype=x.dtype)  # (N, C, H', W')
+    for i in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            img = Image.fromarray(x[i, c])  # mode L for uint8, F for float32
+            out[i, c] = np.asarray(img.resize((size[1], size[0]), Image.BILINEAR))
+    return out
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def _load_images(path: Path, resize: tuple[int, int] | None) -> Dataset:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        files = [path]
+    arrays = [read_image(f, resize) for f in files]
+    first = arrays[0].shape[:2]
+    for f, a in zip(files, arrays, strict=True):
+        if a.shape[:2] != first:
+            raise DataError(
+                f"images in {path} have different sizes: {files[0].name} is "
+                f"{first[0]}x{first[1]} and {f.name} is {a.shape[0]}x{a.shape[1]} (HxW); "
+                f"pass --resize HxW (e.g. --resize {first[0]}x{first[1]}) to resize them all"
+            )
+    if any(a.ndim == 3 for a in arrays):  # mixed gray and colour: make all RGB
+        arrays = [a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]
+        x = np.stack(arrays).transpose(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
+    else:
+        x = np.stack(arrays)[:, None]  # (N, 1, H, W)
+    return Dataset(np.ascontiguousarray(x), None, str(path), "images", True)
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _load_csv(path: Path) -> Dataset:
+    """Numeric CSV -> float32 (N, D); a first row with any non-number is the header.
+
+    numpy's C parser reads well-formed files; on any problem the rows are scanned again in
+    Python to name the line and column at fault.
+    """
+    try:
+        lines = path.read_text().splitlines()
+        rows = [(i, r) for i, r in enumerate(csv.reader(lines), start=1) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} could not be read as CSV text ({exc})") from None
+    columns = None
+    if rows and not all(_is_number(c) for c in rows[0][1]):
+        columns = [c.strip() for c in rows[0][1]]
+        lines = lines[rows[0][0] :]  # drop everything up to the header line
+        rows = rows[1:]
+    if not rows:
+        raise DataError(f"{path} has no data rows; give one sample per line of comma-separated numbers")
+    width = len(columns) if columns is not None else len(rows[0][1])
+    try:
+        values = np.loadtxt(lines, delimiter=",", dtype=np.float32, ndmin=2, comments=None)
+        fast = values.shape == (len(rows), width)
+    except ValueError:
+        fast = False
+    if not fast:
+        values = _scan_csv(path, rows, width, columns)
+    _check_finite(values, path)
+    return Dataset(values, None, str(path), "csv", False, columns)
+
+
+def _scan_csv(path: Path, rows: list, width: int, columns: list[str] | None) -> np.ndarray:
+    """Parse rows ``(line_number, cells)`` cell by cell, naming the first bad one."""
+    values = np.empty((len(rows), width), dtype=np.float32)
+    for n, (line, row) in enumerate(rows):
+        if len(row) != width:
+            raise DataError(f"{path}, line {line}: {len(row)} columns, expected {width}; make every row the same length")
+        try:
+            values[n] = [float(c) for c in row]
+        except ValueError:
+            for j, cell in enumerate(row):
+                if not _is_number(cell):
+                    col = f"column {j + 1}" + (f" ({columns[j]!r})" if columns else "")
+                    raise DataError(
+                        f"{path}, line {line}, {col}: {cell!r} is not a number; "
+                        "CSV data must be numeric (only the first row may be a header)"
+                    ) from None
+    return values

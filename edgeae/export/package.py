@@ -1,0 +1,75 @@
+"""Device packaging: ORT-format (.ort) copies and fixed-batch variants.
+
+ONNX Runtime's mobile / minimal builds load only the ``.ort`` flatbuffer format and are
+built with just the operators listed in ``required_operators.config``; both are written
+with onnxruntime's own tooling. Fixed-batch graphs let ahead-of-time compilers plan
+static memory (NPUs, TensorRT engines without profiles).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeae.errors import ExportError
+from edgeae.export.graphs import check_graph, fix_batch
+from edgeae.export.validate import Checks, run, session, take_batch
+
+__all__ = ["ORT_CONFIG", "ort_name", "fixed_name", "write_ort", "write_required_operators",
+           "write_fixed_batch", "check_same_outputs"]
+
+ORT_CONFIG = "required_operators.config"
+
+
+def ort_name(role: str, precision: str, raw: bool = False) -> str:
+    """``encoder.ort`` for fp32, ``encoder.<precision>.ort`` otherwise (``.raw`` before the suffix)."""
+    stem = role if precision == "fp32" else f"{role}.{precision}"
+    return f"{stem}{'.raw' if raw else ''}.ort"
+
+
+def fixed_name(role: str, precision: str, batch: int) -> str:
+    return f"{role}.{precision}.b{batch}.onnx"
+
+
+def write_ort(src: Path, dst: Path) -> None:
+    """Convert ``src`` to the ORT format with basic (platform-independent) optimizations."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(dst)
+    opts.add_session_config_entry("session.save_model_format", "ORT")
+    opts.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ExportError(f"converting {src.name} to the ORT format failed: {exc}") from exc
+    if not dst.is_file():
+        raise ExportError(f"onnxruntime did not write {dst.name}; is this onnxruntime build able to save .ort files?")
+
+
+def write_required_operators(ort_files: list[Path], config: Path) -> None:
+    """The operator list a minimal ONNX Runtime build needs for these graphs."""
+    from onnxruntime.tools.ort_format_model import create_config_from_models
+
+    create_config_from_models([str(p) for p in ort_files], str(config), enable_type_reduction=False)
+
+
+def write_fixed_batch(src: Path, dst: Path, batch: int) -> None:
+    fix_batch(src, dst, batch)
+    check_graph(dst)
+
+
+def check_same_outputs(candidate: Path, reference: Path, x: np.ndarray, batch: int, checks: Checks,
+                       tolerance: float, optimize_reference: bool = True) -> None:
+    """Run ``candidate`` and ``reference`` at ``batch`` on real samples; record each output's error."""
+    xb = take_batch(x, batch)
+    try:
+        got = run(session(candidate), xb)
+    except Exception as exc:
+        raise ExportError(f"{candidate.name} does not run in onnxruntime: {exc}") from exc
+    want = run(session(reference, optimize=optimize_reference), xb)
+    for name, value in want.items():
+        checks.add(candidate.name, name, batch, got.get(name, np.empty(0)), value, tolerance,
+                   against=f"onnxruntime/{reference.name}")

@@ -1,0 +1,119 @@
+"""Reduced-precision variants of an fp32 graph: int8 dynamic, int8 static (QDQ), fp16.
+
+- ``int8-dynamic``: weights stored as int8, activations quantized per batch at run time
+  (``onnxruntime.quantization.quantize_dynamic``). ORT's dynamic quantizer handles MatMul
+  and Conv but not Gemm, so Gemm nodes are first rewritten as MatMul + Add.
+- ``int8-static``: QDQ graph with activation ranges calibrated on training samples
+  (``quantize_static``, per-channel weights; minmax | entropy | percentile).
+- ``fp16``: float16 weights and compute, float32 inputs/outputs (``keep_io_types``) via
+  ``onnxruntime.transformers.float16`` (onnxconverter-common is not needed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgeae.errors import ConfigError, ExportError
+from edgeae.export.graphs import gemm_to_matmul
+
+__all__ = ["PRECISIONS", "CALIBRATION_METHODS", "parse_precisions", "quantize_graph"]
+
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def parse_precisions(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"fp32,int8"`` -> ``["fp32", "int8"]``; fp32 is always included (the reference); order kept."""
+    items = [p.strip() for p in value.split(",")] if isinstance(value, str) else [str(p).strip() for p in value]
+    items = [p for p in items if p]
+    allowed = PRECISIONS + ("int8",)
+    for p in items:
+        if p not in allowed:
+            raise ConfigError(
+                f"unknown precision {p!r}; choose from: {', '.join(allowed)} "
+                "(comma-separated, e.g. --precision fp32,int8-dynamic)"
+            )
+    out = ["fp32"]
+    for p in items:
+        if p not in out:
+            out.append(p)
+    return out
+
+
+class _Reader:
+    """CalibrationDataReader over training samples, fed in batches of 32."""
+
+    def __init__(self, input_name: str, data: np.ndarray, batch: int = 32):
+        self._batches = [{input_name: data[i : i + batch]} for i in range(0, len(data), batch)]
+        self._i = 0
+
+    def get_next(self):
+        if self._i >= len(self._batches):
+            return None
+        self._i += 1
+        return self._batches[self._i - 1]
+
+    def rewind(self) -> None:
+        self._i = 0
+
+
+@contextlib.contextmanager
+def _quiet():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_graph(
+    src: Path, dst: Path, precision: str, calibration: np.ndarray | None = None,
+    method: str = "minmax", input_name: str = "x",
+) -> None:
+    """Write the ``precision`` variant of the fp32 graph ``src`` to ``dst``."""
+    from onnxruntime import quantization as q
+
+    if method not in CALIBRATION_METHODS:
+        raise ConfigError(f"unknown calibration method {method!r}; choose one of: {', '.join(CALIBRATION_METHODS)}")
+    try:
+        with _quiet(), tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+            if precision == "int8-dynamic":
+                prepared = Path(tmp) / "prepared.onnx"
+                onnx.save_model(gemm_to_matmul(onnx.load(str(src))), str(prepared))
+                q.quantize_dynamic(str(prepared), str(dst), weight_type=q.QuantType.QInt8, per_channel=False,
+                                   extra_options={"MatMulConstBOnly": True})
+            elif precision == "int8-static":
+                if calibration is None or len(calibration) == 0:
+                    raise ConfigError(
+                        "int8-static needs calibration data (training samples) to set activation ranges; "
+                        "pass calibration_data=... or use int8-dynamic"
+                    )
+                calib_method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
+                                "percentile": q.CalibrationMethod.Percentile}[method]
+                q.quantize_static(
+                    str(src), str(dst), _Reader(input_name, np.ascontiguousarray(calibration)),
+                    quant_format=q.QuantFormat.QDQ, per_channel=True, activation_type=q.QuantType.QUInt8,
+                    weight_type=q.QuantType.QInt8, calibrate_method=calib_method,
+                    extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False},
+                )
+            elif precision == "fp16":
+                from onnxruntime.transformers.float16 import convert_float_to_float16
+
+                model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=False)
+                onnx.save_model(model, str(dst))
+            else:
+                raise ConfigError(f"cannot quantize to {precision!r}; choose from {', '.join(PRECISIONS[1:])}")
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"writing the {precision} variant of {src.name} failed: {exc}") from exc

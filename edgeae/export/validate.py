@@ -1,0 +1,173 @@
+"""Checks that an exported graph computes what PyTorch computes, on real held-out samples.
+
+Every check is recorded (graph, output, batch, max abs error, tolerance); nothing stops at
+the first mismatch, so one :class:`edgeae.errors.ValidationError` lists them all. A second,
+independent implementation (``onnx.reference.ReferenceEvaluator``) runs every graph too,
+so an ONNX Runtime kernel bug cannot hide behind a matching exporter bug.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BATCHES",
+    "REFERENCE_ATOL",
+    "Check",
+    "Checks",
+    "session",
+    "run",
+    "take_batch",
+    "reference_check",
+    "psnr",
+    "measure_latency",
+]
+
+BATCHES = (1, 7, 64)  # batch sizes every graph is run at (odd 7 catches batch-axis bugs)
+REFERENCE_ATOL = 1e-4  # ReferenceEvaluator vs ONNX Runtime / PyTorch
+
+
+@dataclass
+class Check:
+    """One compared output."""
+
+    graph: str  # file name, e.g. "encoder.onnx"
+    output: str  # output name, e.g. "code"; "end_to_end" for decode(encode(x))
+    batch: int | None  # batch size it ran at
+    max_abs_error: float  # max |got - want|
+    tolerance: float | None  # None: recorded, not enforced
+    against: str = "pytorch"  # pytorch | onnxruntime (what "want" came from)
+
+    @property
+    def passed(self) -> bool:
+        return self.tolerance is None or self.max_abs_error <= self.tolerance
+
+    def line(self) -> str:
+        return (f"{self.graph} {self.output} (batch {self.batch}, vs {self.against}): max abs error "
+                f"{self.max_abs_error:.3g} > tolerance {self.tolerance:g}")
+
+
+@dataclass
+class Checks:
+    """All checks of one export, plus notes for checks that could not run."""
+
+    items: list[Check] = field(default_factory=list)  # every comparison made
+    notes: list[str] = field(default_factory=list)  # skipped checks and why
+
+    def add(self, graph: str, output: str, batch: int | None, got: np.ndarray, want: np.ndarray,
+            tolerance: float | None, against: str = "pytorch") -> Check:
+        got = np.asarray(got, np.float64)
+        want = np.asarray(want, np.float64)
+        if got.shape != want.shape:
+            err = math.inf
+        else:
+            diff = np.abs(got - want)
+            err = float(diff.max()) if diff.size else 0.0
+            if not np.isfinite(diff).all():
+                err = math.inf
+        check = Check(graph, output, batch, err, tolerance, against)
+        self.items.append(check)
+        return check
+
+    def failures(self) -> list[Check]:
+        return [c for c in self.items if not c.passed]
+
+    def max_errors(self, graphs: set[str], against: str = "pytorch") -> dict[str, float]:
+        """Largest error per output over batches, for the manifest's validation record."""
+        out: dict[str, float] = {}
+        for c in self.items:
+            if c.graph in graphs and c.against == against:
+                out[c.output] = max(out.get(c.output, 0.0), c.max_abs_error)
+        return out
+
+
+def session(path: Path, optimize: bool = True, threads: int = 1) -> Any:
+    """A CPU InferenceSession pinned to ``threads`` (optimizations off runs the graph as written)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run(sess: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """All outputs of a one-input graph by name."""
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, {sess.get_inputs()[0].name: x})))
+
+
+def take_batch(x: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` real samples, repeating them when fewer are held out."""
+    if len(x) < n:
+        x = np.concatenate([x] * math.ceil(n / len(x)))
+    return np.ascontiguousarray(x[:n])
+
+
+def reference_check(path: Path, x: np.ndarray, want: dict[str, np.ndarray] | None, checks: Checks,
+                    batch: int) -> None:
+    """Run ``path`` in onnx.reference and compare with ``want`` (PyTorch) or, when None, with
+    ONNX Runtime running the same graph unoptimized. Unsupported ops are noted, not failed."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    name = path.name
+    try:
+        ref = ReferenceEvaluator(onnx.load(str(path)))
+        outs = ref.run(None, {ref.input_names[0]: x})
+        got = dict(zip(ref.output_names, outs))
+    except Exception as exc:  # NotImplementedError or kernel errors for contrib / quantized ops
+        checks.notes.append(f"{name}: ReferenceEvaluator cannot run it ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:120]}); checked with ONNX Runtime only")
+        return
+    against = "pytorch"
+    if want is None:
+        want, against = run(session(path, optimize=False), x), "onnxruntime"
+    for key, value in got.items():
+        if key in want:
+            checks.add(name, key, batch, value, want[key], REFERENCE_ATOL, against=f"reference-evaluator/{against}")
+
+
+def psnr(x_hat: np.ndarray, target: np.ndarray, peak: float) -> float:
+    """PSNR in dB over all held-out samples (model units)."""
+    mse = float(np.mean((np.asarray(x_hat, np.float64) - np.asarray(target, np.float64)) ** 2))
+    return math.inf if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def measure_latency(pairs: dict[str, tuple[Any, Any]], x: np.ndarray, batches: tuple[int, ...] = (1, 64),
+                    repeats: int = 30) -> dict[str, dict[str, float]]:
+    """Median end-to-end (encode + decode) milliseconds per variant, variants interleaved.
+
+    Sessions are warmed up first; each round runs every variant once (A B C A B C ...) so
+    machine drift hits all of them alike. Inputs are real samples.
+    """
+    result: dict[str, dict[str, float]] = {name: {} for name in pairs}
+    for b in batches:
+        xb = take_batch(x, b)
+        feeds = {}
+        for name, (enc, dec) in pairs.items():
+            enc_in = enc.get_inputs()[0].name
+            code = enc.run(["code"], {enc_in: xb})[0]
+            feeds[name] = (enc_in, dec.get_inputs()[0].name)
+            dec.run(None, {feeds[name][1]: code})  # warm-up
+        times: dict[str, list[int]] = {name: [] for name in pairs}
+        for _ in range(repeats):
+            for name, (enc, dec) in pairs.items():
+                enc_in, dec_in = feeds[name]
+                t0 = time.perf_counter_ns()
+                code = enc.run(["code"], {enc_in: xb})[0]
+                dec.run(None, {dec_in: code})
+                times[name].append(time.perf_counter_ns() - t0)
+        for name in pairs:
+            result[name][f"batch{b}"] = round(float(np.median(times[name])) / 1e6, 4)
+    return result

@@ -1,0 +1,130 @@
+"""Image files in and out (numpy + Pillow, no torch): read one image, save grids and samples.
+
+Used by the data loaders (reading PNG/JPEG), by training (``reconstructions.png``:
+originals over reconstructions) and by the runtime CLI (one PNG per decoded sample).
+Arrays are channels-first ``(N, C, H, W)``, ``uint8`` pixels or floats in [0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeae.errors import DataError
+
+__all__ = ["is_image_shape", "read_image", "save_grid", "save_images", "to_uint8"]
+
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+_GAP = 128  # grey 1-pixel border between tiles, visible on black and white images
+
+
+def is_image_shape(shape: tuple[int, ...]) -> bool:
+    """True for one sample's shape ``(C, H, W)`` with C in 1, 3, 4 (gray, RGB, RGBA)."""
+    shape = tuple(int(v) for v in shape)
+    return len(shape) == 3 and shape[0] in _MODES and shape[1] >= 1 and shape[2] >= 1
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """uint8 stays as is; floats are taken as [0, 1], clipped, scaled to 0..255 and rounded."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x
+    return np.rint(np.clip(np.nan_to_num(x.astype(np.float32)), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def read_image(path: str | Path, resize: tuple[int, int] | None = None) -> np.ndarray:
+    """One image file -> ``(H, W)`` uint8 (grayscale) or ``(H, W, 3)`` uint8 (colour).
+
+    Palette and alpha images become RGB (alpha dropped), 16-bit grayscale is scaled to
+    8 bits; ``resize=(H, W)`` resizes with a bilinear filter.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            if img.mode.startswith("I;16"):
+                img = Image.fromarray((np.asarray(img, dtype=np.uint32) // 257).astype(np.uint8))
+            elif img.mode in ("1", "LA", "I", "F"):
+                img = img.convert("L")
+            elif img.mode == "P":
+                img = img.convert("RGBA").convert("RGB")
+            elif img.mode != "L":
+                img = img.convert("RGB")  # RGB, RGBA, CMYK, YCbCr
+            if resize is not None and img.size != (resize[1], resize[0]):
+                img = img.resize((resize[1], resize[0]), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path} could not be read as an image ({exc}); remove or replace it") from None
+
+
+def _check_images(x: np.ndarray, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 4 or not is_image_shape(x.shape[1:]):
+        raise DataError(
+            f"{what} must be images of shape (N, C, H, W) with C in 1, 3, 4, got {x.shape}"
+        )
+    return to_uint8(x)
+
+
+def _to_pil(img: np.ndarray):
+    """(C, H, W) uint8 -> PIL image."""
+    from PIL import Image
+
+    # Pillow picks the mode from the array: (H, W) -> L, (H, W, 3) -> RGB, (H, W, 4) -> RGBA.
+    return Image.fromarray(img[0] if img.shape[0] == 1 else np.ascontiguousarray(img.transpose(1, 2, 0)))
+
+
+def save_grid(rows: list[np.ndarray], path: str | Path, scale: int = 4) -> Path:
+    """Save image rows (each ``(N, C, H, W)``) as one PNG grid, row under row.
+
+    E.g. ``[originals, reconstructions]`` puts each reconstruction under its original.
+    Rows may differ in N (short rows are left grey) and in C (gray rows are shown as RGB
+    next to colour rows); ``scale`` enlarges pixels (nearest neighbour) for viewing.
+    """
+    if not rows:
+        raise DataError("save_grid needs at least one row of images")
+    if int(scale) < 1:
+        raise DataError(f"grid scale must be a positive integer, got {scale}")
+    imgs = [_check_images(r, f"grid row {i}") for i, r in enumerate(rows)]
+    h, w = imgs[0].shape[2:]
+    if any(r.shape[2:] != (h, w) for r in imgs):
+        sizes = ", ".join(f"{r.shape[2]}x{r.shape[3]}" for r in imgs)
+        raise DataError(f"grid rows must share one image size (HxW), got {sizes}")
+    c = max(r.shape[1] for r in imgs)
+    cols = max(max(r.shape[0] for r in imgs), 1)
+    grid = np.full((c, len(imgs) * (h + 1) + 1, cols * (w + 1) + 1), _GAP, dtype=np.uint8)
+    if c == 4:
+        grid[3] = 255  # opaque background
+    for i, row in enumerate(imgs):
+        if row.shape[1] == 1 and c > 1:
+            row = np.repeat(row, 3, axis=1)  # gray -> RGB
+        if row.shape[1] == 3 and c == 4:
+            row = np.concatenate([row, np.full_like(row[:, :1], 255)], axis=1)  # opaque alpha
+        for j, img in enumerate(row):
+            top, left = 1 + i * (h + 1), 1 + j * (w + 1)
+            grid[:, top : top + h, left : left + w] = img
+    s = int(scale)
+    grid = np.repeat(np.repeat(grid, s, axis=1), s, axis=2)  # (c, H*s, W*s)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _to_pil(grid).save(path, format="PNG")
+    return path
+
+
+def save_images(x: np.ndarray, folder: str | Path) -> list[Path]:
+    """Write one PNG per sample of ``(N, C, H, W)`` images as ``folder/00000.png`` ...
+
+    Sorted file names keep the sample order, so :func:`edgeae.data.load_dataset` reads the
+    folder back into the same array (lossless for uint8).
+    """
+    imgs = _check_images(x, "images to save")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    digits = max(5, len(str(len(imgs) - 1)))
+    paths = []
+    for i, img in enumerate(imgs):
+        p = folder / f"{i:0{digits}d}.png"
+        _to_pil(img).save(p, format="PNG")
+        paths.append(p)
+    return paths

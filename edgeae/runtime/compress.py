@@ -1,0 +1,131 @@
+"""Samples <-> compressed streams through a loaded model (torch-free).
+
+    x (N, *input_shape) -> model.encode -> codes (N, D) -> codec -> .eae bytes
+    .eae bytes -> codec -> codes_hat -> model.decode(raw=True) -> x_hat (raw units)
+
+``model`` is an :class:`edgeae.runtime.model.EdgeModel` (anything with ``.encode``,
+``.decode(codes, raw=True)`` and ``.manifest``). The codec tables come from
+``manifest["codec"]``: one codec record, or a list of them (one per bit depth).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeae.errors import BundleError, ConfigError, StreamError
+from edgeae.runtime.codec import LatentCodec
+from edgeae.runtime.stream import (
+    StreamInfo,
+    append_file,
+    compress_codes,
+    decompress_codes,
+    read_header,
+)
+
+__all__ = ["compress", "decompress", "append", "codecs_of", "decoder_sha256"]
+
+
+def _as_dict(manifest: Any) -> dict[str, Any]:
+    """A manifest dict, or a runtime Manifest object (anything with ``to_dict``)."""
+    if not isinstance(manifest, dict) and hasattr(manifest, "to_dict"):
+        manifest = manifest.to_dict()
+    if not isinstance(manifest, dict):
+        raise BundleError(f"manifest is {type(manifest).__name__}; expected a manifest record")
+    return manifest
+
+
+def decoder_sha256(manifest: Any) -> str:
+    """SHA-256 of the bundle's reference decoder (fp32 ONNX, dynamic batch).
+
+    All precisions of one bundle share this id, so a stream written with an int8 encoder
+    decodes with an fp16 decoder of the same bundle.
+    """
+    graphs = _as_dict(manifest).get("graphs")
+    if not isinstance(graphs, list):
+        raise BundleError("manifest has no 'graphs' list; re-export the bundle")
+    decs = [g for g in graphs if isinstance(g, dict) and g.get("role") == "decoder"]
+    ref = [g for g in decs if g.get("file") == "decoder.onnx"] or [
+        g for g in decs if g.get("precision") == "fp32" and g.get("format", "onnx") == "onnx"
+    ]
+    if not ref or not isinstance(ref[0].get("sha256"), str):
+        raise BundleError(
+            "manifest lists no fp32 decoder graph with a sha256; compression needs it to "
+            "tag streams (re-export the bundle)"
+        )
+    return ref[0]["sha256"]
+
+
+def codecs_of(model: Any) -> list[tuple[LatentCodec, bytes]]:
+    """Every (codec, model id) the bundle offers, in manifest order."""
+    manifest = _as_dict(model.manifest)
+    record = manifest.get("codec")
+    if record is None:
+        raise BundleError(
+            "bundle has no codec tables (manifest 'codec' is null); re-export it with "
+            "codec tables to compress"
+        )
+    records = record if isinstance(record, list) else [record]
+    sha = decoder_sha256(manifest)
+    out = []
+    for rec in records:
+        codec = LatentCodec.from_dict(rec)
+        code_size = manifest.get("code_size")
+        if code_size is not None and code_size != codec.code_size:
+            raise BundleError(
+                f"codec tables cover {codec.code_size} dims but the bundle's code_size is "
+                f"{code_size}; re-export the bundle"
+            )
+        out.append((codec, codec.model_id(sha)))
+    return out
+
+
+def _pick(model: Any, bits: int | None) -> tuple[LatentCodec, bytes]:
+    options = codecs_of(model)
+    if bits is None:
+        return options[0]
+    for codec, mid in options:
+        if codec.bits == bits:
+            return codec, mid
+    have = sorted({c.bits for c, _ in options})
+    raise ConfigError(
+        f"bits={bits} has no codec tables in this bundle; available: {have} "
+        "(omit bits, or re-export with tables for that bit depth)"
+    )
+
+
+def compress(model: Any, x: np.ndarray, bits: int | None = None) -> bytes:
+    """Raw samples ``(N, *input_shape)`` -> one .eae stream (see docs/FORMAT.md)."""
+    codec, mid = _pick(model, bits)
+    codes = np.asarray(model.encode(x))
+    return compress_codes(codec, mid, codes.reshape(-1, codec.code_size))  # one sample: (1, D)
+
+
+def decompress(model: Any, data: bytes) -> np.ndarray:
+    """A stream -> raw reconstructions ``(N, *input_shape)``; the codec is found by id."""
+    info = read_header(data)
+    for codec, mid in codecs_of(model):
+        if mid == info.model_id:
+            return model.decode(decompress_codes(codec, mid, data), raw=True)
+    have = ", ".join(m.hex() for _, m in codecs_of(model))
+    raise StreamError(
+        f"stream was written for model id {info.model_id.hex()}, not this model ({have}); "
+        "decompress it with the bundle that wrote it"
+    )
+
+
+def append(
+    model: Any, path: str | os.PathLike, x: np.ndarray, bits: int | None = None
+) -> StreamInfo:
+    """Append raw samples to the stream file ``path`` (created if missing)."""
+    codec, mid = _pick(model, bits)
+    if bits is None and os.path.exists(path) and os.path.getsize(path) > 0:
+        stream_id = read_header(Path(path).read_bytes()).model_id  # keep the file's codec
+        for c, m in codecs_of(model):
+            if m == stream_id:
+                codec, mid = c, m
+    codes = np.asarray(model.encode(x)).reshape(-1, codec.code_size)  # one sample: (1, D)
+    return append_file(codec, mid, path, codes)

@@ -1,0 +1,269 @@
+"""Load a bundle and run it: :func:`load` -> :class:`EdgeModel` (numpy + onnxruntime only).
+
+Data flow::
+
+    raw x (uint8 | float32) -> Normalizer -> encoder.onnx -> code (N, code_size)
+    code -> decoder.onnx -> x_hat (model units) -> Normalizer.denormalize -> raw units
+
+Everything a call needs (sessions, tensor names, dtypes, the normalizer) is worked out
+once in :func:`load`; a call only validates its input and runs one session per chunk.
+A loaded model keeps no per-call state, so one instance serves several threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeae.errors import BundleError, InputError
+from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, file_problem, read_manifest
+from edgeae.runtime.preprocess import Normalizer
+from edgeae.runtime.session import (
+    create_session,
+    max_supported_opset,
+    resolve_providers,
+    session_options,
+)
+
+__all__ = ["DEFAULT_BATCH_SIZE", "EdgeModel", "load"]
+
+DEFAULT_BATCH_SIZE = 4096  # samples per session.run for large arrays
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+              "tensor(int8)": "int8", "tensor(double)": "float64"}
+Progress = Callable[[int], None]  # called with the number of samples finished in each chunk
+
+
+class _Graph:
+    """One open session and what is needed to feed it (fixed at load time)."""
+
+    def __init__(self, folder: Path, entry: GraphEntry, providers: list[str], options: Any,
+                 output: str):
+        self.entry = entry
+        self.session = create_session(folder / entry.file, providers, options)
+        inputs = self.session.get_inputs()
+        outputs = [o.name for o in self.session.get_outputs()]
+        if len(inputs) != 1 or inputs[0].name != entry.inputs[0].name or output not in outputs:
+            raise BundleError(
+                f"{entry.file}: graph has inputs {[i.name for i in inputs]} and outputs {outputs}, "
+                f"manifest expects input {entry.inputs[0].name!r} and output {output!r}; re-export the bundle"
+            )
+        got = _ORT_TYPES.get(inputs[0].type, inputs[0].type)
+        if got != entry.inputs[0].dtype:
+            raise BundleError(
+                f"{entry.file}: graph input dtype is {got}, manifest says {entry.inputs[0].dtype}; re-export the bundle"
+            )
+        self.input_name = inputs[0].name
+        self.input_dtype = np.dtype(got)
+        self.output_names = [output]
+        self.raw_io = entry.raw_io
+        self.fixed_batch = entry.fixed_batch
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        if self.fixed_batch and n != self.fixed_batch:  # pad the last chunk, drop the padding after
+            pad = np.repeat(x[-1:], self.fixed_batch - n, axis=0)
+            x = np.concatenate([x, pad])
+        out = self.session.run(self.output_names, {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
+        return out[:n]
+
+
+class EdgeModel:
+    """An exported autoencoder, ready to encode, decode and reconstruct numpy arrays.
+
+    Inputs may be one sample ``sample_shape`` or a batch ``(N, *sample_shape)``; the
+    output has a batch axis exactly when the input had one. ``uint8`` inputs are raw
+    samples (normalized here); ``float32`` inputs are raw features for ``standardize``
+    bundles and already-normalized model inputs otherwise. Other dtypes are refused.
+    """
+
+    def __init__(self, folder: Path, manifest: Manifest, precision: str, providers: list[str],
+                 encoder: _Graph, decoder: _Graph):
+        self.folder = folder  # the bundle folder
+        self.manifest = manifest  # the validated manifest.json
+        self.precision = precision  # the precision loaded
+        self.providers = list(encoder.session.get_providers())  # what onnxruntime actually uses
+        self.code_size = manifest.code_size  # width of one code
+        self.sample_shape = manifest.sample_shape  # one sample, no batch axis
+        self.normalizer = Normalizer(manifest.normalization, self.sample_shape)
+        self._encoder = encoder
+        self._decoder = decoder
+        self._floats_are_raw = manifest.normalization["mode"] == "standardize"
+        graphs = [g.entry for g in (encoder, decoder)]
+        self.info = {  # essentials for display; see edgeae.runtime.summary.describe_bundle
+            "bundle": str(folder), "kind": manifest.kind, "variational": manifest.variational,
+            "code_size": manifest.code_size, "sample_shape": list(self.sample_shape),
+            "normalization": manifest.normalization["mode"], "raw_dtype": manifest.normalization["raw_dtype"],
+            "precision": precision, "providers": self.providers,
+            "format_version": manifest.format_version, "precisions": manifest.precisions("encoder"),
+            "graphs": [{"role": g.role, "file": g.file, "format": g.format, "opset": g.opset,
+                        "size": g.size, "sha256": g.sha256, "raw_io": g.raw_io} for g in graphs],
+            "hashes_ok": True, "tools": dict(manifest.tools), "created": manifest.created,
+        }
+
+    def __repr__(self) -> str:
+        return (f"EdgeModel({str(self.folder)!r}, kind={self.manifest.kind!r}, precision={self.precision!r}, "
+                f"code_size={self.code_size}, sample_shape={self.sample_shape}, providers={self.providers})")
+
+    # ---- public calls ----------------------------------------------------------------
+    def encode(self, x: np.ndarray, batch_size: int | None = None, progress: Progress | None = None) -> np.ndarray:
+        """Samples ``(N, *sample_shape)`` -> codes ``(N, code_size)`` float32."""
+        x, single = self._check_samples(x)
+        out = self._map(x, self._encode_chunk, (self.code_size,), np.float32, batch_size, progress)
+        return out[0] if single else out
+
+    def decode(self, code: np.ndarray, batch_size: int | None = None, raw: bool = False,
+               progress: Progress | None = None) -> np.ndarray:
+        """Codes ``(N, code_size)`` -> reconstructions: model units, or raw units with ``raw=True``."""
+        code, single = self._check(code, "code", (self.code_size,), ("float32",), "use code.astype(np.float32)")
+        dtype = self.normalizer.raw_dtype if raw else np.float32
+        out = self._map(code, lambda c: self._decode_chunk(c, raw), self.sample_shape, dtype, batch_size, progress)
+        return out[0] if single else out
+
+    def reconstruct(self, x: np.ndarray, batch_size: int | None = None, raw: bool = False,
+                    progress: Progress | None = None) -> np.ndarray:
+        """decode(encode(x)), chunk by chunk (codes are never held for the whole array)."""
+        x, single = self._check_samples(x)
+        dtype = self.normalizer.raw_dtype if raw else np.float32
+        out = self._map(x, lambda c: self._decode_chunk(self._encode_chunk(c), raw), self.sample_shape,
+                        dtype, batch_size, progress)
+        return out[0] if single else out
+
+    def sample(self, n: int, seed: int = 0, raw: bool = False) -> np.ndarray:
+        """Decode ``n`` codes drawn from N(0, I): new samples from a VAE's prior."""
+        if not self.manifest.variational:
+            raise BundleError(
+                f"sample() needs a variational bundle (kind vae or conv-vae); this bundle's kind is "
+                f"{self.manifest.kind!r}: use decode() with codes of your own"
+            )
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise InputError(f"n must be a non-negative int, got {n!r}")
+        codes = np.random.default_rng(seed).standard_normal((int(n), self.code_size), dtype=np.float32)
+        return self.decode(codes, raw=raw)
+
+    def to_model_units(self, x: np.ndarray) -> np.ndarray:
+        """What the encoder sees for ``x`` (normalized float32); used for error metrics."""
+        x, _ = self._check_samples(x)
+        if x.dtype == np.uint8 or self._floats_are_raw:
+            return self.normalizer.normalize(x)
+        return x
+
+    # ---- internals ---------------------------------------------------------------------
+    def _check_samples(self, x: Any) -> tuple[np.ndarray, bool]:
+        raw = self.normalizer.raw_dtype.name
+        if raw == "uint8" and self._encoder.raw_io and not self._floats_are_raw:
+            allowed, fix = ("uint8",), "pass raw uint8 samples (this bundle's encoder takes raw pixels)"
+        elif raw == "uint8":
+            allowed, fix = ("uint8", "float32"), "use x.astype(np.float32) for normalized input, or raw uint8 samples"
+        else:
+            allowed, fix = ("float32",), "use x.astype(np.float32)"
+        return self._check(x, "x", self.sample_shape, allowed, fix)
+
+    @staticmethod
+    def _check(x: Any, what: str, shape: tuple[int, ...], allowed: tuple[str, ...],
+               fix: str) -> tuple[np.ndarray, bool]:
+        """Refuse wrong dtype or shape (no casting, no broadcasting); add a batch axis to one sample."""
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.dtype.name not in allowed:
+            raise InputError(f"{what} has dtype {x.dtype}; expected {' or '.join(allowed)}: {fix}")
+        if x.shape == shape:
+            return x[None], True
+        if x.ndim == len(shape) + 1 and x.shape[1:] == shape:
+            return x, False
+        batch = "(N, " + ", ".join(map(str, shape)) + ")"
+        raise InputError(f"{what} has shape {x.shape}; expected {shape} (one sample) or {batch} (a batch)")
+
+    @staticmethod
+    def _check_finite(x: np.ndarray, what: str) -> None:
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            bad = int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1)))
+            raise InputError(f"{what} contains NaN or inf (first in sample {bad} of this chunk); expected finite values")
+
+    def _encode_chunk(self, x: np.ndarray) -> np.ndarray:
+        self._check_finite(x, "x")
+        if self._encoder.raw_io or (x.dtype != np.uint8 and not self._floats_are_raw):
+            feed = x
+        else:
+            feed = self.normalizer.normalize(x)
+        return self._encoder.run(feed)
+
+    def _decode_chunk(self, code: np.ndarray, raw: bool) -> np.ndarray:
+        self._check_finite(code, "code")
+        y = self._decoder.run(code)  # (n, *sample_shape)
+        if self._decoder.raw_io:
+            return y if raw else self.normalizer.normalize(y)
+        return self.normalizer.denormalize(y) if raw else y
+
+    def _map(self, x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], shape: tuple[int, ...],
+             dtype: Any, batch_size: int | None, progress: Progress | None) -> np.ndarray:
+        """Run ``fn`` chunk by chunk into one preallocated output ``(N, *shape)``."""
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH_SIZE
+        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        n = len(x)
+        out = np.empty((n, *shape), dtype=dtype)
+        for start in range(0, n, batch_size):
+            y = fn(x[start:start + batch_size])
+            if y.shape[1:] != shape:
+                raise BundleError(f"graph returned shape {y.shape[1:]} per sample, manifest says {shape}; re-export the bundle")
+            out[start:start + len(y)] = y
+            if progress is not None:
+                progress(len(y))
+        return out
+
+
+def _select(manifest: Manifest, folder: Path, role: str, precision: str, format: str) -> GraphEntry:
+    entry = manifest.find_graph(role, precision, format)
+    if entry is None:
+        have = manifest.precisions(role, format)
+        known = "" if precision in PRECISIONS else f" (precisions are {', '.join(PRECISIONS)})"
+        raise BundleError(
+            f"precision {precision!r} ({format}) is not in bundle {folder}{known}; available {role} "
+            f"precisions: {', '.join(have) or 'none'}; choose one of them or re-export with it"
+        )
+    problem = file_problem(folder / entry.file, entry.size, entry.sha256)
+    if problem:
+        raise BundleError(f"bundle {folder}: {problem}")
+    limit = max_supported_opset()
+    if entry.opset > limit:
+        import onnxruntime as ort
+
+        raise BundleError(
+            f"{entry.file} needs ONNX opset {entry.opset}, but onnxruntime {ort.__version__} supports up to "
+            f"opset {limit}: upgrade onnxruntime (pip install -U onnxruntime) or re-export with --opset {limit}"
+        )
+    return entry
+
+
+def load(
+    bundle_dir: str | Path,
+    precision: str = "fp32",
+    providers: str | list[str] = "auto",
+    threads: int | None = None,
+    format: str = "onnx",
+    options: Any = None,
+) -> EdgeModel:
+    """Verify a bundle (schema, version, hashes, opset, precision) and open its graphs.
+
+    Args:
+        bundle_dir: folder written by ``edgeae export``.
+        precision: fp32 | fp16 | int8-dynamic | int8-static (whatever the bundle has).
+        providers: "auto" (CUDA if available, else CPU), "cpu", "cuda", ORT names, or a list.
+        threads: intra-op threads; None = edgeae's default (1, lowest batch-1 latency), 0 = all cores.
+        format: "onnx" or "ort" (the ORT flatbuffer copies, for mobile builds).
+        options: an ``onnxruntime.SessionOptions`` replacing edgeae's defaults.
+    """
+    folder = Path(bundle_dir)
+    manifest = read_manifest(folder)
+    if format not in ("onnx", "ort"):
+        raise BundleError(f"format {format!r} is not one of: onnx, ort")
+    entries = [_select(manifest, folder, role, precision, format) for role in ("encoder", "decoder")]
+    names = resolve_providers(providers)
+    options = options if options is not None else session_options(threads)
+    encoder = _Graph(folder, entries[0], names, options, "code")
+    decoder = _Graph(folder, entries[1], names, options, "x_hat")
+    return EdgeModel(folder, manifest, precision, names, encoder, decoder)

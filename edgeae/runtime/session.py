@@ -1,0 +1,176 @@
+"""ONNX Runtime sessions: execution providers, session options, opset support.
+
+onnxruntime is imported inside the functions so that ``import edgeae.runtime`` stays
+fast; the first :func:`edgeae.runtime.load` pays for it.
+
+Defaults favour low batch-1 latency on small devices without burning idle CPU:
+graph optimization ``ORT_ENABLE_ALL``, ``session.intra_op.allow_spinning = "0"`` (worker
+threads sleep instead of spinning between calls) and one intra-op thread unless told
+otherwise (measured: for these small graphs a single thread beats the thread pool at
+batch 1, see docs/DEPLOYING.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+from edgeae.errors import BundleError, ProviderError
+
+__all__ = [
+    "PROVIDER_ALIASES",
+    "DEFAULT_THREADS",
+    "available_providers",
+    "resolve_providers",
+    "session_options",
+    "max_supported_opset",
+    "create_session",
+]
+
+# Short names accepted by ``providers=`` and ``--provider``.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "nnapi": "NnapiExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+}
+# intra_op threads when the caller does not say (0 = onnxruntime's default: all cores).
+DEFAULT_THREADS = 1
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers, e.g. ``["CPUExecutionProvider"]``."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(providers: str | list[str] | tuple[str, ...] = "auto") -> list[str]:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, full ORT names or a list into ORT provider names.
+
+    ``"auto"`` picks CUDA when this onnxruntime has it (CPU stays as fallback), else CPU.
+    An explicit provider that is not available raises :class:`ProviderError`.
+    """
+    available = available_providers()
+    if providers is None or providers == "auto":
+        if "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return ["CPUExecutionProvider"]
+    names = [providers] if isinstance(providers, str) else list(providers)
+    resolved: list[str] = []
+    for name in names:
+        full = PROVIDER_ALIASES.get(str(name).lower(), str(name))
+        if full not in available:
+            short = [k for k, v in PROVIDER_ALIASES.items() if v in available]
+            hint = ""
+            if full == "CUDAExecutionProvider":
+                hint = "; for CUDA install edgeae[gpu] (pip uninstall onnxruntime && pip install onnxruntime-gpu)"
+            raise ProviderError(
+                f"execution provider {name!r} is not available in this onnxruntime; available: "
+                f"{', '.join(available)} (short names: {', '.join(short) or 'none'}){hint}"
+            )
+        if full not in resolved:
+            resolved.append(full)
+    return resolved
+
+
+def session_options(threads: int | None = None, spinning: bool = False, **config: str) -> Any:
+    """``onnxruntime.SessionOptions`` with edgeae's defaults.
+
+    Args:
+        threads: intra-op threads; None = :data:`DEFAULT_THREADS`, 0 = onnxruntime's default.
+        spinning: let idle worker threads spin (lower latency under load, burns CPU).
+        config: extra ``add_session_config_entry`` key/values.
+    """
+    import onnxruntime as ort
+
+    if threads is None:
+        threads = DEFAULT_THREADS
+    if not isinstance(threads, int) or threads < 0:
+        raise ProviderError(f"threads must be a non-negative int (0 = all cores), got {threads!r}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3  # errors only: no warnings on stderr for every session
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
+    for key, value in config.items():
+        opts.add_session_config_entry(key, str(value))
+    return opts
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+# A serialized ModelProto "y = Identity(x)" (float[1]) without its opset_import, so that
+# opset support can be probed without the onnx package.
+_PROBE_GRAPH = (
+    b'\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x01gZ\x0f\n\x01x\x12\n\n\x08\x08\x01\x12\x04\n\x02'
+    b"\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01"
+)
+
+
+def _probe_model(opset: int) -> bytes:
+    opset_id = b"\n\x00\x10" + _varint(opset)  # domain "" , version
+    return b"\x08\x08" + b":" + _varint(len(_PROBE_GRAPH)) + _PROBE_GRAPH + b"B" + _varint(len(opset_id)) + opset_id
+
+
+def _accepts(opset: int) -> tuple[bool, str]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    try:
+        ort.InferenceSession(_probe_model(opset), opts, providers=["CPUExecutionProvider"])
+        return True, ""
+    except Exception as exc:  # onnxruntime raises its own exception types
+        return False, str(exc)
+
+
+@functools.lru_cache(maxsize=1)
+def max_supported_opset() -> int:
+    """Highest ai.onnx opset the installed onnxruntime loads.
+
+    Found by loading a tiny in-memory graph (no onnx package needed): onnxruntime rejects
+    an opset beyond its release with "... is till opset N"; if that text ever changes, a
+    binary search over probe loads gives the same answer.
+    """
+    ok, message = _accepts(1000)
+    if ok:
+        return 1000
+    match = re.search(r"till opset (\d+)", message)
+    if match and _accepts(int(match.group(1)))[0]:
+        return int(match.group(1))
+    lo, hi = 7, 1000  # lo accepted (every onnxruntime >= 1.0 reads opset 7), hi rejected
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _accepts(mid)[0] else (lo, mid)
+    return lo
+
+
+def create_session(path: str | Path, providers: list[str], options: Any) -> Any:
+    """Open one graph file; onnxruntime load failures become :class:`BundleError`."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:
+        raise BundleError(
+            f"onnxruntime {ort.__version__} could not load {Path(path).name}: {exc}"
+        ) from None

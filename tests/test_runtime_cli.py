@@ -1,0 +1,120 @@
+"""The runtime commands: encode, decode, reconstruct, info (exit codes and exact errors)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import edgeae.runtime as rt
+from edgeae.cli import cli
+from tests._bundles import digits_features, digits_uint8, make_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("cli"), "image")[0]
+
+
+@pytest.fixture()
+def inputs(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, digits_uint8()[:120])
+    return path
+
+
+def _run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result
+
+
+def test_encode_decode_round_trip(bundle, inputs, tmp_path):
+    codes, out = tmp_path / "c.npy", tmp_path / "r.npy"
+    r = _run("encode", bundle, inputs, "-o", codes, "--batch-size", 50)
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("Encoded 120 samples -> ")
+    model = rt.load(bundle)
+    np.testing.assert_allclose(np.load(codes), model.encode(digits_uint8()[:120]), atol=1e-6)
+    r = _run("decode", bundle, codes, "-o", out)
+    assert r.exit_code == 0, r.output
+    x = np.load(out)
+    assert x.dtype == np.uint8 and x.shape == (120, 1, 8, 8)
+    np.testing.assert_array_equal(x, model.decode(np.load(codes), raw=True))
+
+
+def test_decode_to_png_folder(bundle, inputs, tmp_path):
+    codes = tmp_path / "c.npy"
+    assert _run("encode", bundle, inputs, "-o", codes).exit_code == 0
+    r = _run("decode", bundle, codes, "-o", tmp_path / "png")
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "png").glob("*.png"))) == 120
+
+
+def test_reconstruct_prints_psnr(bundle, inputs, tmp_path):
+    r = _run("reconstruct", bundle, inputs, "--precision", "int8-dynamic", "-o", tmp_path / "r.npy")
+    assert r.exit_code == 0, r.output
+    model = rt.load(bundle)
+    x = digits_uint8()[:120]
+    expected = rt.psnr(x / 255.0, model.reconstruct(x))
+    shown = float(re.search(r"PSNR ([\d.]+) dB", r.output).group(1))
+    assert shown == pytest.approx(expected, abs=0.01) and shown > 18
+    assert "[int8-dynamic, CPUExecutionProvider]" in r.output
+    assert np.load(tmp_path / "r.npy").dtype == np.uint8
+
+
+def test_reconstruct_standardized_reports_mse_only(tmp_path):
+    folder, _ = make_bundle(tmp_path / "v", "vector")
+    np.save(tmp_path / "f.npy", digits_features()[:50])
+    r = _run("reconstruct", folder, tmp_path / "f.npy")
+    assert r.exit_code == 0, r.output
+    assert "MSE" in r.output and "PSNR" not in r.output
+    r = _run("decode", folder, tmp_path / "f.npy", "-o", tmp_path / "pngs")
+    assert r.exit_code == 1
+    assert r.output == "Error: code has shape (50, 64); expected (16,) (one sample) or (N, 16) (a batch)\n"
+    np.save(tmp_path / "c.npy", np.zeros((3, 16), np.float32))
+    r = _run("decode", folder, tmp_path / "c.npy", "-o", tmp_path / "pngs")
+    assert r.output == (f"Error: decoded samples are vectors, not images, so {str(tmp_path / 'pngs')!r} cannot be "
+                        "a PNG folder: use -o OUT.npy\n")
+
+
+def test_errors_are_exact(bundle, inputs, tmp_path):
+    r = _run("encode", bundle, inputs, "-o", tmp_path / "c.npy", "--precision", "fp16")
+    assert r.exit_code == 1
+    assert r.output == (f"Error: precision 'fp16' (onnx) is not in bundle {bundle}; available encoder precisions: "
+                        "fp32, int8-dynamic; choose one of them or re-export with it\n")
+    np.save(tmp_path / "c64.npy", np.zeros((2, 16)))
+    r = _run("decode", bundle, tmp_path / "c64.npy", "-o", tmp_path / "o.npy")
+    assert r.exit_code == 1
+    assert r.output == "Error: code has dtype float64; expected float32: use code.astype(np.float32)\n"
+    r = _run("encode", tmp_path / "nowhere", inputs, "-o", tmp_path / "c.npy")
+    assert r.exit_code == 1
+    assert r.output.startswith(f"Error: {tmp_path / 'nowhere' / 'manifest.json'} not found (the folder does not exist)")
+    r = _run("encode", bundle, inputs, "-o", tmp_path / "c.npy", "--provider", "tensorrt")
+    if "TensorrtExecutionProvider" not in rt.available_providers():
+        assert r.exit_code == 1
+        assert r.output.startswith("Error: execution provider 'tensorrt' is not available in this onnxruntime; ")
+
+
+def test_info_ok_and_tampered(bundle, tmp_path):
+    r = _run("info", bundle)
+    assert r.exit_code == 0, r.output
+    for text in ("model         mlp, code size 16", "encoder.onnx", "decoder.int8-dynamic.onnx", "all files OK",
+                 "validation"):
+        assert text in r.output
+    folder = shutil.copytree(bundle, tmp_path / "b")
+    data = bytearray((folder / "decoder.onnx").read_bytes())
+    data[-5] ^= 1
+    (folder / "decoder.onnx").write_bytes(bytes(data))
+    r = _run("info", folder)
+    assert r.exit_code == 1
+    assert ".. BAD" in r.output and "decoder.onnx: SHA-256 mismatch" in r.output
+    assert r.output.endswith(f"Error: bundle {folder} failed verification (1 problem(s) listed above)\n")
+
+
+def test_runtime_commands_have_help():
+    for name in ("encode", "decode", "reconstruct", "info"):
+        r = _run(name, "--help")
+        assert r.exit_code == 0 and "Usage: " in r.output
