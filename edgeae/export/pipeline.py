@@ -1,0 +1,334 @@
+"""The export pipeline: graphs -> checks -> variants -> measurements -> bundle, all or nothing.
+
+Everything is written into a temporary sibling folder (``.<name>.partial-<pid>``) and
+renamed into place only when every check passed, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeae.config import Normalization
+from edgeae.errors import ExportError, ValidationError
+from edgeae.export import graphs as G
+from edgeae.export import package as P
+from edgeae.export.quantize import quantize_graph
+from edgeae.export.validate import BATCHES, Checks, measure_latency, psnr, reference_check, run, session, take_batch
+
+__all__ = ["Source", "Options", "write_bundle", "graph_file"]
+
+_EVAL_SAMPLES = 2048  # held-out samples used for PSNR
+_INT8 = ("int8-dynamic", "int8-static")
+
+
+@dataclass
+class Source:
+    """What to export and the data to check it with."""
+
+    encoder: nn.Module  # x (B, *shape) -> code (B, K) | (mean, log_var)
+    decoder: nn.Module  # code (B, K) -> x_hat (B, *shape)
+    variational: bool  # encoder returns (mean, log_var)
+    sample_shape: tuple[int, ...]  # one sample, no batch axis
+    normalization: Normalization  # raw <-> model units
+    kind: str  # mlp | conv | vae | conv-vae
+    model: dict[str, Any]  # ModelConfig as a dict (may be empty for foreign modules)
+    is_image: bool  # samples are (C, H, W) images
+    val_x: np.ndarray  # (N, *shape) float32 held-out samples in model units
+    val_raw: np.ndarray | None  # (N, *shape) the same samples raw (uint8 / float32)
+    calib_x: np.ndarray | None  # (M, *shape) float32 training samples for int8-static
+    calib_raw: np.ndarray | None  # (M, *shape) the same raw
+    peak: float  # PSNR peak in model units
+
+
+@dataclass
+class Options:
+    """Export settings, already validated."""
+
+    precisions: list[str]  # fp32 first; may hold the alias "int8"
+    opset: int  # ai.onnx opset
+    atol: float  # fp32 tolerance vs PyTorch
+    raw_io: bool  # also write raw-I/O graphs
+    calibration_method: str  # minmax | entropy | percentile
+    max_psnr_drop: float  # dB a variant may lose vs fp32
+    ort: bool  # write .ort copies + required_operators.config
+    fixed_batch: int | None  # also write fixed-batch variants
+    overwrite: bool  # replace a non-empty out_dir
+    latency_repeats: int = 30  # timed rounds per batch size
+
+
+def graph_file(role: str, precision: str, raw: bool = False) -> str:
+    stem = role if precision == "fp32" else f"{role}.{precision}"
+    return f"{stem}{'.raw' if raw else ''}.onnx"
+
+
+def _start(out_dir: Path, overwrite: bool) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a folder; choose another -o")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ExportError(f"{out_dir} is not empty; choose another -o or pass --overwrite to replace it")
+    parent = out_dir.resolve().parent
+    tmp = parent / f".{out_dir.name}.partial-{os.getpid()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise ExportError(f"cannot write the bundle into {parent} ({exc.strerror}); choose a writable -o") from None
+    return tmp
+
+
+def _finish(tmp: Path, out_dir: Path) -> None:
+    old = None
+    if out_dir.exists():
+        old = tmp.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class _Torch:
+    """PyTorch reference outputs (fp32, no grad)."""
+
+    def __init__(self, enc: nn.Module, dec: nn.Module, variational: bool):
+        self.enc, self.dec, self.variational = enc.eval(), dec.eval(), variational
+
+    @torch.no_grad()
+    def encode(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.enc(torch.from_numpy(np.ascontiguousarray(x)))
+        if self.variational:
+            return {"code": out[0].numpy(), "mean": out[0].numpy(), "log_var": out[1].numpy()}
+        return {"code": out.numpy()}
+
+    @torch.no_grad()
+    def decode(self, code: np.ndarray) -> np.ndarray:
+        return self.dec(torch.from_numpy(np.ascontiguousarray(code))).numpy()
+
+
+def _compare(folder: Path, enc_file: str, dec_file: str, ref: _Torch, x: np.ndarray, checks: Checks,
+             tol: float | None, dec_tol: float | None, reference: str | None) -> None:
+    """encoder, decoder and decode(encode(x)) vs PyTorch at every batch size; ReferenceEvaluator at 7.
+
+    ``reference``: "pytorch" compares ReferenceEvaluator with PyTorch, "onnxruntime" with ORT
+    running the same graph unoptimized (quantized graphs), None skips it.
+    """
+    enc, dec = session(folder / enc_file), session(folder / dec_file)
+    for b in BATCHES:
+        xb = take_batch(x, b)
+        want = ref.encode(xb)
+        got = run(enc, xb)
+        for name, value in want.items():
+            checks.add(enc_file, name, b, got.get(name, np.empty(0)), value, tol)
+        x_hat = ref.decode(want["code"])
+        checks.add(dec_file, "x_hat", b, run(dec, want["code"].astype(np.float32))["x_hat"], x_hat, dec_tol)
+        e2e = run(dec, got["code"])["x_hat"]
+        checks.add(f"{enc_file}+{dec_file}", "end_to_end", b, e2e, x_hat, dec_tol)
+        if b == 7 and reference:
+            as_torch = reference == "pytorch"
+            reference_check(folder / enc_file, xb, want if as_torch else None, checks, b)
+            reference_check(folder / dec_file, want["code"].astype(np.float32),
+                            {"x_hat": x_hat} if as_torch else None, checks, b)
+
+
+def _norm_arrays(norm: Normalization, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    off, sc = np.asarray(norm.offset, np.float32), np.asarray(norm.scale, np.float32)
+    if off.size == 1:
+        return off.reshape(()), sc.reshape(())
+    return off.reshape(shape), sc.reshape(shape)
+
+
+def _metadata(src: Source, role: str, precision: str, raw: bool) -> dict[str, Any]:
+    from edgeae import __version__
+
+    dtype = src.normalization.raw_dtype if raw else "float32"
+    return {"role": role, "code_size": str(src.model["code_size"]), "input_shape": list(src.sample_shape),
+            "input_dtype": dtype, "normalization": asdict(src.normalization), "raw_io": "true" if raw else "false",
+            "precision": precision, "version": __version__}
+
+
+def write_bundle(src: Source, out_dir: Path, opts: Options) -> tuple[Any, Checks]:
+    """Export, check, quantize, measure and write a bundle; returns (Manifest, Checks)."""
+    tmp = _start(out_dir, opts.overwrite)
+    try:
+        manifest, checks = _build(src, tmp, opts)
+        _finish(tmp, out_dir)
+        return manifest, checks
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
+    from edgeae.runtime.bundle import Manifest, file_sha256, graph_entry, write_manifest
+
+    checks = Checks()
+    ref = _Torch(src.encoder, src.decoder, src.variational)
+    example = torch.from_numpy(take_batch(src.val_x, 2))
+    code_size = int(ref.encode(example.numpy())["code"].shape[1])
+    src.model.setdefault("code_size", code_size)
+    raws = [False, True] if opts.raw_io else [False]
+    ref_raw = None
+    if opts.raw_io:
+        off, sc = _norm_arrays(src.normalization, src.sample_shape)
+        raw_enc = G.RawEncoder(src.encoder, off, sc)
+        raw_dec = G.RawDecoder(src.decoder, off, sc, src.normalization.raw_dtype == "uint8")
+        ref_raw = _Torch(raw_enc, raw_dec, src.variational)
+    # 1. fp32 graphs (+ raw-I/O wrappers), metadata, ONNX checker.
+    for raw in raws:
+        enc_m, dec_m = (raw_enc, raw_dec) if raw else (src.encoder, src.decoder)
+        x_ex = torch.from_numpy(take_batch(src.val_raw, 2)) if raw else example
+        code_ex = torch.from_numpy(ref.encode(example.numpy())["code"])
+        G.export_graph(enc_m, x_ex, d / graph_file("encoder", "fp32", raw), "x", ["code"], opts.opset, src.variational)
+        G.export_graph(dec_m, code_ex, d / graph_file("decoder", "fp32", raw), "code", ["x_hat"], opts.opset)
+    variants = [p for p in opts.precisions if p != "fp32"]
+    if "int8" in variants:
+        variants = [p for p in variants if p != "int8"] + [p for p in _INT8 if p not in variants]
+    calib_codes = ref.encode(src.calib_x)["code"] if src.calib_x is not None else None
+    for raw in raws:
+        for role in ("encoder", "decoder"):
+            base = d / graph_file(role, "fp32", raw)
+            G.set_metadata(base, _metadata(src, role, "fp32", raw))
+            for p in variants:
+                calib = (src.calib_raw if raw else src.calib_x) if role == "encoder" else calib_codes
+                dst = d / graph_file(role, p, raw)
+                quantize_graph(base, dst, p, calib, opts.calibration_method, "x" if role == "encoder" else "code")
+                G.set_metadata(dst, _metadata(src, role, p, raw))
+    for f in sorted(d.glob("*.onnx")):
+        G.check_graph(f)
+    # 2. Every graph vs PyTorch at batches 1, 7, 64; ReferenceEvaluator at 7.
+    raw_tol = None
+    if opts.raw_io:
+        raw_tol = 1.0 if src.normalization.raw_dtype == "uint8" else opts.atol * max(
+            1.0, float(np.abs(src.normalization.scale).max()), float(np.abs(src.normalization.offset).max()))
+    for p in ["fp32", *variants]:
+        tol = opts.atol if p == "fp32" else None
+        ref_mode = "pytorch" if p == "fp32" else "onnxruntime"
+        _compare(d, graph_file("encoder", p), graph_file("decoder", p), ref, src.val_x, checks, tol, tol, ref_mode)
+        if opts.raw_io:
+            _compare(d, graph_file("encoder", p, True), graph_file("decoder", p, True), ref_raw, src.val_raw,
+                     checks, tol, raw_tol if p == "fp32" else None, None)
+    # 3. Held-out PSNR and interleaved latency per precision.
+    x_eval = src.val_x[:_EVAL_SAMPLES]
+    pairs = {p: (session(d / graph_file("encoder", p)), session(d / graph_file("decoder", p)))
+             for p in ["fp32", *variants]}
+    quality = {p: psnr(run(dec, run(enc, x_eval)["code"])["x_hat"], x_eval, src.peak) for p, (enc, dec) in pairs.items()}
+    latency = measure_latency(pairs, src.val_x, repeats=opts.latency_repeats)
+    sizes = {p: sum((d / graph_file(r, p)).stat().st_size for r in ("encoder", "decoder")) for p in pairs}
+    validation: dict[str, Any] = {}
+    for p in pairs:
+        files = {graph_file("encoder", p), graph_file("decoder", p), f"{graph_file('encoder', p)}+{graph_file('decoder', p)}"}
+        refs = {c.output: c.max_abs_error for c in checks.items if c.graph in files and c.against.startswith("reference")}
+        rec: dict[str, Any] = {
+            "max_abs_error": checks.max_errors(files), "tolerance": opts.atol if p == "fp32" else None,
+            "reference_evaluator_max_abs_error": refs or None, "psnr": round(quality[p], 4),
+            "psnr_drop": round(quality["fp32"] - quality[p], 4), "latency_ms": latency[p], "threads": 1,
+            "size": sizes[p], "size_ratio": round(sizes[p] / sizes["fp32"], 4), "notes": [],
+        }
+        if p != "fp32":
+            for b in ("batch1", "batch64"):
+                if latency[p][b] > latency["fp32"][b]:
+                    rec["notes"].append(f"slower than fp32 at {b.replace('batch', 'batch ')}")
+        if opts.raw_io:
+            raw_files = {graph_file("encoder", p, True), graph_file("decoder", p, True),
+                         f"{graph_file('encoder', p, True)}+{graph_file('decoder', p, True)}"}
+            rec["raw_io"] = {"max_abs_error": checks.max_errors(raw_files), "tolerance": raw_tol if p == "fp32" else None}
+        rec["notes"] += [n for n in checks.notes if n.split(":")[0] in files]
+        validation[p] = rec
+    if "int8" in opts.precisions:
+        _choose_int8(d, opts, validation, raws)
+    problems = [c.line() for c in checks.failures()]
+    for p, rec in validation.items():
+        rec["passed"] = rec["psnr_drop"] <= opts.max_psnr_drop
+        if not rec["passed"]:
+            problems.append(
+                f"{p}: held-out PSNR drops {rec['psnr_drop']:.2f} dB (fp32 {validation['fp32']['psnr']:.2f} dB -> "
+                f"{rec['psnr']:.2f} dB), more than --max-psnr-drop {opts.max_psnr_drop:g}; try another "
+                "--calibration-method or more --calibration-samples, raise --max-psnr-drop, or leave it out")
+    validation["fp32"]["passed"] = validation["fp32"]["passed"] and not checks.failures()
+    if problems:
+        raise ValidationError(f"export validation failed ({len(problems)} problem(s)); nothing was written:\n  "
+                              + "\n  ".join(problems))
+    # 4. Packaging: fixed-batch variants and .ort copies, each checked against its source graph.
+    entries = []
+    kept = [p for p in ["fp32", *variants] if p in validation]
+    for p in kept:
+        for raw in raws:
+            for role in ("encoder", "decoder"):
+                path = d / graph_file(role, p, raw)
+                ins, outs = G.tensor_specs(path)
+                entries.append(graph_entry(path, role, p, opts.opset, ins, outs, raw_io=raw))
+                x_in = _role_input(src, ref, role, raw)
+                if opts.fixed_batch and not raw:
+                    fb = d / P.fixed_name(role, p, opts.fixed_batch)
+                    P.write_fixed_batch(path, fb, opts.fixed_batch)
+                    P.check_same_outputs(fb, path, x_in, opts.fixed_batch, checks, opts.atol)
+                    fi, fo = G.tensor_specs(fb)
+                    entries.append(graph_entry(fb, role, p, opts.opset, fi, fo, fixed_batch=opts.fixed_batch))
+                if opts.ort:
+                    o = d / P.ort_name(role, p, raw)
+                    P.write_ort(path, o)
+                    P.check_same_outputs(o, path, x_in, 7, checks, opts.atol)
+                    entries.append(graph_entry(o, role, p, opts.opset, ins, outs, raw_io=raw, format="ort"))
+    if opts.ort:
+        P.write_required_operators(sorted(d.glob("*.ort")), d / P.ORT_CONFIG)
+    if checks.failures():
+        raise ValidationError("packaged graphs disagree with their sources; nothing was written:\n  "
+                              + "\n  ".join(c.line() for c in checks.failures()))
+    samples = None
+    if src.val_raw is not None:
+        np.save(d / "samples.npy", np.ascontiguousarray(src.val_raw[:256]))
+        samples = {"file": "samples.npy", "sha256": file_sha256(d / "samples.npy"), "count": int(min(256, len(src.val_raw)))}
+    manifest = Manifest(
+        kind=src.kind, code_size=code_size, model=src.model, variational=src.variational,
+        input={"shape": [int(v) for v in src.sample_shape], "dtype": "float32", "is_image": bool(src.is_image)},
+        normalization=asdict(src.normalization), graphs=entries, samples=samples, validation=validation,
+        tools=_tools(),
+    )
+    write_manifest(d, manifest)
+    return manifest, checks
+
+
+def _role_input(src: Source, ref: _Torch, role: str, raw: bool) -> np.ndarray:
+    if role == "encoder":
+        return src.val_raw[:64] if raw else src.val_x[:64]
+    return ref.encode(src.val_x[:64])["code"].astype(np.float32)
+
+
+def _choose_int8(d: Path, opts: Options, validation: dict[str, Any], raws: list[bool]) -> None:
+    """The ``int8`` alias: keep the int8 variant with the better held-out PSNR; when both are
+    within 0.25 dB, keep the one faster at batch 64 on this machine. The other is deleted."""
+    explicit = set(opts.precisions) & set(_INT8)
+    a, b = (validation[p] for p in _INT8)
+    if abs(a["psnr"] - b["psnr"]) > 0.25:
+        win = _INT8[0] if a["psnr"] > b["psnr"] else _INT8[1]
+        why = "higher held-out PSNR"
+    else:
+        win = _INT8[0] if a["latency_ms"]["batch64"] <= b["latency_ms"]["batch64"] else _INT8[1]
+        why = "PSNR within 0.25 dB, faster at batch 64"
+    lose = _INT8[1] if win == _INT8[0] else _INT8[0]
+    validation[win]["notes"].append(
+        f"chosen for --precision int8 over {lose} ({why}: {validation[win]['psnr']:.2f} vs {validation[lose]['psnr']:.2f} dB, "
+        f"{validation[win]['latency_ms']['batch64']:.3f} vs {validation[lose]['latency_ms']['batch64']:.3f} ms at batch 64)")
+    if lose not in explicit:
+        del validation[lose]
+        for raw in raws:
+            for role in ("encoder", "decoder"):
+                (d / graph_file(role, lose, raw)).unlink()
+
+
+def _tools() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    from edgeae import __version__
+
+    return {"edgeae": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
