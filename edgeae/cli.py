@@ -264,3 +264,202 @@ def info_cmd(bundle):
     click.echo(text)
     if problems:
         raise BundleError(f"bundle {bundle} failed verification ({len(problems)} problem(s) listed above)")
+
+
+# ---- compression: latent bitstreams (base install only) -------------------------------------
+
+
+@cli.command("compress")
+@click.argument("bundle", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", required=True, help="Stream file to write (.eae).")
+@click.option("--bits", type=click.IntRange(2, 8), default=None,
+              help="Code bit depth; the bundle must hold tables for it [default: the bundle's first].")
+@click.option("--append", "append_", is_flag=True, help="Append to an existing stream instead of refusing.")
+@click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
+@_runtime_options
+def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, provider, threads, batch_size,
+                 graph_format):
+    """Compress samples to a latent bitstream and report bytes per sample and PSNR.
+
+    \b
+    Example: edgeae compress bundles/mnist t10k-images-idx3-ubyte.gz -o digits.eae --bits 4
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    from edgeae.data import load_array_input, parse_resize
+    from edgeae.errors import ConfigError
+    from edgeae.runtime.compress import append, compress, compression_report
+
+    model = _load_model(bundle, precision, provider, threads, graph_format)
+    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
+    out = Path(output)
+    if out.exists() and out.stat().st_size > 0 and not append_:
+        raise ConfigError(f"{output} already exists; use --append to add samples to it, or choose another -o")
+    t0 = time.perf_counter()
+    if append_:
+        append(model, out, x, bits=bits)
+        data = out.read_bytes()
+    else:
+        data = compress(model, x, bits=bits)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    seconds = time.perf_counter() - t0
+    if append_:
+        click.echo(f"Appended {len(x)} samples to {output} ({len(data)} bytes in all)")
+        return
+    r = compression_report(model, x, data, seconds)
+    quality = f"PSNR {r['psnr']:.2f} dB" if "psnr" in r else f"MSE {r['mse']:.5f}"
+    click.echo(f"Compressed {r['samples']} samples -> {output}: {r['bytes']} bytes, "
+               f"{r['bytes_per_sample']:.2f} bytes/sample, {r['ratio']:.1f}x smaller than raw, {quality}, "
+               f"{r['compress_samples_per_s']:.0f} samples/s")
+
+
+@cli.command("decompress")
+@click.argument("bundle", type=click.Path())
+@click.argument("stream_path", metavar="STREAM", type=click.Path())
+@click.option("-o", "--output", required=True, help="OUT.npy (raw units) or a folder for PNG images.")
+@_runtime_options
+def decompress_cmd(bundle, stream_path, output, precision, provider, threads, batch_size, graph_format):
+    """Decode a latent bitstream written by `edgeae compress` (with the same bundle).
+
+    \b
+    Example: edgeae decompress bundles/mnist digits.eae -o digits/
+    """
+    from pathlib import Path
+
+    from edgeae.errors import StreamError
+    from edgeae.runtime.compress import decompress
+
+    model = _load_model(bundle, precision, provider, threads, graph_format)
+    try:
+        data = Path(stream_path).read_bytes()
+    except OSError as exc:
+        raise StreamError(f"cannot read stream {stream_path}: {exc.strerror}") from None
+    x = decompress(model, data)
+    click.echo(f"Decompressed {len(x)} samples -> {_write_samples(x, output, model.manifest.is_image)}")
+
+
+# ---- benchmark (base install; --torch and --plot need the train extra) ---------------------
+
+
+def _bench_list(text: str | None, name: str) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _bench_ints(text: str, name: str) -> list[int]:
+    import os
+
+    from edgeae.config import parse_int_list
+
+    items = [str(os.cpu_count() or 1) if t.upper() in ("N", "ALL") else t for t in _bench_list(text, name)]
+    return sorted(set(parse_int_list(",".join(items), f"--{name}")))
+
+
+@cli.command("bench")
+@click.argument("bundle", type=click.Path())
+@click.option("--precision", default=None, help="Comma-separated precisions [default: all in the bundle].")
+@click.option("--graph", default="encoder,decoder,end-to-end", show_default=True, help="Graphs to time.")
+@click.option("--batch", default="1,8,64,256", show_default=True, help="Batch sizes.")
+@click.option("--threads", default="1,N", show_default=True, help="Intra-op thread counts (N = all cores).")
+@click.option("--provider", default="cpu", show_default=True, help="Execution providers: cpu, cuda, ...")
+@click.option("--duration", type=float, default=1.0, show_default=True,
+              help="Seconds of timed calls per cell (graph x batch x threads x provider), shared by the variants.")
+@click.option("--iterations", type=click.IntRange(1), default=None, help="Fixed timed calls per variant and cell.")
+@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True, help="Untimed calls first.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
+              show_default=True)
+@click.option("-o", "--output", default=None, help="Write the report to this file instead of stdout.")
+@click.option("--plot", default=None, help="Also draw latency vs batch and size vs PSNR to FILE.png (matplotlib).")
+@click.option("--torch", "torch_run", default=None, help="Run folder of the same weights: adds a PyTorch eager baseline.")
+@click.option("--data", default=None, help="Held-out samples for inputs and PSNR when the bundle has no samples.npy.")
+@click.option("--max-psnr-drop", type=float, default=0.5, show_default=True,
+              help="Quality budget (dB below fp32) for the recommendation.")
+@click.option("--no-bare", is_flag=True, help="Skip the bare InferenceSession.run baseline.")
+@click.option("--no-ceiling", is_flag=True, help="Skip the numpy matmul ceiling.")
+def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iterations, warmup, fmt, output, plot,
+              torch_run, data, max_psnr_drop, no_bare, no_ceiling):
+    """Measure latency, throughput, memory, size and PSNR of a bundle's precisions.
+
+    Variants run interleaved on real held-out samples, next to a bare onnxruntime
+    session and (with --torch) PyTorch eager; ends with the fastest precision within
+    the quality budget per batch size. See docs/PERFORMANCE.md.
+
+    \b
+    Examples:
+      edgeae bench bundles/mnist
+      edgeae bench bundles/mnist --batch 1,256 --threads 1 --format markdown -o bench.md
+      edgeae bench bundles/mnist --torch runs/mnist --plot bench.png
+    """
+    from pathlib import Path
+
+    from edgeae.errors import ConfigError
+    from edgeae.runtime.bench import run_bench
+    from edgeae.runtime.bench_report import plot as draw
+    from edgeae.runtime.bench_report import require_matplotlib
+
+    if plot:
+        require_matplotlib()
+    baseline = None
+    if torch_run:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ConfigError("--torch needs PyTorch, which is not installed: pip install 'edgeae[train]' "
+                              "(or leave out --torch)") from None
+        from edgeae.bench_torch import load_torch
+
+        baseline = load_torch(torch_run)
+    result = run_bench(
+        bundle, precisions=_bench_list(precision, "precision"), graphs=_bench_list(graph, "graph"),
+        batches=_bench_ints(batch, "batch"), threads=_bench_ints(threads, "threads"),
+        providers=_bench_list(provider, "provider"), duration=duration, iterations=iterations, warmup=warmup,
+        torch_model=baseline, data=data, max_psnr_drop=max_psnr_drop, bare=not no_bare, ceiling=not no_ceiling,
+        log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None,
+    )
+    text = result.render(fmt)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {output} ({len(result.rows)} rows, {fmt})")
+    else:
+        click.echo(text, nl=False)
+    if plot:
+        click.echo(f"Wrote {draw(result, plot)}")
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path())
+@click.option("-o", "--out", "out_dir", required=True, help="Bundle folder to write (must be empty or new).")
+@click.option("--precision", "precisions", default="fp32", show_default=True,
+              help="Comma-separated: fp32, fp16, int8-dynamic, int8-static, or int8 (the better int8 here).")
+@click.option("--opset", type=int, default=None, help="ONNX opset [default: 17, broad device support; min 15].")
+@click.option("--atol", type=float, default=1e-5, show_default=True, help="fp32 tolerance vs PyTorch.")
+@click.option("--raw-io", is_flag=True, help="Also write graphs that take raw samples (uint8) and return raw outputs.")
+@click.option("--calibration-samples", type=int, default=512, show_default=True, help="Training samples for int8-static.")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+              show_default=True)
+@click.option("--max-psnr-drop", type=float, default=1.0, show_default=True,
+              help="Fail when a variant loses more held-out PSNR (dB) than this vs fp32.")
+@click.option("--ort", is_flag=True, help="Also write .ort files and required_operators.config (mobile builds).")
+@click.option("--fixed-batch", type=int, default=None, help="Also write fixed-batch variants for batch N.")
+@click.option("--data", default=None, help="Where the run's dataset is now [default: the path in config.json].")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty bundle folder.")
+def export_cmd(run_dir: str, out_dir: str, **options) -> None:
+    """Export a run folder to an ONNX bundle, checked against PyTorch on held-out samples.
+
+    \b
+    Examples:
+      edgeae export runs/digits -o bundles/digits
+      edgeae export runs/mnist -o bundles/mnist --precision fp32,int8,fp16 --ort
+    """
+    from edgeae.export import export
+
+    result = export(run_dir, out_dir, **options)
+    click.echo(result.table())
+    click.echo(f"Bundle: {result.bundle_dir}  (next: edgeae info {result.bundle_dir}; edgeae bench {result.bundle_dir})")

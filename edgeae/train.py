@@ -272,9 +272,10 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 loss_value.backward()
                 opt.step()
-                total += float(loss_value) * len(idx)
+                batch_loss = loss_value.item()
+                total += batch_loss * len(idx)
                 if bar is not None:
-                    bar.update(1, f"epoch {epoch}/{tcfg.epochs} loss {float(loss_value):.4g} val {state['best_val']:.4g}")
+                    bar.update(1, f"epoch {epoch}/{tcfg.epochs} loss {batch_loss:.4g} val {state['best_val']:.4g}")
             sched.step()
             val = _evaluate(net, val_in, split_data.val, tcfg, dev)
             row = {"epoch": epoch, "train_loss": total / n_train, "val_loss": val["loss"],

@@ -1,0 +1,227 @@
+"""Export a trained autoencoder to a bundle: split ONNX encoder / decoder + manifest.
+
+::
+
+    run folder -> encoder.onnx (x -> code), decoder.onnx (code -> x_hat)
+               -> [int8-dynamic | int8-static | fp16 variants] [.ort] [fixed batch]
+               -> checked against PyTorch on held-out samples -> manifest.json
+
+Example::
+
+    result = edgeae.export("runs/mnist", "bundles/mnist", precisions=("fp32", "int8"))
+    print(result.table())
+
+Needs the ``train`` extra (torch, onnx); the bundle runs with ``edgeae.runtime`` alone.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeae.config import Normalization
+from edgeae.errors import ConfigError
+from edgeae.export.graphs import DEFAULT_OPSET, check_opset
+from edgeae.export.pipeline import Options, Source, write_bundle
+from edgeae.export.quantize import CALIBRATION_METHODS, parse_precisions
+
+__all__ = ["DEFAULT_OPSET", "ExportResult", "export", "export_modules", "format_table"]
+
+DEFAULT_CALIBRATION_SAMPLES = 512  # training samples for int8-static activation ranges
+MAX_VALIDATION_SAMPLES = 2048  # held-out samples kept in memory for checks and PSNR
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export` returns."""
+
+    bundle_dir: Path  # the written bundle folder
+    manifest: Any  # edgeae.runtime.bundle.Manifest as written
+    validation: dict[str, Any]  # per precision: errors, PSNR, latency, size (also in the manifest)
+    notes: list[str]  # checks that could not run, and why
+
+    def table(self) -> str:
+        return format_table(self.validation)
+
+
+def format_table(validation: dict[str, Any]) -> str:
+    """The per-precision summary printed by ``edgeae export``."""
+    head = f"{'precision':<13}{'size KB':>9}{'ratio':>7}{'max err':>10}{'PSNR dB':>9}{'drop':>7}{'b1 ms':>9}{'b64 ms':>9}  notes"
+    lines = [head, "-" * len(head)]
+    for p, r in validation.items():
+        err = max(r["max_abs_error"].values()) if r["max_abs_error"] else float("nan")
+        lines.append(
+            f"{p:<13}{r['size'] / 1024:>9.1f}{r['size_ratio']:>7.2f}{err:>10.2e}{r['psnr']:>9.2f}"
+            f"{r['psnr_drop']:>7.2f}{r['latency_ms']['batch1']:>9.3f}{r['latency_ms']['batch64']:>9.3f}  "
+            + "; ".join(n for n in r["notes"] if not n.startswith(("encoder", "decoder")))
+        )
+    return "\n".join(lines)
+
+
+def _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop, ort, fixed_batch,
+             overwrite, latency_repeats) -> Options:
+    precs = parse_precisions(precisions)
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    check_opset(opset, [p for p in precs if p != "int8"] + (["int8-static"] if "int8" in precs else [])
+                + (["raw_io"] if raw_io else []))
+    if calibration_method not in CALIBRATION_METHODS:
+        raise ConfigError(f"unknown calibration method {calibration_method!r}; choose one of: {', '.join(CALIBRATION_METHODS)}")
+    if not (atol > 0 and math.isfinite(atol)):
+        raise ConfigError(f"atol must be a positive number, got {atol}")
+    if fixed_batch is not None and int(fixed_batch) <= 0:
+        raise ConfigError(f"fixed batch must be a positive integer, got {fixed_batch}")
+    if max_psnr_drop < 0:
+        raise ConfigError(f"max PSNR drop must be >= 0 dB, got {max_psnr_drop}")
+    return Options(precs, opset, float(atol), bool(raw_io), calibration_method, float(max_psnr_drop), bool(ort),
+                   None if fixed_batch is None else int(fixed_batch), bool(overwrite), int(latency_repeats))
+
+
+def export(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    precisions: str | tuple[str, ...] | list[str] = ("fp32",),
+    opset: int | None = None,
+    atol: float = 1e-5,
+    raw_io: bool = False,
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    calibration_method: str = "minmax",
+    max_psnr_drop: float = 1.0,
+    ort: bool = False,
+    fixed_batch: int | None = None,
+    overwrite: bool = False,
+    data: str | Path | None = None,
+    latency_repeats: int = 30,
+) -> ExportResult:
+    """Export the run in ``run_dir`` to a bundle in ``out_dir``; checks fail the export.
+
+    ``data`` overrides where the run's dataset is read from (default: the source in its
+    config.json); held-out samples come from the run's own validation split.
+    """
+    from edgeae.checkpoint import load_run
+    from edgeae.data import load_dataset
+    from edgeae.train import prepare_data
+
+    opts = _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop, ort, fixed_batch,
+                    overwrite, latency_repeats)
+    if calibration_samples <= 0:
+        raise ConfigError(f"calibration samples must be a positive integer, got {calibration_samples}")
+    cfg, model = load_run(run_dir)
+    dataset = load_dataset(data if data is not None else cfg.data.source, cfg.data.resize)
+    split, _ = prepare_data(dataset, cfg.data, cfg.normalization)
+    norm = cfg.normalization
+    from edgeae.runtime.preprocess import Normalizer
+
+    normalizer = Normalizer(norm, cfg.model.input_shape)
+    val_raw = np.ascontiguousarray(split.val_raw[:MAX_VALIDATION_SAMPLES]).reshape((-1, *cfg.model.input_shape))
+    train_idx = np.linspace(0, len(split.train) - 1, min(calibration_samples, len(split.train))).astype(int)
+    calib_x = split.train[train_idx].numpy().astype(np.float32)
+    calib_raw = None
+    if opts.raw_io:  # raw calibration samples for the raw-I/O variants: invert the normalization
+        calib_raw = normalizer.denormalize(calib_x) if norm.raw_dtype == "uint8" else (
+            calib_x * normalizer.scale + normalizer.offset).astype(np.float32)
+    val_x = split.val[:MAX_VALIDATION_SAMPLES].numpy().astype(np.float32)
+    peak = 1.0 if norm.mode != "standardize" else max(float(val_x.max() - val_x.min()), 1e-12)
+    from dataclasses import asdict
+
+    src = Source(model.encoder, model.decoder, cfg.model.is_variational, tuple(cfg.model.input_shape), norm,
+                 cfg.model.kind, asdict(cfg.model), cfg.data.is_image, val_x, val_raw, calib_x, calib_raw, peak)
+    manifest, checks = write_bundle(src, Path(out_dir), opts)
+    return ExportResult(Path(out_dir), manifest, manifest.validation, checks.notes)
+
+
+def export_modules(
+    encoder: nn.Module | None = None,
+    decoder: nn.Module | None = None,
+    example_input: Any = None,
+    out_dir: str | Path | None = None,
+    model: nn.Module | None = None,
+    *,
+    precisions: str | tuple[str, ...] | list[str] = ("fp32",),
+    opset: int | None = None,
+    atol: float = 1e-5,
+    calibration_data: Any = None,
+    calibration_method: str = "minmax",
+    max_psnr_drop: float = 1.0,
+    normalization: Normalization | None = None,
+    raw_io: bool = False,
+    ort: bool = False,
+    fixed_batch: int | None = None,
+    overwrite: bool = False,
+    kind: str | None = None,
+    latency_repeats: int = 30,
+) -> ExportResult:
+    """Export any encoder/decoder pair of torch modules (or ``model`` with ``.encoder`` and
+    ``.decoder``) as a bundle, validated on ``example_input`` (real samples, model units,
+    ``(N, *sample_shape)``). ``calibration_data`` (training samples) enables int8-static.
+    """
+    if model is not None:
+        if not (hasattr(model, "encoder") and hasattr(model, "decoder")):
+            raise ConfigError("model must have .encoder and .decoder submodules; or pass encoder= and decoder=")
+        encoder, decoder = model.encoder, model.decoder
+    if encoder is None or decoder is None:
+        raise ConfigError("give encoder= and decoder= (torch modules) or model= with .encoder/.decoder")
+    if example_input is None or out_dir is None:
+        raise ConfigError("export_modules needs example_input= (real samples, (N, *sample_shape)) and out_dir=")
+    opts = _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop, ort, fixed_batch,
+                    overwrite, latency_repeats)
+    x = _as_array(example_input, "example_input")
+    calib = None if calibration_data is None else _as_array(calibration_data, "calibration_data")
+    wants_static = "int8-static" in opts.precisions or "int8" in opts.precisions
+    if wants_static and (calib is None or len(calib) == 0):
+        raise ConfigError(
+            "int8-static needs calibration data (training samples) to set activation ranges; "
+            "pass calibration_data=... or use int8-dynamic"
+        )
+    encoder, decoder = encoder.eval(), decoder.eval()
+    with torch.no_grad():
+        out = encoder(torch.from_numpy(x[:2]))
+    variational = isinstance(out, (tuple, list))
+    if variational and len(out) != 2:
+        raise ConfigError(f"encoder returns {len(out)} tensors; expected one code or (mean, log_var)")
+    code_size = int((out[0] if variational else out).shape[1])
+    shape = tuple(int(v) for v in x.shape[1:])
+    if kind is None:
+        kind = ("conv" if len(shape) == 3 else "mlp") if not variational else ("conv-vae" if len(shape) == 3 else "vae")
+    norm = normalization or Normalization()
+    raw = None
+    if raw_io:
+        from edgeae.runtime.preprocess import Normalizer
+
+        nz = Normalizer(norm, shape)
+        raw = nz.denormalize(x) if norm.raw_dtype == "uint8" else (x * nz.scale + nz.offset).astype(np.float32)
+    calib_raw = None
+    if raw_io and calib is not None:
+        from edgeae.runtime.preprocess import Normalizer
+
+        nz = Normalizer(norm, shape)
+        calib_raw = nz.denormalize(calib) if norm.raw_dtype == "uint8" else (calib * nz.scale + nz.offset).astype(np.float32)
+    peak = 1.0 if norm.mode != "standardize" else max(float(x.max() - x.min()), 1e-12)
+    src = Source(encoder, decoder, variational, shape, norm, kind, {"code_size": code_size}, len(shape) == 3,
+                 x, raw, calib, calib_raw, peak)
+    manifest, checks = write_bundle(src, Path(out_dir), opts)
+    return ExportResult(Path(out_dir), manifest, manifest.validation, checks.notes)
+
+
+def _as_array(value: Any, name: str) -> np.ndarray:
+    arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    if arr.ndim < 2 or len(arr) == 0:
+        raise ConfigError(f"{name} must be a batch of samples (N, *sample_shape) with N >= 1, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``edgeae.export(...)`` call :func:`export` although ``edgeae.export`` is this package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ExportResult:
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

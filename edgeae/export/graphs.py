@@ -110,8 +110,8 @@ class RawEncoder(nn.Module):
     def __init__(self, encoder: nn.Module, offset: np.ndarray, scale: np.ndarray):
         super().__init__()
         self.encoder = encoder
-        self.register_buffer("offset", torch.from_numpy(np.asarray(offset, np.float32)))
-        self.register_buffer("inv_scale", torch.from_numpy((1.0 / np.asarray(scale, np.float32)).astype(np.float32)))
+        self.register_buffer("offset", torch.tensor(np.array(offset, dtype=np.float32)))
+        self.register_buffer("inv_scale", torch.tensor(np.array(1.0 / np.asarray(scale, np.float32), dtype=np.float32)))
 
     def forward(self, raw: torch.Tensor):
         x = (raw.to(torch.float32) - self.offset) * self.inv_scale  # same formula as Normalizer
@@ -125,8 +125,8 @@ class RawDecoder(nn.Module):
         super().__init__()
         self.decoder = decoder
         self.uint8 = uint8
-        self.register_buffer("offset", torch.from_numpy(np.asarray(offset, np.float32)))
-        self.register_buffer("scale", torch.from_numpy(np.asarray(scale, np.float32)))
+        self.register_buffer("offset", torch.tensor(np.array(offset, dtype=np.float32)))
+        self.register_buffer("scale", torch.tensor(np.array(scale, dtype=np.float32)))
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         y = self.decoder(code) * self.scale + self.offset  # (B, *input_shape)
@@ -142,7 +142,7 @@ def _quiet():
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:

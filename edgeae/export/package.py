@@ -51,9 +51,20 @@ def write_ort(src: Path, dst: Path) -> None:
 
 def write_required_operators(ort_files: list[Path], config: Path) -> None:
     """The operator list a minimal ONNX Runtime build needs for these graphs."""
+    import logging
+
     from onnxruntime.tools.ort_format_model import create_config_from_models
 
-    create_config_from_models([str(p) for p in ort_files], str(config), enable_type_reduction=False)
+    logger = logging.getLogger("ort_format_model.utils")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        create_config_from_models(list(ort_files), config, enable_type_reduction=False)
+    finally:
+        logger.setLevel(level)
+    # The tool lists the files by absolute (temporary) path; keep bundle-relative names.
+    text = config.read_text().replace(f"{config.parent}/", "")
+    config.write_text(text)
 
 
 def write_fixed_batch(src: Path, dst: Path, batch: int) -> None:

@@ -21,7 +21,16 @@ from edgeae.errors import ExportError, ValidationError
 from edgeae.export import graphs as G
 from edgeae.export import package as P
 from edgeae.export.quantize import quantize_graph
-from edgeae.export.validate import BATCHES, Checks, measure_latency, psnr, reference_check, run, session, take_batch
+from edgeae.export.validate import (
+    BATCHES,
+    Checks,
+    measure_latency,
+    psnr,
+    reference_check,
+    run,
+    session,
+    take_batch,
+)
 
 __all__ = ["Source", "Options", "write_bundle", "graph_file"]
 
@@ -114,7 +123,7 @@ class _Torch:
 
 
 def _compare(folder: Path, enc_file: str, dec_file: str, ref: _Torch, x: np.ndarray, checks: Checks,
-             tol: float | None, dec_tol: float | None, reference: str | None) -> None:
+             tol: float | None, dec_tol: float | None, reference: str | None, fp16: bool = False) -> None:
     """encoder, decoder and decode(encode(x)) vs PyTorch at every batch size; ReferenceEvaluator at 7.
 
     ``reference``: "pytorch" compares ReferenceEvaluator with PyTorch, "onnxruntime" with ORT
@@ -133,9 +142,9 @@ def _compare(folder: Path, enc_file: str, dec_file: str, ref: _Torch, x: np.ndar
         checks.add(f"{enc_file}+{dec_file}", "end_to_end", b, e2e, x_hat, dec_tol)
         if b == 7 and reference:
             as_torch = reference == "pytorch"
-            reference_check(folder / enc_file, xb, want if as_torch else None, checks, b)
+            reference_check(folder / enc_file, xb, want if as_torch else None, checks, b, fp16)
             reference_check(folder / dec_file, want["code"].astype(np.float32),
-                            {"x_hat": x_hat} if as_torch else None, checks, b)
+                            {"x_hat": x_hat} if as_torch else None, checks, b, fp16)
 
 
 def _norm_arrays(norm: Normalization, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +220,8 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
     for p in ["fp32", *variants]:
         tol = opts.atol if p == "fp32" else None
         ref_mode = "pytorch" if p == "fp32" else "onnxruntime"
-        _compare(d, graph_file("encoder", p), graph_file("decoder", p), ref, src.val_x, checks, tol, tol, ref_mode)
+        _compare(d, graph_file("encoder", p), graph_file("decoder", p), ref, src.val_x, checks, tol, tol, ref_mode,
+                 p == "fp16")
         if opts.raw_io:
             _compare(d, graph_file("encoder", p, True), graph_file("decoder", p, True), ref_raw, src.val_raw,
                      checks, tol, raw_tol if p == "fp32" else None, None)

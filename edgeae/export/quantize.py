@@ -76,6 +76,26 @@ def _quiet():
         root.setLevel(level)
 
 
+def _topological(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Order nodes so each runs after its inputs exist (the fp16 converter appends its I/O Casts)."""
+    ready = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    pending, ordered = list(model.graph.node), []
+    while pending:
+        rest = []
+        for n in pending:
+            if set(n.input) <= ready:
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise ExportError(f"graph has a cycle or a missing input near node {rest[0].name!r}")
+        pending = rest
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
+    return model
+
+
 def quantize_graph(
     src: Path, dst: Path, precision: str, calibration: np.ndarray | None = None,
     method: str = "minmax", input_name: str = "x",
@@ -110,7 +130,7 @@ def quantize_graph(
                 from onnxruntime.transformers.float16 import convert_float_to_float16
 
                 model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=False)
-                onnx.save_model(model, str(dst))
+                onnx.save_model(_topological(model), str(dst))
             else:
                 raise ConfigError(f"cannot quantize to {precision!r}; choose from {', '.join(PRECISIONS[1:])}")
     except ConfigError:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from edgeae.runtime.stream import (
     read_header,
 )
 
-__all__ = ["compress", "decompress", "append", "codecs_of", "decoder_sha256"]
+__all__ = ["compress", "decompress", "append", "codecs_of", "decoder_sha256", "compression_report"]
 
 
 def _as_dict(manifest: Any) -> dict[str, Any]:
@@ -129,3 +130,34 @@ def append(
                 codec, mid = c, m
     codes = np.asarray(model.encode(x)).reshape(-1, codec.code_size)  # one sample: (1, D)
     return append_file(codec, mid, path, codes)
+
+
+def compression_report(model: Any, x: np.ndarray, data: bytes, seconds: float) -> dict[str, Any]:
+    """Measured rate and quality of a stream that holds the samples ``x`` (raw units).
+
+    Decodes the stream again, so the PSNR is what a receiver gets, quantization included.
+    """
+    from edgeae.runtime.summary import mse, psnr
+
+    t0 = time.perf_counter()
+    x_hat = decompress(model, data)
+    decode_s = time.perf_counter() - t0
+    n = len(x_hat)
+    raw_bytes = int(np.asarray(x).nbytes)
+    target = model.to_model_units(x)
+    recon = model.to_model_units(x_hat)
+    err = mse(target, recon) if n else 0.0
+    report = {
+        "samples": n,
+        "bytes": len(data),
+        "bytes_per_sample": len(data) / max(n, 1),
+        "raw_bytes": raw_bytes,
+        "ratio": raw_bytes / max(len(data), 1),
+        "mse": err,
+        "compress_samples_per_s": n / seconds if seconds > 0 else float("inf"),
+        "decompress_samples_per_s": n / decode_s if decode_s > 0 else float("inf"),
+    }
+    mode = _as_dict(model.manifest).get("normalization", {}).get("mode")
+    if mode != "standardize":
+        report["psnr"] = psnr(target, recon)
+    return report

@@ -1,0 +1,1 @@
+"""The reproducible benchmark suite: ``python -m benchmarks.run`` (``make bench``)."""

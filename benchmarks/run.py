@@ -1,0 +1,166 @@
+"""Train (or reuse), export and benchmark the reference models; write JSON, Markdown and PNGs.
+
+    digits MLP / MNIST MLP 784-128-32 / MNIST conv (code 32)
+      -> benchmarks/work/<name>/run (cached) -> bundle (fp32, int8-dynamic, int8-static, fp16)
+      -> edgeae.runtime.bench (interleaved, + ort-bare + torch-eager)
+      -> benchmarks/results/<name>.json, <name>.png, size_psnr.png; benchmarks/RESULTS.md
+
+Usage: ``python -m benchmarks.run [--duration 0.3] [--data ../shared/data/mnist] [--only mnist-mlp]``.
+Runs are cached under benchmarks/work/ (git-ignored); pass --retrain to start over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "work"
+RESULTS = HERE / "results"
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+PRECISIONS = ("fp32", "int8-dynamic", "int8-static", "fp16")
+
+# name -> train() keyword arguments (data filled in at run time)
+MODELS = {
+    "digits-mlp": {"data": "digits", "model": "mlp", "epochs": 30},
+    "mnist-mlp": {"data": "mnist", "model": "mlp", "hidden": "128", "code_size": 32, "epochs": 10, "split": "ordered"},
+    "mnist-conv": {"data": "mnist", "model": "conv", "code_size": 32, "epochs": 10, "split": "ordered"},
+}
+
+
+def _prepare(name: str, spec: dict, data: Path | None, retrain: bool, log) -> tuple[Path, Path]:
+    """Train and export once; later runs reuse benchmarks/work/<name>/{run,bundle}."""
+    from edgeae.export import export
+    from edgeae.train import train
+
+    run_dir, bundle = WORK / name / "run", WORK / name / "bundle"
+    kwargs = dict(spec)
+    if kwargs["data"] == "mnist":
+        kwargs["data"] = str(data)
+    if retrain or not (run_dir / "weights.safetensors").is_file():
+        t0 = time.time()
+        r = train(out=run_dir, overwrite=True, **kwargs)
+        log(f"{name}: trained in {time.time() - t0:.0f} s, validation PSNR {r.metrics['val_psnr']:.2f} dB")
+    if retrain or not (bundle / "manifest.json").is_file():
+        t0 = time.time()
+        export(run_dir, bundle, precisions=PRECISIONS, overwrite=True)
+        log(f"{name}: exported in {time.time() - t0:.0f} s")
+    return run_dir, bundle
+
+
+def _markdown(results: dict, args: argparse.Namespace) -> str:
+    from edgeae.runtime.bench_report import TARGETS
+
+    first = next(iter(results.values()))
+    s = first.settings
+    lines = [
+        "# edgeae benchmark results", "",
+        f"Written by `python -m benchmarks.run` (`make bench`); raw numbers in `benchmarks/results/*.json`. "
+        f"Machine: {s['cpu_count']} CPU cores ({s['platform']}), onnxruntime {s['onnxruntime']}, numpy {s['numpy']}, "
+        f"Python {s['python']}. Session options: graph optimization {s['graph_optimization_level']}, "
+        f"allow_spinning {s['allow_spinning']}, {s['execution_mode']}, inter-op threads {s['inter_op_threads']}; "
+        f"intra-op threads {s['threads']}. Method: {s['timing']}; {args.duration} s per cell, "
+        f"warm-up {s['warmup']} calls per variant. Memory: {s['memory']}. Absolute times on a shared machine "
+        "drift; the ratios (measured side by side in one run) are what to compare.", "",
+        "## Targets", "",
+        "| model | " + " | ".join(f"{k} ({op} {v})" for k, (op, v, _) in TARGETS.items()) + " |",
+        "|---|" + "---:|" * len(TARGETS),
+    ]
+    for name, r in results.items():
+        cells = []
+        for k, (op, v, _) in TARGETS.items():
+            got = r.ratios.get(k)
+            mark = "" if got is None else (" ok" if (got <= v if op == "<=" else got >= v) else " **missed**")
+            extra = f" ({r.ratios['int8_variant']})" if k == "int8_speedup" and got is not None else ""
+            cells.append("-" if got is None else f"{got:.2f}{extra}{mark}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "What each ratio is: " + "; ".join(f"`{k}` = {w}" for k, (_, _, w) in TARGETS.items()) + ".", ""]
+    for name, r in results.items():
+        lines += [f"## {name}", "", f"![{name}](results/{name}.png)", ""]
+        if r.ceiling and "macs_per_s" in r.ceiling:
+            c = r.ceiling
+            lines += [f"Ceiling: encoder = {c['macs'] // c['batch']:,} multiply-adds/sample; numpy one-thread "
+                      f"matmul of the same shapes at batch {c['batch']}: {c['macs_per_s'] / 1e9:.2f} GMAC/s; "
+                      f"fp32 encoder one thread: {c.get('achieved_macs_per_s', 0) / 1e9:.2f} GMAC/s.", ""]
+        lines += [r.to_markdown(), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=0.25, help="seconds per cell (default 0.25)")
+    ap.add_argument("--data", type=Path, default=MNIST if MNIST.is_dir() else None,
+                    help=f"MNIST folder (IDX files) [default: {MNIST} when present]")
+    ap.add_argument("--only", default=None, help="comma-separated model names: " + ", ".join(MODELS))
+    ap.add_argument("--batch", default="1,8,64,256")
+    ap.add_argument("--retrain", action="store_true", help="ignore cached runs and bundles in benchmarks/work/")
+    args = ap.parse_args(argv)
+
+    from edgeae.bench_torch import load_torch
+    from edgeae.runtime.bench import run_bench
+    from edgeae.runtime.bench_report import plot
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    names = args.only.split(",") if args.only else list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        ap.error(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS)}")
+    if args.data is None and any(MODELS[n]["data"] == "mnist" for n in names):
+        log(f"MNIST not found at {MNIST} and no --data given: skipping the MNIST models")
+        names = [n for n in names if MODELS[n]["data"] != "mnist"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    batches = [int(b) for b in args.batch.split(",")]
+    threads = sorted({1, os.cpu_count() or 1})
+    results = {}
+    t_all = time.time()
+    for name in names:
+        run_dir, bundle = _prepare(name, MODELS[name], args.data, args.retrain, log)
+        t0 = time.time()
+        result = run_bench(bundle, batches=batches, threads=threads, duration=args.duration,
+                           torch_model=load_torch(run_dir))
+        result.bundle = f"benchmarks/work/{name}/bundle"
+        results[name] = result
+        (RESULTS / f"{name}.json").write_text(result.to_json(), encoding="utf-8")
+        plot(result, RESULTS / f"{name}.png")
+        log(f"{name}: benchmarked in {time.time() - t0:.0f} s; ratios {json.dumps(result.ratios)}")
+    if results:
+        _size_psnr(results, RESULTS / "size_psnr.png")
+        (HERE / "RESULTS.md").write_text(_markdown(results, args), encoding="utf-8")
+        log(f"Wrote {HERE / 'RESULTS.md'} and {RESULTS}/ in {time.time() - t_all:.0f} s")
+    return 0
+
+
+def _size_psnr(results: dict, path: Path) -> None:
+    """One scatter across models: bundle size (encoder + decoder) vs held-out PSNR per precision."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, r in results.items():
+        pts = {}
+        for row in r.rows:
+            if row.graph == "end-to-end" and row.psnr is not None and row.status == "ok":
+                pts[row.variant] = (row.size / 1024, row.psnr)
+        xs, ys = zip(*pts.values(), strict=True) if pts else ((), ())
+        ax.plot(xs, ys, "o", label=name)
+        for v, (x, y) in pts.items():
+            ax.annotate(v, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set(xscale="log", xlabel="encoder + decoder size (KB; torch-eager: weights file)",
+           ylabel="held-out PSNR (dB)", title="size vs quality")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,399 @@
+"""Latency harness for bundles: numpy + onnxruntime only (a PyTorch baseline is passed in).
+
+Method (docs/PERFORMANCE.md): for every provider x threads, each variant is loaded once
+(session-creation time = cold start), then for every graph x batch size the variants are
+warmed up and timed *interleaved* (A B A B ...) with ``perf_counter_ns`` on real samples
+tiled to the batch, so drift on a shared machine hits all of them alike. Baselines run in
+the same cells: a bare ``onnxruntime.InferenceSession.run`` on the fp32 graphs with the
+same session options ("ort-bare"), and PyTorch eager on the run's weights ("torch-eager").
+
+    bundle -> load(precision) x providers x threads -> cells (graph, batch) -> rows -> report
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeae.errors import ConfigError
+from edgeae.runtime.bench_report import BenchResult, Row, percentiles
+from edgeae.runtime.bundle import PRECISIONS, Manifest, read_manifest
+from edgeae.runtime.session import resolve_providers, session_options
+
+__all__ = ["GRAPHS", "DEFAULT_BATCHES", "run_bench", "interleave", "encoder_matmuls", "measure_ceiling",
+           "check_options"]
+
+GRAPHS = ("encoder", "decoder", "end-to-end")
+DEFAULT_BATCHES = (1, 8, 64, 256)
+_MIN_ROUNDS = 5  # timed calls per variant and cell, even when --duration is tiny
+_MAX_ROUNDS = 200_000  # safety cap for very fast calls
+_PSNR_SAMPLES = 256  # held-out samples reconstructed for PSNR
+Log = Callable[[str], None]
+
+
+def check_options(manifest: Manifest, folder: str | Path, precisions: Sequence[str] | None,
+                  graphs: Sequence[str], batches: Sequence[int], threads: Sequence[int],
+                  providers: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Validate every option before anything runs; returns (precisions, ORT provider names)."""
+    have = manifest.precisions("encoder")
+    if precisions is None:
+        precisions = have
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise ConfigError(f"unknown precision {p!r}; choose from: {', '.join(PRECISIONS)}")
+        if p not in have:
+            raise ConfigError(f"precision {p!r} is not in bundle {folder}; it has: {', '.join(have)} "
+                              "(re-export with --precision to add it)")
+    for g in graphs:
+        if g not in GRAPHS:
+            raise ConfigError(f"unknown graph {g!r}; choose from: {', '.join(GRAPHS)}")
+    if not precisions or not graphs or not batches or not threads or not providers:
+        raise ConfigError("--precision, --graph, --batch, --threads and --provider each need at least one value")
+    for name, values in (("batch", batches), ("threads", threads)):
+        if any(not isinstance(v, int) or v <= 0 for v in values):
+            raise ConfigError(f"--{name} values must be positive integers, got {list(values)}")
+    names = []
+    for p in providers:
+        names += [n for n in resolve_providers([p]) if n not in names]
+    return list(precisions), names
+
+
+def interleave(runners: Sequence[Callable[[], Any]], iterations: int | None = None, duration: float = 1.0,
+               warmup: int = 3) -> list[list[int]]:
+    """Warm every runner up, then time them round-robin (A B A B ...); ns per call, per runner.
+
+    ``iterations`` fixes the rounds; otherwise rounds continue until ``duration`` seconds of
+    wall time passed (at least :data:`_MIN_ROUNDS`).
+    """
+    for run in runners:
+        for _ in range(warmup):
+            run()
+    times: list[list[int]] = [[] for _ in runners]
+    clock = time.perf_counter_ns
+    end = clock() + int(duration * 1e9)
+    rounds = 0
+    while True:
+        for i, run in enumerate(runners):
+            t0 = clock()
+            run()
+            times[i].append(clock() - t0)
+        rounds += 1
+        if iterations is not None:
+            if rounds >= iterations:
+                break
+        elif (rounds >= _MIN_ROUNDS and clock() >= end) or rounds >= _MAX_ROUNDS:
+            break
+    return times
+
+
+# ---- work count and numpy ceiling ----------------------------------------------------------
+def _conv_size(s: int) -> int:
+    return (s + 1) // 2  # stride-2, kernel 3, padding 1 (edgeae.models.conv_sizes)
+
+
+def encoder_matmuls(model: dict[str, Any], batch: int) -> list[tuple[int, int, int]]:
+    """The encoder as GEMM shapes ``(M, K, N)`` (multiply-adds = M*K*N), from the manifest's model config.
+
+    MLP layers are ``(B, in) @ (in, out)``; a stride-2 3x3 conv is its im2col GEMM
+    ``(B*h*w, C_in*9) @ (C_in*9, C_out)``. VAEs count the log-variance head too.
+    """
+    kind = model.get("kind", "mlp")
+    shape = [int(v) for v in model["input_shape"]]
+    code = int(model["code_size"])
+    heads = 2 if kind in ("vae", "conv-vae") else 1
+    out: list[tuple[int, int, int]] = []
+    if kind in ("conv", "conv-vae"):
+        c, h, w = shape
+        for ch in model.get("channels") or (16, 32):
+            h, w = _conv_size(h), _conv_size(w)
+            out.append((batch * h * w, c * 9, int(ch)))
+            c = int(ch)
+        feat = c * h * w
+    else:
+        feat = int(np.prod(shape))
+        for width in model.get("hidden") or ():
+            out.append((batch, feat, int(width)))
+            feat = int(width)
+    out += [(batch, feat, code)] * heads
+    return out
+
+
+_CEILING_CODE = r"""
+import json, sys, time
+import numpy as np
+shapes, seconds, bundle, feed = json.loads(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+rng = np.random.default_rng(0)
+mats = [(rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32),
+         np.empty((m, n), np.float32)) for m, k, n in shapes]
+def chain():
+    for a, b, o in mats:
+        np.matmul(a, b, out=o)
+runners = [chain]
+if bundle:
+    from edgeae.runtime.model import load
+    model, x = load(bundle, "fp32", providers=["CPUExecutionProvider"], threads=1), np.load(feed)
+    runners.append(lambda: model.encode(x))
+for run in runners * 3:
+    run()
+times, end = [[] for _ in runners], time.perf_counter() + seconds
+while len(times[0]) < 5 or time.perf_counter() < end:
+    for i, run in enumerate(runners):  # interleaved: numpy, edgeae, numpy, edgeae, ...
+        t0 = time.perf_counter_ns(); run(); times[i].append(time.perf_counter_ns() - t0)
+print(json.dumps([sorted(t)[len(t) // 2] for t in times] + [len(times[0])]))
+"""
+
+
+def measure_ceiling(shapes: list[tuple[int, int, int]], seconds: float = 0.5, bundle: str | Path | None = None,
+                    feed: np.ndarray | None = None) -> dict[str, Any]:
+    """Time a plain one-thread numpy matmul of each shape (multiply-adds per second), and
+    with ``bundle`` + ``feed`` the fp32 encoder on one thread, interleaved with it.
+
+    Runs in a subprocess with OMP/OPENBLAS/MKL thread counts set to 1 before numpy loads:
+    the one way that pins every BLAS numpy may be built with, without extra packages.
+    """
+    import tempfile
+
+    env = {**os.environ, **{k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                             "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")}}
+    package_root = str(Path(__file__).resolve().parents[2])  # so the child imports this edgeae
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = ""
+        if bundle is not None and feed is not None:
+            path = str(Path(tmp) / "feed.npy")
+            np.save(path, feed)
+        proc = subprocess.run([sys.executable, "-c", _CEILING_CODE, json.dumps(shapes), str(seconds),
+                               str(bundle) if path else "", path], env=env, capture_output=True, text=True,
+                              timeout=300)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    *p50s, calls = json.loads(proc.stdout)
+    macs = sum(m * k * n for m, k, n in shapes)
+    out = {"shapes": [list(s) for s in shapes], "macs": macs, "p50_ms": p50s[0] / 1e6,
+           "macs_per_s": macs / (p50s[0] / 1e9), "calls": calls, "threads": 1}
+    if len(p50s) > 1:
+        out["encoder_p50_ms"] = p50s[1] / 1e6  # edgeae fp32 encode of the same batch, interleaved
+    return out
+
+
+# ---- memory ----------------------------------------------------------------------------
+def _rss_mb() -> float:
+    """Current resident set size (Linux /proc/self/statm); falls back to the peak elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return _peak_mb()
+
+
+def _peak_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+# ---- variants ------------------------------------------------------------------------------
+class _Variant:
+    """One thing to time: calls per graph, load time, memory, size and quality."""
+
+    def __init__(self, name: str, calls: dict[str, Callable[[np.ndarray], Any]], load_ms: float,
+                 load_mb: float, sizes: dict[str, int], psnr: float | None, before: Callable[[], None] | None = None):
+        self.name, self.calls, self.load_ms, self.load_mb = name, calls, load_ms, load_mb
+        self.sizes, self.psnr, self.before = sizes, psnr, before
+
+
+def _loaded(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    rss, t0 = _rss_mb(), time.perf_counter_ns()
+    obj = fn()
+    return obj, (time.perf_counter_ns() - t0) / 1e6, _rss_mb() - rss
+
+
+def _psnr(x_model: np.ndarray, x_hat: np.ndarray, peak: float) -> float:
+    from edgeae.runtime.summary import psnr
+
+    return round(psnr(x_model, x_hat, peak), 3)
+
+
+def _edge_variant(folder: Path, precision: str, provider: str, threads: int, feed: np.ndarray,
+                  x_model: np.ndarray, peak: float | None) -> _Variant:
+    from edgeae.runtime.model import load
+
+    m, ms, mb = _loaded(lambda: load(folder, precision=precision, providers=[provider], threads=threads))
+    enc, dec = (g.entry for g in (m._encoder, m._decoder))
+    sizes = {"encoder": enc.size, "decoder": dec.size, "end-to-end": enc.size + dec.size}
+    quality = None if peak is None else _psnr(x_model, m.reconstruct(feed), peak)
+    calls = {"encoder": m.encode, "decoder": m.decode, "end-to-end": m.reconstruct}
+    return _Variant(precision, calls, ms, mb, sizes, quality)
+
+
+def _bare_variant(folder: Path, manifest: Manifest, provider: str, threads: int) -> _Variant:
+    """The fp32 graphs under plain ``InferenceSession.run``, edgeae's session options."""
+    import onnxruntime as ort
+
+    calls, sizes, ms_total, mb_total = {}, {}, 0.0, 0.0
+    for role, out in (("encoder", "code"), ("decoder", "x_hat")):
+        entry = manifest.find_graph(role, "fp32")
+        opts = session_options(threads)
+        sess, ms, mb = _loaded(lambda e=entry, o=opts: ort.InferenceSession(
+            str(folder / e.file), sess_options=o, providers=[provider]))
+        name = sess.get_inputs()[0].name
+        calls[role] = (lambda s, n, o: lambda x: s.run([o], {n: x})[0])(sess, name, out)
+        sizes[role] = entry.size
+        ms_total, mb_total = ms_total + ms, mb_total + mb
+    return _Variant("ort-bare", calls, ms_total, mb_total, sizes, None)
+
+
+def _feeds(manifest: Manifest, samples: np.ndarray, fp32_model: Any) -> dict[str, Any]:
+    """Inputs per graph: what EdgeModel takes, what the bare graph takes, and model units."""
+    x_model = fp32_model.to_model_units(samples)
+    raw_in = fp32_model._encoder.raw_io or manifest.normalization["mode"] == "standardize" \
+        or samples.dtype != np.uint8
+    edge_in = samples if raw_in else x_model  # float model units skip normalization (same work as bare)
+    bare_in = samples if fp32_model._encoder.raw_io else x_model
+    codes = fp32_model.encode(edge_in)
+    return {"edge": edge_in, "bare": bare_in.astype(fp32_model._encoder.input_dtype), "model": x_model,
+            "codes": codes}
+
+
+def _tile(x: np.ndarray, batch: int) -> np.ndarray:
+    return np.ascontiguousarray(np.take(x, np.arange(batch) % len(x), axis=0))  # (batch, ...)
+
+
+def _load_samples(manifest: Manifest, folder: Path, data: str | Path | None) -> tuple[np.ndarray, str]:
+    if data is not None:
+        from edgeae.data import load_array_input
+
+        x = load_array_input(str(data), manifest.sample_shape)
+        return x[-_PSNR_SAMPLES:], f"{data} (last {min(len(x), _PSNR_SAMPLES)} samples)"
+    if manifest.samples:
+        from edgeae.runtime.bundle import file_problem
+
+        path = folder / str(manifest.samples.get("file", "samples.npy"))
+        problem = file_problem(path, None, str(manifest.samples.get("sha256", "")))
+        if problem:
+            raise ConfigError(f"bundle {folder}: {problem}")
+        return np.load(path, allow_pickle=False)[:_PSNR_SAMPLES], f"{path.name} ({min(int(manifest.samples.get('count', 0)) or 10**9, _PSNR_SAMPLES)} held-out samples)"
+    raise ConfigError(f"bundle {folder} has no samples.npy: pass --data with held-out samples "
+                      "(.npy/.npz, IDX, images, CSV) to benchmark on real inputs")
+
+
+def run_bench(
+    bundle_dir: str | Path,
+    precisions: Sequence[str] | None = None,
+    graphs: Sequence[str] = GRAPHS,
+    batches: Sequence[int] = DEFAULT_BATCHES,
+    threads: Sequence[int] | None = None,
+    providers: Sequence[str] = ("cpu",),
+    duration: float = 1.0,
+    iterations: int | None = None,
+    warmup: int = 3,
+    torch_model: Any = None,
+    data: str | Path | None = None,
+    max_psnr_drop: float = 0.5,
+    bare: bool = True,
+    ceiling: bool = True,
+    log: Log | None = None,
+) -> BenchResult:
+    """Benchmark a bundle's precisions (and baselines) interleaved; see the module docstring.
+
+    Args:
+        precisions: None = every precision in the bundle.
+        threads: intra-op thread counts; None = ``(1, os.cpu_count())``.
+        duration: wall seconds of timed calls per cell (shared by the interleaved variants).
+        iterations: fixed timed calls per variant and cell (overrides ``duration``).
+        torch_model: the PyTorch eager baseline, from ``edgeae.bench_torch.load_torch(run_dir)``
+            (built by the caller, so this module never imports torch).
+        data: held-out samples when the bundle has no samples.npy.
+    """
+    log = log or (lambda msg: None)
+    folder = Path(bundle_dir)
+    manifest = read_manifest(folder)
+    threads = list(threads) if threads is not None else sorted({1, os.cpu_count() or 1})
+    if duration <= 0 or (iterations is not None and iterations <= 0):
+        raise ConfigError(f"--duration must be > 0 s and --iterations a positive integer, got {duration}, {iterations}")
+    if max_psnr_drop < 0:
+        raise ConfigError(f"--max-psnr-drop must be >= 0 dB, got {max_psnr_drop}")
+    precisions, names = check_options(manifest, folder, precisions, graphs, batches, threads, providers)
+    if torch_model is not None and tuple(torch_model.sample_shape) != manifest.sample_shape:
+        raise ConfigError(f"--torch run takes samples of shape {tuple(torch_model.sample_shape)}, bundle {folder} "
+                          f"takes {manifest.sample_shape}: pass the run folder this bundle was exported from")
+    samples, source = _load_samples(manifest, folder, data)
+    bounded = manifest.normalization["mode"] != "standardize"
+    import onnxruntime as ort
+
+    from edgeae.runtime.model import load
+
+    fp32 = load(folder, "fp32", providers=["CPUExecutionProvider"], threads=1)
+    feeds = _feeds(manifest, samples, fp32)
+    peak = 1.0 if bounded else float(feeds["model"].max() - feeds["model"].min()) or 1.0
+    result = BenchResult(bundle=str(folder), kind=manifest.kind, max_psnr_drop=max_psnr_drop, settings={
+        "onnxruntime": ort.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(), "platform": sys.platform, "providers": names, "threads": threads,
+        "graph_optimization_level": "ORT_ENABLE_ALL", "allow_spinning": "0", "inter_op_threads": 1,
+        "execution_mode": "ORT_SEQUENTIAL", "inputs": source, "duration_s": duration, "iterations": iterations,
+        "warmup": warmup, "timing": "perf_counter_ns per call, variants interleaved A B A B",
+        "memory": "load_mb: current RSS (/proc/self/statm) growth across loading the variant; "
+                  "peak_rss_mb: process ru_maxrss after the cell",
+        "psnr": "held-out samples, reconstruct, model units" + ("" if bounded else f", peak {peak:.3g}"),
+    })
+    for provider in names:
+        for t in threads:
+            variants: list[_Variant] = []
+            for p in precisions:
+                try:
+                    variants.append(_edge_variant(folder, p, provider, t, feeds["edge"], feeds["model"], peak))
+                except Exception as exc:  # a variant this provider cannot run is a row, not a crash
+                    result.rows.append(Row(p, "all", provider, 0, t, status=f"load failed: {exc}"))
+            if bare:
+                variants.append(_bare_variant(folder, manifest, provider, t))
+            if torch_model is not None and provider == "CPUExecutionProvider":
+                variants.append(_Variant("torch-eager", torch_model.calls, torch_model.load_ms,
+                                         torch_model.load_mb, torch_model.sizes,
+                                         _psnr(feeds["model"], torch_model.calls["end-to-end"](feeds["model"]), peak),
+                                         before=lambda n=t: torch_model.set_threads(n)))
+            for g in graphs:
+                for b in batches:
+                    _cell(result, variants, g, b, t, provider, feeds, duration, iterations, warmup)
+                    log(f"{provider} threads={t} {g} batch={b}: done")
+    if ceiling and "fp32" in precisions and "encoder" in graphs:
+        b = max(batches)
+        shapes = encoder_matmuls(manifest.model or {"input_shape": list(manifest.sample_shape),
+                                                    "code_size": manifest.code_size}, b)
+        result.ceiling = {"batch": b, **measure_ceiling(shapes, min(max(duration, 0.2), 2.0), folder,
+                                                        _tile(feeds["edge"], b))}
+    result.finish()
+    return result
+
+
+def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int, threads: int, provider: str,
+          feeds: dict[str, Any], duration: float, iterations: int | None, warmup: int) -> None:
+    """Time every variant that has ``graph`` on the same tiled inputs, interleaved."""
+    inputs = {"encoder": ("edge", "bare", "model"), "decoder": ("codes",) * 3, "end-to-end": ("edge", None, "model")}
+    active, runners = [], []
+    for v in variants:
+        if graph not in v.calls:
+            continue
+        key = inputs[graph][0 if v.name not in ("ort-bare", "torch-eager") else (1 if v.name == "ort-bare" else 2)]
+        x, fn = _tile(feeds[key], batch), v.calls[graph]
+        active.append(v)
+        runners.append((lambda f, a: lambda: f(a))(fn, x))
+    for v in active:
+        if v.before:
+            v.before()
+    times = interleave(runners, iterations, duration, warmup)
+    peak = round(_peak_mb(), 1)
+    for v, ns in zip(active, times, strict=True):
+        stats = percentiles(ns)
+        result.rows.append(Row(
+            variant=v.name, graph=graph, provider=provider, batch=batch, threads=threads,
+            session_ms=round(v.load_ms, 2), p50_ms=stats["p50"], p90_ms=stats["p90"], p99_ms=stats["p99"],
+            throughput=round(batch * len(ns) / (sum(ns) / 1e9), 1), calls=len(ns), load_mb=round(v.load_mb, 1),
+            peak_rss_mb=peak, size=v.sizes.get(graph, 0), psnr=v.psnr))

@@ -1,0 +1,283 @@
+"""Benchmark results: rows, percentiles, the recommendation, target ratios, and their outputs.
+
+Kept apart from the timing loop (:mod:`edgeae.runtime.bench`) so the reporting logic is
+tested without timing anything. Formats: ``table`` (terminal), ``json``, ``csv``,
+``markdown``; :func:`plot` draws PNGs when matplotlib is importable.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeae.errors import ConfigError
+from edgeae.runtime.bundle import PRECISIONS
+
+__all__ = ["FORMATS", "TARGETS", "Row", "BenchResult", "percentiles", "recommend", "plot", "require_matplotlib"]
+
+FORMATS = ("table", "json", "csv", "markdown")
+# Targets reported as ratios next to what was measured (never asserted in tests).
+TARGETS = {
+    "overhead_vs_bare": ("<=", 1.10, "edgeae fp32 encoder p50 / bare InferenceSession.run p50, batch 1"),
+    "speedup_vs_torch": (">=", 1.5, "PyTorch eager encoder p50 / edgeae fp32 encoder p50, batch 1"),
+    "int8_speedup": (">=", 2.0, "best int8 within the PSNR budget / fp32 encoder throughput, largest batch"),
+    "ceiling_ratio": (">=", 0.70, "fp32 encoder one-thread multiply-adds/s / numpy one-thread matmul of the "
+                      "same shapes, interleaved, largest batch"),
+}
+
+
+@dataclass
+class Row:
+    """One measured cell: a variant on one graph at one batch size, thread count and provider."""
+
+    variant: str  # precision, "ort-bare" or "torch-eager"
+    graph: str  # encoder | decoder | end-to-end
+    provider: str  # ORT execution provider name
+    batch: int  # samples per call
+    threads: int  # intra-op threads (torch.set_num_threads for torch-eager)
+    session_ms: float | None = None  # cold start: loading the variant (verify + sessions)
+    p50_ms: float | None = None  # median call latency
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    throughput: float | None = None  # samples/s = batch * calls / total timed time
+    calls: int = 0  # timed calls
+    load_mb: float | None = None  # current-RSS growth while loading the variant (/proc/self/statm)
+    peak_rss_mb: float | None = None  # process peak RSS (ru_maxrss) after the cell
+    size: int = 0  # bytes of the graph file(s); torch-eager: weights file
+    psnr: float | None = None  # held-out reconstruction PSNR (dB) of this variant
+    status: str = "ok"  # ok, or why the variant could not run
+
+
+def percentiles(ns: list[int] | np.ndarray) -> dict[str, float]:
+    """p50 / p90 / p99 in milliseconds (linear interpolation) of per-call times in ns."""
+    if len(ns) == 0:
+        raise ConfigError("no timed calls to summarize; use --iterations 1 or more")
+    p = np.percentile(np.asarray(ns, dtype=np.float64) / 1e6, [50, 90, 99])
+    return {"p50": round(float(p[0]), 5), "p90": round(float(p[1]), 5), "p99": round(float(p[2]), 5)}
+
+
+def _ok(r: Row) -> bool:
+    return r.status == "ok" and r.throughput is not None
+
+
+def recommend(rows: list[Row], max_psnr_drop: float) -> list[dict[str, Any]]:
+    """Per batch size: the fastest precision whose PSNR is within ``max_psnr_drop`` dB of fp32.
+
+    Looks at end-to-end rows when measured (else encoder, else decoder), across providers
+    and thread counts. A variant without a PSNR qualifies only if it is fp32.
+    """
+    ok = [r for r in rows if _ok(r) and r.variant in PRECISIONS]
+    graph = next((g for g in ("end-to-end", "encoder", "decoder") if any(r.graph == g for r in ok)), None)
+    out = []
+    for batch in sorted({r.batch for r in ok if r.graph == graph}):
+        cells = [r for r in ok if r.graph == graph and r.batch == batch]
+        fp32 = {(r.provider, r.threads): r for r in cells if r.variant == "fp32"}
+        ref = next((r.psnr for r in fp32.values() if r.psnr is not None), None)
+        good = [r for r in cells if r.variant == "fp32" or
+                ((d := _drop(r, ref)) is not None and d <= max_psnr_drop)]
+        if not good:
+            continue
+        best = max(good, key=lambda r: r.throughput)
+        base = fp32.get((best.provider, best.threads))
+        out.append({"batch": batch, "graph": graph, "variant": best.variant, "provider": best.provider,
+                    "threads": best.threads, "throughput": best.throughput, "p50_ms": best.p50_ms,
+                    "psnr_drop": _drop(best, ref),
+                    "speedup_vs_fp32": round(best.throughput / base.throughput, 3) if base else None})
+    return out
+
+
+def _drop(r: Row, ref: float | None) -> float | None:
+    """dB lost against the fp32 PSNR ``ref`` (None when either is unknown)."""
+    return None if r.psnr is None or ref is None else round(ref - r.psnr, 3)
+
+
+def _find(rows: list[Row], variant: str, graph: str, batch: int, threads: int) -> Row | None:
+    return next((r for r in rows if _ok(r) and (r.variant, r.graph, r.batch, r.threads) == (variant, graph, batch, threads)), None)
+
+
+@dataclass
+class BenchResult:
+    """Everything one benchmark run measured, plus the settings that were pinned."""
+
+    bundle: str  # the bundle folder
+    kind: str  # model kind from the manifest
+    max_psnr_drop: float  # quality budget for the recommendation (dB vs fp32)
+    settings: dict[str, Any]  # threads, session options, provider, versions, inputs, method
+    rows: list[Row] = field(default_factory=list)  # one per variant x graph x batch x threads x provider
+    ceiling: dict[str, Any] | None = None  # numpy one-thread matmul of the encoder's shapes
+    ratios: dict[str, Any] = field(default_factory=dict)  # measured vs TARGETS
+    recommendations: list[dict[str, Any]] = field(default_factory=list)  # per batch size
+
+    def finish(self) -> None:
+        """Compute the recommendation and the target ratios from the rows."""
+        self.recommendations = recommend(self.rows, self.max_psnr_drop)
+        rows, t = self.rows, min((r.threads for r in self.rows if _ok(r)), default=1)
+        ratios: dict[str, Any] = {}
+        fp32_1, bare_1 = _find(rows, "fp32", "encoder", 1, t), _find(rows, "ort-bare", "encoder", 1, t)
+        if fp32_1 and bare_1:
+            ratios["overhead_vs_bare"] = round(fp32_1.p50_ms / bare_1.p50_ms, 3)
+        torch_1 = _find(rows, "torch-eager", "encoder", 1, t)
+        if fp32_1 and torch_1:
+            ratios["speedup_vs_torch"] = round(torch_1.p50_ms / fp32_1.p50_ms, 3)
+        big = max((r.batch for r in rows if _ok(r) and r.graph == "encoder"), default=None)
+        fp32_big = _find(rows, "fp32", "encoder", big, t) if big else None
+        if fp32_big:
+            ref = fp32_big.psnr
+            int8 = [r for v in ("int8-dynamic", "int8-static") if (r := _find(rows, v, "encoder", big, t))
+                    and (ref is None or (r.psnr is not None and ref - r.psnr <= self.max_psnr_drop))]
+            if int8:
+                best = max(int8, key=lambda r: r.throughput)
+                ratios["int8_speedup"] = round(best.throughput / fp32_big.throughput, 3)
+                ratios["int8_variant"] = best.variant
+        c = self.ceiling
+        if c and "macs_per_s" in c:  # prefer the fp32 encoder timed interleaved with the numpy matmuls
+            one = _find(rows, "fp32", "encoder", c["batch"], 1)
+            seconds = c["encoder_p50_ms"] / 1e3 if "encoder_p50_ms" in c else (c["batch"] / one.throughput
+                                                                                if one else None)
+            if seconds:
+                c["achieved_macs_per_s"] = round(c["macs"] / seconds)
+                ratios["ceiling_ratio"] = round(c["achieved_macs_per_s"] / c["macs_per_s"], 3)
+        ratios["threads"] = t
+        self.ratios = ratios
+
+    # ---- outputs -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["targets"] = {k: {"op": op, "target": v, "what": what, "measured": self.ratios.get(k),
+                               "met": _met(op, v, self.ratios.get(k))} for k, (op, v, what) in TARGETS.items()}
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(self.to_dict()), indent=2) + "\n"
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=[f.name for f in fields(Row)], lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow(asdict(r))
+        return buf.getvalue()
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        head = ["variant", "graph", "provider", "batch", "threads", "session ms", "p50 ms", "p90 ms", "p99 ms",
+                "samples/s", "load MB", "peak RSS MB", "size KB", "PSNR dB", "status"]
+        body = [[r.variant, r.graph, r.provider.replace("ExecutionProvider", ""), str(r.batch), str(r.threads),
+                 _f(r.session_ms, 1), _f(r.p50_ms, 4), _f(r.p90_ms, 4), _f(r.p99_ms, 4), _f(r.throughput, 0),
+                 _f(r.load_mb, 1), _f(r.peak_rss_mb, 0), _f(r.size / 1024, 1), _f(r.psnr, 2), r.status]
+                for r in self.rows]
+        return head, body
+
+    def _summary(self) -> list[str]:
+        s = self.settings
+        lines = [f"settings: providers {', '.join(s.get('providers', []))}; intra-op threads {s.get('threads')}; "
+                 f"graph optimization {s.get('graph_optimization_level')}; allow_spinning {s.get('allow_spinning')}; "
+                 f"onnxruntime {s.get('onnxruntime')}; inputs {s.get('inputs')}"]
+        for k, (op, v, what) in TARGETS.items():
+            got = self.ratios.get(k)
+            extra = f" ({self.ratios['int8_variant']})" if k == "int8_speedup" and got is not None else ""
+            verdict = "not measured" if got is None else ("met" if _met(op, v, got) else "MISSED")
+            lines.append(f"{k}: {_f(got, 3)}{extra} (target {op} {v}: {verdict}) - {what}")
+        for rec in self.recommendations:
+            lines.append(f"recommendation batch {rec['batch']}: {rec['variant']} on "
+                         f"{rec['provider'].replace('ExecutionProvider', '')}, {rec['threads']} thread(s): "
+                         f"{rec['throughput']:.0f} samples/s ({_f(rec['speedup_vs_fp32'], 2)}x fp32, "
+                         f"PSNR drop {_f(rec['psnr_drop'], 2)} dB <= {self.max_psnr_drop})")
+        return lines
+
+    def to_table(self) -> str:
+        head, body = self._cells()
+        widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+        lines = ["  ".join(c.rjust(w) if i >= 3 and i < 14 else c.ljust(w) for i, (c, w) in
+                           enumerate(zip(row, widths, strict=True))).rstrip() for row in [head, *body]]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join(lines + [""] + self._summary()) + "\n"
+
+    def to_markdown(self) -> str:
+        head, body = self._cells()
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if 3 <= i < 14 else "---"
+                                                               for i in range(len(head))) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines + [""] + [f"- {line}" for line in self._summary()]) + "\n"
+
+    def render(self, fmt: str) -> str:
+        if fmt not in FORMATS:
+            raise ConfigError(f"unknown format {fmt!r}; choose from: {', '.join(FORMATS)}")
+        return {"table": self.to_table, "json": self.to_json, "csv": self.to_csv,
+                "markdown": self.to_markdown}[fmt]()
+
+
+def _met(op: str, target: float, got: float | None) -> bool | None:
+    if got is None:
+        return None
+    return got <= target if op == "<=" else got >= target
+
+
+def _f(v: float | None, digits: int) -> str:
+    if v is None:
+        return "-"
+    return "inf" if math.isinf(v) else f"{v:.{digits}f}"
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no inf/NaN: write them as strings."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def require_matplotlib() -> None:
+    """Fail before measuring, not after, when a plot was asked for and cannot be drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib, which is not installed: pip install matplotlib "
+                          "(or leave out --plot)") from None
+
+
+def plot(result: BenchResult, path: str | Path) -> Path:
+    """PNG: p50 latency vs batch size per variant, provider and threads (one panel per graph),
+    and file size vs PSNR per variant. Needs matplotlib."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in result.rows if _ok(r)]
+    graphs = [g for g in ("encoder", "decoder", "end-to-end") if any(r.graph == g for r in ok)]
+    fig, axes = plt.subplots(1, len(graphs) + 1, figsize=(5 * (len(graphs) + 1), 4.2), squeeze=False)
+    for ax, g in zip(axes[0], graphs, strict=False):
+        keys = sorted({(r.variant, r.provider, r.threads) for r in ok if r.graph == g})
+        for v, p, t in keys:
+            pts = sorted((r.batch, r.p50_ms) for r in ok if (r.graph, r.variant, r.provider, r.threads) == (g, v, p, t))
+            ax.plot(*zip(*pts, strict=True), marker="o", label=f"{v} {p.replace('ExecutionProvider', '')} t{t}")
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="p50 latency (ms)", title=g)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    ax = axes[0][-1]
+    seen: dict[str, tuple[int, float]] = {}  # variant -> (largest size: both graphs when measured, PSNR)
+    for r in ok:
+        if r.psnr is not None and r.size >= seen.get(r.variant, (-1, 0.0))[0]:
+            seen[r.variant] = (r.size, r.psnr)
+    for v, (size, q) in seen.items():
+        ax.scatter(size / 1024, q, s=40)
+        ax.annotate(v, (size / 1024, q), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="graph size (KB)", ylabel="held-out PSNR (dB)", title="size vs quality")
+    ax.grid(True, alpha=0.3)
+    fig.suptitle(f"{Path(result.bundle).name} ({result.kind})", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,212 @@
+"""Training: run folder contents, reproducibility, save/load, resume, denoising, VAE, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import edgeae
+from edgeae.checkpoint import load_run
+from edgeae.cli import cli
+from edgeae.errors import CheckpointError, ConfigError, TrainingError
+from edgeae.train import apply_noise, train
+
+
+def _quick(tmp_path, name="run", **kw):
+    kw.setdefault("epochs", 2)
+    return train(out=tmp_path / name, **kw)
+
+
+def test_run_folder_contents_and_metrics(tmp_path):
+    result = _quick(tmp_path)
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert {"config.json", "weights.safetensors", "metrics.json", "loss.png", "reconstructions.png"} <= files
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["n_train"] + metrics["n_val"] == 1797
+    assert len(metrics["history"]) == 2
+    assert metrics["val_psnr"] == pytest.approx(10 * np.log10(1 / metrics["val_mse"]))
+    cfg = json.loads((result.run_dir / "config.json").read_text())
+    assert cfg["normalization"] == {"mode": "scale255", "raw_dtype": "uint8", "offset": [0.0], "scale": [255.0]}
+    assert cfg["model"]["input_shape"] == [1, 8, 8]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv", "vae", "conv-vae"])
+@pytest.mark.parametrize("loss", ["mse", "bce", "mae"])
+def test_every_model_and_loss_trains_and_reloads(tmp_path, kind, loss):
+    result = _quick(tmp_path, model=kind, loss=loss, epochs=1, channels=(4, 8), hidden=(32,))
+    assert np.isfinite(result.metrics["val_loss"])
+    cfg, model = load_run(result.run_dir)
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(model.encode(x), result.model.encode(x))
+        assert torch.equal(model.decoder(model.encode(x)), result.model.decoder(result.model.encode(x)))
+    if kind in ("vae", "conv-vae"):
+        assert "val_elbo" in result.metrics
+
+
+def test_same_seed_same_weights(tmp_path):
+    a = _quick(tmp_path, "a", seed=3)
+    b = _quick(tmp_path, "b", seed=3)
+    c = _quick(tmp_path, "c", seed=4)
+    sa, sb, sc = (r.model.state_dict() for r in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_digits_default_quality(tmp_path):
+    """The default job (MLP on digits) reaches 18 dB validation PSNR."""
+    result = train(out=tmp_path / "d")
+    assert result.metrics["val_psnr"] >= 18.0
+
+
+def test_denoiser_metrics(tmp_path):
+    result = _quick(tmp_path, noise="gaussian:0.3", epochs=8)
+    m = result.metrics
+    assert m["val_psnr_denoised"] > m["val_psnr_noisy"]
+
+
+@pytest.mark.parametrize("noise", [("gaussian", 0.3), ("saltpepper", 0.2), ("mask", 0.25)])
+def test_apply_noise_kinds(noise):
+    x = torch.full((200, 10), 0.5)
+    y = apply_noise(x, noise, torch.Generator().manual_seed(0))
+    changed = (y != x).float().mean().item()
+    if noise[0] == "gaussian":
+        assert changed > 0.9 and 0.0 <= y.min() and y.max() <= 1.0
+    else:
+        assert changed == pytest.approx(noise[1], abs=0.05)
+    if noise[0] == "mask":
+        assert set(y.unique().tolist()) <= {0.0, 0.5}
+
+
+def test_standardized_csv_data(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(300, 3))
+    data = np.hstack([base, base @ rng.normal(size=(3, 5))]) * 50 + 100
+    path = tmp_path / "table.csv"
+    np.savetxt(path, data, delimiter=",")
+    result = _quick(tmp_path, data=str(path), epochs=5, code_size=3)
+    assert result.config.normalization.mode == "standardize"
+    assert result.config.model.output_activation == "identity"
+    assert not (result.run_dir / "reconstructions.png").exists()
+    with pytest.raises(ConfigError, match="--loss bce needs targets in"):
+        _quick(tmp_path, "bce", data=str(path), loss="bce")
+
+
+def test_resume_continues(tmp_path):
+    first = _quick(tmp_path, epochs=2)
+    resumed = train(out=first.run_dir, resume=True, epochs=4)
+    assert resumed.metrics["epochs_run"] == 4
+    assert [h["epoch"] for h in resumed.metrics["history"]] == [1, 2, 3, 4]
+
+
+def test_refuses_non_empty_out_and_bad_resume(tmp_path):
+    first = _quick(tmp_path, epochs=1)
+    with pytest.raises(ConfigError, match="is not empty; choose another --out, --resume"):
+        _quick(tmp_path, epochs=1)
+    assert (first.run_dir / "weights.safetensors").exists()
+    with pytest.raises(ConfigError, match="--resume needs --out pointing at an earlier run folder"):
+        train(out=tmp_path / "nothing", resume=True)
+
+
+def test_nan_loss_stops_with_message(tmp_path):
+    with pytest.raises(TrainingError, match="the loss became nan at epoch 1, batch .*lower --lr"):
+        _quick(tmp_path, lr=1e30, epochs=1, hidden=(64,))
+
+
+def test_keyboard_interrupt_keeps_best(tmp_path, monkeypatch):
+    import edgeae.train as tr
+
+    calls = {"n": 0}
+    real = tr._evaluate
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:  # during the third epoch's validation
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(tr, "_evaluate", flaky)
+    result = _quick(tmp_path, epochs=5)
+    assert result.interrupted
+    assert result.metrics["epochs_run"] == 2 and (result.run_dir / "weights.safetensors").exists()
+
+
+def test_load_run_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found; train one with"):
+        load_run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="is not a run folder: config.json is missing"):
+        load_run(tmp_path / "empty")
+    result = _quick(tmp_path, epochs=1)
+    cfg = json.loads((result.run_dir / "config.json").read_text())
+    cfg["model"]["code_size"] = 5
+    (result.run_dir / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"do not fit the model described by config.json \(decoder.net.0.0.weight: file has \(64, 16\), config needs \(64, 5\)"):
+        load_run(result.run_dir)
+
+
+def test_package_level_callable(tmp_path):
+    result = edgeae.train(out=tmp_path / "x", epochs=1)
+    assert result.run_dir.exists()
+
+
+def test_cli_train_and_sample(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    res = runner.invoke(cli, ["train", "--epochs", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "validation PSNR" in res.output and f"edgeae export {out}" in res.output
+    grid = tmp_path / "grid.png"
+    res = runner.invoke(cli, ["sample", str(out), "-n", "16", "-o", str(grid)])
+    assert res.exit_code == 0 and "interpolations between real samples" in res.output
+    from PIL import Image
+
+    assert Image.open(grid).size[0] > 8 * 8
+
+
+def test_cli_vae_sample(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "vae"
+    assert runner.invoke(cli, ["train", "--model", "vae", "--epochs", "2", "--out", str(out)]).exit_code == 0
+    res = runner.invoke(cli, ["sample", str(out), "-n", "8", "-o", str(tmp_path / "g.png")])
+    assert res.exit_code == 0 and "draws from the prior" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "nowhere.npy"], "Error: nowhere.npy not found"),
+        (["--noise", "blur:1"], "Error: unknown noise kind 'blur'; choose one of: gaussian, saltpepper, mask"),
+        (["--noise", "gaussian"], "Error: noise must look like KIND:LEVEL"),
+        (["--hidden", "12,abc"], "Error: hidden must be comma-separated positive integers, got '12,abc'"),
+        (["--epochs", "0"], "Error: epochs must be a positive integer, got 0"),
+        (["--device", "cuda"] if not torch.cuda.is_available() else ["--epochs", "-1"],
+         "Error: --device cuda was requested but PyTorch sees no CUDA GPU; use --device cpu or auto"
+         if not torch.cuda.is_available() else "Error: epochs must be a positive integer, got -1"),
+        (["--model", "conv", "--channels", "4,8,16,32"], "Error: image size 8x8 is too small for 4 stride-2 conv layers"),
+        (["--resume"], "Error: --resume needs --out pointing at an earlier run folder"),
+    ],
+)
+def test_cli_errors(tmp_path, args, message):
+    res = CliRunner().invoke(cli, ["train", "--epochs", "1", "--out", str(tmp_path / "r"), *args]
+                             if "--resume" not in args else ["train", *args])
+    assert res.exit_code == 1, res.output
+    assert res.output.splitlines()[-1].startswith(message), res.output
+    assert "Traceback" not in res.output
+
+
+def test_cli_sample_errors(tmp_path):
+    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "none")])
+    assert res.exit_code == 1
+    assert res.output.strip() == f"Error: run folder {tmp_path / 'none'} not found; train one with `edgeae train --out {tmp_path / 'none'}`"
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    for name in cli.commands:
+        res = runner.invoke(cli, [name, "--help"])
+        assert res.exit_code == 0 and "Usage:" in res.output, name
