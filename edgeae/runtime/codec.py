@@ -84,12 +84,16 @@ class LatentCodec:
         bits: int,
         clip: str | float = "auto",
         precision: int = DEFAULT_PRECISION,
+        value_range: tuple[float, float] | None = None,
     ) -> LatentCodec:
         """Calibrate ranges and tables on training codes ``(N, D)``.
 
         ``clip``: ``"auto"`` picks per dimension the clipping percentile (of
         ``_CLIP_PERCENTILES``) with the smallest mean squared quantization error;
         ``"minmax"`` uses min/max; a number ``p`` uses the ``p`` / ``100 - p`` percentiles.
+        ``value_range=(lo, hi)`` fixes every dimension's range instead: a model trained with
+        quantization in the loop (``edgeae train --latent-bits``) decodes exactly the grid
+        it was trained on when the codec uses that grid ((0, 1) with sigmoid codes).
         """
         codes = _as_codes(train_codes, None)
         if codes.shape[0] == 0:
@@ -110,6 +114,10 @@ class LatentCodec:
         best_err = np.full(codes.shape[1], np.inf)
         lo = np.zeros(codes.shape[1])
         hi = np.zeros(codes.shape[1])
+        if value_range is not None:
+            cands = ()
+            lo = np.full(codes.shape[1], float(value_range[0]))
+            hi = np.full(codes.shape[1], float(value_range[1]))
         for p in cands:
             c_lo = np.percentile(codes, p, axis=0)
             c_hi = np.percentile(codes, 100.0 - p, axis=0)

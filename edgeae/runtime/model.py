@@ -33,6 +33,7 @@ __all__ = ["DEFAULT_BATCH_SIZE", "EdgeModel", "load"]
 DEFAULT_BATCH_SIZE = 4096  # samples per session.run for large arrays
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
               "tensor(int8)": "int8", "tensor(double)": "float64"}
+_FLOAT32 = (np.dtype(np.float32),)
 Progress = Callable[[int], None]  # called with the number of samples finished in each chunk
 
 
@@ -91,6 +92,7 @@ class EdgeModel:
         self._encoder = encoder
         self._decoder = decoder
         self._floats_are_raw = manifest.normalization["mode"] == "standardize"
+        self._sample_rule = self._sample_dtypes()
         graphs = [g.entry for g in (encoder, decoder)]
         self.info = {  # essentials for display; see edgeae.runtime.summary.describe_bundle
             "bundle": str(folder), "kind": manifest.kind, "variational": manifest.variational,
@@ -117,7 +119,7 @@ class EdgeModel:
     def decode(self, code: np.ndarray, batch_size: int | None = None, raw: bool = False,
                progress: Progress | None = None) -> np.ndarray:
         """Codes ``(N, code_size)`` -> reconstructions: model units, or raw units with ``raw=True``."""
-        code, single = self._check(code, "code", (self.code_size,), ("float32",), "use code.astype(np.float32)")
+        code, single = self._check(code, "code", (self.code_size,), _FLOAT32, "use code.astype(np.float32)")
         dtype = self.normalizer.raw_dtype if raw else np.float32
         out = self._map(code, lambda c: self._decode_chunk(c, raw), self.sample_shape, dtype, batch_size, progress)
         return out[0] if single else out
@@ -152,23 +154,29 @@ class EdgeModel:
 
     # ---- internals ---------------------------------------------------------------------
     def _check_samples(self, x: Any) -> tuple[np.ndarray, bool]:
-        raw = self.normalizer.raw_dtype.name
-        if raw == "uint8" and self._encoder.raw_io and not self._floats_are_raw:
-            allowed, fix = ("uint8",), "pass raw uint8 samples (this bundle's encoder takes raw pixels)"
-        elif raw == "uint8":
-            allowed, fix = ("uint8", "float32"), "use x.astype(np.float32) for normalized input, or raw uint8 samples"
-        else:
-            allowed, fix = ("float32",), "use x.astype(np.float32)"
+        allowed, fix = self._sample_rule
         return self._check(x, "x", self.sample_shape, allowed, fix)
 
+    def _sample_dtypes(self) -> tuple[tuple[np.dtype, ...], str]:
+        """Which input dtypes ``encode`` accepts, decided once at load (the hot path only compares)."""
+        raw = self.normalizer.raw_dtype.name
+        if raw == "uint8" and self._encoder.raw_io and not self._floats_are_raw:
+            names, fix = ("uint8",), "pass raw uint8 samples (this bundle's encoder takes raw pixels)"
+        elif raw == "uint8":
+            names, fix = ("uint8", "float32"), "use x.astype(np.float32) for normalized input, or raw uint8 samples"
+        else:
+            names, fix = ("float32",), "use x.astype(np.float32)"
+        return tuple(np.dtype(n) for n in names), fix
+
     @staticmethod
-    def _check(x: Any, what: str, shape: tuple[int, ...], allowed: tuple[str, ...],
+    def _check(x: Any, what: str, shape: tuple[int, ...], allowed: tuple[np.dtype, ...],
                fix: str) -> tuple[np.ndarray, bool]:
         """Refuse wrong dtype or shape (no casting, no broadcasting); add a batch axis to one sample."""
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
-        if x.dtype.name not in allowed:
-            raise InputError(f"{what} has dtype {x.dtype}; expected {' or '.join(allowed)}: {fix}")
+        if x.dtype not in allowed:
+            names = " or ".join(d.name for d in allowed)
+            raise InputError(f"{what} has dtype {x.dtype}; expected {names}: {fix}")
         if x.shape == shape:
             return x[None], True
         if x.ndim == len(shape) + 1 and x.shape[1:] == shape:
@@ -178,7 +186,9 @@ class EdgeModel:
 
     @staticmethod
     def _check_finite(x: np.ndarray, what: str) -> None:
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
+        # One reduction first: a finite sum proves every value finite (cheap on the batch-1
+        # path); only a non-finite sum, NaN/inf or an overflow, needs the element-wise check.
+        if x.dtype.kind == "f" and not np.isfinite(x.sum()) and not np.isfinite(x).all():
             bad = int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1)))
             raise InputError(f"{what} contains NaN or inf (first in sample {bad} of this chunk); expected finite values")
 
@@ -205,6 +215,13 @@ class EdgeModel:
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
         n = len(x)
+        if 0 < n <= batch_size:  # one chunk: no preallocation, no copy
+            y = fn(x)
+            if y.shape[1:] != shape:
+                raise BundleError(f"graph returned shape {y.shape[1:]} per sample, manifest says {shape}; re-export the bundle")
+            if progress is not None:
+                progress(n)
+            return y
         out = np.empty((n, *shape), dtype=dtype)
         for start in range(0, n, batch_size):
             y = fn(x[start:start + batch_size])
