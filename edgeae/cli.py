@@ -449,6 +449,9 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
 @click.option("--ort", is_flag=True, help="Also write .ort files and required_operators.config (mobile builds).")
 @click.option("--fixed-batch", type=int, default=None, help="Also write fixed-batch variants for batch N.")
 @click.option("--data", default=None, help="Where the run's dataset is now [default: the path in config.json].")
+@click.option("--codec-bits", default="auto", show_default=True,
+              help="Latent bit depths to build compression tables for, e.g. 4,6,8 (first = default of "
+                   "`edgeae compress`); auto = 6,4,8 (or the run's --latent-bits first); none to skip.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty bundle folder.")
 def export_cmd(run_dir: str, out_dir: str, **options) -> None:
     """Export a run folder to an ONNX bundle, checked against PyTorch on held-out samples.
@@ -462,4 +465,8 @@ def export_cmd(run_dir: str, out_dir: str, **options) -> None:
 
     result = export(run_dir, out_dir, **options)
     click.echo(result.table())
+    codec = result.validation.get("fp32", {}).get("codec") or {}
+    for bits, r in codec.items():
+        click.echo(f"compression {bits}-bit: {r['bytes_per_sample']:.1f} bytes/sample, PSNR {r['psnr']:.2f} dB "
+                   f"({r['samples']} held-out samples, all framing included)")
     click.echo(f"Bundle: {result.bundle_dir}  (next: edgeae info {result.bundle_dir}; edgeae bench {result.bundle_dir})")

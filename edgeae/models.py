@@ -79,7 +79,7 @@ class AEOutput:
 class _MLPBody(nn.Sequential):
     def __init__(self, sizes: list[int], activation: str):
         layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b), _act(activation)]
         super().__init__(*layers)
 

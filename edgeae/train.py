@@ -23,8 +23,21 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from edgeae.checkpoint import CONFIG_FILE, WEIGHTS_FILE, atomic_write_text, load_weights, save_weights
-from edgeae.config import DataConfig, ModelConfig, RunConfig, TrainConfig, parse_int_list, parse_noise
+from edgeae.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    atomic_write_text,
+    load_weights,
+    save_weights,
+)
+from edgeae.config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    parse_int_list,
+    parse_noise,
+)
 from edgeae.data import Dataset, fit_normalization, load_dataset, split_indices
 from edgeae.errors import ConfigError, TrainingError
 from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss

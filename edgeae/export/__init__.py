@@ -37,6 +37,25 @@ __all__ = ["DEFAULT_OPSET", "ExportResult", "export", "export_modules", "format_
 
 DEFAULT_CALIBRATION_SAMPLES = 512  # training samples for int8-static activation ranges
 MAX_VALIDATION_SAMPLES = 2048  # held-out samples kept in memory for checks and PSNR
+MAX_CODEC_SAMPLES = 20000  # training samples whose codes build the compression tables
+DEFAULT_CODEC_BITS = (6, 4, 8)  # 6 bits: near-lossless vs unquantized codes; 4: smallest
+
+
+def _codec_bits(value: str | tuple[int, ...] | list[int] | None, trained_bits: int | None) -> tuple[int, ...]:
+    """Parse ``--codec-bits``: "auto", "none", "4,6,8" or a sequence of ints in 2..8."""
+    if value is None or value == "none" or value == "":
+        return ()
+    if value == "auto":
+        bits = DEFAULT_CODEC_BITS if trained_bits is None else (trained_bits,)
+        return tuple(dict.fromkeys(bits))
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        bits = tuple(int(b) for b in items)
+    except ValueError:
+        raise ConfigError(f"codec bits must be comma-separated integers 2..8, 'auto' or 'none', got {value!r}") from None
+    if not bits or any(not 2 <= b <= 8 for b in bits):
+        raise ConfigError(f"codec bits must be integers 2..8, got {value!r}")
+    return tuple(dict.fromkeys(bits))
 
 
 @dataclass
@@ -99,11 +118,15 @@ def export(
     overwrite: bool = False,
     data: str | Path | None = None,
     latency_repeats: int = 30,
+    codec_bits: str | tuple[int, ...] | None = "auto",
 ) -> ExportResult:
     """Export the run in ``run_dir`` to a bundle in ``out_dir``; checks fail the export.
 
     ``data`` overrides where the run's dataset is read from (default: the source in its
     config.json); held-out samples come from the run's own validation split.
+    ``codec_bits`` lists the latent bit depths to build compression tables for (the
+    first is the default of ``edgeae compress``); ``"auto"`` = 6, 4, 8, or the run's
+    ``latent_bits`` first; ``None``/``"none"`` builds none.
     """
     from edgeae.checkpoint import load_run
     from edgeae.data import load_dataset
@@ -131,8 +154,14 @@ def export(
     peak = 1.0 if norm.mode != "standardize" else max(float(val_x.max() - val_x.min()), 1e-12)
     from dataclasses import asdict
 
+    opts.codec_bits = _codec_bits(codec_bits, cfg.train.latent_bits)
+    codec_x = split.train[: MAX_CODEC_SAMPLES].numpy().astype(np.float32) if opts.codec_bits else None
+    # A model trained with quantization in the loop decodes exactly the grid it learned on:
+    # sigmoid codes rounded to 2**bits levels over [0, 1].
+    codec_range = (0.0, 1.0) if cfg.train.latent_bits else None
     src = Source(model.encoder, model.decoder, cfg.model.is_variational, tuple(cfg.model.input_shape), norm,
-                 cfg.model.kind, asdict(cfg.model), cfg.data.is_image, val_x, val_raw, calib_x, calib_raw, peak)
+                 cfg.model.kind, asdict(cfg.model), cfg.data.is_image, val_x, val_raw, calib_x, calib_raw, peak,
+                 codec_x, codec_range)
     manifest, checks = write_bundle(src, Path(out_dir), opts)
     return ExportResult(Path(out_dir), manifest, manifest.validation, checks.notes)
 

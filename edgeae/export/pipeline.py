@@ -55,6 +55,8 @@ class Source:
     calib_x: np.ndarray | None  # (M, *shape) float32 training samples for int8-static
     calib_raw: np.ndarray | None  # (M, *shape) the same raw
     peak: float  # PSNR peak in model units
+    codec_x: np.ndarray | None = None  # (K, *shape) training samples (model units) for codec tables
+    codec_range: tuple[float, float] | None = None  # fixed code range of a quantization-trained model
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Options:
     fixed_batch: int | None  # also write fixed-batch variants
     overwrite: bool  # replace a non-empty out_dir
     latency_repeats: int = 30  # timed rounds per batch size
+    codec_bits: tuple[int, ...] = ()  # bit depths to build latent codec tables for (first = default)
 
 
 def graph_file(role: str, precision: str, raw: bool = False) -> str:
@@ -296,14 +299,41 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
     if src.val_raw is not None:
         np.save(d / "samples.npy", np.ascontiguousarray(src.val_raw[:256]))
         samples = {"file": "samples.npy", "sha256": file_sha256(d / "samples.npy"), "count": int(min(256, len(src.val_raw)))}
+    codec = _codec_tables(src, ref, opts, d, x_eval, validation)
     manifest = Manifest(
         kind=src.kind, code_size=code_size, model=src.model, variational=src.variational,
         input={"shape": [int(v) for v in src.sample_shape], "dtype": "float32", "is_image": bool(src.is_image)},
         normalization=asdict(src.normalization), graphs=entries, samples=samples, validation=validation,
-        tools=_tools(),
+        codec=codec, tools=_tools(),
     )
     write_manifest(d, manifest)
     return manifest, checks
+
+
+def _codec_tables(src: Source, ref: _Torch, opts: Options, d: Path, x_eval: np.ndarray,
+                  validation: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Latent codec tables per bit depth, fitted on training codes; rate and PSNR measured on
+    held-out samples through the real stream format and the fp32 ONNX decoder."""
+    if not opts.codec_bits or src.codec_x is None:
+        return None
+    from edgeae.runtime.bundle import file_sha256
+    from edgeae.runtime.codec import LatentCodec
+    from edgeae.runtime.stream import compress_codes, decompress_codes
+
+    train_codes = ref.encode(src.codec_x)["code"]  # (K, code_size)
+    held_out = ref.encode(x_eval)["code"]
+    dec = session(d / graph_file("decoder", "fp32"))
+    sha = file_sha256(d / graph_file("decoder", "fp32"))
+    tables, report = [], {}
+    for bits in opts.codec_bits:
+        codec = LatentCodec.fit(train_codes, bits, value_range=src.codec_range)
+        stream = compress_codes(codec, codec.model_id(sha), held_out)
+        x_hat = run(dec, decompress_codes(codec, codec.model_id(sha), stream))["x_hat"]
+        report[str(bits)] = {"bytes_per_sample": round(len(stream) / len(x_eval), 3),
+                             "psnr": round(psnr(x_hat, x_eval, src.peak), 4), "samples": len(x_eval)}
+        tables.append(codec.to_dict())
+    validation["fp32"]["codec"] = report
+    return tables
 
 
 def _role_input(src: Source, ref: _Torch, role: str, raw: bool) -> np.ndarray:

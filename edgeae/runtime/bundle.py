@@ -137,7 +137,7 @@ class Manifest:
     variational: bool | None = None  # None: derived from kind
     samples: dict[str, Any] | None = None  # {"file", "sha256", "count"} of held-out raw samples
     validation: dict[str, Any] = field(default_factory=dict)  # per precision: errors, psnr, latency, passed
-    codec: dict[str, Any] | None = None  # latent codec tables (edgeae.runtime.codec)
+    codec: dict[str, Any] | list[dict[str, Any]] | None = None  # latent codec tables, one per bit depth
     tools: dict[str, str] = field(default_factory=dict)  # versions of the tools that wrote the bundle
     created: str = field(default_factory=_utc_now)  # ISO 8601 UTC time of writing
     format: str = FORMAT  # always "edgeae-bundle"
