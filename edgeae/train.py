@@ -316,6 +316,7 @@ def train(
     load_weights(net, run_dir / WEIGHTS_FILE)
     net = net.cpu().eval()
     metrics = _final_metrics(net, split_data, val_in, cfg, state, time.perf_counter() - start, interrupted)
+    metrics["device"] = dev.type
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     _write_pictures(run_dir, net, split_data, val_in, cfg, state["history"])
     return TrainResult(run_dir, cfg, metrics, net, interrupted)
