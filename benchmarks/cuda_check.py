@@ -33,6 +33,9 @@ def main() -> None:
     work = Path(args.work)
     report: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
     runs = {}
+    # CUDA context creation and kernel selection happen once per process: keep them out.
+    train(args.data, "conv", out=work / "warmup", code_size=32, channels=(32, 64), epochs=1, split="ordered",
+          device="cuda", overwrite=True)
     for device in ("cuda", "cpu", "auto"):
         epochs = args.epochs if device != "auto" else 1
         t0 = time.perf_counter()

@@ -47,6 +47,9 @@ from edgeae.runtime.preprocess import Normalizer
 __all__ = ["TrainResult", "train", "apply_noise", "default_run_dir", "prepare_data", "psnr"]
 
 
+_MAX_DEVICE_DATA_BYTES = 2 << 30  # keep training data on the GPU when it is at most this big
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns."""
@@ -75,12 +78,13 @@ def apply_noise(x: torch.Tensor, noise: tuple[str, float] | None, generator: tor
     if noise is None:
         return x
     kind, level = noise
+    # Random numbers come from the seeded CPU generator on every device, so runs repeat.
     if kind == "gaussian":
-        return (x + level * torch.randn(x.shape, generator=generator)).clamp(lo, hi)
-    hit = torch.rand(x.shape, generator=generator) < level
+        return (x + level * torch.randn(x.shape, generator=generator).to(x.device)).clamp(lo, hi)
+    hit = (torch.rand(x.shape, generator=generator) < level).to(x.device)
     if kind == "mask":
         return torch.where(hit, torch.zeros_like(x), x)
-    salt = torch.rand(x.shape, generator=generator) < 0.5
+    salt = (torch.rand(x.shape, generator=generator) < 0.5).to(x.device)
     return torch.where(hit, torch.where(salt, torch.full_like(x, hi), torch.full_like(x, lo)), x)
 
 
@@ -262,6 +266,9 @@ def train(
     gen = torch.Generator().manual_seed(tcfg.seed + 1 + state["epoch"])
     val_in = apply_noise(split_data.val, noise_spec, torch.Generator().manual_seed(tcfg.seed + 7), lo, hi)
     n_train = len(split_data.train)
+    # Small data sets live on the training device once, instead of one copy per batch.
+    on_device = dev.type != "cpu" and split_data.train.nbytes <= _MAX_DEVICE_DATA_BYTES
+    train_x = split_data.train.to(dev) if on_device else split_data.train
     steps = math.ceil(n_train / tcfg.batch_size)
     bar = _progress(steps * (tcfg.epochs - state["epoch"]), progress)
     interrupted, start = False, time.perf_counter()
@@ -274,12 +281,12 @@ def train(
             total = 0.0
             for b in range(steps):
                 idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
-                target = split_data.train[idx]
+                target = train_x[idx.to(train_x.device)].to(dev)
                 xb = apply_noise(target, noise_spec, gen, lo, hi)
-                loss_value = _loss(net, net(xb.to(dev)), target.to(dev), tcfg)
+                loss_value = _loss(net, net(xb), target, tcfg)
                 if not torch.isfinite(loss_value):
                     raise TrainingError(
-                        f"the loss became {float(loss_value)} at epoch {epoch}, batch {b + 1}; lower --lr "
+                        f"the loss became {loss_value.item()} at epoch {epoch}, batch {b + 1}; lower --lr "
                         f"(now {tcfg.lr:g}) or check the data. The best checkpoint so far is kept in {run_dir}"
                     )
                 opt.zero_grad(set_to_none=True)
