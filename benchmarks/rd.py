@@ -124,6 +124,45 @@ def measure_model(name: str, run_dir: Path, x_train: np.ndarray, x_test: np.ndar
     return points
 
 
+def export_run(run_dir: Path, bundle: Path, bits_list: tuple[int, ...], retrain: bool, log) -> Path:
+    """Export a run once (fp32, codec tables for ``bits_list``); later calls reuse ``bundle``."""
+    from edgeae.export import export
+
+    if retrain or not (bundle / "manifest.json").is_file():
+        t0 = time.time()
+        export(run_dir, bundle, precisions=("fp32",), codec_bits=tuple(bits_list), overwrite=True,
+               latency_repeats=3)
+        log(f"{run_dir.name}: exported in {time.time() - t0:.0f} s")
+    return bundle
+
+
+def measure_bundle(name: str, bundle: Path, x_test: np.ndarray) -> list[RDPoint]:
+    """Every codec table of an exported bundle, through the torch-free runtime end to end.
+
+    ``edgeae.runtime.compress`` (ONNX encoder -> codec -> stream) and ``decompress``
+    (stream -> ONNX decoder -> raw pixels): exactly what a device runs.
+    """
+    from edgeae.runtime import model as rt_model
+    from edgeae.runtime.compress import codecs_of, compress, decompress
+
+    model = rt_model.load(bundle, threads=0)
+    code_size = int(model.manifest.to_dict()["code_size"])
+    x_float = model.reconstruct(x_test)  # (N, *shape) model units, unquantized codes
+    mse = float(np.mean((x_float - model.to_model_units(x_test)) ** 2))
+    points = []
+    for codec, _ in codecs_of(model):
+        stream = compress(model, x_test, codec.bits)
+        x_hat = np.clip(np.rint(decompress(model, stream)), 0, 255).astype(np.uint8)
+        points.append(RDPoint(
+            name=name, code_size=code_size, bits=codec.bits, samples=len(x_test),
+            stream_bytes=len(stream), bytes_per_image=len(stream) / len(x_test),
+            entropy_bytes=codec.expected_bits_per_sample(model.encode(x_test)) / 8,
+            psnr=_psnr(x_test, x_hat.reshape(x_test.shape)),
+            psnr_float=10 * math.log10(1 / mse) if mse > 0 else math.inf,
+        ))
+    return sorted(points, key=lambda p: p.bits)
+
+
 def pca_points(x_train: np.ndarray, x_test: np.ndarray, comps: int = 64,
                bits_list: tuple[int, ...] = (4, 6)) -> list[RDPoint]:
     """PCA + the same codec and stream: the linear baseline every autoencoder must beat."""
@@ -241,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated configuration names")
     ap.add_argument("--retrain", action="store_true", help="train again instead of reusing runs")
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
+    ap.add_argument("--torch", action="store_true",
+                    help="decode with the PyTorch model instead of an exported bundle")
     args = ap.parse_args(argv)
     from edgeae.imagecodecs import sweep
 
@@ -252,7 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     points = pca_points(x_train, x_test)
     for name in names:
         run_dir = prepare(name, Path(args.data), args.retrain, print)
-        points += measure_model(name, run_dir, x_train, x_test, CONFIGS[name][1])
+        bits = CONFIGS[name][1]
+        if args.torch:
+            points += measure_model(name, run_dir, x_train, x_test, bits)
+        else:
+            bundle = export_run(run_dir, WORK / f"{name}-bundle", bits, args.retrain, print)
+            points += measure_bundle(name, bundle, x_test)
     baselines = sweep(x_test)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

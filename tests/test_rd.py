@@ -93,3 +93,20 @@ def test_train_command_reproduces_every_config():
 def test_unknown_config_is_refused():
     with pytest.raises(SystemExit, match="unknown configuration"):
         rd.main(["--only", "nope"])
+
+
+def test_bundle_path_matches_the_torch_path(mlp_run, tmp_path, digits_split):
+    """compress/decompress through the exported ONNX bundle: same bytes, same pixels (almost)."""
+    x_train, x_test = digits_split
+    bundle = rd.export_run(mlp_run, tmp_path / "bundle", (4, 6), False, lambda m: None)
+    onnx_points = rd.measure_bundle("tiny", bundle, x_test)
+    assert [p.bits for p in onnx_points] == [4, 6]
+    from edgeae.data import split_indices, load_dataset as _load
+
+    # the exporter fits its tables on the run's own training split
+    x = _load("digits").x
+    tr, _ = split_indices(len(x), 0.1, 0)
+    torch_points = rd.measure_model("tiny", mlp_run, x[tr], x_test, (4, 6))
+    for a, b in zip(onnx_points, torch_points, strict=True):
+        assert abs(a.stream_bytes - b.stream_bytes) <= 0.01 * b.stream_bytes
+        assert a.psnr == pytest.approx(b.psnr, abs=0.1)

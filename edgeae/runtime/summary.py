@@ -130,7 +130,7 @@ def describe_bundle(bundle_dir: str | Path, manifest: Manifest | None = None) ->
                           _compact(v.get("max_abs_error")), _compact(v.get("latency_ms"))])
         lines += ["  " + r for r in _table(vrows)]
     if m.codec:
-        lines += ["", f"codec         {', '.join(sorted(m.codec)) if isinstance(m.codec, dict) else m.codec}"]
+        lines += ["", _describe_codec(m)]
     lines += ["", "verification  " + ("all files OK" if not problems else f"{len(problems)} problem(s)")]
     lines += [f"  - {p}" for p in problems]
     return "\n".join(lines), problems
@@ -145,3 +145,16 @@ def _compact(v: Any) -> str:
         return ", ".join(f"{k}={_num(x) if not isinstance(x, float) or x >= 0.01 else f'{x:.2e}'}"
                          for k, x in v.items())
     return _num(v) if v is not None else "-"
+
+
+def _describe_codec(m: Manifest) -> str:
+    """One line per codec table set: bit depth (the first is the default) and held-out rate."""
+    records = m.codec if isinstance(m.codec, list) else [m.codec]
+    measured = (m.validation or {}).get("fp32", {}).get("codec") or {}
+    rows = []
+    for i, rec in enumerate(records):
+        bits = rec.get("bits") if isinstance(rec, dict) else None
+        r = measured.get(str(bits))
+        rate = f": {r['bytes_per_sample']:.1f} bytes/sample, PSNR {r['psnr']:.2f} dB held out" if r else ""
+        rows.append(f"{bits}-bit{' (default)' if i == 0 else ''}{rate}")
+    return "codec         " + "\n              ".join(rows)
