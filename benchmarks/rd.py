@@ -34,8 +34,10 @@ TARGETS = (("low-rate (must)", 20.0, 32.0), ("low-rate (goal)", 20.0, 24.0), ("h
 # Models trained with latent_bits use codec value_range (0, 1) at that bit depth.
 CONFIGS: dict[str, tuple[dict, tuple[int, ...]]] = {
     "conv-c32": ({"model": "conv", "code_size": 32, "epochs": 10}, (3, 4, 5, 6, 8)),
-    "mlp-c64": ({"model": "mlp", "code_size": 64, "hidden": "512,256", "epochs": 25, "lr": 1e-3},
-                (3, 4, 5, 6, 8)),
+    "conv-c64": ({"model": "conv", "code_size": 64, "epochs": 15}, (3, 4, 5, 6, 8)),
+    "conv-c128": ({"model": "conv", "code_size": 128, "epochs": 15}, (2, 3, 4, 5, 6)),
+    "conv-c64-wide": ({"model": "conv", "code_size": 64, "channels": "32,64", "epochs": 25},
+                      (3, 4, 5, 6, 8)),
 }
 
 
@@ -215,7 +217,8 @@ def meets(points: list[RDPoint], psnr_min: float, bytes_max: float) -> list[RDPo
     return sorted(ok, key=lambda p: p.bytes_per_image)
 
 
-def markdown(points: list[RDPoint], baselines: list, n_test: int) -> str:
+def markdown(points: list[RDPoint], baselines: list, n_test: int,
+             commands: dict[str, str] | None = None) -> str:
     """The table for benchmarks/results/rd.md and RESULTS.md."""
     lines = [
         "## Rate-distortion: latent streams vs classical codecs (MNIST held-out)",
@@ -244,6 +247,9 @@ def markdown(points: list[RDPoint], baselines: list, n_test: int) -> str:
                          f"{p.bytes_per_image:.1f} | {p.psnr:.2f} |")
         else:
             lines.append(f"| {label}: >= {lo:g} dB at <= {hi:g} B | not met | | |")
+    if commands:
+        lines += ["", "Training commands (then `edgeae export RUN BUNDLE --codec-bits ...`):", ""]
+        lines += [f"- {name}: `{cmd}`" for name, cmd in commands.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -302,10 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     baselines = sweep(x_test)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    md = markdown(points, baselines, len(x_test))
+    commands = {n: train_command(n) for n in names}
+    md = markdown(points, baselines, len(x_test), commands)
     (out / "rd.md").write_text(md)
     record = {"points": [asdict(p) for p in points], "baselines": [b.to_dict() for b in baselines],
-              "commands": {n: train_command(n) for n in names}, "targets": TARGETS}
+              "commands": commands, "targets": TARGETS}
     (out / "rd.json").write_text(json.dumps(record, indent=2) + "\n")
     plot(points, baselines, out / "rd.png")
     print(md)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
-import numpy as np
 import pytest
 
 from benchmarks import rd
@@ -21,7 +21,7 @@ def test_measure_model_uses_the_real_stream(mlp_run, digits_split):
     from edgeae.checkpoint import load_run
     from edgeae.runtime.codec import LatentCodec
     from edgeae.runtime.preprocess import Normalizer
-    from edgeae.runtime.stream import read_header
+    from edgeae.runtime.stream import compress_codes, read_header
 
     x_train, x_test = digits_split
     points = rd.measure_model("tiny", mlp_run, x_train, x_test, (2, 8))
@@ -36,13 +36,9 @@ def test_measure_model_uses_the_real_stream(mlp_run, digits_split):
     assert points[1].psnr == pytest.approx(points[1].psnr_float, abs=0.5)
     # the same numbers by hand: quantize, stream, read back
     cfg, model = load_run(mlp_run)
-    from dataclasses import asdict
-
     norm = Normalizer(asdict(cfg.normalization), x_test.shape[1:])
     codes = rd._codes(model, norm, x_test)
     codec = LatentCodec.fit(rd._codes(model, norm, x_train), 2)
-    from edgeae.runtime.stream import compress_codes
-
     stream = compress_codes(codec, b"\0" * 8, codes)
     assert read_header(stream).samples == len(x_test)
     assert len(stream) == points[0].stream_bytes
@@ -101,10 +97,10 @@ def test_bundle_path_matches_the_torch_path(mlp_run, tmp_path, digits_split):
     bundle = rd.export_run(mlp_run, tmp_path / "bundle", (4, 6), False, lambda m: None)
     onnx_points = rd.measure_bundle("tiny", bundle, x_test)
     assert [p.bits for p in onnx_points] == [4, 6]
-    from edgeae.data import split_indices, load_dataset as _load
+    from edgeae.data import split_indices
 
     # the exporter fits its tables on the run's own training split
-    x = _load("digits").x
+    x = load_dataset("digits").x
     tr, _ = split_indices(len(x), 0.1, 0)
     torch_points = rd.measure_model("tiny", mlp_run, x[tr], x_test, (4, 6))
     for a, b in zip(onnx_points, torch_points, strict=True):
