@@ -248,8 +248,11 @@ def markdown(points: list[RDPoint], baselines: list, n_test: int,
         else:
             lines.append(f"| {label}: >= {lo:g} dB at <= {hi:g} B | not met | | |")
     if commands:
-        lines += ["", "Training commands (then `edgeae export RUN BUNDLE --codec-bits ...`):", ""]
-        lines += [f"- {name}: `{cmd}`" for name, cmd in commands.items()]
+        lines += ["", "Reproduce one model (then `edgeae compress` / `decompress` with the bundle):", ""]
+        for name, cmd in commands.items():
+            bits = ",".join(map(str, CONFIGS[name][1])) if name in CONFIGS else "auto"
+            lines.append(f"- {name}: `{cmd}` then `edgeae export runs/{name} -o bundles/{name} "
+                         f"--codec-bits {bits}`")
     return "\n".join(lines) + "\n"
 
 

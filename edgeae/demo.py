@@ -23,7 +23,7 @@ def _say(msg: str = "") -> None:
 def run_demo(out: str | Path = "demo", data: str = "digits", epochs: int = 50) -> dict:
     """Run the whole path and return the measured numbers (also printed)."""
     from edgeae.export import export
-    from edgeae.imagecodecs import classical_codecs
+    from edgeae.imagecodecs import measure, psnr_uint8
     from edgeae.runtime import load, psnr
     from edgeae.runtime.compress import compress, decompress
     from edgeae.train import train
@@ -46,7 +46,7 @@ def run_demo(out: str | Path = "demo", data: str = "digits", epochs: int = 50) -
     _say("\n3. runtime (numpy + onnxruntime only): held-out digits")
     samples = np.load(bundle_dir / "samples.npy")  # raw uint8 held-out digits (N, 1, 8, 8)
     numbers: dict = {"val_psnr": m["val_psnr"]}
-    for precision in exported.precisions:
+    for precision in exported.validation:
         model = load(bundle_dir, precision=precision)
         codes = model.encode(samples)
         x_hat = model.reconstruct(samples)
@@ -62,13 +62,15 @@ def run_demo(out: str | Path = "demo", data: str = "digits", epochs: int = 50) -
         stream = compress(model, samples, bits=bits)
         seconds = time.perf_counter() - t0
         back = decompress(model, stream)
-        rows.append((f"edgeae {bits}-bit", len(stream) / len(samples), psnr(samples / 255.0, back / 255.0),
+        rows.append((f"edgeae {bits}-bit", len(stream) / len(samples), psnr_uint8(samples, back),
                      len(samples) / seconds))
-    for name, nbytes, quality in classical_codecs(samples):
-        rows.append((name, nbytes, quality, None))
+    for codec, quality in (("png", None), ("webp-lossless", None), ("webp", 50), ("jpeg", 50), ("jpeg", 10)):
+        point = measure(samples, codec, quality)
+        rows.append((point.label, point.bytes_per_image, point.psnr, None))
     _say(f"   {'codec':18s} {'bytes/image':>11s} {'PSNR dB':>8s}")
     for name, nbytes, quality, _ in rows:
-        _say(f"   {name:18s} {nbytes:11.1f} {quality:8.2f}")
+        shown = f"{quality:8.2f}" if quality != float("inf") else "lossless"
+        _say(f"   {name:18s} {nbytes:11.1f} {shown:>8s}")
     numbers["compression"] = [{"codec": r[0], "bytes_per_image": r[1], "psnr": r[2]} for r in rows]
     _say(f"\nNext: edgeae info {bundle_dir}   edgeae bench {bundle_dir}   "
          f"edgeae compress {bundle_dir} INPUT -o data.eae")
