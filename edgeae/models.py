@@ -8,7 +8,7 @@ Every model follows one contract so that export can split it::
   and the deterministic code is the mean.
 - ``model.decoder(code)`` returns the reconstruction in model units ``(B, *input_shape)``.
 - ``model(x)`` returns :class:`AEOutput` for training (reparameterized code for VAEs,
-  straight-through quantized code when ``latent_bits`` is set).
+  noisy (training) or rounded (evaluation) code when ``latent_bits`` is set).
 """
 
 from __future__ import annotations
@@ -114,7 +114,12 @@ class Encoder(nn.Module):
         self.head = nn.Linear(feat, cfg.code_size)
         if self.variational:
             self.log_var_head = nn.Linear(feat, cfg.code_size)
-        self.code_act = _act(cfg.code_activation)
+        # Bounded code activations saturate within the first epoch when the head's outputs
+        # drift (every sample then gets the same code); batch normalization keeps them in
+        # the activation's working range. In eval mode it is a fixed affine map (exports as such).
+        bounded = cfg.code_activation in ("sigmoid", "tanh")
+        self.code_act = nn.Sequential(nn.BatchNorm1d(cfg.code_size), _act(cfg.code_activation)) if bounded \
+            else _act(cfg.code_activation)
 
     def forward(self, x: torch.Tensor):
         h = self.body(x)
@@ -162,16 +167,26 @@ class Decoder(nn.Module):
         return self.net(code)
 
 
-class _StraightThroughQuantizer(nn.Module):
-    """Rounds codes in [0, 1] to ``2**bits`` levels; gradients pass straight through."""
+class _LatentQuantizer(nn.Module):
+    """Quantization in the loop for codes in [0, 1] with ``2**bits`` levels.
+
+    Training adds uniform noise of up to one quantization step (the usual differentiable
+    proxy of rounding), scaled by ``strength``: at initialisation every sample's sigmoid
+    code sits near 0.5, far inside one step, so full noise (or straight-through rounding)
+    from the start lets the decoder ignore the code and training collapses to the mean
+    sample. The trainer ramps ``strength`` from 0 to 1 over the first half of training.
+    Evaluation rounds, so validation measures what the exported codec transmits.
+    """
 
     def __init__(self, bits: int):
         super().__init__()
         self.levels = float(2**bits - 1)
+        self.strength = 1.0  # share of the quantization noise applied while training
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
-        q = torch.round(code.clamp(0, 1) * self.levels) / self.levels
-        return code + (q - code).detach()
+        if self.training:
+            return code + self.strength * (torch.rand_like(code) - 0.5) / self.levels
+        return torch.round(code.clamp(0, 1) * self.levels) / self.levels
 
 
 class Autoencoder(nn.Module):
@@ -185,11 +200,16 @@ class Autoencoder(nn.Module):
         self.config = cfg
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
-        self.quantizer = _StraightThroughQuantizer(latent_bits) if latent_bits else None
+        self.quantizer = _LatentQuantizer(latent_bits) if latent_bits else None
 
     @property
     def variational(self) -> bool:
         return self.config.is_variational
+
+    def set_training_progress(self, fraction: float) -> None:
+        """Called by the trainer each epoch (0 -> 1); ramps in quantization noise."""
+        if self.quantizer is not None:
+            self.quantizer.strength = min(1.0, max(0.0, 2.0 * fraction))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic code (the posterior mean for VAEs)."""

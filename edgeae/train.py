@@ -277,6 +277,7 @@ def train(
             bar.__enter__()
         for epoch in range(state["epoch"] + 1, tcfg.epochs + 1):
             net.train()
+            net.set_training_progress((epoch - 1) / tcfg.epochs)
             perm = torch.randperm(n_train, generator=gen)
             total = 0.0
             for b in range(steps):

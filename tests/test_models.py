@@ -106,14 +106,20 @@ def test_bce_refuses_targets_outside_unit_range():
     check_loss_targets("mse", -5, 5, "identity")  # no error
 
 
-def test_latent_bits_straight_through():
+def test_latent_bits_quantizer():
     cfg = ModelConfig(kind="mlp", input_shape=(16,), hidden=(8,), code_size=4, code_activation="sigmoid")
-    model = build_model(cfg, latent_bits=2).train()
-    x = torch.rand(3, 16, requires_grad=True)
-    out = model(x)
-    levels = out.code.detach() * 3
-    assert torch.allclose(levels, levels.round(), atol=1e-6)
-    out.x_hat.sum().backward()
+    model = build_model(cfg, latent_bits=2)
+    x = torch.rand(64, 16, requires_grad=True)
+    model.train()
+    noisy = model(x)
+    step = 1 / 3
+    clean = model.encode(x)
+    assert (noisy.code - clean).abs().max() <= step / 2 + 1e-6  # at most half a step of noise
+    assert not torch.allclose(noisy.code * 3, (noisy.code * 3).round())  # not on the grid
+    noisy.x_hat.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+    model.eval()
+    levels = model(x).code.detach() * 3
+    assert torch.allclose(levels, levels.round(), atol=1e-6)  # evaluation rounds to the grid
     with pytest.raises(ConfigError, match="--code-activation sigmoid"):
         build_model(ModelConfig(kind="mlp", input_shape=(16,), hidden=(8,), code_size=4), latent_bits=4)
