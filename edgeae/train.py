@@ -47,6 +47,7 @@ from edgeae.runtime.preprocess import Normalizer
 __all__ = ["TrainResult", "train", "apply_noise", "default_run_dir", "prepare_data", "psnr"]
 
 
+_WARMUP_STEPS = 100  # learning-rate warm-up steps at the start of training (at most one epoch)
 _MAX_DEVICE_DATA_BYTES = 2 << 30  # keep training data on the GPU when it is at most this big
 
 
@@ -270,6 +271,7 @@ def train(
     on_device = dev.type != "cpu" and split_data.train.nbytes <= _MAX_DEVICE_DATA_BYTES
     train_x = split_data.train.to(dev) if on_device else split_data.train
     steps = math.ceil(n_train / tcfg.batch_size)
+    warmup = min(steps, _WARMUP_STEPS)
     bar = _progress(steps * (tcfg.epochs - state["epoch"]), progress)
     interrupted, start = False, time.perf_counter()
     try:
@@ -281,6 +283,12 @@ def train(
             perm = torch.randperm(n_train, generator=gen)
             total = 0.0
             for b in range(steps):
+                if epoch == 1 and b < warmup:
+                    # Linear learning-rate warm-up over the first steps: Adam's first, poorly
+                    # scaled updates at the full rate can kill every ReLU of a wide layer, after
+                    # which the network outputs a constant and never recovers.
+                    for group in opt.param_groups:
+                        group["lr"] = tcfg.lr * (b + 1) / warmup
                 idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
                 target = train_x[idx.to(train_x.device)].to(dev)
                 xb = apply_noise(target, noise_spec, gen, lo, hi)
