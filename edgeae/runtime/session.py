@@ -72,7 +72,8 @@ def resolve_providers(providers: str | list[str] | tuple[str, ...] = "auto") -> 
             short = [k for k, v in PROVIDER_ALIASES.items() if v in available]
             hint = ""
             if full == "CUDAExecutionProvider":
-                hint = "; for CUDA install edgeae[gpu] (pip uninstall onnxruntime && pip install onnxruntime-gpu)"
+                hint = ("; for CUDA install edgeae[gpu], then replace the CPU build: pip uninstall -y onnxruntime && "
+                        "pip install --force-reinstall --no-deps onnxruntime-gpu")
             raise ProviderError(
                 f"execution provider {name!r} is not available in this onnxruntime; available: "
                 f"{', '.join(available)} (short names: {', '.join(short) or 'none'}){hint}"
