@@ -16,6 +16,10 @@ from edgeae.errors import EdgeAEError
 __all__ = ["cli", "main"]
 
 
+# Packages of the `train` extra: a base (runtime-only) install lacks them.
+_TRAIN_EXTRA = {"torch", "onnx", "onnxscript", "safetensors", "sklearn", "matplotlib"}
+
+
 class _Group(click.Group):
     """A click group that turns library errors into ``Error: ...`` without a traceback."""
 
@@ -24,6 +28,13 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except EdgeAEError as exc:
             raise click.ClickException(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            if exc.name not in _TRAIN_EXTRA:
+                raise
+            raise click.ClickException(
+                f"this command needs the training side of edgeae ({exc.name} is not installed): "
+                "pip install 'edgeae[train]'"
+            ) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

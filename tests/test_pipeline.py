@@ -133,6 +133,11 @@ def test_exported_bundle_in_base_install(mlp_bundle, tmp_path):
     assert "PSNR" in edgeae("reconstruct", str(mlp_bundle), "x.npy")
     assert "bytes/sample" in edgeae("compress", str(mlp_bundle), "x.npy", "-o", "x.eae")
     edgeae("decompress", str(mlp_bundle), "x.eae", "-o", "back.npy")
+    code = "import sys; from edgeae.cli import main; sys.argv = ['edgeae', 'train', '--epochs', '1']; main()"
+    r = subprocess.run([python, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("Error: this command needs the training side of edgeae (torch is not installed): "
+                                "pip install 'edgeae[train]'")
     assert np.load(tmp_path / "back.npy").shape == (32, 1, 8, 8)
     probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('onnx'))"],
                            capture_output=True, text=True, env=env)
