@@ -77,6 +77,8 @@ def main() -> None:
 @click.option("--beta", type=float, default=1.0, show_default=True, help="KL weight (VAE).")
 @click.option("--noise", default=None, help="Train as a denoiser: gaussian:0.3 | saltpepper:0.1 | mask:0.25.")
 @click.option("--latent-bits", type=click.IntRange(2, 8), default=None, help="Train with codes quantized to B bits.")
+@click.option("--augment-shift", type=int, default=0, show_default=True,
+              help="Images: random translations of up to N pixels while training (regularizes small data sets).")
 @click.option("--epochs", type=int, default=50, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=5e-3, show_default=True)

@@ -196,6 +196,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     beta: float = 1.0  # KL weight for VAEs
     noise: str | None = None  # denoising: gaussian:0.3 | saltpepper:0.1 | mask:0.25
+    augment_shift: int = 0  # images: random translations of up to N pixels (input and target)
     patience: int = 8  # early stopping: epochs without validation improvement
     seed: int = 0  # weights init, shuffling and noise
     device: str = "auto"  # auto | cpu | cuda
@@ -205,6 +206,8 @@ class TrainConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("device", self.device, ("auto", "cpu", "cuda"))
         parse_noise(self.noise)
+        if not (0 <= self.augment_shift <= 16):
+            raise ConfigError(f"augment shift must be 0..16 pixels, got {self.augment_shift}")
         if self.epochs <= 0:
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs}")
         if self.batch_size <= 0:

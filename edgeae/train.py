@@ -44,7 +44,7 @@ from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss
 from edgeae.models import Autoencoder, build_model, default_code_size, default_hidden
 from edgeae.runtime.preprocess import Normalizer
 
-__all__ = ["TrainResult", "train", "apply_noise", "default_run_dir", "prepare_data", "psnr"]
+__all__ = ["TrainResult", "train", "apply_noise", "random_shift", "default_run_dir", "prepare_data", "psnr"]
 
 
 _WARMUP_STEPS = 100  # learning-rate warm-up steps at the start of training (at most one epoch)
@@ -87,6 +87,24 @@ def apply_noise(x: torch.Tensor, noise: tuple[str, float] | None, generator: tor
         return torch.where(hit, torch.zeros_like(x), x)
     salt = (torch.rand(x.shape, generator=generator) < 0.5).to(x.device)
     return torch.where(hit, torch.where(salt, torch.full_like(x, hi), torch.full_like(x, lo)), x)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image of ``x`` (B, C, H, W) by up to ``max_shift`` pixels, zero-filled.
+
+    Data augmentation for small image sets: an autoencoder trained on 9,000 MNIST digits
+    otherwise memorises them (train/validation PSNR gap of ~5 dB for wide conv models).
+    """
+    if max_shift <= 0:
+        return x
+    b, _, h, w = x.shape
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator).to(x.device)
+    padded = torch.nn.functional.pad(x, (max_shift,) * 4)  # (B, C, H + 2s, W + 2s)
+    rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])[:, :, None]  # (B, H, 1)
+    cols = (torch.arange(w, device=x.device)[None, :] + dx[:, None])[:, None, :]  # (B, 1, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
 def default_run_dir(data: str, model: str, code_size: int) -> Path:
@@ -187,6 +205,7 @@ def train(
     code_activation: str | None = None,
     loss: str | None = None,
     noise: str | None = None,
+    augment_shift: int = 0,
     epochs: int = 50,
     batch_size: int = 64,
     lr: float = 5e-3,
@@ -239,7 +258,10 @@ def train(
         # A VAE's KL term swamps a per-pixel MSE on [0, 1] data (posterior collapse): BCE is the
         # likelihood that keeps both terms in proportion, so it is the VAE default there.
         loss = loss or ("bce" if mcfg.is_variational and in_unit else "mse")
+        if augment_shift and not dataset.is_image:
+            raise ConfigError("--augment-shift moves image pixels; this data set holds vectors, not images")
         tcfg = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, noise=noise,
+                           augment_shift=augment_shift,
                            patience=patience, seed=seed, device=device, latent_bits=latent_bits)
         cfg = RunConfig(model=mcfg, data=data_cfg, normalization=norm, train=tcfg)
         check_loss_targets(loss, float(split_data.train.min()), float(split_data.train.max()), mcfg.output_activation)
@@ -291,6 +313,8 @@ def train(
                         group["lr"] = tcfg.lr * (b + 1) / warmup
                 idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
                 target = train_x[idx.to(train_x.device)].to(dev)
+                if tcfg.augment_shift:
+                    target = random_shift(target, tcfg.augment_shift, gen)
                 xb = apply_noise(target, noise_spec, gen, lo, hi)
                 loss_value = _loss(net, net(xb), target, tcfg)
                 if not torch.isfinite(loss_value):
