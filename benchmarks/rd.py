@@ -38,7 +38,16 @@ CONFIGS: dict[str, tuple[dict, tuple[int, ...]]] = {
     "conv-c128": ({"model": "conv", "code_size": 128, "epochs": 15}, (2, 3, 4, 5, 6)),
     "conv-c64-wide": ({"model": "conv", "code_size": 64, "channels": "32,64", "epochs": 25},
                       (3, 4, 5, 6, 8)),
+    # Long runs (150 epochs of wide convs with shift augmentation): minutes on a GPU, an hour
+    # or more on 2 CPU cores; only with --only NAME (results: benchmarks/results/rd-augmented.md).
+    "conv-c64-aug": ({"model": "conv", "code_size": 64, "channels": "32,64", "augment_shift": 2, "epochs": 150,
+                      "patience": 25}, (3, 4, 5, 6, 8)),
+    "conv-c96-aug": ({"model": "conv", "code_size": 96, "channels": "64,128", "augment_shift": 2, "epochs": 150,
+                      "patience": 25}, (3, 4, 5, 6, 8)),
+    "conv-c128-aug": ({"model": "conv", "code_size": 128, "channels": "64,128", "augment_shift": 2, "epochs": 150,
+                       "patience": 25}, (3, 4, 5, 6, 8)),
 }
+LONG = {"conv-c64-aug", "conv-c96-aug", "conv-c128-aug"}
 
 
 @dataclass
@@ -294,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from edgeae.imagecodecs import sweep
 
-    names = args.only.split(",") if args.only else list(CONFIGS)
+    names = args.only.split(",") if args.only else [n for n in CONFIGS if n not in LONG]
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")

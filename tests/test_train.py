@@ -233,3 +233,34 @@ def test_wide_conv_does_not_die_at_the_default_rate(tmp_path):
     result = train(str(MNIST), "conv", out=tmp_path / "w", channels=(64, 128), code_size=80, epochs=1,
                    split="ordered")
     assert result.metrics["val_psnr"] > 15.0, result.metrics["history"]
+
+
+def test_random_shift_moves_whole_images():
+    from edgeae.train import random_shift
+
+    x = torch.rand(50, 1, 6, 6) + 1.0  # strictly positive, so zero fill is visible
+    y = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    assert torch.equal(random_shift(x, 2, torch.Generator().manual_seed(0)), y)  # seeded
+    assert torch.equal(random_shift(x, 0, torch.Generator()), x)
+    for a, b in zip(x, y, strict=True):
+        # each output is the input translated by some (dy, dx) in [-2, 2]^2, zero-filled
+        found = False
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                shifted = torch.zeros_like(a)
+                src = a[:, max(dy, 0):6 + min(dy, 0), max(dx, 0):6 + min(dx, 0)]
+                shifted[:, max(-dy, 0):6 + min(-dy, 0), max(-dx, 0):6 + min(-dx, 0)] = src
+                found = found or torch.equal(shifted, b)
+        assert found
+    assert (y == 0).any()  # some samples were moved
+
+
+def test_augment_shift_trains_and_refuses_vectors(tmp_path):
+    result = _quick(tmp_path, augment_shift=1, epochs=2)
+    assert result.config.train.augment_shift == 1
+    path = tmp_path / "t.csv"
+    np.savetxt(path, np.random.default_rng(0).normal(size=(40, 4)), delimiter=",")
+    res = CliRunner().invoke(cli, ["train", "--data", str(path), "--augment-shift", "2", "--out", str(tmp_path / "v")])
+    assert res.exit_code == 1
+    assert res.output.strip() == "Error: --augment-shift moves image pixels; this data set holds vectors, not images"
