@@ -237,6 +237,8 @@ def markdown(points: list[RDPoint], baselines: list, n_test: int,
         "PSNR on the [0, 1] scale of the uint8 reconstruction. "
         "Baselines code each image as its own file (Pillow). Reproduce: `python -m benchmarks.rd`.",
         "",
+        "![rate-distortion](rd.png)",
+        "",
         "| method | code | bits | bytes/image | entropy bytes | PSNR dB | PSNR unquantized |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]

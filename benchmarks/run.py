@@ -52,6 +52,14 @@ def _prepare(name: str, spec: dict, data: Path | None, retrain: bool, log) -> tu
     return run_dir, bundle
 
 
+def _rate_distortion() -> str:
+    """The compression results written by ``python -m benchmarks.rd`` (kept in one page)."""
+    parts = [(RESULTS / name).read_text(encoding="utf-8") for name in ("rd.md", "rd-augmented.md")
+             if (RESULTS / name).is_file()]
+    text = "\n\n".join(parts).replace("](rd.md)", "](results/rd.md)").replace("](rd.png)", "](results/rd.png)")
+    return ("\n\n" + text) if parts else ""
+
+
 def _markdown(results: dict, args: argparse.Namespace) -> str:
     from edgeae.runtime.bench_report import TARGETS
 
@@ -131,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name}: benchmarked in {time.time() - t0:.0f} s; ratios {json.dumps(result.ratios)}")
     if results:
         _size_psnr(results, RESULTS / "size_psnr.png")
-        (HERE / "RESULTS.md").write_text(_markdown(results, args), encoding="utf-8")
+        (HERE / "RESULTS.md").write_text(_markdown(results, args) + _rate_distortion(), encoding="utf-8")
         log(f"Wrote {HERE / 'RESULTS.md'} and {RESULTS}/ in {time.time() - t_all:.0f} s")
     return 0
 
