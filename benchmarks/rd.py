@@ -328,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     record = {"points": [asdict(p) for p in points], "baselines": [b.to_dict() for b in baselines],
               "commands": commands, "targets": TARGETS}
     (out / "rd.json").write_text(json.dumps(record, indent=2) + "\n")
+    extra = out / "rd-augmented.json"  # long runs measured separately (--only conv-*-aug)
+    if extra.is_file():
+        points = points + [RDPoint(**p) for p in json.loads(extra.read_text())["points"] if p["name"] not in names]
     plot(points, baselines, out / "rd.png")
     print(md)
     return 0
