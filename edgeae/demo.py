@@ -13,7 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeae.errors import ConfigError, EdgeAEError
+
 __all__ = ["run_demo"]
+
+_DEMO_ENTRIES = {"run", "bundle"}  # what run_demo writes into its folder
 
 
 def _say(msg: str = "") -> None:
@@ -30,6 +34,11 @@ def run_demo(out: str | Path = "demo", data: str = "digits", epochs: int = 50) -
 
     out = Path(out)
     if out.exists():
+        # Replace an earlier demo's output, never anything else the folder might hold.
+        extra = sorted(p.name for p in out.iterdir() if p.name not in _DEMO_ENTRIES)
+        if extra:
+            raise ConfigError(f"{out} holds files that are not an earlier demo's ({', '.join(extra[:5])}); "
+                              "choose another --out")
         shutil.rmtree(out)
     run_dir, bundle_dir = out / "run", out / "bundle"
 
@@ -83,7 +92,10 @@ def main() -> None:
     parser.add_argument("--data", default="digits", help="data source (default: built-in digits)")
     parser.add_argument("--epochs", type=int, default=50)
     args = parser.parse_args()
-    run_demo(args.out, args.data, args.epochs)
+    try:
+        run_demo(args.out, args.data, args.epochs)
+    except EdgeAEError as exc:
+        raise SystemExit(f"Error: {exc}") from None
 
 
 if __name__ == "__main__":

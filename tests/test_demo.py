@@ -15,3 +15,14 @@ def test_demo_end_to_end(tmp_path, capsys):
     codecs = {row["codec"]: row for row in numbers["compression"]}
     assert codecs["edgeae 4-bit"]["bytes_per_image"] < codecs["png"]["bytes_per_image"]
     assert "lossless" in out
+
+
+def test_demo_refuses_a_folder_with_other_files(tmp_path):
+    import pytest
+
+    from edgeae.errors import ConfigError
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match=r"holds files that are not an earlier demo's \(notes.txt\)"):
+        run_demo(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
