@@ -170,10 +170,14 @@ def _save_resume_state(run_dir: Path, model, opt, sched, state: dict) -> None:
 
 
 def _load_resume_state(run_dir: Path, model, opt, sched) -> dict:
-    state_path = run_dir / "state.json"
-    if not state_path.is_file() or not (run_dir / "last.safetensors").is_file():
-        raise ConfigError(f"cannot --resume {run_dir}: no state.json/last.safetensors from an earlier run there")
-    state = json.loads(state_path.read_text())
+    needed = ("state.json", "last.safetensors", "optimizer.safetensors")
+    missing = [name for name in needed if not (run_dir / name).is_file()]
+    if missing:
+        raise ConfigError(f"cannot --resume {run_dir}: {', '.join(missing)} missing (no earlier run state there)")
+    try:
+        state = json.loads((run_dir / "state.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"cannot --resume {run_dir}: state.json is not valid JSON ({exc})") from None
     load_weights(model, run_dir / "last.safetensors")
     tensors = load_file(str(run_dir / "optimizer.safetensors"))
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
@@ -183,6 +187,10 @@ def _load_resume_state(run_dir: Path, model, opt, sched) -> dict:
     opt.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
     sched.load_state_dict(state.pop("scheduler"))
     return state
+
+
+_RUN_FILES = ("weights.safetensors", "last.safetensors", "optimizer.safetensors", "state.json", "metrics.json",
+              "loss.png", "reconstructions.png")  # what a run folder holds besides config.json
 
 
 def _progress(total: int, enabled: bool):
@@ -235,6 +243,7 @@ def train(
         if run_dir is None or not (run_dir / CONFIG_FILE).is_file():
             raise ConfigError(f"--resume needs --out pointing at an earlier run folder (no {CONFIG_FILE} in {run_dir})")
         cfg = RunConfig.load(run_dir / CONFIG_FILE)
+        more_epochs = epochs > cfg.train.epochs
         cfg.train.epochs = max(cfg.train.epochs, epochs)
         dataset = load_dataset(cfg.data.source, cfg.data.resize)
         split_data, _ = prepare_data(dataset, cfg.data, cfg.normalization)
@@ -266,10 +275,15 @@ def train(
         cfg = RunConfig(model=mcfg, data=data_cfg, normalization=norm, train=tcfg)
         check_loss_targets(loss, float(split_data.train.min()), float(split_data.train.max()), mcfg.output_activation)
         run_dir = run_dir or default_run_dir(data, model, code)
-        if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-            raise ConfigError(
-                f"{run_dir} is not empty; choose another --out, --resume to continue that run, or --overwrite"
-            )
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"--out {run_dir} is a file; give a folder for the run")
+        if run_dir.exists() and any(run_dir.iterdir()):
+            if not overwrite:
+                raise ConfigError(
+                    f"{run_dir} is not empty; choose another --out, --resume to continue that run, or --overwrite"
+                )
+            for name in _RUN_FILES:  # an earlier run's results must not pass for this run's
+                (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     tcfg = cfg.train
     torch.manual_seed(tcfg.seed)
@@ -280,19 +294,24 @@ def train(
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if resume:
         state.update(_load_resume_state(run_dir, net, opt, sched))
+        sched.T_max = tcfg.epochs  # the cosine runs over the (possibly raised) total, not the old one
+        if more_epochs:
+            state["bad_epochs"] = 0  # more epochs asked for: early stopping starts counting afresh
         net.to(dev)
-    else:
-        cfg.save(run_dir / CONFIG_FILE)
+    cfg.save(run_dir / CONFIG_FILE)
 
     noise_spec = parse_noise(tcfg.noise)
     lo, hi = float(split_data.train.min()), float(split_data.train.max())
-    gen = torch.Generator().manual_seed(tcfg.seed + 1 + state["epoch"])
+    gen = torch.Generator()
     val_in = apply_noise(split_data.val, noise_spec, torch.Generator().manual_seed(tcfg.seed + 7), lo, hi)
     n_train = len(split_data.train)
+    peak = _peak(cfg, split_data.val)
     # Small data sets live on the training device once, instead of one copy per batch.
     on_device = dev.type != "cpu" and split_data.train.nbytes <= _MAX_DEVICE_DATA_BYTES
     train_x = split_data.train.to(dev) if on_device else split_data.train
-    steps = math.ceil(n_train / tcfg.batch_size)
+    # A last batch of a single sample is skipped (it moves to another position next epoch):
+    # batch normalization cannot train on one sample, and one sample is a noisy step anyway.
+    steps = n_train // tcfg.batch_size + (1 if n_train % tcfg.batch_size > 1 else 0)
     warmup = min(steps, _WARMUP_STEPS)
     bar = _progress(steps * (tcfg.epochs - state["epoch"]), progress)
     interrupted, start = False, time.perf_counter()
@@ -302,6 +321,10 @@ def train(
         for epoch in range(state["epoch"] + 1, tcfg.epochs + 1):
             net.train()
             net.set_training_progress((epoch - 1) / tcfg.epochs)
+            # Every epoch's randomness derives from (seed, epoch), so a resumed run continues
+            # exactly as an uninterrupted one would.
+            gen.manual_seed(tcfg.seed * 100_003 + epoch)
+            torch.manual_seed(tcfg.seed * 100_003 + epoch)
             perm = torch.randperm(n_train, generator=gen)
             total = 0.0
             for b in range(steps):
@@ -332,7 +355,7 @@ def train(
             sched.step()
             val = _evaluate(net, val_in, split_data.val, tcfg, dev)
             row = {"epoch": epoch, "train_loss": total / n_train, "val_loss": val["loss"],
-                   "val_psnr": psnr(val["mse"]), "lr": opt.param_groups[0]["lr"]}
+                   "val_psnr": psnr(val["mse"], peak), "lr": opt.param_groups[0]["lr"]}
             state["history"].append(row)
             state["epoch"] = epoch
             if val["loss"] < state["best_val"]:
@@ -364,8 +387,9 @@ def train(
 
 def _peak(cfg: RunConfig, target: torch.Tensor) -> float:
     """PSNR peak: 1 for data in [0, 1], else the range of the validation targets."""
-    lo, hi = float(target.min()), float(target.max())
-    return 1.0 if cfg.normalization.mode != "standardize" else max(hi - lo, 1e-12)
+    if cfg.normalization.mode != "standardize":
+        return 1.0
+    return max(float(target.max() - target.min()), 1e-12)
 
 
 def _final_metrics(net, split_data: _Split, val_in, cfg: RunConfig, state, seconds: float, interrupted: bool) -> dict:

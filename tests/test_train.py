@@ -102,6 +102,9 @@ def test_resume_continues(tmp_path):
     resumed = train(out=first.run_dir, resume=True, epochs=4)
     assert resumed.metrics["epochs_run"] == 4
     assert [h["epoch"] for h in resumed.metrics["history"]] == [1, 2, 3, 4]
+    lrs = [h["lr"] for h in resumed.metrics["history"][1:]]
+    assert lrs == sorted(lrs, reverse=True)  # the cosine continues down, it does not restart
+    assert json.loads((first.run_dir / "config.json").read_text())["train"]["epochs"] == 4
 
 
 def test_refuses_non_empty_out_and_bad_resume(tmp_path):
@@ -264,3 +267,19 @@ def test_augment_shift_trains_and_refuses_vectors(tmp_path):
     res = CliRunner().invoke(cli, ["train", "--data", str(path), "--augment-shift", "2", "--out", str(tmp_path / "v")])
     assert res.exit_code == 1
     assert res.output.strip() == "Error: --augment-shift moves image pixels; this data set holds vectors, not images"
+
+
+def test_last_batch_of_one_sample_is_skipped(tmp_path):
+    path = tmp_path / "t.csv"
+    np.savetxt(path, np.random.default_rng(0).normal(size=(112, 5)), delimiter=",")
+    # 101 training rows with batches of 10 leave one sample over: batch norm (sigmoid codes) needs 2
+    result = _quick(tmp_path, data=str(path), latent_bits=4, batch_size=10, epochs=1, code_size=2)
+    assert result.metrics["n_train"] == 101 and np.isfinite(result.metrics["val_loss"])
+
+
+def test_overwrite_clears_the_earlier_run(tmp_path):
+    first = _quick(tmp_path, epochs=1)
+    (first.run_dir / "weights.safetensors").write_bytes(b"stale")
+    second = train(out=first.run_dir, epochs=1, overwrite=True, code_size=8)
+    assert second.config.model.code_size == 8
+    assert load_run(first.run_dir)[0].model.code_size == 8  # the stale weights were replaced
