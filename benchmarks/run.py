@@ -41,11 +41,12 @@ def _prepare(name: str, spec: dict, data: Path | None, retrain: bool, log) -> tu
     kwargs = dict(spec)
     if kwargs["data"] == "mnist":
         kwargs["data"] = str(data)
-    if retrain or not (run_dir / "weights.safetensors").is_file():
+    trained = retrain or not (run_dir / "metrics.json").is_file()  # metrics.json: a finished run
+    if trained:
         t0 = time.time()
         r = train(out=run_dir, overwrite=True, **kwargs)
         log(f"{name}: trained in {time.time() - t0:.0f} s, validation PSNR {r.metrics['val_psnr']:.2f} dB")
-    if retrain or not (bundle / "manifest.json").is_file():
+    if trained or not (bundle / "manifest.json").is_file():  # a bundle always comes from this run
         t0 = time.time()
         export(run_dir, bundle, precisions=PRECISIONS, overwrite=True)
         log(f"{name}: exported in {time.time() - t0:.0f} s")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,8 @@ class ModelConfig:
                 f"model {self.kind!r} needs image data of shape (C, H, W), got samples of shape "
                 f"{self.input_shape}; use --model mlp for vectors"
             )
+        if self.is_conv and not self.channels:
+            raise ConfigError(f"model {self.kind!r} needs at least one conv layer: give --channels, e.g. 16,32")
         if self.is_conv and self.input_shape[0] not in (1, 3):
             raise ConfigError(
                 f"model {self.kind!r} supports 1 or 3 channels, got {self.input_shape[0]}"
@@ -258,11 +261,15 @@ class RunConfig:
                 train=_from_dict(TrainConfig, data["train"]),
                 version=version,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"malformed config: {exc}") from None
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write atomically (temporary file + rename), so a crash never leaves half a config."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:

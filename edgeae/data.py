@@ -266,7 +266,9 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _load_idx(path: Path) -> Dataset:
     if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.is_file() and "images-idx3-ubyte" in p.name)
+        # A full MNIST folder holds train-images and t10k-images: the training set comes first.
+        images = sorted((p for p in path.iterdir() if p.is_file() and "images-idx3-ubyte" in p.name),
+                        key=lambda p: (not p.name.startswith("train"), p.name))
         image_file = images[0]
     else:
         image_file = path

@@ -242,6 +242,8 @@ def build_model(cfg: ModelConfig, latent_bits: int | None = None) -> Autoencoder
             )
     elif not cfg.hidden:
         raise ConfigError("an MLP needs at least one hidden layer size (e.g. --hidden 128)")
+    if latent_bits and cfg.is_variational:
+        raise ConfigError("--latent-bits quantizes deterministic codes; use it with --model mlp or conv, not a VAE")
     if latent_bits and cfg.code_activation != "sigmoid":
         raise ConfigError("training with --latent-bits needs codes in [0, 1]: use --code-activation sigmoid")
     return Autoencoder(cfg, latent_bits)

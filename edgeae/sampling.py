@@ -15,10 +15,10 @@ from edgeae.errors import ConfigError
 __all__ = ["sample_codes", "sample_grid"]
 
 
-def sample_codes(run_dir: str | Path, n: int, seed: int = 0) -> tuple[torch.Tensor, str]:
+def sample_codes(run_dir: str | Path, n: int, seed: int = 0, loaded=None) -> tuple[torch.Tensor, str]:
     """Codes to decode: N(0, I) draws for a VAE; otherwise rows of 8 interpolation steps
     between the codes of two real validation samples (so n=64 gives 8 pairs)."""
-    cfg, model = load_run(run_dir)
+    cfg, model = loaded or load_run(run_dir)  # loaded: (RunConfig, model) already at hand
     gen = torch.Generator().manual_seed(seed)
     if model.variational:
         return torch.randn(n, cfg.model.code_size, generator=gen), "draws from the prior"
@@ -46,7 +46,7 @@ def sample_grid(run_dir: str | Path, n: int, output: str | Path, seed: int = 0) 
     cfg, model = load_run(run_dir)
     if not cfg.data.is_image or cfg.normalization.mode == "standardize":
         raise ConfigError(f"{run_dir} was trained on non-image data; sample grids need images")
-    codes, how = sample_codes(run_dir, n, seed)
+    codes, how = sample_codes(run_dir, n, seed, loaded=(cfg, model))
     with torch.no_grad():
         images = model.decoder(codes).clamp(0, 1).numpy()  # (n, C, H, W)
     per_row = min(8, n)

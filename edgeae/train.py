@@ -39,7 +39,7 @@ from edgeae.config import (
     parse_noise,
 )
 from edgeae.data import Dataset, fit_normalization, load_dataset, split_indices
-from edgeae.errors import ConfigError, TrainingError
+from edgeae.errors import ConfigError, DataError, TrainingError
 from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss
 from edgeae.models import Autoencoder, build_model, default_code_size, default_hidden
 from edgeae.runtime.preprocess import Normalizer
@@ -114,7 +114,18 @@ def default_run_dir(data: str, model: str, code_size: int) -> Path:
 
 
 def prepare_data(dataset: Dataset, data_cfg: DataConfig, norm=None) -> tuple[_Split, Any]:
-    """Split, fit normalization on the training part, and normalize both parts."""
+    """Split, fit normalization on the training part, and normalize both parts.
+
+    For a trained run (``data_cfg.n_train`` set) the data must still be the data it was
+    trained on: same sample shape and count, else the split and normalization would differ.
+    """
+    if data_cfg.n_train and (tuple(dataset.x.shape[1:]) != tuple(data_cfg.sample_shape)
+                             or len(dataset.x) != data_cfg.n_train + data_cfg.n_val):
+        raise DataError(
+            f"{dataset.source} holds {len(dataset.x)} samples of shape {tuple(dataset.x.shape[1:])}, but the run "
+            f"was trained on {data_cfg.n_train + data_cfg.n_val} samples of shape {tuple(data_cfg.sample_shape)}; "
+            "point --data at the run's own data set"
+        )
     train_idx, val_idx = split_indices(len(dataset.x), data_cfg.val_fraction, data_cfg.seed, data_cfg.split == "ordered")
     if norm is None:
         norm = fit_normalization(dataset.x[train_idx])

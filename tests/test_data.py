@@ -397,3 +397,14 @@ def test_data_and_imageio_import_without_torch_or_sklearn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_idx_folder_prefers_the_training_set(tmp_path):
+    def idx(path, n):
+        header = bytes([0, 0, 8, 3]) + n.to_bytes(4, "big") + (2).to_bytes(4, "big") + (2).to_bytes(4, "big")
+        with gzip.open(path, "wb") as f:
+            f.write(header + bytes(range(n * 4)))
+
+    idx(tmp_path / "t10k-images-idx3-ubyte.gz", 3)
+    idx(tmp_path / "train-images-idx3-ubyte.gz", 5)
+    assert len(load_dataset(tmp_path).x) == 5

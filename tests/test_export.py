@@ -197,3 +197,12 @@ def test_cli_export_and_errors(tmp_path, mlp_run):
     assert res.output == f"Error: {out} is not empty; choose another -o or pass --overwrite to replace it\n"
     res = runner.invoke(cli, ["export", str(mlp_run), "-o", str(out), "--precision", "int3"])
     assert res.exit_code == 1 and res.output.startswith("Error: unknown precision 'int3'")
+
+
+def test_overwrite_replaces_only_bundles(tmp_path, mlp_run):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    with pytest.raises(ExportError, match=r"is not an edgeae bundle \(no manifest.json\); --overwrite only replaces bundles"):
+        export(mlp_run, folder, overwrite=True, latency_repeats=1)
+    assert (folder / "notes.txt").read_text() == "keep"

@@ -283,3 +283,22 @@ def test_overwrite_clears_the_earlier_run(tmp_path):
     second = train(out=first.run_dir, epochs=1, overwrite=True, code_size=8)
     assert second.config.model.code_size == 8
     assert load_run(first.run_dir)[0].model.code_size == 8  # the stale weights were replaced
+
+
+def test_config_errors_for_impossible_combinations(tmp_path):
+    with pytest.raises(ConfigError, match="--latent-bits quantizes deterministic codes; use it with --model mlp or conv"):
+        _quick(tmp_path, model="vae", latent_bits=4)
+    with pytest.raises(ConfigError, match="needs at least one conv layer: give --channels"):
+        _quick(tmp_path, "c", model="conv", channels="")
+
+
+def test_run_data_must_match(tmp_path):
+    from edgeae.data import load_dataset
+    from edgeae.errors import DataError
+    from edgeae.train import prepare_data
+
+    run = _quick(tmp_path, epochs=1)
+    other = load_dataset("digits")
+    other.x = other.x[:100]
+    with pytest.raises(DataError, match=r"holds 100 samples of shape \(1, 8, 8\), but the run was trained on 1797"):
+        prepare_data(other, run.config.data, run.config.normalization)

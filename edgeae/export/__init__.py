@@ -97,6 +97,8 @@ def _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop,
         raise ConfigError(f"atol must be a positive number, got {atol}")
     if fixed_batch is not None and int(fixed_batch) <= 0:
         raise ConfigError(f"fixed batch must be a positive integer, got {fixed_batch}")
+    if int(latency_repeats) < 1:
+        raise ConfigError(f"latency repeats must be a positive integer, got {latency_repeats}")
     if max_psnr_drop < 0:
         raise ConfigError(f"max PSNR drop must be >= 0 dB, got {max_psnr_drop}")
     return Options(precs, opset, float(atol), bool(raw_io), calibration_method, float(max_psnr_drop), bool(ort),

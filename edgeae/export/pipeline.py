@@ -84,8 +84,12 @@ def graph_file(role: str, precision: str, raw: bool = False) -> str:
 def _start(out_dir: Path, overwrite: bool) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a folder; choose another -o")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise ExportError(f"{out_dir} is not empty; choose another -o or pass --overwrite to replace it")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise ExportError(f"{out_dir} is not empty; choose another -o or pass --overwrite to replace it")
+        if not (out_dir / "manifest.json").is_file():
+            raise ExportError(f"{out_dir} is not an edgeae bundle (no manifest.json); --overwrite only replaces "
+                              "bundles: choose another -o")
     parent = out_dir.resolve().parent
     tmp = parent / f".{out_dir.name}.partial-{os.getpid()}"
     try:
