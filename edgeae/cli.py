@@ -28,6 +28,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except EdgeAEError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # unwritable or missing output folders, full disks, ...
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except ModuleNotFoundError as exc:
             if exc.name not in _TRAIN_EXTRA:
                 raise
@@ -139,7 +142,8 @@ def sample_cmd(run_dir: str, count: int, output: str, seed: int) -> None:
 
 
 def _runtime_options(f):
-    """--precision / --provider / --threads / --batch-size / --format, shared by the runtime commands."""
+    """--precision / --provider / --threads / --batch-size / --format / --overwrite, shared by the runtime commands."""
+    f = click.option("--overwrite", is_flag=True, help="Replace an existing output file or PNG folder.")(f)
     f = click.option("--format", "graph_format", type=click.Choice(["onnx", "ort"]), default="onnx",
                      show_default=True, help="Graph files to run (ort = ORT flatbuffer copies).")(f)
     f = click.option("--batch-size", type=click.IntRange(1), default=4096, show_default=True,
@@ -168,20 +172,59 @@ def _run_with_progress(fn, n: int, batch_size: int, label: str):
         return fn(bar.update)
 
 
+def _check_output(output: str, overwrite: bool, npy_only: bool = False) -> None:
+    """Refuse, before any work, an output that would replace existing data without --overwrite."""
+    from pathlib import Path
+
+    from edgeae.errors import ConfigError
+
+    path = Path(output)
+    is_npy = output.lower().endswith(".npy")
+    if npy_only and not is_npy:
+        raise ConfigError(f"-o {output!r} must be a .npy file, e.g. -o codes.npy")
+    if is_npy:
+        if path.is_dir():
+            raise ConfigError(f"-o {output} is a folder; give a .npy file name")
+        if path.exists() and not overwrite:
+            raise ConfigError(f"{output} already exists; pass --overwrite to replace it, or choose another -o")
+    elif path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"-o {output} is a file; give a folder for PNG images or a .npy file name")
+        if any(path.iterdir()) and not overwrite:
+            raise ConfigError(f"{output} is not empty; pass --overwrite to replace its images, or choose another -o")
+
+
+def _save_npy(output: str, array) -> None:
+    """Write a .npy file atomically (temporary file + rename): never half a file."""
+    import os
+
+    import numpy as np
+
+    tmp = output + ".tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, output)
+
+
 def _write_samples(x_raw, output: str, is_image: bool) -> str:
     """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only)."""
-    import numpy as np
+    from pathlib import Path
 
     from edgeae.errors import ConfigError
 
     if output.lower().endswith(".npy"):
-        np.save(output, x_raw)
+        _save_npy(output, x_raw)
         return f"{output} {tuple(x_raw.shape)} {x_raw.dtype}"
     if not is_image:
         raise ConfigError(f"decoded samples are vectors, not images, so {output!r} cannot be a PNG folder: "
                           "use -o OUT.npy")
     from edgeae.imageio import save_images, to_uint8
 
+    folder = Path(output)
+    if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
+        for old in folder.glob("*.png"):
+            if old.stem.isdigit():
+                old.unlink()
     paths = save_images(to_uint8(x_raw), output)
     return f"{output}/ ({len(paths)} PNG files)"
 
@@ -192,21 +235,21 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
 @click.option("-o", "--output", required=True, help="Codes file to write (.npy), shape (N, code_size).")
 @click.option("--resize", default=None, help="Resize images to HxW before encoding (e.g. 28x28).")
 @_runtime_options
-def encode_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format):
+def encode_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format,
+               overwrite):
     """Encode samples (.npy/.npz, IDX, image file or folder, CSV) to latent codes.
 
     \b
     Example: edgeae encode bundles/mnist t10k-images-idx3-ubyte.gz -o codes.npy
     """
-    import numpy as np
-
     from edgeae.data import load_array_input, parse_resize
 
+    _check_output(output, overwrite, npy_only=True)
     model = _load_model(bundle, precision, provider, threads, graph_format)
     x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
     codes = _run_with_progress(lambda p: model.encode(x, batch_size=batch_size, progress=p), len(x),
                                batch_size, "encoding")
-    np.save(output, codes)
+    _save_npy(output, codes)
     click.echo(f"Encoded {len(x)} samples -> {output} {tuple(codes.shape)} float32 "
                f"[{model.precision}, {model.providers[0]}]")
 
@@ -217,7 +260,7 @@ def encode_cmd(bundle, input_path, output, resize, precision, provider, threads,
 @click.option("-o", "--output", required=True,
               help="OUT.npy (raw units, e.g. uint8 pixels) or a folder for PNG images.")
 @_runtime_options
-def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_size, graph_format):
+def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_size, graph_format, overwrite):
     """Decode latent codes (.npy, shape (N, code_size)) back to samples in raw units.
 
     \b
@@ -227,11 +270,16 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
 
     from edgeae.errors import InputError
 
+    _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
     try:
         codes = np.load(codes_path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise InputError(f"{codes_path} could not be read as a .npy file of codes ({exc})") from None
+    if not isinstance(codes, np.ndarray) or codes.ndim not in (1, 2):
+        what = "an .npz archive" if not isinstance(codes, np.ndarray) else f"an array of shape {codes.shape}"
+        raise InputError(f"{codes_path} holds {what}; expected a .npy array of codes, shape (N, {model.code_size}) "
+                         "as written by `edgeae encode`")
     if codes.ndim == 1:
         codes = codes[None]  # one code -> a batch of one, so outputs are always (N, ...)
     x = _run_with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p),
@@ -246,7 +294,8 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
               help="Also write reconstructions: OUT.npy (raw units) or a folder for PNG images.")
 @click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
 @_runtime_options
-def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format):
+def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format,
+                    overwrite):
     """Encode and decode samples; print MSE (and PSNR for [0, 1]-scaled data).
 
     \b
@@ -254,6 +303,9 @@ def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, thr
     """
     from edgeae.data import load_array_input, parse_resize
     from edgeae.runtime import reconstruction_summary
+
+    if output:
+        _check_output(output, overwrite)
 
     model = _load_model(bundle, precision, provider, threads, graph_format)
     x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
@@ -292,7 +344,7 @@ def info_cmd(bundle):
 @click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
 @_runtime_options
 def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, provider, threads, batch_size,
-                 graph_format):
+                 graph_format, overwrite):
     """Compress samples to a latent bitstream and report bytes per sample and PSNR.
 
     \b
@@ -306,11 +358,12 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
     from edgeae.errors import ConfigError
     from edgeae.runtime.compress import append, compress, compression_report
 
+    out = Path(output)
+    if out.exists() and out.stat().st_size > 0 and not (append_ or overwrite):
+        raise ConfigError(f"{output} already exists; use --append to add samples to it, --overwrite to replace "
+                          "it, or choose another -o")
     model = _load_model(bundle, precision, provider, threads, graph_format)
     x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
-    out = Path(output)
-    if out.exists() and out.stat().st_size > 0 and not append_:
-        raise ConfigError(f"{output} already exists; use --append to add samples to it, or choose another -o")
     t0 = time.perf_counter()
     if append_:
         append(model, out, x, bits=bits)
@@ -336,7 +389,8 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
 @click.argument("stream_path", metavar="STREAM", type=click.Path())
 @click.option("-o", "--output", required=True, help="OUT.npy (raw units) or a folder for PNG images.")
 @_runtime_options
-def decompress_cmd(bundle, stream_path, output, precision, provider, threads, batch_size, graph_format):
+def decompress_cmd(bundle, stream_path, output, precision, provider, threads, batch_size, graph_format,
+                   overwrite):
     """Decode a latent bitstream written by `edgeae compress` (with the same bundle).
 
     \b
@@ -347,6 +401,7 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
     from edgeae.errors import StreamError
     from edgeae.runtime.compress import decompress
 
+    _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
     try:
         data = Path(stream_path).read_bytes()

@@ -67,7 +67,8 @@ def test_cli_compress_decompress(mlp_bundle, tmp_path):
     size = out.stat().st_size
     res = runner.invoke(cli, ["compress", str(mlp_bundle), str(x), "-o", str(out)])
     assert res.exit_code == 1
-    assert res.output.strip() == f"Error: {out} already exists; use --append to add samples to it, or choose another -o"
+    assert res.output.strip() == (f"Error: {out} already exists; use --append to add samples to it, --overwrite "
+                                  "to replace it, or choose another -o")
     assert out.stat().st_size == size  # nothing lost
     res = runner.invoke(cli, ["compress", str(mlp_bundle), str(x), "-o", str(out), "--append"])
     assert res.exit_code == 0 and out.stat().st_size > size

@@ -118,3 +118,31 @@ def test_runtime_commands_have_help():
     for name in ("encode", "decode", "reconstruct", "info"):
         r = _run(name, "--help")
         assert r.exit_code == 0 and "Usage: " in r.output
+
+
+def test_outputs_are_never_replaced_silently(tmp_path):
+    b, _ = make_bundle(tmp_path / "b", "image")
+    np.save(tmp_path / "x.npy", digits_uint8()[:5])
+    runner = CliRunner()
+    codes = tmp_path / "c.npy"
+    codes.write_bytes(b"precious")
+    res = runner.invoke(cli, ["encode", str(b), str(tmp_path / "x.npy"), "-o", str(codes)])
+    assert res.exit_code == 1
+    assert res.output.strip() == f"Error: {codes} already exists; pass --overwrite to replace it, or choose another -o"
+    assert codes.read_bytes() == b"precious"
+    res = runner.invoke(cli, ["encode", str(b), str(tmp_path / "x.npy"), "-o", str(tmp_path / "codes")])
+    assert res.output.strip() == "Error: -o 'PATH' must be a .npy file, e.g. -o codes.npy".replace(
+        "PATH", str(tmp_path / "codes"))
+    assert runner.invoke(cli, ["encode", str(b), str(tmp_path / "x.npy"), "-o", str(codes), "--overwrite"]).exit_code == 0
+    pngs = tmp_path / "png"
+    assert runner.invoke(cli, ["decode", str(b), str(codes), "-o", str(pngs)]).exit_code == 0
+    res = runner.invoke(cli, ["decode", str(b), str(codes), "-o", str(pngs)])
+    assert res.output.strip() == f"Error: {pngs} is not empty; pass --overwrite to replace its images, or choose another -o"
+    np.save(tmp_path / "two.npy", np.load(codes)[:2])
+    assert runner.invoke(cli, ["decode", str(b), str(tmp_path / "two.npy"), "-o", str(pngs), "--overwrite"]).exit_code == 0
+    assert len(list(pngs.glob("*.png"))) == 2  # no stale images from the earlier run
+    res = runner.invoke(cli, ["decode", str(b), str(codes), "-o", str(tmp_path / "missing" / "deeper" / "r.npy")])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and "Traceback" not in res.output
+    np.savez(tmp_path / "c.npz", a=np.load(codes))
+    res = runner.invoke(cli, ["decode", str(b), str(tmp_path / "c.npz"), "-o", str(tmp_path / "r.npy")])
+    assert res.exit_code == 1 and "holds an .npz archive; expected a .npy array of codes" in res.output

@@ -54,10 +54,10 @@ def test_import_runtime_without_torch_or_onnx(tmp_path):
 
 
 def _check_commands(folder: Path, python: str, block: bool) -> None:
-    r = _cli(["encode", "b", "x.npy", "-o", "c.npy"], folder, python, block)
+    r = _cli(["encode", "b", "x.npy", "-o", "c.npy", "--overwrite"], folder, python, block)
     assert r.returncode == 0, r.stderr
     assert np.load(folder / "c.npy").shape == (40, 16)
-    r = _cli(["decode", "b", "c.npy", "-o", "r.npy"], folder, python, block)
+    r = _cli(["decode", "b", "c.npy", "-o", "r.npy", "--overwrite"], folder, python, block)
     assert r.returncode == 0, r.stderr
     assert np.load(folder / "r.npy").dtype == np.uint8
     r = _cli(["reconstruct", "b", "x.npy"], folder, python, block)
@@ -66,7 +66,7 @@ def _check_commands(folder: Path, python: str, block: bool) -> None:
     r = _cli(["info", "b"], folder, python, block)
     assert r.returncode == 0, r.stderr
     assert "all files OK" in r.stdout
-    r = _cli(["encode", "b", "x.npy", "-o", "c.npy", "--precision", "fp16"], folder, python, block)
+    r = _cli(["encode", "b", "x.npy", "-o", "c2.npy", "--precision", "fp16"], folder, python, block)
     assert r.returncode == 1
     assert r.stderr.startswith("Error: precision 'fp16' (onnx) is not in bundle b;")
 
