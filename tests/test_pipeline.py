@@ -143,3 +143,37 @@ def test_exported_bundle_in_base_install(mlp_bundle, tmp_path):
     probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('onnx'))"],
                            capture_output=True, text=True, env=env)
     assert probe.stdout.strip() == "None None"
+
+
+def test_append_with_other_bits_is_refused(mlp_bundle, tmp_path):
+    from edgeae.errors import ConfigError
+    from edgeae.runtime.compress import append
+
+    model = rt.load(mlp_bundle)
+    samples = np.load(mlp_bundle / "samples.npy")[:4]
+    path = tmp_path / "log.eae"
+    append(model, path, samples, bits=4)
+    with pytest.raises(ConfigError, match=r"holds 4-bit codes; omit --bits or pass --bits 4"):
+        append(model, path, samples, bits=6)
+    append(model, path, samples)  # without bits: the file's own codec
+    assert decompress(model, path.read_bytes()).shape == (8, 1, 8, 8)
+
+
+def test_manifest_with_bad_normalization_is_refused(mlp_bundle, tmp_path):
+    import json
+    import shutil
+
+    from edgeae.errors import BundleError
+
+    copy = tmp_path / "b"
+    shutil.copytree(mlp_bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["normalization"]["offset"] = [0.0, 1.0, 2.0]
+    manifest["normalization"]["scale"] = [1.0, 1.0, 1.0]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="normalization has 3 offset/scale values; expected 1 or one per feature"):
+        rt.load(copy)
+    manifest["normalization"]["offset"], manifest["normalization"]["scale"] = [0.0], [0.0]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="normalization: normalization values must be finite and scales non-zero"):
+        rt.load(copy)

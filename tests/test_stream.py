@@ -138,7 +138,7 @@ def test_bad_headers(codec, mid, data, match):
 def _forge(codec, mid, n: int, payload: bytes) -> bytes:
     """A structurally valid stream with correct CRCs claiming ``n`` samples."""
     header = S._header(mid, codec.code_size)
-    body = S._put_varint(n) + S._put_varint(len(payload)) + payload
+    body = S.put_varint(n) + S.put_varint(len(payload)) + payload
     return header + body + zlib.crc32(body, zlib.crc32(header)).to_bytes(4, "little")
 
 
@@ -148,7 +148,7 @@ def test_absurd_counts_refused_before_allocating(codec, mid):
     with pytest.raises(StreamError, match="more than the codec can fit"):
         S.decompress_codes(codec, mid, _forge(codec, mid, 10_000, b"\x00" * 4))
     header = S._header(mid, codec.code_size)
-    huge_len = header + S._put_varint(1) + S._put_varint(2**34)
+    huge_len = header + S.put_varint(1) + S.put_varint(2**34)
     with pytest.raises(StreamError, match="remain"):
         S.decompress_codes(codec, mid, huge_len + b"\x00" * 8)
     with pytest.raises(StreamError, match="not minimally encoded"):

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import resource
+
+try:  # Unix only; peak memory is reported as unknown elsewhere
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None
 import subprocess
 import sys
 import time
@@ -196,6 +200,8 @@ def _rss_mb() -> float:
 
 
 def _peak_mb() -> float:
+    if resource is None:
+        return float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeae.errors import BundleError
+from edgeae.config import Normalization
+from edgeae.errors import BundleError, ConfigError
 
 __all__ = [
     "FORMAT",
@@ -166,6 +168,13 @@ class Manifest:
               "normalization needs mode, raw_dtype, offset, scale")
         _choice("normalization mode", norm["mode"], ("scale255", "identity", "standardize"))
         _choice("raw dtype", norm["raw_dtype"], ("uint8", "float32"))
+        try:  # lists of finite numbers, scales non-zero (the one definition, in edgeae.config)
+            Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise BundleError(f"malformed manifest: normalization: {exc}; re-export the bundle") from None
+        n = len(norm["offset"])
+        _need(n in (1, math.prod(shape)),
+              f"normalization has {n} offset/scale values; expected 1 or one per feature ({math.prod(shape)})")
         self.graphs = [g if isinstance(g, GraphEntry) else GraphEntry.from_dict(g) for g in self.graphs]
 
     # ---- accessors -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,19 @@ def decoder_sha256(manifest: Any) -> str:
     return ref[0]["sha256"]
 
 
+_CODECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> [(codec, id)]
+
+
 def codecs_of(model: Any) -> list[tuple[LatentCodec, bytes]]:
-    """Every (codec, model id) the bundle offers, in manifest order."""
+    """Every (codec, model id) the bundle offers, in manifest order.
+
+    Built once per loaded model: validating the tables, hashing the model id and building
+    the entropy models costs milliseconds, far more than coding one sample.
+    """
+    try:
+        return _CODECS[model]
+    except (KeyError, TypeError):
+        pass
     manifest = _as_dict(model.manifest)
     record = manifest.get("codec")
     if record is None:
@@ -81,6 +93,10 @@ def codecs_of(model: Any) -> list[tuple[LatentCodec, bytes]]:
                 f"{code_size}; re-export the bundle"
             )
         out.append((codec, codec.model_id(sha)))
+    try:
+        _CODECS[model] = out
+    except TypeError:  # an object that cannot be weakly referenced: no caching
+        pass
     return out
 
 
@@ -123,10 +139,12 @@ def append(
 ) -> StreamInfo:
     """Append raw samples to the stream file ``path`` (created if missing)."""
     codec, mid = _pick(model, bits)
-    if bits is None and os.path.exists(path) and os.path.getsize(path) > 0:
+    if os.path.exists(path) and os.path.getsize(path) > 0:
         stream_id = read_header(Path(path).read_bytes()).model_id  # keep the file's codec
         for c, m in codecs_of(model):
             if m == stream_id:
+                if bits is not None and c.bits != bits:
+                    raise ConfigError(f"{path} holds {c.bits}-bit codes; omit --bits or pass --bits {c.bits}")
                 codec, mid = c, m
     codes = np.asarray(model.encode(x)).reshape(-1, codec.code_size)  # one sample: (1, D)
     return append_file(codec, mid, path, codes)

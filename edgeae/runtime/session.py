@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeae.errors import BundleError, ProviderError
+from edgeae.runtime.stream import put_varint
 
 __all__ = [
     "PROVIDER_ALIASES",
@@ -110,15 +111,6 @@ def session_options(threads: int | None = None, spinning: bool = False, **config
     return opts
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 # A serialized ModelProto "y = Identity(x)" (float[1]) without its opset_import, so that
 # opset support can be probed without the onnx package.
 _PROBE_GRAPH = (
@@ -128,8 +120,8 @@ _PROBE_GRAPH = (
 
 
 def _probe_model(opset: int) -> bytes:
-    opset_id = b"\n\x00\x10" + _varint(opset)  # domain "" , version
-    return b"\x08\x08" + b":" + _varint(len(_PROBE_GRAPH)) + _PROBE_GRAPH + b"B" + _varint(len(opset_id)) + opset_id
+    opset_id = b"\n\x00\x10" + put_varint(opset)  # domain "" , version
+    return b"\x08\x08" + b":" + put_varint(len(_PROBE_GRAPH)) + _PROBE_GRAPH + b"B" + put_varint(len(opset_id)) + opset_id
 
 
 def _accepts(opset: int) -> tuple[bool, str]:

@@ -59,7 +59,8 @@ class StreamInfo:
 
 
 # ------------------------------------------------------------------ varints
-def _put_varint(value: int) -> bytes:
+def put_varint(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits per byte, low group first (also used to build protobuf bytes)."""
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -90,7 +91,7 @@ def _get_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
 def _header(model_id: bytes, code_size: int) -> bytes:
     if not (isinstance(model_id, bytes) and len(model_id) == MODEL_ID_SIZE):
         raise InputError(f"model id {model_id!r} must be {MODEL_ID_SIZE} bytes")
-    return MAGIC + bytes([VERSION]) + model_id + _put_varint(code_size)
+    return MAGIC + bytes([VERSION]) + model_id + put_varint(code_size)
 
 
 def _parse_header(data: bytes) -> tuple[int, bytes, int, int]:
@@ -224,7 +225,7 @@ def _chunk_bytes(codec: LatentCodec, q: np.ndarray, seed: int) -> bytes:
     for s in range(0, q.shape[0], per):
         part = q[s : s + per]
         payload = _encode(codec, part)
-        body = _put_varint(part.shape[0]) + _put_varint(len(payload)) + payload
+        body = put_varint(part.shape[0]) + put_varint(len(payload)) + payload
         out += body + zlib.crc32(body, seed).to_bytes(4, "little")
     return bytes(out)
 
@@ -261,7 +262,9 @@ def append_file(
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         data = compress_codes(codec, model_id, q_or_codes)
-        path.write_bytes(data)
+        tmp = path.with_name(path.name + ".tmp")  # a new file appears whole or not at all
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
         return read_header(data)
     old = path.read_bytes()
     info = read_header(old)
@@ -269,6 +272,8 @@ def append_file(
     extra = append_codes(codec, model_id, old, q_or_codes)
     with path.open("ab") as f:
         f.write(extra)
+        f.flush()
+        os.fsync(f.fileno())  # on a device that may lose power, the chunk is on disk on return
     return read_header(old + extra)
 
 
