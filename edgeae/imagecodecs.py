@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgeae.errors import InputError
+from edgeae.runtime.summary import psnr
 
 __all__ = ["CODECS", "CodecPoint", "encode_image", "measure", "psnr_uint8", "sweep"]
 
@@ -53,8 +54,7 @@ def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two uint8 arrays, on the [0, 1] scale (peak 255 in pixel units)."""
     if a.shape != b.shape:
         raise InputError(f"PSNR needs equal shapes, got {a.shape} and {b.shape}")
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255.0**2
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+    return psnr(a, b, 255.0)
 
 
 def _to_hwc(img: np.ndarray) -> np.ndarray:

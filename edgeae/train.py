@@ -43,8 +43,9 @@ from edgeae.errors import ConfigError, DataError, TrainingError
 from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss
 from edgeae.models import Autoencoder, build_model, default_code_size, default_hidden
 from edgeae.runtime.preprocess import Normalizer
+from edgeae.runtime.summary import psnr_from_mse as psnr
 
-__all__ = ["TrainResult", "train", "apply_noise", "random_shift", "default_run_dir", "prepare_data", "psnr"]
+__all__ = ["TrainResult", "train", "apply_noise", "random_shift", "default_run_dir", "prepare_data"]
 
 
 _WARMUP_STEPS = 100  # learning-rate warm-up steps at the start of training (at most one epoch)
@@ -67,11 +68,6 @@ class _Split:
     train: torch.Tensor  # (N_train, *shape) normalized
     val: torch.Tensor  # (N_val, *shape) normalized
     val_raw: np.ndarray = field(repr=False, default=None)  # raw validation samples
-
-
-def psnr(mse: float, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB of a mean squared error."""
-    return float("inf") if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
 
 
 def apply_noise(x: torch.Tensor, noise: tuple[str, float] | None, generator: torch.Generator, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:

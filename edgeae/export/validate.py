@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeae.runtime.summary import psnr as summary_psnr
+
 __all__ = [
     "BATCHES",
     "REFERENCE_ATOL",
@@ -160,9 +162,8 @@ def _reference_run(model: Any, x: np.ndarray) -> tuple[Any, list[np.ndarray]]:
 
 
 def psnr(x_hat: np.ndarray, target: np.ndarray, peak: float) -> float:
-    """PSNR in dB over all held-out samples (model units)."""
-    mse = float(np.mean((np.asarray(x_hat, np.float64) - np.asarray(target, np.float64)) ** 2))
-    return math.inf if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
+    """PSNR in dB over all held-out samples (model units); see edgeae.runtime.summary.psnr."""
+    return summary_psnr(x_hat, target, peak)
 
 
 def measure_latency(pairs: dict[str, tuple[Any, Any]], x: np.ndarray, batches: tuple[int, ...] = (1, 64),

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgeae.runtime.bundle import Manifest, file_problem, read_manifest
 
-__all__ = ["psnr", "mse", "ReconstructionSummary", "reconstruction_summary", "describe_bundle"]
+__all__ = ["psnr", "psnr_from_mse", "mse", "ReconstructionSummary", "reconstruction_summary", "describe_bundle"]
 
 
 def mse(x: np.ndarray, y: np.ndarray) -> float:
@@ -23,12 +23,18 @@ def mse(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(d * d)) if d.size else float("nan")
 
 
+def psnr_from_mse(err: float, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB of a mean squared error: ``10 log10(range^2 / MSE)``."""
+    return math.inf if err <= 0 else 10.0 * math.log10(data_range * data_range / err)
+
+
 def psnr(x: np.ndarray, y: np.ndarray, data_range: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)``; inf for identical arrays."""
-    err = mse(x, y)
-    if err == 0:
-        return math.inf
-    return 10.0 * math.log10(data_range * data_range / err)
+    """Peak signal-to-noise ratio in dB of two arrays; inf for identical arrays.
+
+    The one definition used by training, export, the runtime and the benchmarks: the MSE
+    over all elements of a whole set (not an average of per-sample PSNRs).
+    """
+    return psnr_from_mse(mse(x, y), data_range)
 
 
 @dataclass
