@@ -194,6 +194,23 @@ def _check_output(output: str, overwrite: bool, npy_only: bool = False) -> None:
             raise ConfigError(f"{output} is not empty; pass --overwrite to replace its images, or choose another -o")
 
 
+def _load_inputs(model, input_path: str, resize: str | None):
+    """Read samples for a bundle; float files for a bundle of 8-bit images must be in [0, 1]."""
+    import numpy as np
+
+    from edgeae.data import load_array_input, parse_resize
+    from edgeae.errors import InputError
+
+    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
+    mode = model.manifest.normalization["mode"]
+    if mode == "scale255" and x.dtype != np.uint8 and x.size and float(np.nanmax(x)) > 1.0:
+        raise InputError(
+            f"{input_path} holds float values up to {float(np.nanmax(x)):g}, but this bundle takes uint8 pixels "
+            "or floats already scaled to [0, 1]: save the pixels as uint8, or divide by 255"
+        )
+    return x
+
+
 def _save_npy(output: str, array) -> None:
     """Write a .npy file atomically (temporary file + rename): never half a file."""
     import os
@@ -242,11 +259,9 @@ def encode_cmd(bundle, input_path, output, resize, precision, provider, threads,
     \b
     Example: edgeae encode bundles/mnist t10k-images-idx3-ubyte.gz -o codes.npy
     """
-    from edgeae.data import load_array_input, parse_resize
-
     _check_output(output, overwrite, npy_only=True)
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
+    x = _load_inputs(model, input_path, resize)
     codes = _run_with_progress(lambda p: model.encode(x, batch_size=batch_size, progress=p), len(x),
                                batch_size, "encoding")
     _save_npy(output, codes)
@@ -301,14 +316,13 @@ def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, thr
     \b
     Example: edgeae reconstruct bundles/mnist t10k-images-idx3-ubyte.gz --precision int8-dynamic
     """
-    from edgeae.data import load_array_input, parse_resize
     from edgeae.runtime import reconstruction_summary
 
     if output:
         _check_output(output, overwrite)
 
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
+    x = _load_inputs(model, input_path, resize)
     x_hat = _run_with_progress(lambda p: model.reconstruct(x, batch_size=batch_size, progress=p), len(x),
                                batch_size, "reconstructing")
     summary = reconstruction_summary(model.to_model_units(x), x_hat, model.manifest.normalization["mode"])
@@ -354,7 +368,6 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
     import time
     from pathlib import Path
 
-    from edgeae.data import load_array_input, parse_resize
     from edgeae.errors import ConfigError
     from edgeae.runtime.compress import append, compress, compression_report
 
@@ -363,7 +376,7 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
         raise ConfigError(f"{output} already exists; use --append to add samples to it, --overwrite to replace "
                           "it, or choose another -o")
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
+    x = _load_inputs(model, input_path, resize)
     t0 = time.perf_counter()
     if append_:
         append(model, out, x, bits=bits)

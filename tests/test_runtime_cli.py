@@ -146,3 +146,15 @@ def test_outputs_are_never_replaced_silently(tmp_path):
     np.savez(tmp_path / "c.npz", a=np.load(codes))
     res = runner.invoke(cli, ["decode", str(b), str(tmp_path / "c.npz"), "-o", str(tmp_path / "r.npy")])
     assert res.exit_code == 1 and "holds an .npz archive; expected a .npy array of codes" in res.output
+
+
+def test_float_pixels_for_a_uint8_bundle_are_refused(tmp_path):
+    b, _ = make_bundle(tmp_path / "b", "image")
+    np.save(tmp_path / "x.npy", digits_uint8()[:5].astype(np.float32))  # 0..255 floats
+    res = CliRunner().invoke(cli, ["reconstruct", str(b), str(tmp_path / "x.npy")])
+    assert res.exit_code == 1
+    assert res.output.strip() == (f"Error: {tmp_path / 'x.npy'} holds float values up to 255, but this bundle takes "
+                                  "uint8 pixels or floats already scaled to [0, 1]: save the pixels as uint8, or "
+                                  "divide by 255")
+    np.save(tmp_path / "y.npy", digits_uint8()[:5].astype(np.float32) / 255)
+    assert CliRunner().invoke(cli, ["reconstruct", str(b), str(tmp_path / "y.npy")]).exit_code == 0
