@@ -44,6 +44,7 @@ from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss
 from edgeae.models import Autoencoder, build_model, default_code_size, default_hidden
 from edgeae.runtime.preprocess import Normalizer
 from edgeae.runtime.summary import psnr_from_mse as psnr
+from edgeae.runtime.summary import psnr_peak
 
 __all__ = ["TrainResult", "train", "apply_noise", "random_shift", "default_run_dir", "prepare_data"]
 
@@ -394,9 +395,7 @@ def train(
 
 def _peak(cfg: RunConfig, target: torch.Tensor) -> float:
     """PSNR peak: 1 for data in [0, 1], else the range of the validation targets."""
-    if cfg.normalization.mode != "standardize":
-        return 1.0
-    return max(float(target.max() - target.min()), 1e-12)
+    return psnr_peak(cfg.normalization.mode, target.numpy())
 
 
 def _final_metrics(net, split_data: _Split, val_in, cfg: RunConfig, state, seconds: float, interrupted: bool) -> dict:

@@ -32,6 +32,8 @@ from edgeae.errors import ConfigError
 from edgeae.export.graphs import DEFAULT_OPSET, check_opset
 from edgeae.export.pipeline import Options, Source, write_bundle
 from edgeae.export.quantize import CALIBRATION_METHODS, parse_precisions
+from edgeae.runtime.preprocess import Normalizer
+from edgeae.runtime.summary import psnr_peak
 
 __all__ = ["DEFAULT_OPSET", "ExportResult", "export", "export_modules", "format_table"]
 
@@ -142,18 +144,14 @@ def export(
     dataset = load_dataset(data if data is not None else cfg.data.source, cfg.data.resize)
     split, _ = prepare_data(dataset, cfg.data, cfg.normalization)
     norm = cfg.normalization
-    from edgeae.runtime.preprocess import Normalizer
-
     normalizer = Normalizer(norm, cfg.model.input_shape)
     val_raw = np.ascontiguousarray(split.val_raw[:MAX_VALIDATION_SAMPLES]).reshape((-1, *cfg.model.input_shape))
     train_idx = np.linspace(0, len(split.train) - 1, min(calibration_samples, len(split.train))).astype(int)
     calib_x = split.train[train_idx].numpy().astype(np.float32)
-    calib_raw = None
-    if opts.raw_io:  # raw calibration samples for the raw-I/O variants: invert the normalization
-        calib_raw = normalizer.denormalize(calib_x) if norm.raw_dtype == "uint8" else (
-            calib_x * normalizer.scale + normalizer.offset).astype(np.float32)
+    # raw calibration samples for the raw-I/O variants: invert the normalization
+    calib_raw = normalizer.denormalize(calib_x) if opts.raw_io else None
     val_x = split.val[:MAX_VALIDATION_SAMPLES].numpy().astype(np.float32)
-    peak = 1.0 if norm.mode != "standardize" else max(float(val_x.max() - val_x.min()), 1e-12)
+    peak = psnr_peak(norm.mode, val_x)
     from dataclasses import asdict
 
     opts.codec_bits = _codec_bits(codec_bits, cfg.train.latent_bits)
@@ -203,7 +201,7 @@ def export_modules(
         raise ConfigError("export_modules needs example_input= (real samples, (N, *sample_shape)) and out_dir=")
     opts = _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop, ort, fixed_batch,
                     overwrite, latency_repeats)
-    x = _as_array(example_input, "example_input")
+    x = _as_array(example_input, "example_input")[:MAX_VALIDATION_SAMPLES]
     calib = None if calibration_data is None else _as_array(calibration_data, "calibration_data")
     wants_static = "int8-static" in opts.precisions or "int8" in opts.precisions
     if wants_static and (calib is None or len(calib) == 0):
@@ -222,19 +220,10 @@ def export_modules(
     if kind is None:
         kind = ("conv" if len(shape) == 3 else "mlp") if not variational else ("conv-vae" if len(shape) == 3 else "vae")
     norm = normalization or Normalization()
-    raw = None
-    if raw_io:
-        from edgeae.runtime.preprocess import Normalizer
-
-        nz = Normalizer(norm, shape)
-        raw = nz.denormalize(x) if norm.raw_dtype == "uint8" else (x * nz.scale + nz.offset).astype(np.float32)
-    calib_raw = None
-    if raw_io and calib is not None:
-        from edgeae.runtime.preprocess import Normalizer
-
-        nz = Normalizer(norm, shape)
-        calib_raw = nz.denormalize(calib) if norm.raw_dtype == "uint8" else (calib * nz.scale + nz.offset).astype(np.float32)
-    peak = 1.0 if norm.mode != "standardize" else max(float(x.max() - x.min()), 1e-12)
+    nz = Normalizer(norm, shape)
+    raw = nz.denormalize(x) if raw_io else None
+    calib_raw = nz.denormalize(calib) if raw_io and calib is not None else None
+    peak = psnr_peak(norm.mode, x)
     src = Source(encoder, decoder, variational, shape, norm, kind, {"code_size": code_size}, len(shape) == 3,
                  x, raw, calib, calib_raw, peak)
     manifest, checks = write_bundle(src, Path(out_dir), opts)

@@ -31,10 +31,10 @@ from edgeae.export.validate import (
     session,
     take_batch,
 )
+from edgeae.runtime.preprocess import Normalizer
 
 __all__ = ["Source", "Options", "write_bundle", "graph_file"]
 
-_EVAL_SAMPLES = 2048  # held-out samples used for PSNR
 _INT8 = ("int8-dynamic", "int8-static")
 
 
@@ -154,13 +154,6 @@ def _compare(folder: Path, enc_file: str, dec_file: str, ref: _Torch, x: np.ndar
                             {"x_hat": x_hat} if as_torch else None, checks, b, fp16)
 
 
-def _norm_arrays(norm: Normalization, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    off, sc = np.asarray(norm.offset, np.float32), np.asarray(norm.scale, np.float32)
-    if off.size == 1:
-        return off.reshape(()), sc.reshape(())
-    return off.reshape(shape), sc.reshape(shape)
-
-
 def _metadata(src: Source, role: str, precision: str, raw: bool) -> dict[str, Any]:
     from edgeae import __version__
 
@@ -193,7 +186,8 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
     raws = [False, True] if opts.raw_io else [False]
     ref_raw = None
     if opts.raw_io:
-        off, sc = _norm_arrays(src.normalization, src.sample_shape)
+        nz = Normalizer(src.normalization, src.sample_shape)
+        off, sc = nz.offset, nz.scale
         raw_enc = G.RawEncoder(src.encoder, off, sc)
         raw_dec = G.RawDecoder(src.decoder, off, sc, src.normalization.raw_dtype == "uint8")
         ref_raw = _Torch(raw_enc, raw_dec, src.variational)
@@ -233,7 +227,7 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
             _compare(d, graph_file("encoder", p, True), graph_file("decoder", p, True), ref_raw, src.val_raw,
                      checks, tol, raw_tol if p == "fp32" else None, None)
     # 3. Held-out PSNR and interleaved latency per precision.
-    x_eval = src.val_x[:_EVAL_SAMPLES]
+    x_eval = src.val_x  # held-out samples, capped at MAX_VALIDATION_SAMPLES by export and export_modules
     pairs = {p: (session(d / graph_file("encoder", p)), session(d / graph_file("decoder", p)))
              for p in ["fp32", *variants]}
     quality = {p: psnr(run(dec, run(enc, x_eval)["code"])["x_hat"], x_eval, src.peak) for p, (enc, dec) in pairs.items()}

@@ -32,6 +32,7 @@ from edgeae.errors import ConfigError
 from edgeae.runtime.bench_report import BenchResult, Row, percentiles
 from edgeae.runtime.bundle import PRECISIONS, Manifest, read_manifest
 from edgeae.runtime.session import resolve_providers, session_options
+from edgeae.runtime.summary import psnr, psnr_peak
 
 __all__ = ["GRAPHS", "DEFAULT_BATCHES", "run_bench", "interleave", "encoder_matmuls", "measure_ceiling",
            "check_options"]
@@ -223,8 +224,6 @@ def _loaded(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 
 def _psnr(x_model: np.ndarray, x_hat: np.ndarray, peak: float) -> float:
-    from edgeae.runtime.summary import psnr
-
     return round(psnr(x_model, x_hat, peak), 3)
 
 
@@ -332,14 +331,13 @@ def run_bench(
         raise ConfigError(f"--torch run takes samples of shape {tuple(torch_model.sample_shape)}, bundle {folder} "
                           f"takes {manifest.sample_shape}: pass the run folder this bundle was exported from")
     samples, source = _load_samples(manifest, folder, data)
-    bounded = manifest.normalization["mode"] != "standardize"
     import onnxruntime as ort
 
     from edgeae.runtime.model import load
 
     fp32 = load(folder, "fp32", providers=["CPUExecutionProvider"], threads=1)
     feeds = _feeds(manifest, samples, fp32)
-    peak = 1.0 if bounded else float(feeds["model"].max() - feeds["model"].min()) or 1.0
+    peak = psnr_peak(manifest.normalization["mode"], feeds["model"])
     result = BenchResult(bundle=str(folder), kind=manifest.kind, max_psnr_drop=max_psnr_drop, settings={
         "onnxruntime": ort.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
         "cpu_count": os.cpu_count(), "platform": sys.platform, "providers": names, "threads": threads,
@@ -348,7 +346,7 @@ def run_bench(
         "warmup": warmup, "timing": "perf_counter_ns per call, variants interleaved A B A B",
         "memory": "load_mb: current RSS (/proc/self/statm) growth across loading the variant; "
                   "peak_rss_mb: process ru_maxrss after the cell",
-        "psnr": "held-out samples, reconstruct, model units" + ("" if bounded else f", peak {peak:.3g}"),
+        "psnr": "held-out samples, reconstruct, model units" + ("" if peak == 1.0 else f", peak {peak:.3g}"),
     })
     for provider in names:
         for t in threads:

@@ -155,7 +155,7 @@ def compression_report(model: Any, x: np.ndarray, data: bytes, seconds: float) -
 
     Decodes the stream again, so the PSNR is what a receiver gets, quantization included.
     """
-    from edgeae.runtime.summary import mse, psnr
+    from edgeae.runtime.summary import is_bounded, mse, psnr
 
     t0 = time.perf_counter()
     x_hat = decompress(model, data)
@@ -175,7 +175,6 @@ def compression_report(model: Any, x: np.ndarray, data: bytes, seconds: float) -
         "compress_samples_per_s": n / seconds if seconds > 0 else float("inf"),
         "decompress_samples_per_s": n / decode_s if decode_s > 0 else float("inf"),
     }
-    mode = _as_dict(model.manifest).get("normalization", {}).get("mode")
-    if mode != "standardize":
+    if is_bounded(_as_dict(model.manifest).get("normalization", {}).get("mode")):
         report["psnr"] = psnr(target, recon)
     return report

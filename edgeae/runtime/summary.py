@@ -14,13 +14,25 @@ import numpy as np
 
 from edgeae.runtime.bundle import Manifest, file_problem, read_manifest
 
-__all__ = ["psnr", "psnr_from_mse", "mse", "ReconstructionSummary", "reconstruction_summary", "describe_bundle"]
+__all__ = ["psnr", "psnr_from_mse", "psnr_peak", "is_bounded", "mse", "ReconstructionSummary", "reconstruction_summary", "describe_bundle"]
 
 
 def mse(x: np.ndarray, y: np.ndarray) -> float:
     """Mean squared error over all elements (float64 accumulation)."""
     d = np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64)
     return float(np.mean(d * d)) if d.size else float("nan")
+
+
+def is_bounded(mode: str) -> bool:
+    """Whether a normalization mode puts the data on [0, 1] (so PSNR has a natural peak of 1)."""
+    return mode != "standardize"
+
+
+def psnr_peak(mode: str, x: np.ndarray) -> float:
+    """PSNR peak in model units: 1 for [0, 1] data, else the range of the reference samples."""
+    if is_bounded(mode):
+        return 1.0
+    return max(float(np.max(x) - np.min(x)), 1e-12) if np.size(x) else 1.0
 
 
 def psnr_from_mse(err: float, data_range: float = 1.0) -> float:
@@ -59,7 +71,7 @@ def reconstruction_summary(x_model: np.ndarray, x_hat: np.ndarray, normalization
     PSNR is reported for ``scale255`` / ``identity`` data (which live on [0, 1]); for
     ``standardize`` data only the MSE in model units is meaningful.
     """
-    bounded = normalization in ("scale255", "identity")
+    bounded = is_bounded(normalization)
     d = np.abs(np.asarray(x_model, np.float32) - np.asarray(x_hat, np.float32))
     return ReconstructionSummary(
         count=int(len(x_model)),
