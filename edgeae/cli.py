@@ -494,11 +494,17 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
         from edgeae.bench_torch import load_torch
 
         baseline = load_torch(torch_run)
+    samples = None
+    if data is not None:  # read here: the runtime itself stays free of the file-format loaders
+        from edgeae.data import load_array_input
+        from edgeae.runtime import read_manifest
+
+        samples = load_array_input(str(data), read_manifest(bundle).sample_shape)
     result = run_bench(
         bundle, precisions=_bench_list(precision, "precision"), graphs=_bench_list(graph, "graph"),
         batches=_bench_ints(batch, "batch"), threads=_bench_ints(threads, "threads"),
         providers=_bench_list(provider, "provider"), duration=duration, iterations=iterations, warmup=warmup,
-        torch_model=baseline, data=data, max_psnr_drop=max_psnr_drop, bare=not no_bare, ceiling=not no_ceiling,
+        torch_model=baseline, data=samples, data_label=str(data), max_psnr_drop=max_psnr_drop, bare=not no_bare, ceiling=not no_ceiling,
         log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None,
     )
     text = result.render(fmt)

@@ -272,20 +272,16 @@ def _tile(x: np.ndarray, batch: int) -> np.ndarray:
     return np.ascontiguousarray(np.take(x, np.arange(batch) % len(x), axis=0))  # (batch, ...)
 
 
-def _load_samples(manifest: Manifest, folder: Path, data: str | Path | None) -> tuple[np.ndarray, str]:
+def _load_samples(manifest: Manifest, folder: Path, data: np.ndarray | None,
+                  data_label: str) -> tuple[np.ndarray, str]:
     if data is not None:
-        from edgeae.data import load_array_input
-
-        x = load_array_input(str(data), manifest.sample_shape)
-        return x[-_PSNR_SAMPLES:], f"{data} (last {min(len(x), _PSNR_SAMPLES)} samples)"
-    if manifest.samples:
-        from edgeae.runtime.bundle import file_problem
-
-        path = folder / str(manifest.samples.get("file", "samples.npy"))
-        problem = file_problem(path, None, str(manifest.samples.get("sha256", "")))
+        return data[-_PSNR_SAMPLES:], f"{data_label} (last {min(len(data), _PSNR_SAMPLES)} samples)"
+    path, problem = manifest.samples_file(folder)
+    if path is not None:
         if problem:
             raise ConfigError(f"bundle {folder}: {problem}")
-        return np.load(path, allow_pickle=False)[:_PSNR_SAMPLES], f"{path.name} ({min(int(manifest.samples.get('count', 0)) or 10**9, _PSNR_SAMPLES)} held-out samples)"
+        x = np.load(path, allow_pickle=False)[:_PSNR_SAMPLES]
+        return x, f"{path.name} ({len(x)} held-out samples)"
     raise ConfigError(f"bundle {folder} has no samples.npy: pass --data with held-out samples "
                       "(.npy/.npz, IDX, images, CSV) to benchmark on real inputs")
 
@@ -301,7 +297,8 @@ def run_bench(
     iterations: int | None = None,
     warmup: int = 3,
     torch_model: Any = None,
-    data: str | Path | None = None,
+    data: np.ndarray | None = None,
+    data_label: str = "--data",
     max_psnr_drop: float = 0.5,
     bare: bool = True,
     ceiling: bool = True,
@@ -316,7 +313,8 @@ def run_bench(
         iterations: fixed timed calls per variant and cell (overrides ``duration``).
         torch_model: the PyTorch eager baseline, from ``edgeae.bench_torch.load_torch(run_dir)``
             (built by the caller, so this module never imports torch).
-        data: held-out samples when the bundle has no samples.npy.
+        data: raw held-out samples (N, *sample_shape) used instead of the bundle's samples.npy;
+            ``data_label`` names them in the report.
     """
     log = log or (lambda msg: None)
     folder = Path(bundle_dir)
@@ -330,7 +328,7 @@ def run_bench(
     if torch_model is not None and tuple(torch_model.sample_shape) != manifest.sample_shape:
         raise ConfigError(f"--torch run takes samples of shape {tuple(torch_model.sample_shape)}, bundle {folder} "
                           f"takes {manifest.sample_shape}: pass the run folder this bundle was exported from")
-    samples, source = _load_samples(manifest, folder, data)
+    samples, source = _load_samples(manifest, folder, data, data_label)
     import onnxruntime as ort
 
     from edgeae.runtime.model import load

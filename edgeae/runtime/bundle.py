@@ -186,6 +186,13 @@ class Manifest:
     def is_image(self) -> bool:
         return bool(self.input.get("is_image"))
 
+    def samples_file(self, folder: str | Path) -> tuple[Path | None, str | None]:
+        """The bundle's held-out samples file and what is wrong with it (None when it checks out)."""
+        if not self.samples:
+            return None, None
+        path = Path(folder) / str(self.samples.get("file", "samples.npy"))
+        return path, file_problem(path, None, str(self.samples.get("sha256", "")))
+
     def precisions(self, role: str = "encoder", format: str = "onnx") -> list[str]:
         """Precisions that have a ``role`` graph in ``format``, in canonical order."""
         have = {g.precision for g in self.graphs if g.role == role and g.format == format}
@@ -303,9 +310,5 @@ def verify_bundle(bundle_dir: str | Path) -> list[str]:
         return [str(exc)]
     folder = Path(bundle_dir)
     problems = [p for g in manifest.graphs if (p := file_problem(folder / g.file, g.size, g.sha256))]
-    if manifest.samples:
-        s = manifest.samples
-        p = file_problem(folder / str(s.get("file", "samples.npy")), None, str(s.get("sha256", "")))
-        if p:
-            problems.append(p)
-    return problems
+    _, problem = manifest.samples_file(folder)
+    return problems + ([problem] if problem else [])

@@ -135,7 +135,7 @@ def describe_bundle(bundle_dir: str | Path, manifest: Manifest | None = None) ->
     lines += _table(rows)
     if m.samples:
         s = m.samples
-        p = file_problem(folder / str(s.get("file", "samples.npy")), None, str(s.get("sha256", "")))
+        _, p = m.samples_file(folder)
         if p:
             problems.append(p)
         lines += ["", f"samples       {s.get('file')} ({s.get('count')} raw samples) {'BAD' if p else 'OK'}"]
