@@ -379,8 +379,7 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
     x = _load_inputs(model, input_path, resize)
     t0 = time.perf_counter()
     if append_:
-        append(model, out, x, bits=bits)
-        data = out.read_bytes()
+        info = append(model, out, x, bits=bits)
     else:
         data = compress(model, x, bits=bits)
         tmp = out.with_name(out.name + ".tmp")
@@ -388,7 +387,7 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
         os.replace(tmp, out)
     seconds = time.perf_counter() - t0
     if append_:
-        click.echo(f"Appended {len(x)} samples to {output} ({len(data)} bytes in all)")
+        click.echo(f"Appended {len(x)} samples to {output} ({info.samples} samples, {info.size} bytes in all)")
         return
     r = compression_report(model, x, data, seconds)
     quality = f"PSNR {r['psnr']:.2f} dB" if "psnr" in r else f"MSE {r['mse']:.5f}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,10 @@ from edgeae.runtime.stream import (
     append_file,
     compress_codes,
     decompress_codes,
-    read_header,
+    stream_model_id,
 )
+
+_HEADER_MAX = 16  # bytes: magic, version, model id and a varint code size (docs/FORMAT.md)
 
 __all__ = ["compress", "decompress", "append", "codecs_of", "decoder_sha256", "compression_report"]
 
@@ -123,13 +124,13 @@ def compress(model: Any, x: np.ndarray, bits: int | None = None) -> bytes:
 
 def decompress(model: Any, data: bytes) -> np.ndarray:
     """A stream -> raw reconstructions ``(N, *input_shape)``; the codec is found by id."""
-    info = read_header(data)
+    stream_id = stream_model_id(data)  # the header picks the codec; decoding checks the chunks
     for codec, mid in codecs_of(model):
-        if mid == info.model_id:
+        if mid == stream_id:
             return model.decode(decompress_codes(codec, mid, data), raw=True)
     have = ", ".join(m.hex() for _, m in codecs_of(model))
     raise StreamError(
-        f"stream was written for model id {info.model_id.hex()}, not this model ({have}); "
+        f"stream was written for model id {stream_id.hex()}, not this model ({have}); "
         "decompress it with the bundle that wrote it"
     )
 
@@ -140,7 +141,8 @@ def append(
     """Append raw samples to the stream file ``path`` (created if missing)."""
     codec, mid = _pick(model, bits)
     if os.path.exists(path) and os.path.getsize(path) > 0:
-        stream_id = read_header(Path(path).read_bytes()).model_id  # keep the file's codec
+        with open(path, "rb") as f:
+            stream_id = stream_model_id(f.read(_HEADER_MAX))  # keep the file's codec
         for c, m in codecs_of(model):
             if m == stream_id:
                 if bits is not None and c.bits != bits:

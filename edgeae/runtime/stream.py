@@ -14,6 +14,7 @@ is checked. Appending writes one more chunk and never touches earlier bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from dataclasses import dataclass
@@ -267,14 +268,21 @@ def append_file(
         os.replace(tmp, path)
         return read_header(data)
     old = path.read_bytes()
-    info = read_header(old)
+    info = read_header(old)  # the one full check of the existing stream
     _check_model(info.model_id, info.code_size, codec, model_id)
     extra = append_codes(codec, model_id, old, q_or_codes)
     with path.open("ab") as f:
         f.write(extra)
         f.flush()
         os.fsync(f.fileno())  # on a device that may lose power, the chunk is on disk on return
-    return read_header(old + extra)
+    new = read_header(old[: info.header_size] + extra)  # header + the new chunk only
+    return dataclasses.replace(info, samples=info.samples + new.samples, chunks=info.chunks + new.chunks,
+                               payload_bytes=info.payload_bytes + new.payload_bytes, size=info.size + len(extra))
+
+
+def stream_model_id(data: bytes) -> bytes:
+    """The model id in a stream's header (only the header is read; chunks are not checked)."""
+    return _parse_header(data)[1]
 
 
 def read_header(data: bytes) -> StreamInfo:
