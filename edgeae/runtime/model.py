@@ -80,8 +80,7 @@ class EdgeModel:
     bundles and already-normalized model inputs otherwise. Other dtypes are refused.
     """
 
-    def __init__(self, folder: Path, manifest: Manifest, precision: str, providers: list[str],
-                 encoder: _Graph, decoder: _Graph):
+    def __init__(self, folder: Path, manifest: Manifest, precision: str, encoder: _Graph, decoder: _Graph):
         self.folder = folder  # the bundle folder
         self.manifest = manifest  # the validated manifest.json
         self.precision = precision  # the precision loaded
@@ -102,7 +101,8 @@ class EdgeModel:
             "format_version": manifest.format_version, "precisions": manifest.precisions("encoder"),
             "graphs": [{"role": g.role, "file": g.file, "format": g.format, "opset": g.opset,
                         "size": g.size, "sha256": g.sha256, "raw_io": g.raw_io} for g in graphs],
-            "hashes_ok": True, "tools": dict(manifest.tools), "created": manifest.created,
+            "hashes_ok": True,  # both loaded graphs matched their size and SHA-256 (else load() raised)
+            "tools": dict(manifest.tools), "created": manifest.created,
         }
 
     def __repr__(self) -> str:
@@ -284,4 +284,4 @@ def load(
     options = options if options is not None else session_options(threads)
     encoder = _Graph(folder, entries[0], names, options, "code")
     decoder = _Graph(folder, entries[1], names, options, "x_hat")
-    return EdgeModel(folder, manifest, precision, names, encoder, decoder)
+    return EdgeModel(folder, manifest, precision, encoder, decoder)
