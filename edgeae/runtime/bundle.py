@@ -126,6 +126,17 @@ def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _check_format(fmt: Any, version: Any) -> None:
+    """Refuse what is not an edgeae bundle, or a schema version this edgeae cannot read."""
+    _need(fmt == FORMAT, f"format {fmt!r} is not {FORMAT!r}: is this an edgeae bundle?")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise BundleError(
+            f"bundle format_version {version!r} is not supported: this edgeae reads format_version "
+            f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}; upgrade edgeae (pip install -U edgeae) "
+            "or re-export the bundle"
+        )
+
+
 @dataclass
 class Manifest:
     """The contents of ``manifest.json``; validated on construction."""
@@ -146,13 +157,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION  # schema version
 
     def __post_init__(self) -> None:
-        _need(self.format == FORMAT, f"format {self.format!r} is not {FORMAT!r}: is this an edgeae bundle?")
-        if self.format_version not in SUPPORTED_FORMAT_VERSIONS:
-            raise BundleError(
-                f"bundle format_version {self.format_version!r} is not supported: this edgeae reads "
-                f"format_version {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}; "
-                "upgrade edgeae (pip install -U edgeae) or re-export the bundle"
-            )
+        _check_format(self.format, self.format_version)
         _choice("kind", self.kind, _KINDS)
         if self.variational is None:
             self.variational = self.kind in ("vae", "conv-vae")
@@ -208,17 +213,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         _need(isinstance(data, dict), "top level must be a JSON object")
-        if data.get("format") != FORMAT:
-            raise BundleError(
-                f"malformed manifest: format {data.get('format')!r} is not {FORMAT!r}: is this an edgeae bundle?"
-            )
-        version = data.get("format_version")
-        if version not in SUPPORTED_FORMAT_VERSIONS:
-            raise BundleError(
-                f"bundle format_version {version!r} is not supported: this edgeae reads format_version "
-                f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}; upgrade edgeae (pip install -U edgeae) "
-                "or re-export the bundle"
-            )
+        _check_format(data.get("format"), data.get("format_version"))  # before the other keys
         required = ("kind", "code_size", "input", "normalization", "graphs")
         missing = [k for k in required if k not in data]
         _need(not missing, f"missing keys: {', '.join(missing)}")
