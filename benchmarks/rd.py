@@ -323,15 +323,18 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     commands = {n: train_command(n) for n in names}
+    # The default set writes rd.*; --only never replaces it: the long runs go to rd-augmented.*,
+    # any other subset to rd-<names>.*.
+    stem = "rd" if not args.only else ("rd-augmented" if set(names) <= LONG else "rd-" + "-".join(names))
     md = markdown(points, baselines, len(x_test), commands)
-    (out / "rd.md").write_text(md)
+    (out / f"{stem}.md").write_text(md)
     record = {"points": [asdict(p) for p in points], "baselines": [b.to_dict() for b in baselines],
               "commands": commands, "targets": TARGETS}
-    (out / "rd.json").write_text(json.dumps(record, indent=2) + "\n")
-    extra = out / "rd-augmented.json"  # long runs measured separately (--only conv-*-aug)
-    if extra.is_file():
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    extra = out / "rd-augmented.json"  # the long runs, drawn in the main plot as well
+    if stem == "rd" and extra.is_file():
         points = points + [RDPoint(**p) for p in json.loads(extra.read_text())["points"] if p["name"] not in names]
-    plot(points, baselines, out / "rd.png")
+    plot(points, baselines, out / f"{stem}.png")
     print(md)
     return 0
 
