@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeae.imagecodecs import psnr_uint8
+from edgeae.runtime.summary import psnr, psnr_from_mse
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORK = HERE / "work" / "rd"
@@ -91,14 +94,7 @@ def _decode(model, normalizer, codes: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         x_hat = model.decoder(torch.from_numpy(codes)).numpy()
-    raw = normalizer.denormalize(x_hat)
-    return np.clip(np.rint(raw), 0, 255).astype(np.uint8)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from edgeae.imagecodecs import psnr_uint8
-
-    return psnr_uint8(a, b)
+    return normalizer.denormalize(x_hat)  # uint8 data: rounded and clipped there
 
 
 def measure_model(name: str, run_dir: Path, x_train: np.ndarray, x_test: np.ndarray,
@@ -113,8 +109,7 @@ def measure_model(name: str, run_dir: Path, x_train: np.ndarray, x_test: np.ndar
     norm = Normalizer(asdict(cfg.normalization), tuple(x_test.shape[1:]))
     train_codes, test_codes = _codes(model, norm, x_train), _codes(model, norm, x_test)
     x_float = model.decoder(__import__("torch").from_numpy(test_codes)).detach().numpy()
-    mse = float(np.mean((x_float - norm.normalize(x_test)) ** 2))
-    psnr_float = 10 * math.log10(1 / mse) if mse > 0 else math.inf
+    psnr_float = psnr(x_float, norm.normalize(x_test))
     qat = cfg.train.latent_bits
     weights_sha = hashlib.sha256((run_dir / "weights.safetensors").read_bytes()).hexdigest()
     points = []
@@ -130,7 +125,7 @@ def measure_model(name: str, run_dir: Path, x_train: np.ndarray, x_test: np.ndar
             name=name, code_size=cfg.model.code_size, bits=bits, samples=len(x_test),
             stream_bytes=len(stream), bytes_per_image=len(stream) / len(x_test),
             entropy_bytes=codec.expected_bits_per_sample(test_codes) / 8,
-            psnr=_psnr(x_test, x_hat), psnr_float=psnr_float,
+            psnr=psnr_uint8(x_test, x_hat), psnr_float=psnr_float,
         ))
     return points
 
@@ -159,17 +154,17 @@ def measure_bundle(name: str, bundle: Path, x_test: np.ndarray) -> list[RDPoint]
     model = rt_model.load(bundle, threads=0)
     code_size = int(model.manifest.to_dict()["code_size"])
     x_float = model.reconstruct(x_test)  # (N, *shape) model units, unquantized codes
-    mse = float(np.mean((x_float - model.to_model_units(x_test)) ** 2))
+    psnr_float = psnr(x_float, model.to_model_units(x_test))
     points = []
     for codec, _ in codecs_of(model):
         stream = compress(model, x_test, codec.bits)
-        x_hat = np.clip(np.rint(decompress(model, stream)), 0, 255).astype(np.uint8)
+        x_hat = decompress(model, stream)  # raw uint8, as a receiver gets it
         points.append(RDPoint(
             name=name, code_size=code_size, bits=codec.bits, samples=len(x_test),
             stream_bytes=len(stream), bytes_per_image=len(stream) / len(x_test),
             entropy_bytes=codec.expected_bits_per_sample(model.encode(x_test)) / 8,
-            psnr=_psnr(x_test, x_hat.reshape(x_test.shape)),
-            psnr_float=10 * math.log10(1 / mse) if mse > 0 else math.inf,
+            psnr=psnr_uint8(x_test, x_hat.reshape(x_test.shape)),
+            psnr_float=psnr_float,
         ))
     return sorted(points, key=lambda p: p.bits)
 
@@ -196,7 +191,7 @@ def pca_points(x_train: np.ndarray, x_test: np.ndarray, comps: int = 64,
         flt = float(np.mean((te @ basis + mean - b) ** 2))
         points.append(RDPoint(f"pca-{comps}", comps, bits, len(x_test), len(stream),
                               len(stream) / len(x_test), codec.expected_bits_per_sample(te) / 8,
-                              _psnr(x_test, x_hat), 10 * math.log10(1 / flt)))
+                              psnr_uint8(x_test, x_hat), psnr_from_mse(flt)))
     return points
 
 
