@@ -37,19 +37,30 @@ class Normalizer:
         self.is_identity = self.mode == "identity" or (
             self.offset.size == 1 and float(self.offset) == 0.0 and float(self.scale) == 1.0
         )
+        self.has_offset = bool(np.any(self.offset != 0))  # scale255: no subtraction per call
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         """Raw samples ``(N, *sample_shape)`` -> float32 model inputs."""
         x = np.asarray(raw)
         if self.is_identity:
             return x.astype(np.float32, copy=False)
-        return (x.astype(np.float32) - self.offset) * self.inv_scale
+        y = x.astype(np.float32)  # a fresh array: the steps below work in place
+        if self.has_offset:
+            y -= self.offset
+        y *= self.inv_scale
+        return y
 
     def denormalize(self, x: np.ndarray) -> np.ndarray:
         """Model outputs -> raw units; uint8 data is rounded and clipped to 0..255."""
         y = np.asarray(x, dtype=np.float32)
         if not self.is_identity:
-            y = y * self.scale + self.offset
+            y = y * self.scale  # a fresh array: the steps below work in place
+            if self.has_offset:
+                y += self.offset
         if self.raw_dtype == np.uint8:
-            return np.clip(np.rint(y), 0, 255).astype(np.uint8)
-        return y.astype(np.float32, copy=False)
+            if y is x:
+                y = y.copy()
+            np.rint(y, out=y)
+            np.clip(y, 0, 255, out=y)
+            return y.astype(np.uint8)
+        return y
