@@ -476,10 +476,10 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
     """
     from pathlib import Path
 
+    from edgeae.bench.harness import run_bench
+    from edgeae.bench.report import plot as draw
+    from edgeae.bench.report import require_matplotlib
     from edgeae.errors import ConfigError
-    from edgeae.runtime.bench import run_bench
-    from edgeae.runtime.bench_report import plot as draw
-    from edgeae.runtime.bench_report import require_matplotlib
 
     if plot:
         require_matplotlib()
@@ -490,7 +490,7 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
         except ImportError:
             raise ConfigError("--torch needs PyTorch, which is not installed: pip install 'edgeae[train]' "
                               "(or leave out --torch)") from None
-        from edgeae.bench_torch import load_torch
+        from edgeae.bench.torch_baseline import load_torch
 
         baseline = load_torch(torch_run)
     samples = None

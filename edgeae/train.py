@@ -42,9 +42,9 @@ from edgeae.data import Dataset, fit_normalization, load_dataset, split_indices
 from edgeae.errors import ConfigError, DataError, TrainingError
 from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss
 from edgeae.models import Autoencoder, build_model, default_code_size, default_hidden
+from edgeae.runtime.metrics import psnr_from_mse as psnr
+from edgeae.runtime.metrics import psnr_peak
 from edgeae.runtime.preprocess import Normalizer
-from edgeae.runtime.summary import psnr_from_mse as psnr
-from edgeae.runtime.summary import psnr_peak
 
 __all__ = ["TrainResult", "train", "apply_noise", "random_shift", "default_run_dir", "prepare_data"]
 

@@ -32,8 +32,8 @@ from edgeae.errors import ConfigError
 from edgeae.export.graphs import DEFAULT_OPSET, check_opset
 from edgeae.export.pipeline import Options, Source, write_bundle
 from edgeae.export.quantize import CALIBRATION_METHODS, parse_precisions
+from edgeae.runtime.metrics import psnr_peak
 from edgeae.runtime.preprocess import Normalizer
-from edgeae.runtime.summary import psnr_peak
 
 __all__ = ["DEFAULT_OPSET", "ExportResult", "export", "export_modules", "format_table"]
 
