@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeae.imagecodecs import psnr_uint8
-from edgeae.runtime.summary import psnr, psnr_from_mse
+from edgeae.bench.imagecodecs import psnr_uint8
+from edgeae.runtime.metrics import psnr, psnr_from_mse
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--torch", action="store_true",
                     help="decode with the PyTorch model instead of an exported bundle")
     args = ap.parse_args(argv)
-    from edgeae.imagecodecs import sweep
+    from edgeae.bench.imagecodecs import sweep
 
     names = args.only.split(",") if args.only else [n for n in CONFIGS if n not in LONG]
     unknown = [n for n in names if n not in CONFIGS]

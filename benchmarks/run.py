@@ -2,7 +2,7 @@
 
     digits MLP / MNIST MLP 784-128-32 / MNIST conv (code 32)
       -> benchmarks/work/<name>/run (cached) -> bundle (fp32, int8-dynamic, int8-static, fp16)
-      -> edgeae.runtime.bench (interleaved, + ort-bare + torch-eager)
+      -> edgeae.bench.harness (interleaved, + ort-bare + torch-eager)
       -> benchmarks/results/<name>.json, <name>.png, size_psnr.png; benchmarks/RESULTS.md
 
 Usage: ``python -m benchmarks.run [--duration 0.3] [--data ../shared/data/mnist] [--only mnist-mlp]``.
@@ -62,7 +62,7 @@ def _rate_distortion() -> str:
 
 
 def _markdown(results: dict, args: argparse.Namespace) -> str:
-    from edgeae.runtime.bench_report import TARGETS
+    from edgeae.bench.report import TARGETS
 
     first = next(iter(results.values()))
     s = first.settings
@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retrain", action="store_true", help="ignore cached runs and bundles in benchmarks/work/")
     args = ap.parse_args(argv)
 
-    from edgeae.bench_torch import load_torch
-    from edgeae.runtime.bench import run_bench
-    from edgeae.runtime.bench_report import plot
+    from edgeae.bench.harness import run_bench
+    from edgeae.bench.report import plot
+    from edgeae.bench.torch_baseline import load_torch
 
     def log(msg: str) -> None:
         print(msg, flush=True)

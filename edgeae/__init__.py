@@ -7,6 +7,9 @@ lazily, so ``import edgeae`` is cheap and works on a runtime-only install.
 
 from __future__ import annotations
 
+import sys
+import types
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -21,3 +24,17 @@ def __getattr__(name: str) -> Any:
     if name == "load":
         return import_module("edgeae.runtime").load
     raise AttributeError(f"module 'edgeae' has no attribute {name!r}")
+
+
+def callable_module(name: str, func: Callable[..., Any]) -> None:
+    """Make the module ``name`` callable as ``func``: ``edgeae.train(...)`` and ``edgeae.export(...)``.
+
+    ``edgeae.train`` is a module (``import edgeae.train`` binds it on the package), so the
+    short call form needs the module itself to be callable.
+    """
+
+    class _CallableModule(types.ModuleType):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+    sys.modules[name].__class__ = _CallableModule

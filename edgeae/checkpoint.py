@@ -1,6 +1,9 @@
-"""Run folders: save and load weights (safetensors) beside ``config.json``.
+"""Run folders: weights (safetensors) beside ``config.json``, and the state ``--resume`` needs.
 
 Loading never unpickles or executes code: weights are safetensors, settings are JSON.
+A run folder holds ``config.json``, ``weights.safetensors`` (best validation loss),
+``metrics.json``, pictures, and the resume state: ``last.safetensors`` (latest weights),
+``optimizer.safetensors`` (Adam moments) and ``state.json`` (epoch, history, schedule).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -16,10 +20,14 @@ from edgeae.config import RunConfig
 from edgeae.errors import CheckpointError, ConfigError
 from edgeae.models import Autoencoder, build_model
 
-__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "save_weights", "load_weights", "load_run", "atomic_write_text"]
+__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "RUN_FILES", "save_weights", "load_weights", "load_run",
+           "atomic_write_text", "save_resume_state", "load_resume_state"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
+_LAST, _OPTIMIZER, _STATE = "last.safetensors", "optimizer.safetensors", "state.json"
+# What a run folder holds besides config.json (an overwritten run loses all of them).
+RUN_FILES = (WEIGHTS_FILE, _LAST, _OPTIMIZER, _STATE, "metrics.json", "loss.png", "reconstructions.png")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -82,3 +90,38 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Autoe
     model = build_model(cfg.model, cfg.train.latent_bits)
     load_weights(model, weights)
     return cfg, model.to(device).eval()
+
+
+def save_resume_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
+                      state: dict[str, Any]) -> None:
+    """Write what ``--resume`` needs after an epoch: latest weights, optimizer, schedule, ``state``."""
+    save_weights(model, run_dir / _LAST)
+    tensors, groups = {}, opt.state_dict()
+    for idx, pstate in groups["state"].items():
+        for name, value in pstate.items():
+            tensors[f"{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    save_file(tensors, str(run_dir / f"{_OPTIMIZER}.tmp"))
+    (run_dir / f"{_OPTIMIZER}.tmp").replace(run_dir / _OPTIMIZER)
+    state = dict(state, param_groups=groups["param_groups"], scheduler=sched.state_dict())
+    atomic_write_text(run_dir / _STATE, json.dumps(state))
+
+
+def load_resume_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                      sched: Any) -> dict[str, Any]:
+    """Restore model, optimizer and schedule written by :func:`save_resume_state`; returns the state."""
+    missing = [name for name in (_STATE, _LAST, _OPTIMIZER) if not (run_dir / name).is_file()]
+    if missing:
+        raise ConfigError(f"cannot --resume {run_dir}: {', '.join(missing)} missing (no earlier run state there)")
+    try:
+        state = json.loads((run_dir / _STATE).read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"cannot --resume {run_dir}: state.json is not valid JSON ({exc})") from None
+    load_weights(model, run_dir / _LAST)
+    tensors = load_file(str(run_dir / _OPTIMIZER))
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        idx, name = key.split(".", 1)
+        opt_state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    sched.load_state_dict(state.pop("scheduler"))
+    return state

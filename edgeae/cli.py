@@ -108,8 +108,13 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
     from edgeae.data import parse_resize
     from edgeae.train import train
 
-    result = train(model=model_kind, resize=parse_resize(resize), progress=sys.stderr.isatty(),
-                   log=lambda m: click.echo(m, err=True), **options)
+    bar = _TrainingBar() if sys.stderr.isatty() else None
+    try:
+        result = train(model=model_kind, resize=parse_resize(resize), progress=bar,
+                       log=lambda m: click.echo(m, err=True), **options)
+    finally:
+        if bar is not None:
+            bar.close()
     m = result.metrics
     if result.interrupted:
         click.echo(f"Interrupted after epoch {m['epochs_run']}: the best checkpoint (epoch {m['best_epoch']}) "
@@ -123,6 +128,25 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
     click.echo(f"Run folder: {result.run_dir}  (next: edgeae export {result.run_dir} -o bundles/{result.run_dir.name})")
     if result.interrupted:
         sys.exit(130)
+
+
+class _TrainingBar:
+    """click's progress bar driven by :func:`edgeae.train.train`'s per-batch progress callback."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def __call__(self, p) -> None:  # p: edgeae.train.TrainProgress
+        if self._bar is None:
+            self._bar = click.progressbar(length=p.total, label="training", file=sys.stderr, show_eta=True,
+                                          item_show_func=lambda s: s, width=24)
+            self._bar.__enter__()
+        self._bar.update(1, f"epoch {p.epoch}/{p.epochs} loss {p.loss:.4g} val {p.best_val:.4g}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
 
 
 @cli.command("sample")
@@ -476,10 +500,10 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
     """
     from pathlib import Path
 
+    from edgeae.bench.harness import run_bench
+    from edgeae.bench.report import plot as draw
+    from edgeae.bench.report import require_matplotlib
     from edgeae.errors import ConfigError
-    from edgeae.runtime.bench import run_bench
-    from edgeae.runtime.bench_report import plot as draw
-    from edgeae.runtime.bench_report import require_matplotlib
 
     if plot:
         require_matplotlib()
@@ -490,7 +514,7 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
         except ImportError:
             raise ConfigError("--torch needs PyTorch, which is not installed: pip install 'edgeae[train]' "
                               "(or leave out --torch)") from None
-        from edgeae.bench_torch import load_torch
+        from edgeae.bench.torch_baseline import load_torch
 
         baseline = load_torch(torch_run)
     samples = None

@@ -5,7 +5,9 @@ One entry point, :func:`load_dataset`, reads every supported source into raw sam
 runtime), everything else becomes ``float32``. Normalization is fitted separately
 (:func:`fit_normalization`) and stored in the run config / bundle manifest, so the
 torch-free runtime can read the same files (:func:`load_array_input`) and normalize them
-the same way. No torch here: the runtime CLI imports this module.
+the same way. :func:`prepare_data` hands the split, normalized samples to training, export
+and sampling as torch tensors; torch is imported there only, since the runtime CLI imports
+this module.
 
 Sources: ``digits`` (scikit-learn's 8x8 digits), MNIST-style IDX files (``.gz`` or raw,
 or a folder holding them), ``.npy`` / ``.npz`` arrays, PNG/JPEG files or folders, CSV.
@@ -16,14 +18,19 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeae.config import Normalization
+from edgeae.config import DataConfig, Normalization
 from edgeae.errors import DataError
 from edgeae.imageio import read_image
+from edgeae.runtime.preprocess import Normalizer
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "FORMATS",
@@ -34,6 +41,8 @@ __all__ = [
     "parse_resize",
     "fit_normalization",
     "split_indices",
+    "Split",
+    "prepare_data",
 ]
 
 FORMATS = ("digits", "idx", "npy", "npz", "images", "csv")
@@ -190,6 +199,38 @@ def split_indices(
         return np.arange(n - n_val, dtype=np.int64), np.arange(n - n_val, n, dtype=np.int64)
     perm = np.random.default_rng(seed).permutation(n).astype(np.int64)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+@dataclass
+class Split:
+    """A data set split and normalized for training (what :func:`prepare_data` returns)."""
+
+    train: torch.Tensor  # (N_train, *shape) normalized
+    val: torch.Tensor  # (N_val, *shape) normalized
+    val_raw: np.ndarray = field(repr=False, default=None)  # raw validation samples
+
+
+def prepare_data(dataset: Dataset, data_cfg: DataConfig, norm: Normalization | None = None) -> tuple[Split, Any]:
+    """Split, fit normalization on the training part, and normalize both parts.
+
+    For a trained run (``data_cfg.n_train`` set) the data must still be the data it was
+    trained on: same sample shape and count, else the split and normalization would differ.
+    """
+    import torch
+
+    if data_cfg.n_train and (tuple(dataset.x.shape[1:]) != tuple(data_cfg.sample_shape)
+                             or len(dataset.x) != data_cfg.n_train + data_cfg.n_val):
+        raise DataError(
+            f"{dataset.source} holds {len(dataset.x)} samples of shape {tuple(dataset.x.shape[1:])}, but the run "
+            f"was trained on {data_cfg.n_train + data_cfg.n_val} samples of shape {tuple(data_cfg.sample_shape)}; "
+            "point --data at the run's own data set"
+        )
+    train_idx, val_idx = split_indices(len(dataset.x), data_cfg.val_fraction, data_cfg.seed, data_cfg.split == "ordered")
+    if norm is None:
+        norm = fit_normalization(dataset.x[train_idx])
+    normalizer = Normalizer(norm, dataset.x.shape[1:])
+    x = torch.from_numpy(np.ascontiguousarray(normalizer.normalize(dataset.x)))
+    return Split(x[train_idx], x[val_idx], dataset.x[val_idx]), norm
 
 
 # --- format detection ------------------------------------------------------------------

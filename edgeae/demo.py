@@ -25,8 +25,8 @@ def _say(msg: str = "") -> None:
 
 def run_demo(out: str | Path = "demo", data: str = "digits", epochs: int = 50) -> dict:
     """Run the whole path and return the measured numbers (also printed)."""
+    from edgeae.bench.imagecodecs import measure, psnr_uint8
     from edgeae.export import export
-    from edgeae.imagecodecs import measure, psnr_uint8
     from edgeae.runtime import load, psnr
     from edgeae.runtime.compress import compress, decompress
     from edgeae.train import train

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
+from edgeae import callable_module
 from edgeae.checkpoint import (
     CONFIG_FILE,
+    RUN_FILES,
     WEIGHTS_FILE,
     atomic_write_text,
+    load_resume_state,
     load_weights,
+    save_resume_state,
     save_weights,
 )
 from edgeae.config import (
@@ -38,15 +38,14 @@ from edgeae.config import (
     parse_int_list,
     parse_noise,
 )
-from edgeae.data import Dataset, fit_normalization, load_dataset, split_indices
-from edgeae.errors import ConfigError, DataError, TrainingError
+from edgeae.data import Split, load_dataset, prepare_data
+from edgeae.errors import ConfigError, TrainingError
 from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss
 from edgeae.models import Autoencoder, build_model, default_code_size, default_hidden
-from edgeae.runtime.preprocess import Normalizer
-from edgeae.runtime.summary import psnr_from_mse as psnr
-from edgeae.runtime.summary import psnr_peak
+from edgeae.runtime.metrics import psnr_from_mse as psnr
+from edgeae.runtime.metrics import psnr_peak
 
-__all__ = ["TrainResult", "train", "apply_noise", "random_shift", "default_run_dir", "prepare_data"]
+__all__ = ["TrainResult", "TrainProgress", "train", "apply_noise", "random_shift", "default_run_dir"]
 
 
 _WARMUP_STEPS = 100  # learning-rate warm-up steps at the start of training (at most one epoch)
@@ -64,11 +63,16 @@ class TrainResult:
     interrupted: bool = False  # Ctrl-C stopped training early (the best checkpoint is kept)
 
 
-@dataclass
-class _Split:
-    train: torch.Tensor  # (N_train, *shape) normalized
-    val: torch.Tensor  # (N_val, *shape) normalized
-    val_raw: np.ndarray = field(repr=False, default=None)  # raw validation samples
+@dataclass(frozen=True)
+class TrainProgress:
+    """What a ``progress`` callback of :func:`train` is told after every training batch."""
+
+    step: int  # batches done by this call so far (1-based)
+    total: int  # batches this call runs at most (early stopping may end sooner)
+    epoch: int  # current epoch (1-based)
+    epochs: int  # last epoch of the run
+    loss: float  # this batch's training loss
+    best_val: float  # best validation loss so far (inf before the first epoch ends)
 
 
 def apply_noise(x: torch.Tensor, noise: tuple[str, float] | None, generator: torch.Generator, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
@@ -110,27 +114,6 @@ def default_run_dir(data: str, model: str, code_size: int) -> Path:
     return Path("runs") / f"{stem}-{model}-{code_size}"
 
 
-def prepare_data(dataset: Dataset, data_cfg: DataConfig, norm=None) -> tuple[_Split, Any]:
-    """Split, fit normalization on the training part, and normalize both parts.
-
-    For a trained run (``data_cfg.n_train`` set) the data must still be the data it was
-    trained on: same sample shape and count, else the split and normalization would differ.
-    """
-    if data_cfg.n_train and (tuple(dataset.x.shape[1:]) != tuple(data_cfg.sample_shape)
-                             or len(dataset.x) != data_cfg.n_train + data_cfg.n_val):
-        raise DataError(
-            f"{dataset.source} holds {len(dataset.x)} samples of shape {tuple(dataset.x.shape[1:])}, but the run "
-            f"was trained on {data_cfg.n_train + data_cfg.n_val} samples of shape {tuple(data_cfg.sample_shape)}; "
-            "point --data at the run's own data set"
-        )
-    train_idx, val_idx = split_indices(len(dataset.x), data_cfg.val_fraction, data_cfg.seed, data_cfg.split == "ordered")
-    if norm is None:
-        norm = fit_normalization(dataset.x[train_idx])
-    normalizer = Normalizer(norm, dataset.x.shape[1:])
-    x = torch.from_numpy(np.ascontiguousarray(normalizer.normalize(dataset.x)))
-    return _Split(x[train_idx], x[val_idx], dataset.x[val_idx]), norm
-
-
 def _resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was requested but PyTorch sees no CUDA GPU; use --device cpu or auto")
@@ -165,49 +148,6 @@ def _evaluate(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor, tcfg
     return result
 
 
-def _save_resume_state(run_dir: Path, model, opt, sched, state: dict) -> None:
-    save_weights(model, run_dir / "last.safetensors")
-    tensors, groups = {}, opt.state_dict()
-    for idx, pstate in groups["state"].items():
-        for name, value in pstate.items():
-            tensors[f"{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    save_file(tensors, str(run_dir / "optimizer.safetensors.tmp"))
-    (run_dir / "optimizer.safetensors.tmp").replace(run_dir / "optimizer.safetensors")
-    state = dict(state, param_groups=groups["param_groups"], scheduler=sched.state_dict())
-    atomic_write_text(run_dir / "state.json", json.dumps(state))
-
-
-def _load_resume_state(run_dir: Path, model, opt, sched) -> dict:
-    needed = ("state.json", "last.safetensors", "optimizer.safetensors")
-    missing = [name for name in needed if not (run_dir / name).is_file()]
-    if missing:
-        raise ConfigError(f"cannot --resume {run_dir}: {', '.join(missing)} missing (no earlier run state there)")
-    try:
-        state = json.loads((run_dir / "state.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"cannot --resume {run_dir}: state.json is not valid JSON ({exc})") from None
-    load_weights(model, run_dir / "last.safetensors")
-    tensors = load_file(str(run_dir / "optimizer.safetensors"))
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        idx, name = key.split(".", 1)
-        opt_state.setdefault(int(idx), {})[name] = value
-    opt.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
-    sched.load_state_dict(state.pop("scheduler"))
-    return state
-
-
-_RUN_FILES = ("weights.safetensors", "last.safetensors", "optimizer.safetensors", "state.json", "metrics.json",
-              "loss.png", "reconstructions.png")  # what a run folder holds besides config.json
-
-
-def _progress(total: int, enabled: bool):
-    import click
-
-    return click.progressbar(length=total, label="training", file=sys.stderr, show_eta=True,
-                             item_show_func=lambda s: s, width=24) if enabled else None
-
-
 def train(
     data: str = "digits",
     model: str = "mlp",
@@ -235,10 +175,13 @@ def train(
     latent_bits: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: Callable[[TrainProgress], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train an autoencoder and write a run folder; see the module docstring for its files.
+
+    ``progress`` is called after every batch (a progress bar, say); without it ``log``
+    gets one line per epoch.
 
     Example::
 
@@ -246,151 +189,229 @@ def train(
         print(result.metrics["val_psnr"])
     """
     log = log or (lambda msg: None)
-    run_dir = Path(out) if out is not None else None
     if resume:
-        if run_dir is None or not (run_dir / CONFIG_FILE).is_file():
-            raise ConfigError(f"--resume needs --out pointing at an earlier run folder (no {CONFIG_FILE} in {run_dir})")
-        cfg = RunConfig.load(run_dir / CONFIG_FILE)
-        more_epochs = epochs > cfg.train.epochs
-        cfg.train.epochs = max(cfg.train.epochs, epochs)
-        dataset = load_dataset(cfg.data.source, cfg.data.resize)
-        split_data, _ = prepare_data(dataset, cfg.data, cfg.normalization)
+        cfg, split_data, run_dir, more_epochs = _resume_config(out, epochs)
     else:
-        dataset = load_dataset(data, resize)
-        data_cfg = DataConfig(source=str(data), format=dataset.format, sample_shape=dataset.x.shape[1:],
-                              is_image=dataset.is_image, resize=resize, val_fraction=val_fraction, split=split, seed=seed)
-        split_data, norm = prepare_data(dataset, data_cfg)
-        data_cfg.n_train, data_cfg.n_val = len(split_data.train), len(split_data.val)
-        shape = tuple(dataset.x.shape[1:])
-        size = math.prod(shape)
-        code = code_size or default_code_size(size)
-        in_unit = bool(split_data.train.min() >= 0 and split_data.train.max() <= 1)
-        mcfg = ModelConfig(
-            kind=model, input_shape=shape, code_size=code,
-            hidden=parse_int_list(hidden, "hidden") if hidden else default_hidden(size, code),
-            channels=channels, activation=activation,
-            output_activation=output_activation or ("sigmoid" if in_unit else "identity"),
-            code_activation=code_activation or ("sigmoid" if latent_bits else "identity"),
-        )
-        # A VAE's KL term swamps a per-pixel MSE on [0, 1] data (posterior collapse): BCE is the
-        # likelihood that keeps both terms in proportion, so it is the VAE default there.
-        loss = loss or ("bce" if mcfg.is_variational and in_unit else "mse")
-        if augment_shift and not dataset.is_image:
-            raise ConfigError("--augment-shift moves image pixels; this data set holds vectors, not images")
-        tcfg = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, noise=noise,
-                           augment_shift=augment_shift,
-                           patience=patience, seed=seed, device=device, latent_bits=latent_bits)
-        cfg = RunConfig(model=mcfg, data=data_cfg, normalization=norm, train=tcfg)
-        check_loss_targets(loss, float(split_data.train.min()), float(split_data.train.max()), mcfg.output_activation)
-        run_dir = run_dir or default_run_dir(data, model, code)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise ConfigError(f"--out {run_dir} is a file; give a folder for the run")
-        if run_dir.exists() and any(run_dir.iterdir()):
-            if not overwrite:
-                raise ConfigError(
-                    f"{run_dir} is not empty; choose another --out, --resume to continue that run, or --overwrite"
-                )
-            for name in _RUN_FILES:  # an earlier run's results must not pass for this run's
-                (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tcfg = cfg.train
-    torch.manual_seed(tcfg.seed)
-    dev = _resolve_device(tcfg.device)
-    net = build_model(cfg.model, tcfg.latent_bits).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tcfg.epochs, eta_min=tcfg.lr / 20)
-    state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
-    if resume:
-        state.update(_load_resume_state(run_dir, net, opt, sched))
-        sched.T_max = tcfg.epochs  # the cosine runs over the (possibly raised) total, not the old one
-        if more_epochs:
-            state["bad_epochs"] = 0  # more epochs asked for: early stopping starts counting afresh
-        net.to(dev)
+        options = dict(hidden=hidden, code_size=code_size, channels=channels, activation=activation,
+                       output_activation=output_activation, code_activation=code_activation, loss=loss,
+                       noise=noise, augment_shift=augment_shift, epochs=epochs, batch_size=batch_size, lr=lr,
+                       beta=beta, patience=patience, seed=seed, val_fraction=val_fraction, split=split,
+                       resize=resize, device=device, latent_bits=latent_bits)
+        cfg, split_data = _new_config(data, model, **options)
+        run_dir = _prepare_run_dir(out, cfg, overwrite)
+        more_epochs = False
+    loop = _Loop.start(cfg, split_data, run_dir, resume, more_epochs)
     cfg.save(run_dir / CONFIG_FILE)
+    start = time.perf_counter()
+    interrupted = _fit(loop, progress, log)
+    return _finish(loop, time.perf_counter() - start, interrupted)
 
-    noise_spec = parse_noise(tcfg.noise)
-    lo, hi = float(split_data.train.min()), float(split_data.train.max())
-    gen = torch.Generator()
-    val_in = apply_noise(split_data.val, noise_spec, torch.Generator().manual_seed(tcfg.seed + 7), lo, hi)
-    n_train = len(split_data.train)
-    peak = _peak(cfg, split_data.val)
-    # Small data sets live on the training device once, instead of one copy per batch.
-    on_device = dev.type != "cpu" and split_data.train.nbytes <= _MAX_DEVICE_DATA_BYTES
-    train_x = split_data.train.to(dev) if on_device else split_data.train
-    # A last batch of a single sample is skipped (it moves to another position next epoch):
-    # batch normalization cannot train on one sample, and one sample is a noisy step anyway.
-    steps = n_train // tcfg.batch_size + (1 if n_train % tcfg.batch_size > 1 else 0)
-    warmup = min(steps, _WARMUP_STEPS)
-    bar = _progress(steps * (tcfg.epochs - state["epoch"]), progress)
-    interrupted, start = False, time.perf_counter()
+
+def _resume_config(out: str | Path | None, epochs: int) -> tuple[RunConfig, Split, Path, bool]:
+    """The saved settings of the run in ``out`` (epochs raised to ``epochs``) and its data."""
+    run_dir = Path(out) if out is not None else None
+    if run_dir is None or not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"--resume needs --out pointing at an earlier run folder (no {CONFIG_FILE} in {run_dir})")
+    cfg = RunConfig.load(run_dir / CONFIG_FILE)
+    more_epochs = epochs > cfg.train.epochs
+    cfg.train.epochs = max(cfg.train.epochs, epochs)
+    dataset = load_dataset(cfg.data.source, cfg.data.resize)
+    split_data, _ = prepare_data(dataset, cfg.data, cfg.normalization)
+    return cfg, split_data, run_dir, more_epochs
+
+
+def _new_config(data: str, model: str, *, hidden, code_size, channels, activation, output_activation,
+                code_activation, loss, noise, augment_shift, epochs, batch_size, lr, beta, patience, seed,
+                val_fraction, split, resize, device, latent_bits) -> tuple[RunConfig, Split]:
+    """Settings of a new run, defaults filled in from the data (sizes, activations, loss)."""
+    dataset = load_dataset(data, resize)
+    data_cfg = DataConfig(source=str(data), format=dataset.format, sample_shape=dataset.x.shape[1:],
+                          is_image=dataset.is_image, resize=resize, val_fraction=val_fraction, split=split, seed=seed)
+    split_data, norm = prepare_data(dataset, data_cfg)
+    data_cfg.n_train, data_cfg.n_val = len(split_data.train), len(split_data.val)
+    shape = tuple(dataset.x.shape[1:])
+    size = math.prod(shape)
+    code = code_size or default_code_size(size)
+    in_unit = bool(split_data.train.min() >= 0 and split_data.train.max() <= 1)
+    mcfg = ModelConfig(
+        kind=model, input_shape=shape, code_size=code,
+        hidden=parse_int_list(hidden, "hidden") if hidden else default_hidden(size, code),
+        channels=channels, activation=activation,
+        output_activation=output_activation or ("sigmoid" if in_unit else "identity"),
+        code_activation=code_activation or ("sigmoid" if latent_bits else "identity"),
+    )
+    # A VAE's KL term swamps a per-pixel MSE on [0, 1] data (posterior collapse): BCE is the
+    # likelihood that keeps both terms in proportion, so it is the VAE default there.
+    loss = loss or ("bce" if mcfg.is_variational and in_unit else "mse")
+    if augment_shift and not dataset.is_image:
+        raise ConfigError("--augment-shift moves image pixels; this data set holds vectors, not images")
+    tcfg = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, noise=noise,
+                       augment_shift=augment_shift,
+                       patience=patience, seed=seed, device=device, latent_bits=latent_bits)
+    check_loss_targets(loss, float(split_data.train.min()), float(split_data.train.max()), mcfg.output_activation)
+    return RunConfig(model=mcfg, data=data_cfg, normalization=norm, train=tcfg), split_data
+
+
+def _prepare_run_dir(out: str | Path | None, cfg: RunConfig, overwrite: bool) -> Path:
+    """The run folder of a new run: created, and emptied of an earlier run's files on --overwrite."""
+    run_dir = Path(out) if out is not None else default_run_dir(cfg.data.source, cfg.model.kind, cfg.model.code_size)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file; give a folder for the run")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"{run_dir} is not empty; choose another --out, --resume to continue that run, or --overwrite"
+            )
+        for name in RUN_FILES:  # an earlier run's results must not pass for this run's
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+@dataclass
+class _Loop:
+    """Everything the epochs share: model, optimizer, schedule, data on its device, run state."""
+
+    cfg: RunConfig
+    run_dir: Path
+    data: Split  # normalized train / validation tensors
+    dev: torch.device  # training device
+    net: Autoencoder
+    opt: torch.optim.Optimizer
+    sched: Any  # cosine learning-rate schedule
+    state: dict[str, Any]  # epoch, best_val, best_epoch, bad_epochs, history (saved for --resume)
+    train_x: torch.Tensor  # training samples, on the device when small enough
+    val_in: torch.Tensor  # validation inputs (noisy for a denoiser, fixed seed)
+    noise: tuple[str, float] | None  # parsed --noise
+    lo: float  # smallest training value (noise clamps to [lo, hi])
+    hi: float  # largest training value
+    steps: int  # batches per epoch
+    peak: float  # PSNR peak in model units
+
+    @classmethod
+    def start(cls, cfg: RunConfig, data: Split, run_dir: Path, resume: bool, more_epochs: bool) -> _Loop:
+        """Build the model and optimizer (restored on ``resume``) and place the data."""
+        tcfg = cfg.train
+        torch.manual_seed(tcfg.seed)
+        dev = _resolve_device(tcfg.device)
+        net = build_model(cfg.model, tcfg.latent_bits).to(dev)
+        opt = torch.optim.Adam(net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tcfg.epochs, eta_min=tcfg.lr / 20)
+        state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
+        if resume:
+            state.update(load_resume_state(run_dir, net, opt, sched))
+            sched.T_max = tcfg.epochs  # the cosine runs over the (possibly raised) total, not the old one
+            if more_epochs:
+                state["bad_epochs"] = 0  # more epochs asked for: early stopping starts counting afresh
+            net.to(dev)
+        noise = parse_noise(tcfg.noise)
+        lo, hi = float(data.train.min()), float(data.train.max())
+        val_in = apply_noise(data.val, noise, torch.Generator().manual_seed(tcfg.seed + 7), lo, hi)
+        # Small data sets live on the training device once, instead of one copy per batch.
+        on_device = dev.type != "cpu" and data.train.nbytes <= _MAX_DEVICE_DATA_BYTES
+        n = len(data.train)
+        # A last batch of a single sample is skipped (it moves to another position next epoch):
+        # batch normalization cannot train on one sample, and one sample is a noisy step anyway.
+        steps = n // tcfg.batch_size + (1 if n % tcfg.batch_size > 1 else 0)
+        return cls(cfg, run_dir, data, dev, net, opt, sched, state, data.train.to(dev) if on_device else data.train,
+                   val_in, noise, lo, hi, steps, _peak(cfg, data.val))
+
+
+def _fit(loop: _Loop, progress: Callable[[TrainProgress], None] | None, log: Callable[[str], None]) -> bool:
+    """Run epochs until the last one or early stopping; True when Ctrl-C stopped it."""
+    tcfg, state = loop.cfg.train, loop.state
+    total = loop.steps * (tcfg.epochs - state["epoch"])
+    done = 0
     try:
-        if bar is not None:
-            bar.__enter__()
         for epoch in range(state["epoch"] + 1, tcfg.epochs + 1):
-            net.train()
-            net.set_training_progress((epoch - 1) / tcfg.epochs)
-            # Every epoch's randomness derives from (seed, epoch), so a resumed run continues
-            # exactly as an uninterrupted one would.
-            gen.manual_seed(tcfg.seed * 100_003 + epoch)
-            torch.manual_seed(tcfg.seed * 100_003 + epoch)
-            perm = torch.randperm(n_train, generator=gen)
-            total = 0.0
-            for b in range(steps):
-                if epoch == 1 and b < warmup:
-                    # Linear learning-rate warm-up over the first steps: Adam's first, poorly
-                    # scaled updates at the full rate can kill every ReLU of a wide layer, after
-                    # which the network outputs a constant and never recovers.
-                    for group in opt.param_groups:
-                        group["lr"] = tcfg.lr * (b + 1) / warmup
-                idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
-                target = train_x[idx.to(train_x.device)].to(dev)
-                if tcfg.augment_shift:
-                    target = random_shift(target, tcfg.augment_shift, gen)
-                xb = apply_noise(target, noise_spec, gen, lo, hi)
-                loss_value = _loss(net, net(xb), target, tcfg)
-                if not torch.isfinite(loss_value):
-                    raise TrainingError(
-                        f"the loss became {loss_value.item()} at epoch {epoch}, batch {b + 1}; lower --lr "
-                        f"(now {tcfg.lr:g}) or check the data. The best checkpoint so far is kept in {run_dir}"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss_value.backward()
-                opt.step()
-                batch_loss = loss_value.item()
-                total += batch_loss * len(idx)
-                if bar is not None:
-                    bar.update(1, f"epoch {epoch}/{tcfg.epochs} loss {batch_loss:.4g} val {state['best_val']:.4g}")
-            sched.step()
-            val = _evaluate(net, val_in, split_data.val, tcfg, dev)
-            row = {"epoch": epoch, "train_loss": total / n_train, "val_loss": val["loss"],
-                   "val_psnr": psnr(val["mse"], peak), "lr": opt.param_groups[0]["lr"]}
-            state["history"].append(row)
-            state["epoch"] = epoch
-            if val["loss"] < state["best_val"]:
-                state.update(best_val=val["loss"], best_epoch=epoch, bad_epochs=0)
-                save_weights(net, run_dir / WEIGHTS_FILE)
-            else:
-                state["bad_epochs"] += 1
-            _save_resume_state(run_dir, net, opt, sched, state)
-            if bar is None:
-                log(f"epoch {epoch:3d}  loss {row['train_loss']:.5f}  val {val['loss']:.5f}  psnr {row['val_psnr']:.2f} dB")
+            def step(loss: float, e: int = epoch) -> None:
+                nonlocal done
+                done += 1
+                if progress is not None:
+                    progress(TrainProgress(done, total, e, tcfg.epochs, loss, state["best_val"]))
+
+            row = _epoch(loop, epoch, step)
+            if progress is None:
+                log(f"epoch {epoch:3d}  loss {row['train_loss']:.5f}  val {row['val_loss']:.5f}  "
+                    f"psnr {row['val_psnr']:.2f} dB")
             if state["bad_epochs"] >= tcfg.patience:
                 log(f"early stop: no validation improvement for {tcfg.patience} epochs")
                 break
     except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        return True
+    return False
+
+
+def _epoch(loop: _Loop, epoch: int, step: Callable[[float], None]) -> dict[str, float]:
+    """Train one epoch, validate, keep the best weights and save the resume state; the history row."""
+    tcfg, state = loop.cfg.train, loop.state
+    loop.net.train()
+    loop.net.set_training_progress((epoch - 1) / tcfg.epochs)
+    total = _train_batches(loop, epoch, step)
+    loop.sched.step()
+    val = _evaluate(loop.net, loop.val_in, loop.data.val, tcfg, loop.dev)
+    row = {"epoch": epoch, "train_loss": total / len(loop.data.train), "val_loss": val["loss"],
+           "val_psnr": psnr(val["mse"], loop.peak), "lr": loop.opt.param_groups[0]["lr"]}
+    state["history"].append(row)
+    state["epoch"] = epoch
+    if val["loss"] < state["best_val"]:
+        state.update(best_val=val["loss"], best_epoch=epoch, bad_epochs=0)
+        save_weights(loop.net, loop.run_dir / WEIGHTS_FILE)
+    else:
+        state["bad_epochs"] += 1
+    save_resume_state(loop.run_dir, loop.net, loop.opt, loop.sched, state)
+    return row
+
+
+def _train_batches(loop: _Loop, epoch: int, step: Callable[[float], None]) -> float:
+    """One pass over the shuffled training data; the summed (per-sample) training loss."""
+    tcfg, net, opt = loop.cfg.train, loop.net, loop.opt
+    # Every epoch's randomness derives from (seed, epoch), so a resumed run continues
+    # exactly as an uninterrupted one would.
+    gen = torch.Generator().manual_seed(tcfg.seed * 100_003 + epoch)
+    torch.manual_seed(tcfg.seed * 100_003 + epoch)
+    perm = torch.randperm(len(loop.data.train), generator=gen)
+    warmup = min(loop.steps, _WARMUP_STEPS)
+    total = 0.0
+    for b in range(loop.steps):
+        if epoch == 1 and b < warmup:
+            # Linear learning-rate warm-up over the first steps: Adam's first, poorly
+            # scaled updates at the full rate can kill every ReLU of a wide layer, after
+            # which the network outputs a constant and never recovers.
+            for group in opt.param_groups:
+                group["lr"] = tcfg.lr * (b + 1) / warmup
+        idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
+        target = loop.train_x[idx.to(loop.train_x.device)].to(loop.dev)
+        if tcfg.augment_shift:
+            target = random_shift(target, tcfg.augment_shift, gen)
+        xb = apply_noise(target, loop.noise, gen, loop.lo, loop.hi)
+        loss_value = _loss(net, net(xb), target, tcfg)
+        if not torch.isfinite(loss_value):
+            raise TrainingError(
+                f"the loss became {loss_value.item()} at epoch {epoch}, batch {b + 1}; lower --lr "
+                f"(now {tcfg.lr:g}) or check the data. The best checkpoint so far is kept in {loop.run_dir}"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss_value.backward()
+        opt.step()
+        batch_loss = loss_value.item()
+        total += batch_loss * len(idx)
+        step(batch_loss)
+    return total
+
+
+def _finish(loop: _Loop, seconds: float, interrupted: bool) -> TrainResult:
+    """Reload the best weights, write metrics.json and the pictures; the result."""
+    run_dir = loop.run_dir
     if not (run_dir / WEIGHTS_FILE).is_file():
         raise TrainingError(f"training stopped before the first epoch finished; nothing was saved in {run_dir}")
-    load_weights(net, run_dir / WEIGHTS_FILE)
-    net = net.cpu().eval()
-    metrics = _final_metrics(net, split_data, val_in, cfg, state, time.perf_counter() - start, interrupted)
-    metrics["device"] = dev.type
+    load_weights(loop.net, run_dir / WEIGHTS_FILE)
+    net = loop.net.cpu().eval()
+    metrics = _final_metrics(net, loop.data, loop.val_in, loop.cfg, loop.state, seconds, interrupted)
+    metrics["device"] = loop.dev.type
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _write_pictures(run_dir, net, split_data, val_in, cfg, state["history"])
-    return TrainResult(run_dir, cfg, metrics, net, interrupted)
+    _write_pictures(run_dir, net, loop.data, loop.val_in, loop.cfg, loop.state["history"])
+    return TrainResult(run_dir, loop.cfg, metrics, net, interrupted)
 
 
 def _peak(cfg: RunConfig, target: torch.Tensor) -> float:
@@ -398,7 +419,7 @@ def _peak(cfg: RunConfig, target: torch.Tensor) -> float:
     return psnr_peak(cfg.normalization.mode, target.numpy())
 
 
-def _final_metrics(net, split_data: _Split, val_in, cfg: RunConfig, state, seconds: float, interrupted: bool) -> dict:
+def _final_metrics(net, split_data: Split, val_in, cfg: RunConfig, state, seconds: float, interrupted: bool) -> dict:
     tcfg = cfg.train
     val = _evaluate(net, val_in, split_data.val, tcfg, "cpu")
     peak = _peak(cfg, split_data.val)
@@ -419,7 +440,7 @@ def _final_metrics(net, split_data: _Split, val_in, cfg: RunConfig, state, secon
     return metrics
 
 
-def _write_pictures(run_dir: Path, net, split_data: _Split, val_in, cfg: RunConfig, history: list[dict]) -> None:
+def _write_pictures(run_dir: Path, net, split_data: Split, val_in, cfg: RunConfig, history: list[dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -450,11 +471,4 @@ def _write_pictures(run_dir: Path, net, split_data: _Split, val_in, cfg: RunConf
         save_grid(rows, run_dir / "reconstructions.png")
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``edgeae.train(...)`` call :func:`train` although ``edgeae.train`` is also this module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_module(__name__, train)

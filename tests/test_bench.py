@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edgeae.bench.harness import encoder_matmuls, measure_ceiling, run_bench
+from edgeae.bench.report import BenchResult, Row, percentiles, recommend
+from edgeae.bench.timing import interleave
 from edgeae.cli import cli
 from edgeae.errors import ConfigError
-from edgeae.runtime.bench import encoder_matmuls, interleave, measure_ceiling, run_bench
-from edgeae.runtime.bench_report import BenchResult, Row, percentiles, recommend
-from edgeae.runtime.summary import psnr
+from edgeae.runtime.metrics import psnr
 from tests._bundles import digits_uint8, make_bundle
 
 FAST = ["--iterations", "2", "--warmup", "1", "--batch", "1,4", "--threads", "1", "--no-ceiling"]

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from edgeae.bench.imagecodecs import CodecPoint, encode_image, measure, psnr_uint8, sweep
 from edgeae.errors import InputError
-from edgeae.imagecodecs import CodecPoint, encode_image, measure, psnr_uint8, sweep
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def test_pca_points_and_targets(digits_split):
 
 
 def test_report_table_and_plot(tmp_path, digits_split):
-    from edgeae.imagecodecs import sweep
+    from edgeae.bench.imagecodecs import sweep
 
     x_train, x_test = digits_split
     points = rd.pca_points(x_train, x_test[:50], comps=8, bits_list=(4,))

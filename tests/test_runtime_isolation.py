@@ -20,6 +20,12 @@ from tests._bundles import digits_uint8, make_bundle
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKED = ("torch", "onnx", "onnxscript")
 _BLOCK = f"import sys; [sys.modules.__setitem__(m, None) for m in {BLOCKED!r}]; "
+# Everything outside the runtime's allowance (stdlib, numpy, onnxruntime, lazily constriction).
+NOT_RUNTIME = BLOCKED + ("PIL", "matplotlib", "sklearn", "safetensors")
+RUNTIME_MODULES = sorted(f"edgeae.runtime.{p.stem}" for p in (ROOT / "edgeae" / "runtime").glob("*.py")
+                         if p.stem != "__init__")
+BENCH_MODULES = sorted(f"edgeae.bench.{p.stem}" for p in (ROOT / "edgeae" / "bench").glob("*.py")
+                       if p.stem != "__init__")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +57,28 @@ def test_import_runtime_without_torch_or_onnx(tmp_path):
     still_blocked, ort_loaded = r.stdout.splitlines()
     assert json.loads(still_blocked) == {m: True for m in BLOCKED}  # nobody replaced the block
     assert ort_loaded == "False"  # onnxruntime loads lazily, on the first load()
+
+
+@pytest.mark.parametrize("module", RUNTIME_MODULES + BENCH_MODULES)
+def test_module_imports_with_only_the_runtime_dependencies(module, tmp_path):
+    """Each runtime module (and the torch-free bench tooling) imports with every heavier package
+    blocked; the runtime loads neither onnxruntime nor constriction until it is used."""
+    code = (f"import sys, json; [sys.modules.__setitem__(m, None) for m in {NOT_RUNTIME!r}]; "
+            f"import importlib; importlib.import_module({module!r}); "
+            f"print(json.dumps({{m: sys.modules.get(m) is None for m in {NOT_RUNTIME!r}}})); "
+            "print(json.dumps(sorted(m for m in ('onnxruntime', 'constriction') if sys.modules.get(m))))")
+    r = _python(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    still_blocked, lazy = r.stdout.splitlines()
+    assert json.loads(still_blocked) == {m: True for m in NOT_RUNTIME}
+    if module.startswith("edgeae.runtime."):
+        assert json.loads(lazy) == []
+
+
+def test_every_runtime_module_is_covered():
+    assert {"edgeae.runtime.bundle", "edgeae.runtime.model", "edgeae.runtime.metrics", "edgeae.runtime.stream",
+            "edgeae.runtime.varint"} <= set(RUNTIME_MODULES)
+    assert "edgeae.bench.harness" in BENCH_MODULES
 
 
 def _check_commands(folder: Path, python: str, block: bool) -> None:

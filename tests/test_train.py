@@ -293,12 +293,33 @@ def test_config_errors_for_impossible_combinations(tmp_path):
 
 
 def test_run_data_must_match(tmp_path):
-    from edgeae.data import load_dataset
+    from edgeae.data import load_dataset, prepare_data
     from edgeae.errors import DataError
-    from edgeae.train import prepare_data
 
     run = _quick(tmp_path, epochs=1)
     other = load_dataset("digits")
     other.x = other.x[:100]
     with pytest.raises(DataError, match=r"holds 100 samples of shape \(1, 8, 8\), but the run was trained on 1797"):
         prepare_data(other, run.config.data, run.config.normalization)
+
+
+def test_progress_callback_counts_every_batch_and_replaces_the_epoch_log(tmp_path):
+    seen, lines = [], []
+    result = train(out=tmp_path / "p", epochs=2, batch_size=256, patience=5, progress=seen.append, log=lines.append)
+    steps = result.metrics["n_train"] // 256 + (1 if result.metrics["n_train"] % 256 > 1 else 0)
+    assert [p.step for p in seen] == list(range(1, 2 * steps + 1))
+    assert {p.total for p in seen} == {2 * steps}
+    assert [p.epoch for p in seen] == [1] * steps + [2] * steps
+    assert all(p.epochs == 2 and p.loss > 0 for p in seen)
+    assert seen[0].best_val == float("inf") and seen[-1].best_val < float("inf")
+    assert not any(line.startswith("epoch") for line in lines)
+
+
+def test_the_training_library_does_not_import_click():
+    import subprocess
+    import sys
+
+    code = "import sys, edgeae.train, edgeae.export; print('click' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -17,8 +17,6 @@ Needs the ``train`` extra (torch, onnx); the bundle runs with ``edgeae.runtime``
 from __future__ import annotations
 
 import math
-import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeae import callable_module
 from edgeae.config import Normalization
 from edgeae.errors import ConfigError
 from edgeae.export.graphs import DEFAULT_OPSET, check_opset
 from edgeae.export.pipeline import Options, Source, write_bundle
 from edgeae.export.quantize import CALIBRATION_METHODS, parse_precisions
+from edgeae.runtime.metrics import psnr_peak
 from edgeae.runtime.preprocess import Normalizer
-from edgeae.runtime.summary import psnr_peak
 
 __all__ = ["DEFAULT_OPSET", "ExportResult", "export", "export_modules", "format_table"]
 
@@ -133,8 +132,7 @@ def export(
     ``latent_bits`` first; ``None``/``"none"`` builds none.
     """
     from edgeae.checkpoint import load_run
-    from edgeae.data import load_dataset
-    from edgeae.train import prepare_data
+    from edgeae.data import load_dataset, prepare_data
 
     opts = _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop, ort, fixed_batch,
                     overwrite, latency_repeats)
@@ -237,11 +235,4 @@ def _as_array(value: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``edgeae.export(...)`` call :func:`export` although ``edgeae.export`` is this package."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ExportResult:
-        return export(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_module(__name__, export)

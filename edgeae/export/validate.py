@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeae.runtime.summary import psnr as summary_psnr
+from edgeae.runtime.metrics import psnr as summary_psnr
 
 __all__ = [
     "BATCHES",
@@ -166,7 +166,7 @@ def _reference_run(model: Any, x: np.ndarray) -> tuple[Any, list[np.ndarray]]:
 
 
 def psnr(x_hat: np.ndarray, target: np.ndarray, peak: float) -> float:
-    """PSNR in dB over all held-out samples (model units); see edgeae.runtime.summary.psnr."""
+    """PSNR in dB over all held-out samples (model units); see edgeae.runtime.metrics.psnr."""
     return summary_psnr(x_hat, target, peak)
 
 

@@ -24,9 +24,10 @@ from edgeae.runtime.bundle import (
     verify_bundle,
     write_manifest,
 )
+from edgeae.runtime.metrics import psnr, reconstruction_summary
 from edgeae.runtime.model import EdgeModel, load
 from edgeae.runtime.session import available_providers
-from edgeae.runtime.summary import describe_bundle, psnr, reconstruction_summary
+from edgeae.runtime.summary import describe_bundle
 
 __all__ = [
     "load",

@@ -157,7 +157,7 @@ def compression_report(model: Any, x: np.ndarray, data: bytes, seconds: float) -
 
     Decodes the stream again, so the PSNR is what a receiver gets, quantization included.
     """
-    from edgeae.runtime.summary import is_bounded, mse, psnr
+    from edgeae.runtime.metrics import is_bounded, mse, psnr
 
     t0 = time.perf_counter()
     x_hat = decompress(model, data)

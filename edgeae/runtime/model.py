@@ -152,6 +152,18 @@ class EdgeModel:
             return self.normalizer.normalize(x)
         return x
 
+    # ---- what was loaded (for tools that time, compare or package the graphs) ------------
+    def graph(self, role: str) -> GraphEntry:
+        """The manifest entry of the loaded ``"encoder"`` or ``"decoder"`` graph (file, size, raw_io)."""
+        if role not in ("encoder", "decoder"):
+            raise InputError(f"role {role!r} is not one of: encoder, decoder")
+        return (self._encoder if role == "encoder" else self._decoder).entry
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The dtype the encoder graph itself takes (float32, float16 or uint8 for raw-I/O graphs)."""
+        return self._encoder.input_dtype
+
     # ---- internals ---------------------------------------------------------------------
     def _check_samples(self, x: Any) -> tuple[np.ndarray, bool]:
         allowed, fix = self._sample_rule

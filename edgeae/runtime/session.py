@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeae.errors import BundleError, ProviderError
-from edgeae.runtime.stream import put_varint
+from edgeae.runtime.varint import put_varint
 
 __all__ = [
     "PROVIDER_ALIASES",

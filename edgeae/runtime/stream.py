@@ -24,6 +24,7 @@ import numpy as np
 
 from edgeae.errors import InputError, StreamError
 from edgeae.runtime.codec import LatentCodec
+from edgeae.runtime.varint import get_varint, put_varint
 
 __all__ = [
     "MAGIC",
@@ -41,7 +42,6 @@ MAGIC = b"EA"  # two bytes, like gzip's, to keep the fixed overhead within budge
 VERSION = 1  # container version; readers refuse others
 MODEL_ID_SIZE = 8
 MAX_CHUNK_SYMBOLS = 1 << 18  # writer splits larger inputs; reader refuses larger chunks
-_MAX_VARINT_BYTES = 5  # values < 2**35
 _TRIM_TRIES = 7  # tail bytes the writer tries to drop from each payload
 
 
@@ -57,35 +57,6 @@ class StreamInfo:
     header_size: int  # bytes before the first chunk
     payload_bytes: int  # coded bytes, framing excluded
     size: int  # total stream length in bytes
-
-
-# ------------------------------------------------------------------ varints
-def put_varint(value: int) -> bytes:
-    """Unsigned LEB128: 7 bits per byte, low group first (also used to build protobuf bytes)."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _get_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
-    """Unsigned LEB128 at ``pos`` -> (value, next pos); refuses truncated or overlong."""
-    value = 0
-    for i in range(_MAX_VARINT_BYTES):
-        if pos + i >= len(data):
-            raise StreamError(f"stream truncated inside the {what} at byte {pos + i}")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if byte == 0 and i > 0:
-                raise StreamError(f"{what} at byte {pos} is not minimally encoded; stream corrupt")
-            return value, pos + i + 1
-    raise StreamError(f"{what} at byte {pos} is longer than {_MAX_VARINT_BYTES} bytes; corrupt")
 
 
 # ------------------------------------------------------------------- header
@@ -118,7 +89,7 @@ def _parse_header(data: bytes) -> tuple[int, bytes, int, int]:
     if len(data) < end:
         raise StreamError(f"stream truncated in its header ({len(data)} bytes)")
     model_id = bytes(data[3:end])
-    code_size, pos = _get_varint(data, end, "code size")
+    code_size, pos = get_varint(data, end, "code size")
     if code_size == 0:
         raise StreamError("stream header says code size 0; stream corrupt")
     return version, model_id, code_size, pos
@@ -142,8 +113,8 @@ def _chunks(data: bytes, pos: int, seed: int, code_size: int):
     total = len(data)
     while pos < total:
         start = pos
-        n, pos = _get_varint(data, pos, "chunk sample count")
-        length, pos = _get_varint(data, pos, "chunk payload length")
+        n, pos = get_varint(data, pos, "chunk sample count")
+        length, pos = get_varint(data, pos, "chunk payload length")
         if n == 0 or n > max(1, MAX_CHUNK_SYMBOLS // code_size):
             raise StreamError(
                 f"chunk at byte {start} claims {n} samples; allowed 1.."

@@ -1,6 +1,6 @@
 """Benchmark results: rows, percentiles, the recommendation, target ratios, and their outputs.
 
-Kept apart from the timing loop (:mod:`edgeae.runtime.bench`) so the reporting logic is
+Kept apart from the timing loop (:mod:`edgeae.bench.harness`) so the reporting logic is
 tested without timing anything. Formats: ``table`` (terminal), ``json``, ``csv``,
 ``markdown``; :func:`plot` draws PNGs when matplotlib is importable.
 """

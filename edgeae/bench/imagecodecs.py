@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgeae.errors import InputError
-from edgeae.runtime.summary import psnr
+from edgeae.runtime.metrics import psnr
 
 __all__ = ["CODECS", "CodecPoint", "encode_image", "measure", "psnr_uint8", "sweep"]
 

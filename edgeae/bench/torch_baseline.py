@@ -8,26 +8,26 @@ call, as it would be for an application holding numpy data.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeae.bench.timing import timed_load
 
 __all__ = ["TorchBaseline", "load_torch"]
 
 
 @dataclass
 class TorchBaseline:
-    """What :func:`edgeae.runtime.bench.run_bench` needs to time PyTorch eager."""
+    """What :func:`edgeae.bench.harness.run_bench` needs to time PyTorch eager."""
 
     calls: dict[str, Any]  # graph -> callable(np.ndarray) -> np.ndarray (encoder, decoder, end-to-end)
     sizes: dict[str, int]  # graph -> bytes of the weights file
     sample_shape: tuple[int, ...]  # one sample, no batch axis
     load_ms: float  # time to read config + weights and build the model
     load_mb: float = 0.0  # current-RSS growth while loading
-    interop: dict[str, Any] = field(default_factory=dict)  # torch version and settings
 
     def set_threads(self, n: int) -> None:
         import torch
@@ -40,12 +40,8 @@ def load_torch(run_dir: str | Path) -> TorchBaseline:
     import torch
 
     from edgeae.checkpoint import WEIGHTS_FILE, load_run
-    from edgeae.runtime.bench import _rss_mb
 
-    rss, t0 = _rss_mb(), time.perf_counter_ns()
-    cfg, model = load_run(run_dir)
-    model = model.eval()
-    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    (cfg, model), load_ms, load_mb = timed_load(lambda: load_run(run_dir))
     variational = cfg.model.is_variational
 
     def encode(x: np.ndarray) -> np.ndarray:
@@ -66,6 +62,5 @@ def load_torch(run_dir: str | Path) -> TorchBaseline:
     return TorchBaseline(
         calls={"encoder": encode, "decoder": decode, "end-to-end": reconstruct},
         sizes={"encoder": size, "decoder": size, "end-to-end": size},
-        sample_shape=tuple(cfg.model.input_shape), load_ms=load_ms, load_mb=_rss_mb() - rss,
-        interop={"torch": torch.__version__, "inference_mode": True},
+        sample_shape=tuple(cfg.model.input_shape), load_ms=load_ms, load_mb=load_mb,
     )

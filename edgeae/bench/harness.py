@@ -1,6 +1,6 @@
 """Latency harness for bundles: numpy + onnxruntime only (a PyTorch baseline is passed in).
 
-Method (docs/PERFORMANCE.md): for every provider x threads, each variant is loaded once
+Method (docs/performance.md): for every provider x threads, each variant is loaded once
 (session-creation time = cold start), then for every graph x batch size the variants are
 warmed up and timed *interleaved* (A B A B ...) with ``perf_counter_ns`` on real samples
 tiled to the batch, so drift on a shared machine hits all of them alike. Baselines run in
@@ -14,33 +14,25 @@ from __future__ import annotations
 
 import json
 import os
-
-try:  # Unix only; peak memory is reported as unknown elsewhere
-    import resource
-except ImportError:  # pragma: no cover - Windows
-    resource = None
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeae.bench.report import BenchResult, Row, percentiles
+from edgeae.bench.timing import interleave, peak_rss_mb, timed_load
 from edgeae.errors import ConfigError
-from edgeae.runtime.bench_report import BenchResult, Row, percentiles
 from edgeae.runtime.bundle import PRECISIONS, Manifest, read_manifest
-from edgeae.runtime.session import resolve_providers, session_options
-from edgeae.runtime.summary import psnr, psnr_peak
+from edgeae.runtime.metrics import psnr, psnr_peak
+from edgeae.runtime.session import create_session, resolve_providers, session_options
 
-__all__ = ["GRAPHS", "DEFAULT_BATCHES", "run_bench", "interleave", "encoder_matmuls", "measure_ceiling",
-           "check_options"]
+__all__ = ["GRAPHS", "DEFAULT_BATCHES", "run_bench", "encoder_matmuls", "measure_ceiling", "check_options"]
 
 GRAPHS = ("encoder", "decoder", "end-to-end")
 DEFAULT_BATCHES = (1, 8, 64, 256)
-_MIN_ROUNDS = 5  # timed calls per variant and cell, even when --duration is tiny
-_MAX_ROUNDS = 200_000  # safety cap for very fast calls
 _PSNR_SAMPLES = 256  # held-out samples reconstructed for PSNR
 Log = Callable[[str], None]
 
@@ -70,34 +62,6 @@ def check_options(manifest: Manifest, folder: str | Path, precisions: Sequence[s
     for p in providers:
         names += [n for n in resolve_providers([p]) if n not in names]
     return list(precisions), names
-
-
-def interleave(runners: Sequence[Callable[[], Any]], iterations: int | None = None, duration: float = 1.0,
-               warmup: int = 3) -> list[list[int]]:
-    """Warm every runner up, then time them round-robin (A B A B ...); ns per call, per runner.
-
-    ``iterations`` fixes the rounds; otherwise rounds continue until ``duration`` seconds of
-    wall time passed (at least :data:`_MIN_ROUNDS`).
-    """
-    for run in runners:
-        for _ in range(warmup):
-            run()
-    times: list[list[int]] = [[] for _ in runners]
-    clock = time.perf_counter_ns
-    end = clock() + int(duration * 1e9)
-    rounds = 0
-    while True:
-        for i, run in enumerate(runners):
-            t0 = clock()
-            run()
-            times[i].append(clock() - t0)
-        rounds += 1
-        if iterations is not None:
-            if rounds >= iterations:
-                break
-        elif (rounds >= _MIN_ROUNDS and clock() >= end) or rounds >= _MAX_ROUNDS:
-            break
-    return times
 
 
 # ---- work count and numpy ceiling ----------------------------------------------------------
@@ -132,38 +96,14 @@ def encoder_matmuls(model: dict[str, Any], batch: int) -> list[tuple[int, int, i
     return out
 
 
-_CEILING_CODE = r"""
-import json, sys, time
-import numpy as np
-shapes, seconds, bundle, feed = json.loads(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-rng = np.random.default_rng(0)
-mats = [(rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32),
-         np.empty((m, n), np.float32)) for m, k, n in shapes]
-def chain():
-    for a, b, o in mats:
-        np.matmul(a, b, out=o)
-runners = [chain]
-if bundle:
-    from edgeae.runtime.model import load
-    model, x = load(bundle, "fp32", providers=["CPUExecutionProvider"], threads=1), np.load(feed)
-    runners.append(lambda: model.encode(x))
-for run in runners * 3:
-    run()
-times, end = [[] for _ in runners], time.perf_counter() + seconds
-while len(times[0]) < 5 or time.perf_counter() < end:
-    for i, run in enumerate(runners):  # interleaved: numpy, edgeae, numpy, edgeae, ...
-        t0 = time.perf_counter_ns(); run(); times[i].append(time.perf_counter_ns() - t0)
-print(json.dumps([sorted(t)[len(t) // 2] for t in times] + [len(times[0])]))
-"""
-
-
 def measure_ceiling(shapes: list[tuple[int, int, int]], seconds: float = 0.5, bundle: str | Path | None = None,
                     feed: np.ndarray | None = None) -> dict[str, Any]:
     """Time a plain one-thread numpy matmul of each shape (multiply-adds per second), and
     with ``bundle`` + ``feed`` the fp32 encoder on one thread, interleaved with it.
 
-    Runs in a subprocess with OMP/OPENBLAS/MKL thread counts set to 1 before numpy loads:
-    the one way that pins every BLAS numpy may be built with, without extra packages.
+    Runs :mod:`edgeae.bench.ceiling` in a subprocess with OMP/OPENBLAS/MKL thread counts
+    set to 1 before numpy loads: the one way that pins every BLAS numpy may be built with,
+    without extra packages.
     """
     import tempfile
 
@@ -176,7 +116,7 @@ def measure_ceiling(shapes: list[tuple[int, int, int]], seconds: float = 0.5, bu
         if bundle is not None and feed is not None:
             path = str(Path(tmp) / "feed.npy")
             np.save(path, feed)
-        proc = subprocess.run([sys.executable, "-c", _CEILING_CODE, json.dumps(shapes), str(seconds),
+        proc = subprocess.run([sys.executable, "-m", "edgeae.bench.ceiling", json.dumps(shapes), str(seconds),
                                str(bundle) if path else "", path], env=env, capture_output=True, text=True,
                               timeout=300)
     if proc.returncode != 0:
@@ -190,23 +130,6 @@ def measure_ceiling(shapes: list[tuple[int, int, int]], seconds: float = 0.5, bu
     return out
 
 
-# ---- memory ----------------------------------------------------------------------------
-def _rss_mb() -> float:
-    """Current resident set size (Linux /proc/self/statm); falls back to the peak elsewhere."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return _peak_mb()
-
-
-def _peak_mb() -> float:
-    if resource is None:
-        return float("nan")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
-
-
 # ---- variants ------------------------------------------------------------------------------
 class _Variant:
     """One thing to time: calls per graph, load time, memory, size and quality."""
@@ -217,12 +140,6 @@ class _Variant:
         self.sizes, self.psnr, self.before = sizes, psnr, before
 
 
-def _loaded(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    rss, t0 = _rss_mb(), time.perf_counter_ns()
-    obj = fn()
-    return obj, (time.perf_counter_ns() - t0) / 1e6, _rss_mb() - rss
-
-
 def _psnr(x_model: np.ndarray, x_hat: np.ndarray, peak: float) -> float:
     return round(psnr(x_model, x_hat, peak), 3)
 
@@ -231,8 +148,8 @@ def _edge_variant(folder: Path, precision: str, provider: str, threads: int, fee
                   x_model: np.ndarray, peak: float | None) -> _Variant:
     from edgeae.runtime.model import load
 
-    m, ms, mb = _loaded(lambda: load(folder, precision=precision, providers=[provider], threads=threads))
-    enc, dec = (g.entry for g in (m._encoder, m._decoder))
+    m, ms, mb = timed_load(lambda: load(folder, precision=precision, providers=[provider], threads=threads))
+    enc, dec = m.graph("encoder"), m.graph("decoder")
     sizes = {"encoder": enc.size, "decoder": dec.size, "end-to-end": enc.size + dec.size}
     quality = None if peak is None else _psnr(x_model, m.reconstruct(feed), peak)
     calls = {"encoder": m.encode, "decoder": m.decode, "end-to-end": m.reconstruct}
@@ -241,14 +158,11 @@ def _edge_variant(folder: Path, precision: str, provider: str, threads: int, fee
 
 def _bare_variant(folder: Path, manifest: Manifest, provider: str, threads: int) -> _Variant:
     """The fp32 graphs under plain ``InferenceSession.run``, edgeae's session options."""
-    import onnxruntime as ort
-
     calls, sizes, ms_total, mb_total = {}, {}, 0.0, 0.0
     for role, out in (("encoder", "code"), ("decoder", "x_hat")):
         entry = manifest.find_graph(role, "fp32")
         opts = session_options(threads)
-        sess, ms, mb = _loaded(lambda e=entry, o=opts: ort.InferenceSession(
-            str(folder / e.file), sess_options=o, providers=[provider]))
+        sess, ms, mb = timed_load(lambda e=entry, o=opts: create_session(folder / e.file, [provider], o))
         name = sess.get_inputs()[0].name
         calls[role] = (lambda s, n, o: lambda x: s.run([o], {n: x})[0])(sess, name, out)
         sizes[role] = entry.size
@@ -259,12 +173,12 @@ def _bare_variant(folder: Path, manifest: Manifest, provider: str, threads: int)
 def _feeds(manifest: Manifest, samples: np.ndarray, fp32_model: Any) -> dict[str, Any]:
     """Inputs per graph: what EdgeModel takes, what the bare graph takes, and model units."""
     x_model = fp32_model.to_model_units(samples)
-    raw_in = fp32_model._encoder.raw_io or manifest.normalization["mode"] == "standardize" \
-        or samples.dtype != np.uint8
+    takes_raw = fp32_model.graph("encoder").raw_io
+    raw_in = takes_raw or manifest.normalization["mode"] == "standardize" or samples.dtype != np.uint8
     edge_in = samples if raw_in else x_model  # float model units skip normalization (same work as bare)
-    bare_in = samples if fp32_model._encoder.raw_io else x_model
+    bare_in = samples if takes_raw else x_model
     codes = fp32_model.encode(edge_in)
-    return {"edge": edge_in, "bare": bare_in.astype(fp32_model._encoder.input_dtype), "model": x_model,
+    return {"edge": edge_in, "bare": bare_in.astype(fp32_model.input_dtype), "model": x_model,
             "codes": codes}
 
 
@@ -311,7 +225,7 @@ def run_bench(
         threads: intra-op thread counts; None = ``(1, os.cpu_count())``.
         duration: wall seconds of timed calls per cell (shared by the interleaved variants).
         iterations: fixed timed calls per variant and cell (overrides ``duration``).
-        torch_model: the PyTorch eager baseline, from ``edgeae.bench_torch.load_torch(run_dir)``
+        torch_model: the PyTorch eager baseline, from ``edgeae.bench.torch_baseline.load_torch(run_dir)``
             (built by the caller, so this module never imports torch).
         data: raw held-out samples (N, *sample_shape) used instead of the bundle's samples.npy;
             ``data_label`` names them in the report.
@@ -320,47 +234,19 @@ def run_bench(
     folder = Path(bundle_dir)
     manifest = read_manifest(folder)
     threads = list(threads) if threads is not None else sorted({1, os.cpu_count() or 1})
-    if duration <= 0 or (iterations is not None and iterations <= 0):
-        raise ConfigError(f"--duration must be > 0 s and --iterations a positive integer, got {duration}, {iterations}")
-    if max_psnr_drop < 0:
-        raise ConfigError(f"--max-psnr-drop must be >= 0 dB, got {max_psnr_drop}")
-    precisions, names = check_options(manifest, folder, precisions, graphs, batches, threads, providers)
-    if torch_model is not None and tuple(torch_model.sample_shape) != manifest.sample_shape:
-        raise ConfigError(f"--torch run takes samples of shape {tuple(torch_model.sample_shape)}, bundle {folder} "
-                          f"takes {manifest.sample_shape}: pass the run folder this bundle was exported from")
+    precisions, names = _check_run(manifest, folder, precisions, graphs, batches, threads, providers, duration,
+                                   iterations, max_psnr_drop, torch_model)
     samples, source = _load_samples(manifest, folder, data, data_label)
-    import onnxruntime as ort
-
     from edgeae.runtime.model import load
 
     fp32 = load(folder, "fp32", providers=["CPUExecutionProvider"], threads=1)
     feeds = _feeds(manifest, samples, fp32)
     peak = psnr_peak(manifest.normalization["mode"], feeds["model"])
-    result = BenchResult(bundle=str(folder), kind=manifest.kind, max_psnr_drop=max_psnr_drop, settings={
-        "onnxruntime": ort.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(), "platform": sys.platform, "providers": names, "threads": threads,
-        "graph_optimization_level": "ORT_ENABLE_ALL", "allow_spinning": "0", "inter_op_threads": 1,
-        "execution_mode": "ORT_SEQUENTIAL", "inputs": source, "duration_s": duration, "iterations": iterations,
-        "warmup": warmup, "timing": "perf_counter_ns per call, variants interleaved A B A B",
-        "memory": "load_mb: current RSS (/proc/self/statm) growth across loading the variant; "
-                  "peak_rss_mb: process ru_maxrss after the cell",
-        "psnr": "held-out samples, reconstruct, model units" + ("" if peak == 1.0 else f", peak {peak:.3g}"),
-    })
+    settings = _settings(names, threads, source, duration, iterations, warmup, peak)
+    result = BenchResult(bundle=str(folder), kind=manifest.kind, max_psnr_drop=max_psnr_drop, settings=settings)
     for provider in names:
         for t in threads:
-            variants: list[_Variant] = []
-            for p in precisions:
-                try:
-                    variants.append(_edge_variant(folder, p, provider, t, feeds["edge"], feeds["model"], peak))
-                except Exception as exc:  # a variant this provider cannot run is a row, not a crash
-                    result.rows.append(Row(p, "all", provider, 0, t, status=f"load failed: {exc}"))
-            if bare:
-                variants.append(_bare_variant(folder, manifest, provider, t))
-            if torch_model is not None and provider == "CPUExecutionProvider":
-                variants.append(_Variant("torch-eager", torch_model.calls, torch_model.load_ms,
-                                         torch_model.load_mb, torch_model.sizes,
-                                         _psnr(feeds["model"], torch_model.calls["end-to-end"](feeds["model"]), peak),
-                                         before=lambda n=t: torch_model.set_threads(n)))
+            variants = _variants(result, folder, manifest, precisions, provider, t, feeds, peak, bare, torch_model)
             for g in graphs:
                 for b in batches:
                     _cell(result, variants, g, b, t, provider, feeds, duration, iterations, warmup)
@@ -373,6 +259,56 @@ def run_bench(
                                                         _tile(feeds["edge"], b))}
     result.finish()
     return result
+
+
+def _check_run(manifest: Manifest, folder: Path, precisions: Sequence[str] | None, graphs: Sequence[str],
+               batches: Sequence[int], threads: Sequence[int], providers: Sequence[str], duration: float,
+               iterations: int | None, max_psnr_drop: float, torch_model: Any) -> tuple[list[str], list[str]]:
+    """Every option of :func:`run_bench` checked before anything loads; (precisions, ORT providers)."""
+    if duration <= 0 or (iterations is not None and iterations <= 0):
+        raise ConfigError(f"--duration must be > 0 s and --iterations a positive integer, got {duration}, {iterations}")
+    if max_psnr_drop < 0:
+        raise ConfigError(f"--max-psnr-drop must be >= 0 dB, got {max_psnr_drop}")
+    checked = check_options(manifest, folder, precisions, graphs, batches, threads, providers)
+    if torch_model is not None and tuple(torch_model.sample_shape) != manifest.sample_shape:
+        raise ConfigError(f"--torch run takes samples of shape {tuple(torch_model.sample_shape)}, bundle {folder} "
+                          f"takes {manifest.sample_shape}: pass the run folder this bundle was exported from")
+    return checked
+
+
+def _settings(providers: list[str], threads: list[int], source: str, duration: float, iterations: int | None,
+              warmup: int, peak: float) -> dict[str, Any]:
+    """What was pinned and how it was measured, for the report (docs/performance.md)."""
+    import onnxruntime as ort
+
+    return {
+        "onnxruntime": ort.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(), "platform": sys.platform, "providers": providers, "threads": threads,
+        "graph_optimization_level": "ORT_ENABLE_ALL", "allow_spinning": "0", "inter_op_threads": 1,
+        "execution_mode": "ORT_SEQUENTIAL", "inputs": source, "duration_s": duration, "iterations": iterations,
+        "warmup": warmup, "timing": "perf_counter_ns per call, variants interleaved A B A B",
+        "memory": "load_mb: current RSS (/proc/self/statm) growth across loading the variant; "
+                  "peak_rss_mb: process ru_maxrss after the cell",
+        "psnr": "held-out samples, reconstruct, model units" + ("" if peak == 1.0 else f", peak {peak:.3g}"),
+    }
+
+
+def _variants(result: BenchResult, folder: Path, manifest: Manifest, precisions: list[str], provider: str,
+              threads: int, feeds: dict[str, Any], peak: float, bare: bool, torch_model: Any) -> list[_Variant]:
+    """Load what one (provider, threads) pair times: each precision, then the baselines."""
+    variants: list[_Variant] = []
+    for p in precisions:
+        try:
+            variants.append(_edge_variant(folder, p, provider, threads, feeds["edge"], feeds["model"], peak))
+        except Exception as exc:  # a variant this provider cannot run is a row, not a crash
+            result.rows.append(Row(p, "all", provider, 0, threads, status=f"load failed: {exc}"))
+    if bare:
+        variants.append(_bare_variant(folder, manifest, provider, threads))
+    if torch_model is not None and provider == "CPUExecutionProvider":
+        quality = _psnr(feeds["model"], torch_model.calls["end-to-end"](feeds["model"]), peak)
+        variants.append(_Variant("torch-eager", torch_model.calls, torch_model.load_ms, torch_model.load_mb,
+                                 torch_model.sizes, quality, before=lambda n=threads: torch_model.set_threads(n)))
+    return variants
 
 
 def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int, threads: int, provider: str,
@@ -391,7 +327,7 @@ def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int,
         if v.before:
             v.before()
     times = interleave(runners, iterations, duration, warmup)
-    peak = round(_peak_mb(), 1)
+    peak = round(peak_rss_mb(), 1)
     for v, ns in zip(active, times, strict=True):
         stats = percentiles(ns)
         result.rows.append(Row(
