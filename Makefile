@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env
+.PHONY: demo test test-fast lint bench clean install runtime-env system-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,17 @@ $(RT_STAMP): pyproject.toml
 
 runtime-env: $(RT_STAMP)
 
+# Debian tools some tests use (they skip with a stated reason where these are missing):
+# qemu-user-static emulates CPUs without VNNI for the int8 portability tests.
+system-tools:
+	@command -v qemu-x86_64-static >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { apt-get update -qq && apt-get install -y -qq qemu-user-static; } >/dev/null 2>&1; } || \
+	  echo "note: qemu-user-static not installed; the emulated-CPU tests will be skipped"
+
 demo: $(STAMP)
 	$(PY) -m edgeae.demo --out $(DEMO)
 
-test: $(STAMP) $(RT_STAMP)
+test: $(STAMP) $(RT_STAMP) system-tools
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 

@@ -20,7 +20,7 @@ from edgeae.config import Normalization
 from edgeae.errors import ExportError, ValidationError
 from edgeae.export import graphs as G
 from edgeae.export import package as P
-from edgeae.export.quantize import quantize_graph
+from edgeae.export.quantize import INT8_FORMATS, quantize_graph
 from edgeae.export.validate import (
     BATCHES,
     Checks,
@@ -131,10 +131,13 @@ class _Torch:
 
 def _compare(folder: Path, enc_file: str, dec_file: str, ref: _Torch, x: np.ndarray, checks: Checks,
              tol: float | None, dec_tol: float | None, reference: str | None, fp16: bool = False) -> None:
-    """encoder, decoder and decode(encode(x)) vs PyTorch at every batch size; ReferenceEvaluator at 7.
+    """encoder, decoder and decode(encode(x)) vs PyTorch at every batch size, plus onnx.reference.
 
-    ``reference``: "pytorch" compares ReferenceEvaluator with PyTorch, "onnxruntime" with ORT
-    running the same graph unoptimized (quantized graphs), None skips it.
+    ``reference``: "pytorch" compares ReferenceEvaluator with PyTorch (fp32 graphs, batch 7);
+    "onnxruntime" compares it with ONNX Runtime running the graph as the runtime does, at
+    every batch size (int8 graphs: the kernels ONNX Runtime picks for this CPU must compute
+    the graph's exact integer semantics); "onnxruntime-unoptimized" with the graph run as
+    written (fp16, batch 7); None skips it.
     """
     enc, dec = session(folder / enc_file), session(folder / dec_file)
     for b in BATCHES:
@@ -144,14 +147,18 @@ def _compare(folder: Path, enc_file: str, dec_file: str, ref: _Torch, x: np.ndar
         for name, value in want.items():
             checks.add(enc_file, name, b, got.get(name, np.empty(0)), value, tol)
         x_hat = ref.decode(want["code"])
-        checks.add(dec_file, "x_hat", b, run(dec, want["code"].astype(np.float32))["x_hat"], x_hat, dec_tol)
+        code = want["code"].astype(np.float32)
+        dec_got = run(dec, code)
+        checks.add(dec_file, "x_hat", b, dec_got["x_hat"], x_hat, dec_tol)
         e2e = run(dec, got["code"])["x_hat"]
         checks.add(f"{enc_file}+{dec_file}", "end_to_end", b, e2e, x_hat, dec_tol)
-        if b == 7 and reference:
+        if reference == "onnxruntime":
+            reference_check(folder / enc_file, xb, got, checks, b, against="onnxruntime")
+            reference_check(folder / dec_file, code, dec_got, checks, b, against="onnxruntime")
+        elif b == 7 and reference:
             as_torch = reference == "pytorch"
             reference_check(folder / enc_file, xb, want if as_torch else None, checks, b, fp16)
-            reference_check(folder / dec_file, want["code"].astype(np.float32),
-                            {"x_hat": x_hat} if as_torch else None, checks, b, fp16)
+            reference_check(folder / dec_file, code, {"x_hat": x_hat} if as_torch else None, checks, b, fp16)
 
 
 def _metadata(src: Source, role: str, precision: str, raw: bool) -> dict[str, Any]:
@@ -160,7 +167,8 @@ def _metadata(src: Source, role: str, precision: str, raw: bool) -> dict[str, An
     dtype = src.normalization.raw_dtype if raw else "float32"
     return {"role": role, "code_size": str(src.model["code_size"]), "input_shape": list(src.sample_shape),
             "input_dtype": dtype, "normalization": asdict(src.normalization), "raw_io": "true" if raw else "false",
-            "precision": precision, "version": __version__}
+            "precision": precision, "version": __version__,
+            **({"quantization": INT8_FORMATS[precision]} if precision in INT8_FORMATS else {})}
 
 
 def write_bundle(src: Source, out_dir: Path, opts: Options) -> tuple[Any, Checks]:
@@ -220,12 +228,12 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
             1.0, float(np.abs(src.normalization.scale).max()), float(np.abs(src.normalization.offset).max()))
     for p in ["fp32", *variants]:
         tol = opts.atol if p == "fp32" else None
-        ref_mode = "pytorch" if p == "fp32" else "onnxruntime"
+        ref_mode = {"fp32": "pytorch", "fp16": "onnxruntime-unoptimized"}.get(p, "onnxruntime")
         _compare(d, graph_file("encoder", p), graph_file("decoder", p), ref, src.val_x, checks, tol, tol, ref_mode,
                  p == "fp16")
         if opts.raw_io:
             _compare(d, graph_file("encoder", p, True), graph_file("decoder", p, True), ref_raw, src.val_raw,
-                     checks, tol, raw_tol if p == "fp32" else None, None)
+                     checks, tol, raw_tol if p == "fp32" else None, ref_mode if p in INT8_FORMATS else None)
     # 3. Held-out PSNR and interleaved latency per precision.
     x_eval = src.val_x  # held-out samples, capped at MAX_VALIDATION_SAMPLES by export and export_modules
     pairs = {p: (session(d / graph_file("encoder", p)), session(d / graph_file("decoder", p)))
@@ -236,13 +244,18 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
     validation: dict[str, Any] = {}
     for p in pairs:
         files = {graph_file("encoder", p), graph_file("decoder", p), f"{graph_file('encoder', p)}+{graph_file('decoder', p)}"}
-        refs = {c.output: c.max_abs_error for c in checks.items if c.graph in files and c.against.startswith("reference")}
+        refs: dict[str, float] = {}
+        for c in checks.items:
+            if c.graph in files and c.against.startswith("reference"):
+                refs[c.output] = max(refs.get(c.output, 0.0), c.max_abs_error)
         rec: dict[str, Any] = {
             "max_abs_error": checks.max_errors(files), "tolerance": opts.atol if p == "fp32" else None,
             "reference_evaluator_max_abs_error": refs or None, "psnr": round(quality[p], 4),
             "psnr_drop": round(quality["fp32"] - quality[p], 4), "latency_ms": latency[p], "threads": 1,
             "size": sizes[p], "size_ratio": round(sizes[p] / sizes["fp32"], 4), "notes": [],
         }
+        if p in INT8_FORMATS:
+            rec["quantization"] = dict(INT8_FORMATS[p])
         if p != "fp32":
             for b in ("batch1", "batch64"):
                 if latency[p][b] > latency["fp32"][b]:

@@ -1,10 +1,16 @@
 """Reduced-precision variants of an fp32 graph: int8 dynamic, int8 static (QDQ), fp16.
 
-- ``int8-dynamic``: weights stored as int8, activations quantized per batch at run time
+- ``int8-dynamic``: 8-bit weights, activations quantized per batch at run time
   (``onnxruntime.quantization.quantize_dynamic``). ORT's dynamic quantizer handles MatMul
   and Conv but not Gemm, so Gemm nodes are first rewritten as MatMul + Add.
 - ``int8-static``: QDQ graph with activation ranges calibrated on training samples
   (``quantize_static``, per-channel weights; minmax | entropy | percentile).
+
+Both int8 variants store weights as **uint8** (asymmetric, with zero points), activations
+as uint8: see :data:`INT8_FORMATS` for why. Without VNNI, ONNX Runtime's x86 kernels
+multiply-add u8 x s8 pairs into int16 with saturation (``vpmaddubsw``), so an int8-weight
+graph computes something else on an AVX2-only CPU than on a VNNI or ARM64 one; its u8 x u8
+kernels widen to 16 bits first and accumulate exactly in int32 on every CPU.
 - ``fp16``: float16 weights and compute, float32 inputs/outputs (``keep_io_types``) via
   ``onnxruntime.transformers.float16`` (onnxconverter-common is not needed).
 """
@@ -23,10 +29,24 @@ import onnx
 from edgeae.errors import ConfigError, ExportError
 from edgeae.export.graphs import gemm_to_matmul
 
-__all__ = ["PRECISIONS", "CALIBRATION_METHODS", "parse_precisions", "quantize_graph"]
+__all__ = ["PRECISIONS", "CALIBRATION_METHODS", "INT8_FORMATS", "parse_precisions", "quantize_graph"]
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+_WHY_UINT8 = (
+    "uint8 weights: ONNX Runtime's u8 x u8 kernels accumulate exactly in int32 on every CPU "
+    "(x86 with or without VNNI / AVX-512, ARM64); u8 x s8 (int8 weights) saturates in int16 "
+    "on x86 CPUs without VNNI, so the same graph would compute differently there"
+)
+# The quantization formats each int8 variant is written with; recorded in the manifest.
+INT8_FORMATS: dict[str, dict[str, object]] = {
+    "int8-dynamic": {"format": "operator (DynamicQuantizeLinear + MatMulInteger / ConvInteger)",
+                     "weights": "uint8", "activations": "uint8 (range per batch at run time)",
+                     "per_channel": False, "reduce_range": False, "why": _WHY_UINT8},
+    "int8-static": {"format": "QDQ", "weights": "uint8", "activations": "uint8 (calibrated ranges)",
+                    "per_channel": True, "reduce_range": False, "why": _WHY_UINT8},
+}
 
 
 def parse_precisions(value: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -110,7 +130,7 @@ def quantize_graph(
             if precision == "int8-dynamic":
                 prepared = Path(tmp) / "prepared.onnx"
                 onnx.save_model(gemm_to_matmul(onnx.load(str(src))), str(prepared))
-                q.quantize_dynamic(str(prepared), str(dst), weight_type=q.QuantType.QInt8, per_channel=False,
+                q.quantize_dynamic(str(prepared), str(dst), weight_type=q.QuantType.QUInt8, per_channel=False,
                                    extra_options={"MatMulConstBOnly": True})
             elif precision == "int8-static":
                 if calibration is None or len(calibration) == 0:
@@ -123,7 +143,7 @@ def quantize_graph(
                 q.quantize_static(
                     str(src), str(dst), _Reader(input_name, np.ascontiguousarray(calibration)),
                     quant_format=q.QuantFormat.QDQ, per_channel=True, activation_type=q.QuantType.QUInt8,
-                    weight_type=q.QuantType.QInt8, calibrate_method=calib_method,
+                    weight_type=q.QuantType.QUInt8, calibrate_method=calib_method,
                     extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False},
                 )
             elif precision == "fp16":

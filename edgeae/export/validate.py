@@ -117,9 +117,14 @@ def take_batch(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def reference_check(path: Path, x: np.ndarray, want: dict[str, np.ndarray] | None, checks: Checks,
-                    batch: int, fp16: bool = False) -> None:
-    """Run ``path`` in onnx.reference and compare with ``want`` (PyTorch) or, when None, with
-    ONNX Runtime running the same graph unoptimized. Unsupported ops are noted, not failed.
+                    batch: int, fp16: bool = False, against: str = "pytorch") -> None:
+    """Run ``path`` in onnx.reference and compare with ``want``, labelled ``against``.
+
+    ``want`` is PyTorch's output (fp32 graphs) or, for quantized graphs, what ONNX Runtime
+    computes for the same graph: int8 graphs are compared with the session the runtime uses
+    (default optimizations, so fused integer kernels chosen for *this* CPU), which must equal
+    the graph's exact integer semantics. When ``want`` is None, ONNX Runtime runs the graph
+    unoptimized. Unsupported ops are noted, not failed.
 
     fp16 graphs get a tolerance of a few float16 steps (2e-3 relative): onnx.reference
     accumulates in float16 where ONNX Runtime accumulates in float32."""
@@ -135,9 +140,8 @@ def reference_check(path: Path, x: np.ndarray, want: dict[str, np.ndarray] | Non
         checks.notes.append(f"{name}: ReferenceEvaluator cannot run it ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:120]}); checked with ONNX Runtime only")
         return
-    against = "pytorch"
     if want is None:
-        want, against = run(session(path, optimize=False), x), "onnxruntime"
+        want, against = run(session(path, optimize=False), x), "onnxruntime-unoptimized"
     for key, value in got.items():
         if key in want:
             tol = REFERENCE_ATOL
