@@ -23,7 +23,6 @@ ROOT = HERE.parent
 WORK = HERE / "work"
 RESULTS = HERE / "results"
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
-PRECISIONS = ("fp32", "int8-dynamic", "int8-static", "fp16")
 
 # name -> train() keyword arguments (data filled in at run time)
 MODELS = {
@@ -36,6 +35,7 @@ MODELS = {
 def _prepare(name: str, spec: dict, data: Path | None, retrain: bool, log) -> tuple[Path, Path]:
     """Train and export once; later runs reuse benchmarks/work/<name>/{run,bundle}."""
     from edgeae.export import export
+    from edgeae.runtime.bundle import PRECISIONS
     from edgeae.train import train
 
     run_dir, bundle = WORK / name / "run", WORK / name / "bundle"
