@@ -195,19 +195,12 @@ def _check_output(output: str, overwrite: bool, npy_only: bool = False) -> None:
 
 
 def _load_inputs(model, input_path: str, resize: str | None):
-    """Read samples for a bundle; float files for a bundle of 8-bit images must be in [0, 1]."""
-    import numpy as np
-
+    """Read samples for a loaded bundle through its input contract (docs/INPUT.md), checked whole."""
     from edgeae.data import load_array_input, parse_resize
-    from edgeae.errors import InputError
 
     x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
-    mode = model.manifest.normalization["mode"]
-    if mode == "scale255" and x.dtype != np.uint8 and x.size and float(np.nanmax(x)) > 1.0:
-        raise InputError(
-            f"{input_path} holds float values up to {float(np.nanmax(x)):g}, but this bundle takes uint8 pixels "
-            "or floats already scaled to [0, 1]: save the pixels as uint8, or divide by 255"
-        )
+    x, _ = model.contract.samples(x, input_path)
+    model.contract.check_values(x, input_path)
     return x
 
 
@@ -269,6 +262,25 @@ def encode_cmd(bundle, input_path, output, resize, precision, provider, threads,
                f"[{model.precision}, {model.providers[0]}]")
 
 
+def _read_codes(path: str, code_size: int):
+    """A .npy file of codes ``(N, code_size)`` (or one code) -> float32 ``(N, code_size)``, checked."""
+    from edgeae.errors import InputError
+    from edgeae.npyfile import read_npy
+    from edgeae.runtime.contract import as_codes, check_codes
+
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise InputError(f"cannot read codes file {path}: {exc.strerror}") from None
+    if is_zip:
+        raise InputError(f"{path} holds an .npz archive; expected a .npy array of codes, shape (N, {code_size}) "
+                         "as written by `edgeae encode`")
+    codes, _ = as_codes(read_npy(path), code_size, path)
+    check_codes(codes, path)
+    return codes
+
+
 @cli.command("decode")
 @click.argument("bundle", type=click.Path())
 @click.argument("codes_path", metavar="CODES", type=click.Path())
@@ -281,22 +293,9 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
     \b
     Example: edgeae decode bundles/mnist codes.npy -o recon/
     """
-    import numpy as np
-
-    from edgeae.errors import InputError
-
     _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    try:
-        codes = np.load(codes_path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{codes_path} could not be read as a .npy file of codes ({exc})") from None
-    if not isinstance(codes, np.ndarray) or codes.ndim not in (1, 2):
-        what = "an .npz archive" if not isinstance(codes, np.ndarray) else f"an array of shape {codes.shape}"
-        raise InputError(f"{codes_path} holds {what}; expected a .npy array of codes, shape (N, {model.code_size}) "
-                         "as written by `edgeae encode`")
-    if codes.ndim == 1:
-        codes = codes[None]  # one code -> a batch of one, so outputs are always (N, ...)
+    codes = _read_codes(codes_path, model.code_size)
     x = _run_with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p),
                            len(codes), batch_size, "decoding")
     click.echo(f"Decoded {len(codes)} codes -> {_write_samples(x, output, model.manifest.is_image)}")
