@@ -36,7 +36,7 @@ DEFAULT_BATCH_SIZE = 4096  # samples per session.run for large arrays
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
               "tensor(int8)": "int8", "tensor(double)": "float64"}
 _FLOAT32 = np.dtype(np.float32)
-_vdot = np.vdot
+_vdot = getattr(np.vdot, "_implementation", np.vdot)  # the C function, without the dispatch wrapper
 Progress = Callable[[int], None]  # called with the number of samples finished in each chunk
 
 
@@ -111,6 +111,8 @@ class EdgeModel:
         else:
             self._fast_dtype = None if self._floats_are_raw else _FLOAT32
         self._code_tail = (self.code_size,)
+        self._bounded = self.contract.bounded
+        self._enc_call, self._enc_outputs, self._enc_input = encoder.call, encoder.output_names, encoder.input_name
         graphs = [g.entry for g in (encoder, decoder)]
         self.info = {  # essentials for display; see edgeae.runtime.summary.describe_bundle
             "bundle": str(folder), "kind": manifest.kind, "variational": manifest.variational,
@@ -134,17 +136,17 @@ class EdgeModel:
         if type(x) is np.ndarray and x.dtype is self._fast_dtype and batch_size is None and progress is None:
             # The common call, in the bundle's own layout and dtype, one chunk: the same checks
             # as the general path below, inlined (they are most of a batch-1 call's overhead).
+            # (onnxruntime copies a non-contiguous array itself, so views need no check.)
             shape, sample = x.shape, self.sample_shape
             single = shape == sample
-            if (single or (shape[1:] == sample and 0 < shape[0] <= DEFAULT_BATCH_SIZE)) and x.flags.c_contiguous:
+            if single or (shape[1:] == sample and 0 < shape[0] <= DEFAULT_BATCH_SIZE):
                 if single:
                     x = x[None]
                 if x.dtype is _FLOAT32:
                     s = _vdot(x, x)
-                    if not ((s <= x.size) if self.contract.bounded else math.isfinite(s)):
+                    if not ((s <= x.size) if self._bounded else math.isfinite(s)):
                         self.contract.check_values(x, "x")
-                enc = self._encoder
-                y = enc.call(enc.output_names, {enc.input_name: x}, None)[0]
+                y = self._enc_call(self._enc_outputs, {self._enc_input: x}, None)[0]
                 if y.shape[1:] != self._code_tail:
                     _bad_output(y, self._code_tail)
                 return y[0] if single else y
