@@ -59,6 +59,10 @@ class _Graph:
             raise BundleError(
                 f"{entry.file}: graph input dtype is {got}, manifest says {entry.inputs[0].dtype}; re-export the bundle"
             )
+        batch_dim = inputs[0].shape[0] if inputs[0].shape else None
+        if entry.fixed_batch and batch_dim != entry.fixed_batch:
+            raise BundleError(f"{entry.file}: manifest says fixed batch {entry.fixed_batch}, the graph's batch axis "
+                              f"is {batch_dim!r}; re-export the bundle")
         self.input_name = inputs[0].name
         self.input_dtype = np.dtype(got)
         self.output_names = [output]
