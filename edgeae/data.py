@@ -132,8 +132,6 @@ def load_array_input(
             x = _resize_array(_as_samples(x, p), resize, x.ndim >= 3, str(path))
     else:
         x = load_dataset(path, resize).x
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{path} holds {x.dtype} values; give a numeric array (integers or floats)")
     try:
         x, _ = SampleContract(want, "standardize", "float32").arrange(x, str(path))
     except InputError:

@@ -106,7 +106,8 @@ class SampleContract:
             if not self.floats_ok:
                 raise InputError(f"{what} has dtype {dt}; expected uint8: pass raw uint8 samples "
                                  "(this bundle's encoder takes raw pixels)")
-            return np.ascontiguousarray(x, dtype=_F32)  # float16/float64 -> float32 (big values become inf)
+            with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused as such
+                return np.ascontiguousarray(x, dtype=_F32)
         if dt.kind in "iu":
             if not self.pixels:
                 return np.ascontiguousarray(x, dtype=_F32)
