@@ -260,7 +260,7 @@ def _read_idx(path: Path) -> np.ndarray:
                 have = path.stat().st_size - 4 - 4 * ndim  # known before reading: no allocation for a lie
                 body = f.read(need) if have == need else b""
             else:
-                body = f.read(need + 1) if len(dims) == ndim else b""  # gzip: at most what the header claims
+                body = _read_at_most(f, need + 1) if len(dims) == ndim else b""  # gzip: what is there, bounded
                 have = len(body)
     except DataError:
         raise
@@ -272,6 +272,18 @@ def _read_idx(path: Path) -> np.ndarray:
             f"({4 + 4 * ndim + need} bytes), file has {4 + len(head) + have} bytes; download it again"
         )
     return np.frombuffer(body, dtype=dtype).reshape(dims).copy()  # writable
+
+
+def _read_at_most(f, limit: int) -> bytes:
+    """Read up to ``limit`` bytes in 1 MiB blocks: memory follows the data, not a header's claim."""
+    blocks, got = [], 0
+    while got < limit:
+        block = f.read(min(1 << 20, limit - got))
+        if not block:
+            break
+        blocks.append(block)
+        got += len(block)
+    return b"".join(blocks)
 
 
 def _load_idx(path: Path) -> Dataset:
@@ -419,7 +431,7 @@ def _load_csv(path: Path) -> Dataset:
     Python to name the line and column at fault.
     """
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is not part of the first cell
         rows = [(i, r) for i, r in enumerate(csv.reader(lines), start=1) if any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path} could not be read as CSV text ({exc})") from None

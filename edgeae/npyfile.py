@@ -23,6 +23,11 @@ __all__ = ["npz_keys", "read_npy", "read_npz"]
 _DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032x: a larger declared size is a lie
 
 
+def _why(exc: BaseException) -> str:
+    """An exception as one line (numpy's messages span several)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 def _header(fp: IO[bytes], where: object, fmt: str = "npy") -> tuple[tuple[int, ...], np.dtype]:
     """Parse a .npy header at the current position -> (shape, dtype); refuses what numpy would."""
     from numpy.lib import format as npformat
@@ -36,7 +41,7 @@ def _header(fp: IO[bytes], where: object, fmt: str = "npy") -> tuple[tuple[int, 
         else:
             raise ValueError(f"format version {version} is not supported (1.0 and 2.0 are)")
     except Exception as exc:  # numpy raises ValueError, SyntaxError, EOFError, ... for bad headers
-        raise DataError(f"{where} could not be read as a numpy {fmt} file ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{where} could not be read as a numpy {fmt} file ({_why(exc)})") from None
     if dtype.hasobject:
         raise DataError(f"{where} holds Python objects (an object array); save a numeric array instead "
                         "(e.g. np.save(path, np.asarray(x, dtype=np.float32)))")
@@ -62,7 +67,7 @@ def read_npy(path: str | Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as exc:  # OSError, ValueError, EOFError, MemoryError: never a traceback
-        raise DataError(f"{path} could not be read as a numpy npy file ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path} could not be read as a numpy npy file ({_why(exc)})") from None
 
 
 def read_npz(path: str | Path, keys: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -88,7 +93,7 @@ def read_npz(path: str | Path, keys: list[str] | None = None) -> dict[str, np.nd
     except DataError:
         raise
     except Exception as exc:  # BadZipFile, zlib.error, NotImplementedError, OSError, ...
-        raise DataError(f"{path} could not be read as a numpy npz file ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path} could not be read as a numpy npz file ({_why(exc)})") from None
 
 
 def npz_keys(path: str | Path) -> list[str]:
@@ -97,4 +102,4 @@ def npz_keys(path: str | Path) -> list[str]:
         with zipfile.ZipFile(path) as z:
             return [i.filename[:-4] for i in z.infolist() if i.filename.endswith(".npy")]
     except Exception as exc:
-        raise DataError(f"{path} could not be read as a numpy npz file ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path} could not be read as a numpy npz file ({_why(exc)})") from None

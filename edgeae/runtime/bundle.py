@@ -169,6 +169,11 @@ class Manifest:
     def __post_init__(self) -> None:
         _check_format(self.format, self.format_version)
         _choice("kind", self.kind, _KINDS)
+        for name, value, types in (("model", self.model, dict), ("validation", self.validation, dict),
+                                   ("tools", self.tools, dict), ("created", self.created, str),
+                                   ("variational", self.variational, (bool, type(None))),
+                                   ("codec", self.codec, (dict, list, type(None)))):
+            _need(isinstance(value, types), f"{name} {value!r} has the wrong type ({type(value).__name__})")
         if self.variational is None:
             self.variational = self.kind in ("vae", "conv-vae")
         _need(_int(self.code_size) and self.code_size > 0, f"code_size {self.code_size!r} must be a positive int")
