@@ -204,20 +204,55 @@ def _load_inputs(model, input_path: str, resize: str | None):
     return x
 
 
+def _write_atomically(output, write) -> None:
+    """``write(tmp_path)`` then rename onto ``output``: never half a file, the earlier one kept on failure.
+
+    Any failure (full disk, read-only folder, Ctrl-C) removes the temporary file; a
+    write error becomes ``Error: cannot write OUTPUT: ...``.
+    """
+    import os
+    from pathlib import Path
+
+    from edgeae.errors import ConfigError
+
+    out = Path(output)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        kept = " (the earlier file is unchanged)" if out.exists() else ""
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}{kept}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _save_npy(output: str, array) -> None:
     """Write a .npy file atomically (temporary file + rename): never half a file."""
-    import os
-
     import numpy as np
 
-    tmp = output + ".tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, output)
+    class _Sink:  # not a "real" file to numpy: it writes blocks through f.write, whose errors keep errno
+        def __init__(self, f):
+            self.write = f.write
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(_Sink(f), array)
+            f.flush()
+
+    _write_atomically(output, write)
 
 
 def _write_samples(x_raw, output: str, is_image: bool) -> str:
-    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only)."""
+    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only).
+
+    PNGs are written into a temporary folder beside ``output`` and moved in only when all
+    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was.
+    """
+    import os
+    import shutil
     from pathlib import Path
 
     from edgeae.errors import ConfigError
@@ -231,11 +266,24 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     from edgeae.imageio import save_images, to_uint8
 
     folder = Path(output)
-    if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
-        for old in folder.glob("*.png"):
-            if old.stem.isdigit():
-                old.unlink()
-    paths = save_images(to_uint8(x_raw), output)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    try:
+        paths = save_images(to_uint8(x_raw), tmp)
+        if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
+            for old in folder.glob("*.png"):
+                if old.stem.isdigit():
+                    old.unlink()
+            for p in paths:
+                os.replace(p, folder / p.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return f"{output}/ ({len(paths)} PNG files)"
 
 
@@ -363,7 +411,6 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
     \b
     Example: edgeae compress bundles/mnist t10k-images-idx3-ubyte.gz -o digits.eae --bits 4
     """
-    import os
     import time
     from pathlib import Path
 
@@ -378,12 +425,13 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
     x = _load_inputs(model, input_path, resize)
     t0 = time.perf_counter()
     if append_:
-        info = append(model, out, x, bits=bits)
+        try:
+            info = append(model, out, x, bits=bits)
+        except OSError as exc:
+            raise ConfigError(f"cannot append to {output}: {exc.strerror or exc}; the stream is unchanged") from None
     else:
         data = compress(model, x, bits=bits)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        _write_atomically(out, lambda tmp: tmp.write_bytes(data))
     seconds = time.perf_counter() - t0
     if append_:
         click.echo(f"Appended {len(x)} samples to {output} ({info.samples} samples, {info.size} bytes in all)")
