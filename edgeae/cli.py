@@ -219,36 +219,64 @@ def _check_output(output: str, overwrite: bool, npy_only: bool = False) -> None:
 
 
 def _load_inputs(model, input_path: str, resize: str | None):
-    """Read samples for a bundle; float files for a bundle of 8-bit images must be in [0, 1]."""
-    import numpy as np
-
+    """Read samples for a loaded bundle through its input contract (docs/INPUT.md), checked whole."""
     from edgeae.data import load_array_input, parse_resize
-    from edgeae.errors import InputError
 
     x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
-    mode = model.manifest.normalization["mode"]
-    if mode == "scale255" and x.dtype != np.uint8 and x.size and float(np.nanmax(x)) > 1.0:
-        raise InputError(
-            f"{input_path} holds float values up to {float(np.nanmax(x)):g}, but this bundle takes uint8 pixels "
-            "or floats already scaled to [0, 1]: save the pixels as uint8, or divide by 255"
-        )
+    x, _ = model.contract.samples(x, input_path)
+    model.contract.check_values(x, input_path)
     return x
+
+
+def _write_atomically(output, write) -> None:
+    """``write(tmp_path)`` then rename onto ``output``: never half a file, the earlier one kept on failure.
+
+    Any failure (full disk, read-only folder, Ctrl-C) removes the temporary file; a
+    write error becomes ``Error: cannot write OUTPUT: ...``.
+    """
+    import os
+    from pathlib import Path
+
+    from edgeae.errors import ConfigError
+
+    out = Path(output)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        kept = " (the earlier file is unchanged)" if out.exists() else ""
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}{kept}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _save_npy(output: str, array) -> None:
     """Write a .npy file atomically (temporary file + rename): never half a file."""
-    import os
-
     import numpy as np
 
-    tmp = output + ".tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, output)
+    class _Sink:  # not a "real" file to numpy: it writes blocks through f.write, whose errors keep errno
+        def __init__(self, f):
+            self.write = f.write
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(_Sink(f), array)
+            f.flush()
+
+    _write_atomically(output, write)
 
 
 def _write_samples(x_raw, output: str, is_image: bool) -> str:
-    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only)."""
+    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only).
+
+    PNGs are written into a temporary folder beside ``output`` and moved in only when all
+    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was.
+    """
+    import os
+    import shutil
     from pathlib import Path
 
     from edgeae.errors import ConfigError
@@ -262,11 +290,24 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     from edgeae.imageio import save_images, to_uint8
 
     folder = Path(output)
-    if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
-        for old in folder.glob("*.png"):
-            if old.stem.isdigit():
-                old.unlink()
-    paths = save_images(to_uint8(x_raw), output)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    try:
+        paths = save_images(to_uint8(x_raw), tmp)
+        if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
+            for old in folder.glob("*.png"):
+                if old.stem.isdigit():
+                    old.unlink()
+            for p in paths:
+                os.replace(p, folder / p.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return f"{output}/ ({len(paths)} PNG files)"
 
 
@@ -293,6 +334,25 @@ def encode_cmd(bundle, input_path, output, resize, precision, provider, threads,
                f"[{model.precision}, {model.providers[0]}]")
 
 
+def _read_codes(path: str, code_size: int):
+    """A .npy file of codes ``(N, code_size)`` (or one code) -> float32 ``(N, code_size)``, checked."""
+    from edgeae.errors import InputError
+    from edgeae.npyfile import read_npy
+    from edgeae.runtime.contract import as_codes, check_codes
+
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise InputError(f"cannot read codes file {path}: {exc.strerror}") from None
+    if is_zip:
+        raise InputError(f"{path} holds an .npz archive; expected a .npy array of codes, shape (N, {code_size}) "
+                         "as written by `edgeae encode`")
+    codes, _ = as_codes(read_npy(path), code_size, path)
+    check_codes(codes, path)
+    return codes
+
+
 @cli.command("decode")
 @click.argument("bundle", type=click.Path())
 @click.argument("codes_path", metavar="CODES", type=click.Path())
@@ -305,22 +365,9 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
     \b
     Example: edgeae decode bundles/mnist codes.npy -o recon/
     """
-    import numpy as np
-
-    from edgeae.errors import InputError
-
     _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    try:
-        codes = np.load(codes_path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{codes_path} could not be read as a .npy file of codes ({exc})") from None
-    if not isinstance(codes, np.ndarray) or codes.ndim not in (1, 2):
-        what = "an .npz archive" if not isinstance(codes, np.ndarray) else f"an array of shape {codes.shape}"
-        raise InputError(f"{codes_path} holds {what}; expected a .npy array of codes, shape (N, {model.code_size}) "
-                         "as written by `edgeae encode`")
-    if codes.ndim == 1:
-        codes = codes[None]  # one code -> a batch of one, so outputs are always (N, ...)
+    codes = _read_codes(codes_path, model.code_size)
     x = _run_with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p),
                            len(codes), batch_size, "decoding")
     click.echo(f"Decoded {len(codes)} codes -> {_write_samples(x, output, model.manifest.is_image)}")
@@ -388,7 +435,6 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
     \b
     Example: edgeae compress bundles/mnist t10k-images-idx3-ubyte.gz -o digits.eae --bits 4
     """
-    import os
     import time
     from pathlib import Path
 
@@ -403,12 +449,13 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
     x = _load_inputs(model, input_path, resize)
     t0 = time.perf_counter()
     if append_:
-        info = append(model, out, x, bits=bits)
+        try:
+            info = append(model, out, x, bits=bits)
+        except OSError as exc:
+            raise ConfigError(f"cannot append to {output}: {exc.strerror or exc}; the stream is unchanged") from None
     else:
         data = compress(model, x, bits=bits)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        _write_atomically(out, lambda tmp: tmp.write_bytes(data))
     seconds = time.perf_counter() - t0
     if append_:
         click.echo(f"Appended {len(x)} samples to {output} ({info.samples} samples, {info.size} bytes in all)")

@@ -66,8 +66,8 @@ def test_standardize_bundle_normalizes_float_features(tmp_path):
     np.testing.assert_allclose(model.decode(model.encode(raw), raw=True),
                                ref.decode(ref.encode(x)) * np.array(norm["scale"]) + np.array(norm["offset"]),
                                rtol=1e-4, atol=1e-3)
-    with pytest.raises(InputError, match=r"^x has dtype uint8; expected float32: use x.astype\(np.float32\)$"):
-        model.encode(raw.astype(np.uint8))
+    counts = np.rint(raw).astype(np.int64)  # integers are cast to float32 (docs/INPUT.md)
+    np.testing.assert_array_equal(model.encode(counts), model.encode(counts.astype(np.float32)))
 
 
 def test_raw_io_bundle_takes_uint8_and_matches_normal_bundle(tmp_path, image_model):
@@ -124,10 +124,12 @@ def test_threads_share_one_model(image_model):
 @pytest.mark.parametrize(
     "x, message",
     [
-        (np.zeros((2, 8, 8), np.uint8), "x has shape (2, 8, 8); expected (1, 8, 8) (one sample) or (N, 1, 8, 8) (a batch)"),
-        (np.zeros((2, 1, 8, 8)), "x has dtype float64; expected uint8 or float32: use x.astype(np.float32) "
-                                 "for normalized input, or raw uint8 samples"),
-        (np.zeros((1, 64), np.float32), "x has shape (1, 64); expected (1, 8, 8) (one sample) or (N, 1, 8, 8) (a batch)"),
+        (np.zeros((2, 8, 9), np.uint8), "x has shape (2, 8, 9); expected one sample or a batch: (1, 8, 8) or "
+                                        "(N, 1, 8, 8) (the bundle's own layout); (8, 8) or (N, 8, 8) (grayscale "
+                                        "without a channel axis); (8, 8, 1) or (N, 8, 8, 1) (channel-last); (64,) or "
+                                        "(N, 64) (flat vectors); see docs/INPUT.md"),
+        (np.zeros((2, 1, 8, 8), bool), "x has dtype bool; expected uint8 pixels, floats or integers: convert it, "
+                                       "e.g. x.astype(np.float32)"),
         (np.full((3, 1, 8, 8), np.nan, np.float32), "x contains NaN or inf (first in sample 0 of this chunk); "
                                                     "expected finite values"),
     ],
@@ -140,8 +142,9 @@ def test_bad_inputs_are_refused(image_model, x, message):
 def test_bad_codes_are_refused(image_model):
     with pytest.raises(InputError, match=re.escape("code has shape (4, 15); expected (16,) (one sample) or (N, 16) (a batch)")):
         image_model.decode(np.zeros((4, 15), np.float32))
-    with pytest.raises(InputError, match=re.escape("code has dtype float64; expected float32: use code.astype(np.float32)")):
-        image_model.decode(np.zeros((4, 16)))
+    with pytest.raises(InputError, match=re.escape("code has dtype complex128; expected floats (or integers): "
+                                                   "use code.astype(np.float32)")):
+        image_model.decode(np.zeros((4, 16), complex))
     codes = np.zeros((4, 16), np.float32)
     codes[2, 5] = np.inf
     with pytest.raises(InputError, match="sample 2"):
