@@ -37,6 +37,14 @@ _FLOAT32 = (np.dtype(np.float32),)
 Progress = Callable[[int], None]  # called with the number of samples finished in each chunk
 
 
+class _NonFinite(InputError):
+    """NaN or inf in an input; ``index`` is the first bad sample of the array checked."""
+
+    def __init__(self, what: str, index: int):
+        super().__init__(f"{what} contains NaN or inf (first in sample {index}); expected finite values")
+        self.what, self.index = what, index
+
+
 class _Graph:
     """One open session and what is needed to feed it (fixed at load time)."""
 
@@ -190,8 +198,7 @@ class EdgeModel:
         # costs half of np.isfinite(x).all() on the batch-1 path; only a non-finite result
         # (NaN/inf, or an overflow of huge values) needs the element-wise check.
         if x.dtype.kind == "f" and not np.isfinite(np.vdot(x, x)) and not np.isfinite(x).all():
-            bad = int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1)))
-            raise InputError(f"{what} contains NaN or inf (first in sample {bad} of this chunk); expected finite values")
+            raise _NonFinite(what, int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1))))
 
     def _encode_chunk(self, x: np.ndarray) -> np.ndarray:
         self._check_finite(x, "x")
@@ -225,7 +232,10 @@ class EdgeModel:
             return y
         out = np.empty((n, *shape), dtype=dtype)
         for start in range(0, n, batch_size):
-            y = fn(x[start:start + batch_size])
+            try:
+                y = fn(x[start:start + batch_size])
+            except _NonFinite as exc:  # name the sample in the caller's array, not in the chunk
+                raise _NonFinite(exc.what, start + exc.index) from None
             if y.shape[1:] != shape:
                 raise BundleError(f"graph returned shape {y.shape[1:]} per sample, manifest says {shape}; re-export the bundle")
             out[start:start + len(y)] = y
