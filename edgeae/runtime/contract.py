@@ -22,7 +22,15 @@ import numpy as np
 
 from edgeae.errors import InputError
 
-__all__ = ["SampleContract", "as_codes", "check_codes", "layouts"]
+__all__ = ["NonFiniteInput", "SampleContract", "as_codes", "check_codes", "layouts"]
+
+
+class NonFiniteInput(InputError):
+    """NaN or inf in an input; ``index`` is the first bad sample of the array checked."""
+
+    def __init__(self, what: str, index: int):
+        super().__init__(f"{what} contains NaN or inf (first in sample {index}); expected finite values")
+        self.what, self.index = what, index
 
 _F32 = np.dtype(np.float32)
 _U8 = np.dtype(np.uint8)
@@ -147,7 +155,7 @@ class SampleContract:
         finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
         if not finite.all():
             bad = int(np.argmin(finite))
-            raise InputError(f"{what} contains NaN or inf (first in sample {bad} of this chunk); expected finite values")
+            raise NonFiniteInput(what, bad)
         if self.bounded:
             ms = float(np.mean(np.square(x, dtype=np.float64)))
             if ms > 1.0 + _RMS_SLACK:
@@ -183,5 +191,4 @@ def check_codes(code: np.ndarray, what: str = "code") -> None:
         return
     finite = np.isfinite(code).all(axis=1)
     if not finite.all():
-        raise InputError(f"{what} contains NaN or inf (first in sample {int(np.argmin(finite))} of this chunk); "
-                         "expected finite values")
+        raise NonFiniteInput(what, int(np.argmin(finite)))

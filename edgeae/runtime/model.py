@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeae.errors import BundleError, InputError
 from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, file_problem, read_manifest
-from edgeae.runtime.contract import SampleContract, as_codes, check_codes
+from edgeae.runtime.contract import NonFiniteInput, SampleContract, as_codes, check_codes
 from edgeae.runtime.preprocess import Normalizer
 from edgeae.runtime.session import (
     create_session,
@@ -239,7 +239,10 @@ class EdgeModel:
             return y
         out = np.empty((n, *shape), dtype=dtype)
         for start in range(0, n, batch_size):
-            y = fn(x[start:start + batch_size])
+            try:
+                y = fn(x[start:start + batch_size])
+            except NonFiniteInput as exc:  # name the sample in the caller's array, not in the chunk
+                raise NonFiniteInput(exc.what, start + exc.index) from None
             if y.shape[1:] != shape:
                 _bad_output(y, shape)
             out[start:start + len(y)] = y
