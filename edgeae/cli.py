@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from edgeae.config import MAX_LATENT_BITS, MIN_LATENT_BITS, MODEL_KINDS
 from edgeae.errors import EdgeAEError
 
 __all__ = ["cli", "main"]
@@ -68,7 +69,7 @@ def main() -> None:
 @cli.command("train")
 @click.option("--data", default="digits", show_default=True,
               help="digits (built in), an IDX file/folder, .npy/.npz, an image folder, or a CSV file.")
-@click.option("--model", "model_kind", type=click.Choice(["mlp", "conv", "vae", "conv-vae"]), default="mlp", show_default=True)
+@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default="mlp", show_default=True)
 @click.option("--hidden", default=None, help="MLP hidden sizes, e.g. 512,128 [default: one layer, ~16% of the input].")
 @click.option("--code-size", type=int, default=None, help="Bottleneck width [default: 32, or input/4 for small inputs].")
 @click.option("--channels", default="16,32", show_default=True, help="Conv channels, one stride-2 layer each.")
@@ -79,7 +80,7 @@ def main() -> None:
               help="Reconstruction loss [default: bce for VAEs on [0, 1] data, else mse].")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="KL weight (VAE).")
 @click.option("--noise", default=None, help="Train as a denoiser: gaussian:0.3 | saltpepper:0.1 | mask:0.25.")
-@click.option("--latent-bits", type=click.IntRange(2, 8), default=None, help="Train with codes quantized to B bits.")
+@click.option("--latent-bits", type=click.IntRange(MIN_LATENT_BITS, MAX_LATENT_BITS), default=None, help="Train with codes quantized to B bits.")
 @click.option("--augment-shift", type=int, default=0, show_default=True,
               help="Images: random translations of up to N pixels while training (regularizes small data sets).")
 @click.option("--epochs", type=int, default=50, show_default=True)
@@ -234,23 +235,17 @@ def _write_atomically(output, write) -> None:
     Any failure (full disk, read-only folder, Ctrl-C) removes the temporary file; a
     write error becomes ``Error: cannot write OUTPUT: ...``.
     """
-    import os
     from pathlib import Path
 
+    from edgeae.atomic import atomic_path
     from edgeae.errors import ConfigError
 
-    out = Path(output)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        write(tmp)
-        os.replace(tmp, out)
+        with atomic_path(output) as tmp:
+            write(tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        kept = " (the earlier file is unchanged)" if out.exists() else ""
+        kept = " (the earlier file is unchanged)" if Path(output).exists() else ""
         raise ConfigError(f"cannot write {output}: {exc.strerror or exc}{kept}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _save_npy(output: str, array) -> None:
@@ -423,7 +418,7 @@ def info_cmd(bundle):
 @click.argument("bundle", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, help="Stream file to write (.eae).")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
+@click.option("--bits", type=click.IntRange(MIN_LATENT_BITS, MAX_LATENT_BITS), default=None,
               help="Code bit depth; the bundle must hold tables for it [default: the bundle's first].")
 @click.option("--append", "append_", is_flag=True, help="Append to an existing stream instead of refusing.")
 @click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
@@ -450,17 +445,17 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, p
     t0 = time.perf_counter()
     if append_:
         try:
-            info = append(model, out, x, bits=bits)
+            info = append(model, out, x, bits=bits, batch_size=batch_size)
         except OSError as exc:
             raise ConfigError(f"cannot append to {output}: {exc.strerror or exc}; the stream is unchanged") from None
     else:
-        data = compress(model, x, bits=bits)
+        data = compress(model, x, bits=bits, batch_size=batch_size)
         _write_atomically(out, lambda tmp: tmp.write_bytes(data))
     seconds = time.perf_counter() - t0
     if append_:
         click.echo(f"Appended {len(x)} samples to {output} ({info.samples} samples, {info.size} bytes in all)")
         return
-    r = compression_report(model, x, data, seconds)
+    r = compression_report(model, x, data, seconds, batch_size)
     quality = f"PSNR {r['psnr']:.2f} dB" if "psnr" in r else f"MSE {r['mse']:.5f}"
     click.echo(f"Compressed {r['samples']} samples -> {output}: {r['bytes']} bytes, "
                f"{r['bytes_per_sample']:.2f} bytes/sample, {r['ratio']:.1f}x smaller than raw, {quality}, "
@@ -490,7 +485,7 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
         data = Path(stream_path).read_bytes()
     except OSError as exc:
         raise StreamError(f"cannot read stream {stream_path}: {exc.strerror}") from None
-    x = decompress(model, data)
+    x = decompress(model, data, batch_size)
     click.echo(f"Decompressed {len(x)} samples -> {_write_samples(x, output, model.manifest.is_image)}")
 
 
@@ -537,7 +532,7 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
 
     Variants run interleaved on real held-out samples, next to a bare onnxruntime
     session and (with --torch) PyTorch eager; ends with the fastest precision within
-    the quality budget per batch size. See docs/PERFORMANCE.md.
+    the quality budget per batch size. See docs/performance.md.
 
     \b
     Examples:

@@ -13,12 +13,12 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeae.config import Normalization
+from edgeae.atomic import atomic_write_text
+from edgeae.config import MODEL_KINDS, NORMALIZATION_MODES, VARIATIONAL_KINDS, Normalization
 from edgeae.errors import BundleError, ConfigError
 
 __all__ = [
@@ -47,7 +47,6 @@ PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 ROLES = ("encoder", "decoder")
 GRAPH_FORMATS = ("onnx", "ort")
 MANIFEST_NAME = "manifest.json"
-_KINDS = ("mlp", "conv", "vae", "conv-vae")
 _MAX_MANIFEST_BYTES = 64 << 20  # per-feature normalization of a 3x512x512 input stays far below
 
 
@@ -168,14 +167,14 @@ class Manifest:
 
     def __post_init__(self) -> None:
         _check_format(self.format, self.format_version)
-        _choice("kind", self.kind, _KINDS)
+        _choice("kind", self.kind, MODEL_KINDS)
         for name, value, types in (("model", self.model, dict), ("validation", self.validation, dict),
                                    ("tools", self.tools, dict), ("created", self.created, str),
                                    ("variational", self.variational, (bool, type(None))),
                                    ("codec", self.codec, (dict, list, type(None)))):
             _need(isinstance(value, types), f"{name} {value!r} has the wrong type ({type(value).__name__})")
         if self.variational is None:
-            self.variational = self.kind in ("vae", "conv-vae")
+            self.variational = self.kind in VARIATIONAL_KINDS
         _need(_int(self.code_size) and self.code_size > 0, f"code_size {self.code_size!r} must be a positive int")
         _need(isinstance(self.input, dict) and "shape" in self.input, "input needs a shape")
         shape = self.input["shape"]
@@ -186,7 +185,7 @@ class Manifest:
         norm = self.normalization
         _need(isinstance(norm, dict) and {"mode", "raw_dtype", "offset", "scale"} <= set(norm),
               "normalization needs mode, raw_dtype, offset, scale")
-        _choice("normalization mode", norm["mode"], ("scale255", "identity", "standardize"))
+        _choice("normalization mode", norm["mode"], NORMALIZATION_MODES)
         _choice("raw dtype", norm["raw_dtype"], ("uint8", "float32"))
         try:  # lists of finite numbers, scales non-zero (the one definition, in edgeae.config)
             Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
@@ -303,9 +302,7 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
 def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
     """Write ``manifest.json`` atomically (temp file + rename) and return its path."""
     path = Path(bundle_dir) / MANIFEST_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2) + "\n")
     return path
 
 

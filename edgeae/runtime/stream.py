@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeae.atomic import atomic_write_bytes
 from edgeae.errors import InputError, StreamError
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.varint import get_varint, put_varint
@@ -234,13 +235,7 @@ def append_file(
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         data = compress_codes(codec, model_id, q_or_codes)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # a new file appears whole or not at all
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, data)  # a new file appears whole or not at all
         return read_header(data)
     old = path.read_bytes()
     info = read_header(old)  # the one full check of the existing stream
