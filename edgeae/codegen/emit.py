@@ -192,6 +192,7 @@ def emit(p: Program, name: str, meta: dict) -> Unit:
     libm = fp and any(("expf" in x or "tanhf" in x or "rintf" in x) for s in p.steps
                       for x in s.params.get("exprs", []))
     sizes = []
+    names = {_param(t) for t, _, _ in ins + outs}
     for t, ct, n in ins + outs:
         shape = "x".join(str(d) for d in p.buffers[t].shape)
         sizes.append(f"#define {up}_{_param(t).upper()}_SIZE {n} /* {ct} elements, shape {shape} */")
@@ -210,7 +211,7 @@ def emit(p: Program, name: str, meta: dict) -> Unit:
  *
  * Arguments:
 {io_doc}
- *   arena: {up}_ARENA_BYTES bytes, aligned to {'4' if fp else '1'} bytes or more (e.g. a static
+ *   arena: {up}_ARENA_BYTES bytes, {'aligned to 4 bytes' if fp else 'any alignment'} (e.g. a static
  *          array, or a stack array in the calling thread); it holds the intermediate tensors.
  *
  * Build: add {name}.c to the project (cc -std=c99 -O2 -c {name}.c{' ; link with -lm' if libm else ''}).
@@ -227,7 +228,7 @@ def emit(p: Program, name: str, meta: dict) -> Unit:
 {chr(10).join(sizes)}
 #define {up}_INPUT_SIZE {ins[0][2]} /* elements of the first input */
 #define {up}_OUTPUT_SIZE {outs[0][2]} /* elements of the first output */
-#define {up}_CODE_SIZE {meta['code_size']} /* width of the latent code */
+{'' if 'code' in names else f"#define {up}_CODE_SIZE {meta['code_size']} /* width of the latent code */"}
 #define {up}_ARENA_BYTES {arena} /* scratch RAM per call */
 #define {up}_WEIGHT_BYTES {p.weight_bytes} /* const weights and tables */
 
@@ -249,7 +250,7 @@ int {name}_arena({sig_args}, void *arena);
 #endif /* {up}_H */
 """
     consts = "".join(_array(n, v) for n, v in p.consts.items())
-    align_check = "(((uintptr_t)arena) & 3u) != 0u" if fp else "0"
+    align_check = " || (((uintptr_t)arena) & 3u) != 0u" if fp else ""
     storage = f"static float PFX_arena_storage[{(arena_c + 3) // 4}];" if fp else \
         f"static uint8_t PFX_arena_storage[{arena_c}];"
     call_args = ", ".join(_param(t) for t, _, _ in ins + outs)
@@ -276,7 +277,7 @@ int {name}_arena({sig_args}, void *arena);
 int {name}_arena({sig_args}, void *arena)
 {{
     unsigned char *a = (unsigned char *)arena;
-    if (arena == NULL || {align_check}) return -1;
+    if (arena == NULL{align_check}) return -1;
     (void)a;
 {chr(10).join(body)}
     return 0;
