@@ -28,7 +28,7 @@ import numpy as np
 from edgeae.codegen.build import _NP
 from edgeae.errors import ExportError
 
-__all__ = ["TARGETS", "CortexResult", "toolchain_problem", "run_unit"]
+__all__ = ["TARGETS", "CortexResult", "toolchain_problem", "run_unit", "run_generated"]
 
 # target -> (compiler flags, QEMU machine)
 TARGETS = {
@@ -260,3 +260,42 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
     stack = _stack(work / f"{unit.name}.su", unit.name)
     return CortexResult(unit.name, target, n, round(ticks * per_tick / REPEATS), text + data, data + bss + stack, stack,
                         bss, arena, weights, worst, round(per_tick, 3))
+
+
+def run_generated(bundle_dir: str | Path, c_dir: str | Path, targets: list[str] | None = None, samples: int = 8,
+                  work: str | Path | None = None, units: list[str] | None = None) -> list[CortexResult]:
+    """Run every unit of a folder written by :func:`edgeae.codegen.generate_c` on Cortex-M targets.
+
+    Default targets: Cortex-M4F for fp32 units; Cortex-M4F, M3 and M0 for int8 units. Outputs
+    are compared with the same unit built for the host (bit patterns; 0.0 = identical).
+    """
+    import json
+    import tempfile
+    from types import SimpleNamespace
+
+    from edgeae.codegen.build import build_harness, run_harness
+    from edgeae.codegen.verify import unit_inputs
+    from edgeae.runtime.bundle import read_manifest
+
+    bundle_dir, c_dir = Path(bundle_dir), Path(c_dir)
+    report = json.loads((c_dir / "codegen.json").read_text())
+    manifest = read_manifest(bundle_dir)
+    x_raw = np.load(bundle_dir / manifest.samples["file"])[:samples]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(work) if work else Path(tmp)
+        for g in report["graphs"]:
+            if units and g["name"] not in units:
+                continue
+            unit = SimpleNamespace(name=g["name"], inputs=[tuple(t) for t in g["inputs"]],
+                                   outputs=[tuple(t) for t in g["outputs"]])
+            x = unit_inputs(bundle_dir, manifest, g["role"], report["io"] == "raw", x_raw)
+            host_dir = base / f"{unit.name}-host"
+            host_dir.mkdir(parents=True, exist_ok=True)
+            for ext in (".c", ".h"):
+                shutil.copyfile(c_dir / f"{unit.name}{ext}", host_dir / f"{unit.name}{ext}")
+            host = run_harness(build_harness(unit, host_dir, cxx=None), unit, [x])
+            chosen = targets or (["cortex-m4f"] if g["precision"] == "fp32" else ["cortex-m4f", "cortex-m3", "cortex-m0"])
+            for t in chosen:
+                results.append(run_unit(unit, c_dir, [x], host, t, base))
+    return results

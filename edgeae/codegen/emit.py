@@ -156,6 +156,13 @@ class _Emitter:
         return (f"{{ size_t i; const {st} *s = {self.cptr(src)}; {dt} *d = {self.ptr(dst)};\n"
                 f"      for (i = 0; i < {s.params['n']}u; ++i) d[i] = PFX_{s.params['table']}[{idx}]; }}")
 
+    def s_dequantize(self, s: Step) -> str:
+        src, dst = s.reads[0], s.writes[0]
+        q = s.params
+        return (f"{{ size_t i; const {self.p.buffers[src].ctype} *s = {self.cptr(src)}; float *d = {self.ptr(dst)};\n"
+                f"      for (i = 0; i < {q['n']}u; ++i) d[i] = (float)((int32_t)s[i] - {q['zp']}) * "
+                f"{_lit(q['scale'], np.dtype(np.float32))}; /* DequantizeLinear */ }}")
+
     def s_quantize(self, s: Step) -> str:
         src, dst = s.reads[0], s.writes[0]
         dt = self.p.buffers[dst].ctype

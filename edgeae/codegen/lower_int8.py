@@ -17,7 +17,8 @@ output) that is elementwise on that one tensor - DequantizeLinear, Sigmoid, Tanh
 constant, Round, Clip, Cast, ... - is a function of one 8-bit value, so it is tabulated at
 generation into a 256-entry table by running that very subgraph in ONNX Runtime: the C
 code does a table lookup. A float graph input is quantized once at entry (one division
-per element, ties to even, saturating); float outputs are table lookups too.
+per element, ties to even, saturating); a float output is ``(q - zp) * scale``, one float
+multiply per element, as DequantizeLinear defines it.
 """
 
 from __future__ import annotations
@@ -304,6 +305,15 @@ class _Int8:
         src_dtype = self.p.buffers[src_buf].dtype
         if src_dtype not in _Q:
             raise UnsupportedOpError(f"{g.name}: tensor {src!r} feeding {[n.op for n in nodes]} is not 8-bit")
+        dq = [n for n in nodes if n.op not in ALIAS_OPS]
+        if (dst_dtype == "float32" and len(dq) == 1 and dq[0].op == "DequantizeLinear"
+                and g.consts[dq[0].inputs[1]].size == 1):
+            scale = np.float32(g.consts[dq[0].inputs[1]].reshape(-1)[0])
+            zp = int(g.consts[dq[0].inputs[2]].reshape(-1)[0]) if len(dq[0].inputs) > 2 and dq[0].inputs[2] else 0
+            self.p.add_buffer(t, dst_dtype, shape, "output" if t in g.outputs else "arena")
+            self.p.steps.append(Step("dequantize", dq[0].name, [src_buf], [t],
+                                     {"n": g.numel(t), "scale": scale, "zp": zp}))
+            return
         table = self._table(nodes, src, src_dtype, t)
         codes = np.arange(256) if src_dtype == "uint8" else np.arange(-128, 128)
         if (dst_dtype == src_dtype and np.array_equal(table.astype(np.int64), codes) and t not in g.outputs):

@@ -100,6 +100,8 @@ def run_reference(p: Program, inputs: list[np.ndarray]) -> list[np.ndarray]:
             t = np.clip(t, -32768, 32768)
             v = np.rint(t).astype(np.int64) + q["zp"]
             y = np.clip(v, q["lo"], q["hi"]).astype(out_dtype)
+        elif s.kind == "dequantize":
+            y = (src.astype(np.int32) - q["zp"]).astype(np.float32) * np.float32(q["scale"])
         elif s.kind == "lut":
             idx = src.astype(np.int64) + (128 if src.dtype == np.int8 else 0)
             y = q["table_v"].reshape(-1)[idx].astype(out_dtype)
