@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env system-tools
+.PHONY: demo test test-fast lint bench clean install runtime-env system-tools c-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,20 @@ system-tools:
 demo: $(STAMP)
 	$(PY) -m edgeae.demo --out $(DEMO)
 
-test: $(STAMP) $(RT_STAMP) system-tools
+# Compilers for the generated C (host gcc/g++) and the Cortex-M checks (cross gcc, newlib,
+# QEMU). Installed with apt-get where it works (root on Debian/Ubuntu); elsewhere the tests
+# that need them skip and say why.
+C_TOOLS := gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi qemu-system-arm
+c-tools:
+	@if command -v gcc >/dev/null && command -v g++ >/dev/null && command -v arm-none-eabi-gcc >/dev/null \
+	    && command -v qemu-system-arm >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -q $(C_TOOLS) >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 \
+	    && apt-get install -y -q $(C_TOOLS) >/dev/null 2>&1)) \
+	  || echo "note: could not install $(C_TOOLS); the C tests that need them will skip"; \
+	else echo "note: no apt-get as root here; install $(C_TOOLS) for the C and Cortex-M tests"; fi
+
+test: $(STAMP) $(RT_STAMP) system-tools c-tools
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 
@@ -55,6 +68,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+bench-c: $(STAMP) c-tools
+	$(PY) -m benchmarks.c
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache

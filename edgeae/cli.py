@@ -605,7 +605,9 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
               help="Latent bit depths to build compression tables for, e.g. 4,6,8 (first = default of "
                    "`edgeae compress`); auto = 6,4,8 (or the run's --latent-bits first); none to skip.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty bundle folder.")
-def export_cmd(run_dir: str, out_dir: str, **options) -> None:
+@click.option("--target", "targets", type=click.Choice(["onnx", "c"]), multiple=True, default=("onnx",),
+              show_default=True, help="c: also write dependency-free C99 into BUNDLE/c (see `edgeae codegen`).")
+def export_cmd(run_dir: str, out_dir: str, targets: tuple[str, ...], **options) -> None:
     """Export a run folder to an ONNX bundle, checked against PyTorch on held-out samples.
 
     \b
@@ -622,3 +624,42 @@ def export_cmd(run_dir: str, out_dir: str, **options) -> None:
         click.echo(f"compression {bits}-bit: {r['bytes_per_sample']:.1f} bytes/sample, PSNR {r['psnr']:.2f} dB "
                    f"({r['samples']} held-out samples, all framing included)")
     click.echo(f"Bundle: {result.bundle_dir}  (next: edgeae info {result.bundle_dir}; edgeae bench {result.bundle_dir})")
+    if "c" in targets:
+        from pathlib import Path
+
+        from edgeae.codegen import generate_c
+
+        code = generate_c(result.bundle_dir, Path(result.bundle_dir) / "c", overwrite=True)
+        click.echo(code.table())
+        click.echo(f"C sources: {code.out_dir}")
+
+
+@cli.command("codegen")
+@click.argument("bundle", type=click.Path())
+@click.option("-o", "--out", "out_dir", required=True, help="Folder for the .h/.c files (must be empty or new).")
+@click.option("--precision", "precisions", default=None,
+              help="Comma-separated: fp32, int8-static (int8) [default: those the bundle has].")
+@click.option("--prefix", default="eae", show_default=True, help="Prefix of every C symbol and file name.")
+@click.option("--io", type=click.Choice(["auto", "raw", "model"]), default="auto", show_default=True,
+              help="raw: uint8 pixels in/out (bundles exported with --raw-io); model: float model units.")
+@click.option("--no-verify", is_flag=True, help="Skip compiling and checking on the held-out samples.")
+@click.option("--overwrite", is_flag=True, help="Replace a folder written earlier by edgeae codegen.")
+def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, io: str, no_verify: bool,
+                overwrite: bool) -> None:
+    """Generate dependency-free C99 (one .h/.c per graph and precision) from a bundle.
+
+    Every file is compiled with -Werror as C99 and C++17 and run on the bundle's held-out
+    samples: fp32 against ONNX Runtime, int8 bit-exact against the integer reference.
+    A failed check writes nothing. Needs gcc/g++ and the onnx package, never torch.
+
+    \b
+    Examples:
+      edgeae codegen bundles/digits -o c/digits
+      edgeae codegen bundles/mnist -o c/mnist --precision int8 --prefix mnist_ae
+    """
+    from edgeae.codegen import generate_c
+
+    result = generate_c(bundle, out_dir, precisions=precisions, prefix=prefix, io=io, verify=not no_verify,
+                        overwrite=overwrite)
+    click.echo(result.table())
+    click.echo(f"C sources: {result.out_dir} (see the top comment of each .h; docs/embedded.md)")
