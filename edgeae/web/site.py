@@ -41,8 +41,8 @@ ORT_WEB_VERSION = "1.30.0"  # the onnxruntime-web release the page is written an
 ORT_WEB_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
 # The WASM-only build: the ES module API, its loader and the SIMD WebAssembly binary (~14 MB).
 ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-MAX_IR_VERSION = 11  # newest ONNX IR version onnxruntime-web 1.30 loads (found by loading graphs in Chromium)
-MAX_OPSET = 23  # newest ai.onnx opset onnxruntime-web 1.30 implements (ditto)
+MAX_IR_VERSION = 13  # newest ONNX IR version onnxruntime-web 1.30 loads (IR 14 is refused; checked in Chromium)
+MAX_OPSET = 26  # newest ai.onnx opset onnxruntime-web 1.30 accepts (27 is refused; checked in Chromium)
 ASSETS = ("index.html", "edgeae.js", "style.css")  # the page, in edgeae/web/static/
 DEFAULT_SAMPLES = 24  # held-out samples the page offers (and the self-check covers)
 _PAGE_DTYPES = ("float32", "uint8")  # tensor dtypes the page can feed and read
