@@ -26,7 +26,7 @@ from edgeae.web import (
     build_site,
     onnx_header,
 )
-from tests._bundles import digits_uint8, make_bundle
+from tests._bundles import digits_features, digits_uint8, make_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 JS = ROOT / "edgeae" / "web" / "static" / "edgeae.js"
@@ -38,8 +38,9 @@ def add_codecs(folder: Path, bits=(6, 4, 8)) -> None:
     """Fit codec tables on the bundle's own codes of the digits (as export does)."""
     import edgeae.runtime as rt
 
-    codes = rt.load(folder).encode(digits_uint8()[:1200])
     manifest = read_manifest(folder)
+    data = digits_uint8() if manifest.normalization["raw_dtype"] == "uint8" else digits_features()
+    codes = rt.load(folder).encode(data[:1200])
     manifest.codec = [LatentCodec.fit(codes, b).to_dict() for b in bits]
     write_manifest(folder, manifest)
 
