@@ -45,6 +45,13 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test and benchmark output clean
         pass
 
+    def end_headers(self) -> None:
+        # Cross-origin isolation: browsers then give performance.now() microsecond resolution
+        # (100 us without it), which per-call timings of a sub-millisecond encoder need.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
 
 @contextmanager
 def serve(folder: str | Path) -> Iterator[str]:

@@ -614,9 +614,12 @@ function api(site, runner, page) {
     async bench(n = 100, k = 0, precision = page.precision) {
       const x = sample(k), times = [];
       await runner.encode(x, precision); // warm-up
+      const t0 = now();
       for (let i = 0; i < n; i++) times.push((await runner.encode(x, precision)).ms);
+      const block = (now() - t0) / n; // whole calls, JS side included
       const s = [...times].sort((a, b) => a - b), q = (p) => s[Math.min(n - 1, Math.floor(p * n))];
-      return { calls: n, mean_ms: times.reduce((a, b) => a + b, 0) / n, p50_ms: q(0.5), p90_ms: q(0.9), p99_ms: q(0.99) };
+      return { calls: n, mean_ms: times.reduce((a, b) => a + b, 0) / n, p50_ms: q(0.5), p90_ms: q(0.9), p99_ms: q(0.99),
+        block_mean_ms: block, timer_resolution_ms: crossOriginIsolated ? 0.005 : 0.1, times_ms: times };
     },
     /** The page against the Python runtime's results stored by `edgeae web`. */
     async selfCheck(precision = page.precision) {
