@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env
+.PHONY: demo test test-fast lint bench clean install runtime-env web-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,27 @@ $(RT_STAMP): pyproject.toml
 
 runtime-env: $(RT_STAMP)
 
+# The browser tests' tools, where apt/npm are available (the tests skip with the reason
+# elsewhere): Debian's chromium (Playwright drives it by path; it never downloads a browser)
+# and onnxruntime-web from package-lock.json into ./node_modules. Failures do not stop `make test`.
+WEB_STAMP := node_modules/.installed
+$(WEB_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent && touch $(WEB_STAMP)
+
+web-tools: $(STAMP)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+				|| echo "web-tools: apt-get install chromium failed (browser tests will skip)"; \
+		else echo "web-tools: no chromium, and no apt-get as root to install it (browser tests will skip)"; fi; fi
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(WEB_STAMP) \
+		|| echo "web-tools: npm ci failed (browser tests will skip)"; \
+	else echo "web-tools: npm not found (browser tests will skip)"; fi
+
 demo: $(STAMP)
 	$(PY) -m edgeae.demo --out $(DEMO)
 
-test: $(STAMP) $(RT_STAMP)
+test: $(STAMP) $(RT_STAMP) web-tools
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 
