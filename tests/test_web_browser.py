@@ -28,11 +28,13 @@ _why = missing() or (None if (ORT_WEB / "ort.wasm.min.mjs").is_file() else
                      f"onnxruntime-web not found at {ORT_WEB} (npm ci at the repo root, or set EDGEAE_ORT_WEB)")
 pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
 
-FP32_TOL = 1e-4  # WASM vs native kernels: float32 sums in another order
-# int8-dynamic: both runtimes quantize each activation to uint8 at run time, but a value that
-# lands on a rounding boundary may go to different neighbours (x.5 rounding, fused vs split
-# scale), moving the code by a few quantization steps of one activation; see docs/web.md.
-INT8_TOL = 0.05  # max |code difference|, relative to the code's range over the samples
+FP32_TOL = 1e-4  # WASM vs native kernels: float32 sums in another order (measured: ~1e-6)
+# int8-dynamic: both runtimes quantize activations to uint8 at run time, but with different
+# kernels (ORT's native fused DynamicQuantizeMatMul vs the WASM build's separate steps), so
+# codes differ by a few quantization steps of the activations (measured: <= 0.2% of the code
+# range on the digits MLP; reconstructions <= 0.03 on the [0, 1] scale). See docs/web.md.
+INT8_CODE_TOL = 0.01  # max |code difference| / code range over the samples
+INT8_XHAT_TOL = 0.05  # max |reconstruction difference|, model units (images: [0, 1])
 SAMPLES = 12
 
 
@@ -97,13 +99,13 @@ def test_codes_and_reconstructions_match_python(mlp_page, sites, precision):
     if precision == "fp32":
         assert err <= FP32_TOL, err
     else:
-        assert err <= INT8_TOL * (py.max() - py.min()), (err, py.max() - py.min())
+        assert err <= INT8_CODE_TOL * (py.max() - py.min()), (err, py.max() - py.min())
     # the decoder, fed the same codes on both sides
     js_hat = np.array(mlp_page.evaluate(
         "async ([codes, p]) => { const out = []; for (const c of codes) out.push((await edgeae.decode(c, p)).model); return out; }",
         [js.astype(float).tolist(), precision]), np.float32)
     py_hat = model.decode(js).reshape(len(js), -1)
-    tol = FP32_TOL if precision == "fp32" else INT8_TOL
+    tol = FP32_TOL if precision == "fp32" else INT8_XHAT_TOL
     assert np.abs(js_hat - py_hat).max() <= tol
 
 
@@ -163,6 +165,24 @@ def test_draw_a_stroke_then_download(mlp_page, sites, tmp_path):
     x_hat = decompress(model, path.read_bytes())
     assert x_hat.shape == (1, 1, 8, 8) and path.stat().st_size == sizes[6]
     assert "PSNR" in mlp_page.inner_text("#quality") and "ms" in mlp_page.inner_text("#latency")
+
+
+def test_draw_with_a_finger(mlp_page):
+    """Touch events (as a phone sends them) draw too: the pad uses pointer events."""
+    mlp_page.click("#clear")
+    before = mlp_page.evaluate("edgeae.last().code")
+    box = mlp_page.locator("#pad").bounding_box()
+    cdp = mlp_page.context.new_cdp_session(mlp_page)
+    pts = [(box["x"] + box["width"] * (0.2 + 0.6 * t / 10), box["y"] + box["height"] * 0.5) for t in range(11)]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": pts[0][0], "y": pts[0][1]}]})
+    for x, y in pts[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+    mlp_page.wait_for_function("(prev) => edgeae.last().code.join() !== prev.join()", arg=before, timeout=20_000)
+    mlp_page.evaluate("edgeae.page.busy")
+    drawn = np.array(mlp_page.evaluate("edgeae.last().raw")).reshape(8, 8)
+    assert drawn[3:5].sum() > 0.8 * drawn.sum()  # a horizontal bar across the middle rows
 
 
 def test_phone_width_screenshot(mlp_page, tmp_path):
