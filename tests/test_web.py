@@ -156,6 +156,27 @@ def test_cli(bundle, tmp_path, fake_dist):
     assert "Traceback" not in r.output
 
 
+@pytest.mark.parametrize("python", ["blocked", "runtime-venv"])
+def test_runs_without_torch_or_onnx(bundle, tmp_path, python):
+    """The generator is device-side: torch and onnx blocked, or a base-install interpreter."""
+    import os
+    import sys
+
+    exe = sys.executable
+    block = "import sys; [sys.modules.__setitem__(m, None) for m in ('torch', 'onnx', 'onnxscript')]; "
+    if python == "runtime-venv":
+        exe = os.environ.get("EDGEAE_RUNTIME_PYTHON")
+        if not exe:
+            pytest.skip("EDGEAE_RUNTIME_PYTHON not set (make test sets it to a base-install venv)")
+        block = "import sys; "
+    code = block + f"from edgeae.cli import main; sys.argv = ['edgeae', 'web', {str(bundle)!r}, '-o', 'site']; main()"
+    r = subprocess.run([exe, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "site" / "edgeae.js").read_bytes() == JS.read_bytes()
+    assert json.loads((tmp_path / "site" / "site.json").read_text())["reference"]["fp32"]["codes"]
+
+
 # ---------------------------------------------------------------- the JS coder under Node
 def _node(tmp_path: Path, cases: list[dict]) -> list[str]:
     """Run edgeae.js's compressCodes on each case in Node; returns base64 streams."""
