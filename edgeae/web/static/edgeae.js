@@ -481,8 +481,10 @@ class Page {
   // ---- image input: a drawing pad and held-out samples
   initImage() {
     $("image-ui").hidden = false;
+    $("samples-ui").hidden = false;
     const pad = $("pad"), ctx = pad.getContext("2d");
-    const clear = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, pad.width, pad.height); };
+    const hint = $("pad-hint");
+    const clear = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, pad.width, pad.height); hint.hidden = false; };
     clear();
     const [, H] = this.site.sample_shape;
     ctx.strokeStyle = "#fff";
@@ -500,6 +502,7 @@ class Page {
     };
     pad.addEventListener("pointerdown", (ev) => {
       drawing = true;
+      hint.hidden = true;
       pad.setPointerCapture(ev.pointerId);
       ctx.beginPath();
       ctx.moveTo(...at(ev));
