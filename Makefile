@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env system-tools c-tools
+.PHONY: demo test test-fast lint bench clean install runtime-env system-tools c-tools web-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,30 +33,40 @@ $(RT_STAMP): pyproject.toml
 
 runtime-env: $(RT_STAMP)
 
-# Debian tools some tests use (they skip with a stated reason where these are missing):
-# qemu-user-static emulates CPUs without VNNI for the int8 portability tests.
+# Debian tools some tests use, installed with apt-get where it works (root on Debian/Ubuntu);
+# elsewhere those tests skip and say why. Failures do not stop `make test`.
+#   qemu-user-static: emulated CPUs without VNNI (int8 portability tests)
+#   gcc, g++, arm-none-eabi gcc + newlib, qemu-system-arm: generated C, C codec, Cortex-M runs
+#   chromium: browser tests (Playwright drives it by path; it never downloads a browser)
+APT_TOOLS := qemu-user-static gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
+	qemu-system-arm chromium
+APT_PROBES := qemu-x86_64-static gcc g++ arm-none-eabi-gcc qemu-system-arm chromium
 system-tools:
-	@command -v qemu-x86_64-static >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  { apt-get update -qq && apt-get install -y -qq qemu-user-static; } >/dev/null 2>&1; } || \
-	  echo "note: qemu-user-static not installed; the emulated-CPU tests will be skipped"
+	@missing=; for t in $(APT_PROBES); do command -v $$t >/dev/null || missing=1; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  { apt-get update -qq && apt-get install -y -qq $(APT_TOOLS); } >/dev/null 2>&1 || \
+	  for p in $(APT_TOOLS); do apt-get install -y -qq $$p >/dev/null 2>&1 || echo "note: could not install $$p; tests that need it will skip"; done; \
+	else echo "note: no apt-get as root here; install $(APT_TOOLS) for the emulated-CPU, C and browser tests"; fi
+
+c-tools: system-tools
+
+# The browser tests' tools, where apt/npm are available (the tests skip with the reason
+# elsewhere): Debian's chromium (Playwright drives it by path; it never downloads a browser)
+# and onnxruntime-web from package-lock.json into ./node_modules. Failures do not stop `make test`.
+WEB_STAMP := node_modules/.installed
+$(WEB_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent && touch $(WEB_STAMP)
+
+web-tools: $(STAMP) system-tools
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(WEB_STAMP) \
+		|| echo "web-tools: npm ci failed (browser tests will skip)"; \
+	else echo "web-tools: npm not found (browser tests will skip)"; fi
 
 demo: $(STAMP)
 	$(PY) -m edgeae.demo --out $(DEMO)
 
-# Compilers for the generated C (host gcc/g++) and the Cortex-M checks (cross gcc, newlib,
-# QEMU). Installed with apt-get where it works (root on Debian/Ubuntu); elsewhere the tests
-# that need them skip and say why.
-C_TOOLS := gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi qemu-system-arm
-c-tools:
-	@if command -v gcc >/dev/null && command -v g++ >/dev/null && command -v arm-none-eabi-gcc >/dev/null \
-	    && command -v qemu-system-arm >/dev/null; then :; \
-	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  (apt-get install -y -q $(C_TOOLS) >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 \
-	    && apt-get install -y -q $(C_TOOLS) >/dev/null 2>&1)) \
-	  || echo "note: could not install $(C_TOOLS); the C tests that need them will skip"; \
-	else echo "note: no apt-get as root here; install $(C_TOOLS) for the C and Cortex-M tests"; fi
-
-test: $(STAMP) $(RT_STAMP) system-tools c-tools
+test: $(STAMP) $(RT_STAMP) system-tools web-tools
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 

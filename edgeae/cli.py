@@ -663,3 +663,38 @@ def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, 
                         overwrite=overwrite)
     click.echo(result.table())
     click.echo(f"C sources: {result.out_dir} (see the top comment of each .h; docs/embedded.md)")
+
+
+# ---- the browser page (base install) ------------------------------------------------------
+
+
+@cli.command("web")
+@click.argument("bundle", type=click.Path())
+@click.option("-o", "--output", required=True, help="Site folder to write (index.html, edgeae.js, graphs, site.json).")
+@click.option("--precision", default="fp32", show_default=True,
+              help="Graph precisions the page offers, e.g. fp32,int8-dynamic (first = default).")
+@click.option("--ort-web", type=click.Path(), default=None,
+              help="dist/ folder of an npm onnxruntime-web: copy its WASM build so the page works offline "
+                   "[default: load it from a public CDN].")
+@click.option("--samples", type=click.IntRange(0, 1024), default=24, show_default=True,
+              help="Held-out samples of the bundle to put on the page.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty site folder.")
+def web_cmd(bundle, output, precision, ort_web, samples, overwrite):
+    """Write a static page that encodes on the device (phone or desktop) with onnxruntime-web.
+
+    \b
+    Example:
+      edgeae web bundles/digits -o site --ort-web node_modules/onnxruntime-web/dist
+      python -m http.server -d site 8000     # then open http://localhost:8000
+    """
+    from edgeae.web import build_site
+
+    r = build_site(bundle, output, precisions=precision, ort_web=ort_web, samples=samples, overwrite=overwrite)
+    ort = "copied into the site" if r.ort_source == "local" else f"loaded from {r.ort_url}"
+    click.echo(f"Site: {r.out}  ({len(r.files)} files; page {r.page_bytes / 1024:.0f} KiB without "
+               f"onnxruntime-web, {r.total_bytes / 1e6:.1f} MB in all)")
+    click.echo(f"precisions {', '.join(r.precisions)}; codec bits {', '.join(map(str, r.bits)) or 'none'}; "
+               f"{r.samples} held-out samples; onnxruntime-web {r.ort_version} {ort}")
+    for note in r.notes:
+        click.echo(f"Note: {note}")
+    click.echo(f"Serve it: python -m http.server -d {r.out} 8000   (then open http://localhost:8000)")
