@@ -498,20 +498,20 @@ static int parse_header(const uint8_t *data, size_t len, eae_info *info, size_t 
     *pos = 3 + EAE_MODEL_ID_SIZE;
     rc = get_varint(data, len, pos, &code_size);
     if (rc) return rc;
-    if (code_size == 0 || code_size > 0xFFFFFFFFu) return EAE_ERR_CODE_SIZE;
+    if (code_size == 0) return EAE_ERR_CODE_SIZE;
     memset(info, 0, sizeof *info);
     info->version = data[2];
     memcpy(info->model_id, data + 3, EAE_MODEL_ID_SIZE);
-    info->code_size = (uint32_t)code_size;
+    info->code_size = code_size;
     info->header_size = *pos;
     return EAE_OK;
 }
 
 /* One chunk's framing, bounds and CRC (stream.py _chunks): payload at *payload. */
 static int next_chunk(const uint8_t *data, size_t len, size_t *pos, uint32_t seed,
-                      uint32_t code_size, uint64_t *n, const uint8_t **payload, size_t *plen) {
+                      uint64_t code_size, uint64_t *n, const uint8_t **payload, size_t *plen) {
     size_t start = *pos, end;
-    uint64_t length, limit = EAE_MAX_CHUNK_SYMBOLS / code_size;
+    uint64_t length, limit = (uint64_t)EAE_MAX_CHUNK_SYMBOLS / code_size;
     uint32_t crc, want;
     int rc = get_varint(data, len, pos, n);
     if (rc) return rc;

@@ -72,7 +72,7 @@ typedef struct eae_codec {
 typedef struct eae_info {
     uint8_t version;
     uint8_t model_id[EAE_MODEL_ID_SIZE];
-    uint32_t code_size;
+    uint64_t code_size;        /* as the header says (a reader compares it with the codec's) */
     uint64_t samples;          /* sum of the chunk counts */
     uint64_t chunks;
     size_t header_size;        /* bytes before the first chunk */

@@ -9,6 +9,7 @@
  *   eae_codec_tool decompress IN.eae OUT.f32 [OUT.u8]
  *   eae_codec_tool verdicts CORPUS OUT.u8    records: u32 LE length + bytes; one line each
  *   eae_codec_tool bench IDX CODES.f32 N SECONDS   one stream per sample (batch 1)
+ *   eae_codec_tool caps IDX CODES.f32 N    every output capacity up to eae_bound (checks)
  * Files are raw little-endian arrays (N, D). Exit status 0 on success, 1 on an error.
  */
 #define _POSIX_C_SOURCE 199309L
@@ -135,22 +136,23 @@ static int cmd_verdicts(char **argv) {
         size_t rlen = (size_t)corpus[pos] | (size_t)corpus[pos + 1] << 8 |
                       (size_t)corpus[pos + 2] << 16 | (size_t)corpus[pos + 3] << 24;
         unsigned char *rec, *q;
-        eae_info info;
-        size_t n = 0, max;
+        const eae_codec *used = NULL;
+        size_t n = 0, max = 0;
         int rc;
         pos += 4;
         if (rlen > len - pos) return fail("corpus record", EAE_ERR_TRUNCATED);
         rec = malloc(rlen ? rlen : 1);
         memcpy(rec, corpus + pos, rlen);
         pos += rlen;
-        rc = eae_read_header(rec, rlen, &info);
-        max = rc ? 0 : (size_t)info.samples;
-        q = malloc(max * (rc ? 1 : info.code_size) + 1);
-        rc = eae_decompress(CODECS, N_CODECS, rec, rlen, q, NULL, max, &n, NULL);
+        /* first the verdict and the count with no output, then the symbols into a buffer
+         * of exactly that many samples */
+        rc = eae_decompress(CODECS, N_CODECS, rec, rlen, NULL, NULL, (size_t)-1, &max, &used);
+        q = malloc(rc ? 1 : max * used->code_size + 1);
+        if (!rc) rc = eae_decompress(CODECS, N_CODECS, rec, rlen, q, NULL, max, &n, &used);
         if (rc) printf("err %d\n", rc);
         else {
             printf("ok %zu\n", n);
-            fwrite(q, 1, n * info.code_size, sym);
+            fwrite(q, 1, n * used->code_size, sym);
         }
         free(rec);
         free(q);
@@ -208,6 +210,41 @@ static int cmd_bench(char **argv) {
     return 0;
 }
 
+/* Every capacity 0..bound with an exactly sized heap buffer (so a sanitizer sees any write
+ * past it): too small -> EAE_ERR_BUFFER, enough -> the same bytes. Prints the least size. */
+static int cmd_caps(char **argv) {
+    const eae_codec *c = codec_arg(argv[2]);
+    size_t len, n = (size_t)strtoul(argv[4], NULL, 10), bound, cap, w, least = 0, ref_len = 0;
+    float *codes = (float *)read_file(argv[3], &len);
+    unsigned char *ref;
+    if (!c || !codes || n * c->code_size * sizeof(float) > len) return fail("caps args", EAE_ERR_ARG);
+    bound = eae_bound(c, n);
+    ref = malloc(bound);
+    if (eae_compress(c, codes, n, ref, bound, &ref_len)) return fail("bound too small", EAE_ERR_BUFFER);
+    for (cap = 0; cap <= bound; cap++) {
+        unsigned char *out = malloc(cap ? cap : 1);
+        int rc = eae_compress(c, codes, n, out, cap, &w);
+        if (rc == EAE_OK) {
+            if (w != ref_len || memcmp(out, ref, w)) return fail("bytes differ at a larger buffer", EAE_ERR_ARG);
+            if (!least) least = cap;
+        } else if (rc != EAE_ERR_BUFFER || least) {
+            return fail("capacity", rc);
+        }
+        free(out);
+    }
+    {   /* a decode buffer one sample short is refused */
+        size_t got;
+        unsigned char *q = malloc(n * c->code_size);
+        int rc = eae_decompress(&c, 1, ref, ref_len, q, NULL, n - 1, &got, NULL);
+        if (rc != EAE_ERR_BUFFER) return fail("decode capacity", rc);
+        free(q);
+    }
+    printf("%zu %zu %zu\n", least, ref_len, bound);
+    free(ref);
+    free(codes);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *cmd = argc > 1 ? argv[1] : "";
     if (!strcmp(cmd, "info")) {
@@ -225,6 +262,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "decompress") && argc >= 4) return cmd_decompress(argc, argv);
     if (!strcmp(cmd, "verdicts") && argc == 4) return cmd_verdicts(argv);
     if (!strcmp(cmd, "bench") && argc == 6) return cmd_bench(argv);
+    if (!strcmp(cmd, "caps") && argc == 5) return cmd_caps(argv);
     fprintf(stderr, "usage: see the top of eae_codec_tool.c\n");
     return 2;
 }
