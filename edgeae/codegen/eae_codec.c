@@ -280,21 +280,59 @@ static int32_t decode_symbol(decoder *dc, const eae_codec *c, uint32_t d) {
 }
 
 /* ------------------------------------------------------------------- payloads */
-/* Decoder state at the start of symbol (d, i): where trim candidates resume. */
+/* Trimming. A range decoder gives back every symbol exactly when the number P that the
+ * payload spells (words most significant first, zeros past the end) lies in the message's
+ * final interval [L, L + R): the intervals are nested, and each symbol's test
+ * cdf[s] <= floor((P - lower) / scale) < cdf[s+1] is that inclusion at one step (reading
+ * the truncated window of P changes no comparison with these word-aligned bounds).
+ * So instead of decoding every trim candidate as stream.py does, compare P with L and U.
+ * All three share the `nb` words emitted before the seal; from there, L is the held-back
+ * words (first, 0xFFFFFFFF...) and `lower`; U = L + range carries into the held words
+ * exactly when the encoder is in the inverted situation. */
 typedef struct {
-    decoder dc;
-    uint32_t d;
-    size_t i;
-} snapshot;
+    size_t nb;             /* words emitted before sealing */
+    uint64_t lower, range; /* coder state at the seal */
+    size_t inv_num;
+    uint32_t inv_first;
+} interval;
 
-/* Decode symbols from (d0, i0) onward and compare them with src; 1 if all equal. */
-static int decodes_to(decoder *dc, const source *src, size_t n, uint32_t d0, size_t i0) {
-    uint32_t d;
-    size_t i = i0;
-    for (d = d0; d < src->codec->code_size; d++, i = 0)
-        for (; i < n; i++)
-            if (decode_symbol(dc, src->codec, d) != (int32_t)sym_at(src, i, d)) return 0;
-    return 1;
+static uint32_t tail_word(const interval *iv, size_t j, int upper) {
+    uint64_t low = upper ? iv->lower + iv->range : iv->lower;
+    if (j < iv->inv_num) {
+        if (!upper) return j ? 0xFFFFFFFFu : iv->inv_first;
+        return j ? 0u : iv->inv_first + 1u;
+    }
+    return j == iv->inv_num ? (uint32_t)(low >> 32) : (uint32_t)low;
+}
+
+static uint32_t word_le(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* 1 if the candidate (decoder view dc over the full payload's bytes) spells a number in
+ * [L, U). Words before `from` are the same in the candidate, L and U; from `from` to nb they
+ * are bulk words, the same in L and U (no carry reaches them). */
+static int in_interval(const interval *iv, decoder *dc, size_t from) {
+    size_t w, end = iv->nb + iv->inv_num + 2;
+    int lo_ok = 0, hi_ok = iv->inv_num && iv->inv_first == 0xFFFFFFFFu; /* U past 1.0 */
+    dc->pos = from;
+    for (w = from; w < end; w++) {
+        uint32_t p = read_word(dc), l, u;
+        if (w < iv->nb) l = u = word_le(dc->buf + 4 * w);
+        else {
+            l = tail_word(iv, w - iv->nb, 0);
+            u = tail_word(iv, w - iv->nb, 1);
+        }
+        if (!lo_ok) {
+            if (p < l) return 0;
+            if (p > l) lo_ok = 1;
+        }
+        if (!hi_ok) {
+            if (p > u) return 0;
+            if (p < u) hi_ok = 1;
+        }
+    }
+    return hi_ok; /* P == L is inside, P == U is not */
 }
 
 /* Range-code n samples dim-major into out and trim the tail as stream.py _encode does:
@@ -304,10 +342,9 @@ static int encode_payload(const source *src, size_t n, uint8_t *out, size_t cap,
     const eae_codec *c = src->codec;
     encoder e;
     decoder dc;
-    snapshot snap;
-    size_t full, wmin, i, k;
+    interval iv;
+    size_t full, from, i, k;
     uint32_t d;
-    int have_snap = 0;
 
     memset(&e, 0, sizeof e);
     e.range = UINT64_MAX;
@@ -315,45 +352,29 @@ static int encode_payload(const source *src, size_t n, uint8_t *out, size_t cap,
     e.cap = cap;
     for (d = 0; d < c->code_size && !e.overflow; d++)
         for (i = 0; i < n; i++) {
-            uint32_t s = sym_at(src, i, d);
-            encode_symbol(&e, cdf_at(c, d, s), cdf_at(c, d, s + 1) - cdf_at(c, d, s));
+            uint32_t s = sym_at(src, i, d), left = cdf_at(c, d, s);
+            encode_symbol(&e, left, cdf_at(c, d, s + 1) - left);
         }
+    iv.nb = e.words;
+    iv.lower = e.lower;
+    iv.range = e.range;
+    iv.inv_num = e.inv_num;
+    iv.inv_first = e.inv_first;
     encode_seal(&e);
     if (e.overflow) return EAE_ERR_BUFFER;
     full = e.words * 4;
-
-    /* Decode the full payload once; keep the state before the symbol whose refill reads
-     * word wmin, the first word any candidate changes (bytes >= full - 8). */
-    wmin = full >= 8 ? (full - 8) / 4 : 0;
-    decoder_start(&dc, out, full, 0);
-    for (d = 0; d < c->code_size; d++)
-        for (i = 0; i < n; i++) {
-            decoder before = dc;
-            if (decode_symbol(&dc, c, d) != (int32_t)sym_at(src, i, d)) return EAE_ERR_ARG;
-            if (!have_snap && wmin >= 2 && before.pos <= wmin && dc.pos > wmin) {
-                snap.dc = before;
-                snap.d = d;
-                snap.i = i;
-                have_snap = 1;
-            }
-        }
+    from = full >= 8 ? (full - 8) / 4 : 0; /* the first word a candidate can change */
+    if (from > iv.nb) from = iv.nb;
 
     for (k = full < TRIM_TRIES ? full : TRIM_TRIES; k > 0; k--) {
         size_t m = full - k;
         int bump;
         for (bump = 1; bump >= 0; bump--) {
-            int ok;
             if (bump && (m == 0 || out[m - 1] == 0xFF)) continue;
-            if (have_snap) {
-                dc = snap.dc;
-                dc.len = m;
-                dc.bump = bump;
-                ok = decodes_to(&dc, src, n, snap.d, snap.i);
-            } else {
-                decoder_start(&dc, out, m, bump);
-                ok = decodes_to(&dc, src, n, 0, 0);
-            }
-            if (ok) {
+            dc.buf = out;
+            dc.len = m;
+            dc.bump = bump;
+            if (in_interval(&iv, &dc, from)) {
                 if (bump) out[m - 1]++;
                 *size = m;
                 return EAE_OK;

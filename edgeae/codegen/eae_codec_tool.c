@@ -6,6 +6,7 @@
  *   eae_codec_tool info
  *   eae_codec_tool compress IDX CODES.f32 OUT.eae N1 [N2 ...]   header + one append per Ni
  *   eae_codec_tool compress-symbols IDX SYMBOLS.u8 OUT.eae N1 [N2 ...]
+ *   eae_codec_tool compress-each IDX CODES.f32 N OUT    one stream per sample: u32 LE length + bytes
  *   eae_codec_tool decompress IN.eae OUT.f32 [OUT.u8]
  *   eae_codec_tool verdicts CORPUS OUT.u8    records: u32 LE length + bytes; one line each
  *   eae_codec_tool bench IDX CODES.f32 N SECONDS   one stream per sample (batch 1)
@@ -98,6 +99,28 @@ static int cmd_compress(int argc, char **argv, int symbols) {
     printf("%zu\n", pos);
     free(in);
     free(out);
+    return 0;
+}
+
+/* compress-each IDX CODES.f32 N OUT: one whole stream per sample, as u32 LE length + bytes */
+static int cmd_compress_each(char **argv) {
+    const eae_codec *c = codec_arg(argv[2]);
+    size_t len, n = (size_t)strtoul(argv[4], NULL, 10), i, w;
+    float *codes = (float *)read_file(argv[3], &len);
+    unsigned char out[65536 + 4];
+    FILE *f = fopen(argv[5], "wb");
+    if (!c || !codes || !f || n * c->code_size * sizeof(float) > len) return fail("compress-each args", EAE_ERR_ARG);
+    for (i = 0; i < n; i++) {
+        int rc = eae_compress(c, codes + i * c->code_size, 1, out + 4, sizeof out - 4, &w);
+        if (rc) return fail("compress", rc);
+        out[0] = (unsigned char)w;
+        out[1] = (unsigned char)(w >> 8);
+        out[2] = (unsigned char)(w >> 16);
+        out[3] = (unsigned char)(w >> 24);
+        fwrite(out, 1, w + 4, f);
+    }
+    fclose(f);
+    free(codes);
     return 0;
 }
 
@@ -259,6 +282,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "compress") && argc >= 6) return cmd_compress(argc, argv, 0);
     if (!strcmp(cmd, "compress-symbols") && argc >= 6) return cmd_compress(argc, argv, 1);
+    if (!strcmp(cmd, "compress-each") && argc == 6) return cmd_compress_each(argv);
     if (!strcmp(cmd, "decompress") && argc >= 4) return cmd_decompress(argc, argv);
     if (!strcmp(cmd, "verdicts") && argc == 4) return cmd_verdicts(argv);
     if (!strcmp(cmd, "bench") && argc == 6) return cmd_bench(argv);
