@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env
+.PHONY: demo test test-fast lint bench clean install runtime-env native-tools cpp-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,22 @@ runtime-env: $(RT_STAMP)
 demo: $(STAMP)
 	$(PY) -m edgeae.demo --out $(DEMO)
 
-test: $(STAMP) $(RT_STAMP)
+# Native targets of `make test` (C codec on Cortex-M under QEMU, the C++ app): installed with
+# apt where it works; without them those tests skip and say why.
+NATIVE_PKGS := gcc g++ cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+native-tools:
+	@for t in gcc g++ cmake arm-none-eabi-gcc qemu-system-arm; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(NATIVE_PKGS)) \
+	  || echo "native-tools: could not install $(NATIVE_PKGS); their tests will skip"; fi
+
+# ONNX Runtime's C/C++ headers for examples/cpp (a private apt download; never fails the build).
+cpp-deps: $(STAMP)
+	-PYTHON=$(abspath $(PY)) examples/cpp/setup_ort.sh
+
+test: $(STAMP) $(RT_STAMP) native-tools cpp-deps
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 

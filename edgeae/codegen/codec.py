@@ -23,7 +23,8 @@ import numpy as np
 from edgeae.errors import BundleError, ConfigError
 from edgeae.runtime.codec import LatentCodec
 
-__all__ = ["bundle_codecs", "codec_sources", "write_codec", "TEMPLATE_DIR", "CODEC_FILES"]
+__all__ = ["bundle_codecs", "codec_sources", "write_codec", "run_codec_target", "TARGETS",
+           "TEMPLATE_DIR", "CODEC_FILES"]
 
 TEMPLATE_DIR = Path(__file__).parent
 CODEC_FILES = ("eae_codec.h", "eae_codec.c")  # copied as they are into every output
@@ -196,3 +197,102 @@ def write_codec(
         (out / name).write_text(text)
         written.append(out / name)
     return written
+
+
+# ------------------------------------------------------------ Cortex-M under QEMU
+TARGET_FILES = ("eae_codec_target.c", "eae_codec_target.ld")
+# name -> (arm-none-eabi-gcc flags, QEMU machine)
+TARGETS = {
+    "cortex-m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"], "mps2-an386"),
+    "cortex-m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+}
+TOOLCHAIN_HINT = (
+    "install gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm "
+    "(Debian/Ubuntu: `make native-tools`)"
+)
+
+
+def target_vectors_source(codes: np.ndarray, codec_index: int = 0) -> str:
+    """``eae_target_vectors.h``: float codes (N, D) as exact hexadecimal float literals."""
+    c = np.asarray(codes, dtype=np.float32)
+    vals = ", ".join(float(v).hex() + "f" for v in c.ravel())
+    return (
+        "/* eae_target_vectors.h - generated test codes for eae_codec_target.c */\n"
+        f"#define EAE_TV_N {c.shape[0]}\n#define EAE_TV_CODEC {codec_index}\n"
+        f"static const float eae_tv_codes[{c.size}] = {{{vals}}};\n"
+    )
+
+
+def run_codec_target(
+    src_dir: str | Path, prefix: str, codes: np.ndarray, cpu: str = "cortex-m4f",
+    codec_index: int = 0, timeout: float = 300.0,
+) -> dict:
+    """Build the codec for a Cortex-M, run it under qemu-system-arm, return what it measured.
+
+    ``src_dir`` holds the output of :func:`write_codec`. The program compresses each row of
+    ``codes`` as its own stream (batch 1). Returns ``streams`` (bytes per sample),
+    ``instructions_per_sample`` (QEMU ``-icount shift=0``, calibrated by a loop of known
+    length), ``stack_bytes`` (painted), ``flash_bytes``/``ram_bytes`` of the codec objects
+    (code + tables; static RAM), and ``multi`` (one stream of all rows, decoded on target).
+    Raises ConfigError when the toolchain or QEMU is missing.
+    """
+    import subprocess
+
+    if cpu not in TARGETS:
+        raise ConfigError(f"cpu={cpu!r} is not supported; use one of {sorted(TARGETS)}")
+    gcc, size, qemu = (shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size",
+                                                 "qemu-system-arm"))
+    if not (gcc and size and qemu):
+        raise ConfigError(f"the Cortex-M toolchain or QEMU is missing; {TOOLCHAIN_HINT}")
+    src = Path(src_dir)
+    for name in TARGET_FILES:
+        shutil.copyfile(TEMPLATE_DIR / name, src / name)
+    (src / "eae_target_vectors.h").write_text(target_vectors_source(codes, codec_index))
+    flags, machine = TARGETS[cpu]
+    common = [*flags, "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections",
+              "-fdata-sections", f"-DEAE_PREFIX={prefix}", "-I", str(src)]
+    sources = [str(src / n) for n in ("eae_codec.c", f"{prefix}_codec.c", "eae_codec_target.c")]
+    elf = src / f"target-{cpu}.elf"
+
+    def _run(cmd: list[str]) -> str:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise BundleError(f"{Path(cmd[0]).name} failed:\n{res.stdout}{res.stderr}")
+        return res.stdout + res.stderr  # QEMU's semihosting console writes to stderr
+
+    _run([gcc, *common, "-nostartfiles", "-T", str(src / "eae_codec_target.ld"),
+          "-Wl,--gc-sections", *sources, "-lc", "-lgcc", "-o", str(elf)])
+    objs = []
+    for name in ("eae_codec.c", f"{prefix}_codec.c"):
+        obj = src / f"{Path(name).stem}-{cpu}.o"
+        _run([gcc, *common, "-c", str(src / name), "-o", str(obj)])
+        objs.append(str(obj))
+    sizes = [line.split() for line in _run([size, *objs]).splitlines()[1:]]
+    text = _run([qemu, "-M", machine, "-nographic",
+                 "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
+                 "-kernel", str(elf)])
+    streams, multi, fields = [], "", {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "stream":
+            streams.append(bytes.fromhex(value))
+        elif key == "multi":
+            multi = value
+        elif key in ("calib_ticks_2000000_instructions", "samples", "bytes", "ticks", "stack_bytes"):
+            fields[key] = int(value)
+    if "decode ok" not in text or len(streams) != len(codes):
+        raise BundleError(f"the {cpu} program did not finish:\n{text}")
+    per_tick = 2_000_000 / fields["calib_ticks_2000000_instructions"]
+    return {
+        "cpu": cpu,
+        "machine": machine,
+        "streams": streams,
+        "multi": bytes.fromhex(multi),
+        "instructions_per_sample": fields["ticks"] * per_tick / fields["samples"],
+        "instructions_resolution": per_tick / fields["samples"],
+        "bytes_per_sample": fields["bytes"] / fields["samples"],
+        "stack_bytes": fields["stack_bytes"],
+        "flash_bytes": {Path(r[5]).stem: int(r[0]) + int(r[1]) for r in sizes},
+        "ram_bytes": sum(int(r[1]) + int(r[2]) for r in sizes),
+    }
