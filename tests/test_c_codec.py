@@ -72,9 +72,10 @@ class Tool:
         return codes, np.fromfile(self.folder / "out.u8", dtype=np.uint8).reshape(n, d)
 
 
-def build_tool(folder: Path, codecs, prefix: str = "t", sanitize: bool = False) -> Tool:
+def build_tool(folder: Path, codecs, prefix: str = "t", sanitize: bool = False,
+               thresholds: bool = True) -> Tool:
     folder.mkdir(parents=True, exist_ok=True)
-    h, c = codec_sources(codecs, prefix)
+    h, c = codec_sources(codecs, prefix, thresholds=thresholds)
     (folder / f"{prefix}_codec.h").write_text(h)
     (folder / f"{prefix}_codec.c").write_text(c)
     for name in (*CODEC_FILES, TOOL_FILE):
@@ -106,6 +107,12 @@ def depth_codecs() -> list[tuple[LatentCodec, bytes]]:
 @pytest.fixture(scope="module")
 def depth_tool(tmp_path_factory, depth_codecs) -> Tool:
     return build_tool(tmp_path_factory.mktemp("depths"), depth_codecs)
+
+
+@pytest.fixture(scope="module")
+def depth_tool_double(tmp_path_factory, depth_codecs) -> Tool:
+    """The same codecs without quantizer thresholds: the double-division quantizer."""
+    return build_tool(tmp_path_factory.mktemp("depths-double"), depth_codecs, thresholds=False)
 
 
 def test_golden_stream_bytes(tmp_path, golden_codec):
@@ -148,18 +155,19 @@ def _records(blob: bytes) -> list[bytes]:
     return out
 
 
-def test_many_single_sample_streams(depth_tool, depth_codecs, tmp_path):
+def test_many_single_sample_streams(depth_tool, depth_tool_double, depth_codecs, tmp_path):
     """Hundreds of one-sample streams per bit depth (where trimming matters most, and
-    wide codes reach rare symbols): every one equals Python's."""
+    wide codes reach rare symbols), with both quantizers: every one equals Python's."""
     rng = np.random.default_rng(7)
     codes = (_codes(300, seed=9) * rng.choice([0.3, 1.0, 3.0], size=(300, 1))).astype(np.float32)
     codes.astype("<f4").tofile(tmp_path / "c.f32")
     for idx, (codec, mid) in enumerate(depth_codecs):
-        depth_tool.run("compress-each", idx, tmp_path / "c.f32", len(codes), tmp_path / "s.bin")
-        got = _records((tmp_path / "s.bin").read_bytes())
         want = [S.compress_codes(codec, mid, codes[i : i + 1]) for i in range(len(codes))]
-        bad = [i for i in range(len(codes)) if got[i] != want[i]]
-        assert not bad, f"bits={codec.bits}: samples {bad[:5]} differ"
+        for tool in (depth_tool, depth_tool_double):
+            tool.run("compress-each", idx, tmp_path / "c.f32", len(codes), tmp_path / "s.bin")
+            got = _records((tmp_path / "s.bin").read_bytes())
+            bad = [i for i in range(len(codes)) if got[i] != want[i]]
+            assert not bad, f"bits={codec.bits}, {tool.folder.name}: samples {bad[:5]} differ"
 
 
 def test_quantizer_edge_cases(tmp_path):
@@ -169,13 +177,15 @@ def test_quantizer_edge_cases(tmp_path):
                        freqs=[[1000, 30000, 30000, 4536]] * 3, precision=16)
     wide = LatentCodec.fit(_codes(500, d=5), 3, precision=20)
     codecs = [(ties, ties.model_id(SHA)), (wide, wide.model_id(SHA))]
-    tool = build_tool(tmp_path, codecs, prefix="edge")
+    tools = [build_tool(tmp_path / f"t{k}", codecs, prefix="edge", thresholds=bool(k)) for k in (0, 1)]
+    tool = tools[1]
     vals = np.array([0.5, 1.5, 2.5, -0.5, 3.5, -0.0, 1e-40, 1e30, -1e30, 2.4999999, 0.49999997,
-                     1.0, 3.0, 0.0], dtype=np.float32)
+                     1.0, 3.0, 0.0, 3.4e38, -3.4e38], dtype=np.float32)
     codes = np.stack([vals, vals + 1, vals / 2], axis=1)
     for idx, (codec, mid) in enumerate(codecs):
         c = codes if codec.code_size == 3 else np.tile(vals[:, None], (1, 5)) * 0.7
-        assert tool.compress(idx, c, len(c)) == S.compress_codes(codec, mid, c)
+        for t in tools:
+            assert t.compress(idx, c, len(c)) == S.compress_codes(codec, mid, c)
     bad = codes.copy()
     bad[3, 1] = np.nan
     bad.astype("<f4").tofile(tmp_path / "nan.f32")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeae.errors import BundleError, ConfigError
-from edgeae.runtime.codec import LatentCodec
+from edgeae.runtime.codec import LatentCodec, _quantize
 
 __all__ = ["bundle_codecs", "codec_sources", "write_codec", "run_codec_target", "TARGETS",
            "TEMPLATE_DIR", "CODEC_FILES"]
@@ -90,6 +90,56 @@ def _cumulative(codec: LatentCodec) -> np.ndarray:
     return np.concatenate([np.zeros((f.shape[0], 1), np.int64), np.cumsum(f, 1)[:, :-1]], 1)
 
 
+def _ordered(bits: np.ndarray) -> np.ndarray:
+    """float32 bit patterns (uint32) -> integers in the floats' order."""
+    b = bits.astype(np.int64)
+    return np.where(b & 0x80000000, 0xFFFFFFFF - b, b | 0x80000000)
+
+
+def _unordered(o: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_ordered`: -> float32 values."""
+    b = np.where(o & 0x80000000, o & 0x7FFFFFFF, 0xFFFFFFFF - o).astype(np.uint32)
+    return b.view(np.float32)
+
+
+def _thresholds(codec: LatentCodec) -> np.ndarray:
+    """(D, L-1) float32: T[d, k-1] = the least float32 code the quantizer maps to >= k.
+
+    The quantizer is monotonic in the code, so ``symbol = #{k : code >= T[d, k-1]}``.
+    Found by bisection over the ordered float32 values with the Python quantizer itself;
+    -inf / +inf where every / no finite code reaches the symbol.
+    """
+    top, d = (1 << codec.bits) - 1, codec.code_size
+    need = np.arange(1, top + 1)[:, None]  # (top, 1): row k-1 looks for symbol k
+    fmax = np.finfo(np.float32).max
+    first = int(_ordered(np.array([-fmax], np.float32).view(np.uint32))[0])  # -FLT_MAX
+    sentinel = int(_ordered(np.array([fmax], np.float32).view(np.uint32))[0]) + 1  # past FLT_MAX
+    lo_, hi_ = codec._arrays()
+
+    def reaches(o: np.ndarray) -> np.ndarray:
+        vals = _unordered(np.minimum(o, sentinel - 1)).astype(np.float64)  # (top, D)
+        return (_quantize(vals, lo_, hi_, codec.bits) >= need) & (o < sentinel)
+
+    lo = np.full((top, d), first, np.int64)
+    hi = np.full((top, d), sentinel, np.int64)
+    while np.any(lo < hi):  # least o with reaches(o); the sentinel always "reaches"
+        mid = (lo + hi) // 2
+        ok = reaches(mid)
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, np.minimum(mid + 1, hi))
+    out = _unordered(np.minimum(lo, sentinel - 1)).astype(np.float32)
+    out[lo == sentinel] = np.inf
+    out[(lo == first) & reaches(lo)] = -np.inf
+    return out.T.copy()  # (D, top)
+
+
+def _fhex(v: float) -> str:
+    """An exact C float literal (INFINITY from <math.h> for the unreachable)."""
+    if np.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    return float(v).hex() + "f"
+
+
 def _check_prefix(prefix: str) -> None:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix or ""):
         raise ConfigError(
@@ -99,9 +149,14 @@ def _check_prefix(prefix: str) -> None:
 
 
 def codec_sources(
-    codecs: list[tuple[LatentCodec, bytes]], prefix: str = "model", origin: str = ""
+    codecs: list[tuple[LatentCodec, bytes]], prefix: str = "model", origin: str = "",
+    thresholds: bool = True,
 ) -> tuple[str, str]:
-    """The text of ``<prefix>_codec.h`` and ``<prefix>_codec.c`` for these codecs."""
+    """The text of ``<prefix>_codec.h`` and ``<prefix>_codec.c`` for these codecs.
+
+    ``thresholds``: also emit each dimension's float32 decision thresholds, (L-1) floats per
+    dimension of flash, so the C quantizer needs no double division (see eae_codec.c).
+    """
     _check_prefix(prefix)
     if not codecs:
         raise BundleError("no codec tables to write; the bundle's manifest 'codec' is empty")
@@ -137,7 +192,7 @@ def codec_sources(
         " * the model id (SHA-256 of decoder digest + tables, first 8 bytes) and the reader's\n"
         " * bound min_bits = -sum_d max_s log2(freqs[d][s] / 2**precision) / 2.\n"
         " */\n"
-        f"#include \"{prefix}_codec.h\"\n"
+        f"#include \"{prefix}_codec.h\"\n\n#include <math.h> /* INFINITY: a symbol no finite code reaches */\n"
     )
     for codec, mid in codecs:
         name = f"{prefix}_codec_{codec.bits}bit"
@@ -158,8 +213,15 @@ def codec_sources(
             f"    {name}_lo, {name}_step,\n"
             f"    /* .{field} */ " + (f"{name}_cum, NULL" if field == "cum16" else f"NULL, {name}_cum")
             + f", /* .{other} unused */\n"
-            f"    {_hexf(codec.min_bits_per_sample() / 2)} /* min_bits */\n}};\n"
+            f"    {_hexf(codec.min_bits_per_sample() / 2)}, /* min_bits */\n"
+            f"    {name + '_thresh' if thresholds else 'NULL'} /* thresh */\n}};\n"
         )
+        if thresholds:
+            t = _thresholds(codec).ravel()
+            vals = [_fhex(v) for v in t]
+            rows = ",\n    ".join(", ".join(vals[i : i + 4]) for i in range(0, len(vals), 4))
+            decl = f"static const float {name}_thresh[{d} * {n_lev - 1}] = {{ /* (D, L-1) */\n    {rows}}};\n"
+            c = c.replace(f"const eae_codec {name} = {{", decl + f"const eae_codec {name} = {{")
     c += f"\nconst eae_codec *const {prefix}_codecs[{up}_CODEC_COUNT] = {{\n"
     c += ",\n".join(f"    &{prefix}_codec_{codec.bits}bit" for codec, _ in codecs) + "};\n"
     c += f"const size_t {prefix}_codec_count = {up}_CODEC_COUNT;\n"
@@ -172,6 +234,7 @@ def write_codec(
     prefix: str = "model",
     bits: int | list[int] | None = None,
     tool: bool = False,
+    thresholds: bool = True,
 ) -> list[Path]:
     """Write the C codec of a bundle into ``out_dir``; returns the files written.
 
@@ -179,6 +242,7 @@ def write_codec(
     order). ``tool=True`` also copies ``eae_codec_tool.c``, a host command-line harness
     (compress, decompress, stream checks, timing) built with
     ``cc -O2 -std=c99 -I. eae_codec.c <prefix>_codec.c eae_codec_tool.c``.
+    ``thresholds=False`` saves (L-1) floats of flash per dimension for a slower quantizer.
     """
     _check_prefix(prefix)
     if bits is not None and not isinstance(bits, (int, list, tuple)):
@@ -188,7 +252,7 @@ def write_codec(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a folder; pick another output folder")
     out.mkdir(parents=True, exist_ok=True)
-    h, c = codec_sources(codecs, prefix, origin=f"bundle {Path(bundle_dir).name}")
+    h, c = codec_sources(codecs, prefix, origin=f"bundle {Path(bundle_dir).name}", thresholds=thresholds)
     written = []
     for name in CODEC_FILES + ((TOOL_FILE,) if tool else ()):
         shutil.copyfile(TEMPLATE_DIR / name, out / name)

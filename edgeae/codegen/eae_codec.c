@@ -103,10 +103,23 @@ static uint32_t cdf_search(const eae_codec *c, uint32_t d, uint32_t quantile, ui
 }
 
 /* ---------------------------------------------------------------- the quantizer */
-/* numpy's clip(rint((f64(v) - lo) / step), 0, L-1), round half to even, without libm. */
+/* numpy's clip(rint((f64(v) - lo) / step), 0, L-1), round half to even, without libm.
+ * That map is monotonic in v, so with the generated thresholds (the least float32 reaching
+ * each symbol, found with the Python quantizer itself) it is a binary search of float
+ * comparisons, without the double division (emulated in software on most MCUs). */
 static uint8_t quantize1(const eae_codec *c, uint32_t d, float v) {
     double step = c->step[d], x, r;
     uint32_t top = levels(c) - 1, f;
+    if (c->thresh) {
+        const float *t = c->thresh + (size_t)d * top;
+        uint32_t lo = 0, hi = top; /* symbol = number of thresholds <= v */
+        while (lo < hi) {
+            uint32_t mid = (lo + hi) / 2;
+            if (v >= t[mid]) lo = mid + 1;
+            else hi = mid;
+        }
+        return (uint8_t)lo;
+    }
     if (!(step > 0.0)) return 0; /* constant dimension: a single symbol */
     x = ((double)v - c->lo[d]) / step;
     if (!(x > 0.0)) return 0;

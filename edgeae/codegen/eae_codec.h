@@ -66,6 +66,7 @@ typedef struct eae_codec {
     const uint16_t *cum16;     /* (D, L) cumulative frequencies (precision <= 16), or NULL */
     const uint32_t *cum32;     /* (D, L) the same as uint32 (precision > 16), or NULL */
     double min_bits;           /* half the fewest bits any sample costs (reader's bound) */
+    const float *thresh;       /* (D, L-1) or NULL: T[d][k-1] = least float with symbol >= k */
 } eae_codec;
 
 /* Header facts and totals of a stream, from eae_read_header. */

@@ -196,12 +196,12 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Batch-1 compress: one whole stream per sample, cycling over N samples for SECONDS. */
+/* Batch-1 compress: one whole stream per sample, whole passes over N samples for SECONDS. */
 static int cmd_bench(char **argv) {
     const eae_codec *c = codec_arg(argv[2]);
     size_t len, n = (size_t)strtoul(argv[4], NULL, 10), cap, w, bytes = 0, calls = 0, k;
     double seconds = atof(argv[5]), t_end, *lat;
-    size_t max_calls = 2000000;
+    size_t max_calls = 20000000;
     float *codes = (float *)read_file(argv[3], &len);
     unsigned char out[65536];
     if (!c || !codes || n == 0 || n * c->code_size * sizeof(float) > len) return fail("bench args", EAE_ERR_ARG);
@@ -217,7 +217,7 @@ static int cmd_bench(char **argv) {
         if (rc) return fail("bench", rc);
         lat[calls++] = t1 - t0;
         bytes += w;
-        if (t1 > t_end) break;
+        if (t1 > t_end && calls % n == 0) break; /* whole passes: bytes/sample over all N */
     }
     {
         double total = 0;

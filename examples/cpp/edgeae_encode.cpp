@@ -329,7 +329,8 @@ void write_stream(const std::string& path, const eae_codec* c, const std::vector
     if (!f) throw Error("cannot write " + path);
 }
 
-// Batch 1, one sample after another: encoder run + a whole one-sample stream each.
+// Batch 1, one sample after another: encoder run + a whole one-sample stream each,
+// whole passes over the samples (bytes/sample is their exact mean).
 void bench(Encoder& enc, const Samples& s, const eae_codec* c, double seconds) {
     std::vector<double> lat;
     std::vector<uint8_t> buf(eae_bound(c, 1));
@@ -337,7 +338,7 @@ void bench(Encoder& enc, const Samples& s, const eae_codec* c, double seconds) {
     auto now = [] { return std::chrono::steady_clock::now(); };
     for (size_t i = 0; i < std::min<size_t>(s.count, 20); ++i) enc.encode(s, i, 1);  // warm-up
     auto end = now() + std::chrono::duration<double>(seconds);
-    for (size_t i = 0; now() < end; ++i) {
+    for (size_t i = 0; now() < end || i % s.count; ++i) {  // whole passes over the samples
         auto t0 = now();
         std::vector<float> code = enc.encode(s, i % s.count, 1);
         check(eae_compress(c, code.data(), 1, buf.data(), buf.size(), &w), "compress");
