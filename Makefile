@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env system-tools c-tools web-tools
+.PHONY: demo test test-fast lint bench clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,11 @@ runtime-env: $(RT_STAMP)
 # Debian tools some tests use, installed with apt-get where it works (root on Debian/Ubuntu);
 # elsewhere those tests skip and say why. Failures do not stop `make test`.
 #   qemu-user-static: emulated CPUs without VNNI (int8 portability tests)
-#   gcc, g++, arm-none-eabi gcc + newlib, qemu-system-arm: generated C, C codec, Cortex-M runs
+#   gcc, g++, cmake, arm-none-eabi gcc + newlib, qemu-system-arm: generated C, C codec, Cortex-M runs
 #   chromium: browser tests (Playwright drives it by path; it never downloads a browser)
-APT_TOOLS := qemu-user-static gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
+APT_TOOLS := qemu-user-static gcc g++ cmake gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
 	qemu-system-arm chromium
-APT_PROBES := qemu-x86_64-static gcc g++ arm-none-eabi-gcc qemu-system-arm chromium
+APT_PROBES := qemu-x86_64-static gcc g++ cmake arm-none-eabi-gcc qemu-system-arm chromium
 system-tools:
 	@missing=; for t in $(APT_PROBES); do command -v $$t >/dev/null || missing=1; done; \
 	if [ -z "$$missing" ]; then :; \
@@ -49,7 +49,7 @@ system-tools:
 	  for p in $(APT_TOOLS); do apt-get install -y -qq $$p >/dev/null 2>&1 || echo "note: could not install $$p; tests that need it will skip"; done; \
 	else echo "note: no apt-get as root here; install $(APT_TOOLS) for the emulated-CPU, C and browser tests"; fi
 
-c-tools: system-tools
+c-tools native-tools: system-tools
 
 # The browser tests' tools, where apt/npm are available (the tests skip with the reason
 # elsewhere): Debian's chromium (Playwright drives it by path; it never downloads a browser)
@@ -66,7 +66,11 @@ web-tools: $(STAMP) system-tools
 demo: $(STAMP)
 	$(PY) -m edgeae.demo --out $(DEMO)
 
-test: $(STAMP) $(RT_STAMP) system-tools web-tools
+# ONNX Runtime's C/C++ headers for examples/cpp (a private apt download; never fails the build).
+cpp-deps: $(STAMP)
+	-PYTHON=$(abspath $(PY)) examples/cpp/setup_ort.sh
+
+test: $(STAMP) $(RT_STAMP) system-tools web-tools cpp-deps
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 
