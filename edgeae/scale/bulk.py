@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeae.errors import ConfigError, StreamError
+from edgeae.errors import ConfigError, InputError, StreamError
 from edgeae.runtime.compress import _pick, codecs_of
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.runtime.stream import (
@@ -66,20 +66,28 @@ class BlockStats:
         return self
 
 
-def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, where: str = "the input"
+                 ) -> np.ndarray:
     """One block of raw samples -> codes ``(n, D)`` float32."""
+    if model.manifest.normalization["mode"] == "scale255" and x.dtype != np.uint8 and x.size:
+        top = float(np.nanmax(x))
+        if top > 1.0:
+            raise InputError(
+                f"{where} holds float values up to {top:g}, but this bundle takes uint8 pixels "
+                "or floats already scaled to [0, 1]: save the pixels as uint8, or divide by 255"
+            )
     return np.asarray(model.encode(x, batch_size=batch_size), dtype=np.float32)
 
 
 def compress_block(model: Any, x: np.ndarray, bits: int | None, batch_size: int = DEFAULT_BATCH_SIZE,
-                   check: bool = True) -> tuple[bytes, BlockStats]:
+                   check: bool = True, where: str = "the input") -> tuple[bytes, BlockStats]:
     """One block of raw samples -> its ``.eae`` chunk bytes and report sums.
 
     With ``check`` the chunk is decoded again (as a receiver would) for the PSNR.
     """
     codec, mid = _pick(model, bits)
     header = _header(mid, codec.code_size)
-    codes = encode_block(model, x, batch_size).reshape(-1, codec.code_size)
+    codes = encode_block(model, x, batch_size, where).reshape(-1, codec.code_size)
     chunk = _chunk_bytes(codec, codec.quantize(codes), zlib.crc32(header))
     stats = BlockStats(len(x), int(x.nbytes), len(chunk))
     if check:
@@ -126,19 +134,22 @@ def local_blocks(source: RowSource, rows: int, fn: Callable[[np.ndarray], Any]) 
         yield start, fn(block)
 
 
-def encode_to_npy(model: Any, source: RowSource, output: str | os.PathLike, *,
+def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLike, *,
                   batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress | None = None,
-                  results: Iterable[tuple[int, np.ndarray]] | None = None) -> tuple[int, int]:
+                  results: Iterable[tuple[int, np.ndarray]] | None = None, n: int | None = None
+                  ) -> tuple[int, int]:
     """Encode every sample of ``source`` into the ``.npy`` file ``output``; -> its shape.
 
     The file is a memory-mapped ``(N, D)`` float32 array filled block by block and renamed
-    into place when complete. ``results`` lets another executor supply the code blocks.
+    into place when complete. ``results`` (with the sample count ``n``) lets another
+    executor supply the code blocks.
     """
     d = int(model.code_size)
+    n = source.n if source is not None else n
     if results is None:
-        results = local_blocks(source, block_rows(d), lambda b: encode_block(model, b, batch_size))
+        results = local_blocks(source, block_rows(d), lambda b: encode_block(model, b, batch_size, source.path))
     tmp = Path(str(output) + ".tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(source.n, d))
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, d))
     try:
         for start, codes in results:
             out[start:start + len(codes)] = codes
@@ -148,29 +159,33 @@ def encode_to_npy(model: Any, source: RowSource, output: str | os.PathLike, *,
     finally:
         del out
     os.replace(tmp, output)
-    return source.n, d
+    return n, d
 
 
-def compress_to_file(model: Any, source: RowSource, output: str | os.PathLike, *, bits: int | None = None,
+def compress_to_file(model: Any, source: RowSource | None, output: str | os.PathLike, *, bits: int | None = None,
                      append: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, check: bool = True,
                      progress: Progress | None = None,
-                     results: Iterable[tuple[int, tuple[bytes, BlockStats]]] | None = None) -> dict[str, Any]:
+                     results: Callable[[int], Iterable[tuple[int, tuple[bytes, BlockStats]]]] | None = None
+                     ) -> dict[str, Any]:
     """Compress ``source`` into the stream ``output`` one chunk per block; -> the report.
 
     A new stream appears whole (temporary file + rename); an append adds chunks behind the
     checked existing ones. The report holds bytes per sample, ratio and (with ``check``)
-    the MSE / PSNR of the decoded stream, accumulated block by block.
+    the MSE / PSNR of the decoded stream, accumulated block by block. ``results(bits)``
+    lets another executor supply the chunks, given the bit depth picked here.
     """
     codec, mid, header = stream_codec(model, output, bits, append)
     if results is None:
-        results = local_blocks(source, block_rows(codec.code_size),
-                               lambda b: compress_block(model, b, codec.bits, batch_size, check))
+        blocks = local_blocks(source, block_rows(codec.code_size),
+                              lambda b: compress_block(model, b, codec.bits, batch_size, check, source.path))
+    else:
+        blocks = results(codec.bits)
     path = Path(output)
     target = path if not header else path.with_name(path.name + ".tmp")
     total = BlockStats(stream_bytes=len(header))
     with target.open("ab" if not header else "wb") as f:
         f.write(header)
-        for _, (chunk, stats) in results:
+        for _, (chunk, stats) in blocks:
             f.write(chunk)
             total += stats
             if progress is not None:

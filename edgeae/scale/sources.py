@@ -155,6 +155,8 @@ def open_source(path: str | Path, sample_shape: tuple[int, ...] = (),
     if str(path) != "digits" and not p.exists():
         raise DataError(f"{path} not found: give a .npy/.npz, IDX, image folder or CSV file")
     fmt = "memory" if str(path) == "digits" else _detect_format(p)
+    if fmt == "npy" and want and _one_sample(p, want):
+        fmt = "memory"
     if fmt == "npy":
         src = _npy_source(p)
     elif fmt == "idx":
@@ -169,6 +171,15 @@ def open_source(path: str | Path, sample_shape: tuple[int, ...] = (),
     src = replace(src, path=str(path), want=want, resize=resize)
     first = src.read(0, 1)  # checks dtype, shape and conversions on one row before any work
     return replace(src, sample_shape=tuple(first.shape[1:]), dtype=first.dtype.name)
+
+
+def _one_sample(p: Path, want: tuple[int, ...]) -> bool:
+    """A .npy holding one sample (``want``, or ``(H, W)`` for 1 channel): read it whole."""
+    try:
+        shape = np.load(p, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return True  # let load_array_input report it
+    return shape == want or (len(want) == 3 and want[0] == 1 and shape == want[1:]) or len(shape) < 2
 
 
 def _whole(path: str | Path, resize: tuple[int, int] | None) -> np.ndarray:
