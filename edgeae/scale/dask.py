@@ -90,7 +90,7 @@ def connect(address: str):
         if workers < 1:
             raise ConfigError(f"--dask {address!r}: give local:N with N >= 1 workers, e.g. local:2")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")
+                               dashboard_address=":0", host="127.0.0.1")
         return Client(cluster, set_as_default=True)
     if "://" not in address:
         raise ConfigError(f"--dask {address!r}: give local:N or a scheduler address such as tcp://HOST:8786")
