@@ -95,7 +95,10 @@ def main() -> None:
 @click.option("--out", default=None, help="Run folder [default: runs/<data>-<model>-<code>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out.")
-def train_cmd(model_kind: str, resize: str | None, **options) -> None:
+@click.option("--nproc-per-node", type=click.IntRange(1), default=None,
+              help="Train on N local processes (torchrun + DDP; gloo on CPU, NCCL on CUDA). "
+                   "--batch-size stays the global batch. See docs/scaling.md.")
+def train_cmd(model_kind: str, resize: str | None, nproc_per_node: int | None, **options) -> None:
     """Train an autoencoder and write a run folder.
 
     \b
@@ -104,11 +107,19 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
       edgeae train --data ../data/mnist --model conv --code-size 32 --split ordered
       edgeae train --model vae --beta 0.5 --out runs/vae
       edgeae train --noise gaussian:0.3 --out runs/denoise
+      edgeae train --data ../data/mnist --nproc-per-node 2 --out runs/ddp
     """
+    import os
+
+    if nproc_per_node is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from edgeae.distributed import launch
+
+        sys.exit(launch(nproc_per_node, _without_option(sys.argv[2:], "--nproc-per-node")))
     from edgeae.data import parse_resize
     from edgeae.train import train
 
-    bar = _TrainingBar() if sys.stderr.isatty() else None
+    main_rank = os.environ.get("RANK", "0") == "0"
+    bar = _TrainingBar() if sys.stderr.isatty() and main_rank else None
     try:
         result = train(model=model_kind, resize=parse_resize(resize), progress=bar,
                        log=lambda m: click.echo(m, err=True), **options)
@@ -116,6 +127,8 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
         if bar is not None:
             bar.close()
     m = result.metrics
+    if not main_rank:
+        return
     if result.interrupted:
         click.echo(f"Interrupted after epoch {m['epochs_run']}: the best checkpoint (epoch {m['best_epoch']}) "
                    f"is in {result.run_dir}; continue with --resume --out {result.run_dir}", err=True)
@@ -128,6 +141,19 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
     click.echo(f"Run folder: {result.run_dir}  (next: edgeae export {result.run_dir} -o bundles/{result.run_dir.name})")
     if result.interrupted:
         sys.exit(130)
+
+
+def _without_option(args: list[str], name: str) -> list[str]:
+    """``args`` less ``name VALUE`` / ``name=VALUE`` (the launcher's own option)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 class _TrainingBar:
