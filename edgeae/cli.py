@@ -96,7 +96,10 @@ def main() -> None:
 @click.option("--out", default=None, help="Run folder [default: runs/<data>-<model>-<code>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out.")
-def train_cmd(model_kind: str, resize: str | None, **options) -> None:
+@click.option("--nproc-per-node", type=click.IntRange(1), default=None,
+              help="Train on N local processes (torchrun + DDP; gloo on CPU, NCCL on CUDA). "
+                   "--batch-size stays the global batch. See docs/scaling.md.")
+def train_cmd(model_kind: str, resize: str | None, nproc_per_node: int | None, **options) -> None:
     """Train an autoencoder and write a run folder.
 
     \b
@@ -105,11 +108,19 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
       edgeae train --data ../data/mnist --model conv --code-size 32 --split ordered
       edgeae train --model vae --beta 0.5 --out runs/vae
       edgeae train --noise gaussian:0.3 --out runs/denoise
+      edgeae train --data ../data/mnist --nproc-per-node 2 --out runs/ddp
     """
+    import os
+
+    if nproc_per_node is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from edgeae.distributed import launch
+
+        sys.exit(launch(nproc_per_node, _without_option(sys.argv[2:], "--nproc-per-node")))
     from edgeae.data import parse_resize
     from edgeae.train import train
 
-    bar = _TrainingBar() if sys.stderr.isatty() else None
+    main_rank = os.environ.get("RANK", "0") == "0"
+    bar = _TrainingBar() if sys.stderr.isatty() and main_rank else None
     try:
         result = train(model=model_kind, resize=parse_resize(resize), progress=bar,
                        log=lambda m: click.echo(m, err=True), **options)
@@ -117,6 +128,8 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
         if bar is not None:
             bar.close()
     m = result.metrics
+    if not main_rank:
+        return
     if result.interrupted:
         click.echo(f"Interrupted after epoch {m['epochs_run']}: the best checkpoint (epoch {m['best_epoch']}) "
                    f"is in {result.run_dir}; continue with --resume --out {result.run_dir}", err=True)
@@ -129,6 +142,19 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
     click.echo(f"Run folder: {result.run_dir}  (next: edgeae export {result.run_dir} -o bundles/{result.run_dir.name})")
     if result.interrupted:
         sys.exit(130)
+
+
+def _without_option(args: list[str], name: str) -> list[str]:
+    """``args`` less ``name VALUE`` / ``name=VALUE`` (the launcher's own option)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 class _TrainingBar:
@@ -306,27 +332,61 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     return f"{output}/ ({len(paths)} PNG files)"
 
 
+def _dask_option(f):
+    return click.option("--dask", "dask_address", default=None, metavar="local:N|tcp://HOST:PORT",
+                        help="Run the blocks on Dask: a local cluster of N one-thread workers, or a "
+                             "scheduler address (needs edgeae[dask]; same output bytes). See docs/scaling.md.")(f)
+
+
 @cli.command("encode")
 @click.argument("bundle", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, help="Codes file to write (.npy), shape (N, code_size).")
 @click.option("--resize", default=None, help="Resize images to HxW before encoding (e.g. 28x28).")
+@_dask_option
 @_runtime_options
-def encode_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format,
-               overwrite):
+def encode_cmd(bundle, input_path, output, resize, dask_address, precision, provider, threads, batch_size,
+               graph_format, overwrite):
     """Encode samples (.npy/.npz, IDX, image file or folder, CSV) to latent codes.
+
+    Inputs are read block by block (a .npy is memory-mapped), so memory stays flat
+    however many samples there are.
 
     \b
     Example: edgeae encode bundles/mnist t10k-images-idx3-ubyte.gz -o codes.npy
+             edgeae encode bundles/mnist big.npy -o codes.npy --dask local:2
     """
+    from edgeae.data import parse_resize
+    from edgeae.scale.files import encode_file
+
     _check_output(output, overwrite, npy_only=True)
-    model = _load_model(bundle, precision, provider, threads, graph_format)
-    x = _load_inputs(model, input_path, resize)
-    codes = _run_with_progress(lambda p: model.encode(x, batch_size=batch_size, progress=p), len(x),
-                               batch_size, "encoding")
-    _save_npy(output, codes)
-    click.echo(f"Encoded {len(x)} samples -> {output} {tuple(codes.shape)} float32 "
-               f"[{model.precision}, {model.providers[0]}]")
+    _check_dask(dask_address)
+    model, n, d = _with_bar(lambda p: encode_file(
+        bundle, input_path, output, resize=parse_resize(resize), precision=precision, provider=provider,
+        threads=threads, graph_format=graph_format, batch_size=batch_size, dask=dask_address, progress=p),
+        "encoding")
+    click.echo(f"Encoded {n} samples -> {output} {(n, d)} float32 [{model.precision}, {model.providers[0]}]")
+
+
+def _check_dask(address: str | None) -> None:
+    """--dask needs the dask extra; say so before any work."""
+    if address is None:
+        return
+    from edgeae.errors import ConfigError
+
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ConfigError("--dask needs Dask, which is not installed: pip install 'edgeae[dask]'") from None
+
+
+def _with_bar(fn, label: str):
+    """Call ``fn(progress)`` with a progress bar on a terminal (length unknown up front)."""
+    if not sys.stderr.isatty():
+        return fn(None)
+    with click.progressbar(length=None, label=label, file=sys.stderr, show_pos=True) as bar:
+        return fn(bar.update)
 
 
 def _read_codes(path: str, code_size: int):
@@ -422,44 +482,44 @@ def info_cmd(bundle):
               help="Code bit depth; the bundle must hold tables for it [default: the bundle's first].")
 @click.option("--append", "append_", is_flag=True, help="Append to an existing stream instead of refusing.")
 @click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
+@_dask_option
 @_runtime_options
-def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, provider, threads, batch_size,
-                 graph_format, overwrite):
+def compress_cmd(bundle, input_path, output, bits, append_, resize, dask_address, precision, provider, threads,
+                 batch_size, graph_format, overwrite):
     """Compress samples to a latent bitstream and report bytes per sample and PSNR.
+
+    The input is read and written block by block (one stream chunk per block), so memory
+    stays flat however many samples there are.
 
     \b
     Example: edgeae compress bundles/mnist t10k-images-idx3-ubyte.gz -o digits.eae --bits 4
+             edgeae compress bundles/mnist big.npy -o big.eae --dask tcp://scheduler:8786
     """
     import time
     from pathlib import Path
 
+    from edgeae.data import parse_resize
     from edgeae.errors import ConfigError
-    from edgeae.runtime.compress import append, compress, compression_report
+    from edgeae.scale.files import compress_file
 
     out = Path(output)
     if out.exists() and out.stat().st_size > 0 and not (append_ or overwrite):
         raise ConfigError(f"{output} already exists; use --append to add samples to it, --overwrite to replace "
                           "it, or choose another -o")
-    model = _load_model(bundle, precision, provider, threads, graph_format)
-    x = _load_inputs(model, input_path, resize)
+    _check_dask(dask_address)
     t0 = time.perf_counter()
-    if append_:
-        try:
-            info = append(model, out, x, bits=bits, batch_size=batch_size)
-        except OSError as exc:
-            raise ConfigError(f"cannot append to {output}: {exc.strerror or exc}; the stream is unchanged") from None
-    else:
-        data = compress(model, x, bits=bits, batch_size=batch_size)
-        _write_atomically(out, lambda tmp: tmp.write_bytes(data))
+    _, r = _with_bar(lambda p: compress_file(
+        bundle, input_path, output, bits=bits, append=append_, resize=parse_resize(resize), precision=precision,
+        provider=provider, threads=threads, graph_format=graph_format, batch_size=batch_size,
+        check=not append_, dask=dask_address, progress=p), "compressing")
     seconds = time.perf_counter() - t0
     if append_:
-        click.echo(f"Appended {len(x)} samples to {output} ({info.samples} samples, {info.size} bytes in all)")
+        click.echo(f"Appended {r['samples']} samples to {output} ({out.stat().st_size} bytes in all)")
         return
-    r = compression_report(model, x, data, seconds, batch_size)
     quality = f"PSNR {r['psnr']:.2f} dB" if "psnr" in r else f"MSE {r['mse']:.5f}"
     click.echo(f"Compressed {r['samples']} samples -> {output}: {r['bytes']} bytes, "
                f"{r['bytes_per_sample']:.2f} bytes/sample, {r['ratio']:.1f}x smaller than raw, {quality}, "
-               f"{r['compress_samples_per_s']:.0f} samples/s")
+               f"{r['samples'] / max(seconds, 1e-9):.0f} samples/s (decode check included)")
 
 
 @cli.command("decompress")
