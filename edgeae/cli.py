@@ -96,7 +96,10 @@ def main() -> None:
 @click.option("--out", default=None, help="Run folder [default: runs/<data>-<model>-<code>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out.")
-def train_cmd(model_kind: str, resize: str | None, **options) -> None:
+@click.option("--nproc-per-node", type=click.IntRange(1), default=None,
+              help="Train on N local processes (torchrun + DDP; gloo on CPU, NCCL on CUDA). "
+                   "--batch-size stays the global batch. See docs/scaling.md.")
+def train_cmd(model_kind: str, resize: str | None, nproc_per_node: int | None, **options) -> None:
     """Train an autoencoder and write a run folder.
 
     \b
@@ -105,11 +108,19 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
       edgeae train --data ../data/mnist --model conv --code-size 32 --split ordered
       edgeae train --model vae --beta 0.5 --out runs/vae
       edgeae train --noise gaussian:0.3 --out runs/denoise
+      edgeae train --data ../data/mnist --nproc-per-node 2 --out runs/ddp
     """
+    import os
+
+    if nproc_per_node is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from edgeae.distributed import launch
+
+        sys.exit(launch(nproc_per_node, _without_option(sys.argv[2:], "--nproc-per-node")))
     from edgeae.data import parse_resize
     from edgeae.train import train
 
-    bar = _TrainingBar() if sys.stderr.isatty() else None
+    main_rank = os.environ.get("RANK", "0") == "0"
+    bar = _TrainingBar() if sys.stderr.isatty() and main_rank else None
     try:
         result = train(model=model_kind, resize=parse_resize(resize), progress=bar,
                        log=lambda m: click.echo(m, err=True), **options)
@@ -117,6 +128,8 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
         if bar is not None:
             bar.close()
     m = result.metrics
+    if not main_rank:
+        return
     if result.interrupted:
         click.echo(f"Interrupted after epoch {m['epochs_run']}: the best checkpoint (epoch {m['best_epoch']}) "
                    f"is in {result.run_dir}; continue with --resume --out {result.run_dir}", err=True)
@@ -129,6 +142,19 @@ def train_cmd(model_kind: str, resize: str | None, **options) -> None:
     click.echo(f"Run folder: {result.run_dir}  (next: edgeae export {result.run_dir} -o bundles/{result.run_dir.name})")
     if result.interrupted:
         sys.exit(130)
+
+
+def _without_option(args: list[str], name: str) -> list[str]:
+    """``args`` less ``name VALUE`` / ``name=VALUE`` (the launcher's own option)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 class _TrainingBar:
@@ -220,34 +246,58 @@ def _check_output(output: str, overwrite: bool, npy_only: bool = False) -> None:
 
 
 def _load_inputs(model, input_path: str, resize: str | None):
-    """Read samples for a bundle; float files for a bundle of 8-bit images must be in [0, 1]."""
-    import numpy as np
-
+    """Read samples for a loaded bundle through its input contract (docs/INPUT.md), checked whole."""
     from edgeae.data import load_array_input, parse_resize
-    from edgeae.errors import InputError
 
     x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
-    mode = model.manifest.normalization["mode"]
-    if mode == "scale255" and x.dtype != np.uint8 and x.size and float(np.nanmax(x)) > 1.0:
-        raise InputError(
-            f"{input_path} holds float values up to {float(np.nanmax(x)):g}, but this bundle takes uint8 pixels "
-            "or floats already scaled to [0, 1]: save the pixels as uint8, or divide by 255"
-        )
+    x, _ = model.contract.samples(x, input_path)
+    model.contract.check_values(x, input_path)
     return x
+
+
+def _write_atomically(output, write) -> None:
+    """``write(tmp_path)`` then rename onto ``output``: never half a file, the earlier one kept on failure.
+
+    Any failure (full disk, read-only folder, Ctrl-C) removes the temporary file; a
+    write error becomes ``Error: cannot write OUTPUT: ...``.
+    """
+    from pathlib import Path
+
+    from edgeae.atomic import atomic_path
+    from edgeae.errors import ConfigError
+
+    try:
+        with atomic_path(output) as tmp:
+            write(tmp)
+    except OSError as exc:
+        kept = " (the earlier file is unchanged)" if Path(output).exists() else ""
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}{kept}") from None
 
 
 def _save_npy(output: str, array) -> None:
     """Write a .npy file atomically (temporary file + rename): never half a file."""
     import numpy as np
 
-    from edgeae.atomic import atomic_path
+    class _Sink:  # not a "real" file to numpy: it writes blocks through f.write, whose errors keep errno
+        def __init__(self, f):
+            self.write = f.write
 
-    with atomic_path(output) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(_Sink(f), array)
+            f.flush()
+
+    _write_atomically(output, write)
 
 
 def _write_samples(x_raw, output: str, is_image: bool) -> str:
-    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only)."""
+    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only).
+
+    PNGs are written into a temporary folder beside ``output`` and moved in only when all
+    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was.
+    """
+    import os
+    import shutil
     from pathlib import Path
 
     from edgeae.errors import ConfigError
@@ -261,12 +311,31 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     from edgeae.imageio import save_images, to_uint8
 
     folder = Path(output)
-    if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
-        for old in folder.glob("*.png"):
-            if old.stem.isdigit():
-                old.unlink()
-    paths = save_images(to_uint8(x_raw), output)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    try:
+        paths = save_images(to_uint8(x_raw), tmp)
+        if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
+            for old in folder.glob("*.png"):
+                if old.stem.isdigit():
+                    old.unlink()
+            for p in paths:
+                os.replace(p, folder / p.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return f"{output}/ ({len(paths)} PNG files)"
+
+
+def _dask_option(f):
+    return click.option("--dask", "dask_address", default=None, metavar="local:N|tcp://HOST:PORT",
+                        help="Run the blocks on Dask: a local cluster of N one-thread workers, or a "
+                             "scheduler address (needs edgeae[dask]; same output bytes). See docs/scaling.md.")(f)
 
 
 @cli.command("encode")
@@ -274,22 +343,69 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, help="Codes file to write (.npy), shape (N, code_size).")
 @click.option("--resize", default=None, help="Resize images to HxW before encoding (e.g. 28x28).")
+@_dask_option
 @_runtime_options
-def encode_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format,
-               overwrite):
+def encode_cmd(bundle, input_path, output, resize, dask_address, precision, provider, threads, batch_size,
+               graph_format, overwrite):
     """Encode samples (.npy/.npz, IDX, image file or folder, CSV) to latent codes.
+
+    Inputs are read block by block (a .npy is memory-mapped), so memory stays flat
+    however many samples there are.
 
     \b
     Example: edgeae encode bundles/mnist t10k-images-idx3-ubyte.gz -o codes.npy
+             edgeae encode bundles/mnist big.npy -o codes.npy --dask local:2
     """
+    from edgeae.data import parse_resize
+    from edgeae.scale.files import encode_file
+
     _check_output(output, overwrite, npy_only=True)
-    model = _load_model(bundle, precision, provider, threads, graph_format)
-    x = _load_inputs(model, input_path, resize)
-    codes = _run_with_progress(lambda p: model.encode(x, batch_size=batch_size, progress=p), len(x),
-                               batch_size, "encoding")
-    _save_npy(output, codes)
-    click.echo(f"Encoded {len(x)} samples -> {output} {tuple(codes.shape)} float32 "
-               f"[{model.precision}, {model.providers[0]}]")
+    _check_dask(dask_address)
+    model, n, d = _with_bar(lambda p: encode_file(
+        bundle, input_path, output, resize=parse_resize(resize), precision=precision, provider=provider,
+        threads=threads, graph_format=graph_format, batch_size=batch_size, dask=dask_address, progress=p),
+        "encoding")
+    click.echo(f"Encoded {n} samples -> {output} {(n, d)} float32 [{model.precision}, {model.providers[0]}]")
+
+
+def _check_dask(address: str | None) -> None:
+    """--dask needs the dask extra; say so before any work."""
+    if address is None:
+        return
+    from edgeae.errors import ConfigError
+
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ConfigError("--dask needs Dask, which is not installed: pip install 'edgeae[dask]'") from None
+
+
+def _with_bar(fn, label: str):
+    """Call ``fn(progress)`` with a progress bar on a terminal (length unknown up front)."""
+    if not sys.stderr.isatty():
+        return fn(None)
+    with click.progressbar(length=None, label=label, file=sys.stderr, show_pos=True) as bar:
+        return fn(bar.update)
+
+
+def _read_codes(path: str, code_size: int):
+    """A .npy file of codes ``(N, code_size)`` (or one code) -> float32 ``(N, code_size)``, checked."""
+    from edgeae.errors import InputError
+    from edgeae.npyfile import read_npy
+    from edgeae.runtime.contract import as_codes, check_codes
+
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise InputError(f"cannot read codes file {path}: {exc.strerror}") from None
+    if is_zip:
+        raise InputError(f"{path} holds an .npz archive; expected a .npy array of codes, shape (N, {code_size}) "
+                         "as written by `edgeae encode`")
+    codes, _ = as_codes(read_npy(path), code_size, path)
+    check_codes(codes, path)
+    return codes
 
 
 @cli.command("decode")
@@ -304,22 +420,9 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
     \b
     Example: edgeae decode bundles/mnist codes.npy -o recon/
     """
-    import numpy as np
-
-    from edgeae.errors import InputError
-
     _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    try:
-        codes = np.load(codes_path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{codes_path} could not be read as a .npy file of codes ({exc})") from None
-    if not isinstance(codes, np.ndarray) or codes.ndim not in (1, 2):
-        what = "an .npz archive" if not isinstance(codes, np.ndarray) else f"an array of shape {codes.shape}"
-        raise InputError(f"{codes_path} holds {what}; expected a .npy array of codes, shape (N, {model.code_size}) "
-                         "as written by `edgeae encode`")
-    if codes.ndim == 1:
-        codes = codes[None]  # one code -> a batch of one, so outputs are always (N, ...)
+    codes = _read_codes(codes_path, model.code_size)
     x = _run_with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p),
                            len(codes), batch_size, "decoding")
     click.echo(f"Decoded {len(codes)} codes -> {_write_samples(x, output, model.manifest.is_image)}")
@@ -379,42 +482,44 @@ def info_cmd(bundle):
               help="Code bit depth; the bundle must hold tables for it [default: the bundle's first].")
 @click.option("--append", "append_", is_flag=True, help="Append to an existing stream instead of refusing.")
 @click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
+@_dask_option
 @_runtime_options
-def compress_cmd(bundle, input_path, output, bits, append_, resize, precision, provider, threads, batch_size,
-                 graph_format, overwrite):
+def compress_cmd(bundle, input_path, output, bits, append_, resize, dask_address, precision, provider, threads,
+                 batch_size, graph_format, overwrite):
     """Compress samples to a latent bitstream and report bytes per sample and PSNR.
+
+    The input is read and written block by block (one stream chunk per block), so memory
+    stays flat however many samples there are.
 
     \b
     Example: edgeae compress bundles/mnist t10k-images-idx3-ubyte.gz -o digits.eae --bits 4
+             edgeae compress bundles/mnist big.npy -o big.eae --dask tcp://scheduler:8786
     """
     import time
     from pathlib import Path
 
-    from edgeae.atomic import atomic_write_bytes
+    from edgeae.data import parse_resize
     from edgeae.errors import ConfigError
-    from edgeae.runtime.compress import append, compress, compression_report
+    from edgeae.scale.files import compress_file
 
     out = Path(output)
     if out.exists() and out.stat().st_size > 0 and not (append_ or overwrite):
         raise ConfigError(f"{output} already exists; use --append to add samples to it, --overwrite to replace "
                           "it, or choose another -o")
-    model = _load_model(bundle, precision, provider, threads, graph_format)
-    x = _load_inputs(model, input_path, resize)
+    _check_dask(dask_address)
     t0 = time.perf_counter()
-    if append_:
-        info = append(model, out, x, bits=bits, batch_size=batch_size)
-    else:
-        data = compress(model, x, bits=bits, batch_size=batch_size)
-        atomic_write_bytes(out, data)
+    _, r = _with_bar(lambda p: compress_file(
+        bundle, input_path, output, bits=bits, append=append_, resize=parse_resize(resize), precision=precision,
+        provider=provider, threads=threads, graph_format=graph_format, batch_size=batch_size,
+        check=not append_, dask=dask_address, progress=p), "compressing")
     seconds = time.perf_counter() - t0
     if append_:
-        click.echo(f"Appended {len(x)} samples to {output} ({info.samples} samples, {info.size} bytes in all)")
+        click.echo(f"Appended {r['samples']} samples to {output} ({out.stat().st_size} bytes in all)")
         return
-    r = compression_report(model, x, data, seconds, batch_size)
     quality = f"PSNR {r['psnr']:.2f} dB" if "psnr" in r else f"MSE {r['mse']:.5f}"
     click.echo(f"Compressed {r['samples']} samples -> {output}: {r['bytes']} bytes, "
                f"{r['bytes_per_sample']:.2f} bytes/sample, {r['ratio']:.1f}x smaller than raw, {quality}, "
-               f"{r['compress_samples_per_s']:.0f} samples/s")
+               f"{r['samples'] / max(seconds, 1e-9):.0f} samples/s (decode check included)")
 
 
 @cli.command("decompress")
@@ -560,7 +665,9 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
               help="Latent bit depths to build compression tables for, e.g. 4,6,8 (first = default of "
                    "`edgeae compress`); auto = 6,4,8 (or the run's --latent-bits first); none to skip.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty bundle folder.")
-def export_cmd(run_dir: str, out_dir: str, **options) -> None:
+@click.option("--target", "targets", type=click.Choice(["onnx", "c"]), multiple=True, default=("onnx",),
+              show_default=True, help="c: also write dependency-free C99 into BUNDLE/c (see `edgeae codegen`).")
+def export_cmd(run_dir: str, out_dir: str, targets: tuple[str, ...], **options) -> None:
     """Export a run folder to an ONNX bundle, checked against PyTorch on held-out samples.
 
     \b
@@ -577,3 +684,77 @@ def export_cmd(run_dir: str, out_dir: str, **options) -> None:
         click.echo(f"compression {bits}-bit: {r['bytes_per_sample']:.1f} bytes/sample, PSNR {r['psnr']:.2f} dB "
                    f"({r['samples']} held-out samples, all framing included)")
     click.echo(f"Bundle: {result.bundle_dir}  (next: edgeae info {result.bundle_dir}; edgeae bench {result.bundle_dir})")
+    if "c" in targets:
+        from pathlib import Path
+
+        from edgeae.codegen import generate_c
+
+        code = generate_c(result.bundle_dir, Path(result.bundle_dir) / "c", overwrite=True)
+        click.echo(code.table())
+        click.echo(f"C sources: {code.out_dir}")
+
+
+@cli.command("codegen")
+@click.argument("bundle", type=click.Path())
+@click.option("-o", "--out", "out_dir", required=True, help="Folder for the .h/.c files (must be empty or new).")
+@click.option("--precision", "precisions", default=None,
+              help="Comma-separated: fp32, int8-static (int8) [default: those the bundle has].")
+@click.option("--prefix", default="eae", show_default=True, help="Prefix of every C symbol and file name.")
+@click.option("--io", type=click.Choice(["auto", "raw", "model"]), default="auto", show_default=True,
+              help="raw: uint8 pixels in/out (bundles exported with --raw-io); model: float model units.")
+@click.option("--no-verify", is_flag=True, help="Skip compiling and checking on the held-out samples.")
+@click.option("--overwrite", is_flag=True, help="Replace a folder written earlier by edgeae codegen.")
+def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, io: str, no_verify: bool,
+                overwrite: bool) -> None:
+    """Generate dependency-free C99 (one .h/.c per graph and precision) from a bundle.
+
+    Every file is compiled with -Werror as C99 and C++17 and run on the bundle's held-out
+    samples: fp32 against ONNX Runtime, int8 bit-exact against the integer reference.
+    A failed check writes nothing. Needs gcc/g++ and the onnx package, never torch.
+
+    \b
+    Examples:
+      edgeae codegen bundles/digits -o c/digits
+      edgeae codegen bundles/mnist -o c/mnist --precision int8 --prefix mnist_ae
+    """
+    from edgeae.codegen import generate_c
+
+    result = generate_c(bundle, out_dir, precisions=precisions, prefix=prefix, io=io, verify=not no_verify,
+                        overwrite=overwrite)
+    click.echo(result.table())
+    click.echo(f"C sources: {result.out_dir} (see the top comment of each .h; docs/embedded.md)")
+
+
+# ---- the browser page (base install) ------------------------------------------------------
+
+
+@cli.command("web")
+@click.argument("bundle", type=click.Path())
+@click.option("-o", "--output", required=True, help="Site folder to write (index.html, edgeae.js, graphs, site.json).")
+@click.option("--precision", default="fp32", show_default=True,
+              help="Graph precisions the page offers, e.g. fp32,int8-dynamic (first = default).")
+@click.option("--ort-web", type=click.Path(), default=None,
+              help="dist/ folder of an npm onnxruntime-web: copy its WASM build so the page works offline "
+                   "[default: load it from a public CDN].")
+@click.option("--samples", type=click.IntRange(0, 1024), default=24, show_default=True,
+              help="Held-out samples of the bundle to put on the page.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty site folder.")
+def web_cmd(bundle, output, precision, ort_web, samples, overwrite):
+    """Write a static page that encodes on the device (phone or desktop) with onnxruntime-web.
+
+    \b
+    Example:
+      edgeae web bundles/digits -o site --ort-web node_modules/onnxruntime-web/dist
+      python -m http.server -d site 8000     # then open http://localhost:8000
+    """
+    from edgeae.web import build_site
+
+    r = build_site(bundle, output, precisions=precision, ort_web=ort_web, samples=samples, overwrite=overwrite)
+    ort = "copied into the site" if r.ort_source == "local" else f"loaded from {r.ort_url}"
+    click.echo(f"Site: {r.out}  ({len(r.files)} files; page {r.page_bytes / 1024:.0f} KiB without "
+               f"onnxruntime-web, {r.total_bytes / 1e6:.1f} MB in all)")
+    click.echo(f"precisions {', '.join(r.precisions)}; codec bits {', '.join(map(str, r.bits)) or 'none'}; "
+               f"{r.samples} held-out samples; onnxruntime-web {r.ort_version} {ort}")
+    for note in r.notes:
+        click.echo(f"Note: {note}")
+    click.echo(f"Serve it: python -m http.server -d {r.out} 8000   (then open http://localhost:8000)")

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from edgeae import callable_module
+from edgeae import distributed as ddp
 from edgeae.atomic import atomic_write_text
 from edgeae.checkpoint import (
     CONFIG_FILE,
@@ -189,19 +190,33 @@ def train(
         print(result.metrics["val_psnr"])
     """
     log = log or (lambda msg: None)
+    ctx = ddp.setup(device)  # under torchrun: join the process group (rank 0 writes, all train)
+    try:
+        return _train(ctx, data, model, out, resume, overwrite, progress, log, epochs=epochs, hidden=hidden,
+                      code_size=code_size, channels=channels, activation=activation,
+                      output_activation=output_activation, code_activation=code_activation, loss=loss,
+                      noise=noise, augment_shift=augment_shift, batch_size=batch_size, lr=lr, beta=beta,
+                      patience=patience, seed=seed, val_fraction=val_fraction, split=split, resize=resize,
+                      device=device, latent_bits=latent_bits)
+    finally:
+        ddp.shutdown(ctx)
+
+
+def _train(ctx: ddp.DistContext | None, data, model, out, resume, overwrite, progress, log, *, epochs,
+           **options) -> TrainResult:
+    """:func:`train` in one process of the job ``ctx`` (None: the only process)."""
+    if ctx is not None and not ctx.is_main:
+        progress, log = None, (lambda msg: None)  # one rank reports
     if resume:
         cfg, split_data, run_dir, more_epochs = _resume_config(out, epochs)
     else:
-        options = dict(hidden=hidden, code_size=code_size, channels=channels, activation=activation,
-                       output_activation=output_activation, code_activation=code_activation, loss=loss,
-                       noise=noise, augment_shift=augment_shift, epochs=epochs, batch_size=batch_size, lr=lr,
-                       beta=beta, patience=patience, seed=seed, val_fraction=val_fraction, split=split,
-                       resize=resize, device=device, latent_bits=latent_bits)
-        cfg, split_data = _new_config(data, model, **options)
-        run_dir = _prepare_run_dir(out, cfg, overwrite)
+        cfg, split_data = _new_config(data, model, epochs=epochs, **options)
+        run_dir = _prepare_run_dir(out, cfg, overwrite) if ctx is None or ctx.is_main else None
+        run_dir = ddp.broadcast_object(run_dir, ctx)  # the others wait until rank 0 has prepared it
         more_epochs = False
-    loop = _Loop.start(cfg, split_data, run_dir, resume, more_epochs)
-    cfg.save(run_dir / CONFIG_FILE)
+    loop = _Loop.start(cfg, split_data, run_dir, resume, more_epochs, ctx)
+    if loop.is_main:
+        cfg.save(run_dir / CONFIG_FILE)
     start = time.perf_counter()
     interrupted = _fit(loop, progress, log)
     return _finish(loop, time.perf_counter() - start, interrupted)
@@ -285,11 +300,20 @@ class _Loop:
     noise: tuple[str, float] | None  # parsed --noise
     lo: float  # smallest training value (noise clamps to [lo, hi])
     hi: float  # largest training value
-    steps: int  # batches per epoch
+    steps: int  # batches per epoch (per rank)
     peak: float  # PSNR peak in model units
+    ctx: ddp.DistContext | None = None  # the torchrun job this process belongs to (None: alone)
+    fwd: Any = None  # the training forward: DistributedDataParallel(net) in a job, else net
+    batch: int = 0  # samples per step on this rank (the global batch over the ranks)
+    best_state: dict | None = None  # best weights so far, in memory (every rank, for the result)
+
+    @property
+    def is_main(self) -> bool:
+        return self.ctx is None or self.ctx.is_main
 
     @classmethod
-    def start(cls, cfg: RunConfig, data: Split, run_dir: Path, resume: bool, more_epochs: bool) -> _Loop:
+    def start(cls, cfg: RunConfig, data: Split, run_dir: Path, resume: bool, more_epochs: bool,
+              ctx: ddp.DistContext | None = None) -> _Loop:
         """Build the model and optimizer (restored on ``resume``) and place the data."""
         tcfg = cfg.train
         torch.manual_seed(tcfg.seed)
@@ -304,17 +328,19 @@ class _Loop:
             if more_epochs:
                 state["bad_epochs"] = 0  # more epochs asked for: early stopping starts counting afresh
             net.to(dev)
+        state = ddp.broadcast_object(state, ctx)  # every rank continues from rank 0's state
         noise = parse_noise(tcfg.noise)
         lo, hi = float(data.train.min()), float(data.train.max())
         val_in = apply_noise(data.val, noise, torch.Generator().manual_seed(tcfg.seed + 7), lo, hi)
         # Small data sets live on the training device once, instead of one copy per batch.
         on_device = dev.type != "cpu" and data.train.nbytes <= _MAX_DEVICE_DATA_BYTES
-        n = len(data.train)
+        n = len(data.train) if ctx is None else -(-len(data.train) // ctx.world)  # samples per rank
+        batch = ddp.local_batch(tcfg.batch_size, ctx)
         # A last batch of a single sample is skipped (it moves to another position next epoch):
         # batch normalization cannot train on one sample, and one sample is a noisy step anyway.
-        steps = n // tcfg.batch_size + (1 if n % tcfg.batch_size > 1 else 0)
+        steps = n // batch + (1 if n % batch > 1 else 0)
         return cls(cfg, run_dir, data, dev, net, opt, sched, state, data.train.to(dev) if on_device else data.train,
-                   val_in, noise, lo, hi, steps, _peak(cfg, data.val))
+                   val_in, noise, lo, hi, steps, _peak(cfg, data.val), ctx, ddp.wrap(net, ctx, dev), batch)
 
 
 def _fit(loop: _Loop, progress: Callable[[TrainProgress], None] | None, log: Callable[[str], None]) -> bool:
@@ -347,19 +373,23 @@ def _epoch(loop: _Loop, epoch: int, step: Callable[[float], None]) -> dict[str, 
     tcfg, state = loop.cfg.train, loop.state
     loop.net.train()
     loop.net.set_training_progress((epoch - 1) / tcfg.epochs)
-    total = _train_batches(loop, epoch, step)
+    total = ddp.sum_all(_train_batches(loop, epoch, step), loop.ctx)
     loop.sched.step()
-    val = _evaluate(loop.net, loop.val_in, loop.data.val, tcfg, loop.dev)
-    row = {"epoch": epoch, "train_loss": total / len(loop.data.train), "val_loss": val["loss"],
+    val = ddp.broadcast_object(_evaluate(loop.net, loop.val_in, loop.data.val, tcfg, loop.dev), loop.ctx)
+    seen = len(loop.data.train) if loop.ctx is None else loop.ctx.world * loop.steps * loop.batch
+    row = {"epoch": epoch, "train_loss": total / min(seen, len(loop.data.train)), "val_loss": val["loss"],
            "val_psnr": psnr(val["mse"], loop.peak), "lr": loop.opt.param_groups[0]["lr"]}
     state["history"].append(row)
     state["epoch"] = epoch
     if val["loss"] < state["best_val"]:
         state.update(best_val=val["loss"], best_epoch=epoch, bad_epochs=0)
-        save_weights(loop.net, loop.run_dir / WEIGHTS_FILE)
+        loop.best_state = {k: v.detach().clone() for k, v in loop.net.state_dict().items()}
+        if loop.is_main:
+            save_weights(loop.net, loop.run_dir / WEIGHTS_FILE)
     else:
         state["bad_epochs"] += 1
-    save_resume_state(loop.run_dir, loop.net, loop.opt, loop.sched, state)
+    if loop.is_main:
+        save_resume_state(loop.run_dir, loop.net, loop.opt, loop.sched, state)
     return row
 
 
@@ -368,9 +398,14 @@ def _train_batches(loop: _Loop, epoch: int, step: Callable[[float], None]) -> fl
     tcfg, net, opt = loop.cfg.train, loop.net, loop.opt
     # Every epoch's randomness derives from (seed, epoch), so a resumed run continues
     # exactly as an uninterrupted one would.
-    gen = torch.Generator().manual_seed(tcfg.seed * 100_003 + epoch)
-    torch.manual_seed(tcfg.seed * 100_003 + epoch)
-    perm = torch.randperm(len(loop.data.train), generator=gen)
+    rank = 0 if loop.ctx is None else loop.ctx.rank
+    gen = torch.Generator().manual_seed(tcfg.seed * 100_003 + epoch + 7_919 * rank)  # per-rank noise
+    torch.manual_seed(tcfg.seed * 100_003 + epoch + 7_919 * rank)
+    if loop.ctx is None:
+        perm = torch.randperm(len(loop.data.train), generator=gen)
+    else:  # this rank's shard of one shared shuffle
+        perm = ddp.shard(len(loop.data.train), epoch, tcfg.seed, loop.ctx)
+    bs = loop.batch
     warmup = min(loop.steps, _WARMUP_STEPS)
     total = 0.0
     for b in range(loop.steps):
@@ -380,12 +415,12 @@ def _train_batches(loop: _Loop, epoch: int, step: Callable[[float], None]) -> fl
             # which the network outputs a constant and never recovers.
             for group in opt.param_groups:
                 group["lr"] = tcfg.lr * (b + 1) / warmup
-        idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
+        idx = perm[b * bs : (b + 1) * bs]
         target = loop.train_x[idx.to(loop.train_x.device)].to(loop.dev)
         if tcfg.augment_shift:
             target = random_shift(target, tcfg.augment_shift, gen)
         xb = apply_noise(target, loop.noise, gen, loop.lo, loop.hi)
-        loss_value = _loss(net, net(xb), target, tcfg)
+        loss_value = _loss(net, loop.fwd(xb), target, tcfg)
         if not torch.isfinite(loss_value):
             raise TrainingError(
                 f"the loss became {loss_value.item()} at epoch {epoch}, batch {b + 1}; lower --lr "
@@ -403,14 +438,21 @@ def _train_batches(loop: _Loop, epoch: int, step: Callable[[float], None]) -> fl
 def _finish(loop: _Loop, seconds: float, interrupted: bool) -> TrainResult:
     """Reload the best weights, write metrics.json and the pictures; the result."""
     run_dir = loop.run_dir
-    if not (run_dir / WEIGHTS_FILE).is_file():
+    if loop.best_state is not None:
+        loop.net.load_state_dict(loop.best_state)
+    elif (run_dir / WEIGHTS_FILE).is_file():  # resumed, and no better epoch since
+        load_weights(loop.net, run_dir / WEIGHTS_FILE)
+    else:
         raise TrainingError(f"training stopped before the first epoch finished; nothing was saved in {run_dir}")
-    load_weights(loop.net, run_dir / WEIGHTS_FILE)
     net = loop.net.cpu().eval()
+    digests = ddp.gather_objects(ddp.params_digest(net), loop.ctx)
     metrics = _final_metrics(net, loop.data, loop.val_in, loop.cfg, loop.state, seconds, interrupted)
     metrics["device"] = loop.dev.type
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _write_pictures(run_dir, net, loop.data, loop.val_in, loop.cfg, loop.state["history"])
+    if loop.ctx is not None:  # proof that DDP kept every rank's weights identical
+        metrics.update(processes=loop.ctx.world, backend=loop.ctx.backend, rank_params_sha256=digests)
+    if loop.is_main:
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        _write_pictures(run_dir, net, loop.data, loop.val_in, loop.cfg, loop.state["history"])
     return TrainResult(run_dir, loop.cfg, metrics, net, interrupted)
 
 

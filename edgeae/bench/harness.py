@@ -241,6 +241,8 @@ def run_bench(
     from edgeae.runtime.model import load
 
     fp32 = load(folder, "fp32", providers=["CPUExecutionProvider"], threads=1)
+    samples, _ = fp32.contract.samples(samples, source)  # the input contract, as for encode (docs/INPUT.md)
+    fp32.contract.check_values(samples, source)
     feeds = _feeds(manifest, samples, fp32)
     peak = psnr_peak(manifest.normalization["mode"], feeds["model"])
     settings = _settings(names, threads, source, duration, iterations, warmup, peak)

@@ -1,0 +1,211 @@
+"""Encode and compress inputs of any size block by block, with constant memory.
+
+    source (RowSource) -> blocks of R rows -> model.encode -> codes block -> .npy rows
+                                                           -> codec -> one .eae chunk
+
+The block plan is shared by every executor: this module runs the blocks in order in
+one process; :mod:`edgeae.scale.dask` runs the same block functions as Dask tasks and
+hands their results, in block order, to the same writers. So both write the same bytes.
+
+Blocks are ``R = MAX_CHUNK_SYMBOLS // code_size`` samples: exactly the samples of one
+``.eae`` chunk as :func:`edgeae.runtime.stream.compress_codes` splits a whole array. A
+stream written block by block is therefore byte-equal to ``compress(model, x)`` on the
+whole array, and each block is encoded with the same ``batch_size`` calls as a whole-array
+``model.encode(x, batch_size)`` whenever ``batch_size`` divides ``R`` (the default 4096
+does for every power-of-two code size up to 64); otherwise it is equal to this block plan.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeae.errors import ConfigError, InputError, StreamError
+from edgeae.runtime.compress import _pick, codecs_of
+from edgeae.runtime.model import DEFAULT_BATCH_SIZE
+from edgeae.runtime.stream import (
+    MAX_CHUNK_SYMBOLS,
+    _chunk_bytes,
+    _header,
+    _parse_header,
+    decompress_codes,
+    read_header,
+)
+from edgeae.scale.sources import RowSource, iter_blocks
+
+__all__ = ["block_rows", "BlockStats", "encode_block", "compress_block", "encode_to_npy", "compress_to_file",
+           "stream_codec"]
+
+Progress = Callable[[int], Any]
+
+
+def block_rows(code_size: int) -> int:
+    """Samples per block: one full ``.eae`` chunk (the writer's own split of a whole array)."""
+    return max(1, MAX_CHUNK_SYMBOLS // code_size)
+
+
+@dataclass
+class BlockStats:
+    """What the compression report needs from one block (sums, so blocks add up)."""
+
+    samples: int = 0
+    raw_bytes: int = 0  # bytes of the raw input samples
+    stream_bytes: int = 0  # bytes of the chunk(s) written
+    se: float = 0.0  # summed squared error in model units, after decoding the chunk again
+    values: int = 0  # number of values compared
+
+    def __iadd__(self, other: BlockStats) -> BlockStats:
+        for name in ("samples", "raw_bytes", "stream_bytes", "se", "values"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, where: str = "the input"
+                 ) -> np.ndarray:
+    """One block of raw samples -> codes ``(n, D)`` float32."""
+    if model.manifest.normalization["mode"] == "scale255" and x.dtype != np.uint8 and x.size:
+        top = float(np.nanmax(x))
+        if top > 1.0:
+            raise InputError(
+                f"{where} holds float values up to {top:g}, but this bundle takes uint8 pixels "
+                "or floats already scaled to [0, 1]: save the pixels as uint8, or divide by 255"
+            )
+    return np.asarray(model.encode(x, batch_size=batch_size), dtype=np.float32)
+
+
+def compress_block(model: Any, x: np.ndarray, bits: int | None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   check: bool = True, where: str = "the input") -> tuple[bytes, BlockStats]:
+    """One block of raw samples -> its ``.eae`` chunk bytes and report sums.
+
+    With ``check`` the chunk is decoded again (as a receiver would) for the PSNR.
+    """
+    codec, mid = _pick(model, bits)
+    header = _header(mid, codec.code_size)
+    codes = encode_block(model, x, batch_size, where).reshape(-1, codec.code_size)
+    chunk = _chunk_bytes(codec, codec.quantize(codes), zlib.crc32(header))
+    stats = BlockStats(len(x), int(x.nbytes), len(chunk))
+    if check:
+        x_hat = model.decode(decompress_codes(codec, mid, header + chunk), batch_size=batch_size, raw=True)
+        d = model.to_model_units(x).astype(np.float64) - model.to_model_units(x_hat)
+        stats.se, stats.values = float(np.sum(d * d)), int(d.size)
+    return chunk, stats
+
+
+def stream_codec(model: Any, path: str | os.PathLike, bits: int | None, append: bool):
+    """(codec, model id, header bytes to write) for a new stream or an append to ``path``."""
+    p = Path(path)
+    if append and p.exists() and p.stat().st_size > 0:
+        with p.open("rb") as f:
+            head = f.read(16)
+        _, stream_id, _, _ = _parse_header(head)
+        for codec, mid in codecs_of(model):
+            if mid == stream_id:
+                if bits is not None and codec.bits != bits:
+                    raise ConfigError(f"{path} holds {codec.bits}-bit codes; omit --bits or pass --bits {codec.bits}")
+                _check_stream_file(p)
+                return codec, mid, b""
+        raise StreamError(f"{path} was written for model id {stream_id.hex()}, not this bundle; "
+                          "append with the bundle that wrote it")
+    codec, mid = _pick(model, bits)
+    return codec, mid, _header(mid, codec.code_size)
+
+
+def _check_stream_file(p: Path) -> None:
+    """Check every chunk of an existing stream (memory-mapped) before appending behind it."""
+    import mmap
+
+    with p.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        view = memoryview(mm)
+        try:
+            read_header(view)
+        finally:
+            view.release()
+
+
+def local_blocks(source: RowSource, rows: int, fn: Callable[[np.ndarray], Any]) -> Iterator[tuple[int, Any]]:
+    """``(start, fn(block))`` for every block of ``source``, computed here, in order."""
+    for start, block in iter_blocks(source, rows):
+        yield start, fn(block)
+
+
+def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLike, *,
+                  batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress | None = None,
+                  results: Iterable[tuple[int, np.ndarray]] | None = None, n: int | None = None
+                  ) -> tuple[int, int]:
+    """Encode every sample of ``source`` into the ``.npy`` file ``output``; -> its shape.
+
+    The file is a memory-mapped ``(N, D)`` float32 array filled block by block and renamed
+    into place when complete. ``results`` (with the sample count ``n``) lets another
+    executor supply the code blocks.
+    """
+    d = int(model.code_size)
+    n = source.n if source is not None else n
+    if results is None:
+        results = local_blocks(source, block_rows(d), lambda b: encode_block(model, b, batch_size, source.path))
+    tmp = Path(str(output) + ".tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, d))
+    try:
+        for start, codes in results:
+            out[start:start + len(codes)] = codes
+            if progress is not None:
+                progress(len(codes))
+        out.flush()
+    finally:
+        del out
+    os.replace(tmp, output)
+    return n, d
+
+
+def compress_to_file(model: Any, source: RowSource | None, output: str | os.PathLike, *, bits: int | None = None,
+                     append: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, check: bool = True,
+                     progress: Progress | None = None,
+                     results: Callable[[int], Iterable[tuple[int, tuple[bytes, BlockStats]]]] | None = None
+                     ) -> dict[str, Any]:
+    """Compress ``source`` into the stream ``output`` one chunk per block; -> the report.
+
+    A new stream appears whole (temporary file + rename); an append adds chunks behind the
+    checked existing ones. The report holds bytes per sample, ratio and (with ``check``)
+    the MSE / PSNR of the decoded stream, accumulated block by block. ``results(bits)``
+    lets another executor supply the chunks, given the bit depth picked here.
+    """
+    codec, mid, header = stream_codec(model, output, bits, append)
+    if results is None:
+        blocks = local_blocks(source, block_rows(codec.code_size),
+                              lambda b: compress_block(model, b, codec.bits, batch_size, check, source.path))
+    else:
+        blocks = results(codec.bits)
+    path = Path(output)
+    target = path if not header else path.with_name(path.name + ".tmp")
+    total = BlockStats(stream_bytes=len(header))
+    with target.open("ab" if not header else "wb") as f:
+        f.write(header)
+        for _, (chunk, stats) in blocks:
+            f.write(chunk)
+            total += stats
+            if progress is not None:
+                progress(stats.samples)
+        f.flush()
+        os.fsync(f.fileno())
+    if header:
+        os.replace(target, path)
+    return _report(model, total, check)
+
+
+def _report(model: Any, total: BlockStats, check: bool) -> dict[str, Any]:
+    from edgeae.runtime.metrics import is_bounded, psnr_from_mse
+
+    n = total.samples
+    report: dict[str, Any] = {"samples": n, "bytes": total.stream_bytes,
+                              "bytes_per_sample": total.stream_bytes / max(n, 1),
+                              "raw_bytes": total.raw_bytes, "ratio": total.raw_bytes / max(total.stream_bytes, 1)}
+    if check and total.values:
+        report["mse"] = total.se / total.values
+        if is_bounded(model.manifest.normalization["mode"]):
+            report["psnr"] = psnr_from_mse(report["mse"])
+    return report

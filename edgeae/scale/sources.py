@@ -1,0 +1,314 @@
+"""Row sources: read the samples of a data file a block of rows at a time.
+
+``load_array_input`` reads a whole file into memory. A :class:`RowSource` instead knows
+where the samples are (a ``.npy`` or raw IDX file is memory-mapped, a gzipped IDX file is
+read forwards, a CSV file is indexed once, an image folder is a sorted file list) and
+returns rows ``[start, stop)`` as exactly the array ``load_array_input`` would have
+returned for them: same dtype (uint8 images stay uint8, the rest float32), same layout,
+same resize. It holds a path and a few numbers, so it pickles cheaply: a Dask worker reads
+its own block instead of receiving it from the client.
+
+Small or unindexable inputs (``.npz``, ``digits``, one image file) are read whole once and
+kept in the source.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from edgeae.data import (
+    _IDX_DTYPES,
+    IMAGE_SUFFIXES,
+    _as_samples,
+    _detect_format,
+    _resize_array,
+    load_array_input,
+)
+from edgeae.errors import DataError
+
+__all__ = ["RowSource", "open_source", "iter_blocks", "streaming_normalization"]
+
+_CSV_STRIDE = 1024  # rows between two remembered byte offsets of a CSV file
+_GRAY_MODES = ("L", "1", "LA", "I", "F")  # Pillow modes that read_image returns as (H, W)
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """Samples ``(n, *sample_shape)`` of ``dtype`` in a file, readable by row ranges."""
+
+    path: str  # the file (or folder) as given
+    kind: str  # npy | idx | idx-gz | csv | images | memory
+    n: int  # number of samples
+    sample_shape: tuple[int, ...]  # shape of one delivered sample (the model's)
+    dtype: str  # delivered dtype: uint8 or float32
+    want: tuple[int, ...] = ()  # the model's sample shape (vectors <-> images reshape)
+    resize: tuple[int, int] | None = None  # images: (H, W) applied while reading
+    file: str = ""  # the file holding the samples (an IDX folder's images file)
+    offset: int = 0  # idx: byte offset of the first sample
+    file_dtype: str = ""  # idx: stored dtype
+    file_shape: tuple[int, ...] = ()  # idx: stored shape of one sample
+    index: tuple = ()  # csv: byte offset of every _CSV_STRIDE-th data row; images: file names
+    colour: bool = False  # images: any colour image makes every image RGB (as load_dataset does)
+    array: np.ndarray | None = field(default=None, repr=False)  # memory: the samples
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as ``load_array_input`` would return them."""
+        start, stop = max(0, start), min(self.n, stop)
+        if stop <= start:
+            return np.empty((0, *self.sample_shape), dtype=self.dtype)
+        if self.kind == "memory":
+            return self.array[start:stop]
+        if self.kind == "npy":
+            raw = np.load(self.file, mmap_mode="r", allow_pickle=False)[start:stop]
+        elif self.kind == "idx":
+            raw = np.memmap(self.file, dtype=self.file_dtype, mode="r", offset=self.offset,
+                            shape=(self.n, *self.file_shape))[start:stop]
+        elif self.kind == "idx-gz":
+            with gzip.open(self.file, "rb") as f:
+                f.seek(self.offset + start * self._row_bytes())
+                raw = self._idx_rows(f, stop - start)
+        elif self.kind == "csv":
+            return self._finish(self._csv_rows(start, stop))
+        else:
+            return self._finish(self._images(self.index[start:stop]))
+        return self._finish(np.asarray(raw))
+
+    # --- helpers ---------------------------------------------------------------------
+    def _finish(self, raw: np.ndarray) -> np.ndarray:
+        """Stored rows -> delivered samples: load_array_input's conversions, block by block."""
+        x = raw if self.kind in ("csv", "images") else _as_samples(raw, self.path)
+        if self.resize is not None and self.kind != "images":
+            x = _resize_array(x, self.resize, x.ndim == 4, self.path)
+        got = tuple(x.shape[1:])
+        if self.want and got != self.want:
+            if math.prod(got) == math.prod(self.want) and (len(got) == 1 or len(self.want) == 1):
+                return x.reshape((x.shape[0], *self.want))
+            raise DataError(f"{self.path} holds samples of shape {got}, but the model expects {self.want}; "
+                            "give data with the shape the model was trained on (or --resize HxW for images)")
+        return x
+
+    def _row_bytes(self) -> int:
+        return math.prod(self.file_shape) * np.dtype(self.file_dtype).itemsize
+
+    def _idx_rows(self, f, count: int) -> np.ndarray:
+        data = f.read(count * self._row_bytes())
+        if len(data) != count * self._row_bytes():
+            raise DataError(f"{self.file} is truncated: it ends inside sample {self.n}; download it again")
+        return np.frombuffer(data, dtype=self.file_dtype).reshape((count, *self.file_shape))
+
+    def _csv_rows(self, start: int, stop: int) -> np.ndarray:
+        base = start - start % _CSV_STRIDE
+        lines: list[str] = []
+        with open(self.file, "rb") as f:
+            f.seek(self.index[base // _CSV_STRIDE])
+            row = base
+            while row < stop:
+                line = f.readline()
+                if not line:
+                    break
+                text = line.decode("utf-8", errors="strict").strip()
+                if not text.strip(", \t"):
+                    continue  # blank rows are skipped, as load_dataset does
+                if row >= start:
+                    lines.append(text)
+                row += 1
+        try:
+            values = np.loadtxt(lines, delimiter=",", dtype=np.float32, ndmin=2, comments=None)
+        except ValueError as exc:
+            raise DataError(f"{self.file}, rows {start + 1}..{stop}: not all numbers ({exc}); "
+                            "CSV data must be numeric (only the first row may be a header)") from None
+        if values.shape[1:] != self.file_shape:
+            raise DataError(f"{self.file}, rows {start + 1}..{stop}: {values.shape[1]} columns, expected "
+                            f"{self.file_shape[0]}; make every row the same length")
+        _check_finite(values, self.file)
+        return values
+
+    def _images(self, names: tuple) -> np.ndarray:
+        from edgeae.imageio import read_image
+
+        arrays = [read_image(Path(self.file) / name, self.resize) for name in names]
+        if self.colour:
+            arrays = [a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]
+            return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))  # (n, 3, H, W)
+        return np.stack(arrays)[:, None]  # (n, 1, H, W)
+
+
+def _check_finite(x: np.ndarray, where: str) -> None:
+    if not np.isfinite(x).all():
+        raise DataError(f"{where} contains NaN or infinite values; clean or drop them first")
+
+
+def open_source(path: str | Path, sample_shape: tuple[int, ...] = (),
+                resize: tuple[int, int] | None = None) -> RowSource:
+    """A :class:`RowSource` for ``path``; ``sample_shape`` is the model's (empty: as stored)."""
+    p = Path(path)
+    want = tuple(int(v) for v in sample_shape)
+    if str(path) != "digits" and not p.exists():
+        raise DataError(f"{path} not found: give a .npy/.npz, IDX, image folder or CSV file")
+    fmt = "memory" if str(path) == "digits" else _detect_format(p)
+    if fmt == "npy" and want and _one_sample(p, want):
+        fmt = "memory"
+    if fmt == "npy":
+        src = _npy_source(p)
+    elif fmt == "idx":
+        src = _idx_source(p)
+    elif fmt == "csv":
+        src = _csv_source(p)
+    elif fmt == "images" and p.is_dir():
+        src = _image_source(p, resize)
+    else:  # npz, digits, one image: small; read whole
+        x = load_array_input(path, want, resize) if want else _whole(path, resize)
+        return RowSource(str(path), "memory", len(x), tuple(x.shape[1:]), x.dtype.name, want, array=x)
+    src = replace(src, path=str(path), want=want, resize=resize)
+    first = src.read(0, 1)  # checks dtype, shape and conversions on one row before any work
+    return replace(src, sample_shape=tuple(first.shape[1:]), dtype=first.dtype.name)
+
+
+def _one_sample(p: Path, want: tuple[int, ...]) -> bool:
+    """A .npy holding one sample (``want``, or ``(H, W)`` for 1 channel): read it whole."""
+    try:
+        shape = np.load(p, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return True  # let load_array_input report it
+    return shape == want or (len(want) == 3 and want[0] == 1 and shape == want[1:]) or len(shape) < 2
+
+
+def _whole(path: str | Path, resize: tuple[int, int] | None) -> np.ndarray:
+    from edgeae.data import load_dataset
+
+    return load_dataset(path, resize).x
+
+
+def _npy_source(p: Path) -> RowSource:
+    try:
+        mm = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p} could not be read as a numpy npy file ({exc})") from None
+    if mm.ndim < 2 or mm.shape[0] == 0:
+        raise DataError(f"{p} holds an array of shape {mm.shape}; give samples as (N, ...) with N >= 1 "
+                        "(one sample: use load_array_input)")
+    return RowSource(str(p), "npy", int(mm.shape[0]), (), "", file=str(p))
+
+
+def _idx_source(p: Path) -> RowSource:
+    if p.is_dir():  # as load_dataset: the training set's images first
+        images = sorted((f for f in p.iterdir() if f.is_file() and "images-idx3-ubyte" in f.name),
+                        key=lambda f: (not f.name.startswith("train"), f.name))
+        p = images[0]
+    gz = p.name.endswith(".gz")
+    with (gzip.open if gz else open)(p, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES or head[3] < 2:
+            raise DataError(f"{p} is not an IDX images file (magic {head.hex() or 'none'}); "
+                            "give an MNIST-style *-idx3-ubyte[.gz] file")
+        dims = tuple(int(d) for d in np.frombuffer(f.read(4 * head[3]), dtype=">u4"))
+    dtype = np.dtype(_IDX_DTYPES[head[2]])
+    offset = 4 + 4 * head[3]
+    if not gz and p.stat().st_size != offset + math.prod(dims) * dtype.itemsize:
+        raise DataError(f"{p} is truncated or corrupt: header says {dims} values of {dtype.name}, file has "
+                        f"{p.stat().st_size} bytes; download it again")
+    return RowSource(str(p), "idx-gz" if gz else "idx", dims[0], (), "", file=str(p), offset=offset,
+                     file_dtype=dtype.str, file_shape=dims[1:])
+
+
+def _csv_source(p: Path) -> RowSource:
+    """Index a CSV file in one pass: its header, width, row count and row offsets."""
+    index, n, width, pos, seen = [], 0, 0, 0, False
+    with open(p, "rb") as f:
+        for line in f:
+            start, pos = pos, pos + len(line)
+            cells = line.decode("utf-8", errors="replace").strip().split(",")
+            if not any(c.strip() for c in cells):
+                continue  # blank rows are skipped, as load_dataset does
+            if not seen:
+                seen = True
+                if not all(_is_number(c) for c in cells):
+                    continue  # the first row is a header
+            if n % _CSV_STRIDE == 0:
+                index.append(start)
+            width = width or len(cells)
+            n += 1
+    if n == 0:
+        raise DataError(f"{p} has no data rows; give one sample per line of comma-separated numbers")
+    return RowSource(str(p), "csv", n, (), "", file=str(p), file_shape=(width,), index=tuple(index))
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _image_source(p: Path, resize: tuple[int, int] | None) -> RowSource:
+    """Scan image headers only (mode, size): colour and size checks without decoding pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    colour, first = False, None
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                mode, size = img.mode, img.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"{f} could not be read as an image ({exc}); remove or replace it") from None
+        colour = colour or not (mode in _GRAY_MODES or mode.startswith("I;16"))
+        first = first or (f, size)
+        if resize is None and size != first[1]:
+            raise DataError(f"images in {p} have different sizes: {first[0].name} is {first[1][1]}x{first[1][0]} "
+                            f"and {f.name} is {size[1]}x{size[0]} (HxW); pass --resize HxW to resize them all")
+    return RowSource(str(p), "images", len(files), (), "", file=str(p), index=tuple(f.name for f in files),
+                     colour=colour)
+
+
+def iter_blocks(source: RowSource, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, block)`` of at most ``rows`` samples, in order, with constant memory.
+
+    A gzipped IDX file is read forwards through one open file instead of re-seeking.
+    """
+    if source.kind == "idx-gz":
+        with gzip.open(source.file, "rb") as f:
+            f.seek(source.offset)
+            for start in range(0, source.n, rows):
+                count = min(rows, source.n - start)
+                yield start, source._finish(source._idx_rows(f, count))
+        return
+    for start in range(0, source.n, rows):
+        yield start, source.read(start, start + rows)
+
+
+def streaming_normalization(source: RowSource, rows: int = 8192):
+    """The :func:`edgeae.data.fit_normalization` result, from one pass over ``source``.
+
+    Sums and sums of squares are accumulated in float64 per feature, so memory stays one
+    block plus two feature vectors however many samples there are.
+    """
+    from edgeae.config import Normalization
+
+    if source.dtype == "uint8":
+        return Normalization(mode="scale255", raw_dtype="uint8", offset=[0.0], scale=[255.0])
+    d = math.prod(source.sample_shape)
+    mean, m2, lo, hi, n = np.zeros(d), np.zeros(d), np.inf, -np.inf, 0
+    for _, block in iter_blocks(source, rows):
+        flat = block.reshape(len(block), -1).astype(np.float64)
+        k = len(flat)
+        bmean = flat.mean(axis=0)
+        delta = bmean - mean  # Chan et al.'s pairwise update: stable for any number of blocks
+        m2 += np.square(flat - bmean).sum(axis=0) + np.square(delta) * (n * k / (n + k))
+        mean += delta * (k / (n + k))
+        lo, hi, n = min(lo, flat.min()), max(hi, flat.max()), n + k
+    if lo >= 0.0 and hi <= 1.0:
+        return Normalization(mode="identity", raw_dtype="float32", offset=[0.0], scale=[1.0])
+    std = np.sqrt(m2 / n)
+    std[std < 1e-12] = 1.0
+    return Normalization(mode="standardize", raw_dtype="float32", offset=mean.tolist(), scale=std.tolist())

@@ -1,0 +1,51 @@
+"""Training on two CPU processes (torchrun + DDP, gloo) against one process of the same epochs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeae.cli import _without_option
+from edgeae.distributed import DistContext, local_batch
+from edgeae.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_global_batch_splits_over_ranks():
+    ctx = DistContext(rank=1, world=2, local_rank=1, backend="gloo")
+    assert local_batch(64, ctx) == 32 and local_batch(64, None) == 64
+    with pytest.raises(ConfigError, match="--batch-size 63 is the global batch and must divide by the 2"):
+        local_batch(63, ctx)
+
+
+def test_launcher_drops_its_own_option():
+    args = ["--epochs", "3", "--nproc-per-node", "2", "--out", "r", "--nproc-per-node=4"]
+    assert _without_option(args, "--nproc-per-node") == ["--epochs", "3", "--out", "r"]
+
+
+def _train(out: Path, *extra: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "edgeae", "train", "--data", "digits", "--epochs", "6", "--seed", "3",
+           "--out", str(out), *extra]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.slow  # three Python processes import torch: ~60 s on 2 shared cores
+def test_two_processes_match_one(tmp_path):
+    one = _train(tmp_path / "one")
+    two = _train(tmp_path / "two", "--nproc-per-node", "2")
+    assert two["processes"] == 2 and two["backend"] == "gloo"
+    assert len(two["rank_params_sha256"]) == 2 and len(set(two["rank_params_sha256"])) == 1
+    assert abs(two["val_psnr"] - one["val_psnr"]) < 0.5, (one["val_psnr"], two["val_psnr"])
+    assert two["epochs_run"] == one["epochs_run"] == 6
+    # resume continues the job coherently on both ranks (state broadcast from rank 0)
+    more = _train(tmp_path / "two", "--nproc-per-node", "2", "--resume", "--epochs", "8")
+    assert more["epochs_run"] == 8 and len(set(more["rank_params_sha256"])) == 1
