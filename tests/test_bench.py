@@ -230,3 +230,21 @@ def test_bench_runs_without_torch_or_onnx(bundle, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert {row["variant"] for row in json.loads(r.stdout)["rows"]} == {"fp32", "int8-dynamic", "ort-bare"}
+
+
+def test_saved_json_reads_back_and_replots(result, tmp_path):
+    from edgeae.bench.report import plot
+
+    text = result.to_json()
+    again = BenchResult.from_dict(json.loads(text))
+    assert again.to_json() == text  # every row, ratio and recommendation survives the round trip
+    png = plot(again, tmp_path / "again.png", title="digits")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_labels_of_nearby_points_stack():
+    from edgeae.bench.report import _label_lifts
+
+    points = [("fp32", 820.0, 19.551), ("fp16", 410.0, 19.551), ("int8-static", 229.0, 19.533),
+              ("torch-eager", 818.0, 19.551)]
+    assert _label_lifts(points) == [0, 0, 0, 1]  # torch-eager sits on fp32: its label goes one line up
