@@ -36,7 +36,9 @@ from edgeae.data import load_dataset
 from edgeae.errors import DataError, EdgeAEError
 from tests._bundles import digits_uint8, make_bundle
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+# 120 fixed examples per parser in the suite; EDGEAE_FUZZ_EXAMPLES=N runs N fresh random ones (a deep run).
+_DEEP = int(os.environ.get("EDGEAE_FUZZ_EXAMPLES", "0"))
+FUZZ = settings(max_examples=_DEEP or 120, deadline=None, derandomize=not _DEEP, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 HANG_S = 20.0  # one parse taking longer than this counts as a hang
 COUNTS: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # parser -> [tried, crashed]
@@ -213,6 +215,10 @@ def test_idx_absurd_dims_allocate_nothing(tmp_path):
     path.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">III", 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(100))
     with pytest.raises(DataError, match="truncated or corrupt"):
         load_dataset(path)
+    path.write_bytes(b"\x00\x00\x08\x05" + struct.pack(">IIIII", 0, 262, 262, 74814, 1795991467))
+    with pytest.raises(DataError, match="holds no values"):  # 0 values, other dims past numpy's index range
+        load_dataset(path)
+    path.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">III", 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(100))
     gz = tmp_path / "huge-images-idx3-ubyte.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     with pytest.raises(DataError, match="truncated or corrupt"):
