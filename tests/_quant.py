@@ -38,7 +38,8 @@ def psnr(x_hat: np.ndarray, x: np.ndarray) -> float:
 
 
 def output_step(path, output: str) -> float:
-    """Scale of the DequantizeLinear that produces ``output`` (through shape-only ops)."""
+    """Scale of the DequantizeLinear that produces ``output``, through shape-only ops and
+    element-wise activations that move no value further than its input moved (|f'| <= 1)."""
     graph = onnx.load(str(path)).graph
     consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     by_output = {o: n for n in graph.node for o in n.output}
@@ -49,7 +50,8 @@ def output_step(path, output: str) -> float:
             scale = consts[node.input[1]]
             assert scale.size == 1, "output quantized per channel"
             return float(scale)
-        assert node.op_type in ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"), node.op_type
+        assert node.op_type in ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze", "Relu", "Tanh", "Sigmoid",
+                                "Clip"), node.op_type
         name = node.input[0]
     raise AssertionError(f"{path.name}: output {output} is not dequantized from 8-bit values")
 
