@@ -250,3 +250,19 @@ def test_trained_models_every_kind(kind, tmp_path):
         for g in result.graphs:
             if g.precision == "int8-static":
                 assert all(c["differ"] == 0 for c in g.checks["reference"]["outputs"].values())
+
+
+def test_runtime_only_install_says_which_extra(tmp_path):
+    """Without the onnx package (a base install) the command names the extra to install."""
+    import os
+    import sys
+
+    python = os.environ.get("EDGEAE_RUNTIME_PYTHON")
+    if not python:
+        pytest.skip("EDGEAE_RUNTIME_PYTHON (a base install without onnx) is not set")
+    folder, _ = make_bundle(tmp_path / "b", precisions=("fp32",))
+    root = str(Path(__file__).resolve().parents[1])
+    res = subprocess.run([python, "-m", "edgeae", "codegen", str(folder), "-o", str(tmp_path / "c")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root})
+    assert res.returncode == 1 and "pip install 'edgeae[codegen]'" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and sys.executable != python
