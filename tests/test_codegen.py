@@ -266,3 +266,18 @@ def test_runtime_only_install_says_which_extra(tmp_path):
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root})
     assert res.returncode == 1 and "pip install 'edgeae[codegen]'" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and sys.executable != python
+
+
+@pytest.mark.slow
+def test_cli_export_target_c(mlp_run, tmp_path):
+    """`edgeae export RUN -o BUNDLE --target c` writes the bundle and checked C into BUNDLE/c."""
+    from click.testing import CliRunner
+
+    from edgeae.cli import cli
+
+    out = tmp_path / "bundle"
+    res = CliRunner().invoke(cli, ["export", str(mlp_run), "-o", str(out), "--precision", "fp32,int8-static",
+                                   "--raw-io", "--codec-bits", "none", "--target", "onnx", "--target", "c"])
+    assert res.exit_code == 0, res.output
+    assert (out / "c" / "eae_encoder_int8.c").is_file() and (out / "c" / "codegen.json").is_file()
+    assert "0 LSB vs integer reference" in res.output
