@@ -283,8 +283,7 @@ def test_cli_export_target_c(mlp_run, tmp_path):
     assert "0 LSB vs integer reference" in res.output
 
 
-@pytest.mark.parametrize("act,weight,symmetric", [("QInt8", "QInt8", True), ("QUInt8", "QUInt8", False),
-                                                  ("QUInt8", "QInt8", False)])
+@pytest.mark.parametrize("act,weight,symmetric", [("QInt8", "QInt8", True), ("QUInt8", "QUInt8", False)])
 def test_int8_any_signedness_and_zero_points(conv, tmp_path, act, weight, symmetric):
     """Activations and weights uint8 or int8, weight zero points per channel: read from the graph."""
     import onnx
