@@ -322,3 +322,17 @@ def test_int8_any_signedness_and_zero_points(conv, tmp_path, act, weight, symmet
     (tmp_path / "sig_encoder.c").write_text(unit.source)
     got = run_harness(build_harness(unit, tmp_path), unit, [x])
     np.testing.assert_array_equal(got[0], run_reference(program, [x])[0])
+
+
+def test_codegen_never_imports_torch(tmp_path):
+    """The generator reads bundles only: it runs with torch made unimportable."""
+    import os
+    import sys
+
+    folder, _ = make_bundle(tmp_path / "b", precisions=("fp32",))
+    code = ("import sys; sys.modules['torch'] = None; from edgeae.codegen import generate_c; "
+            f"r = generate_c({str(folder)!r}, {str(tmp_path / 'c')!r}); print(len(r.graphs))")
+    root = str(Path(__file__).resolve().parents[1])
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert res.returncode == 0 and res.stdout.strip() == "2", res.stderr
