@@ -16,10 +16,11 @@ FP32 = {
 PFX_KERNEL void PFX_dense_f32(const float *PFX_RESTRICT x, const float *PFX_RESTRICT w,
                           const float *PFX_RESTRICT b, float *PFX_RESTRICT y, int K, int N)
 {
-    int k = 0, n;
+    const int K4 = K - K % 4;
+    int k, n;
     for (n = 0; n < N; ++n) y[n] = b[n];
     /* four inputs per pass: y[n] stays in a register; the additions keep the order k = 0, 1, 2, ... */
-    for (; k + 4 <= K; k += 4) {
+    for (k = 0; k < K4; k += 4) {
         const float x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
         const float *PFX_RESTRICT w0 = w + (size_t)k * (size_t)N;
         const float *PFX_RESTRICT w1 = w0 + N;
@@ -34,7 +35,7 @@ PFX_KERNEL void PFX_dense_f32(const float *PFX_RESTRICT x, const float *PFX_REST
             y[n] = acc;
         }
     }
-    for (; k < K; ++k) {
+    for (k = K4; k < K; ++k) {
         const float xk = x[k];
         const float *PFX_RESTRICT wk = w + (size_t)k * (size_t)N;
         for (n = 0; n < N; ++n) y[n] += xk * wk[n];
