@@ -256,3 +256,15 @@ def test_graph_limits_hold_in_the_browser(chromium, url, sites, tmp_path):
         catch (e) { out[n] = 'refused'; } } return out; }""")
     assert got == {"ok": "loaded", "ir": "refused", "opset": "refused"}
     page.close()
+
+
+def test_cli_check_runs_the_page_in_chromium(sites, tmp_path):
+    from click.testing import CliRunner
+
+    from edgeae.cli import cli
+
+    r = CliRunner().invoke(cli, ["web", str(sites["mlp"]), "-o", str(tmp_path / "s"), "--precision", "fp32,int8-dynamic",
+                                 "--ort-web", str(ORT_WEB), "--samples", "6", "--check"])
+    assert r.exit_code == 0, r.output
+    assert "Checked in Chromium" in r.output and "fp32 codes within" in r.output
+    assert ".eae bytes identical in 18 of 18 streams" in r.output
