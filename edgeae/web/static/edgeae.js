@@ -489,7 +489,7 @@ class Page {
     const [, H] = this.site.sample_shape;
     ctx.strokeStyle = "#fff";
     ctx.lineCap = ctx.lineJoin = "round";
-    ctx.lineWidth = pad.width * (H >= 16 ? 0.07 : 0.1);
+    ctx.lineWidth = pad.width * (H >= 16 ? 0.07 : 0.13); // strokes about as thick as the training digits
     let drawing = false, pending = false;
     const at = (ev) => {
       const b = pad.getBoundingClientRect();
