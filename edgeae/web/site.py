@@ -264,6 +264,7 @@ def build_site(
     samples: int = DEFAULT_SAMPLES,
     overwrite: bool = False,
     check: bool = False,
+    title: str | None = None,
 ) -> SiteReport:
     """Write the static page of ``bundle_dir`` into ``out_dir``; returns what was written.
 
@@ -275,6 +276,7 @@ def build_site(
             page works offline. None: the page loads onnxruntime-web from a public CDN.
         samples: how many held-out samples of the bundle to embed (0 = none).
         overwrite: replace the files of an existing, non-empty ``out_dir``.
+        title: the name the page shows (default: the bundle folder's name).
         check: open the written site in headless Chromium (``edgeae.web.headless``) and compare
             its codes and ``.eae`` bytes with the Python runtime on the embedded samples.
     """
@@ -323,7 +325,7 @@ def build_site(
     norm = manifest.normalization
     site = {
         "format": "edgeae-site", "version": 1,
-        "bundle": folder.resolve().name, "kind": manifest.kind, "variational": bool(manifest.variational),
+        "bundle": title or folder.resolve().name, "kind": manifest.kind, "variational": bool(manifest.variational),
         "code_size": manifest.code_size, "sample_shape": list(manifest.sample_shape),
         "is_image": manifest.is_image,
         "normalization": {k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")},
