@@ -259,12 +259,13 @@ def test_graph_limits_hold_in_the_browser(chromium, url, sites, tmp_path):
 
 
 def test_cli_check_runs_the_page_in_chromium(sites, tmp_path):
-    from click.testing import CliRunner
+    """`edgeae web --check` (a subprocess: this module's browser already holds Playwright's loop)."""
+    import subprocess
+    import sys
 
-    from edgeae.cli import cli
-
-    r = CliRunner().invoke(cli, ["web", str(sites["mlp"]), "-o", str(tmp_path / "s"), "--precision", "fp32,int8-dynamic",
-                                 "--ort-web", str(ORT_WEB), "--samples", "6", "--check"])
-    assert r.exit_code == 0, r.output
-    assert "Checked in Chromium" in r.output and "fp32 codes within" in r.output
-    assert ".eae bytes identical in 18 of 18 streams" in r.output
+    r = subprocess.run([sys.executable, "-m", "edgeae", "web", str(sites["mlp"]), "-o", str(tmp_path / "s"),
+                        "--precision", "fp32,int8-dynamic", "--ort-web", str(ORT_WEB), "--samples", "6", "--check"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Checked in Chromium" in r.stdout and "fp32 codes within" in r.stdout
+    assert ".eae bytes identical in 18 of 18 streams" in r.stdout
