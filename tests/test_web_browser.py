@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ORT_WEB = Path(os.environ.get("EDGEAE_ORT_WEB", ROOT / "node_modules" / "onnxruntime-web" / "dist"))
 _why = missing() or (None if (ORT_WEB / "ort.wasm.min.mjs").is_file() else
                      f"onnxruntime-web not found at {ORT_WEB} (npm ci at the repo root, or set EDGEAE_ORT_WEB)")
-pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
+# slow: a browser start, WASM compile and a 1-epoch export (~30 s; `make test` runs them, test-fast not)
+pytestmark = [pytest.mark.skipif(_why is not None, reason=_why or ""), pytest.mark.slow]
 
 FP32_TOL = 1e-4  # WASM vs native kernels: float32 sums in another order (measured: ~1e-6)
 # int8-dynamic: both runtimes quantize activations to uint8 at run time, but with different
