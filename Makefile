@@ -67,4 +67,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules
