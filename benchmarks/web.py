@@ -28,6 +28,14 @@ RESULTS = HERE / "results"
 ORT_WEB = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 
 
+def _rel(path: Path) -> str:
+    """A path relative to the repository when it lies inside it (results stay machine-neutral)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _pct(times: list[float]) -> dict[str, float]:
     s = sorted(times)
     q = lambda p: s[min(len(s) - 1, int(p * len(s)))]  # noqa: E731
@@ -87,7 +95,7 @@ def run(bundle: Path, name: str, rounds: int, calls: int, screenshot: Path | Non
         "ort_js_bytes": sum(n for f, n in files.items() if f.startswith("ort/") and f.endswith(".mjs")),
         "ort_wasm_bytes": sum(n for f, n in files.items() if f.endswith(".wasm")),
     }
-    result: dict = {"bundle": str(bundle), "name": name, "weight": weight, "precisions": {}}
+    result: dict = {"bundle": _rel(bundle), "name": name, "weight": weight, "precisions": {}}
     with serve(site_dir) as url, browser() as b:
         result["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                              "chromium": b.version, "chromium_path": chromium_path(),
@@ -137,7 +145,7 @@ def run(bundle: Path, name: str, rounds: int, calls: int, screenshot: Path | Non
             page.evaluate("edgeae.setPrecision('fp32')")
             _draw(page, "7")
             page.screenshot(path=str(screenshot), full_page=True)
-            result["screenshot"] = str(screenshot)
+            result["screenshot"] = _rel(screenshot)
         page.close()
     return result
 
