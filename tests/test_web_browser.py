@@ -49,13 +49,15 @@ def sites(mlp_run, tmp_path_factory):
     export(mlp_run, mlp, precisions="fp32,int8-dynamic", latency_repeats=3)
     vae = make_bundle(base / "bundle-vae", "vae", precisions=("fp32",))[0]
     table = make_bundle(base / "bundle-table", "vector", precisions=("fp32",))[0]
-    for b in (vae, table):
+    rawio = make_bundle(base / "bundle-rawio", "image", raw_io=True, precisions=("fp32",))[0]
+    for b in (vae, table, rawio):
         add_codecs(b, bits=(6,))
     root = base / "www"
     build_site(mlp, root / "mlp", "fp32,int8-dynamic", ort_web=ORT_WEB, samples=SAMPLES)
     build_site(vae, root / "vae", ort_web=ORT_WEB, samples=4)
     build_site(table, root / "table", ort_web=ORT_WEB, samples=4)
-    return {"root": root, "mlp": mlp, "vae": vae, "table": table}
+    build_site(rawio, root / "rawio", ort_web=ORT_WEB, samples=4)
+    return {"root": root, "mlp": mlp, "vae": vae, "table": table, "rawio": rawio}
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +236,20 @@ def test_tabular_form(chromium, url, sites):
     assert np.abs(np.array(last["code"]) - model.encode(x)).max() <= FP32_TOL
     assert page.locator("#recon-table tr").count() == 65
     assert not page.errors
+    page.close()
+
+
+def test_raw_io_graphs(chromium, url, sites):
+    """Graphs exported with --raw-io take uint8 pixels and return uint8 pixels; the page feeds them as such."""
+    page = _open(chromium, url, "rawio")
+    model = rt.load(sites["rawio"], providers="cpu")
+    x = np.load(sites["rawio"] / "samples.npy")[:4]
+    got = page.evaluate("async () => { const o = []; for (let k = 0; k < 4; k++) { const c = await edgeae.encode(edgeae.sample(k));"
+                        " o.push([c, (await edgeae.decode(c)).raw]); } return o; }")
+    codes = np.array([c for c, _ in got], np.float32)
+    assert np.abs(codes - model.encode(x)).max() <= FP32_TOL
+    np.testing.assert_array_equal(np.array([r for _, r in got]), model.decode(codes, raw=True).reshape(4, -1))
+    assert page.evaluate("edgeae.selfCheck()")["eae_equal"] == 4 and not page.errors
     page.close()
 
 
