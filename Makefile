@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env system-tools
+.PHONY: demo test test-fast lint bench clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,17 +33,44 @@ $(RT_STAMP): pyproject.toml
 
 runtime-env: $(RT_STAMP)
 
-# Debian tools some tests use (they skip with a stated reason where these are missing):
-# qemu-user-static emulates CPUs without VNNI for the int8 portability tests.
+# Debian tools some tests use, installed with apt-get where it works (root on Debian/Ubuntu);
+# elsewhere those tests skip and say why. Failures do not stop `make test`.
+#   qemu-user-static: emulated CPUs without VNNI (int8 portability tests)
+#   gcc, g++, cmake, arm-none-eabi gcc + newlib, qemu-system-arm: generated C, C codec, Cortex-M runs
+#   chromium: browser tests (Playwright drives it by path; it never downloads a browser)
+APT_TOOLS := qemu-user-static gcc g++ cmake gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
+	qemu-system-arm chromium
+APT_PROBES := qemu-x86_64-static gcc g++ cmake arm-none-eabi-gcc qemu-system-arm chromium
 system-tools:
-	@command -v qemu-x86_64-static >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  { apt-get update -qq && apt-get install -y -qq qemu-user-static; } >/dev/null 2>&1; } || \
-	  echo "note: qemu-user-static not installed; the emulated-CPU tests will be skipped"
+	@missing=; for t in $(APT_PROBES); do command -v $$t >/dev/null || missing=1; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  { apt-get update -qq && apt-get install -y -qq $(APT_TOOLS); } >/dev/null 2>&1 || \
+	  for p in $(APT_TOOLS); do apt-get install -y -qq $$p >/dev/null 2>&1 || echo "note: could not install $$p; tests that need it will skip"; done; \
+	else echo "note: no apt-get as root here; install $(APT_TOOLS) for the emulated-CPU, C and browser tests"; fi
+
+c-tools native-tools: system-tools
+
+# The browser tests' tools, where apt/npm are available (the tests skip with the reason
+# elsewhere): Debian's chromium (Playwright drives it by path; it never downloads a browser)
+# and onnxruntime-web from package-lock.json into ./node_modules. Failures do not stop `make test`.
+WEB_STAMP := node_modules/.installed
+$(WEB_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent && touch $(WEB_STAMP)
+
+web-tools: $(STAMP) system-tools
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(WEB_STAMP) \
+		|| echo "web-tools: npm ci failed (browser tests will skip)"; \
+	else echo "web-tools: npm not found (browser tests will skip)"; fi
 
 demo: $(STAMP)
 	$(PY) -m edgeae.demo --out $(DEMO)
 
-test: $(STAMP) $(RT_STAMP) system-tools
+# ONNX Runtime's C/C++ headers for examples/cpp (a private apt download; never fails the build).
+cpp-deps: $(STAMP)
+	-PYTHON=$(abspath $(PY)) examples/cpp/setup_ort.sh
+
+test: $(STAMP) $(RT_STAMP) system-tools web-tools cpp-deps
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 
@@ -55,6 +82,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+bench-c: $(STAMP) c-tools
+	$(PY) -m benchmarks.c
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache

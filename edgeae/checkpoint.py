@@ -9,19 +9,19 @@ A run folder holds ``config.json``, ``weights.safetensors`` (best validation los
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from edgeae.atomic import atomic_path, atomic_write_text
 from edgeae.config import RunConfig
 from edgeae.errors import CheckpointError, ConfigError
 from edgeae.models import Autoencoder, build_model
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "RUN_FILES", "save_weights", "load_weights", "load_run",
-           "atomic_write_text", "save_resume_state", "load_resume_state"]
+           "save_resume_state", "load_resume_state"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -30,20 +30,11 @@ _LAST, _OPTIMIZER, _STATE = "last.safetensors", "optimizer.safetensors", "state.
 RUN_FILES = (WEIGHTS_FILE, _LAST, _OPTIMIZER, _STATE, "metrics.json", "loss.png", "reconstructions.png")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Save a state dict as safetensors, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -100,8 +91,8 @@ def save_resume_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Op
     for idx, pstate in groups["state"].items():
         for name, value in pstate.items():
             tensors[f"{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    save_file(tensors, str(run_dir / f"{_OPTIMIZER}.tmp"))
-    (run_dir / f"{_OPTIMIZER}.tmp").replace(run_dir / _OPTIMIZER)
+    with atomic_path(run_dir / _OPTIMIZER) as tmp:
+        save_file(tensors, str(tmp))
     state = dict(state, param_groups=groups["param_groups"], scheduler=sched.state_dict())
     atomic_write_text(run_dir / _STATE, json.dumps(state))
 

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from edgeae.config import MAX_LATENT_BITS, MIN_LATENT_BITS, MODEL_KINDS
 from edgeae.errors import EdgeAEError
 
 __all__ = ["cli", "main"]
@@ -68,7 +69,7 @@ def main() -> None:
 @cli.command("train")
 @click.option("--data", default="digits", show_default=True,
               help="digits (built in), an IDX file/folder, .npy/.npz, an image folder, or a CSV file.")
-@click.option("--model", "model_kind", type=click.Choice(["mlp", "conv", "vae", "conv-vae"]), default="mlp", show_default=True)
+@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default="mlp", show_default=True)
 @click.option("--hidden", default=None, help="MLP hidden sizes, e.g. 512,128 [default: one layer, ~16% of the input].")
 @click.option("--code-size", type=int, default=None, help="Bottleneck width [default: 32, or input/4 for small inputs].")
 @click.option("--channels", default="16,32", show_default=True, help="Conv channels, one stride-2 layer each.")
@@ -79,7 +80,7 @@ def main() -> None:
               help="Reconstruction loss [default: bce for VAEs on [0, 1] data, else mse].")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="KL weight (VAE).")
 @click.option("--noise", default=None, help="Train as a denoiser: gaussian:0.3 | saltpepper:0.1 | mask:0.25.")
-@click.option("--latent-bits", type=click.IntRange(2, 8), default=None, help="Train with codes quantized to B bits.")
+@click.option("--latent-bits", type=click.IntRange(MIN_LATENT_BITS, MAX_LATENT_BITS), default=None, help="Train with codes quantized to B bits.")
 @click.option("--augment-shift", type=int, default=0, show_default=True,
               help="Images: random translations of up to N pixels while training (regularizes small data sets).")
 @click.option("--epochs", type=int, default=50, show_default=True)
@@ -245,36 +246,58 @@ def _check_output(output: str, overwrite: bool, npy_only: bool = False) -> None:
 
 
 def _load_inputs(model, input_path: str, resize: str | None):
-    """Read samples for a bundle; float files for a bundle of 8-bit images must be in [0, 1]."""
-    import numpy as np
-
+    """Read samples for a loaded bundle through its input contract (docs/INPUT.md), checked whole."""
     from edgeae.data import load_array_input, parse_resize
-    from edgeae.errors import InputError
 
     x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
-    mode = model.manifest.normalization["mode"]
-    if mode == "scale255" and x.dtype != np.uint8 and x.size and float(np.nanmax(x)) > 1.0:
-        raise InputError(
-            f"{input_path} holds float values up to {float(np.nanmax(x)):g}, but this bundle takes uint8 pixels "
-            "or floats already scaled to [0, 1]: save the pixels as uint8, or divide by 255"
-        )
+    x, _ = model.contract.samples(x, input_path)
+    model.contract.check_values(x, input_path)
     return x
+
+
+def _write_atomically(output, write) -> None:
+    """``write(tmp_path)`` then rename onto ``output``: never half a file, the earlier one kept on failure.
+
+    Any failure (full disk, read-only folder, Ctrl-C) removes the temporary file; a
+    write error becomes ``Error: cannot write OUTPUT: ...``.
+    """
+    from pathlib import Path
+
+    from edgeae.atomic import atomic_path
+    from edgeae.errors import ConfigError
+
+    try:
+        with atomic_path(output) as tmp:
+            write(tmp)
+    except OSError as exc:
+        kept = " (the earlier file is unchanged)" if Path(output).exists() else ""
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}{kept}") from None
 
 
 def _save_npy(output: str, array) -> None:
     """Write a .npy file atomically (temporary file + rename): never half a file."""
-    import os
-
     import numpy as np
 
-    tmp = output + ".tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, output)
+    class _Sink:  # not a "real" file to numpy: it writes blocks through f.write, whose errors keep errno
+        def __init__(self, f):
+            self.write = f.write
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(_Sink(f), array)
+            f.flush()
+
+    _write_atomically(output, write)
 
 
 def _write_samples(x_raw, output: str, is_image: bool) -> str:
-    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only)."""
+    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only).
+
+    PNGs are written into a temporary folder beside ``output`` and moved in only when all
+    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was.
+    """
+    import os
+    import shutil
     from pathlib import Path
 
     from edgeae.errors import ConfigError
@@ -288,11 +311,24 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     from edgeae.imageio import save_images, to_uint8
 
     folder = Path(output)
-    if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
-        for old in folder.glob("*.png"):
-            if old.stem.isdigit():
-                old.unlink()
-    paths = save_images(to_uint8(x_raw), output)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    try:
+        paths = save_images(to_uint8(x_raw), tmp)
+        if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
+            for old in folder.glob("*.png"):
+                if old.stem.isdigit():
+                    old.unlink()
+            for p in paths:
+                os.replace(p, folder / p.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return f"{output}/ ({len(paths)} PNG files)"
 
 
@@ -353,6 +389,25 @@ def _with_bar(fn, label: str):
         return fn(bar.update)
 
 
+def _read_codes(path: str, code_size: int):
+    """A .npy file of codes ``(N, code_size)`` (or one code) -> float32 ``(N, code_size)``, checked."""
+    from edgeae.errors import InputError
+    from edgeae.npyfile import read_npy
+    from edgeae.runtime.contract import as_codes, check_codes
+
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise InputError(f"cannot read codes file {path}: {exc.strerror}") from None
+    if is_zip:
+        raise InputError(f"{path} holds an .npz archive; expected a .npy array of codes, shape (N, {code_size}) "
+                         "as written by `edgeae encode`")
+    codes, _ = as_codes(read_npy(path), code_size, path)
+    check_codes(codes, path)
+    return codes
+
+
 @cli.command("decode")
 @click.argument("bundle", type=click.Path())
 @click.argument("codes_path", metavar="CODES", type=click.Path())
@@ -365,22 +420,9 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
     \b
     Example: edgeae decode bundles/mnist codes.npy -o recon/
     """
-    import numpy as np
-
-    from edgeae.errors import InputError
-
     _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    try:
-        codes = np.load(codes_path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{codes_path} could not be read as a .npy file of codes ({exc})") from None
-    if not isinstance(codes, np.ndarray) or codes.ndim not in (1, 2):
-        what = "an .npz archive" if not isinstance(codes, np.ndarray) else f"an array of shape {codes.shape}"
-        raise InputError(f"{codes_path} holds {what}; expected a .npy array of codes, shape (N, {model.code_size}) "
-                         "as written by `edgeae encode`")
-    if codes.ndim == 1:
-        codes = codes[None]  # one code -> a batch of one, so outputs are always (N, ...)
+    codes = _read_codes(codes_path, model.code_size)
     x = _run_with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p),
                            len(codes), batch_size, "decoding")
     click.echo(f"Decoded {len(codes)} codes -> {_write_samples(x, output, model.manifest.is_image)}")
@@ -436,7 +478,7 @@ def info_cmd(bundle):
 @click.argument("bundle", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, help="Stream file to write (.eae).")
-@click.option("--bits", type=click.IntRange(2, 8), default=None,
+@click.option("--bits", type=click.IntRange(MIN_LATENT_BITS, MAX_LATENT_BITS), default=None,
               help="Code bit depth; the bundle must hold tables for it [default: the bundle's first].")
 @click.option("--append", "append_", is_flag=True, help="Append to an existing stream instead of refusing.")
 @click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
@@ -503,7 +545,7 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
         data = Path(stream_path).read_bytes()
     except OSError as exc:
         raise StreamError(f"cannot read stream {stream_path}: {exc.strerror}") from None
-    x = decompress(model, data)
+    x = decompress(model, data, batch_size)
     click.echo(f"Decompressed {len(x)} samples -> {_write_samples(x, output, model.manifest.is_image)}")
 
 
@@ -550,7 +592,7 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
 
     Variants run interleaved on real held-out samples, next to a bare onnxruntime
     session and (with --torch) PyTorch eager; ends with the fastest precision within
-    the quality budget per batch size. See docs/PERFORMANCE.md.
+    the quality budget per batch size. See docs/performance.md.
 
     \b
     Examples:
@@ -623,7 +665,9 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
               help="Latent bit depths to build compression tables for, e.g. 4,6,8 (first = default of "
                    "`edgeae compress`); auto = 6,4,8 (or the run's --latent-bits first); none to skip.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty bundle folder.")
-def export_cmd(run_dir: str, out_dir: str, **options) -> None:
+@click.option("--target", "targets", type=click.Choice(["onnx", "c"]), multiple=True, default=("onnx",),
+              show_default=True, help="c: also write dependency-free C99 into BUNDLE/c (see `edgeae codegen`).")
+def export_cmd(run_dir: str, out_dir: str, targets: tuple[str, ...], **options) -> None:
     """Export a run folder to an ONNX bundle, checked against PyTorch on held-out samples.
 
     \b
@@ -640,3 +684,77 @@ def export_cmd(run_dir: str, out_dir: str, **options) -> None:
         click.echo(f"compression {bits}-bit: {r['bytes_per_sample']:.1f} bytes/sample, PSNR {r['psnr']:.2f} dB "
                    f"({r['samples']} held-out samples, all framing included)")
     click.echo(f"Bundle: {result.bundle_dir}  (next: edgeae info {result.bundle_dir}; edgeae bench {result.bundle_dir})")
+    if "c" in targets:
+        from pathlib import Path
+
+        from edgeae.codegen import generate_c
+
+        code = generate_c(result.bundle_dir, Path(result.bundle_dir) / "c", overwrite=True)
+        click.echo(code.table())
+        click.echo(f"C sources: {code.out_dir}")
+
+
+@cli.command("codegen")
+@click.argument("bundle", type=click.Path())
+@click.option("-o", "--out", "out_dir", required=True, help="Folder for the .h/.c files (must be empty or new).")
+@click.option("--precision", "precisions", default=None,
+              help="Comma-separated: fp32, int8-static (int8) [default: those the bundle has].")
+@click.option("--prefix", default="eae", show_default=True, help="Prefix of every C symbol and file name.")
+@click.option("--io", type=click.Choice(["auto", "raw", "model"]), default="auto", show_default=True,
+              help="raw: uint8 pixels in/out (bundles exported with --raw-io); model: float model units.")
+@click.option("--no-verify", is_flag=True, help="Skip compiling and checking on the held-out samples.")
+@click.option("--overwrite", is_flag=True, help="Replace a folder written earlier by edgeae codegen.")
+def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, io: str, no_verify: bool,
+                overwrite: bool) -> None:
+    """Generate dependency-free C99 (one .h/.c per graph and precision) from a bundle.
+
+    Every file is compiled with -Werror as C99 and C++17 and run on the bundle's held-out
+    samples: fp32 against ONNX Runtime, int8 bit-exact against the integer reference.
+    A failed check writes nothing. Needs gcc/g++ and the onnx package, never torch.
+
+    \b
+    Examples:
+      edgeae codegen bundles/digits -o c/digits
+      edgeae codegen bundles/mnist -o c/mnist --precision int8 --prefix mnist_ae
+    """
+    from edgeae.codegen import generate_c
+
+    result = generate_c(bundle, out_dir, precisions=precisions, prefix=prefix, io=io, verify=not no_verify,
+                        overwrite=overwrite)
+    click.echo(result.table())
+    click.echo(f"C sources: {result.out_dir} (see the top comment of each .h; docs/embedded.md)")
+
+
+# ---- the browser page (base install) ------------------------------------------------------
+
+
+@cli.command("web")
+@click.argument("bundle", type=click.Path())
+@click.option("-o", "--output", required=True, help="Site folder to write (index.html, edgeae.js, graphs, site.json).")
+@click.option("--precision", default="fp32", show_default=True,
+              help="Graph precisions the page offers, e.g. fp32,int8-dynamic (first = default).")
+@click.option("--ort-web", type=click.Path(), default=None,
+              help="dist/ folder of an npm onnxruntime-web: copy its WASM build so the page works offline "
+                   "[default: load it from a public CDN].")
+@click.option("--samples", type=click.IntRange(0, 1024), default=24, show_default=True,
+              help="Held-out samples of the bundle to put on the page.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty site folder.")
+def web_cmd(bundle, output, precision, ort_web, samples, overwrite):
+    """Write a static page that encodes on the device (phone or desktop) with onnxruntime-web.
+
+    \b
+    Example:
+      edgeae web bundles/digits -o site --ort-web node_modules/onnxruntime-web/dist
+      python -m http.server -d site 8000     # then open http://localhost:8000
+    """
+    from edgeae.web import build_site
+
+    r = build_site(bundle, output, precisions=precision, ort_web=ort_web, samples=samples, overwrite=overwrite)
+    ort = "copied into the site" if r.ort_source == "local" else f"loaded from {r.ort_url}"
+    click.echo(f"Site: {r.out}  ({len(r.files)} files; page {r.page_bytes / 1024:.0f} KiB without "
+               f"onnxruntime-web, {r.total_bytes / 1e6:.1f} MB in all)")
+    click.echo(f"precisions {', '.join(r.precisions)}; codec bits {', '.join(map(str, r.bits)) or 'none'}; "
+               f"{r.samples} held-out samples; onnxruntime-web {r.ort_version} {ort}")
+    for note in r.notes:
+        click.echo(f"Note: {note}")
+    click.echo(f"Serve it: python -m http.server -d {r.out} 8000   (then open http://localhost:8000)")

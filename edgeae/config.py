@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edgeae.atomic import atomic_write_text
 from edgeae.errors import ConfigError
 
 __all__ = [
     "MODEL_KINDS",
+    "CONV_KINDS",
+    "VARIATIONAL_KINDS",
+    "NORMALIZATION_MODES",
+    "MIN_LATENT_BITS",
+    "MAX_LATENT_BITS",
     "LOSSES",
     "ACTIVATIONS",
     "OUTPUT_ACTIVATIONS",
@@ -34,6 +39,11 @@ __all__ = [
 
 CONFIG_VERSION = 1
 MODEL_KINDS = ("mlp", "conv", "vae", "conv-vae")
+CONV_KINDS = ("conv", "conv-vae")  # stride-2 conv encoder, transposed-conv decoder
+VARIATIONAL_KINDS = ("vae", "conv-vae")  # encoder returns (mean, log_var)
+# How raw samples become model inputs: uint8 / 255 | floats as they are | (x - mean) / std.
+NORMALIZATION_MODES = ("scale255", "identity", "standardize")
+MIN_LATENT_BITS, MAX_LATENT_BITS = 2, 8  # bits per code dimension: quantized training and codec tables
 LOSSES = ("mse", "bce", "mae")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "tanh", "sigmoid", "elu", "silu")
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity", "tanh")
@@ -125,11 +135,11 @@ class ModelConfig:
 
     @property
     def is_conv(self) -> bool:
-        return self.kind in ("conv", "conv-vae")
+        return self.kind in CONV_KINDS
 
     @property
     def is_variational(self) -> bool:
-        return self.kind in ("vae", "conv-vae")
+        return self.kind in VARIATIONAL_KINDS
 
     @property
     def input_size(self) -> int:
@@ -152,7 +162,7 @@ class Normalization:
     scale: list[float] = field(default_factory=lambda: [1.0])
 
     def __post_init__(self) -> None:
-        _choice("normalization", self.mode, ("scale255", "identity", "standardize"))
+        _choice("normalization", self.mode, NORMALIZATION_MODES)
         _choice("raw dtype", self.raw_dtype, ("uint8", "float32"))
         self.offset = [float(v) for v in self.offset]
         self.scale = [float(v) for v in self.scale]
@@ -221,8 +231,9 @@ class TrainConfig:
             raise ConfigError(f"beta must be >= 0, got {self.beta}")
         if self.patience <= 0:
             raise ConfigError(f"patience must be a positive integer, got {self.patience}")
-        if self.latent_bits is not None and not (2 <= self.latent_bits <= 8):
-            raise ConfigError(f"latent bits must be between 2 and 8, got {self.latent_bits}")
+        if self.latent_bits is not None and not (MIN_LATENT_BITS <= self.latent_bits <= MAX_LATENT_BITS):
+            raise ConfigError(f"latent bits must be between {MIN_LATENT_BITS} and {MAX_LATENT_BITS}, "
+                              f"got {self.latent_bits}")
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -266,10 +277,7 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (temporary file + rename), so a crash never leaves half a config."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,32 +125,32 @@ def load_array_input(
 ) -> np.ndarray:
     """Read raw samples ``(N, *sample_shape)`` from any supported file for a trained model.
 
-    A ``.npy`` holding one sample (exactly ``sample_shape``, or ``(H, W)`` for a 1-channel
-    model) gets a batch axis; images and flat vectors of the same size are reshaped into
-    each other (``(N, 1, 8, 8)`` <-> ``(N, 64)``). Anything else that does not match is refused.
+    The file's array goes through the runtime's input contract (docs/INPUT.md): one sample
+    or a batch, grayscale without a channel axis, channel-last or flat vectors of the same
+    size are all arranged into the model's layout. The dtype is left as stored (the
+    loaded model's contract casts it); ``resize`` applies to images.
     """
+    from edgeae.errors import InputError
+    from edgeae.runtime.contract import SampleContract
+
     want = tuple(int(v) for v in sample_shape)
     p = Path(path)
     if p.suffix.lower() in (".npy", ".npz") and p.is_file():
-        arr, _ = _read_array_file(p, p.suffix.lower()[1:])
-        single = want[1:] if len(want) == 3 and want[0] == 1 else None
-        if arr.shape == want or (single is not None and arr.shape == single):
-            arr = arr.reshape((1, *want))
-        x = _as_samples(arr, p)
+        x, _ = _read_array_file(p, p.suffix.lower()[1:])
         if resize is not None:
-            x = _resize_array(x, resize, x.ndim == 4, str(path))
+            x = _resize_array(_as_samples(x, p), resize, x.ndim >= 3, str(path))
     else:
         x = load_dataset(path, resize).x
-    got = tuple(x.shape[1:])
-    if got != want and math.prod(got) == math.prod(want) and (len(got) == 1 or len(want) == 1):
-        x = x.reshape((x.shape[0], *want))
-    if tuple(x.shape[1:]) != want:
-        fix = "pass --resize HxW to resize images" if len(want) == 3 and len(got) == 3 else (
+    try:
+        x, _ = SampleContract(want, "standardize", "float32").arrange(x, str(path))
+    except InputError:
+        got = tuple(x.shape[1:]) if x.ndim > 1 else tuple(x.shape)
+        fix = "pass --resize HxW to resize images" if len(want) == 3 and len(got) in (2, 3) else (
             "give data with the shape the model was trained on"
         )
-        raise DataError(
-            f"{path} holds samples of shape {got}, but the model expects {want}; {fix}"
-        )
+        raise DataError(f"{path} holds samples of shape {got}, but the model expects {want}; {fix}") from None
+    if len(x) == 0:
+        raise DataError(f"{path} holds no samples (shape {x.shape}); give at least one")
     return x
 
 
@@ -282,27 +283,48 @@ def _load_digits() -> Dataset:
 
 
 def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file -> its array; the header's size is checked before the body is read."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
+            magic = f.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES or magic[3] == 0:
+                raise DataError(
+                    f"{path} is not an IDX file (bad magic number {magic.hex() or 'none'}); "
+                    "give an MNIST-style *-idx3-ubyte[.gz] file"
+                )
+            dtype, ndim = np.dtype(_IDX_DTYPES[magic[2]]), magic[3]
+            head = f.read(4 * ndim)
+            dims = tuple(int(d) for d in np.frombuffer(head[: len(head) // 4 * 4], dtype=">u4"))
+            need = math.prod(dims) * dtype.itemsize
+            if len(dims) == ndim and opener is open:
+                have = path.stat().st_size - 4 - 4 * ndim  # known before reading: no allocation for a lie
+                body = f.read(need) if have == need else b""
+            else:
+                body = _read_at_most(f, need + 1) if len(dims) == ndim else b""  # gzip: what is there, bounded
+                have = len(body)
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path} could not be read as an IDX file ({exc}); is it a complete download?") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES or data[3] == 0:
-        raise DataError(
-            f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'none'}); "
-            "give an MNIST-style *-idx3-ubyte[.gz] file"
-        )
-    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
-    header = 4 + 4 * ndim
-    dims = tuple(int(d) for d in np.frombuffer(data[4:header], dtype=">u4")) if len(data) >= header else ()
-    expected = header + math.prod(dims) * dtype.itemsize
-    if len(dims) != ndim or len(data) != expected:
+    if len(dims) != ndim or have != need or len(body) != need:
         raise DataError(
             f"{path} is truncated or corrupt: header says {dims} values of {dtype.name} "
-            f"({expected} bytes), file has {len(data)} bytes; download it again"
+            f"({4 + 4 * ndim + need} bytes), file has {4 + len(head) + have} bytes; download it again"
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).copy()  # writable
+    return np.frombuffer(body, dtype=dtype).reshape(dims).copy()  # writable
+
+
+def _read_at_most(f, limit: int) -> bytes:
+    """Read up to ``limit`` bytes in 1 MiB blocks: memory follows the data, not a header's claim."""
+    blocks, got = [], 0
+    while got < limit:
+        block = f.read(min(1 << 20, limit - got))
+        if not block:
+            break
+        blocks.append(block)
+        got += len(block)
+    return b"".join(blocks)
 
 
 def _load_idx(path: Path) -> Dataset:
@@ -336,39 +358,29 @@ def _load_idx(path: Path) -> Dataset:
 
 
 def _read_array_file(path: Path, fmt: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Load the array of a .npy, or the ``x`` (or only) array of a .npz, plus ``y``/``labels``."""
+    """Load the array of a .npy, or the ``x`` (or only) array of a .npz, plus ``y``/``labels``.
+
+    Headers are checked against the file before anything is allocated (edgeae.npyfile).
+    """
+    from edgeae.npyfile import npz_keys, read_npy, read_npz
+
     labels = None
-    try:
-        if fmt == "npy":
-            arr = np.load(path, allow_pickle=False)
+    if fmt == "npy":
+        arr = read_npy(path)
+    else:
+        keys = npz_keys(path)
+        if "x" in keys:
+            key = "x"
+        elif len(keys) == 1:
+            key = keys[0]
         else:
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                if "x" in keys:
-                    key = "x"
-                elif len(keys) == 1:
-                    key = keys[0]
-                else:
-                    raise DataError(
-                        f"{path} holds arrays {keys or '(none)'}; name the samples 'x' "
-                        "(np.savez(path, x=samples, y=labels)) or save one array"
-                    )
-                arr = z[key]
-                for lk in ("y", "labels"):
-                    if key == "x" and lk in keys:
-                        labels = z[lk]
-                        break
-    except DataError:
-        raise
-    except ValueError as exc:
-        if "Object arrays" in str(exc):
             raise DataError(
-                f"{path} holds Python objects (an object array); save a numeric array instead "
-                "(e.g. np.save(path, np.asarray(x, dtype=np.float32)))"
-            ) from None
-        raise DataError(f"{path} could not be read as a numpy {fmt} file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path} could not be read as a numpy {fmt} file ({exc})") from None
+                f"{path} holds arrays {keys or '(none)'}; name the samples 'x' "
+                "(np.savez(path, x=samples, y=labels)) or save one array"
+            )
+        label_key = next((k for k in ("y", "labels") if key == "x" and k in keys), None)
+        arrays = read_npz(path, [key] + ([label_key] if label_key else []))
+        arr, labels = arrays[key], arrays.get(label_key) if label_key else None
     if labels is not None:
         if labels.ndim != 1 or labels.dtype.kind not in "iub":
             raise DataError(f"{path}: labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
@@ -460,7 +472,7 @@ def _load_csv(path: Path) -> Dataset:
     Python to name the line and column at fault.
     """
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is not part of the first cell
         rows = [(i, r) for i, r in enumerate(csv.reader(lines), start=1) if any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path} could not be read as CSV text ({exc})") from None

@@ -37,25 +37,36 @@ def read_image(path: str | Path, resize: tuple[int, int] | None = None) -> np.nd
     """One image file -> ``(H, W)`` uint8 (grayscale) or ``(H, W, 3)`` uint8 (colour).
 
     Palette and alpha images become RGB (alpha dropped), 16-bit grayscale is scaled to
-    8 bits; ``resize=(H, W)`` resizes with a bilinear filter.
+    8 bits; ``resize=(H, W)`` resizes with a bilinear filter. Images larger than Pillow's
+    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) are refused before decoding,
+    and any failure of Pillow's decoders on a broken file becomes a :class:`DataError`.
     """
-    from PIL import Image, UnidentifiedImageError
+    import warnings
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            if img.mode.startswith("I;16"):
-                img = Image.fromarray((np.asarray(img, dtype=np.uint32) // 257).astype(np.uint8))
-            elif img.mode in ("1", "LA", "I", "F"):
-                img = img.convert("L")
-            elif img.mode == "P":
-                img = img.convert("RGBA").convert("RGB")
-            elif img.mode != "L":
-                img = img.convert("RGB")  # RGB, RGBA, CMYK, YCbCr
-            if resize is not None and img.size != (resize[1], resize[0]):
-                img = img.resize((resize[1], resize[0]), Image.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path} could not be read as an image ({exc}); remove or replace it") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, do not decode
+            with Image.open(path) as img:
+                if img.mode.startswith("I;16"):
+                    img = Image.fromarray((np.asarray(img, dtype=np.uint32) // 257).astype(np.uint8))
+                elif img.mode in ("1", "LA", "I", "F", "La"):
+                    img = img.convert("L")
+                elif img.mode in ("P", "PA"):
+                    img = img.convert("RGBA").convert("RGB")
+                elif img.mode != "L":
+                    img = img.convert("RGB")  # RGB, RGBA, CMYK, YCbCr, ...
+                if resize is not None and img.size != (resize[1], resize[0]):
+                    img = img.resize((resize[1], resize[0]), Image.BILINEAR)
+                return np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path} is too large to decode safely ({exc}); shrink the image first") from None
+    except MemoryError:
+        raise DataError(f"{path} is too large to decode in the memory available; shrink the image first") from None
+    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, ...
+        raise DataError(f"{path} could not be read as an image ({type(exc).__name__}: {exc}); "
+                        "remove or replace it") from None
 
 
 def _check_images(x: np.ndarray, what: str) -> np.ndarray:

@@ -28,7 +28,6 @@ __all__ = [
     "default_hidden",
     "default_code_size",
     "conv_sizes",
-    "count_parameters",
 ]
 
 _ACTIVATIONS = {
@@ -247,7 +246,3 @@ def build_model(cfg: ModelConfig, latent_bits: int | None = None) -> Autoencoder
     if latent_bits and cfg.code_activation != "sigmoid":
         raise ConfigError("training with --latent-bits needs codes in [0, 1]: use --code-activation sigmoid")
     return Autoencoder(cfg, latent_bits)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -21,11 +21,11 @@ import torch
 
 from edgeae import callable_module
 from edgeae import distributed as ddp
+from edgeae.atomic import atomic_write_text
 from edgeae.checkpoint import (
     CONFIG_FILE,
     RUN_FILES,
     WEIGHTS_FILE,
-    atomic_write_text,
     load_resume_state,
     load_weights,
     save_resume_state,

@@ -3,15 +3,19 @@
 The graphs are a PCA of scikit-learn's digits written as Gemm layers, so reconstructions
 are meaningful and a numpy reference (:class:`PCARef`) gives the exact expected values:
 
-    image bundle:  x (B,1,8,8) -> Flatten -> Gemm -> code (B,16) -> Gemm -> Clip(0,1) -> Reshape -> x_hat
-    vector bundle: x (B,64) standardized -> Gemm -> code -> Gemm -> x_hat (no clip)
+    image bundle:  x (B,1,8,8) -> Flatten -> MatMul+Add -> code (B,16) -> MatMul+Add -> Clip(0,1) -> Reshape -> x_hat
+    vector bundle: x (B,64) standardized -> MatMul+Add -> code -> MatMul+Add -> x_hat (no clip)
     vae bundle:    image bundle whose encoder also outputs mean (= code) and log_var
     raw_io:        uint8 in / uint8 out with x/255 and round(255 y) folded into the graphs
+
+The "int8-dynamic" graphs are real quantized graphs: ``quantize_dynamic`` of the fp32 graph
+with uint8 weights (DynamicQuantizeLinear + MatMulInteger). :meth:`PCARef.encode_int8` and
+:meth:`PCARef.decode_int8` compute the same integer arithmetic in numpy from the weights
+quantized here, independently of the graph file.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -56,10 +60,39 @@ class PCARef:
         return ((x_model.reshape(len(x_model), -1) - self.mean) @ self.w).astype(np.float32)
 
     def decode(self, code: np.ndarray) -> np.ndarray:
-        y = code @ self.w.T + self.mean
+        return self._finish_decode(code @ self.w.T + self.mean, len(code))
+
+    def encode_int8(self, x_model: np.ndarray) -> np.ndarray:
+        """What the int8-dynamic encoder computes: uint8 activations quantized per call, uint8 weights."""
+        bias = -(self.mean @ self.w)
+        return (_dynamic_matmul(x_model.reshape(len(x_model), -1), self.w) + bias).astype(np.float32)
+
+    def decode_int8(self, code: np.ndarray) -> np.ndarray:
+        """What the int8-dynamic decoder computes (one call: activation range over the whole batch)."""
+        return self._finish_decode(_dynamic_matmul(code, self.w.T) + self.mean, len(code))
+
+    def _finish_decode(self, y: np.ndarray, n: int) -> np.ndarray:
         if self.clip:
             y = np.clip(y, 0, 1)
-        return y.reshape(len(code), *self.sample_shape).astype(np.float32)
+        return y.reshape(n, *self.sample_shape).astype(np.float32)
+
+
+def quantize_uint8(v: np.ndarray) -> tuple[np.ndarray, np.float32, np.uint8]:
+    """Asymmetric uint8 quantization of one tensor (range widened to hold 0), as ONNX's
+    DynamicQuantizeLinear defines it: scale = (max - min) / 255, zero point = round(-min / scale)."""
+    lo, hi = min(float(v.min()), 0.0), max(float(v.max()), 0.0)
+    scale = np.float32((hi - lo) / 255.0) if hi > lo else np.float32(1.0)
+    zero = np.uint8(np.clip(np.rint(-lo / scale), 0, 255))
+    q = np.clip(np.rint(v.astype(np.float32) / scale) + zero, 0, 255).astype(np.uint8)
+    return q, scale, zero
+
+
+def _dynamic_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """float a @ w done the int8-dynamic way: both sides uint8, int32 accumulation, one rescale."""
+    qa, sa, za = quantize_uint8(np.asarray(a, np.float32))
+    qw, sw, zw = quantize_uint8(w)
+    acc = (qa.astype(np.int64) - int(za)) @ (qw.astype(np.int64) - int(zw))
+    return acc.astype(np.float32) * (sa * sw)
 
 
 def _pca(x_model: np.ndarray, sample_shape: tuple[int, ...], clip: bool) -> PCARef:
@@ -71,6 +104,25 @@ def _pca(x_model: np.ndarray, sample_shape: tuple[int, ...], clip: bool) -> PCAR
 
 def _init(name: str, value: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value), name)
+
+
+def _dense(x: str, w: str, b: str, out: str) -> list[onnx.NodeProto]:
+    """y = x @ w + b as MatMul + Add (what ONNX Runtime's dynamic quantizer rewrites)."""
+    return [helper.make_node("MatMul", [x, w], [f"{out}_mm"]), helper.make_node("Add", [f"{out}_mm", b], [out])]
+
+
+def write_int8_dynamic(src: Path, dst: Path) -> None:
+    """``onnxruntime.quantization.quantize_dynamic`` of an fp32 graph, uint8 weights per tensor."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # the quantizer logs advice on every call
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, per_channel=False)
+    finally:
+        root.setLevel(level)
 
 
 def _encoder(ref: PCARef, raw_io: bool, vae: bool) -> onnx.ModelProto:
@@ -87,12 +139,11 @@ def _encoder(ref: PCARef, raw_io: bool, vae: bool) -> onnx.ModelProto:
     outputs = [helper.make_tensor_value_info("code", TensorProto.FLOAT, ["batch", CODE])]
     if vae:
         inits += [_init("Wz", np.zeros_like(ref.w)), _init("bz", np.full(CODE, -2.0, np.float32))]
-        nodes += [helper.make_node("Gemm", ["flat", "W", "b"], ["mean"]),
-                  helper.make_node("Identity", ["mean"], ["code"]),
-                  helper.make_node("Gemm", ["flat", "Wz", "bz"], ["log_var"])]
+        nodes += [*_dense("flat", "W", "b", "mean"), helper.make_node("Identity", ["mean"], ["code"]),
+                  *_dense("flat", "Wz", "bz", "log_var")]
         outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", CODE]) for n in ("mean", "log_var")]
     else:
-        nodes.append(helper.make_node("Gemm", ["flat", "W", "b"], ["code"]))
+        nodes += _dense("flat", "W", "b", "code")
     in_type = TensorProto.UINT8 if raw_io else TensorProto.FLOAT
     graph = helper.make_graph(nodes, "encoder", [helper.make_tensor_value_info("x", in_type, shape)], outputs, inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
@@ -102,7 +153,7 @@ def _decoder(ref: PCARef, raw_io: bool) -> onnx.ModelProto:
     shape = ["batch", *ref.sample_shape]
     inits = [_init("Wt", ref.w.T.copy()), _init("m", ref.mean),
              _init("shape", np.array([-1, *ref.sample_shape], np.int64))]
-    nodes = [helper.make_node("Gemm", ["code", "Wt", "m"], ["y"])]
+    nodes = _dense("code", "Wt", "m", "y")
     src = "y"
     if ref.clip:
         inits += [_init("lo", np.array(0, np.float32)), _init("hi", np.array(1, np.float32))]
@@ -135,7 +186,8 @@ def make_bundle(folder: Path, kind: str = "image", raw_io: bool = False,
                 precisions: tuple[str, ...] = ("fp32", "int8-dynamic")) -> tuple[Path, PCARef]:
     """Write a bundle (kind image | vector | vae) into ``folder``; returns it and its reference.
 
-    Extra precisions are byte copies of the fp32 graphs (enough to test selection).
+    ``int8-dynamic`` graphs are quantized from the fp32 ones (see :func:`write_int8_dynamic`);
+    other extra precisions are byte copies of the fp32 graphs (enough to test selection).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,10 +210,13 @@ def make_bundle(folder: Path, kind: str = "image", raw_io: bool = False,
         onnx.save(model, path)
         for precision in precisions:
             target = path if precision == "fp32" else folder / f"{role}.{precision}.onnx"
-            if target != path:
-                shutil.copyfile(path, target)
-            graphs.append(graph_entry(target, role, precision, OPSET, _specs(model, "input"),
-                                      _specs(model, "output"), raw_io=raw_io))
+            if precision == "int8-dynamic":
+                write_int8_dynamic(path, target)
+            elif target != path:
+                target.write_bytes(path.read_bytes())
+            written = onnx.load(str(target))
+            graphs.append(graph_entry(target, role, precision, OPSET, _specs(written, "input"),
+                                      _specs(written, "output"), raw_io=raw_io))
     samples = folder / "samples.npy"
     np.save(samples, raw[-64:])
     from edgeae.runtime.bundle import file_sha256

@@ -11,6 +11,12 @@ from edgeae.runtime.compress import append, codecs_of, compress, decoder_sha256,
 from edgeae.runtime.stream import read_header
 
 
+def _graph(role: str, file: str, sha: str, x: tuple, y: tuple) -> dict:
+    """A manifest graph record (the files themselves are never opened here)."""
+    return {"role": role, "precision": "fp32", "file": file, "opset": 17, "size": 0, "sha256": sha,
+            "inputs": [x], "outputs": [y]}
+
+
 class PCAModel:
     """Stands in for EdgeModel: ``.encode``, ``.decode(codes, raw=True)``, ``.manifest``."""
 
@@ -19,16 +25,17 @@ class PCAModel:
         _, _, vt = np.linalg.svd(train - self.mean, full_matrices=False)
         self.w = vt[:code_size]  # (D, 64)
         codes = self.encode(train)
+        x, code = ("x", ["batch", 64], "float32"), ("code", ["batch", code_size], "float32")
         self.manifest = {
+            "format": "edgeae-bundle",
+            "format_version": 1,
+            "kind": "mlp",
             "code_size": code_size,
+            "input": {"shape": [64]},
+            "normalization": {"mode": "identity", "raw_dtype": "float32", "offset": [0.0], "scale": [1.0]},
             "graphs": [
-                {
-                    "role": "encoder",
-                    "precision": "fp32",
-                    "file": "encoder.onnx",
-                    "sha256": "e" * 64,
-                },
-                {"role": "decoder", "precision": "fp32", "file": "decoder.onnx", "sha256": sha},
+                _graph("encoder", "encoder.onnx", "e" * 64, x, code),
+                _graph("decoder", "decoder.onnx", sha, code, ("x_hat", ["batch", 64], "float32")),
             ],
             "codec": [LatentCodec.fit(codes, b).to_dict() for b in bits],
         }
@@ -110,3 +117,22 @@ def test_append_grows_file(model, digits, tmp_path):
     assert (info.samples, info.chunks) == (25, 2)
     rec = decompress(model, path.read_bytes())
     np.testing.assert_array_equal(rec, decompress(model, compress(model, test[:25], bits=4)))
+
+
+def test_batch_size_reaches_the_model(digits):
+    class Spy(PCAModel):
+        seen: list = []
+
+        def encode(self, x, batch_size=None):
+            self.seen.append(("encode", batch_size))
+            return super().encode(x)
+
+        def decode(self, codes, raw=False, batch_size=None):
+            self.seen.append(("decode", batch_size))
+            return super().decode(codes, raw)
+
+    spy = Spy(digits[0][:300], 8, bits=(4,))
+    data = compress(spy, digits[1][:20], batch_size=7)
+    decompress(spy, data, batch_size=5)
+    assert spy.seen[-2:] == [("encode", 7), ("decode", 5)]
+    assert data == compress(spy, digits[1][:20])  # chunking never changes the bytes

@@ -13,7 +13,7 @@ import pytest
 import edgeae.runtime as rt
 from edgeae.errors import BundleError, InputError, ProviderError
 from edgeae.runtime.session import max_supported_opset, resolve_providers
-from tests._bundles import digits_features, digits_uint8, make_bundle
+from tests._bundles import digits_features, digits_uint8, make_bundle, quantize_uint8
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,33 @@ def test_encode_decode_reconstruct_match_numpy_reference(image, image_model):
     assert image_model.decode(codes, raw=True).dtype == np.uint8
 
 
+def test_int8_dynamic_computes_the_integer_reference(image, image_model):
+    """The int8-dynamic graphs compute uint8 x uint8 -> int32 products, not the fp32 graph:
+    equal to the numpy integer reference, measurably different from fp32, within a few steps."""
+    import onnx
+    from onnx import numpy_helper
+
+    folder, ref = image
+    int8 = rt.load(folder, precision="int8-dynamic")
+    assert [g["file"] for g in int8.info["graphs"]] == ["encoder.int8-dynamic.onnx", "decoder.int8-dynamic.onnx"]
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(folder / "encoder.int8-dynamic.onnx")).graph.initializer}
+    (codes,) = [v for v in weights.values() if v.dtype == np.uint8 and v.shape == ref.w.shape]
+    np.testing.assert_array_equal(codes, quantize_uint8(ref.w)[0])  # the PCA weights, row for row
+    raw = digits_uint8()[:200]
+    x = raw.astype(np.float32) / 255
+    code8, code32 = int8.encode(raw), image_model.encode(raw)
+    np.testing.assert_allclose(code8, ref.encode_int8(x), atol=1e-5, rtol=0)
+    # one step of the activations (x in [0, 1]) times the weight sums, plus half a weight step per input
+    _, w_scale, _ = quantize_uint8(ref.w)
+    bound = (1 / 255) / 2 * np.abs(ref.w).sum(axis=0).max() + w_scale / 2 * 64
+    assert 1e-3 < np.abs(code8 - code32).max() <= bound
+    x_hat8 = int8.decode(code32)
+    np.testing.assert_allclose(x_hat8, ref.decode_int8(code32), atol=1e-5, rtol=0)
+    assert 1e-3 < np.abs(x_hat8 - image_model.decode(code32)).max() < 0.05
+    drop = rt.psnr(x, image_model.reconstruct(raw)) - rt.psnr(x, int8.reconstruct(raw))
+    assert 0 < drop < 0.5, drop
+
+
 def test_float_input_is_taken_as_normalized_for_scale255(image_model):
     raw = digits_uint8()[:50]
     np.testing.assert_allclose(image_model.encode(raw.astype(np.float32) / 255), image_model.encode(raw), atol=1e-5)
@@ -66,17 +93,21 @@ def test_standardize_bundle_normalizes_float_features(tmp_path):
     np.testing.assert_allclose(model.decode(model.encode(raw), raw=True),
                                ref.decode(ref.encode(x)) * np.array(norm["scale"]) + np.array(norm["offset"]),
                                rtol=1e-4, atol=1e-3)
-    with pytest.raises(InputError, match=r"^x has dtype uint8; expected float32: use x.astype\(np.float32\)$"):
-        model.encode(raw.astype(np.uint8))
+    counts = np.rint(raw).astype(np.int64)  # integers are cast to float32 (docs/INPUT.md)
+    np.testing.assert_array_equal(model.encode(counts), model.encode(counts.astype(np.float32)))
 
 
 def test_raw_io_bundle_takes_uint8_and_matches_normal_bundle(tmp_path, image_model):
-    folder, _ = make_bundle(tmp_path, "image", raw_io=True)
+    folder, ref = make_bundle(tmp_path, "image", raw_io=True)
     model = rt.load(folder)
     raw = digits_uint8()[:100]
     np.testing.assert_allclose(model.encode(raw), image_model.encode(raw), atol=1e-5)
     codes = model.encode(raw)
     assert np.abs(model.decode(codes, raw=True).astype(int) - image_model.decode(codes, raw=True)).max() <= 1
+    int8 = rt.load(folder, precision="int8-dynamic")
+    np.testing.assert_allclose(int8.encode(raw), ref.encode_int8(raw / np.float32(255)), atol=1e-5, rtol=0)
+    want = np.clip(np.rint(ref.decode_int8(codes) * 255), 0, 255)
+    assert np.abs(int8.decode(codes, raw=True).astype(int) - want).max() <= 1
     with pytest.raises(InputError, match="expected uint8: pass raw uint8 samples"):
         model.encode(raw.astype(np.float32))
 
@@ -124,11 +155,13 @@ def test_threads_share_one_model(image_model):
 @pytest.mark.parametrize(
     "x, message",
     [
-        (np.zeros((2, 8, 8), np.uint8), "x has shape (2, 8, 8); expected (1, 8, 8) (one sample) or (N, 1, 8, 8) (a batch)"),
-        (np.zeros((2, 1, 8, 8)), "x has dtype float64; expected uint8 or float32: use x.astype(np.float32) "
-                                 "for normalized input, or raw uint8 samples"),
-        (np.zeros((1, 64), np.float32), "x has shape (1, 64); expected (1, 8, 8) (one sample) or (N, 1, 8, 8) (a batch)"),
-        (np.full((3, 1, 8, 8), np.nan, np.float32), "x contains NaN or inf (first in sample 0 of this chunk); "
+        (np.zeros((2, 8, 9), np.uint8), "x has shape (2, 8, 9); expected one sample or a batch: (1, 8, 8) or "
+                                        "(N, 1, 8, 8) (the bundle's own layout); (8, 8) or (N, 8, 8) (grayscale "
+                                        "without a channel axis); (8, 8, 1) or (N, 8, 8, 1) (channel-last); (64,) or "
+                                        "(N, 64) (flat vectors); see docs/INPUT.md"),
+        (np.zeros((2, 1, 8, 8), bool), "x has dtype bool; expected uint8 pixels, floats or integers: convert it, "
+                                       "e.g. x.astype(np.float32)"),
+        (np.full((3, 1, 8, 8), np.nan, np.float32), "x contains NaN or inf (first in sample 0); "
                                                     "expected finite values"),
     ],
 )
@@ -137,11 +170,31 @@ def test_bad_inputs_are_refused(image_model, x, message):
         image_model.encode(x)
 
 
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_non_finite_input_names_the_first_bad_sample(image_model, value):
+    x = (digits_uint8()[:300] / np.float32(255)).astype(np.float32)
+    x[130, 0, 3, 4] = value
+    x[250, 0, 0, 0] = value
+    with pytest.raises(InputError, match=r"^x contains NaN or inf \(first in sample 130\); expected finite values$"):
+        image_model.encode(x)
+    with pytest.raises(InputError, match=r"^x contains NaN or inf \(first in sample 130\); expected finite values$"):
+        image_model.encode(x, batch_size=64)  # sample 2 of the third chunk
+    with pytest.raises(InputError, match=r"\(first in sample 130\)"):
+        image_model.reconstruct(x, batch_size=7)
+    x[130] = 0.5
+    assert image_model.encode(x[:250], batch_size=64).shape == (250, 16)  # finite again: accepted
+    codes = image_model.encode(x[:200])
+    codes[199, 0] = value
+    with pytest.raises(InputError, match=r"^code contains NaN or inf \(first in sample 199\)"):
+        image_model.decode(codes, batch_size=50)
+
+
 def test_bad_codes_are_refused(image_model):
     with pytest.raises(InputError, match=re.escape("code has shape (4, 15); expected (16,) (one sample) or (N, 16) (a batch)")):
         image_model.decode(np.zeros((4, 15), np.float32))
-    with pytest.raises(InputError, match=re.escape("code has dtype float64; expected float32: use code.astype(np.float32)")):
-        image_model.decode(np.zeros((4, 16)))
+    with pytest.raises(InputError, match=re.escape("code has dtype complex128; expected floats (or integers): "
+                                                   "use code.astype(np.float32)")):
+        image_model.decode(np.zeros((4, 16), complex))
     codes = np.zeros((4, 16), np.float32)
     codes[2, 5] = np.inf
     with pytest.raises(InputError, match="sample 2"):
@@ -217,6 +270,7 @@ def test_manifest_round_trip(image):
     assert again == m
     assert again.to_dict()["graphs"][0]["inputs"][0] == {"name": "x", "shape": ["batch", 1, 8, 8], "dtype": "float32"}
     assert m.precisions("decoder") == ["fp32", "int8-dynamic"]
+    assert m.find_graph("encoder", "int8-dynamic").inputs[0].dtype == "float32"
     with pytest.raises(BundleError, match="graph precision 'fp8' is not one of"):
         rt.GraphEntry.from_dict({**m.graphs[0].to_dict(), "precision": "fp8"})
 
@@ -239,7 +293,49 @@ def test_provider_names_resolve():
 
 def test_info_and_threads(image):
     model = rt.load(image[0], threads=2, providers="cpu")
+    for graph in (model._encoder, model._decoder):
+        opts = graph.session.get_session_options()
+        assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
+        assert graph.session.get_providers() == ["CPUExecutionProvider"]
+    assert rt.load(image[0])._encoder.session.get_session_options().intra_op_num_threads == 1  # the default
+    assert rt.load(image[0], threads=0)._decoder.session.get_session_options().intra_op_num_threads == 0
+    with pytest.raises(ProviderError, match=r"^threads must be a non-negative int \(0 = all cores\), got -1$"):
+        rt.load(image[0], threads=-1)
+    assert model.providers == ["CPUExecutionProvider"]
     assert model.info["code_size"] == 16 and model.info["precision"] == "fp32"
     assert [g["file"] for g in model.info["graphs"]] == ["encoder.onnx", "decoder.onnx"]
     text, problems = rt.describe_bundle(image[0])
     assert problems == [] and "all files OK" in text and "encoder.int8-dynamic.onnx" in text
+
+
+def test_ort_format_graphs(tmp_path, image):
+    """load(format="ort") runs the ORT flatbuffer copies listed in the manifest, and only them."""
+    import onnxruntime as ort
+
+    folder, ref = image
+    bundle = _copy(folder, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for g in list(manifest["graphs"]):
+        opts = ort.SessionOptions()
+        opts.optimized_model_filepath = str(bundle / g["file"].replace(".onnx", ".ort"))
+        opts.add_session_config_entry("session.save_model_format", "ORT")
+        ort.InferenceSession(str(bundle / g["file"]), opts, providers=["CPUExecutionProvider"])
+        o = bundle / g["file"].replace(".onnx", ".ort")
+        manifest["graphs"].append({**g, "file": o.name, "format": "ort", "size": o.stat().st_size,
+                                   "sha256": rt.file_sha256(o)})
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    raw = digits_uint8()[:100]
+    x = raw / np.float32(255)
+    for precision, encode in (("fp32", ref.encode), ("int8-dynamic", ref.encode_int8)):
+        model = rt.load(bundle, precision=precision, format="ort")
+        assert [g["file"] for g in model.info["graphs"]] == [f"encoder{'' if precision == 'fp32' else '.' + precision}.ort",
+                                                            f"decoder{'' if precision == 'fp32' else '.' + precision}.ort"]
+        assert all(g["format"] == "ort" for g in model.info["graphs"])
+        np.testing.assert_allclose(model.encode(raw), encode(x), atol=1e-4, rtol=0)
+    (bundle / "encoder.ort").write_bytes(b"not a flatbuffer")
+    with pytest.raises(BundleError, match="encoder.ort: size 16 bytes, manifest says"):
+        rt.load(bundle, format="ort")
+    with pytest.raises(BundleError, match=r"^precision 'fp32' \(ort\) is not in bundle"):
+        rt.load(folder, format="ort")
+    with pytest.raises(BundleError, match="^format 'tflite' is not one of: onnx, ort$"):
+        rt.load(folder, format="tflite")

@@ -73,7 +73,7 @@ def test_reconstruct_standardized_reports_mse_only(tmp_path):
     assert "MSE" in r.output and "PSNR" not in r.output
     r = _run("decode", folder, tmp_path / "f.npy", "-o", tmp_path / "pngs")
     assert r.exit_code == 1
-    assert r.output == "Error: code has shape (50, 64); expected (16,) (one sample) or (N, 16) (a batch)\n"
+    assert r.output == f"Error: {tmp_path / 'f.npy'} has shape (50, 64); expected (16,) (one sample) or (N, 16) (a batch)\n"
     np.save(tmp_path / "c.npy", np.zeros((3, 16), np.float32))
     r = _run("decode", folder, tmp_path / "c.npy", "-o", tmp_path / "pngs")
     assert r.output == (f"Error: decoded samples are vectors, not images, so {str(tmp_path / 'pngs')!r} cannot be "
@@ -85,10 +85,11 @@ def test_errors_are_exact(bundle, inputs, tmp_path):
     assert r.exit_code == 1
     assert r.output == (f"Error: precision 'fp16' (onnx) is not in bundle {bundle}; available encoder precisions: "
                         "fp32, int8-dynamic; choose one of them or re-export with it\n")
-    np.save(tmp_path / "c64.npy", np.zeros((2, 16)))
+    np.save(tmp_path / "c64.npy", np.zeros((2, 16), complex))
     r = _run("decode", bundle, tmp_path / "c64.npy", "-o", tmp_path / "o.npy")
     assert r.exit_code == 1
-    assert r.output == "Error: code has dtype float64; expected float32: use code.astype(np.float32)\n"
+    assert r.output == (f"Error: {tmp_path / 'c64.npy'} has dtype complex128; expected floats (or integers): "
+                        "use code.astype(np.float32)\n")
     r = _run("encode", tmp_path / "nowhere", inputs, "-o", tmp_path / "c.npy")
     assert r.exit_code == 1
     assert r.output.startswith(f"Error: {tmp_path / 'nowhere' / 'manifest.json'} not found (the folder does not exist)")
@@ -153,7 +154,8 @@ def test_float_pixels_for_a_uint8_bundle_are_refused(tmp_path):
     np.save(tmp_path / "x.npy", digits_uint8()[:5].astype(np.float32))  # 0..255 floats
     res = CliRunner().invoke(cli, ["reconstruct", str(b), str(tmp_path / "x.npy")])
     assert res.exit_code == 1
-    assert res.output.strip() == (f"Error: {tmp_path / 'x.npy'} holds float values up to 255, but this bundle takes "
+    assert res.output.strip() == (f"Error: {tmp_path / 'x.npy'} holds float values up to 255 (root-mean-square 118 > 1), but "
+                                  "this bundle takes "
                                   "uint8 pixels or floats already scaled to [0, 1]: save the pixels as uint8, or "
                                   "divide by 255")
     np.save(tmp_path / "y.npy", digits_uint8()[:5].astype(np.float32) / 255)

@@ -24,6 +24,7 @@ import numpy as np
 
 from edgeae.bench.report import BenchResult, Row, percentiles
 from edgeae.bench.timing import interleave, peak_rss_mb, timed_load
+from edgeae.config import CONV_KINDS, VARIATIONAL_KINDS
 from edgeae.errors import ConfigError
 from edgeae.runtime.bundle import PRECISIONS, Manifest, read_manifest
 from edgeae.runtime.metrics import psnr, psnr_peak
@@ -78,9 +79,9 @@ def encoder_matmuls(model: dict[str, Any], batch: int) -> list[tuple[int, int, i
     kind = model.get("kind", "mlp")
     shape = [int(v) for v in model["input_shape"]]
     code = int(model["code_size"])
-    heads = 2 if kind in ("vae", "conv-vae") else 1
+    heads = 2 if kind in VARIATIONAL_KINDS else 1
     out: list[tuple[int, int, int]] = []
-    if kind in ("conv", "conv-vae"):
+    if kind in CONV_KINDS:
         c, h, w = shape
         for ch in model.get("channels") or (16, 32):
             h, w = _conv_size(h), _conv_size(w)
@@ -240,6 +241,8 @@ def run_bench(
     from edgeae.runtime.model import load
 
     fp32 = load(folder, "fp32", providers=["CPUExecutionProvider"], threads=1)
+    samples, _ = fp32.contract.samples(samples, source)  # the input contract, as for encode (docs/INPUT.md)
+    fp32.contract.check_values(samples, source)
     feeds = _feeds(manifest, samples, fp32)
     peak = psnr_peak(manifest.normalization["mode"], feeds["model"])
     settings = _settings(names, threads, source, duration, iterations, warmup, peak)

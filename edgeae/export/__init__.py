@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from edgeae import callable_module
-from edgeae.config import Normalization
+from edgeae.config import CONV_KINDS, MAX_LATENT_BITS, MIN_LATENT_BITS, Normalization
 from edgeae.errors import ConfigError
 from edgeae.export.graphs import DEFAULT_OPSET, check_opset
 from edgeae.export.pipeline import Options, Source, write_bundle
@@ -43,7 +43,7 @@ DEFAULT_CODEC_BITS = (6, 4, 8)  # 6 bits: near-lossless vs unquantized codes; 4:
 
 
 def _codec_bits(value: str | tuple[int, ...] | list[int] | None, trained_bits: int | None) -> tuple[int, ...]:
-    """Parse ``--codec-bits``: "auto", "none", "4,6,8" or a sequence of ints in 2..8."""
+    """Parse ``--codec-bits``: "auto", "none", "4,6,8" or a sequence of ints in 2..8 (edgeae.config)."""
     if value is None or value == "none" or value == "":
         return ()
     if value == "auto":
@@ -53,9 +53,10 @@ def _codec_bits(value: str | tuple[int, ...] | list[int] | None, trained_bits: i
     try:
         bits = tuple(int(b) for b in items)
     except ValueError:
-        raise ConfigError(f"codec bits must be comma-separated integers 2..8, 'auto' or 'none', got {value!r}") from None
-    if not bits or any(not 2 <= b <= 8 for b in bits):
-        raise ConfigError(f"codec bits must be integers 2..8, got {value!r}")
+        raise ConfigError(f"codec bits must be comma-separated integers {MIN_LATENT_BITS}..{MAX_LATENT_BITS}, "
+                          f"'auto' or 'none', got {value!r}") from None
+    if not bits or any(not MIN_LATENT_BITS <= b <= MAX_LATENT_BITS for b in bits):
+        raise ConfigError(f"codec bits must be integers {MIN_LATENT_BITS}..{MAX_LATENT_BITS}, got {value!r}")
     return tuple(dict.fromkeys(bits))
 
 
@@ -216,7 +217,8 @@ def export_modules(
     code_size = int((out[0] if variational else out).shape[1])
     shape = tuple(int(v) for v in x.shape[1:])
     if kind is None:
-        kind = ("conv" if len(shape) == 3 else "mlp") if not variational else ("conv-vae" if len(shape) == 3 else "vae")
+        family = CONV_KINDS if len(shape) == 3 else ("mlp", "vae")  # (plain, variational)
+        kind = family[1] if variational else family[0]
     norm = normalization or Normalization()
     nz = Normalizer(norm, shape)
     raw = nz.denormalize(x) if raw_io else None

@@ -19,12 +19,8 @@ Graph I/O (the bundle contract)::
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +31,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from edgeae.errors import ConfigError, ExportError
+from edgeae.export.quiet import quiet
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -135,20 +132,6 @@ class RawDecoder(nn.Module):
         return y
 
 
-@contextlib.contextmanager
-def _quiet():
-    """The dynamo exporter prints progress and warns about its internals; keep the CLI clean."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
 def graph_opset(model: onnx.ModelProto) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
@@ -162,7 +145,8 @@ def export_graph(
     names = ["mean", "log_var"] if variational else output_names
     module.eval()
     try:
-        with _quiet(), torch.no_grad():
+        # The dynamo exporter prints progress and warns about its internals; keep the CLI clean.
+        with quiet("torch.onnx"), torch.no_grad():
             program = torch.onnx.export(
                 module, (example,), dynamo=True, opset_version=opset, input_names=[input_name],
                 output_names=names, dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),

@@ -14,7 +14,9 @@ import numpy as np
 
 from edgeae.errors import ExportError
 from edgeae.export.graphs import check_graph, fix_batch
+from edgeae.export.quiet import quiet
 from edgeae.export.validate import Checks, run, session, take_batch
+from edgeae.runtime.session import create_session, session_options
 
 __all__ = ["ORT_CONFIG", "ort_name", "fixed_name", "write_ort", "write_required_operators",
            "write_fixed_batch", "check_same_outputs"]
@@ -34,15 +36,10 @@ def fixed_name(role: str, precision: str, batch: int) -> str:
 
 def write_ort(src: Path, dst: Path) -> None:
     """Convert ``src`` to the ORT format with basic (platform-independent) optimizations."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts = session_options(optimization="basic", **{"session.save_model_format": "ORT"})
     opts.optimized_model_filepath = str(dst)
-    opts.add_session_config_entry("session.save_model_format", "ORT")
-    opts.log_severity_level = 3
     try:
-        ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
+        create_session(src, ["CPUExecutionProvider"], opts)
     except Exception as exc:
         raise ExportError(f"converting {src.name} to the ORT format failed: {exc}") from exc
     if not dst.is_file():
@@ -55,13 +52,8 @@ def write_required_operators(ort_files: list[Path], config: Path) -> None:
 
     from onnxruntime.tools.ort_format_model import create_config_from_models
 
-    logger = logging.getLogger("ort_format_model.utils")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
+    with quiet("ort_format_model.utils", logging.WARNING):
         create_config_from_models(list(ort_files), config, enable_type_reduction=False)
-    finally:
-        logger.setLevel(level)
     # The tool lists the files by absolute (temporary) path; keep bundle-relative names.
     text = config.read_text().replace(f"{config.parent}/", "")
     config.write_text(text)
@@ -73,14 +65,14 @@ def write_fixed_batch(src: Path, dst: Path, batch: int) -> None:
 
 
 def check_same_outputs(candidate: Path, reference: Path, x: np.ndarray, batch: int, checks: Checks,
-                       tolerance: float, optimize_reference: bool = True) -> None:
+                       tolerance: float) -> None:
     """Run ``candidate`` and ``reference`` at ``batch`` on real samples; record each output's error."""
     xb = take_batch(x, batch)
     try:
         got = run(session(candidate), xb)
     except Exception as exc:
         raise ExportError(f"{candidate.name} does not run in onnxruntime: {exc}") from exc
-    want = run(session(reference, optimize=optimize_reference), xb)
+    want = run(session(reference), xb)
     for name, value in want.items():
         checks.add(candidate.name, name, batch, got.get(name, np.empty(0)), value, tolerance,
                    against=f"onnxruntime/{reference.name}")

@@ -13,12 +13,12 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeae.config import Normalization
+from edgeae.atomic import atomic_write_text
+from edgeae.config import MODEL_KINDS, NORMALIZATION_MODES, VARIATIONAL_KINDS, Normalization
 from edgeae.errors import BundleError, ConfigError
 
 __all__ = [
@@ -47,12 +47,16 @@ PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 ROLES = ("encoder", "decoder")
 GRAPH_FORMATS = ("onnx", "ort")
 MANIFEST_NAME = "manifest.json"
-_KINDS = ("mlp", "conv", "vae", "conv-vae")
+_MAX_MANIFEST_BYTES = 64 << 20  # per-feature normalization of a 3x512x512 input stays far below
 
 
 def _need(cond: bool, message: str) -> None:
     if not cond:
         raise BundleError(f"malformed manifest: {message}")
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:
@@ -99,11 +103,11 @@ class GraphEntry:
         _choice("graph role", self.role, ROLES)
         _choice("graph precision", self.precision, PRECISIONS)
         _choice("graph format", self.format, GRAPH_FORMATS)
-        _need(bool(self.file) and Path(self.file).name == self.file, f"graph file {self.file!r} must be a bare file name")
-        _need(isinstance(self.opset, int) and self.opset > 0, f"graph {self.file}: opset {self.opset!r} must be a positive int")
-        _need(isinstance(self.size, int) and self.size >= 0, f"graph {self.file}: size {self.size!r} must be an int")
+        _need(isinstance(self.file, str) and _bare_name(self.file), f"graph file {self.file!r} must be a bare file name")
+        _need(_int(self.opset) and self.opset > 0, f"graph {self.file}: opset {self.opset!r} must be a positive int")
+        _need(_int(self.size) and self.size >= 0, f"graph {self.file}: size {self.size!r} must be an int")
         _need(isinstance(self.sha256, str) and len(self.sha256) == 64, f"graph {self.file}: sha256 must be 64 hex digits")
-        _need(self.fixed_batch is None or (isinstance(self.fixed_batch, int) and self.fixed_batch > 0),
+        _need(self.fixed_batch is None or (_int(self.fixed_batch) and self.fixed_batch > 0),
               f"graph {self.file}: fixed_batch {self.fixed_batch!r} must be null or a positive int")
         self.inputs = [TensorSpec.coerce(t) for t in self.inputs]
         self.outputs = [TensorSpec.coerce(t) for t in self.outputs]
@@ -120,6 +124,11 @@ class GraphEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _bare_name(name: str) -> bool:
+    """A file name inside the bundle folder: no separators, no '..', nothing absolute."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
 
 
 def _utc_now() -> str:
@@ -158,20 +167,25 @@ class Manifest:
 
     def __post_init__(self) -> None:
         _check_format(self.format, self.format_version)
-        _choice("kind", self.kind, _KINDS)
+        _choice("kind", self.kind, MODEL_KINDS)
+        for name, value, types in (("model", self.model, dict), ("validation", self.validation, dict),
+                                   ("tools", self.tools, dict), ("created", self.created, str),
+                                   ("variational", self.variational, (bool, type(None))),
+                                   ("codec", self.codec, (dict, list, type(None)))):
+            _need(isinstance(value, types), f"{name} {value!r} has the wrong type ({type(value).__name__})")
         if self.variational is None:
-            self.variational = self.kind in ("vae", "conv-vae")
-        _need(isinstance(self.code_size, int) and self.code_size > 0, f"code_size {self.code_size!r} must be a positive int")
+            self.variational = self.kind in VARIATIONAL_KINDS
+        _need(_int(self.code_size) and self.code_size > 0, f"code_size {self.code_size!r} must be a positive int")
         _need(isinstance(self.input, dict) and "shape" in self.input, "input needs a shape")
         shape = self.input["shape"]
-        _need(isinstance(shape, list) and shape and all(isinstance(v, int) and v > 0 for v in shape),
+        _need(isinstance(shape, list) and 0 < len(shape) <= 3 and all(_int(v) and v > 0 for v in shape),
               f"input shape {shape!r} must be a list of positive ints (one sample, no batch axis)")
         self.input.setdefault("dtype", "float32")
         self.input.setdefault("is_image", len(shape) == 3)
         norm = self.normalization
         _need(isinstance(norm, dict) and {"mode", "raw_dtype", "offset", "scale"} <= set(norm),
               "normalization needs mode, raw_dtype, offset, scale")
-        _choice("normalization mode", norm["mode"], ("scale255", "identity", "standardize"))
+        _choice("normalization mode", norm["mode"], NORMALIZATION_MODES)
         _choice("raw dtype", norm["raw_dtype"], ("uint8", "float32"))
         try:  # lists of finite numbers, scales non-zero (the one definition, in edgeae.config)
             Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
@@ -181,6 +195,11 @@ class Manifest:
         _need(n in (1, math.prod(shape)),
               f"normalization has {n} offset/scale values; expected 1 or one per feature ({math.prod(shape)})")
         self.graphs = [g if isinstance(g, GraphEntry) else GraphEntry.from_dict(g) for g in self.graphs]
+        if self.samples is not None:
+            rec = self.samples
+            _need(isinstance(rec, dict) and isinstance(rec.get("file", "samples.npy"), str)
+                  and _bare_name(rec.get("file", "samples.npy")) and isinstance(rec.get("sha256"), str),
+                  f"samples {rec!r} must be {{'file': a bare file name, 'sha256': hex digest, 'count': N}}")
 
     # ---- accessors -------------------------------------------------------------------
     @property
@@ -221,8 +240,10 @@ class Manifest:
         known = set(cls.__dataclass_fields__)
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as exc:
-            raise BundleError(f"malformed manifest: {exc}") from None
+        except BundleError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise BundleError(f"malformed manifest: {type(exc).__name__}: {exc}; re-export the bundle") from None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -267,18 +288,21 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
         hint = "" if Path(bundle_dir).is_dir() else " (the folder does not exist)"
         raise BundleError(f"{path} not found{hint}: is {bundle_dir} a bundle written by `edgeae export`?")
     try:
+        if path.stat().st_size > _MAX_MANIFEST_BYTES:
+            raise BundleError(f"{path} is {path.stat().st_size} bytes, more than a manifest can be "
+                              f"({_MAX_MANIFEST_BYTES}); re-export the bundle")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path} is not valid JSON ({exc}); re-export the bundle") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BundleError(f"{path} is not valid JSON ({type(exc).__name__}: {exc}); re-export the bundle") from None
+    except OSError as exc:
+        raise BundleError(f"{path} cannot be read ({exc.strerror}); check the bundle's permissions") from None
     return Manifest.from_dict(data)
 
 
 def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
     """Write ``manifest.json`` atomically (temp file + rename) and return its path."""
     path = Path(bundle_dir) / MANIFEST_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2) + "\n")
     return path
 
 
@@ -286,6 +310,8 @@ def file_problem(path: Path, size: int | None, sha256: str) -> str | None:
     """Why ``path`` does not match its manifest record, or None when it does."""
     if not path.is_file():
         return f"{path.name}: file is missing"
+    if not path.resolve().is_relative_to(path.parent.resolve()):
+        return f"{path.name}: a link to {path.resolve()}, outside the bundle folder; copy the file into the bundle"
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
         return (f"{path.name}: size {actual_size} bytes, manifest says {size} "

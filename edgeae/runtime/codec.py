@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeae.config import MAX_LATENT_BITS, MIN_LATENT_BITS
 from edgeae.errors import BundleError, InputError
 
 __all__ = ["LatentCodec", "CODEC_FORMAT", "DEFAULT_PRECISION", "MIN_BITS", "MAX_BITS"]
@@ -27,7 +28,7 @@ __all__ = ["LatentCodec", "CODEC_FORMAT", "DEFAULT_PRECISION", "MIN_BITS", "MAX_
 CODEC_FORMAT = "edgeae-latent-codec"  # "format" field of a codec record
 CODEC_VERSION = 1  # bumped on any change that alters the coded bytes
 DEFAULT_PRECISION = 16  # frequencies of one dimension sum to 2**precision
-MIN_BITS, MAX_BITS = 2, 8
+MIN_BITS, MAX_BITS = MIN_LATENT_BITS, MAX_LATENT_BITS  # edgeae.config holds the range
 _MAX_PRECISION = 24  # constriction's categorical models resolve 24-bit probabilities
 # Candidate clipping percentiles for calibration; per dimension the one with the
 # smallest quantization + clipping error on the training codes wins.

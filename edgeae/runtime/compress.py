@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeae.errors import BundleError, ConfigError, StreamError
+from edgeae.runtime.bundle import Manifest
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.stream import (
     StreamInfo,
@@ -32,13 +33,13 @@ _HEADER_MAX = 16  # bytes: magic, version, model id and a varint code size (docs
 __all__ = ["compress", "decompress", "append", "codecs_of", "decoder_sha256", "compression_report"]
 
 
-def _as_dict(manifest: Any) -> dict[str, Any]:
-    """A manifest dict, or a runtime Manifest object (anything with ``to_dict``)."""
-    if not isinstance(manifest, dict) and hasattr(manifest, "to_dict"):
-        manifest = manifest.to_dict()
-    if not isinstance(manifest, dict):
-        raise BundleError(f"manifest is {type(manifest).__name__}; expected a manifest record")
-    return manifest
+def _manifest(manifest: Any) -> Manifest:
+    """The runtime :class:`Manifest`, given one or its dict form (validated on the way)."""
+    if isinstance(manifest, Manifest):
+        return manifest
+    if isinstance(manifest, dict):
+        return Manifest.from_dict(manifest)
+    raise BundleError(f"manifest is {type(manifest).__name__}; expected a manifest record")
 
 
 def decoder_sha256(manifest: Any) -> str:
@@ -47,19 +48,13 @@ def decoder_sha256(manifest: Any) -> str:
     All precisions of one bundle share this id, so a stream written with an int8 encoder
     decodes with an fp16 decoder of the same bundle.
     """
-    graphs = _as_dict(manifest).get("graphs")
-    if not isinstance(graphs, list):
-        raise BundleError("manifest has no 'graphs' list; re-export the bundle")
-    decs = [g for g in graphs if isinstance(g, dict) and g.get("role") == "decoder"]
-    ref = [g for g in decs if g.get("file") == "decoder.onnx"] or [
-        g for g in decs if g.get("precision") == "fp32" and g.get("format", "onnx") == "onnx"
-    ]
-    if not ref or not isinstance(ref[0].get("sha256"), str):
+    ref = _manifest(manifest).find_graph("decoder", "fp32")
+    if ref is None:
         raise BundleError(
             "manifest lists no fp32 decoder graph with a sha256; compression needs it to "
             "tag streams (re-export the bundle)"
         )
-    return ref[0]["sha256"]
+    return ref.sha256
 
 
 _CODECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> [(codec, id)]
@@ -75,8 +70,8 @@ def codecs_of(model: Any) -> list[tuple[LatentCodec, bytes]]:
         return _CODECS[model]
     except (KeyError, TypeError):
         pass
-    manifest = _as_dict(model.manifest)
-    record = manifest.get("codec")
+    manifest = _manifest(model.manifest)
+    record = manifest.codec
     if record is None:
         raise BundleError(
             "bundle has no codec tables (manifest 'codec' is null); re-export it with "
@@ -87,11 +82,10 @@ def codecs_of(model: Any) -> list[tuple[LatentCodec, bytes]]:
     out = []
     for rec in records:
         codec = LatentCodec.from_dict(rec)
-        code_size = manifest.get("code_size")
-        if code_size is not None and code_size != codec.code_size:
+        if manifest.code_size != codec.code_size:
             raise BundleError(
                 f"codec tables cover {codec.code_size} dims but the bundle's code_size is "
-                f"{code_size}; re-export the bundle"
+                f"{manifest.code_size}; re-export the bundle"
             )
         out.append((codec, codec.model_id(sha)))
     try:
@@ -115,19 +109,28 @@ def _pick(model: Any, bits: int | None) -> tuple[LatentCodec, bytes]:
     )
 
 
-def compress(model: Any, x: np.ndarray, bits: int | None = None) -> bytes:
-    """Raw samples ``(N, *input_shape)`` -> one .eae stream (see docs/FORMAT.md)."""
+def compress(model: Any, x: np.ndarray, bits: int | None = None, batch_size: int | None = None) -> bytes:
+    """Raw samples ``(N, *input_shape)`` -> one .eae stream (see docs/FORMAT.md).
+
+    ``batch_size``: samples per encoder call (None: the model's default).
+    """
     codec, mid = _pick(model, bits)
-    codes = np.asarray(model.encode(x))
+    codes = np.asarray(_encode(model, x, batch_size))
     return compress_codes(codec, mid, codes.reshape(-1, codec.code_size))  # one sample: (1, D)
 
 
-def decompress(model: Any, data: bytes) -> np.ndarray:
-    """A stream -> raw reconstructions ``(N, *input_shape)``; the codec is found by id."""
+def decompress(model: Any, data: bytes, batch_size: int | None = None) -> np.ndarray:
+    """A stream -> raw reconstructions ``(N, *input_shape)``; the codec is found by id.
+
+    ``batch_size``: codes per decoder call (None: the model's default).
+    """
     stream_id = stream_model_id(data)  # the header picks the codec; decoding checks the chunks
     for codec, mid in codecs_of(model):
         if mid == stream_id:
-            return model.decode(decompress_codes(codec, mid, data), raw=True)
+            codes = decompress_codes(codec, mid, data)
+            if batch_size is None:
+                return model.decode(codes, raw=True)
+            return model.decode(codes, raw=True, batch_size=batch_size)
     have = ", ".join(m.hex() for _, m in codecs_of(model))
     raise StreamError(
         f"stream was written for model id {stream_id.hex()}, not this model ({have}); "
@@ -136,7 +139,7 @@ def decompress(model: Any, data: bytes) -> np.ndarray:
 
 
 def append(
-    model: Any, path: str | os.PathLike, x: np.ndarray, bits: int | None = None
+    model: Any, path: str | os.PathLike, x: np.ndarray, bits: int | None = None, batch_size: int | None = None
 ) -> StreamInfo:
     """Append raw samples to the stream file ``path`` (created if missing)."""
     codec, mid = _pick(model, bits)
@@ -148,11 +151,17 @@ def append(
                 if bits is not None and c.bits != bits:
                     raise ConfigError(f"{path} holds {c.bits}-bit codes; omit --bits or pass --bits {c.bits}")
                 codec, mid = c, m
-    codes = np.asarray(model.encode(x)).reshape(-1, codec.code_size)  # one sample: (1, D)
+    codes = np.asarray(_encode(model, x, batch_size)).reshape(-1, codec.code_size)  # one sample: (1, D)
     return append_file(codec, mid, path, codes)
 
 
-def compression_report(model: Any, x: np.ndarray, data: bytes, seconds: float) -> dict[str, Any]:
+def _encode(model: Any, x: np.ndarray, batch_size: int | None) -> np.ndarray:
+    """``model.encode``, chunked by ``batch_size`` when one is given (any model-like object otherwise)."""
+    return model.encode(x) if batch_size is None else model.encode(x, batch_size=batch_size)
+
+
+def compression_report(model: Any, x: np.ndarray, data: bytes, seconds: float,
+                       batch_size: int | None = None) -> dict[str, Any]:
     """Measured rate and quality of a stream that holds the samples ``x`` (raw units).
 
     Decodes the stream again, so the PSNR is what a receiver gets, quantization included.
@@ -160,7 +169,7 @@ def compression_report(model: Any, x: np.ndarray, data: bytes, seconds: float) -
     from edgeae.runtime.metrics import is_bounded, mse, psnr
 
     t0 = time.perf_counter()
-    x_hat = decompress(model, data)
+    x_hat = decompress(model, data, batch_size)
     decode_s = time.perf_counter() - t0
     n = len(x_hat)
     raw_bytes = int(np.asarray(x).nbytes)
@@ -177,6 +186,6 @@ def compression_report(model: Any, x: np.ndarray, data: bytes, seconds: float) -
         "compress_samples_per_s": n / seconds if seconds > 0 else float("inf"),
         "decompress_samples_per_s": n / decode_s if decode_s > 0 else float("inf"),
     }
-    if is_bounded(_as_dict(model.manifest).get("normalization", {}).get("mode")):
+    if is_bounded(_manifest(model.manifest).normalization["mode"]):
         report["psnr"] = psnr(target, recon)
     return report

@@ -23,7 +23,7 @@ def mse(x: np.ndarray, y: np.ndarray) -> float:
 
 def is_bounded(mode: str) -> bool:
     """Whether a normalization mode puts the data on [0, 1] (so PSNR has a natural peak of 1)."""
-    return mode != "standardize"
+    return mode != "standardize"  # scale255 and identity data live on [0, 1]
 
 
 def psnr_peak(mode: str, x: np.ndarray) -> float:

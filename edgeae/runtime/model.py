@@ -12,6 +12,7 @@ A loaded model keeps no per-call state, so one instance serves several threads.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from edgeae.errors import BundleError, InputError
 from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, file_problem, read_manifest
+from edgeae.runtime.contract import NonFiniteInput, SampleContract, as_codes, check_codes
 from edgeae.runtime.preprocess import Normalizer
 from edgeae.runtime.session import (
     create_session,
@@ -33,7 +35,8 @@ __all__ = ["DEFAULT_BATCH_SIZE", "EdgeModel", "load"]
 DEFAULT_BATCH_SIZE = 4096  # samples per session.run for large arrays
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
               "tensor(int8)": "int8", "tensor(double)": "float64"}
-_FLOAT32 = (np.dtype(np.float32),)
+_FLOAT32 = np.dtype(np.float32)
+_vdot = getattr(np.vdot, "_implementation", np.vdot)  # the C function, without the dispatch wrapper
 Progress = Callable[[int], None]  # called with the number of samples finished in each chunk
 
 
@@ -56,28 +59,37 @@ class _Graph:
             raise BundleError(
                 f"{entry.file}: graph input dtype is {got}, manifest says {entry.inputs[0].dtype}; re-export the bundle"
             )
+        batch_dim = inputs[0].shape[0] if inputs[0].shape else None
+        if entry.fixed_batch and batch_dim != entry.fixed_batch:
+            raise BundleError(f"{entry.file}: manifest says fixed batch {entry.fixed_batch}, the graph's batch axis "
+                              f"is {batch_dim!r}; re-export the bundle")
         self.input_name = inputs[0].name
         self.input_dtype = np.dtype(got)
         self.output_names = [output]
         self.raw_io = entry.raw_io
         self.fixed_batch = entry.fixed_batch
+        # onnxruntime's public run() re-validates the feed's names on every call; edgeae built
+        # the feed itself, so it calls the binding underneath (about 1 us less per call).
+        self.call = getattr(self.session, "_sess", self.session).run  # (output_names, feed, run_options)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
         if self.fixed_batch and n != self.fixed_batch:  # pad the last chunk, drop the padding after
             pad = np.repeat(x[-1:], self.fixed_batch - n, axis=0)
             x = np.concatenate([x, pad])
-        out = self.session.run(self.output_names, {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
+        out = self.call(self.output_names, {self.input_name: x.astype(self.input_dtype, copy=False)}, None)[0]
         return out[:n]
 
 
 class EdgeModel:
     """An exported autoencoder, ready to encode, decode and reconstruct numpy arrays.
 
-    Inputs may be one sample ``sample_shape`` or a batch ``(N, *sample_shape)``; the
-    output has a batch axis exactly when the input had one. ``uint8`` inputs are raw
-    samples (normalized here); ``float32`` inputs are raw features for ``standardize``
-    bundles and already-normalized model inputs otherwise. Other dtypes are refused.
+    Inputs follow the input contract (:mod:`edgeae.runtime.contract`, docs/INPUT.md): one
+    sample or a batch, in the bundle's layout or as grayscale without a channel axis,
+    channel-last or flat; the output has a batch axis exactly when the input had one.
+    ``uint8`` inputs of an 8-bit bundle are raw pixels (normalized here), floats are
+    model units there and raw features for ``standardize`` bundles; other real dtypes
+    are cast, NaN/inf and wrong shapes are refused with :class:`InputError`.
     """
 
     def __init__(self, folder: Path, manifest: Manifest, precision: str, encoder: _Graph, decoder: _Graph):
@@ -88,10 +100,23 @@ class EdgeModel:
         self.code_size = manifest.code_size  # width of one code
         self.sample_shape = manifest.sample_shape  # one sample, no batch axis
         self.normalizer = Normalizer(manifest.normalization, self.sample_shape)
+        norm = manifest.normalization
+        self.contract = SampleContract(self.sample_shape, norm["mode"], norm["raw_dtype"],
+                                       pixels_only=encoder.raw_io and norm["mode"] != "standardize")
         self._encoder = encoder
         self._decoder = decoder
-        self._floats_are_raw = manifest.normalization["mode"] == "standardize"
-        self._sample_rule = self._sample_dtypes()
+        self._floats_are_raw = norm["mode"] == "standardize"
+        # The fast path (one chunk, no cast, no normalization): decided here, so a call
+        # only compares its dtype and shape with these and runs the graph.
+        if encoder.fixed_batch:
+            self._fast_dtype = None
+        elif encoder.raw_io:
+            self._fast_dtype = encoder.input_dtype
+        else:
+            self._fast_dtype = None if self._floats_are_raw else _FLOAT32
+        self._code_tail = (self.code_size,)
+        self._bounded = self.contract.bounded
+        self._enc_call, self._enc_outputs, self._enc_input = encoder.call, encoder.output_names, encoder.input_name
         graphs = [g.entry for g in (encoder, decoder)]
         self.info = {  # essentials for display; see edgeae.runtime.summary.describe_bundle
             "bundle": str(folder), "kind": manifest.kind, "variational": manifest.variational,
@@ -111,15 +136,32 @@ class EdgeModel:
 
     # ---- public calls ----------------------------------------------------------------
     def encode(self, x: np.ndarray, batch_size: int | None = None, progress: Progress | None = None) -> np.ndarray:
-        """Samples ``(N, *sample_shape)`` -> codes ``(N, code_size)`` float32."""
-        x, single = self._check_samples(x)
+        """Samples ``(N, *sample_shape)`` (or any layout of the input contract) -> codes ``(N, code_size)`` float32."""
+        if type(x) is np.ndarray and x.dtype is self._fast_dtype and batch_size is None and progress is None:
+            # The common call, in the bundle's own layout and dtype, one chunk: the same checks
+            # as the general path below, inlined (they are most of a batch-1 call's overhead).
+            # (onnxruntime copies a non-contiguous array itself, so views need no check.)
+            shape, sample = x.shape, self.sample_shape
+            single = shape == sample
+            if single or (shape[1:] == sample and 0 < shape[0] <= DEFAULT_BATCH_SIZE):
+                if single:
+                    x = x[None]
+                if x.dtype is _FLOAT32:
+                    s = _vdot(x, x)
+                    if not ((s <= x.size) if self._bounded else math.isfinite(s)):
+                        self.contract.check_values(x, "x")
+                y = self._enc_call(self._enc_outputs, {self._enc_input: x}, None)[0]
+                if y.shape[1:] != self._code_tail:
+                    _bad_output(y, self._code_tail)
+                return y[0] if single else y
+        x, single = self.contract.samples(x, "x")
         out = self._map(x, self._encode_chunk, (self.code_size,), np.float32, batch_size, progress)
         return out[0] if single else out
 
     def decode(self, code: np.ndarray, batch_size: int | None = None, raw: bool = False,
                progress: Progress | None = None) -> np.ndarray:
         """Codes ``(N, code_size)`` -> reconstructions: model units, or raw units with ``raw=True``."""
-        code, single = self._check(code, "code", (self.code_size,), _FLOAT32, "use code.astype(np.float32)")
+        code, single = as_codes(code, self.code_size)
         dtype = self.normalizer.raw_dtype if raw else np.float32
         out = self._map(code, lambda c: self._decode_chunk(c, raw), self.sample_shape, dtype, batch_size, progress)
         return out[0] if single else out
@@ -127,7 +169,7 @@ class EdgeModel:
     def reconstruct(self, x: np.ndarray, batch_size: int | None = None, raw: bool = False,
                     progress: Progress | None = None) -> np.ndarray:
         """decode(encode(x)), chunk by chunk (codes are never held for the whole array)."""
-        x, single = self._check_samples(x)
+        x, single = self.contract.samples(x, "x")
         dtype = self.normalizer.raw_dtype if raw else np.float32
         out = self._map(x, lambda c: self._decode_chunk(self._encode_chunk(c), raw), self.sample_shape,
                         dtype, batch_size, progress)
@@ -146,8 +188,8 @@ class EdgeModel:
         return self.decode(codes, raw=raw)
 
     def to_model_units(self, x: np.ndarray) -> np.ndarray:
-        """What the encoder sees for ``x`` (normalized float32); used for error metrics."""
-        x, _ = self._check_samples(x)
+        """What the encoder sees for ``x`` (normalized float32, ``(N, *sample_shape)``); for error metrics."""
+        x, _ = self.contract.samples(x, "x")
         if x.dtype == np.uint8 or self._floats_are_raw:
             return self.normalizer.normalize(x)
         return x
@@ -165,48 +207,8 @@ class EdgeModel:
         return self._encoder.input_dtype
 
     # ---- internals ---------------------------------------------------------------------
-    def _check_samples(self, x: Any) -> tuple[np.ndarray, bool]:
-        allowed, fix = self._sample_rule
-        return self._check(x, "x", self.sample_shape, allowed, fix)
-
-    def _sample_dtypes(self) -> tuple[tuple[np.dtype, ...], str]:
-        """Which input dtypes ``encode`` accepts, decided once at load (the hot path only compares)."""
-        raw = self.normalizer.raw_dtype.name
-        if raw == "uint8" and self._encoder.raw_io and not self._floats_are_raw:
-            names, fix = ("uint8",), "pass raw uint8 samples (this bundle's encoder takes raw pixels)"
-        elif raw == "uint8":
-            names, fix = ("uint8", "float32"), "use x.astype(np.float32) for normalized input, or raw uint8 samples"
-        else:
-            names, fix = ("float32",), "use x.astype(np.float32)"
-        return tuple(np.dtype(n) for n in names), fix
-
-    @staticmethod
-    def _check(x: Any, what: str, shape: tuple[int, ...], allowed: tuple[np.dtype, ...],
-               fix: str) -> tuple[np.ndarray, bool]:
-        """Refuse wrong dtype or shape (no casting, no broadcasting); add a batch axis to one sample."""
-        if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
-        if x.dtype not in allowed:
-            names = " or ".join(d.name for d in allowed)
-            raise InputError(f"{what} has dtype {x.dtype}; expected {names}: {fix}")
-        if x.shape == shape:
-            return x[None], True
-        if x.ndim == len(shape) + 1 and x.shape[1:] == shape:
-            return x, False
-        batch = "(N, " + ", ".join(map(str, shape)) + ")"
-        raise InputError(f"{what} has shape {x.shape}; expected {shape} (one sample) or {batch} (a batch)")
-
-    @staticmethod
-    def _check_finite(x: np.ndarray, what: str) -> None:
-        # One BLAS dot product first: a finite sum of squares proves every value finite and
-        # costs half of np.isfinite(x).all() on the batch-1 path; only a non-finite result
-        # (NaN/inf, or an overflow of huge values) needs the element-wise check.
-        if x.dtype.kind == "f" and not np.isfinite(np.vdot(x, x)) and not np.isfinite(x).all():
-            bad = int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1)))
-            raise InputError(f"{what} contains NaN or inf (first in sample {bad} of this chunk); expected finite values")
-
     def _encode_chunk(self, x: np.ndarray) -> np.ndarray:
-        self._check_finite(x, "x")
+        self.contract.check_values(x, "x")
         if self._encoder.raw_io or (x.dtype != np.uint8 and not self._floats_are_raw):
             feed = x
         else:
@@ -214,7 +216,7 @@ class EdgeModel:
         return self._encoder.run(feed)
 
     def _decode_chunk(self, code: np.ndarray, raw: bool) -> np.ndarray:
-        self._check_finite(code, "code")
+        check_codes(code, "code")
         y = self._decoder.run(code)  # (n, *sample_shape)
         if self._decoder.raw_io:
             return y if raw else self.normalizer.normalize(y)
@@ -225,25 +227,32 @@ class EdgeModel:
         """Run ``fn`` chunk by chunk into one preallocated output ``(N, *shape)``."""
         if batch_size is None:
             batch_size = DEFAULT_BATCH_SIZE
-        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size <= 0:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
         n = len(x)
         if 0 < n <= batch_size:  # one chunk: no preallocation, no copy
             y = fn(x)
             if y.shape[1:] != shape:
-                raise BundleError(f"graph returned shape {y.shape[1:]} per sample, manifest says {shape}; re-export the bundle")
+                _bad_output(y, shape)
             if progress is not None:
                 progress(n)
             return y
         out = np.empty((n, *shape), dtype=dtype)
         for start in range(0, n, batch_size):
-            y = fn(x[start:start + batch_size])
+            try:
+                y = fn(x[start:start + batch_size])
+            except NonFiniteInput as exc:  # name the sample in the caller's array, not in the chunk
+                raise NonFiniteInput(exc.what, start + exc.index) from None
             if y.shape[1:] != shape:
-                raise BundleError(f"graph returned shape {y.shape[1:]} per sample, manifest says {shape}; re-export the bundle")
+                _bad_output(y, shape)
             out[start:start + len(y)] = y
             if progress is not None:
                 progress(len(y))
         return out
+
+
+def _bad_output(y: np.ndarray, shape: tuple[int, ...]) -> None:
+    raise BundleError(f"graph returned shape {y.shape[1:]} per sample, manifest says {shape}; re-export the bundle")
 
 
 def _select(manifest: Manifest, folder: Path, role: str, precision: str, format: str) -> GraphEntry:

@@ -7,7 +7,7 @@ Defaults favour low batch-1 latency on small devices without burning idle CPU:
 graph optimization ``ORT_ENABLE_ALL``, ``session.intra_op.allow_spinning = "0"`` (worker
 threads sleep instead of spinning between calls) and one intra-op thread unless told
 otherwise (measured: for these small graphs a single thread beats the thread pool at
-batch 1, see docs/DEPLOYING.md).
+batch 1, see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -84,22 +84,29 @@ def resolve_providers(providers: str | list[str] | tuple[str, ...] = "auto") -> 
     return resolved
 
 
-def session_options(threads: int | None = None, spinning: bool = False, **config: str) -> Any:
-    """``onnxruntime.SessionOptions`` with edgeae's defaults.
+def session_options(threads: int | None = None, spinning: bool = False, optimization: str = "all",
+                    **config: str) -> Any:
+    """``onnxruntime.SessionOptions`` with edgeae's defaults: the one place sessions are configured.
 
     Args:
         threads: intra-op threads; None = :data:`DEFAULT_THREADS`, 0 = onnxruntime's default.
         spinning: let idle worker threads spin (lower latency under load, burns CPU).
+        optimization: graph optimization level: "all" (running), "basic" (platform-independent,
+            for saving .ort files) or "disabled" (run the graph exactly as written, for checks).
         config: extra ``add_session_config_entry`` key/values.
     """
     import onnxruntime as ort
 
+    levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+    if optimization not in levels:
+        raise ProviderError(f"optimization {optimization!r} is not one of: {', '.join(levels)}")
     if threads is None:
         threads = DEFAULT_THREADS
     if not isinstance(threads, int) or threads < 0:
         raise ProviderError(f"threads must be a non-negative int (0 = all cores), got {threads!r}")
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = levels[optimization]
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

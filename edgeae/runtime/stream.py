@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeae.atomic import atomic_write_bytes
 from edgeae.errors import InputError, StreamError
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.varint import get_varint, put_varint
@@ -234,21 +235,35 @@ def append_file(
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         data = compress_codes(codec, model_id, q_or_codes)
-        tmp = path.with_name(path.name + ".tmp")  # a new file appears whole or not at all
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)  # a new file appears whole or not at all
         return read_header(data)
     old = path.read_bytes()
     info = read_header(old)  # the one full check of the existing stream
     _check_model(info.model_id, info.code_size, codec, model_id)
     extra = append_codes(codec, model_id, old, q_or_codes)
-    with path.open("ab") as f:
-        f.write(extra)
-        f.flush()
-        os.fsync(f.fileno())  # on a device that may lose power, the chunk is on disk on return
+    _append_or_restore(path, extra, len(old))
     new = read_header(old[: info.header_size] + extra)  # header + the new chunk only
     return dataclasses.replace(info, samples=info.samples + new.samples, chunks=info.chunks + new.chunks,
                                payload_bytes=info.payload_bytes + new.payload_bytes, size=info.size + len(extra))
+
+
+def _append_or_restore(path: Path, extra: bytes, size: int) -> None:
+    """Append ``extra`` to a file of ``size`` bytes; on any failure cut it back to ``size``.
+
+    A full disk (or a file-size limit) can write part of a chunk before failing, and so
+    can Ctrl-C; truncating restores the earlier, valid stream byte for byte.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        view = memoryview(extra)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)  # on a device that may lose power, the chunk is on disk on return
+    except BaseException:
+        os.ftruncate(fd, size)
+        raise
+    finally:
+        os.close(fd)
 
 
 def stream_model_id(data: bytes) -> bytes:

@@ -1,0 +1,362 @@
+"""Bundle -> the `.eae` codec in dependency-free C99 (quantizer, range coder, stream I/O).
+
+    manifest["codec"] (one record per bit depth)
+        -> <prefix>_codec.h / <prefix>_codec.c : static const ranges, steps and integer
+           cumulative-frequency tables, the model id and the reader's sample-count bound
+        +  eae_codec.h / eae_codec.c            : the codec itself (same for every bundle)
+
+The C writer's bytes equal ``edgeae compress``'s for the same codes, and the C reader
+accepts exactly the streams the Python reader accepts: both sides use the same integers
+(the 24-bit CDF constriction derives from ``freqs``, see eae_codec.c) and the same IEEE
+double quantizer, whose constants are written as exact hexadecimal floats.
+Reads bundles only: works without torch and onnx.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from edgeae.errors import BundleError, ConfigError
+from edgeae.runtime.codec import LatentCodec, _quantize
+
+__all__ = ["bundle_codecs", "codec_sources", "write_codec", "run_codec_target", "TARGETS",
+           "TEMPLATE_DIR", "CODEC_FILES"]
+
+TEMPLATE_DIR = Path(__file__).parent
+CODEC_FILES = ("eae_codec.h", "eae_codec.c")  # copied as they are into every output
+TOOL_FILE = "eae_codec_tool.c"  # a host command-line harness (tests, benchmarks)
+
+
+class _Holder:
+    """Something with a ``.manifest``, the shape :func:`codecs_of` expects."""
+
+    def __init__(self, manifest: object) -> None:
+        self.manifest = manifest
+
+
+def bundle_codecs(bundle_dir: str | Path) -> list[tuple[LatentCodec, bytes]]:
+    """Every (codec, model id) of a bundle, in manifest order (validated, as the runtime does)."""
+    from edgeae.runtime.bundle import read_manifest
+    from edgeae.runtime.compress import codecs_of
+
+    return list(codecs_of(_Holder(read_manifest(bundle_dir))))
+
+
+def _select(options: list[tuple[LatentCodec, bytes]], bits: int | list[int] | None):
+    if bits is None:
+        return options
+    wanted = [bits] if isinstance(bits, int) else list(bits)
+    have = sorted({c.bits for c, _ in options})
+    missing = [b for b in wanted if b not in have]
+    if missing:
+        raise ConfigError(
+            f"bits={missing} has no codec tables in this bundle; available: {have} "
+            "(omit bits, or re-export with tables for that bit depth)"
+        )
+    return [o for o in options if o[0].bits in wanted]
+
+
+def _hexf(v: float) -> str:
+    """An exact C99 hexadecimal double literal."""
+    return float(v).hex()
+
+
+def _ints(values, per_line: int = 16) -> str:
+    vals = [str(int(v)) for v in values]
+    lines = [", ".join(vals[i : i + per_line]) for i in range(0, len(vals), per_line)]
+    return ",\n    ".join(lines)
+
+
+def _floats(values, per_line: int = 3) -> str:
+    vals = [_hexf(v) for v in values]
+    lines = [", ".join(vals[i : i + per_line]) for i in range(0, len(vals), per_line)]
+    return ",\n    ".join(lines)
+
+
+def _steps(codec: LatentCodec) -> np.ndarray:
+    """The quantizer step exactly as numpy computes it in edgeae.runtime.codec."""
+    lo = np.asarray(codec.lo, dtype=np.float64)
+    hi = np.asarray(codec.hi, dtype=np.float64)
+    return (hi - lo) / ((1 << codec.bits) - 1)
+
+
+def _cumulative(codec: LatentCodec) -> np.ndarray:
+    """(D, L) C_i = freqs[0] + ... + freqs[i-1]: C_0 = 0, C_{L-1} < 2**precision."""
+    f = np.asarray(codec.freqs, dtype=np.int64)
+    return np.concatenate([np.zeros((f.shape[0], 1), np.int64), np.cumsum(f, 1)[:, :-1]], 1)
+
+
+def _ordered(bits: np.ndarray) -> np.ndarray:
+    """float32 bit patterns (uint32) -> integers in the floats' order."""
+    b = bits.astype(np.int64)
+    return np.where(b & 0x80000000, 0xFFFFFFFF - b, b | 0x80000000)
+
+
+def _unordered(o: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_ordered`: -> float32 values."""
+    b = np.where(o & 0x80000000, o & 0x7FFFFFFF, 0xFFFFFFFF - o).astype(np.uint32)
+    return b.view(np.float32)
+
+
+def _thresholds(codec: LatentCodec) -> np.ndarray:
+    """(D, L-1) float32: T[d, k-1] = the least float32 code the quantizer maps to >= k.
+
+    The quantizer is monotonic in the code, so ``symbol = #{k : code >= T[d, k-1]}``.
+    Found by bisection over the ordered float32 values with the Python quantizer itself;
+    -inf / +inf where every / no finite code reaches the symbol.
+    """
+    top, d = (1 << codec.bits) - 1, codec.code_size
+    need = np.arange(1, top + 1)[:, None]  # (top, 1): row k-1 looks for symbol k
+    fmax = np.finfo(np.float32).max
+    first = int(_ordered(np.array([-fmax], np.float32).view(np.uint32))[0])  # -FLT_MAX
+    sentinel = int(_ordered(np.array([fmax], np.float32).view(np.uint32))[0]) + 1  # past FLT_MAX
+    lo_, hi_ = codec._arrays()
+
+    def reaches(o: np.ndarray) -> np.ndarray:
+        vals = _unordered(np.minimum(o, sentinel - 1)).astype(np.float64)  # (top, D)
+        return (_quantize(vals, lo_, hi_, codec.bits) >= need) & (o < sentinel)
+
+    lo = np.full((top, d), first, np.int64)
+    hi = np.full((top, d), sentinel, np.int64)
+    while np.any(lo < hi):  # least o with reaches(o); the sentinel always "reaches"
+        mid = (lo + hi) // 2
+        ok = reaches(mid)
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, np.minimum(mid + 1, hi))
+    out = _unordered(np.minimum(lo, sentinel - 1)).astype(np.float32)
+    out[lo == sentinel] = np.inf
+    out[(lo == first) & reaches(lo)] = -np.inf
+    return out.T.copy()  # (D, top)
+
+
+def _fhex(v: float) -> str:
+    """An exact C float literal (INFINITY from <math.h> for the unreachable)."""
+    if np.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    return float(v).hex() + "f"
+
+
+def _check_prefix(prefix: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix or ""):
+        raise ConfigError(
+            f"prefix={prefix!r} is not a C identifier; use letters, digits and '_' "
+            "(not starting with a digit), e.g. 'mnist'"
+        )
+
+
+def codec_sources(
+    codecs: list[tuple[LatentCodec, bytes]], prefix: str = "model", origin: str = "",
+    thresholds: bool = True,
+) -> tuple[str, str]:
+    """The text of ``<prefix>_codec.h`` and ``<prefix>_codec.c`` for these codecs.
+
+    ``thresholds``: also emit each dimension's float32 decision thresholds, (L-1) floats per
+    dimension of flash, so the C quantizer needs no double division (see eae_codec.c).
+    """
+    _check_prefix(prefix)
+    if not codecs:
+        raise BundleError("no codec tables to write; the bundle's manifest 'codec' is empty")
+    up = prefix.upper()
+    note = f" * Tables of {origin}.\n" if origin else ""
+    bits_list = ", ".join(str(c.bits) for c, _ in codecs)
+    h = (
+        f"/* {prefix}_codec.h - generated by edgeae.codegen.codec; do not edit.\n"
+        f"{note}"
+        f" * {len(codecs)} codec(s), bits {bits_list}; the first is the bundle's default.\n"
+        f" * Use with eae_codec.h: eae_compress({prefix}_codecs[0], codes, n, out, cap, &len).\n"
+        " */\n"
+        f"#ifndef {up}_CODEC_H\n#define {up}_CODEC_H\n\n#include \"eae_codec.h\"\n\n"
+        "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+        f"#define {up}_CODEC_COUNT {len(codecs)}\n"
+        f"#define {up}_CODE_SIZE {codecs[0][0].code_size}\n\n"
+    )
+    for codec, _ in codecs:
+        h += f"extern const eae_codec {prefix}_codec_{codec.bits}bit; /* L = {codec.levels} */\n"
+    h += (
+        f"/* every codec above, manifest order (eae_decompress picks by model id) */\n"
+        f"extern const eae_codec *const {prefix}_codecs[{up}_CODEC_COUNT];\n"
+        f"extern const size_t {prefix}_codec_count; /* = {up}_CODEC_COUNT */\n\n"
+        "#ifdef __cplusplus\n}\n#endif\n\n"
+        f"#endif /* {up}_CODEC_H */\n"
+    )
+    c = (
+        f"/* {prefix}_codec.c - generated by edgeae.codegen.codec; do not edit.\n"
+        f"{note}"
+        " * Per codec: lo and step of each dimension (exact hexadecimal doubles, step =\n"
+        " * (hi - lo) / (2**bits - 1) as numpy computes it), the cumulative integer\n"
+        " * frequencies C[d][i] = freqs[d][0] + ... + freqs[d][i-1] of manifest['codec'],\n"
+        " * the model id (SHA-256 of decoder digest + tables, first 8 bytes) and the reader's\n"
+        " * bound min_bits = -sum_d max_s log2(freqs[d][s] / 2**precision) / 2.\n"
+        " */\n"
+        f"#include \"{prefix}_codec.h\"\n\n#include <math.h> /* INFINITY: a symbol no finite code reaches */\n"
+    )
+    for codec, mid in codecs:
+        name = f"{prefix}_codec_{codec.bits}bit"
+        cum = _cumulative(codec)
+        ctype, field = ("uint16_t", "cum16") if codec.precision <= 16 else ("uint32_t", "cum32")
+        other = "cum32" if field == "cum16" else "cum16"
+        d, n_lev = codec.code_size, codec.levels
+        c += (
+            f"\n/* ---- bits {codec.bits}, precision {codec.precision}, D = {d}, "
+            f"model id {mid.hex()} */\n"
+            f"static const double {name}_lo[{d}] = {{\n    {_floats(codec.lo)}}};\n"
+            f"static const double {name}_step[{d}] = {{\n    {_floats(_steps(codec))}}};\n"
+            f"static const {ctype} {name}_cum[{d} * {n_lev}] = {{ /* (D, L) */\n"
+            f"    {_ints(cum.ravel())}}};\n"
+            f"const eae_codec {name} = {{\n"
+            f"    {d}, {codec.bits}, {codec.precision},\n"
+            f"    {{{', '.join(f'0x{b:02x}' for b in mid)}}},\n"
+            f"    {name}_lo, {name}_step,\n"
+            f"    /* .{field} */ " + (f"{name}_cum, NULL" if field == "cum16" else f"NULL, {name}_cum")
+            + f", /* .{other} unused */\n"
+            f"    {_hexf(codec.min_bits_per_sample() / 2)}, /* min_bits */\n"
+            f"    {name + '_thresh' if thresholds else 'NULL'} /* thresh */\n}};\n"
+        )
+        if thresholds:
+            t = _thresholds(codec).ravel()
+            vals = [_fhex(v) for v in t]
+            rows = ",\n    ".join(", ".join(vals[i : i + 4]) for i in range(0, len(vals), 4))
+            decl = f"static const float {name}_thresh[{d} * {n_lev - 1}] = {{ /* (D, L-1) */\n    {rows}}};\n"
+            c = c.replace(f"const eae_codec {name} = {{", decl + f"const eae_codec {name} = {{")
+    c += f"\nconst eae_codec *const {prefix}_codecs[{up}_CODEC_COUNT] = {{\n"
+    c += ",\n".join(f"    &{prefix}_codec_{codec.bits}bit" for codec, _ in codecs) + "};\n"
+    c += f"const size_t {prefix}_codec_count = {up}_CODEC_COUNT;\n"
+    return h, c
+
+
+def write_codec(
+    bundle_dir: str | Path,
+    out_dir: str | Path,
+    prefix: str = "model",
+    bits: int | list[int] | None = None,
+    tool: bool = False,
+    thresholds: bool = True,
+) -> list[Path]:
+    """Write the C codec of a bundle into ``out_dir``; returns the files written.
+
+    ``bits``: one bit depth or a list (default: every table the bundle carries, manifest
+    order). ``tool=True`` also copies ``eae_codec_tool.c``, a host command-line harness
+    (compress, decompress, stream checks, timing) built with
+    ``cc -O2 -std=c99 -I. eae_codec.c <prefix>_codec.c eae_codec_tool.c``.
+    ``thresholds=False`` saves (L-1) floats of flash per dimension for a slower quantizer.
+    """
+    _check_prefix(prefix)
+    if bits is not None and not isinstance(bits, (int, list, tuple)):
+        raise ConfigError(f"bits={bits!r} is not allowed; use an integer or a list of them")
+    codecs = _select(bundle_codecs(bundle_dir), bits)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder; pick another output folder")
+    out.mkdir(parents=True, exist_ok=True)
+    h, c = codec_sources(codecs, prefix, origin=f"bundle {Path(bundle_dir).name}", thresholds=thresholds)
+    written = []
+    for name in CODEC_FILES + ((TOOL_FILE,) if tool else ()):
+        shutil.copyfile(TEMPLATE_DIR / name, out / name)
+        written.append(out / name)
+    for name, text in ((f"{prefix}_codec.h", h), (f"{prefix}_codec.c", c)):
+        (out / name).write_text(text)
+        written.append(out / name)
+    return written
+
+
+# ------------------------------------------------------------ Cortex-M under QEMU
+TARGET_FILES = ("eae_codec_target.c", "eae_codec_target.ld")
+# name -> (arm-none-eabi-gcc flags, QEMU machine)
+TARGETS = {
+    "cortex-m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"], "mps2-an386"),
+    "cortex-m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+}
+TOOLCHAIN_HINT = (
+    "install gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm "
+    "(Debian/Ubuntu: `make native-tools`)"
+)
+
+
+def target_vectors_source(codes: np.ndarray, codec_index: int = 0) -> str:
+    """``eae_target_vectors.h``: float codes (N, D) as exact hexadecimal float literals."""
+    c = np.asarray(codes, dtype=np.float32)
+    vals = ", ".join(float(v).hex() + "f" for v in c.ravel())
+    return (
+        "/* eae_target_vectors.h - generated test codes for eae_codec_target.c */\n"
+        f"#define EAE_TV_N {c.shape[0]}\n#define EAE_TV_CODEC {codec_index}\n"
+        f"static const float eae_tv_codes[{c.size}] = {{{vals}}};\n"
+    )
+
+
+def run_codec_target(
+    src_dir: str | Path, prefix: str, codes: np.ndarray, cpu: str = "cortex-m4f",
+    codec_index: int = 0, timeout: float = 300.0,
+) -> dict:
+    """Build the codec for a Cortex-M, run it under qemu-system-arm, return what it measured.
+
+    ``src_dir`` holds the output of :func:`write_codec`. The program compresses each row of
+    ``codes`` as its own stream (batch 1). Returns ``streams`` (bytes per sample),
+    ``instructions_per_sample`` (QEMU ``-icount shift=0``, calibrated by a loop of known
+    length), ``stack_bytes`` (painted), ``flash_bytes``/``ram_bytes`` of the codec objects
+    (code + tables; static RAM), and ``multi`` (one stream of all rows, decoded on target).
+    Raises ConfigError when the toolchain or QEMU is missing.
+    """
+    import subprocess
+
+    if cpu not in TARGETS:
+        raise ConfigError(f"cpu={cpu!r} is not supported; use one of {sorted(TARGETS)}")
+    gcc, size, qemu = (shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size",
+                                                 "qemu-system-arm"))
+    if not (gcc and size and qemu):
+        raise ConfigError(f"the Cortex-M toolchain or QEMU is missing; {TOOLCHAIN_HINT}")
+    src = Path(src_dir)
+    for name in TARGET_FILES:
+        shutil.copyfile(TEMPLATE_DIR / name, src / name)
+    (src / "eae_target_vectors.h").write_text(target_vectors_source(codes, codec_index))
+    flags, machine = TARGETS[cpu]
+    common = [*flags, "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections",
+              "-fdata-sections", f"-DEAE_PREFIX={prefix}", "-I", str(src)]
+    sources = [str(src / n) for n in ("eae_codec.c", f"{prefix}_codec.c", "eae_codec_target.c")]
+    elf = src / f"target-{cpu}.elf"
+
+    def _run(cmd: list[str]) -> str:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise BundleError(f"{Path(cmd[0]).name} failed:\n{res.stdout}{res.stderr}")
+        return res.stdout + res.stderr  # QEMU's semihosting console writes to stderr
+
+    _run([gcc, *common, "-nostartfiles", "-T", str(src / "eae_codec_target.ld"),
+          "-Wl,--gc-sections", *sources, "-lc", "-lgcc", "-o", str(elf)])
+    objs = []
+    for name in ("eae_codec.c", f"{prefix}_codec.c"):
+        obj = src / f"{Path(name).stem}-{cpu}.o"
+        _run([gcc, *common, "-c", str(src / name), "-o", str(obj)])
+        objs.append(str(obj))
+    sizes = [line.split() for line in _run([size, *objs]).splitlines()[1:]]
+    text = _run([qemu, "-M", machine, "-nographic",
+                 "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
+                 "-kernel", str(elf)])
+    streams, multi, fields = [], "", {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "stream":
+            streams.append(bytes.fromhex(value))
+        elif key == "multi":
+            multi = value
+        elif key in ("calib_ticks_2000000_instructions", "samples", "bytes", "ticks", "stack_bytes"):
+            fields[key] = int(value)
+    if "decode ok" not in text or len(streams) != len(codes):
+        raise BundleError(f"the {cpu} program did not finish:\n{text}")
+    per_tick = 2_000_000 / fields["calib_ticks_2000000_instructions"]
+    return {
+        "cpu": cpu,
+        "machine": machine,
+        "streams": streams,
+        "multi": bytes.fromhex(multi),
+        "instructions_per_sample": fields["ticks"] * per_tick / fields["samples"],
+        "instructions_resolution": per_tick / fields["samples"],
+        "bytes_per_sample": fields["bytes"] / fields["samples"],
+        "stack_bytes": fields["stack_bytes"],
+        "flash_bytes": {Path(r[5]).stem: int(r[0]) + int(r[1]) for r in sizes},
+        "ram_bytes": sum(int(r[1]) + int(r[2]) for r in sizes),
+    }

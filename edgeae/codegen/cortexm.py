@@ -1,0 +1,301 @@
+"""Generated C on an emulated Cortex-M: cross-compile, run under QEMU, measure, compare with the host.
+
+::
+
+    unit .c/.h + held-out samples (const arrays) + startup + linker script
+      -> arm-none-eabi-gcc (Cortex-M4F hard-float | Cortex-M3 / M0 soft-float), -fstack-usage
+      -> qemu-system-arm -M mps2-an386 | mps2-an385, semihosting, -icount shift=0
+      -> outputs (bit patterns) vs the host build; instructions per inference;
+         flash = text + data and RAM = data + bss + stack of the unit's own object file
+
+Instructions are counted with SysTick: under ``-icount shift=0`` QEMU advances virtual time
+by 1 ns per instruction, and a calibration loop of known length fixes instructions per
+tick (40 at the boards' 25 MHz). The Cortex-M0 build (ARMv6-M instructions only) runs on
+the AN385 board's Cortex-M3, which executes every ARMv6-M instruction.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeae.codegen.build import _NP
+from edgeae.errors import ExportError
+
+__all__ = ["TARGETS", "CortexResult", "toolchain_problem", "run_unit", "run_generated"]
+
+# target -> (compiler flags, QEMU machine)
+TARGETS = {
+    "cortex-m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
+    "cortex-m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+    "cortex-m0": (["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+}
+OPT = ["-O2"]
+CALIBRATION_LOOPS = 100000  # 2 instructions each (subs + bne)
+REPEATS = 4  # timed inferences on sample 0
+
+
+@dataclass
+class CortexResult:
+    """One unit on one target."""
+
+    unit: str
+    target: str
+    samples: int  # held-out samples run on the target
+    instructions: int  # per inference (sample 0, averaged over REPEATS calls)
+    flash_bytes: int  # text + data of the unit's object file
+    ram_bytes: int  # data + bss + stack
+    stack_bytes: int  # worst case from -fstack-usage (entry + deepest kernel + requant)
+    bss_bytes: int
+    arena_bytes: int  # the header's prediction
+    weight_bytes: int  # the header's prediction
+    max_abs_vs_host: float  # 0.0 = the same bits as the host build
+    instructions_per_tick: float
+
+    def row(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def toolchain_problem() -> str | None:
+    """Why Cortex-M runs cannot happen here, or None."""
+    for tool, pkg in (("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
+                      ("arm-none-eabi-size", "binutils-arm-none-eabi"), ("qemu-system-arm", "qemu-system-arm")):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (Debian: apt-get install {pkg})"
+    probe = subprocess.run(["arm-none-eabi-gcc", "-print-file-name=librdimon.a"], capture_output=True, text=True)
+    if probe.returncode != 0 or "/" not in probe.stdout:
+        return "newlib's semihosting library is missing (Debian: apt-get install libnewlib-arm-none-eabi)"
+    return None
+
+
+_STARTUP = r"""/* Minimal Cortex-M startup: vector table, .data/.bss setup, FPU on, semihosting, main, exit. */
+#include <stdint.h>
+#include <stdlib.h>
+extern uint32_t __etext, __data_start__, __data_end__, __bss_start__, __bss_end__, __stack_top;
+extern int main(void);
+extern void initialise_monitor_handles(void);
+void Reset_Handler(void);
+static void hang(void) { for (;;) {} }
+__attribute__((section(".isr_vector"), used)) void (*const vectors[16])(void) = {
+    (void (*)(void))&__stack_top, Reset_Handler, hang, hang, hang, hang, hang, 0, 0, 0, 0, hang, hang, 0, hang, hang,
+};
+void Reset_Handler(void)
+{
+    uint32_t *src = &__etext, *dst = &__data_start__;
+    while (dst < &__data_end__) *dst++ = *src++;
+    for (dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0;
+#if defined(__ARM_FP)
+    *(volatile uint32_t *)0xE000ED88u |= (0xFu << 20); /* CPACR: CP10, CP11 full access */
+    __asm volatile("dsb\n isb");
+#endif
+    initialise_monitor_handles();
+    exit(main());
+}
+"""
+
+_LINK = """MEMORY { FLASH (rx) : ORIGIN = 0x00000000, LENGTH = 4M
+         RAM (rwx)  : ORIGIN = 0x20000000, LENGTH = 4M }
+ENTRY(Reset_Handler)
+SECTIONS {
+  .text : { KEEP(*(.isr_vector)) *(.text*) *(.rodata*) . = ALIGN(4); } > FLASH
+  .ARM.exidx : { *(.ARM.exidx*) } > FLASH
+  . = ALIGN(4);
+  __etext = .;
+  .data : AT(__etext) { __data_start__ = .; *(.data*) . = ALIGN(4); __data_end__ = .; } > RAM
+  .bss : { __bss_start__ = .; *(.bss*) *(COMMON) . = ALIGN(4); __bss_end__ = .; } > RAM
+  end = .; _end = .; __end__ = .;
+  __stack_top = ORIGIN(RAM) + LENGTH(RAM);
+}
+"""
+
+
+def _array(name: str, ctype: str, values: np.ndarray) -> str:
+    flat = values.reshape(-1)
+    if ctype == "float":
+        items = [f"{float(v):.9g}f" if ("." in f"{float(v):.9g}" or "e" in f"{float(v):.9g}") else f"{float(v):.1f}f"
+                 for v in flat]
+    else:
+        items = [str(int(v)) for v in flat]
+    return f"static const {ctype} {name}[{len(flat)}] = {{{', '.join(items)}}};\n"
+
+
+def _main(unit: Any, inputs: list[np.ndarray]) -> str:
+    n = len(inputs[0])
+    lines = ["#include <stdio.h>", "#include <string.h>", f'#include "{unit.name}.h"', ""]
+    for k, (arr, (_, ct, size)) in enumerate(zip(inputs, unit.inputs, strict=True)):
+        lines.append(_array(f"samples{k}", ct, np.asarray(arr).reshape(n, -1)[:, :size]))
+    for k, (_, ct, size) in enumerate(unit.outputs):
+        lines.append(f"static {ct} out{k}[{size}];")
+    for k, (_, ct, size) in enumerate(unit.inputs):
+        lines.append(f"static {ct} in{k}[{size}];")
+    args = ", ".join([f"in{k}" for k in range(len(unit.inputs))] + [f"out{k}" for k in range(len(unit.outputs))])
+    load = " ".join(f"memcpy(in{k}, samples{k} + (size_t)i * {size}u, sizeof in{k});"
+                    for k, (_, _, size) in enumerate(unit.inputs))
+    prints = []
+    for k, (_, ct, size) in enumerate(unit.outputs):
+        if ct == "float":
+            prints.append(f'for (j = 0; j < {size}; ++j) {{ uint32_t b; memcpy(&b, &out{k}[j], 4); '
+                          f'printf(" %08lx", (unsigned long)b); }}')
+        else:
+            prints.append(f'for (j = 0; j < {size}; ++j) printf(" %d", (int)out{k}[j]);')
+    lines.append(f"""
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+static uint32_t ticks(void) {{ return SYST_CVR; }} /* counts down */
+
+int main(void)
+{{
+    int i, j, r;
+    uint32_t t0, t1;
+    SYST_RVR = 0xFFFFFFu; SYST_CVR = 0u; SYST_CSR = 5u; /* processor clock, no interrupt */
+    t0 = ticks();
+    __asm volatile(".syntax unified\\n ldr r0, ={CALIBRATION_LOOPS}\\n1: subs r0, #1\\n bne 1b" ::: "r0", "cc");
+    t1 = ticks();
+    printf("calib %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
+    for (i = 0; i < {n}; ++i) {{
+        {load}
+        if ({unit.name}({args}) != 0) return 3;
+        printf("out %d", i);
+        {" ".join(prints)}
+        printf("\\n");
+    }}
+    {load.replace("(size_t)i", "(size_t)0")}
+    t0 = ticks();
+    for (r = 0; r < {REPEATS}; ++r) (void){unit.name}({args});
+    t1 = ticks();
+    printf("ticks %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
+    return 0;
+}}
+""")
+    return "\n".join(lines)
+
+
+def _run(cmd: list[str], what: str, timeout: int = 300) -> str:
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ExportError(f"{what} timed out after {timeout} s: {' '.join(cmd)}") from None
+    if res.returncode != 0:
+        raise ExportError(f"{what} failed ({' '.join(cmd)}):\n{(res.stderr or res.stdout)[-3000:]}")
+    return res.stdout
+
+
+def _stack(su: Path, entry: str) -> int:
+    """Worst-case stack of one call: the entry function + its deepest callee chain (static kernels
+    and the requantization helper), from gcc's -fstack-usage file."""
+    sizes: dict[str, int] = {}
+    for line in su.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            sizes[parts[0].rsplit(":", 1)[-1]] = int(parts[1])
+    if any("dynamic" in line and "bounded" not in line for line in su.read_text().splitlines()):
+        raise ExportError(f"{su.name}: unbounded (dynamic) stack use in generated code")
+    top = sizes.get(f"{entry}_arena", 0) + sizes.get(entry, 0)
+    kernels = [v for k, v in sizes.items() if k not in (entry, f"{entry}_arena") and not k.endswith("_requant")]
+    req = max([v for k, v in sizes.items() if k.endswith("_requant")], default=0)
+    return top + max(kernels, default=0) + req
+
+
+def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: list[np.ndarray], target: str,
+             work: Path) -> CortexResult:
+    """Build ``unit`` (its .c/.h in ``folder``) for ``target``, run it in QEMU on ``inputs``; compare."""
+    if target not in TARGETS:
+        raise ExportError(f"unknown Cortex-M target {target!r}; choose from {', '.join(TARGETS)}")
+    problem = toolchain_problem()
+    if problem:
+        raise ExportError(f"cannot run on Cortex-M: {problem}")
+    flags, machine = TARGETS[target]
+    work = Path(work) / f"{unit.name}-{target}"
+    work.mkdir(parents=True, exist_ok=True)
+    for ext in (".c", ".h"):
+        shutil.copyfile(Path(folder) / f"{unit.name}{ext}", work / f"{unit.name}{ext}")
+    (work / "startup.c").write_text(_STARTUP)
+    (work / "link.ld").write_text(_LINK)
+    (work / "main.c").write_text(_main(unit, inputs))
+    cc = ["arm-none-eabi-gcc", *flags, *OPT, "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
+          "-fdata-sections"]
+    obj = work / f"{unit.name}.o"
+    _run([*cc, "-pedantic", "-fstack-usage", "-c", str(work / f"{unit.name}.c"), "-o", str(obj)],
+         f"cross-compiling {unit.name}.c for {target}")
+    elf = work / "fw.elf"
+    _run([*cc, "-Wno-pedantic", "--specs=rdimon.specs", "-nostartfiles", "-T", str(work / "link.ld"), "-I", str(work),
+          str(work / "startup.c"), str(work / "main.c"), str(obj), "-o", str(elf), "-lm", "-Wl,--gc-sections"],
+         f"linking the {target} test firmware")
+    size = _run(["arm-none-eabi-size", str(obj)], "arm-none-eabi-size").splitlines()[1].split()
+    text, data, bss = int(size[0]), int(size[1]), int(size[2])
+    out = _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+                "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
+               f"running {unit.name} on {machine}", timeout=600)
+    calib = int(re.search(r"^calib (\d+)", out, re.M).group(1))
+    ticks = int(re.search(r"^ticks (\d+)", out, re.M).group(1))
+    per_tick = 2 * CALIBRATION_LOOPS / calib
+    got: list[list[np.ndarray]] = [[] for _ in unit.outputs]
+    for line in re.findall(r"^out \d+ (.*)$", out, re.M):
+        vals = line.split()
+        at = 0
+        for k, (_, ct, size) in enumerate(unit.outputs):
+            chunk = vals[at:at + size]
+            at += size
+            if ct == "float":
+                got[k].append(np.array([int(v, 16) for v in chunk], np.uint32).view(np.float32))
+            else:
+                got[k].append(np.array([int(v) for v in chunk]).astype(_NP[ct]))
+    n = len(inputs[0])
+    if any(len(g) != n for g in got):
+        raise ExportError(f"{unit.name} on {target}: expected {n} outputs, the firmware printed:\n{out[-2000:]}")
+    worst = 0.0
+    for g, h in zip(got, host_outputs, strict=True):
+        worst = max(worst, float(np.max(np.abs(np.stack(g).astype(np.float64) - h[:n].astype(np.float64)))))
+    head = (Path(folder) / f"{unit.name}.h").read_text()
+    arena = int(re.search(r"_ARENA_BYTES (\d+)", head).group(1))
+    weights = int(re.search(r"_WEIGHT_BYTES (\d+)", head).group(1))
+    stack = _stack(work / f"{unit.name}.su", unit.name)
+    return CortexResult(unit.name, target, n, round(ticks * per_tick / REPEATS), text + data, data + bss + stack, stack,
+                        bss, arena, weights, worst, round(per_tick, 3))
+
+
+def run_generated(bundle_dir: str | Path, c_dir: str | Path, targets: list[str] | None = None, samples: int = 8,
+                  work: str | Path | None = None, units: list[str] | None = None) -> list[CortexResult]:
+    """Run every unit of a folder written by :func:`edgeae.codegen.generate_c` on Cortex-M targets.
+
+    Default targets: Cortex-M4F for fp32 units; Cortex-M4F, M3 and M0 for int8 units. Outputs
+    are compared with the same unit built for the host (bit patterns; 0.0 = identical).
+    """
+    import json
+    import tempfile
+    from types import SimpleNamespace
+
+    from edgeae.codegen.build import build_harness, run_harness
+    from edgeae.codegen.verify import unit_inputs
+    from edgeae.runtime.bundle import read_manifest
+
+    bundle_dir, c_dir = Path(bundle_dir), Path(c_dir)
+    report = json.loads((c_dir / "codegen.json").read_text())
+    manifest = read_manifest(bundle_dir)
+    x_raw = np.load(bundle_dir / manifest.samples["file"])[:samples]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(work) if work else Path(tmp)
+        for g in report["graphs"]:
+            if units and g["name"] not in units:
+                continue
+            unit = SimpleNamespace(name=g["name"], inputs=[tuple(t) for t in g["inputs"]],
+                                   outputs=[tuple(t) for t in g["outputs"]])
+            x = unit_inputs(bundle_dir, manifest, g["role"], report["io"] == "raw", x_raw)
+            host_dir = base / f"{unit.name}-host"
+            host_dir.mkdir(parents=True, exist_ok=True)
+            for ext in (".c", ".h"):
+                shutil.copyfile(c_dir / f"{unit.name}{ext}", host_dir / f"{unit.name}{ext}")
+            host = run_harness(build_harness(unit, host_dir, cxx=None), unit, [x])
+            chosen = targets or (["cortex-m4f"] if g["precision"] == "fp32" else ["cortex-m4f", "cortex-m3", "cortex-m0"])
+            for t in chosen:
+                results.append(run_unit(unit, c_dir, [x], host, t, base))
+    return results

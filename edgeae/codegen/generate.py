@@ -1,0 +1,218 @@
+"""Bundle -> C: lower every graph, emit it, check it on the held-out samples, write all or nothing.
+
+::
+
+    bundle/ (manifest, encoder/decoder .onnx, samples.npy)
+      -> per role x precision: load_graph -> lower_fp32 | lower_int8 -> emit (.h + .c)
+      -> gcc -std=c99 ... -Werror, g++ -std=c++17 ... -Werror, harness on held-out samples
+      -> compare: fp32 vs ONNX Runtime (max abs <= tolerance); int8 vs the integer
+         reference (0 LSB) and, for the record, vs ONNX Runtime
+      -> out_dir/ (renamed from a temporary sibling only when every check passed)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeae.errors import ConfigError
+
+__all__ = ["CodegenResult", "GraphReport", "generate_c", "SUPPORTED_PRECISIONS"]
+
+SUPPORTED_PRECISIONS = ("fp32", "int8-static")
+_TAG = {"fp32": "fp32", "int8-static": "int8"}
+
+
+@dataclass
+class GraphReport:
+    """What was generated for one graph and how it checked out."""
+
+    name: str  # symbol prefix and file stem
+    role: str  # encoder | decoder
+    precision: str  # fp32 | int8-static
+    graph: str  # source .onnx file in the bundle
+    sha256: str  # of the source graph
+    arena_bytes: int
+    weight_bytes: int
+    inputs: list[Any]  # (tensor, C type, elements)
+    outputs: list[Any]
+    samples: int  # held-out samples run through the C code
+    checks: dict[str, Any] = field(default_factory=dict)  # per comparison: max error, mismatches
+
+
+@dataclass
+class CodegenResult:
+    """What :func:`generate_c` returns."""
+
+    out_dir: Path
+    graphs: list[GraphReport]
+    notes: list[str]
+
+    def table(self) -> str:
+        head = f"{'file':<26}{'precision':<12}{'arena B':>9}{'weights B':>11}{'samples':>9}  check"
+        lines = [head, "-" * len(head)]
+        for g in self.graphs:
+            check = "; ".join(f"{k}: {v['summary']}" for k, v in g.checks.items())
+            lines.append(f"{g.name + '.c':<26}{g.precision:<12}{g.arena_bytes:>9}{g.weight_bytes:>11}{g.samples:>9}  {check}")
+        return "\n".join(lines)
+
+
+def _start(out_dir: Path, overwrite: bool) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} exists and is not a folder; choose another -o")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{out_dir} is not empty; choose another -o or pass --overwrite to replace it")
+        if not (out_dir / "codegen.json").is_file():
+            raise ConfigError(f"{out_dir} was not written by edgeae codegen (no codegen.json); --overwrite only "
+                              "replaces generated C folders: choose another -o")
+    parent = out_dir.resolve().parent
+    tmp = parent / f".{out_dir.name}.partial-{os.getpid()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise ConfigError(f"cannot write into {parent} ({exc.strerror}); choose a writable -o") from None
+    return tmp
+
+
+def _finish(tmp: Path, out_dir: Path) -> None:
+    old = None
+    if out_dir.exists():
+        old = tmp.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _parse_precisions(value, available: list[str]) -> list[str]:
+    if value is None:
+        chosen = [p for p in available if p in SUPPORTED_PRECISIONS]
+        if not chosen:
+            raise ConfigError(f"the bundle has no fp32 or int8-static graphs (it has: {', '.join(available)})")
+        return chosen
+    items = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value)
+    items = [("int8-static" if p == "int8" else p) for p in items if p]
+    for p in items:
+        if p not in SUPPORTED_PRECISIONS:
+            raise ConfigError(f"precision {p!r} cannot be generated as C; choose from: fp32, int8-static (int8). "
+                              "int8-dynamic quantizes activations per call with float ranges and fp16 needs "
+                              "half-float hardware: export with --precision fp32,int8-static")
+        if p not in available:
+            raise ConfigError(f"the bundle has no {p} graphs (it has: {', '.join(available)}); re-export with "
+                              f"--precision {p}")
+    return list(dict.fromkeys(items))
+
+
+def _check_prefix(prefix: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", prefix or ""):
+        raise ConfigError(f"prefix {prefix!r} must be a lowercase C identifier (a-z, 0-9, _; starting with a "
+                          "letter; at most 31 characters), e.g. --prefix sensor_ae")
+    return prefix
+
+
+def generate_c(
+    bundle_dir: str | Path,
+    out_dir: str | Path,
+    precisions: str | list[str] | None = None,
+    prefix: str = "eae",
+    io: str = "auto",
+    verify: bool = True,
+    overwrite: bool = False,
+    max_samples: int = 64,
+) -> CodegenResult:
+    """Write C99 for every graph of the bundle (encoder, decoder) x precision into ``out_dir``.
+
+    ``io``: "raw" (uint8 pixels in and out, normalization folded in; needs a bundle exported
+    with --raw-io), "model" (float model units), "auto" (raw when the bundle has it).
+    ``verify``: compile and run on the bundle's held-out samples and compare (see module
+    docstring); a failed check raises and writes nothing.
+    """
+    from edgeae.codegen.emit import emit
+    from edgeae.codegen.graph import load_graph
+    from edgeae.codegen.lower_fp32 import lower_fp32
+    from edgeae.codegen.lower_int8 import lower_int8
+    from edgeae.runtime.bundle import read_manifest, verify_bundle
+
+    prefix = _check_prefix(prefix)
+    if io not in ("auto", "raw", "model"):
+        raise ConfigError(f"io {io!r} must be one of: auto, raw, model")
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    manifest = read_manifest(bundle_dir)
+    problems = verify_bundle(bundle_dir)
+    if problems:
+        raise ConfigError(f"bundle {bundle_dir} does not check out: " + "; ".join(problems))
+    avail = manifest.precisions("encoder")
+    chosen = _parse_precisions(precisions, avail)
+    has_raw = any(g.raw_io for g in manifest.graphs)
+    if io == "raw" and not has_raw:
+        raise ConfigError(f"bundle {bundle_dir} has no raw-I/O graphs; re-export with --raw-io or use --io model")
+    raw = has_raw if io == "auto" else io == "raw"
+    samples = None
+    if verify:
+        path, problem = manifest.samples_file(bundle_dir)
+        if path is None or problem:
+            raise ConfigError(f"bundle {bundle_dir} has no usable held-out samples ({problem or 'none listed'}); "
+                              "re-export it, or pass verify=False / --no-verify")
+        samples = np.load(path)[:max_samples]
+    tmp = _start(out_dir, overwrite)
+    try:
+        from edgeae import __version__
+
+        reports, notes = [], []
+        for p in chosen:
+            for role in ("encoder", "decoder"):
+                entry = next((g for g in manifest.graphs if (g.role, g.precision, g.format, g.raw_io, g.fixed_batch)
+                              == (role, p, "onnx", raw, None)), None)
+                if entry is None:
+                    raise ConfigError(f"bundle {bundle_dir} has no {'raw-I/O ' if raw else ''}{role} graph in {p}")
+                g = load_graph(bundle_dir / entry.file, role)
+                program = lower_fp32(g) if p == "fp32" else lower_int8(g)
+                name = f"{prefix}_{role}_{_TAG[p]}"
+                meta = {"graph": entry.file, "sha256": g.sha256, "role": role, "precision": p, "version": __version__,
+                        "code_size": manifest.code_size, "notes": _notes(p, raw, manifest)}
+                unit = emit(program, name, meta)
+                (tmp / f"{name}.h").write_text(unit.header, encoding="utf-8")
+                (tmp / f"{name}.c").write_text(unit.source, encoding="utf-8")
+                rep = GraphReport(name, role, p, entry.file, g.sha256, unit.arena_bytes, unit.weight_bytes,
+                                  [list(t) for t in unit.inputs], [list(t) for t in unit.outputs], 0)
+                if verify:
+                    from edgeae.codegen.verify import check_unit
+
+                    rep.samples, rep.checks = check_unit(unit, program, bundle_dir, manifest, entry, raw, samples,
+                                                         tmp / ".build")
+                reports.append(rep)
+        shutil.rmtree(tmp / ".build", ignore_errors=True)
+        (tmp / "codegen.json").write_text(json.dumps({
+            "bundle": str(bundle_dir), "io": "raw" if raw else "model", "prefix": prefix, "verified": verify,
+            "graphs": [r.__dict__ for r in reports]}, indent=2) + "\n", encoding="utf-8")
+        _finish(tmp, out_dir)
+        return CodegenResult(out_dir, reports, notes)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _notes(precision: str, raw: bool, manifest) -> list[str]:
+    lines = []
+    if raw:
+        lines.append(f"I/O: raw units ({manifest.normalization['raw_dtype']}); the normalization "
+                     f"({manifest.normalization['mode']}) is folded into the graph.")
+    else:
+        lines.append("I/O: model units (float32, normalized as the manifest says).")
+    if precision == "int8-static":
+        lines += ["int8: integer kernels (8-bit x 8-bit -> int32, per-channel requantization by an",
+                  "integer multiplier and shift, ties to even); bit-exact with edgeae's integer",
+                  "reference of the QDQ graph (see docs/embedded.md). No float in inner loops, no libm."]
+    return lines
+

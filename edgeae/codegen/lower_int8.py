@@ -1,0 +1,410 @@
+"""int8-static (QDQ) graphs -> Program with integer kernels only.
+
+A QDQ graph says, for every compute node, how its inputs and output are quantized::
+
+    xq -> DequantizeLinear(sx, zx) -> Gemm/MatMul/Conv/ConvTranspose <- DQ(wq, sw[c], zw[c]), DQ(bq)
+       -> [Relu] -> QuantizeLinear(sy, zy) -> yq
+
+Each such group becomes one integer kernel (activations and weights uint8 or int8, read
+from the graph, zero points anywhere)::
+
+    acc  = bq[c] + sum (xq - zx) * (wq - zw[c])                 int32, exact
+    yq   = clamp(zy + round_half_even(acc * sx * sw[c] / sy))   multiplier as mult[c] / 2^shift[c]
+
+with ``mult`` a 31-bit integer and ``shift`` chosen at generation; Relu becomes the lower
+clamp ``zy``. Everything between a quantized tensor and the next QuantizeLinear (or a graph
+output) that is elementwise on that one tensor - DequantizeLinear, Sigmoid, Tanh, Mul by a
+constant, Round, Clip, Cast, ... - is a function of one 8-bit value, so it is tabulated at
+generation into a 256-entry table by running that very subgraph in ONNX Runtime: the C
+code does a table lookup. A float graph input is quantized once at entry (one division
+per element, ties to even, saturating); a float output is ``(q - zp) * scale``, one float
+multiply per element, as DequantizeLinear defines it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgeae.codegen.graph import Graph, Node, UnsupportedOpError
+from edgeae.codegen.lower_fp32 import ALIAS_OPS, reshape_alias
+from edgeae.codegen.program import Program, Step
+
+__all__ = ["lower_int8", "multiplier"]
+
+COMPUTE_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
+TABLE_OPS = ALIAS_OPS + ("DequantizeLinear", "QuantizeLinear", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
+                         "Round", "Cast", "Add", "Sub", "Mul", "Div", "Neg", "Abs")
+_Q = {"uint8": (0, 255), "int8": (-128, 127)}
+
+
+def multiplier(real: float) -> tuple[int, int]:
+    """(mult, shift) with real ~= mult / 2^shift, mult in [2^30, 2^31), shift in 1..62.
+
+    Multipliers too small to matter for any int32 accumulator (< 2^-33) become (0, 1)."""
+    if not (real >= 0 and math.isfinite(real)):
+        raise UnsupportedOpError(f"requantization multiplier {real} must be a finite number >= 0")
+    if real < 2.0 ** -33:
+        return 0, 1
+    f, e = math.frexp(real)  # real = f * 2^e, f in [0.5, 1)
+    m = round(f * (1 << 31))
+    if m == 1 << 31:
+        m, e = m // 2, e + 1
+    shift = 31 - e
+    if not 1 <= shift <= 62:
+        raise UnsupportedOpError(f"requantization multiplier {real} is out of the supported range 2^-31 .. 2^30")
+    return int(m), int(shift)
+
+
+class _Int8:
+    def __init__(self, g: Graph):
+        self.g = g
+        self.p = Program("int8-static", {}, [], list(g.inputs), list(g.outputs))
+        self.prod = {t: n for n in g.nodes for t in n.outputs}
+        self.cons: dict[str, list[Node]] = {}
+        for n in g.nodes:
+            for t in n.inputs:
+                self.cons.setdefault(t, []).append(n)
+        self.used: set[str] = set()  # node names covered by a step
+        self.alias: dict[str, str] = {}  # quantized tensor -> buffer holding it
+        self.qparams: dict[str, tuple[float, int, str]] = {}  # quantized buffer -> (scale, zp, dtype)
+        for t in g.inputs:
+            self.p.add_buffer(t, self._dt(t), g.shapes[t], "input")
+        for t in g.outputs:
+            self.p.add_buffer(t, self._dt(t), g.shapes[t], "output")
+
+    def _dt(self, t: str) -> str:
+        name = np.dtype(self.g.dtypes[t]).name
+        if name not in ("float32", "uint8", "int8"):
+            raise UnsupportedOpError(f"tensor {t!r} has element type {name}; C code handles float32, uint8, int8")
+        return name
+
+    # ---- constants -----------------------------------------------------------------------
+    def qconst(self, t: str, where: Node) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(q, scale, zero_point, axis) of DequantizeLinear(initializer) feeding ``where``."""
+        n = self.prod.get(t)
+        if n is None or n.op != "DequantizeLinear" or n.inputs[0] not in self.g.consts:
+            if t in self.g.consts:  # a float constant: not quantized
+                raise UnsupportedOpError(f"{where.where()}: weight {t!r} is float in an int8 graph; "
+                                         "the C generator needs QDQ weights (quantize_static, QDQ format)")
+            raise UnsupportedOpError(f"{where.where()}: input {t!r} is not a dequantized constant")
+        self.used.add(n.name)
+        q = self.g.consts[n.inputs[0]]
+        scale = self.g.consts[n.inputs[1]].astype(np.float32)
+        zp = self.g.consts[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else np.zeros_like(scale, np.int32)
+        axis = int(n.attrs.get("axis", 1)) if scale.size > 1 else -1
+        if axis < 0 and scale.size > 1:
+            axis += q.ndim
+        return q, scale.reshape(-1), np.asarray(zp).reshape(-1).astype(np.int64), axis
+
+    def source(self, t: str, where: Node) -> tuple[str, float, int]:
+        """(buffer, scale, zp) of the quantized tensor a DequantizeLinear output ``t`` comes from."""
+        n = self.prod.get(t)
+        while n is not None and n.op in ALIAS_OPS:
+            reshape_alias(self.g, n)
+            self.used.add(n.name)
+            t = n.inputs[0]
+            n = self.prod.get(t)
+        if n is None or n.op != "DequantizeLinear" or n.inputs[0] in self.g.consts:
+            raise UnsupportedOpError(f"{where.where()}: data input {t!r} does not come from a DequantizeLinear of a "
+                                     "quantized tensor; the C generator lowers QDQ int8 graphs only")
+        self.used.add(n.name)
+        buf = self.qbuf(n.inputs[0])
+        scale = float(self.g.consts[n.inputs[1]].reshape(-1)[0])
+        zp = int(self.g.consts[n.inputs[2]].reshape(-1)[0]) if len(n.inputs) > 2 and n.inputs[2] else 0
+        if self.g.consts[n.inputs[1]].size != 1:
+            raise UnsupportedOpError(f"{where.where()}: activations quantized per channel are not supported")
+        return buf, scale, zp
+
+    def qbuf(self, t: str) -> str:
+        """The buffer of quantized tensor ``t`` (made by a QuantizeLinear, resolved lazily)."""
+        t = self.alias.get(t, t)
+        if t not in self.p.buffers:
+            self.sink(t)
+        return self.alias.get(t, t)
+
+    # ---- compute groups ---------------------------------------------------------------------
+    def compute(self, node: Node) -> None:
+        g = self.g
+        y = node.outputs[0]
+        relu = False
+        after = self.cons.get(y, [])
+        if len(after) == 1 and after[0].op == "Relu" and y not in g.outputs:
+            self.used.add(after[0].name)
+            relu, y = True, after[0].outputs[0]
+            after = self.cons.get(y, [])
+        if len(after) != 1 or after[0].op != "QuantizeLinear" or y in g.outputs:
+            raise UnsupportedOpError(f"{node.where()}: its output must feed one QuantizeLinear (QDQ format); "
+                                     f"it feeds {[n.op for n in after] or 'a graph output'}")
+        qnode = after[0]
+        self.used.update({node.name, qnode.name})
+        x_buf, sx, zx = self.source(node.inputs[0], node)
+        wq, sw, zw, axis = self.qconst(node.inputs[1], node)
+        sy = float(g.consts[qnode.inputs[1]].reshape(-1)[0])
+        zq = g.consts[qnode.inputs[2]] if len(qnode.inputs) > 2 and qnode.inputs[2] else np.uint8(0)
+        zy, ydt = int(np.asarray(zq).reshape(-1)[0]), np.asarray(zq).dtype.name
+        if ydt not in _Q:
+            raise UnsupportedOpError(f"{qnode.where()}: output type {ydt} is not 8-bit")
+        a = node.attrs
+        if node.op in ("Gemm", "MatMul"):
+            if a.get("transA", 0):
+                raise UnsupportedOpError(f"{node.where()}: transA=1 is not supported")
+            if node.op == "Gemm" and not (math.isclose(a.get("alpha", 1.0), 1.0) and math.isclose(a.get("beta", 1.0), 1.0)):
+                raise UnsupportedOpError(f"{node.where()}: alpha/beta other than 1 are not supported in int8")
+            trans = bool(a.get("transB", 0)) if node.op == "Gemm" else False
+            w = wq if trans else wq.T  # (N, K)
+            out_axis = 0 if trans else 1
+        elif node.op == "Conv":
+            w, out_axis = wq, 0
+        else:
+            w, out_axis = wq, 1
+        n_out = int(wq.shape[out_axis])
+        if sw.size not in (1, n_out) or (sw.size > 1 and axis != out_axis):
+            raise UnsupportedOpError(f"{node.where()}: weight scales must be per tensor or per output channel "
+                                     f"(axis {out_axis}), got {sw.size} along axis {axis}")
+        sw_c = np.broadcast_to(sw, (n_out,)).astype(np.float32)
+        zw_c = np.broadcast_to(zw, (n_out,)).astype(np.int64)
+        # bias: int32 at scale sx*sw[c] (as QDQ writes it), else re-quantized from its real value
+        bias = np.zeros(n_out, np.int64)
+        if len(node.inputs) > 2 and node.inputs[2]:
+            bt = node.inputs[2]
+            bn = self.prod.get(bt)
+            if bn is not None and bn.op == "DequantizeLinear" and bn.inputs[0] in g.consts:
+                bq, bs, bz, _ = self.qconst(bt, node)
+                real = (bq.astype(np.float64) - bz) * bs.astype(np.float64)
+                want = (np.float32(sx) * sw_c).astype(np.float64)
+                if np.allclose(np.broadcast_to(bs, (n_out,)), want, rtol=1e-6, atol=0) and not np.any(bz):
+                    bias = bq.astype(np.int64).reshape(-1)
+                else:
+                    bias = np.rint(np.broadcast_to(real, (n_out,)) / want).astype(np.int64)
+            elif bt in g.consts:
+                bias = np.rint(g.consts[bt].astype(np.float64) / (np.float64(sx) * sw_c)).astype(np.int64)
+            else:
+                raise UnsupportedOpError(f"{node.where()}: bias {bt!r} must be constant")
+        mult, shift = zip(*(multiplier(float(np.float64(sx) * float(s) / sy)) for s in sw_c), strict=True)
+        qlo, qhi = _Q[ydt]
+        lo = max(qlo, zy) if relu else qlo
+        xdt = self.p.buffers[x_buf].dtype
+        wdt = wq.dtype.name
+        if wdt not in _Q or xdt not in _Q:
+            raise UnsupportedOpError(f"{node.where()}: weights {wdt} / activations {xdt} must be uint8 or int8")
+        out = self.p.add_buffer(qnode.outputs[0], ydt, g.shapes[qnode.outputs[0]])
+        self.qparams[out.name] = (sy, zy, ydt)
+        has_wzp = bool(np.any(zw_c))
+        xr = _Q[xdt]
+        span = max(abs(xr[0] - zx), abs(xr[1] - zx))
+        w_axis = 1 if node.op == "ConvTranspose" else 0  # output channels of the stored weight
+        zb = zw_c.reshape([-1 if i == w_axis else 1 for i in range(w.ndim)])
+        wspan = int(np.max(np.abs(w.astype(np.int64) - zb)))
+        params = {"yzp": zy, "lo": lo, "hi": qhi, "xzp": zx, "sx": sx, "sy": sy, "bias_q_v": bias.astype(np.int64),
+                  "mult_v": np.array(mult, np.int32), "shift_v": np.array(shift, np.int32), "wzp_v": zw_c.astype(np.int32)}
+        if node.op in ("Gemm", "MatMul"):
+            k = int(w.shape[1])
+            if g.numel(node.inputs[0]) != k:
+                raise UnsupportedOpError(f"{node.where()}: input {g.shapes[node.inputs[0]]} does not match weight {wq.shape}")
+            bound = k * span * max(wspan, 1) + int(np.max(np.abs(bias)))
+            # fold the input zero point into the bias: sum (x - zx)(w - zw) = sum x (w - zw) - zx sum (w - zw)
+            wsum = (w.astype(np.int64) - zw_c[:, None]).sum(axis=1)
+            bias = bias - zx * wsum
+            params.update(K=k, N=n_out)
+            kind = "qdense"
+        else:
+            params.update(self._conv(node))
+            kind = "qconv" if node.op == "Conv" else "qconvt"
+            taps = params["KH"] * params["KW"] * params["C"] // params["G"]
+            bound = taps * span * max(wspan, 1) + int(np.max(np.abs(bias)))
+        if bound >= 2 ** 31 or np.max(np.abs(bias)) >= 2 ** 31:
+            raise UnsupportedOpError(f"{node.where()}: the int32 accumulator could overflow (bound {bound})")
+        params["bias_v"] = bias.astype(np.int32)
+        params["w_v"] = np.ascontiguousarray(w)
+        base = node.name
+        params["w"] = self.p.add_const(f"{base}_weight", params["w_v"])
+        params["bias"] = self.p.add_const(f"{base}_bias", params["bias_v"])
+        params["wzp"] = self.p.add_const(f"{base}_wzp", params["wzp_v"]) if has_wzp else None
+        params["mult"] = self.p.add_const(f"{base}_mult", params["mult_v"])
+        params["shift"] = self.p.add_const(f"{base}_shift", params["shift_v"])
+        self.p.steps.append(Step(kind, f"{node.name}{' + Relu' if relu else ''} -> {qnode.name}", [x_buf], [out.name],
+                                 params))
+
+    def _conv(self, node: Node) -> dict:
+        a = node.attrs
+        xs, ys = self.g.shapes[node.inputs[0]], self.g.shapes[node.outputs[0]]
+        w = self.g.consts[self.prod[node.inputs[1]].inputs[0]]
+        if len(xs) != 4 or w.ndim != 4:
+            raise UnsupportedOpError(f"{node.where()}: only 2-D convolutions are supported")
+        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and not a.get("pads"):
+            raise UnsupportedOpError(f"{node.where()}: auto_pad={a['auto_pad']} is not supported")
+        if "output_shape" in a:
+            raise UnsupportedOpError(f"{node.where()}: ConvTranspose output_shape is not supported")
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+        s = list(a.get("strides", [1, 1]))
+        d = list(a.get("dilations", [1, 1]))
+        return {"C": xs[1], "H": xs[2], "W": xs[3], "M": ys[1], "OH": ys[2], "OW": ys[3], "KH": int(w.shape[2]),
+                "KW": int(w.shape[3]), "SH": s[0], "SW": s[1], "PT": pads[0], "PL": pads[1], "DH": d[0], "DW": d[1],
+                "G": int(a.get("group", 1))}
+
+    # ---- elementwise regions -> tables ------------------------------------------------------------
+    def chain(self, t: str) -> tuple[list[Node], str]:
+        """Nodes from a source tensor to ``t`` (oldest first) and the source: a quantized tensor
+        (output of a QuantizeLinear) or a graph input."""
+        nodes: list[Node] = []
+        while True:
+            n = self.prod.get(t)
+            if n is None:
+                return nodes[::-1], t
+            if n.op == "QuantizeLinear" and nodes:
+                return nodes[::-1], t
+            if n.op not in TABLE_OPS or n.op in COMPUTE_OPS:
+                raise UnsupportedOpError(f"{self.g.name}: {n.where()} is not supported in an int8 graph by the C "
+                                         f"generator (supported: {', '.join(COMPUTE_OPS)} in QDQ form, and "
+                                         f"elementwise {', '.join(TABLE_OPS)})")
+            data = [i for i in n.inputs if i and i not in self.g.consts and not self._const_dq(i)]
+            if len(data) != 1:
+                raise UnsupportedOpError(f"{n.where()}: elementwise ops in an int8 graph must have one data "
+                                         f"input and constant others, got {data}")
+            for i in n.inputs:
+                if i and i != data[0]:
+                    v = self.g.consts.get(i)
+                    if v is not None and v.size != 1 and n.op not in ALIAS_OPS and n.op not in (
+                            "QuantizeLinear", "DequantizeLinear"):
+                        raise UnsupportedOpError(f"{n.where()}: constant {i!r} has {v.size} values; tables need "
+                                                 "scalar constants")
+            nodes.append(n)
+            t = data[0]
+
+    def _const_dq(self, t: str) -> bool:
+        n = self.prod.get(t)
+        return n is not None and n.op == "DequantizeLinear" and n.inputs[0] in self.g.consts
+
+    def sink(self, t: str) -> None:
+        """Make the step that produces buffer ``t`` (a QuantizeLinear output or a graph output)."""
+        nodes, src = self.chain(t)
+        g = self.g
+        self.used.update(n.name for n in nodes)
+        for n in nodes:
+            for i in n.inputs:
+                if i and self._const_dq(i):
+                    self.used.add(self.prod[i].name)
+        dst_dtype = self._dt(t)
+        shape = g.shapes[t]
+        if src in g.inputs and self._dt(src) == "float32":
+            if not nodes or nodes[-1].op != "QuantizeLinear" or any(n.op not in ALIAS_OPS for n in nodes[:-1]):
+                raise UnsupportedOpError(f"{g.name}: the float input {src!r} must go (through reshapes only) to a "
+                                         f"QuantizeLinear, got {[n.op for n in nodes]}")
+            q = nodes[-1]
+            scale = float(g.consts[q.inputs[1]].reshape(-1)[0])
+            zp = int(g.consts[q.inputs[2]].reshape(-1)[0]) if len(q.inputs) > 2 and q.inputs[2] else 0
+            lo, hi = _Q[dst_dtype]
+            self.p.add_buffer(t, dst_dtype, shape, "output" if t in g.outputs else "arena")
+            self.qparams[t] = (scale, zp, dst_dtype)
+            self.p.steps.append(Step("quantize", q.name, [src], [t], {
+                "n": g.numel(t), "scale": np.float32(scale), "scale_text": f"{scale:.9g}", "zp": zp, "lo": lo, "hi": hi}))
+            return
+        src_buf = src if src in g.inputs else self.qbuf(src)
+        src_dtype = self.p.buffers[src_buf].dtype
+        if src_dtype not in _Q:
+            raise UnsupportedOpError(f"{g.name}: tensor {src!r} feeding {[n.op for n in nodes]} is not 8-bit")
+        dq = [n for n in nodes if n.op not in ALIAS_OPS]
+        if (dst_dtype == "float32" and len(dq) == 1 and dq[0].op == "DequantizeLinear"
+                and g.consts[dq[0].inputs[1]].size == 1):
+            scale = np.float32(g.consts[dq[0].inputs[1]].reshape(-1)[0])
+            zp = int(g.consts[dq[0].inputs[2]].reshape(-1)[0]) if len(dq[0].inputs) > 2 and dq[0].inputs[2] else 0
+            self.p.add_buffer(t, dst_dtype, shape, "output" if t in g.outputs else "arena")
+            self.p.steps.append(Step("dequantize", dq[0].name, [src_buf], [t],
+                                     {"n": g.numel(t), "scale": scale, "zp": zp}))
+            return
+        table = self._table(nodes, src, src_dtype, t)
+        codes = np.arange(256) if src_dtype == "uint8" else np.arange(-128, 128)
+        if (dst_dtype == src_dtype and np.array_equal(table.astype(np.int64), codes) and t not in g.outputs):
+            self.alias[t] = src_buf  # re-quantization to the same scale and zero point: no data moves
+            if src_buf in self.qparams:
+                self.qparams[t] = self.qparams[src_buf]
+            return
+        self.p.add_buffer(t, dst_dtype, shape, "output" if t in g.outputs else "arena")
+        if nodes and nodes[-1].op == "QuantizeLinear":
+            q = nodes[-1]
+            self.qparams[t] = (float(g.consts[q.inputs[1]].reshape(-1)[0]),
+                               int(g.consts[q.inputs[2]].reshape(-1)[0]) if len(q.inputs) > 2 and q.inputs[2] else 0,
+                               dst_dtype)
+        name = self.p.add_const(f"{t}_table", table)
+        what = " -> ".join(n.op for n in nodes) or "copy"
+        self.p.steps.append(Step("lut", f"{what} (as a 256-entry table)", [src_buf], [t],
+                                 {"n": g.numel(t), "table": name, "table_v": table}))
+
+    def _table(self, nodes: list[Node], src: str, src_dtype: str, dst: str) -> np.ndarray:
+        """Run the elementwise subgraph on all 256 codes in ONNX Runtime (optimizations off)."""
+        import onnx
+        import onnxruntime as ort
+        from onnx import helper, numpy_helper
+
+        onnx_type = {"uint8": onnx.TensorProto.UINT8, "int8": onnx.TensorProto.INT8,
+                     "float32": onnx.TensorProto.FLOAT}
+        inits, made, seen = [], [], set()
+        for n in nodes:
+            op = "Identity" if n.op in ALIAS_OPS else n.op
+            ins = n.inputs[:1] if n.op in ALIAS_OPS else n.inputs
+            attrs = {} if n.op in ALIAS_OPS else n.attrs
+            made.append(helper.make_node(op, ins, n.outputs[:1], name=n.name, **attrs))
+            for i in ins:
+                if i in self.g.consts and i not in seen:
+                    inits.append(numpy_helper.from_array(self.g.consts[i], i))
+                    seen.add(i)
+                elif i and self._const_dq(i) and i not in seen:
+                    dq = self.prod[i]
+                    made.insert(0, helper.make_node("DequantizeLinear", dq.inputs, [i], name=dq.name, **dq.attrs))
+                    for c in dq.inputs:
+                        if c and c not in seen:
+                            inits.append(numpy_helper.from_array(self.g.consts[c], c))
+                            seen.add(c)
+                    seen.add(i)
+        out_t = nodes[-1].outputs[0] if nodes else src
+        graph = helper.make_graph(made, "table", [helper.make_tensor_value_info(src, onnx_type[src_dtype], [256])],
+                                  [helper.make_tensor_value_info(out_t, onnx_type[self._dt(dst)], [256])], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(self.g.opset, 13))])
+        model.ir_version = min(model.ir_version, 8)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        codes = (np.arange(256) if src_dtype == "uint8" else np.arange(-128, 128)).astype(src_dtype)
+        return np.ascontiguousarray(sess.run(None, {src: codes})[0])
+
+    def run(self) -> Program:
+        for node in self.g.nodes:
+            if node.op in COMPUTE_OPS:
+                self.compute(node)
+        for t in self.g.outputs:
+            if t not in self.p.buffers or not any(t in s.writes for s in self.p.steps):
+                self.sink(t)
+        left = [n for n in self.g.nodes if n.name not in self.used and not self._dead(n)]
+        if left:
+            n = left[0]
+            raise UnsupportedOpError(f"{self.g.name}: {n.where()} is not supported in an int8 graph by the C "
+                                     "generator (it is not part of a QDQ compute group or an elementwise chain)")
+        # steps must run in dependency order: sinks were resolved lazily
+        return self._ordered()
+
+    def _dead(self, n: Node) -> bool:
+        """A node whose outputs nothing reads (e.g. a DequantizeLinear left unused)."""
+        return all(not self.cons.get(o) and o not in self.g.outputs for o in n.outputs)
+
+    def _ordered(self) -> Program:
+        ready = set(self.p.inputs)
+        steps, pending = [], list(self.p.steps)
+        while pending:
+            rest = [s for s in pending if not set(s.reads) <= ready]
+            now = [s for s in pending if set(s.reads) <= ready]
+            if not now:
+                raise UnsupportedOpError(f"{self.g.name}: could not order the int8 steps (cycle near {rest[0].node})")
+            for s in now:
+                steps.append(s)
+                ready.update(s.writes)
+            pending = rest
+        self.p.steps = steps
+        return self.p
+
+
+def lower_int8(g: Graph) -> Program:
+    """Lower a QDQ int8 graph; raises UnsupportedOpError naming the first op it cannot lower."""
+    return _Int8(g).run()

@@ -1,0 +1,84 @@
+"""Serve a site on 127.0.0.1 and open it in a headless, system-installed Chromium.
+
+Used by the browser tests and ``benchmarks/web.py``. Playwright drives the browser found on
+this machine (Debian's ``chromium``, or ``$EDGEAE_CHROMIUM``) through an explicit
+``executable_path``: it never downloads a browser of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["chromium_path", "missing", "serve", "browser"]
+
+_CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+
+
+def chromium_path() -> str | None:
+    """``$EDGEAE_CHROMIUM``, else the first Chromium on PATH, else None."""
+    env = os.environ.get("EDGEAE_CHROMIUM")
+    if env:
+        return env if Path(env).is_file() else None
+    return next((p for n in _CHROMIUM_NAMES if (p := shutil.which(n))), None)
+
+
+def missing() -> str | None:
+    """Why the headless browser cannot run here (None when it can)."""
+    if chromium_path() is None:
+        return "no Chromium found (apt-get install chromium, or set EDGEAE_CHROMIUM)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Python package playwright not installed (pip install playwright; no browser download needed)"
+    return None
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:  # keep test and benchmark output clean
+        pass
+
+    def end_headers(self) -> None:
+        # Cross-origin isolation: browsers then give performance.now() microsecond resolution
+        # (100 us without it), which per-call timings of a sub-millisecond encoder need.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+
+@contextmanager
+def serve(folder: str | Path) -> Iterator[str]:
+    """Serve ``folder`` on a free port of 127.0.0.1 in a thread; yields its base URL."""
+    handler = functools.partial(_Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def browser() -> Iterator[Any]:
+    """A headless Chromium (Playwright ``Browser``) started from the system's executable."""
+    from playwright.sync_api import sync_playwright
+
+    path = chromium_path()
+    if path is None:
+        raise RuntimeError(missing())
+    with sync_playwright() as p:
+        # --no-sandbox: Chromium refuses to start its sandbox as root (CI containers)
+        b = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()

@@ -1,0 +1,338 @@
+"""Write the static site of one bundle: graphs, ``site.json``, the page and onnxruntime-web.
+
+Data flow::
+
+    bundle/ (manifest.json, encoder*.onnx, decoder*.onnx, samples.npy)
+      -> check graphs (hash, IR version, opset, dtypes)   -> copy the chosen precisions
+      -> Python runtime on the held-out samples            -> reference codes + .eae bytes
+      -> site.json + index.html + edgeae.js + style.css (+ ort/ from --ort-web)
+
+The reference codes and ``.eae`` bytes let the page check itself against the Python
+runtime on the device (the "self-check" line), the way export checks ONNX against PyTorch.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeae.errors import BundleError, ConfigError
+from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, file_problem, read_manifest
+
+__all__ = [
+    "MAX_IR_VERSION",
+    "MAX_OPSET",
+    "ORT_WEB_CDN",
+    "ORT_WEB_FILES",
+    "ORT_WEB_VERSION",
+    "SiteReport",
+    "build_site",
+    "onnx_header",
+]
+
+ORT_WEB_VERSION = "1.30.0"  # the onnxruntime-web release the page is written and tested against
+ORT_WEB_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
+# The WASM-only build: the ES module API, its loader and the SIMD WebAssembly binary (~14 MB).
+ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+MAX_IR_VERSION = 13  # newest ONNX IR version onnxruntime-web 1.30 loads (IR 14 is refused; checked in Chromium)
+MAX_OPSET = 26  # newest ai.onnx opset onnxruntime-web 1.30 accepts (27 is refused; checked in Chromium)
+ASSETS = ("index.html", "edgeae.js", "style.css")  # the page, in edgeae/web/static/
+DEFAULT_SAMPLES = 24  # held-out samples the page offers (and the self-check covers)
+_PAGE_DTYPES = ("float32", "uint8")  # tensor dtypes the page can feed and read
+
+
+@dataclass
+class SiteReport:
+    """What ``build_site`` wrote and where onnxruntime-web comes from."""
+
+    out: Path  # the site folder
+    precisions: list[str]  # graph precisions the page offers, default first
+    files: dict[str, int] = field(default_factory=dict)  # relative path -> bytes
+    ort_source: str = ""  # "local" (copied from --ort-web) or "cdn"
+    ort_url: str = ""  # where the page loads onnxruntime-web from (relative or absolute)
+    ort_version: str = ORT_WEB_VERSION  # version of the copied or linked onnxruntime-web
+    samples: int = 0  # held-out samples embedded in site.json
+    bits: list[int] = field(default_factory=list)  # codec bit depths the page codes with
+    notes: list[str] = field(default_factory=list)  # things the user should know
+
+    @property
+    def page_bytes(self) -> int:
+        """Everything the page downloads except onnxruntime-web itself."""
+        return sum(n for p, n in self.files.items() if not p.startswith("ort/"))
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.files.values())
+
+
+# ------------------------------------------------------------------ ONNX header
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = buf[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _fields(buf: bytes):
+    """Yield (field number, wire type, value) of one protobuf message (values not decoded)."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = buf[pos:pos + 8], pos + 8
+        elif wire == 2:
+            n, pos = _varint(buf, pos)
+            value, pos = buf[pos:pos + n], pos + n
+        elif wire == 5:
+            value, pos = buf[pos:pos + 4], pos + 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        if pos > len(buf):
+            raise ValueError("truncated field")
+        yield number, wire, value
+
+
+def onnx_header(path: str | Path) -> tuple[int, dict[str, int]]:
+    """IR version and opset imports (domain -> version) of an ONNX file, without onnx.
+
+    Reads the top-level fields of ``ModelProto`` (1: ir_version, 8: opset_import with
+    1: domain, 2: version) and skips the rest, so no ONNX package is needed on the device side.
+    """
+    data = Path(path).read_bytes()
+    ir, opsets = 0, {}
+    try:
+        for number, wire, value in _fields(data):
+            if number == 1 and wire == 0:
+                ir = value
+            elif number == 8 and wire == 2:
+                domain, version = "", 0
+                for n, w, v in _fields(value):
+                    if n == 1 and w == 2:
+                        domain = v.decode("utf-8")
+                    elif n == 2 and w == 0:
+                        version = v
+                opsets[domain] = version
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{Path(path).name} is not a readable ONNX file ({exc}); re-export the bundle") from None
+    return ir, opsets
+
+
+def _check_graph(folder: Path, entry: GraphEntry) -> None:
+    """Refuse a graph the page cannot run, saying what to do."""
+    problem = file_problem(folder / entry.file, entry.size, entry.sha256)
+    if problem:
+        raise BundleError(f"bundle {folder}: {problem}")
+    if entry.fixed_batch not in (None, 1):
+        raise BundleError(f"{entry.file} only runs batch {entry.fixed_batch}; the page runs one sample "
+                          "at a time: re-export without --fixed-batch (or with --fixed-batch 1)")
+    for spec in (*entry.inputs, *entry.outputs):
+        if spec.dtype not in _PAGE_DTYPES:
+            raise BundleError(f"{entry.file}: tensor {spec.name!r} is {spec.dtype}; the page feeds and reads "
+                              f"{' and '.join(_PAGE_DTYPES)} tensors: choose an fp32 or int8 precision")
+    ir, opsets = onnx_header(folder / entry.file)
+    if ir > MAX_IR_VERSION:
+        raise BundleError(
+            f"{entry.file} has ONNX IR version {ir}; onnxruntime-web {ORT_WEB_VERSION} loads IR <= "
+            f"{MAX_IR_VERSION}: re-export with an onnx package that writes IR {MAX_IR_VERSION}, or rewrite "
+            f"the field (python -c \"import onnx; m = onnx.load('{entry.file}'); m.ir_version = "
+            f"{MAX_IR_VERSION}; onnx.save(m, '{entry.file}')\") and update the manifest hash by re-exporting"
+        )
+    opset = opsets.get("", opsets.get("ai.onnx", 0))
+    if opset > MAX_OPSET:
+        raise BundleError(
+            f"{entry.file} uses ai.onnx opset {opset}; onnxruntime-web {ORT_WEB_VERSION} implements up to "
+            f"opset {MAX_OPSET}: re-export with --opset {MAX_OPSET}"
+        )
+
+
+def _pick_graphs(manifest: Manifest, folder: Path, precisions: list[str]) -> dict[str, dict[str, GraphEntry]]:
+    chosen = {}
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision {precision!r} is not one of: {', '.join(PRECISIONS)}")
+        pair = {role: manifest.find_graph(role, precision) for role in ("encoder", "decoder")}
+        if None in pair.values():
+            have = [p for p in manifest.precisions("encoder") if p in manifest.precisions("decoder")]
+            raise BundleError(f"precision {precision!r} is not in bundle {folder}; available: "
+                              f"{', '.join(have) or 'none'}; pass --precision with one of them")
+        for entry in pair.values():
+            _check_graph(folder, entry)
+        chosen[precision] = pair
+    return chosen
+
+
+# ---------------------------------------------------------------- site content
+def _graph_record(entry: GraphEntry, output: str) -> dict[str, Any]:
+    return {"file": entry.file, "input": entry.inputs[0].name, "input_dtype": entry.inputs[0].dtype,
+            "output": output, "output_dtype": next((o.dtype for o in entry.outputs if o.name == output),
+                                                   entry.outputs[0].dtype),
+            "raw_io": entry.raw_io, "size": entry.size, "sha256": entry.sha256}
+
+
+def _codecs(manifest: Manifest) -> list[dict[str, Any]]:
+    """Every codec record with its 8-byte model id (hex): the page writes the same headers."""
+    from edgeae.runtime.codec import LatentCodec
+    from edgeae.runtime.compress import decoder_sha256
+
+    if manifest.codec is None:
+        return []
+    sha = decoder_sha256(manifest)
+    records = manifest.codec if isinstance(manifest.codec, list) else [manifest.codec]
+    out = []
+    for rec in records:
+        codec = LatentCodec.from_dict(rec)
+        out.append({**codec.to_dict(), "model_id": codec.model_id(sha).hex()})
+    return out
+
+
+def _samples(manifest: Manifest, folder: Path, limit: int) -> np.ndarray | None:
+    path, problem = manifest.samples_file(folder)
+    if path is None:
+        return None
+    if problem:
+        raise BundleError(f"bundle {folder}: {problem}")
+    x = np.load(path, allow_pickle=False)
+    if x.shape[1:] != manifest.sample_shape:
+        raise BundleError(f"{path.name} has samples of shape {x.shape[1:]}, manifest says "
+                          f"{manifest.sample_shape}; re-export the bundle")
+    return x[:limit]
+
+
+def _reference(folder: Path, precisions: list[str], x: np.ndarray | None,
+               codecs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Python runtime results on the embedded samples: what the page compares itself with."""
+    from edgeae.runtime.codec import LatentCodec
+    from edgeae.runtime.model import load
+    from edgeae.runtime.stream import compress_codes
+
+    if x is None or len(x) == 0:
+        return {}
+    ref: dict[str, Any] = {}
+    for precision in precisions:
+        model = load(folder, precision, providers="cpu", threads=1)
+        codes = model.encode(x)
+        streams = {}
+        for rec in codecs:
+            codec = LatentCodec.from_dict(rec)
+            mid = bytes.fromhex(rec["model_id"])
+            streams[str(codec.bits)] = [
+                base64.b64encode(compress_codes(codec, mid, c[None])).decode("ascii") for c in codes]
+        ref[precision] = {"codes": codes.astype(float).tolist(), "eae": streams}
+    return ref
+
+
+def _ort_files(ort_web: Path) -> str:
+    """Check an onnxruntime-web dist/ folder; returns its version (from its package.json)."""
+    missing = [f for f in ORT_WEB_FILES if not (ort_web / f).is_file()]
+    if missing:
+        raise ConfigError(
+            f"--ort-web {ort_web} lacks {', '.join(missing)}: pass the dist/ folder of an installed npm "
+            f"onnxruntime-web (npm install onnxruntime-web@{ORT_WEB_VERSION}; then "
+            "--ort-web node_modules/onnxruntime-web/dist)"
+        )
+    pkg = ort_web.parent / "package.json"
+    try:
+        return str(json.loads(pkg.read_text(encoding="utf-8")).get("version", "unknown"))
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def build_site(
+    bundle_dir: str | Path,
+    out_dir: str | Path,
+    precisions: str | list[str] | tuple[str, ...] = ("fp32",),
+    ort_web: str | Path | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    overwrite: bool = False,
+) -> SiteReport:
+    """Write the static page of ``bundle_dir`` into ``out_dir``; returns what was written.
+
+    Args:
+        bundle_dir: folder written by ``edgeae export``.
+        out_dir: the site folder (created; must be empty unless ``overwrite``).
+        precisions: graph precisions the page offers ("fp32,int8-dynamic"); the first is the default.
+        ort_web: the ``dist/`` folder of an npm ``onnxruntime-web``: its WASM build is copied so the
+            page works offline. None: the page loads onnxruntime-web from a public CDN.
+        samples: how many held-out samples of the bundle to embed (0 = none).
+        overwrite: replace the files of an existing, non-empty ``out_dir``.
+    """
+    folder, out = Path(bundle_dir), Path(out_dir)
+    if isinstance(precisions, str):
+        precisions = [p.strip() for p in precisions.split(",") if p.strip()]
+    precisions = list(dict.fromkeys(precisions))
+    if not precisions:
+        raise ConfigError("no precision given; pass e.g. --precision fp32 or fp32,int8-dynamic")
+    if not isinstance(samples, int) or samples < 0:
+        raise ConfigError(f"samples={samples!r} must be a non-negative int")
+    manifest = read_manifest(folder)
+    graphs = _pick_graphs(manifest, folder, precisions)
+    ort_dir = Path(ort_web) if ort_web is not None else None
+    ort_version = _ort_files(ort_dir) if ort_dir is not None else ORT_WEB_VERSION
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} is not empty; pass --overwrite to replace its files, or choose another -o")
+
+    codecs = _codecs(manifest)
+    x = _samples(manifest, folder, samples)
+    reference = _reference(folder, precisions, x, codecs)
+    out.mkdir(parents=True, exist_ok=True)
+    report = SiteReport(out=out, precisions=precisions, ort_version=ort_version,
+                        samples=0 if x is None else len(x), bits=[c["bits"] for c in codecs])
+    for pair in graphs.values():
+        for entry in pair.values():
+            shutil.copyfile(folder / entry.file, out / entry.file)
+    if ort_dir is not None:
+        (out / "ort").mkdir(exist_ok=True)
+        for name in ORT_WEB_FILES:
+            shutil.copyfile(ort_dir / name, out / "ort" / name)
+        report.ort_source, report.ort_url = "local", "ort/"
+        if ort_version != ORT_WEB_VERSION:
+            report.notes.append(f"--ort-web holds onnxruntime-web {ort_version}; the page is tested "
+                                f"with {ORT_WEB_VERSION}")
+    else:
+        report.ort_source, report.ort_url = "cdn", ORT_WEB_CDN
+        report.notes.append(f"the page loads onnxruntime-web {ORT_WEB_VERSION} from {ORT_WEB_CDN} "
+                            "(needs the internet); pass --ort-web node_modules/onnxruntime-web/dist "
+                            "to copy it into the site and work offline")
+    if not codecs:
+        report.notes.append("the bundle has no codec tables: the page shows no .eae sizes "
+                            "(re-export with codec tables to compress)")
+    norm = manifest.normalization
+    site = {
+        "format": "edgeae-site", "version": 1,
+        "bundle": folder.resolve().name, "kind": manifest.kind, "variational": bool(manifest.variational),
+        "code_size": manifest.code_size, "sample_shape": list(manifest.sample_shape),
+        "is_image": manifest.is_image,
+        "normalization": {k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")},
+        "precisions": precisions,
+        "graphs": {p: {"encoder": _graph_record(pair["encoder"], "code"),
+                       "decoder": _graph_record(pair["decoder"], "x_hat")} for p, pair in graphs.items()},
+        "codecs": codecs,
+        "samples": None if x is None else {"dtype": x.dtype.name, "shape": list(x.shape),
+                                           "data": x.reshape(-1).tolist()},
+        "reference": reference,
+        "ort": {"source": report.ort_source, "url": report.ort_url, "version": ort_version},
+    }
+    (out / "site.json").write_text(json.dumps(site, separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
+    static = resources.files("edgeae.web") / "static"
+    for name in ASSETS:
+        (out / name).write_bytes((static / name).read_bytes())
+    report.files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    return report

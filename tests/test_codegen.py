@@ -1,0 +1,252 @@
+"""edgeae.codegen: bundle -> C99, checked against ONNX Runtime (fp32) and the integer reference (int8)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+from edgeae.codegen import UnsupportedOpError, generate_c  # noqa: E402
+from edgeae.codegen.build import build_harness, run_harness  # noqa: E402
+from edgeae.codegen.graph import load_graph  # noqa: E402
+from edgeae.codegen.lower_int8 import lower_int8, multiplier  # noqa: E402
+from edgeae.codegen.reference import requantize  # noqa: E402
+from edgeae.errors import ValidationError  # noqa: E402
+from tests._bundles import make_bundle  # noqa: E402
+from tests._codegen_bundles import add_int8_static, conv_bundle  # noqa: E402
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("g++") is None,
+                                reason="gcc and g++ are needed to compile the generated C (apt-get install build-essential)")
+
+
+@pytest.fixture(scope="module")
+def pca_raw(tmp_path_factory) -> Path:
+    folder, _ = make_bundle(tmp_path_factory.mktemp("pca") / "b", raw_io=True, precisions=("fp32",))
+    return add_int8_static(folder)
+
+
+@pytest.fixture(scope="module")
+def conv(tmp_path_factory) -> Path:
+    return add_int8_static(conv_bundle(tmp_path_factory.mktemp("conv") / "b"))
+
+
+def _header(folder: Path, name: str) -> str:
+    return (folder / f"{name}.h").read_text()
+
+
+def test_pca_raw_bundle_fp32_and_int8(pca_raw, tmp_path):
+    out = tmp_path / "c"
+    result = generate_c(pca_raw, out)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["codegen.json", *sorted(f"eae_{r}_{p}.{e}" for r in ("encoder", "decoder")
+                                              for p in ("fp32", "int8") for e in ("c", "h"))]
+    by = {g.name: g for g in result.graphs}
+    # raw I/O: uint8 pixels in, uint8 pixels out
+    assert by["eae_encoder_fp32"].inputs[0][1] == "uint8_t" and by["eae_decoder_int8"].outputs[0][1] == "uint8_t"
+    for g in result.graphs:
+        assert g.samples == 64
+        if g.precision == "fp32":
+            assert all(c["max_abs"] <= c["tolerance"] for c in g.checks["onnxruntime"]["outputs"].values())
+        else:
+            assert all(c["differ"] == 0 for c in g.checks["reference"]["outputs"].values())
+    head = _header(out, "eae_encoder_int8")
+    assert "#define EAE_ENCODER_INT8_X_SIZE 64" in head and "#define EAE_ENCODER_INT8_CODE_SIZE 16" in head
+    assert f"#define EAE_ENCODER_INT8_ARENA_BYTES {by['eae_encoder_int8'].arena_bytes}" in head
+    assert by["eae_encoder_int8"].sha256 in head and 'extern "C"' in head
+    src = (out / "eae_encoder_int8.c").read_text()
+    assert "float" not in src.split("/* ---- kernels ---- */")[1].split("/* ---- the graph ---- */")[0]
+    assert "malloc" not in src and "math.h" not in src
+    report = json.loads((out / "codegen.json").read_text())
+    assert report["io"] == "raw" and len(report["graphs"]) == 4
+
+
+def test_model_io_and_prefix(tmp_path):
+    folder, _ = make_bundle(tmp_path / "b", kind="vector", precisions=("fp32",))
+    result = generate_c(folder, tmp_path / "c", io="model", prefix="digits_ae")
+    enc = result.graphs[0]
+    assert enc.name == "digits_ae_encoder_fp32" and enc.inputs[0][1] == "float"
+    assert "digits_ae_encoder_fp32_arena(" in _header(tmp_path / "c", enc.name)
+
+
+def test_vae_bundle_three_outputs(tmp_path):
+    folder, _ = make_bundle(tmp_path / "vae", kind="vae", precisions=("fp32",))
+    result = generate_c(folder, tmp_path / "c")
+    enc = result.graphs[0]
+    assert [t[0] for t in enc.outputs] == ["code", "mean", "log_var"]
+    assert enc.checks["onnxruntime"]["outputs"]["log_var"]["max_abs"] <= 1e-5
+
+
+def test_conv_bundle_fp32_and_int8(conv, tmp_path):
+    result = generate_c(conv, tmp_path / "c")
+    kinds = {g.name: g for g in result.graphs}
+    assert set(kinds) == {"eae_encoder_fp32", "eae_decoder_fp32", "eae_encoder_int8", "eae_decoder_int8"}
+    src = (tmp_path / "c" / "eae_decoder_int8.c").read_text()
+    assert "qconvt" in src and "_table[" in src  # transposed conv as integer kernel; sigmoid as a table
+    # the arena is smaller than keeping every intermediate tensor
+    assert kinds["eae_decoder_fp32"].arena_bytes < 4 * (32 + 4 * 4 * 4 + 8 * 8) + 1
+
+
+def test_int8_under_sanitizers_matches_reference(conv, tmp_path):
+    """The int8 harness under -fsanitize=address,undefined: no report, same bytes as -O2."""
+    from edgeae.codegen.emit import emit
+    from edgeae.codegen.reference import run_reference
+    from edgeae.codegen.verify import unit_inputs
+    from edgeae.runtime.bundle import read_manifest
+
+    m = read_manifest(conv)
+    samples = np.load(conv / "samples.npy")[:16]
+    for role in ("encoder", "decoder"):
+        entry = m.find_graph(role, "int8-static")
+        program = lower_int8(load_graph(conv / entry.file, role))
+        unit = emit(program, f"san_{role}", {"graph": entry.file, "sha256": "0" * 64, "role": role,
+                                             "precision": "int8-static", "version": "test", "code_size": 6})
+        (tmp_path / f"{unit.name}.h").write_text(unit.header)
+        (tmp_path / f"{unit.name}.c").write_text(unit.source)
+        exe = build_harness(unit, tmp_path, flags=["-O1", "-g", "-fsanitize=address,undefined",
+                                                   "-fno-sanitize-recover=all"], tag="asan")
+        x = unit_inputs(conv, m, role, False, samples)
+        got = run_harness(exe, unit, [x])
+        want = run_reference(program, [x])
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_unsupported_op_names_op_and_node(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tests._codegen_bundles import conv_graphs, write_bundle
+
+    enc, dec = conv_graphs()
+    node = helper.make_node("Softmax", ["code_pre"], ["code"], name="head_softmax", axis=1)
+    enc.graph.node[-1].output[0] = "code_pre"
+    enc.graph.node.append(node)
+    del enc.graph.output[:]
+    enc.graph.output.append(helper.make_tensor_value_info("code", TensorProto.FLOAT, ["batch", 6]))
+    onnx.checker.check_model(enc)
+    from tests._bundles import digits_uint8
+
+    folder = write_bundle(tmp_path / "b", enc, dec, 6, digits_uint8()[:8])
+    out = tmp_path / "c"
+    with pytest.raises(UnsupportedOpError, match=r"Softmax node 'head_softmax' is not supported"):
+        generate_c(folder, out)
+    assert not out.exists() and not list(tmp_path.glob(".c.partial-*"))
+
+
+def test_mismatch_fails_and_writes_nothing(pca_raw, tmp_path, monkeypatch):
+    from edgeae.codegen import kernels
+
+    broken = kernels.FP32["dense_f32"].replace("y[n] = b[n];", "y[n] = b[n] + 0.001f;")
+    monkeypatch.setitem(kernels.FP32, "dense_f32", broken)
+    out = tmp_path / "c"
+    with pytest.raises(ValidationError, match="differs from ONNX Runtime"):
+        generate_c(pca_raw, out, precisions="fp32")
+    assert not out.exists()
+
+
+def test_refuses_unknown_precision_and_bad_prefix(pca_raw, tmp_path):
+    from edgeae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="int8-dynamic"):
+        generate_c(pca_raw, tmp_path / "c", precisions="int8-dynamic")
+    with pytest.raises(ConfigError, match="prefix"):
+        generate_c(pca_raw, tmp_path / "c", prefix="9bad")
+
+
+def test_arena_plan_never_overlaps_live_buffers(conv):
+    from edgeae.codegen.lower_fp32 import lower_fp32
+
+    for role in ("encoder", "decoder"):
+        p = lower_fp32(load_graph(conv / f"{role}.onnx", role))
+        p.plan_arena()
+        live = {}
+        for i, s in enumerate(p.steps):
+            for b in s.reads + s.writes:
+                lo, hi = live.get(b, (i, i))
+                live[b] = (min(lo, i), max(hi, i))
+        arena = [b for b in live if p.buffers[b].kind == "arena"]
+        for a in arena:
+            for b in arena:
+                ba, bb = p.buffers[a], p.buffers[b]
+                if a >= b or ba.share == b or bb.share == a or (ba.share and ba.share == bb.share):
+                    continue
+                overlap_time = not (live[a][1] < live[b][0] or live[b][1] < live[a][0])
+                overlap_mem = ba.offset < bb.offset + bb.nbytes and bb.offset < ba.offset + ba.nbytes
+                assert not (overlap_time and overlap_mem), (a, b)
+        assert p.arena_bytes <= sum(p.buffers[b].nbytes + 16 for b in arena)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_requantize_is_exact_round_half_even(seed):
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-2 ** 24, 2 ** 24, 2000)
+    acc[:4] = [0, 1, -1, 3]
+    for real in (rng.uniform(1e-5, 0.9), 2.0 ** -7, 1.5):
+        m, s = multiplier(real)
+        assert abs(m / 2 ** s - real) <= real * 2 ** -30
+        got = requantize(acc, np.array(m), np.array(s))
+        for a, g in zip(acc[:300], got[:300], strict=True):
+            exact = Fraction(int(a) * m, 2 ** s)
+            fl = math.floor(exact)
+            r = fl + (1 if (exact - fl > Fraction(1, 2) or (exact - fl == Fraction(1, 2) and fl % 2)) else 0)
+            assert g == max(-65535, min(65535, r))
+
+
+def test_cli_codegen(pca_raw, tmp_path):
+    from click.testing import CliRunner
+
+    from edgeae.cli import cli
+
+    out = tmp_path / "c"
+    res = CliRunner().invoke(cli, ["codegen", str(pca_raw), "-o", str(out), "--precision", "int8"])
+    assert res.exit_code == 0, res.output
+    assert "eae_encoder_int8.c" in res.output and (out / "eae_decoder_int8.h").is_file()
+    res = CliRunner().invoke(cli, ["codegen", str(pca_raw), "-o", str(out), "--precision", "int8"])
+    assert res.exit_code == 1 and "Error:" in res.output and "--overwrite" in res.output
+    res = CliRunner().invoke(cli, ["codegen", str(tmp_path / "nope"), "-o", str(tmp_path / "d")])
+    assert res.exit_code == 1 and res.output.startswith("Error:") and "Traceback" not in res.output
+
+
+def test_generated_main_example_builds_as_c_and_cpp(pca_raw, tmp_path):
+    """The README's minimal main.c, compiled against generated files as C99 and as C++."""
+    out = tmp_path / "c"
+    generate_c(pca_raw, out, precisions="int8")
+    main = (Path(__file__).resolve().parents[1] / "docs" / "embedded_main.c").read_text()
+    (out / "main.c").write_text(main)
+    x = np.load(pca_raw / "samples.npy")[0].reshape(-1)
+    (out / "x.raw").write_bytes(x.tobytes())
+    for cc, std in (("gcc", "-std=c99"), ("g++", "-std=c++17")):
+        lang = ["-x", "c++"] if cc == "g++" else []
+        exe = out / f"demo_{cc}"
+        subprocess.run([cc, std, "-Wall", "-Werror", "-O2", *lang, str(out / "main.c"), str(out / "eae_encoder_int8.c"),
+                        str(out / "eae_decoder_int8.c"), "-o", str(exe)], check=True, capture_output=True)
+        res = subprocess.run([str(exe), str(out / "x.raw")], check=True, capture_output=True, text=True)
+        assert res.stdout.startswith("code[0] =") and "pixels" in res.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mlp", "conv", "vae", "conv-vae", "denoising"])
+def test_trained_models_every_kind(kind, tmp_path):
+    """Real exports of every model kind (fp32 + int8-static, raw I/O) generate and check."""
+    from edgeae.export import export
+    from edgeae.train import train
+
+    runs = {"mlp": {"model": "mlp"}, "conv": {"model": "conv", "channels": (8, 16)}, "vae": {"model": "vae"},
+            "conv-vae": {"model": "conv-vae", "channels": (8, 16)}, "denoising": {"model": "mlp", "noise": "gaussian:0.2"}}
+    train("digits", out=tmp_path / "run", epochs=1, overwrite=True, **runs[kind])
+    export(tmp_path / "run", tmp_path / "bundle", precisions="fp32,int8-static", raw_io=True, latency_repeats=2,
+           codec_bits="none")
+    for io in ("raw", "model"):
+        result = generate_c(tmp_path / "bundle", tmp_path / f"c-{io}", io=io)
+        assert len(result.graphs) == 4
+        for g in result.graphs:
+            if g.precision == "int8-static":
+                assert all(c["differ"] == 0 for c in g.checks["reference"]["outputs"].values())
