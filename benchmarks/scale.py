@@ -69,8 +69,9 @@ def make_bundle(mnist: Path, work: Path) -> Path:
     from edgeae.export import export
     from edgeae.train import train
 
-    train(str(mnist / "t10k-images-idx3-ubyte.gz"), model="mlp", code_size=32, epochs=3, out=work / "run",
-          overwrite=True)
+    if not (work / "run" / "metrics.json").is_file():
+        train(str(mnist / "t10k-images-idx3-ubyte.gz"), model="mlp", code_size=32, epochs=3, out=work / "run",
+              overwrite=True)
     export(work / "run", bundle, precisions="fp32", overwrite=True)
     return bundle
 
