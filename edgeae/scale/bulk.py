@@ -136,8 +136,8 @@ def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLik
                   ) -> tuple[int, int]:
     """Encode every sample of ``source`` into the ``.npy`` file ``output``; -> its shape.
 
-    The file is a memory-mapped ``(N, D)`` float32 array filled block by block and renamed
-    into place when complete. ``results`` (with the sample count ``n``) lets another
+    The ``(N, D)`` float32 array is written block by block and renamed into place when
+    complete. ``results`` (with the sample count ``n``) lets another
     executor supply the code blocks.
     """
     d = int(model.code_size)
@@ -146,20 +146,30 @@ def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLik
         results = local_blocks(source, block_rows(d), lambda b: encode_block(model, b, batch_size, source.path))
     existed = Path(output).exists()
     try:
-        with atomic_path(output) as tmp:  # removed on any failure; the earlier file stays
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, d))
-            try:
-                for start, codes in results:
-                    out[start:start + len(codes)] = codes
-                    if progress is not None:
-                        progress(len(codes))
-                out.flush()
-            finally:
-                del out
+        with atomic_path(output) as tmp, open(tmp, "wb") as f:  # removed on failure; the earlier file stays
+            _write_rows(f, results, n, d, progress)
     except OSError as exc:
         raise ConfigError(f"cannot write {output}: {exc.strerror or exc}"
                           f"{' (the earlier file is unchanged)' if existed else ''}") from None
     return n, d
+
+
+def _write_rows(f, results: Iterable[tuple[int, np.ndarray]], n: int, d: int, progress: Progress | None) -> None:
+    """A .npy header for ``(n, d)`` float32, then the blocks in order with plain writes.
+
+    Not a memory map: its dirty pages would count as resident memory until unmapped.
+    """
+    np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, d)})
+    done = 0
+    for start, codes in results:
+        if start != done or codes.shape[1:] != (d,):
+            raise RuntimeError(f"block at row {start} {codes.shape} out of order (expected row {done})")
+        f.write(np.ascontiguousarray(codes, dtype="<f4").tobytes())
+        done += len(codes)
+        if progress is not None:
+            progress(len(codes))
+    if done != n:
+        raise RuntimeError(f"{done} code rows written, expected {n}")
 
 
 def compress_to_file(model: Any, source: RowSource | None, output: str | os.PathLike, *, bits: int | None = None,
