@@ -149,7 +149,8 @@ def write(result: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["# Scaling: memory at 10x the input, Dask vs one process", "",
-             f"Machine: {result['machine']}. Bundle: MLP 784-128-32 (fp32, 6-bit codec), one ORT thread.",
+             f"Machine: {result['machine']}; load average {result.get('load', '?')} during the run (shared). "
+             "Bundle: MLP 784-128-32 (fp32, 6-bit codec), one ORT thread.",
              "Each command runs in a fresh process; peak RSS is its VmHWM. Seconds include process start.", "",
              "| command | samples | input MiB | peak RSS MiB | seconds |", "|---|---:|---:|---:|---:|"]
     for r in result["rss"]:
@@ -185,7 +186,8 @@ def main() -> None:
     for cmd in dict.fromkeys(r["command"] for r in rss):
         small, large = (r["peak_rss_mib"] for r in rss if r["command"] == cmd)
         growth[cmd] = large / small
-    result = {"machine": machine(), "rss": rss, "rss_growth": growth,
+    result = {"machine": machine(), "load": " ".join(f"{v:.1f}" for v in os.getloadavg()), "rss": rss,
+              "rss_growth": growth,
               "dask": dask_table(bundle, inputs[60_000], opts.work, opts.repeats)}
     write(result)
     print((RESULTS / "scale.md").read_text())
