@@ -177,10 +177,18 @@ def main() -> None:
     ap.add_argument("--mnist", type=Path, default=Path("/work/shared/data/mnist"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgeae-scale"))
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--only-dask", action="store_true", help="Rerun the Dask rows only (keeps the RSS rows).")
     opts = ap.parse_args()
     opts.work.mkdir(parents=True, exist_ok=True)
     bundle = make_bundle(opts.mnist, opts.work)
     inputs = {n: make_input(opts.mnist, n, opts.work / f"x{n}.npy") for n in (60_000, 600_000)}
+    if opts.only_dask:
+        result = json.loads((RESULTS / "scale.json").read_text())
+        result["dask"] = dask_table(bundle, inputs[60_000], opts.work, opts.repeats)
+        result["load"] = " ".join(f"{v:.1f}" for v in os.getloadavg())
+        write(result)
+        print((RESULTS / "scale.md").read_text())
+        return
     rss = rss_table(bundle, inputs, opts.work)
     growth = {}
     for cmd in dict.fromkeys(r["command"] for r in rss):
