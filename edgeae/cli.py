@@ -113,8 +113,9 @@ def train_cmd(model_kind: str, resize: str | None, nproc_per_node: int | None, *
     import os
 
     if nproc_per_node is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        from edgeae.distributed import launch
+        from edgeae.distributed import DistContext, launch, local_batch
 
+        local_batch(options["batch_size"], DistContext(0, nproc_per_node, 0, "gloo"))  # refuse before starting
         sys.exit(launch(nproc_per_node, _without_option(sys.argv[2:], "--nproc-per-node")))
     from edgeae.data import parse_resize
     from edgeae.train import train
