@@ -64,10 +64,12 @@ def setup(device: str = "auto") -> DistContext | None:
     return DistContext(rank, world, local, backend)
 
 
-def shutdown(ctx: DistContext | None) -> None:
-    """Leave the process group (the last collective call of a run)."""
+def shutdown(ctx: DistContext | None, wait: bool = True) -> None:
+    """Leave the process group: after a barrier when the run ended well, at once after an
+    error (this rank exits; torchrun then stops the others)."""
     if ctx is not None and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

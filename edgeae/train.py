@@ -192,14 +192,17 @@ def train(
     log = log or (lambda msg: None)
     ctx = ddp.setup(device)  # under torchrun: join the process group (rank 0 writes, all train)
     try:
-        return _train(ctx, data, model, out, resume, overwrite, progress, log, epochs=epochs, hidden=hidden,
-                      code_size=code_size, channels=channels, activation=activation,
-                      output_activation=output_activation, code_activation=code_activation, loss=loss,
-                      noise=noise, augment_shift=augment_shift, batch_size=batch_size, lr=lr, beta=beta,
-                      patience=patience, seed=seed, val_fraction=val_fraction, split=split, resize=resize,
-                      device=device, latent_bits=latent_bits)
-    finally:
-        ddp.shutdown(ctx)
+        result = _train(ctx, data, model, out, resume, overwrite, progress, log, epochs=epochs, hidden=hidden,
+                        code_size=code_size, channels=channels, activation=activation,
+                        output_activation=output_activation, code_activation=code_activation, loss=loss,
+                        noise=noise, augment_shift=augment_shift, batch_size=batch_size, lr=lr, beta=beta,
+                        patience=patience, seed=seed, val_fraction=val_fraction, split=split, resize=resize,
+                        device=device, latent_bits=latent_bits)
+    except BaseException:
+        ddp.shutdown(ctx, wait=False)  # no barrier: the other ranks may be inside a collective call
+        raise
+    ddp.shutdown(ctx)
+    return result
 
 
 def _train(ctx: ddp.DistContext | None, data, model, out, resume, overwrite, progress, log, *, epochs,

@@ -29,6 +29,16 @@ def test_launcher_drops_its_own_option():
     assert _without_option(args, "--nproc-per-node") == ["--epochs", "3", "--out", "r"]
 
 
+def test_cli_refuses_uneven_global_batch(tmp_path):
+    from click.testing import CliRunner
+
+    from edgeae.cli import cli
+
+    res = CliRunner().invoke(cli, ["train", "--nproc-per-node", "2", "--batch-size", "63", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and res.output.strip() == (
+        "Error: --batch-size 63 is the global batch and must divide by the 2 processes; use e.g. 62")
+
+
 def _train(out: Path, *extra: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "edgeae", "train", "--data", "digits", "--epochs", "6", "--seed", "3",

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeae.errors import ConfigError, InputError, StreamError
+from edgeae.atomic import atomic_path
+from edgeae.errors import ConfigError, StreamError
 from edgeae.runtime.compress import _pick, codecs_of
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.runtime.stream import (
@@ -68,14 +69,9 @@ class BlockStats:
 
 def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, where: str = "the input"
                  ) -> np.ndarray:
-    """One block of raw samples -> codes ``(n, D)`` float32."""
-    if model.manifest.normalization["mode"] == "scale255" and x.dtype != np.uint8 and x.size:
-        top = float(np.nanmax(x))
-        if top > 1.0:
-            raise InputError(
-                f"{where} holds float values up to {top:g}, but this bundle takes uint8 pixels "
-                "or floats already scaled to [0, 1]: save the pixels as uint8, or divide by 255"
-            )
+    """One block of raw samples -> codes ``(n, D)`` float32, through the bundle's input contract."""
+    x, _ = model.contract.samples(x, where)
+    model.contract.check_values(x, where)
     return np.asarray(model.encode(x, batch_size=batch_size), dtype=np.float32)
 
 
@@ -140,26 +136,40 @@ def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLik
                   ) -> tuple[int, int]:
     """Encode every sample of ``source`` into the ``.npy`` file ``output``; -> its shape.
 
-    The file is a memory-mapped ``(N, D)`` float32 array filled block by block and renamed
-    into place when complete. ``results`` (with the sample count ``n``) lets another
+    The ``(N, D)`` float32 array is written block by block and renamed into place when
+    complete. ``results`` (with the sample count ``n``) lets another
     executor supply the code blocks.
     """
     d = int(model.code_size)
     n = source.n if source is not None else n
     if results is None:
         results = local_blocks(source, block_rows(d), lambda b: encode_block(model, b, batch_size, source.path))
-    tmp = Path(str(output) + ".tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, d))
+    existed = Path(output).exists()
     try:
-        for start, codes in results:
-            out[start:start + len(codes)] = codes
-            if progress is not None:
-                progress(len(codes))
-        out.flush()
-    finally:
-        del out
-    os.replace(tmp, output)
+        with atomic_path(output) as tmp, open(tmp, "wb") as f:  # removed on failure; the earlier file stays
+            _write_rows(f, results, n, d, progress)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}"
+                          f"{' (the earlier file is unchanged)' if existed else ''}") from None
     return n, d
+
+
+def _write_rows(f, results: Iterable[tuple[int, np.ndarray]], n: int, d: int, progress: Progress | None) -> None:
+    """A .npy header for ``(n, d)`` float32, then the blocks in order with plain writes.
+
+    Not a memory map: its dirty pages would count as resident memory until unmapped.
+    """
+    np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, d)})
+    done = 0
+    for start, codes in results:
+        if start != done or codes.shape[1:] != (d,):
+            raise RuntimeError(f"block at row {start} {codes.shape} out of order (expected row {done})")
+        f.write(np.ascontiguousarray(codes, dtype="<f4").tobytes())
+        done += len(codes)
+        if progress is not None:
+            progress(len(codes))
+    if done != n:
+        raise RuntimeError(f"{done} code rows written, expected {n}")
 
 
 def compress_to_file(model: Any, source: RowSource | None, output: str | os.PathLike, *, bits: int | None = None,
@@ -180,21 +190,57 @@ def compress_to_file(model: Any, source: RowSource | None, output: str | os.Path
                               lambda b: compress_block(model, b, codec.bits, batch_size, check, source.path))
     else:
         blocks = results(codec.bits)
-    path = Path(output)
-    target = path if not header else path.with_name(path.name + ".tmp")
     total = BlockStats(stream_bytes=len(header))
-    with target.open("ab" if not header else "wb") as f:
+
+    def write(f) -> None:
         f.write(header)
         for _, (chunk, stats) in blocks:
             f.write(chunk)
+            nonlocal total
             total += stats
             if progress is not None:
                 progress(stats.samples)
         f.flush()
-        os.fsync(f.fileno())
+        os.fsync(f.fileno())  # on a device that may lose power, the chunks are on disk on return
+
     if header:
-        os.replace(target, path)
+        _write_new(Path(output), write)
+    else:
+        _append(Path(output), write)
     return _report(model, total, check)
+
+
+def _write_new(path: Path, write: Callable) -> None:
+    """A new stream appears whole or not at all; the earlier file is kept on failure."""
+    existed = path.exists()
+    try:
+        with atomic_path(path) as tmp, tmp.open("wb") as f:
+            write(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}"
+                          f"{' (the earlier file is unchanged)' if existed else ''}") from None
+
+
+def _append(path: Path, write: Callable) -> None:
+    """Chunks behind the existing ones; on any failure the file is cut back to its old size."""
+    size = path.stat().st_size
+    try:
+        with path.open("ab") as f:
+            try:
+                write(f)
+            except BaseException:
+                f.flush()
+                f.truncate(size)
+                raise
+    except OSError as exc:
+        _truncate(path, size)
+        raise ConfigError(f"cannot append to {path}: {exc.strerror or exc}; the stream is unchanged") from None
+
+
+def _truncate(path: Path, size: int) -> None:
+    """Cut ``path`` back to ``size`` bytes (after a failed append, buffered bytes included)."""
+    with path.open("r+b") as f:
+        f.truncate(size)
 
 
 def _report(model: Any, total: BlockStats, check: bool) -> dict[str, Any]:

@@ -97,9 +97,9 @@ def connect(address: str):
     return Client(address, set_as_default=True, timeout="30s")
 
 
-def as_dask_array(source: RowSource) -> da.Array:
-    """A dask array over a :class:`RowSource`: each block is read by the worker that uses it."""
-    rows = bulk.block_rows(1)  # read blocks are rechunked to the model's blocks later
+def as_dask_array(source: RowSource, rows: int = 8192) -> da.Array:
+    """A dask array over a :class:`RowSource` in blocks of ``rows`` samples, each read by the
+    worker that uses it (pass ``bulk.block_rows(code_size)`` so no block is split again)."""
     if source.kind == "memory":
         return da.from_array(source.array, chunks=(rows, *source.sample_shape))
     parts = []

@@ -29,13 +29,15 @@ def _setup(bundle: str, input_path: str, resize, precision: str, provider: str, 
 
 def _on_dask(address: str, bundle: str, source, precision, provider, threads, graph_format, run):
     """Run ``run(spec, x)`` with a client for ``address`` (a local cluster is shut down after)."""
+    from edgeae.runtime import read_manifest
     from edgeae.scale import dask as edask
 
     client = edask.connect(address)
     try:
         spec = edask.ModelSpec(os.path.abspath(bundle), precision, provider, 1 if threads is None else threads,
                                graph_format)
-        return run(edask, spec, edask.as_dask_array(source))
+        rows = bulk.block_rows(int(read_manifest(bundle).code_size))
+        return run(edask, spec, edask.as_dask_array(source, rows))
     finally:
         cluster = client.cluster if address.startswith("local:") else None
         client.close()

@@ -30,7 +30,7 @@ from edgeae.data import (
     _resize_array,
     load_array_input,
 )
-from edgeae.errors import DataError
+from edgeae.errors import DataError, InputError
 
 __all__ = ["RowSource", "open_source", "iter_blocks", "streaming_normalization"]
 
@@ -46,7 +46,7 @@ class RowSource:
     kind: str  # npy | idx | idx-gz | csv | images | memory
     n: int  # number of samples
     sample_shape: tuple[int, ...]  # shape of one delivered sample (the model's)
-    dtype: str  # delivered dtype: uint8 or float32
+    dtype: str  # delivered dtype: as stored for .npy, else uint8 (8-bit images) or float32
     want: tuple[int, ...] = ()  # the model's sample shape (vectors <-> images reshape)
     resize: tuple[int, int] | None = None  # images: (H, W) applied while reading
     file: str = ""  # the file holding the samples (an IDX folder's images file)
@@ -85,16 +85,21 @@ class RowSource:
     # --- helpers ---------------------------------------------------------------------
     def _finish(self, raw: np.ndarray) -> np.ndarray:
         """Stored rows -> delivered samples: load_array_input's conversions, block by block."""
-        x = raw if self.kind in ("csv", "images") else _as_samples(raw, self.path)
+        x = raw  # a .npy keeps its stored dtype (the model's input contract casts it)
+        if self.kind in ("idx", "idx-gz") or (self.kind == "npy" and self.resize is not None):
+            x = _as_samples(raw, self.path)
         if self.resize is not None and self.kind != "images":
             x = _resize_array(x, self.resize, x.ndim == 4, self.path)
-        got = tuple(x.shape[1:])
-        if self.want and got != self.want:
-            if math.prod(got) == math.prod(self.want) and (len(got) == 1 or len(self.want) == 1):
-                return x.reshape((x.shape[0], *self.want))
-            raise DataError(f"{self.path} holds samples of shape {got}, but the model expects {self.want}; "
-                            "give data with the shape the model was trained on (or --resize HxW for images)")
-        return x
+        if not self.want or tuple(x.shape[1:]) == self.want:
+            return x
+        from edgeae.runtime.contract import SampleContract
+
+        try:  # the input contract's layouts (channel-last, flat, ...), as load_array_input
+            return SampleContract(self.want, "standardize", "float32").arrange(x, self.path)[0]
+        except InputError:
+            raise DataError(f"{self.path} holds samples of shape {tuple(x.shape[1:])}, but the model expects "
+                            f"{self.want}; give data with the shape the model was trained on "
+                            "(or --resize HxW for images)") from None
 
     def _row_bytes(self) -> int:
         return math.prod(self.file_shape) * np.dtype(self.file_dtype).itemsize
@@ -174,12 +179,14 @@ def open_source(path: str | Path, sample_shape: tuple[int, ...] = (),
 
 
 def _one_sample(p: Path, want: tuple[int, ...]) -> bool:
-    """A .npy holding one sample (``want``, or ``(H, W)`` for 1 channel): read it whole."""
+    """A .npy holding one sample in any layout of the input contract: read it whole."""
+    from edgeae.runtime.contract import SampleContract
+
     try:
-        shape = np.load(p, mmap_mode="r", allow_pickle=False).shape
+        mm = np.load(p, mmap_mode="r", allow_pickle=False)
+        return mm.ndim < 2 or SampleContract(want, "standardize", "float32").arrange(mm)[1]  # views: no data read
     except (OSError, ValueError):
         return True  # let load_array_input report it
-    return shape == want or (len(want) == 3 and want[0] == 1 and shape == want[1:]) or len(shape) < 2
 
 
 def _whole(path: str | Path, resize: tuple[int, int] | None) -> np.ndarray:
