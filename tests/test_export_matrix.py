@@ -81,7 +81,7 @@ def test_every_graph_matches_pytorch_fp32(kind, precision, bundles, trained_run)
     x = Normalizer(m.normalization, m.sample_shape).normalize(np.load(bundle / "samples.npy"))
     enc_path, dec_path = (bundle / m.find_graph(role, precision).file for role in ("encoder", "decoder"))
     enc, dec = session(enc_path), session(dec_path)
-    assert [o.name for o in enc.getoutputs()] == (["code", "mean", "log_var"] if m.variational else ["code"])
+    assert [o.name for o in enc.get_outputs()] == (["code", "mean", "log_var"] if m.variational else ["code"])
     want_all, x_hat_all = _torch(model, x, m.variational)
     # one 8-bit step of each output's held-out range; the VAE's outputs share the widest one
     # (log_var's range is narrow, but it reads the same quantized hidden layer as the code)

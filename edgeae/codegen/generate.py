@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeae.atomic import commit_staging_dir, staging_dir
 from edgeae.errors import ConfigError
 
 __all__ = ["CodegenResult", "GraphReport", "generate_c", "SUPPORTED_PRECISIONS"]
@@ -72,25 +72,11 @@ def _start(out_dir: Path, overwrite: bool) -> Path:
         if not (out_dir / "codegen.json").is_file():
             raise ConfigError(f"{out_dir} was not written by edgeae codegen (no codegen.json); --overwrite only "
                               "replaces generated C folders: choose another -o")
-    parent = out_dir.resolve().parent
-    tmp = parent / f".{out_dir.name}.partial-{os.getpid()}"
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        return staging_dir(out_dir)
     except OSError as exc:
-        raise ConfigError(f"cannot write into {parent} ({exc.strerror}); choose a writable -o") from None
-    return tmp
-
-
-def _finish(tmp: Path, out_dir: Path) -> None:
-    old = None
-    if out_dir.exists():
-        old = tmp.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        raise ConfigError(f"cannot write into {out_dir.resolve().parent} ({exc.strerror}); "
+                          "choose a writable -o") from None
 
 
 def _parse_precisions(value, available: list[str]) -> list[str]:
@@ -196,7 +182,7 @@ def generate_c(
         (tmp / "codegen.json").write_text(json.dumps({
             "bundle": str(bundle_dir), "io": "raw" if raw else "model", "prefix": prefix, "verified": verify,
             "graphs": [r.__dict__ for r in reports]}, indent=2) + "\n", encoding="utf-8")
-        _finish(tmp, out_dir)
+        commit_staging_dir(tmp, out_dir)
         return CodegenResult(out_dir, reports, notes)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

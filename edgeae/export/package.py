@@ -18,20 +18,22 @@ from edgeae.export.quiet import quiet
 from edgeae.export.validate import Checks, run, session, take_batch
 from edgeae.runtime.session import create_session, session_options
 
-__all__ = ["ORT_CONFIG", "ort_name", "fixed_name", "write_ort", "write_required_operators",
-           "write_fixed_batch", "check_same_outputs"]
+__all__ = ["ORT_CONFIG", "graph_file", "write_ort", "write_required_operators", "write_fixed_batch",
+           "check_same_outputs"]
 
 ORT_CONFIG = "required_operators.config"
 
 
-def ort_name(role: str, precision: str, raw: bool = False) -> str:
-    """``encoder.ort`` for fp32, ``encoder.<precision>.ort`` otherwise (``.raw`` before the suffix)."""
-    stem = role if precision == "fp32" else f"{role}.{precision}"
-    return f"{stem}{'.raw' if raw else ''}.ort"
+def graph_file(role: str, precision: str, raw: bool = False, fixed_batch: int | None = None,
+               format: str = "onnx") -> str:
+    """The file name of a bundle graph, the one naming rule for every file export writes.
 
-
-def fixed_name(role: str, precision: str, batch: int) -> str:
-    return f"{role}.{precision}.b{batch}.onnx"
+    ``encoder.onnx`` (fp32), ``encoder.<precision>.onnx``, ``.raw`` before the suffix for raw
+    I/O, ``encoder.<precision>.b<N>.onnx`` for a fixed batch (precision always named), and
+    ``.ort`` instead of ``.onnx`` for ORT-format copies.
+    """
+    stem = role if precision == "fp32" and fixed_batch is None else f"{role}.{precision}"
+    return f"{stem}{'.raw' if raw else ''}{f'.b{fixed_batch}' if fixed_batch else ''}.{format}"
 
 
 def write_ort(src: Path, dst: Path) -> None:

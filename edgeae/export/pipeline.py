@@ -1,14 +1,18 @@
-"""The export pipeline: graphs -> checks -> variants -> measurements -> bundle, all or nothing.
+"""The export pipeline, all or nothing::
 
-Everything is written into a temporary sibling folder (``.<name>.partial-<pid>``) and
-renamed into place only when every check passed, so a failed export leaves nothing behind.
+    _write_graphs (fp32 + variants) -> _check_graphs (vs PyTorch, onnx.reference)
+      -> _validation_records (PSNR, latency, size) -> _refuse_failures
+      -> _package (.ort, fixed batch) -> _write_manifest (samples, codec tables, manifest.json)
+
+Everything is written into a temporary sibling folder (``.<name>.partial-<pid>``,
+:func:`edgeae.atomic.staging_dir`) and renamed into place only when every check passed, so
+a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +20,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeae.atomic import commit_staging_dir, staging_dir
 from edgeae.config import Normalization
 from edgeae.errors import ExportError, ValidationError
 from edgeae.export import graphs as G
 from edgeae.export import package as P
+from edgeae.export.package import graph_file
 from edgeae.export.quantize import INT8_FORMATS, quantize_graph
 from edgeae.export.validate import (
     BATCHES,
     Checks,
     measure_latency,
-    psnr,
     reference_check,
     run,
     session,
     take_batch,
 )
+from edgeae.runtime.metrics import psnr
 from edgeae.runtime.preprocess import Normalizer
 
 __all__ = ["Source", "Options", "write_bundle", "graph_file"]
 
-_INT8 = ("int8-dynamic", "int8-static")
+_INT8 = tuple(INT8_FORMATS)  # int8-dynamic, int8-static: the candidates of --precision int8
 
 
 @dataclass
@@ -76,12 +82,8 @@ class Options:
     codec_bits: tuple[int, ...] = ()  # bit depths to build latent codec tables for (first = default)
 
 
-def graph_file(role: str, precision: str, raw: bool = False) -> str:
-    stem = role if precision == "fp32" else f"{role}.{precision}"
-    return f"{stem}{'.raw' if raw else ''}.onnx"
-
-
 def _start(out_dir: Path, overwrite: bool) -> Path:
+    """Refuse an output folder that is not ours to replace; the staging folder to build in."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a folder; choose another -o")
     if out_dir.is_dir() and any(out_dir.iterdir()):
@@ -90,25 +92,11 @@ def _start(out_dir: Path, overwrite: bool) -> Path:
         if not (out_dir / "manifest.json").is_file():
             raise ExportError(f"{out_dir} is not an edgeae bundle (no manifest.json); --overwrite only replaces "
                               "bundles: choose another -o")
-    parent = out_dir.resolve().parent
-    tmp = parent / f".{out_dir.name}.partial-{os.getpid()}"
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        return staging_dir(out_dir)
     except OSError as exc:
-        raise ExportError(f"cannot write the bundle into {parent} ({exc.strerror}); choose a writable -o") from None
-    return tmp
-
-
-def _finish(tmp: Path, out_dir: Path) -> None:
-    old = None
-    if out_dir.exists():
-        old = tmp.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        raise ExportError(f"cannot write the bundle into {out_dir.resolve().parent} ({exc.strerror}); "
+                          "choose a writable -o") from None
 
 
 class _Torch:
@@ -176,80 +164,125 @@ def write_bundle(src: Source, out_dir: Path, opts: Options) -> tuple[Any, Checks
     tmp = _start(out_dir, opts.overwrite)
     try:
         manifest, checks = _build(src, tmp, opts)
-        _finish(tmp, out_dir)
+        commit_staging_dir(tmp, out_dir)
         return manifest, checks
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
-    from edgeae.runtime.bundle import Manifest, file_sha256, graph_entry, write_manifest
+@dataclass
+class _Job:
+    """One export in progress: what every step reads, and the checks they add to."""
 
-    checks = Checks()
+    src: Source
+    d: Path  # the temporary bundle folder
+    opts: Options
+    ref: _Torch  # PyTorch on model units
+    ref_raw: _Torch | None  # PyTorch wrapped for raw I/O (--raw-io)
+    code_size: int  # width of the code, as the encoder computes it
+    variants: list[str]  # precisions beyond fp32, the int8 alias expanded
+    raws: list[bool]  # [False] or [False, True] with --raw-io
+    checks: Checks = field(default_factory=Checks)
+
+    @property
+    def precisions(self) -> list[str]:
+        return ["fp32", *self.variants]
+
+
+def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
+    """The whole export into ``d``: graphs -> checks against PyTorch -> validation records ->
+    packaging -> manifest. Any failed check raises before the manifest is written."""
+    job = _start_job(src, d, opts)
+    _write_graphs(job)
+    raw_tol = _check_graphs(job)
+    validation = _validation_records(job, raw_tol)
+    if "int8" in opts.precisions:
+        _choose_int8(d, opts, validation, job.raws)
+    _refuse_failures(job, validation)
+    entries = _package(job, [p for p in job.precisions if p in validation])
+    return _write_manifest(job, entries, validation), job.checks
+
+
+def _start_job(src: Source, d: Path, opts: Options) -> _Job:
+    """PyTorch references (raw-I/O wrappers too) and the precisions to write."""
     ref = _Torch(src.encoder, src.decoder, src.variational)
-    example = torch.from_numpy(take_batch(src.val_x, 2))
-    code_size = int(ref.encode(example.numpy())["code"].shape[1])
+    code_size = int(ref.encode(take_batch(src.val_x, 2))["code"].shape[1])
     src.model.setdefault("code_size", code_size)
-    raws = [False, True] if opts.raw_io else [False]
     ref_raw = None
     if opts.raw_io:
         nz = Normalizer(src.normalization, src.sample_shape)
-        off, sc = nz.offset, nz.scale
-        raw_enc = G.RawEncoder(src.encoder, off, sc)
-        raw_dec = G.RawDecoder(src.decoder, off, sc, src.normalization.raw_dtype == "uint8")
+        raw_enc = G.RawEncoder(src.encoder, nz.offset, nz.scale)
+        raw_dec = G.RawDecoder(src.decoder, nz.offset, nz.scale, src.normalization.raw_dtype == "uint8")
         ref_raw = _Torch(raw_enc, raw_dec, src.variational)
-    # 1. fp32 graphs (+ raw-I/O wrappers), metadata, ONNX checker.
-    for raw in raws:
-        enc_m, dec_m = (raw_enc, raw_dec) if raw else (src.encoder, src.decoder)
-        x_ex = torch.from_numpy(take_batch(src.val_raw, 2)) if raw else example
-        code_ex = torch.from_numpy(ref.encode(example.numpy())["code"])
-        G.export_graph(enc_m, x_ex, d / graph_file("encoder", "fp32", raw), "x", ["code"], opts.opset, src.variational)
-        G.export_graph(dec_m, code_ex, d / graph_file("decoder", "fp32", raw), "code", ["x_hat"], opts.opset)
     variants = [p for p in opts.precisions if p != "fp32"]
     if "int8" in variants:
         variants = [p for p in variants if p != "int8"] + [p for p in _INT8 if p not in variants]
-    calib_codes = ref.encode(src.calib_x)["code"] if src.calib_x is not None else None
-    for raw in raws:
+    return _Job(src, d, opts, ref, ref_raw, code_size, variants, [False, True] if opts.raw_io else [False])
+
+
+def _write_graphs(job: _Job) -> None:
+    """1. fp32 graphs (+ raw-I/O wrappers), every variant quantized from them, metadata, ONNX checker."""
+    src, d, opts = job.src, job.d, job.opts
+    example = torch.from_numpy(take_batch(src.val_x, 2))
+    code_ex = torch.from_numpy(job.ref.encode(example.numpy())["code"])
+    for raw in job.raws:
+        ref = job.ref_raw if raw else job.ref
+        x_ex = torch.from_numpy(take_batch(src.val_raw, 2)) if raw else example
+        G.export_graph(ref.enc, x_ex, d / graph_file("encoder", "fp32", raw), "x", ["code"], opts.opset,
+                       src.variational)
+        G.export_graph(ref.dec, code_ex, d / graph_file("decoder", "fp32", raw), "code", ["x_hat"], opts.opset)
+    calib_codes = job.ref.encode(src.calib_x)["code"] if src.calib_x is not None else None
+    for raw in job.raws:
         for role in ("encoder", "decoder"):
             base = d / graph_file(role, "fp32", raw)
             G.set_metadata(base, _metadata(src, role, "fp32", raw))
-            for p in variants:
+            for p in job.variants:
                 calib = (src.calib_raw if raw else src.calib_x) if role == "encoder" else calib_codes
                 dst = d / graph_file(role, p, raw)
                 quantize_graph(base, dst, p, calib, opts.calibration_method, "x" if role == "encoder" else "code")
                 G.set_metadata(dst, _metadata(src, role, p, raw))
     for f in sorted(d.glob("*.onnx")):
         G.check_graph(f)
-    # 2. Every graph vs PyTorch at batches 1, 7, 64; ReferenceEvaluator at 7.
+
+
+def _check_graphs(job: _Job) -> float | None:
+    """2. Every graph vs PyTorch at batches 1, 7, 64, and in onnx.reference; the raw-I/O tolerance."""
+    src, opts = job.src, job.opts
     raw_tol = None
     if opts.raw_io:
         raw_tol = 1.0 if src.normalization.raw_dtype == "uint8" else opts.atol * max(
             1.0, float(np.abs(src.normalization.scale).max()), float(np.abs(src.normalization.offset).max()))
-    for p in ["fp32", *variants]:
+    for p in job.precisions:
         tol = opts.atol if p == "fp32" else None
         ref_mode = {"fp32": "pytorch", "fp16": "onnxruntime-unoptimized"}.get(p, "onnxruntime")
-        _compare(d, graph_file("encoder", p), graph_file("decoder", p), ref, src.val_x, checks, tol, tol, ref_mode,
-                 p == "fp16")
+        _compare(job.d, graph_file("encoder", p), graph_file("decoder", p), job.ref, src.val_x, job.checks, tol,
+                 tol, ref_mode, p == "fp16")
         if opts.raw_io:
-            _compare(d, graph_file("encoder", p, True), graph_file("decoder", p, True), ref_raw, src.val_raw,
-                     checks, tol, raw_tol if p == "fp32" else None, ref_mode if p in INT8_FORMATS else None)
-    # 3. Held-out PSNR and interleaved latency per precision.
+            _compare(job.d, graph_file("encoder", p, True), graph_file("decoder", p, True), job.ref_raw, src.val_raw,
+                     job.checks, tol, raw_tol if p == "fp32" else None, ref_mode if p in INT8_FORMATS else None)
+    return raw_tol
+
+
+def _validation_records(job: _Job, raw_tol: float | None) -> dict[str, Any]:
+    """3. Per precision: errors, held-out PSNR and its drop, interleaved latency, size, notes."""
+    d, src, checks = job.d, job.src, job.checks
     x_eval = src.val_x  # held-out samples, capped at MAX_VALIDATION_SAMPLES by export and export_modules
     pairs = {p: (session(d / graph_file("encoder", p)), session(d / graph_file("decoder", p)))
-             for p in ["fp32", *variants]}
-    quality = {p: psnr(run(dec, run(enc, x_eval)["code"])["x_hat"], x_eval, src.peak) for p, (enc, dec) in pairs.items()}
-    latency = measure_latency(pairs, src.val_x, repeats=opts.latency_repeats)
+             for p in job.precisions}
+    quality = {p: psnr(x_eval, run(dec, run(enc, x_eval)["code"])["x_hat"], src.peak)
+               for p, (enc, dec) in pairs.items()}
+    latency = measure_latency(pairs, src.val_x, repeats=job.opts.latency_repeats)
     sizes = {p: sum((d / graph_file(r, p)).stat().st_size for r in ("encoder", "decoder")) for p in pairs}
     validation: dict[str, Any] = {}
     for p in pairs:
-        files = {graph_file("encoder", p), graph_file("decoder", p), f"{graph_file('encoder', p)}+{graph_file('decoder', p)}"}
+        files = _pair_files(p, raw=False)
         refs: dict[str, float] = {}
         for c in checks.items:
             if c.graph in files and c.against.startswith("reference"):
                 refs[c.output] = max(refs.get(c.output, 0.0), c.max_abs_error)
         rec: dict[str, Any] = {
-            "max_abs_error": checks.max_errors(files), "tolerance": opts.atol if p == "fp32" else None,
+            "max_abs_error": checks.max_errors(files), "tolerance": job.opts.atol if p == "fp32" else None,
             "reference_evaluator_max_abs_error": refs or None, "psnr": round(quality[p], 4),
             "psnr_drop": round(quality["fp32"] - quality[p], 4), "latency_ms": latency[p], "threads": 1,
             "size": sizes[p], "size_ratio": round(sizes[p] / sizes["fp32"], 4), "notes": [],
@@ -260,14 +293,23 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
             for b in ("batch1", "batch64"):
                 if latency[p][b] > latency["fp32"][b]:
                     rec["notes"].append(f"slower than fp32 at {b.replace('batch', 'batch ')}")
-        if opts.raw_io:
-            raw_files = {graph_file("encoder", p, True), graph_file("decoder", p, True),
-                         f"{graph_file('encoder', p, True)}+{graph_file('decoder', p, True)}"}
-            rec["raw_io"] = {"max_abs_error": checks.max_errors(raw_files), "tolerance": raw_tol if p == "fp32" else None}
+        if job.opts.raw_io:
+            rec["raw_io"] = {"max_abs_error": checks.max_errors(_pair_files(p, raw=True)),
+                             "tolerance": raw_tol if p == "fp32" else None}
         rec["notes"] += [n for n in checks.notes if n.split(":")[0] in files]
         validation[p] = rec
-    if "int8" in opts.precisions:
-        _choose_int8(d, opts, validation, raws)
+    return validation
+
+
+def _pair_files(precision: str, raw: bool) -> set[str]:
+    """The names checks are recorded under for one encoder/decoder pair (and the pair end to end)."""
+    enc, dec = graph_file("encoder", precision, raw), graph_file("decoder", precision, raw)
+    return {enc, dec, f"{enc}+{dec}"}
+
+
+def _refuse_failures(job: _Job, validation: dict[str, Any]) -> None:
+    """Mark each precision passed or not; any failed check or PSNR budget stops the export here."""
+    opts, checks = job.opts, job.checks
     problems = [c.line() for c in checks.failures()]
     for p, rec in validation.items():
         rec["passed"] = rec["psnr_drop"] <= opts.max_psnr_drop
@@ -280,24 +322,29 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
     if problems:
         raise ValidationError(f"export validation failed ({len(problems)} problem(s)); nothing was written:\n  "
                               + "\n  ".join(problems))
-    # 4. Packaging: fixed-batch variants and .ort copies, each checked against its source graph.
+
+
+def _package(job: _Job, kept: list[str]) -> list[Any]:
+    """4. Manifest entries of the kept graphs, plus fixed-batch and .ort copies checked against them."""
+    from edgeae.runtime.bundle import graph_entry
+
+    d, opts, checks = job.d, job.opts, job.checks
     entries = []
-    kept = [p for p in ["fp32", *variants] if p in validation]
     for p in kept:
-        for raw in raws:
+        for raw in job.raws:
             for role in ("encoder", "decoder"):
                 path = d / graph_file(role, p, raw)
                 ins, outs = G.tensor_specs(path)
                 entries.append(graph_entry(path, role, p, opts.opset, ins, outs, raw_io=raw))
-                x_in = _role_input(src, ref, role, raw)
+                x_in = _role_input(job.src, job.ref, role, raw)
                 if opts.fixed_batch and not raw:
-                    fb = d / P.fixed_name(role, p, opts.fixed_batch)
+                    fb = d / graph_file(role, p, fixed_batch=opts.fixed_batch)
                     P.write_fixed_batch(path, fb, opts.fixed_batch)
                     P.check_same_outputs(fb, path, x_in, opts.fixed_batch, checks, opts.atol)
                     fi, fo = G.tensor_specs(fb)
                     entries.append(graph_entry(fb, role, p, opts.opset, fi, fo, fixed_batch=opts.fixed_batch))
                 if opts.ort:
-                    o = d / P.ort_name(role, p, raw)
+                    o = d / graph_file(role, p, raw, format="ort")
                     P.write_ort(path, o)
                     P.check_same_outputs(o, path, x_in, 7, checks, opts.atol)
                     entries.append(graph_entry(o, role, p, opts.opset, ins, outs, raw_io=raw, format="ort"))
@@ -306,19 +353,27 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
     if checks.failures():
         raise ValidationError("packaged graphs disagree with their sources; nothing was written:\n  "
                               + "\n  ".join(c.line() for c in checks.failures()))
+    return entries
+
+
+def _write_manifest(job: _Job, entries: list[Any], validation: dict[str, Any]) -> Any:
+    """5. Held-out samples, codec tables and manifest.json: the bundle's last files."""
+    from edgeae.runtime.bundle import Manifest, file_sha256, write_manifest
+
+    src, d = job.src, job.d
     samples = None
     if src.val_raw is not None:
         np.save(d / "samples.npy", np.ascontiguousarray(src.val_raw[:256]))
         samples = {"file": "samples.npy", "sha256": file_sha256(d / "samples.npy"), "count": int(min(256, len(src.val_raw)))}
-    codec = _codec_tables(src, ref, opts, d, x_eval, validation)
+    codec = _codec_tables(src, job.ref, job.opts, d, src.val_x, validation)
     manifest = Manifest(
-        kind=src.kind, code_size=code_size, model=src.model, variational=src.variational,
+        kind=src.kind, code_size=job.code_size, model=src.model, variational=src.variational,
         input={"shape": [int(v) for v in src.sample_shape], "dtype": "float32", "is_image": bool(src.is_image)},
         normalization=asdict(src.normalization), graphs=entries, samples=samples, validation=validation,
         codec=codec, tools=_tools(),
     )
     write_manifest(d, manifest)
-    return manifest, checks
+    return manifest
 
 
 def _codec_tables(src: Source, ref: _Torch, opts: Options, d: Path, x_eval: np.ndarray,
@@ -341,7 +396,7 @@ def _codec_tables(src: Source, ref: _Torch, opts: Options, d: Path, x_eval: np.n
         stream = compress_codes(codec, codec.model_id(sha), held_out)
         x_hat = run(dec, decompress_codes(codec, codec.model_id(sha), stream))["x_hat"]
         report[str(bits)] = {"bytes_per_sample": round(len(stream) / len(x_eval), 3),
-                             "psnr": round(psnr(x_hat, x_eval, src.peak), 4), "samples": len(x_eval)}
+                             "psnr": round(psnr(x_eval, x_hat, src.peak), 4), "samples": len(x_eval)}
         tables.append(codec.to_dict())
     validation["fp32"]["codec"] = report
     return tables

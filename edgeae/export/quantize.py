@@ -17,9 +17,6 @@ kernels widen to 16 bits first and accumulate exactly in int32 on every CPU.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import tempfile
 from pathlib import Path
 
@@ -28,10 +25,11 @@ import onnx
 
 from edgeae.errors import ConfigError, ExportError
 from edgeae.export.graphs import gemm_to_matmul
+from edgeae.export.quiet import quiet
+from edgeae.runtime.bundle import PRECISIONS
 
 __all__ = ["PRECISIONS", "CALIBRATION_METHODS", "INT8_FORMATS", "parse_precisions", "quantize_graph"]
 
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 _WHY_UINT8 = (
@@ -84,18 +82,6 @@ class _Reader:
         self._i = 0
 
 
-@contextlib.contextmanager
-def _quiet():
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)
-
-
 def _topological(model: onnx.ModelProto) -> onnx.ModelProto:
     """Order nodes so each runs after its inputs exist (the fp16 converter appends its I/O Casts)."""
     ready = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
@@ -126,7 +112,7 @@ def quantize_graph(
     if method not in CALIBRATION_METHODS:
         raise ConfigError(f"unknown calibration method {method!r}; choose one of: {', '.join(CALIBRATION_METHODS)}")
     try:
-        with _quiet(), tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        with quiet(), tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
             if precision == "int8-dynamic":
                 prepared = Path(tmp) / "prepared.onnx"
                 onnx.save_model(gemm_to_matmul(onnx.load(str(src))), str(prepared))

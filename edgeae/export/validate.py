@@ -9,14 +9,13 @@ so an ONNX Runtime kernel bug cannot hide behind a matching exporter bug.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeae.runtime.metrics import psnr as summary_psnr
+from edgeae.runtime.session import session_options
 
 __all__ = [
     "BATCHES",
@@ -27,7 +26,6 @@ __all__ = [
     "run",
     "take_batch",
     "reference_check",
-    "psnr",
     "measure_latency",
 ]
 
@@ -93,13 +91,7 @@ def session(path: Path, optimize: bool = True, threads: int = 1) -> Any:
     """A CPU InferenceSession pinned to ``threads`` (optimizations off runs the graph as written)."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if not optimize:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts = session_options(threads, optimization="all" if optimize else "disabled")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
@@ -165,11 +157,6 @@ def _reference_run(model: Any, x: np.ndarray) -> tuple[Any, list[np.ndarray]]:
         return ref, ref.run(None, {ref.input_names[0]: x})
 
 
-def psnr(x_hat: np.ndarray, target: np.ndarray, peak: float) -> float:
-    """PSNR in dB over all held-out samples (model units); see edgeae.runtime.metrics.psnr."""
-    return summary_psnr(x_hat, target, peak)
-
-
 def measure_latency(pairs: dict[str, tuple[Any, Any]], x: np.ndarray, batches: tuple[int, ...] = (1, 64),
                     repeats: int = 30) -> dict[str, dict[str, float]]:
     """Median end-to-end (encode + decode) milliseconds per variant, variants interleaved.
@@ -177,23 +164,22 @@ def measure_latency(pairs: dict[str, tuple[Any, Any]], x: np.ndarray, batches: t
     Sessions are warmed up first; each round runs every variant once (A B C A B C ...) so
     machine drift hits all of them alike. Inputs are real samples.
     """
+    from edgeae.bench.timing import interleave
+
     result: dict[str, dict[str, float]] = {name: {} for name in pairs}
     for b in batches:
         xb = take_batch(x, b)
-        feeds = {}
-        for name, (enc, dec) in pairs.items():
-            enc_in = enc.get_inputs()[0].name
-            code = enc.run(["code"], {enc_in: xb})[0]
-            feeds[name] = (enc_in, dec.get_inputs()[0].name)
-            dec.run(None, {feeds[name][1]: code})  # warm-up
-        times: dict[str, list[int]] = {name: [] for name in pairs}
-        for _ in range(repeats):
-            for name, (enc, dec) in pairs.items():
-                enc_in, dec_in = feeds[name]
-                t0 = time.perf_counter_ns()
-                code = enc.run(["code"], {enc_in: xb})[0]
-                dec.run(None, {dec_in: code})
-                times[name].append(time.perf_counter_ns() - t0)
-        for name in pairs:
-            result[name][f"batch{b}"] = round(float(np.median(times[name])) / 1e6, 4)
+        times = interleave([_end_to_end(enc, dec, xb) for enc, dec in pairs.values()], iterations=repeats, warmup=1)
+        for name, ns in zip(pairs, times, strict=True):
+            result[name][f"batch{b}"] = round(float(np.median(ns)) / 1e6, 4)
     return result
+
+
+def _end_to_end(enc: Any, dec: Any, xb: np.ndarray) -> Any:
+    """A call running ``dec(enc(xb))`` on two sessions, input names resolved once."""
+    enc_in, dec_in = enc.get_inputs()[0].name, dec.get_inputs()[0].name
+
+    def call() -> None:
+        dec.run(None, {dec_in: enc.run(["code"], {enc_in: xb})[0]})
+
+    return call
