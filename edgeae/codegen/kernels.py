@@ -52,74 +52,79 @@ PFX_KERNEL void PFX_dense_f32(const float *PFX_RESTRICT x, const float *PFX_REST
 }
 """,
     "conv_f32": r"""
-/* 2-D convolution, NCHW, weight (M, C/G, KH, KW); padded taps are skipped. */
+/* 2-D convolution, NCHW, weight (M, C/G, KH, KW), weight-stationary: each tap's weight is
+   applied to a whole output row whose valid range is found first (no test in the inner
+   loop). Every output still receives its terms in the order c, ky, kx. */
 PFX_KERNEL void PFX_conv_f32(const float *PFX_RESTRICT x, const float *PFX_RESTRICT w,
-                         const float *PFX_RESTRICT b, float *PFX_RESTRICT y,
-                         int C, int H, int W, int M, int OH, int OW, int KH, int KW,
-                         int SH, int SW, int PT, int PL, int DH, int DW, int G)
+                             const float *PFX_RESTRICT b, float *PFX_RESTRICT y,
+                             int C, int H, int W, int M, int OH, int OW, int KH, int KW,
+                             int SH, int SW, int PT, int PL, int DH, int DW, int G)
 {
     const int cg = C / G, mg = M / G;
     int m, oy, ox, c, ky, kx;
     for (m = 0; m < M; ++m) {
         const int c0 = (m / mg) * cg;
-        const float *wm = w + (size_t)m * (size_t)(cg * KH * KW);
-        for (oy = 0; oy < OH; ++oy) {
-            for (ox = 0; ox < OW; ++ox) {
-                float acc = b[m];
-                for (c = 0; c < cg; ++c) {
-                    const float *xc = x + (size_t)(c0 + c) * (size_t)(H * W);
-                    const float *wc = wm + c * KH * KW;
-                    for (ky = 0; ky < KH; ++ky) {
+        float *PFX_RESTRICT ym = y + (size_t)m * (size_t)(OH * OW);
+        for (oy = 0; oy < OH * OW; ++oy) ym[oy] = b[m];
+        for (c = 0; c < cg; ++c) {
+            const float *xc = x + (size_t)(c0 + c) * (size_t)(H * W);
+            for (ky = 0; ky < KH; ++ky) {
+                for (kx = 0; kx < KW; ++kx) {
+                    const float wv = w[(((size_t)m * (size_t)cg + (size_t)c) * (size_t)KH + (size_t)ky) * (size_t)KW + (size_t)kx];
+                    const int dx = kx * DW - PL;
+                    int lo = 0, hi = OW;
+                    while (lo < OW && lo * SW + dx < 0) ++lo;
+                    while (hi > lo && (hi - 1) * SW + dx >= W) --hi;
+                    for (oy = 0; oy < OH; ++oy) {
                         const int iy = oy * SH - PT + ky * DH;
+                        const float *xr;
+                        float *yr;
                         if (iy < 0 || iy >= H) continue;
-                        for (kx = 0; kx < KW; ++kx) {
-                            const int ix = ox * SW - PL + kx * DW;
-                            if (ix < 0 || ix >= W) continue;
-                            acc += xc[iy * W + ix] * wc[ky * KW + kx];
-                        }
+                        xr = xc + iy * W + dx;
+                        yr = ym + oy * OW;
+                        for (ox = lo; ox < hi; ++ox) yr[ox] += wv * xr[ox * SW];
                     }
                 }
-                y[((size_t)m * (size_t)OH + (size_t)oy) * (size_t)OW + (size_t)ox] = acc;
             }
         }
     }
 }
 """,
     "convt_f32": r"""
-/* 2-D transposed convolution, NCHW, weight (C, M/G, KH, KW), gathered per output pixel:
-   input pixel (iy, ix) reaches output oy = iy*SH - PT + ky*DH (likewise x). */
+/* 2-D transposed convolution, NCHW, weight (C, M/G, KH, KW), scattered: input pixel (iy, ix)
+   adds w * x to output (iy*SH - PT + ky*DH, ix*SW - PL + kx*DW). Loops run m, c, ky, kx, so
+   every output still receives its terms in the order c, ky, kx. */
 PFX_KERNEL void PFX_convt_f32(const float *PFX_RESTRICT x, const float *PFX_RESTRICT w,
-                          const float *PFX_RESTRICT b, float *PFX_RESTRICT y,
-                          int C, int H, int W, int M, int OH, int OW, int KH, int KW,
-                          int SH, int SW, int PT, int PL, int DH, int DW, int G)
+                              const float *PFX_RESTRICT b, float *PFX_RESTRICT y,
+                              int C, int H, int W, int M, int OH, int OW, int KH, int KW,
+                              int SH, int SW, int PT, int PL, int DH, int DW, int G)
 {
     const int cg = C / G, mg = M / G;
-    int m, oy, ox, c, ky, kx;
+    int m, iy, ix, c, ky, kx;
     for (m = 0; m < M; ++m) {
         const int g = m / mg, mi = m % mg;
-        for (oy = 0; oy < OH; ++oy) {
-            for (ox = 0; ox < OW; ++ox) {
-                float acc = b[m];
-                for (c = g * cg; c < (g + 1) * cg; ++c) {
-                    const float *wc = w + ((size_t)c * (size_t)mg + (size_t)mi) * (size_t)(KH * KW);
-                    const float *xc = x + (size_t)c * (size_t)(H * W);
-                    for (ky = 0; ky < KH; ++ky) {
-                        const int ty = oy + PT - ky * DH;
-                        int iy;
-                        if (ty < 0 || ty % SH) continue;
-                        iy = ty / SH;
-                        if (iy >= H) continue;
-                        for (kx = 0; kx < KW; ++kx) {
-                            const int tx = ox + PL - kx * DW;
-                            int ix;
-                            if (tx < 0 || tx % SW) continue;
-                            ix = tx / SW;
-                            if (ix >= W) continue;
-                            acc += xc[iy * W + ix] * wc[ky * KW + kx];
-                        }
+        float *PFX_RESTRICT ym = y + (size_t)m * (size_t)(OH * OW);
+        for (iy = 0; iy < OH * OW; ++iy) ym[iy] = b[m];
+        for (c = g * cg; c < (g + 1) * cg; ++c) {
+            const float *xc = x + (size_t)c * (size_t)(H * W);
+            const float *wc = w + ((size_t)c * (size_t)mg + (size_t)mi) * (size_t)(KH * KW);
+            for (ky = 0; ky < KH; ++ky) {
+                for (kx = 0; kx < KW; ++kx) {
+                    const float wv = wc[ky * KW + kx];
+                    const int dx = kx * DW - PL;
+                    int lo = 0, hi = W;
+                    while (lo < W && lo * SW + dx < 0) ++lo;
+                    while (hi > lo && (hi - 1) * SW + dx >= OW) --hi;
+                    for (iy = 0; iy < H; ++iy) {
+                        const int oy = iy * SH - PT + ky * DH;
+                        const float *xr;
+                        float *yr;
+                        if (oy < 0 || oy >= OH) continue;
+                        xr = xc + iy * W;
+                        yr = ym + oy * OW + dx;
+                        for (ix = lo; ix < hi; ++ix) yr[ix * SW] += wv * xr[ix];
                     }
                 }
-                y[((size_t)m * (size_t)OH + (size_t)oy) * (size_t)OW + (size_t)ox] = acc;
             }
         }
     }
