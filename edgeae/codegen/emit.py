@@ -143,7 +143,8 @@ class _Emitter:
         self.kernels[name] = text
         wzp = f"PFX_{q['wzp']}" if q["wzp"] else "0"
         return (f"{name}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['bias']}, {wzp}, PFX_{q['mult']}, "
-                f"PFX_{q['shift']},\n        {self.ptr(s.writes[0])}, {self._conv_args(q)}, {q['xzp']}, {q['yzp']}, "
+                f"PFX_{q['shift']},\n        {self.ptr(s.writes[0])}, {self.ptr(s.writes[1])}, {self._conv_args(q)}, "
+                f"{q['xzp']}, {q['yzp']}, "
                 f"{q['lo']}, {q['hi']});")
 
     def s_qconvt(self, s: Step) -> str:

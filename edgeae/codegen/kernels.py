@@ -185,59 +185,74 @@ PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
 def _qconv(kind: str, xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
     name = f"PFX_{kind}_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
     zw = "const int32_t zw = wzp[m];" if wzp else ""
-    wterm = "((int32_t)wc[ky * KW + kx] - zw)" if wzp else "(int32_t)wc[ky * KW + kx]"
+    wterm = "((int32_t)wq - zw)" if wzp else "(int32_t)wq"
     if kind == "qconv":
-        head = "const int c0 = (m / mg) * cg;\n        const " + wt + " *wm = w + (size_t)m * (size_t)(cg * KH * KW);"
-        chan = "for (c = 0; c < cg; ++c) {\n                    const " + xt + " *xc = x + (size_t)(c0 + c) * (size_t)(H * W);\n                    const " + wt + " *wc = wm + c * KH * KW;"
-        ypos = """const int iy = oy * SH - PT + ky * DH;
-                        if (iy < 0 || iy >= H) continue;"""
-        xpos = """const int ix = ox * SW - PL + kx * DW;
-                            if (ix < 0 || ix >= W) continue;"""
-        doc = "2-D convolution, NCHW, weight (M, C/G, KH, KW)"
+        doc = ("2-D convolution, NCHW, weight (M, C/G, KH, KW), weight-stationary: each tap's weight\n"
+               "   is applied to a whole row of one output channel's int32 sums (acc: OH*OW of the arena)")
+        chans = "const int c0 = (m / mg) * cg;\n        int ci;\n        for (ci = 0; ci < cg; ++ci) {\n            const int c = c0 + ci;"
+        widx = "(((size_t)m * (size_t)cg + (size_t)ci) * (size_t)KH + (size_t)ky) * (size_t)KW + (size_t)kx"
+        rows = """int lo = 0, hi = OW;
+                    while (lo < OW && lo * SW + dx < 0) ++lo;
+                    while (hi > lo && (hi - 1) * SW + dx >= W) --hi;
+                    for (oy = 0; oy < OH; ++oy) {
+                        const int iy = oy * SH - PT + ky * DH;
+                        const """ + xt + """ *xr;
+                        int32_t *ar;
+                        if (iy < 0 || iy >= H) continue;
+                        xr = xc + iy * W + dx;
+                        ar = acc + oy * OW;
+                        for (ox = lo; ox < hi; ++ox) ar[ox] += ((int32_t)xr[ox * SW] - xzp) * wv;
+                    }"""
     else:
-        head = "const int g = m / mg, mi = m % mg;"
-        chan = "for (c = g * cg; c < (g + 1) * cg; ++c) {\n                    const " + wt + " *wc = w + ((size_t)c * (size_t)mg + (size_t)mi) * (size_t)(KH * KW);\n                    const " + xt + " *xc = x + (size_t)c * (size_t)(H * W);"
-        ypos = """const int ty = oy + PT - ky * DH;
-                        int iy;
-                        if (ty < 0 || ty % SH) continue;
-                        iy = ty / SH;
-                        if (iy >= H) continue;"""
-        xpos = """const int tx = ox + PL - kx * DW;
-                            int ix;
-                            if (tx < 0 || tx % SW) continue;
-                            ix = tx / SW;
-                            if (ix >= W) continue;"""
-        doc = "2-D transposed convolution, NCHW, weight (C, M/G, KH, KW), gathered per output pixel"
+        doc = ("2-D transposed convolution, NCHW, weight (C, M/G, KH, KW), scattered: input pixel\n"
+               "   (iy, ix) adds (x - xzp) * w to output (iy*SH - PT + ky*DH, ix*SW - PL + kx*DW)")
+        chans = "const int g = m / mg, mi = m % mg;\n        int c;\n        for (c = g * cg; c < (g + 1) * cg; ++c) {"
+        widx = "((size_t)c * (size_t)mg + (size_t)mi) * (size_t)(KH * KW) + (size_t)(ky * KW + kx)"
+        rows = """int lo = 0, hi = W;
+                    while (lo < W && lo * SW + dx < 0) ++lo;
+                    while (hi > lo && (hi - 1) * SW + dx >= OW) --hi;
+                    for (oy = 0; oy < H; ++oy) { /* oy walks the input rows here */
+                        const int ty = oy * SH - PT + ky * DH;
+                        const """ + xt + """ *xr;
+                        int32_t *ar;
+                        if (ty < 0 || ty >= OH) continue;
+                        xr = xc + oy * W;
+                        ar = acc + ty * OW + dx;
+                        for (ox = lo; ox < hi; ++ox) ar[ox * SW] += ((int32_t)xr[ox] - xzp) * wv;
+                    }"""
     text = rf"""
-/* int8 {doc}:
-   y = clamp(yzp + requant(bias[m] + sum (x - xzp) * (w - wzp[m]))); padded taps add nothing. */
+/* int8 {doc};
+   then y = clamp(yzp + requant(bias[m] + sum (x - xzp) * (w - wzp[m]))). Padded taps add nothing. */
 PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
         const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
         const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift, {yt} *PFX_RESTRICT y,
+        int32_t *PFX_RESTRICT acc,
         int C, int H, int W, int M, int OH, int OW, int KH, int KW,
-        int SH, int SW, int PT, int PL, int DH, int DW, int G, int32_t xzp, int32_t yzp, int32_t lo, int32_t hi)
+        int SH, int SW, int PT, int PL, int DH, int DW, int G, int32_t xzp, int32_t yzp, int32_t lo_q, int32_t hi_q)
 {{
     const int cg = C / G, mg = M / G;
-    int m, oy, ox, c, ky, kx;
+    int m, oy, ox, ky, kx, i;
     (void)wzp;
     for (m = 0; m < M; ++m) {{
-        {head}
         {zw}
-        for (oy = 0; oy < OH; ++oy) {{
-            for (ox = 0; ox < OW; ++ox) {{
-                int32_t acc = bias[m], v;
-                {chan}
-                    for (ky = 0; ky < KH; ++ky) {{
-                        {ypos}
-                        for (kx = 0; kx < KW; ++kx) {{
-                            {xpos}
-                            acc += ((int32_t)xc[iy * W + ix] - xzp) * {wterm};
-                        }}
-                    }}
+        {yt} *PFX_RESTRICT ym = y + (size_t)m * (size_t)(OH * OW);
+        for (i = 0; i < OH * OW; ++i) acc[i] = bias[m];
+        {{
+        {chans}
+            const {xt} *xc = x + (size_t)c * (size_t)(H * W);
+            for (ky = 0; ky < KH; ++ky) {{
+                for (kx = 0; kx < KW; ++kx) {{
+                    const {wt} wq = w[{widx}];
+                    const int32_t wv = {wterm};
+                    const int dx = kx * DW - PL;
+                    {rows}
                 }}
-                v = yzp + PFX_requant(acc, mult[m], shift[m]);
-                y[((size_t)m * (size_t)OH + (size_t)oy) * (size_t)OW + (size_t)ox] = ({yt})(v < lo ? lo : (v > hi ? hi : v));
             }}
+        }}
+        }}
+        for (i = 0; i < OH * OW; ++i) {{
+            const int32_t v = yzp + PFX_requant(acc[i], mult[m], shift[m]);
+            ym[i] = ({yt})(v < lo_q ? lo_q : (v > hi_q ? hi_q : v));
         }}
     }}
 }}
