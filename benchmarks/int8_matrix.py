@@ -107,7 +107,7 @@ def main() -> None:
         work = Path(tmp)
         rows = _export_all(work, epochs, seeds)
         emulated = {}
-        for cpu in args.cpus.split(","):
+        for cpu in [c for c in args.cpus.split(",") if c]:
             report = _emulated_checks(rows, cpu, work)
             emulated[cpu] = {
                 "graphs": len(report), "checks": sum(r["checks"] for r in report.values()),
@@ -118,7 +118,7 @@ def main() -> None:
             print(f"{cpu}: {emulated[cpu]}", flush=True)
     native_refused = [r for r in rows if r["refused"]]
     result = {"machine": machine(), "exports": len(rows), "native_refused": len(native_refused),
-              "native_refusals": [r["refused"] for r in native_refused], "emulated": emulated,
+              "native_refusals": [{k: r[k] for k in ("kind", "epochs", "seed", "refused")} for r in native_refused], "emulated": emulated,
               "epochs": epochs, "seeds": seeds, "kinds": list(KINDS), "precisions": PRECISIONS,
               "seconds": round(time.perf_counter() - t0, 1)}
     RESULTS.mkdir(exist_ok=True)

@@ -87,7 +87,7 @@ class _Emitter:
         self.kernels["dense_f32"] = K.FP32["dense_f32"]
         q = s.params
         return (f"PFX_dense_f32({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['b']}, {self.ptr(s.writes[0])}, "
-                f"{q['K']}, {q['N']});")
+                f"{self.ptr(s.writes[1])}, {q['K']}, {q['N']});")
 
     def s_conv_f32(self, s: Step, kind: str = "conv_f32") -> str:
         self.kernels[kind] = K.FP32[kind]
@@ -143,7 +143,8 @@ class _Emitter:
         self.kernels[name] = text
         wzp = f"PFX_{q['wzp']}" if q["wzp"] else "0"
         return (f"{name}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['bias']}, {wzp}, PFX_{q['mult']}, "
-                f"PFX_{q['shift']},\n        {self.ptr(s.writes[0])}, {self._conv_args(q)}, {q['xzp']}, {q['yzp']}, "
+                f"PFX_{q['shift']},\n        {self.ptr(s.writes[0])}, {self.ptr(s.writes[1])}, {self._conv_args(q)}, "
+                f"{q['xzp']}, {q['yzp']}, "
                 f"{q['lo']}, {q['hi']});")
 
     def s_qconvt(self, s: Step) -> str:

@@ -143,7 +143,8 @@ class _Lowering:
         bias = np.zeros(n, np.float32) if b is None else np.broadcast_to(b.astype(np.float32).reshape(-1), (n,))
         params = {"K": k, "N": n, "w": self.p.add_const(f"{node.name}_weight", np.ascontiguousarray(w)),
                   "b": self.p.add_const(f"{node.name}_bias", np.ascontiguousarray(bias))}
-        self.p.steps.append(Step("dense_f32", node.name, [self.buf(x)], [self.out(y)], params))
+        scratch = self.p.add_buffer(f"{y}/partial_sums", "float32", (n,)).name  # lives for this step only
+        self.p.steps.append(Step("dense_f32", node.name, [self.buf(x)], [self.out(y), scratch], params))
 
     def _conv_params(self, node: Node, transposed: bool) -> dict:
         a = node.attrs

@@ -224,7 +224,10 @@ class _Int8:
         params["wzp"] = self.p.add_const(f"{base}_wzp", params["wzp_v"]) if has_wzp else None
         params["mult"] = self.p.add_const(f"{base}_mult", params["mult_v"])
         params["shift"] = self.p.add_const(f"{base}_shift", params["shift_v"])
-        self.p.steps.append(Step(kind, f"{node.name}{' + Relu' if relu else ''} -> {qnode.name}", [x_buf], [out.name],
+        writes = [out.name]
+        if kind != "qdense":  # one output channel's int32 sums, for this step only
+            writes.append(self.p.add_buffer(f"{out.name}/int32_sums", "int32", (params["OH"] * params["OW"],)).name)
+        self.p.steps.append(Step(kind, f"{node.name}{' + Relu' if relu else ''} -> {qnode.name}", [x_buf], writes,
                                  params))
 
     def _conv(self, node: Node) -> dict:

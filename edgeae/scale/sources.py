@@ -267,6 +267,8 @@ def _image_source(p: Path, resize: tuple[int, int] | None) -> RowSource:
         try:
             with Image.open(f) as img:
                 mode, size = img.mode, img.size
+        except Image.DecompressionBombError as exc:
+            raise DataError(f"{f} is too large to decode safely ({exc}); shrink the image first") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{f} could not be read as an image ({exc}); remove or replace it") from None
         colour = colour or not (mode in _GRAY_MODES or mode.startswith("I;16"))
