@@ -388,8 +388,6 @@ def test_cli_failing_max_psnr_drop(tmp_path, mlp_run):
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: calibration batches of 32 leave a short last batch, which "
-                   "onnxruntime's histogram calibrators (entropy, percentile) cannot stack")
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
 def test_histogram_calibration_with_a_partial_last_batch(tmp_path, mlp_bundle, mlp_run, method):
     """Any --calibration-samples count works with every method, e.g. 100 = 3 x 32 + 4 (or a

@@ -66,10 +66,16 @@ def parse_precisions(value: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 class _Reader:
-    """CalibrationDataReader over training samples, fed in batches of 32."""
+    """CalibrationDataReader over training samples, fed in equal batches of up to 32.
+
+    onnxruntime's histogram calibrators (entropy, percentile) stack the batches' outputs,
+    so every batch has the same size: the samples past the last whole batch are left out
+    (fewer than 32 of at least 32; with fewer samples, one batch holds them all)."""
 
     def __init__(self, input_name: str, data: np.ndarray, batch: int = 32):
-        self._batches = [{input_name: data[i : i + batch]} for i in range(0, len(data), batch)]
+        batch = max(1, min(batch, len(data)))
+        whole = len(data) - len(data) % batch
+        self._batches = [{input_name: data[i : i + batch]} for i in range(0, whole, batch)]
         self._i = 0
 
     def get_next(self):
