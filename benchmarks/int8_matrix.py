@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeae.bench.timing import machine
 from edgeae.export.cpucheck import EMULATED_CPUS, run_emulated
 from edgeae.runtime.bundle import PRECISIONS as _ALL
 
@@ -30,23 +31,10 @@ KINDS = {"mlp": {"model": "mlp"}, "conv": {"model": "conv", "channels": (8, 16)}
 PRECISIONS = ",".join(_ALL)  # every precision a bundle can hold
 
 
-def machine() -> dict[str, object]:
-    """CPU model, the ISA features that change int8 kernels, cores and library versions."""
+def _ort_version() -> str:
     import onnxruntime
 
-    flags: set[str] = set()
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "asimddp") if f in flags]
-    return {"cpu": model, "isa": isa, "cores": __import__("os").cpu_count(), "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
+    return onnxruntime.__version__
 
 
 def _export_all(work: Path, epochs: list[int], seeds: list[int]) -> list[dict]:
@@ -117,7 +105,7 @@ def main() -> None:
             }
             print(f"{cpu}: {emulated[cpu]}", flush=True)
     native_refused = [r for r in rows if r["refused"]]
-    result = {"machine": machine(), "exports": len(rows), "native_refused": len(native_refused),
+    result = {"machine": {**machine(), "python": platform.python_version(), "onnxruntime": _ort_version()}, "exports": len(rows), "native_refused": len(native_refused),
               "native_refusals": [{k: r[k] for k in ("kind", "epochs", "seed", "refused")} for r in native_refused], "emulated": emulated,
               "epochs": epochs, "seeds": seeds, "kinds": list(KINDS), "precisions": PRECISIONS,
               "seconds": round(time.perf_counter() - t0, 1)}

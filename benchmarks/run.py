@@ -62,6 +62,12 @@ def _rate_distortion() -> str:
     return ("\n\n" + text) if parts else ""
 
 
+def _machine_line(settings: dict) -> str:
+    m = settings.get("machine") or {}
+    isa = ", ".join(m.get("isa", [])) or "no AVX2/AVX-512/VNNI/NEON-dot flags"
+    return f"{m.get('cpu', 'unknown CPU')} ({isa}), {settings['cpu_count']} cores ({settings['platform']})"
+
+
 def _markdown(results: dict, args: argparse.Namespace) -> str:
     from edgeae.bench.report import TARGETS
 
@@ -70,7 +76,7 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
     lines = [
         "# edgeae benchmark results", "",
         f"Written by `python -m benchmarks.run` (`make bench`); raw numbers in `benchmarks/results/*.json`. "
-        f"Machine: {s['cpu_count']} CPU cores ({s['platform']}), onnxruntime {s['onnxruntime']}, numpy {s['numpy']}, "
+        f"Machine: {_machine_line(s)}, onnxruntime {s['onnxruntime']}, numpy {s['numpy']}, "
         f"Python {s['python']}. Session options: graph optimization {s['graph_optimization_level']}, "
         f"allow_spinning {s['allow_spinning']}, {s['execution_mode']}, inter-op threads {s['inter_op_threads']}; "
         f"intra-op threads {s['threads']}. Method: {s['timing']}; {args.duration} s per cell, "

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgeae.bench.report import BenchResult, Row, percentiles
-from edgeae.bench.timing import interleave, peak_rss_mb, timed_load
+from edgeae.bench.timing import interleave, machine, peak_rss_mb, timed_load
 from edgeae.config import CONV_KINDS, VARIATIONAL_KINDS
 from edgeae.errors import ConfigError
 from edgeae.runtime.bundle import PRECISIONS, Manifest, read_manifest
@@ -295,7 +295,8 @@ def _settings(providers: list[str], threads: list[int], source: str, duration: f
 
     return {
         "onnxruntime": ort.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(), "platform": sys.platform, "providers": providers, "threads": threads,
+        "cpu_count": os.cpu_count(), "platform": sys.platform, "machine": machine(), "providers": providers,
+        "threads": threads,
         "graph_optimization_level": "ORT_ENABLE_ALL", "allow_spinning": "0", "inter_op_threads": 1,
         "execution_mode": "ORT_SEQUENTIAL", "inputs": source, "duration_s": duration, "iterations": iterations,
         "warmup": warmup, "timing": "perf_counter_ns per call, variants interleaved A B A B",

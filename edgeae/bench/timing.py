@@ -74,3 +74,26 @@ def timed_load(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     rss, t0 = rss_mb(), time.perf_counter_ns()
     obj = fn()
     return obj, (time.perf_counter_ns() - t0) / 1e6, rss_mb() - rss
+
+
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
+
+
+def machine() -> dict[str, object]:
+    """CPU model, the ISA features that change ONNX Runtime's kernels (AVX2, AVX-512, VNNI,
+    NEON dot product), and cores: every published figure names the machine it ran on."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "Model", "CPU part") and model in ("", platform.machine(), platform.processor()):
+                model = value.strip()
+            elif key in ("flags", "Features"):
+                flags |= set(value.split())
+    except OSError:  # not Linux: the model name from platform is all there is
+        pass
+    return {"cpu": model, "isa": [f for f in _ISA_FLAGS if f in flags], "cores": os.cpu_count(),
+            "arch": platform.machine()}
