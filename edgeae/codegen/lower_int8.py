@@ -405,7 +405,35 @@ class _Int8:
                 ready.update(s.writes)
             pending = rest
         self.p.steps = steps
+        self._compose_tables()
         return self.p
+
+    def _compose_tables(self) -> None:
+        """A table lookup whose input comes only from another table lookup becomes one lookup."""
+        while True:
+            for s2 in self.p.steps:
+                if s2.kind != "lut":
+                    continue
+                mid = s2.reads[0]
+                users = [s for s in self.p.steps if mid in s.reads]
+                s1 = next((s for s in self.p.steps if s.writes[0] == mid), None)
+                if s1 is None or s1.kind != "lut" or len(users) != 1 or self.p.buffers[mid].kind != "arena":
+                    continue
+                t1 = s1.params["table_v"].reshape(-1).astype(np.int64)
+                idx = t1 + (128 if self.p.buffers[mid].dtype == "int8" else 0)
+                table = np.ascontiguousarray(s2.params["table_v"].reshape(-1)[idx])
+                del self.p.consts[s2.params["table"]]
+                if not any(s is not s1 and s.params.get("table") == s1.params["table"] for s in self.p.steps):
+                    self.p.consts.pop(s1.params["table"], None)
+                name = self.p.add_const(f"{s2.writes[0]}_table", table)
+                s2.params.update(table=name, table_v=table)
+                s2.node = f"{s1.node.replace(' (as a 256-entry table)', '')} -> {s2.node}"
+                s2.reads = list(s1.reads)
+                self.p.steps.remove(s1)
+                del self.p.buffers[mid]
+                break
+            else:
+                return
 
 
 def lower_int8(g: Graph) -> Program:
