@@ -234,15 +234,17 @@ def test_generated_main_example_builds_as_c_and_cpp(pca_raw, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mlp", "conv", "vae", "conv-vae", "denoising"])
-def test_trained_models_every_kind(kind, tmp_path):
+def test_trained_models_every_kind(kind, trained_run, tmp_path):
     """Real exports of every model kind (fp32 + int8-static, raw I/O) generate and check."""
     from edgeae.export import export
     from edgeae.train import train
 
-    runs = {"mlp": {"model": "mlp"}, "conv": {"model": "conv", "channels": (8, 16)}, "vae": {"model": "vae"},
-            "conv-vae": {"model": "conv-vae", "channels": (8, 16)}, "denoising": {"model": "mlp", "noise": "gaussian:0.2"}}
-    train("digits", out=tmp_path / "run", epochs=1, overwrite=True, **runs[kind])
-    export(tmp_path / "run", tmp_path / "bundle", precisions="fp32,int8-static", raw_io=True, latency_repeats=2,
+    if kind == "conv-vae":  # not among the shared session runs
+        run = tmp_path / "run"
+        train("digits", out=run, epochs=1, overwrite=True, model="conv-vae", channels=(8, 16))
+    else:
+        run = trained_run(kind)
+    export(run, tmp_path / "bundle", precisions="fp32,int8-static", raw_io=True, latency_repeats=2,
            codec_bits="none")
     for io in ("raw", "model"):
         result = generate_c(tmp_path / "bundle", tmp_path / f"c-{io}", io=io)
