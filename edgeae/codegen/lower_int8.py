@@ -271,8 +271,8 @@ class _Int8:
                     v = self.g.consts.get(i)
                     if v is not None and v.size != 1 and n.op not in ALIAS_OPS and n.op not in (
                             "QuantizeLinear", "DequantizeLinear"):
-                        raise UnsupportedOpError(f"{n.where()}: constant {i!r} has {v.size} values; tables need "
-                                                 "scalar constants")
+                        raise UnsupportedOpError(f"{n.where()}: constant {i!r} has {v.size} values; int8 tables "
+                                                 "need scalar constants (per-feature normalization: use --io model)")
             nodes.append(n)
             t = data[0]
 
@@ -294,7 +294,8 @@ class _Int8:
         if src in g.inputs and self._dt(src) == "float32":
             if not nodes or nodes[-1].op != "QuantizeLinear" or any(n.op not in ALIAS_OPS for n in nodes[:-1]):
                 raise UnsupportedOpError(f"{g.name}: the float input {src!r} must go (through reshapes only) to a "
-                                         f"QuantizeLinear, got {[n.op for n in nodes]}")
+                                         f"QuantizeLinear, got {[n.op for n in nodes]}; for raw-I/O graphs of "
+                                         "float data use the model-unit graphs (--io model)")
             q = nodes[-1]
             scale = float(g.consts[q.inputs[1]].reshape(-1)[0])
             zp = int(g.consts[q.inputs[2]].reshape(-1)[0]) if len(q.inputs) > 2 and q.inputs[2] else 0
