@@ -224,7 +224,10 @@ class _Int8:
         params["wzp"] = self.p.add_const(f"{base}_wzp", params["wzp_v"]) if has_wzp else None
         params["mult"] = self.p.add_const(f"{base}_mult", params["mult_v"])
         params["shift"] = self.p.add_const(f"{base}_shift", params["shift_v"])
-        self.p.steps.append(Step(kind, f"{node.name}{' + Relu' if relu else ''} -> {qnode.name}", [x_buf], [out.name],
+        writes = [out.name]
+        if kind != "qdense":  # one output channel's int32 sums, for this step only
+            writes.append(self.p.add_buffer(f"{out.name}/int32_sums", "int32", (params["OH"] * params["OW"],)).name)
+        self.p.steps.append(Step(kind, f"{node.name}{' + Relu' if relu else ''} -> {qnode.name}", [x_buf], writes,
                                  params))
 
     def _conv(self, node: Node) -> dict:
@@ -268,8 +271,8 @@ class _Int8:
                     v = self.g.consts.get(i)
                     if v is not None and v.size != 1 and n.op not in ALIAS_OPS and n.op not in (
                             "QuantizeLinear", "DequantizeLinear"):
-                        raise UnsupportedOpError(f"{n.where()}: constant {i!r} has {v.size} values; tables need "
-                                                 "scalar constants")
+                        raise UnsupportedOpError(f"{n.where()}: constant {i!r} has {v.size} values; int8 tables "
+                                                 "need scalar constants (per-feature normalization: use --io model)")
             nodes.append(n)
             t = data[0]
 
@@ -291,7 +294,8 @@ class _Int8:
         if src in g.inputs and self._dt(src) == "float32":
             if not nodes or nodes[-1].op != "QuantizeLinear" or any(n.op not in ALIAS_OPS for n in nodes[:-1]):
                 raise UnsupportedOpError(f"{g.name}: the float input {src!r} must go (through reshapes only) to a "
-                                         f"QuantizeLinear, got {[n.op for n in nodes]}")
+                                         f"QuantizeLinear, got {[n.op for n in nodes]}; for raw-I/O graphs of "
+                                         "float data use the model-unit graphs (--io model)")
             q = nodes[-1]
             scale = float(g.consts[q.inputs[1]].reshape(-1)[0])
             zp = int(g.consts[q.inputs[2]].reshape(-1)[0]) if len(q.inputs) > 2 and q.inputs[2] else 0
@@ -402,7 +406,35 @@ class _Int8:
                 ready.update(s.writes)
             pending = rest
         self.p.steps = steps
+        self._compose_tables()
         return self.p
+
+    def _compose_tables(self) -> None:
+        """A table lookup whose input comes only from another table lookup becomes one lookup."""
+        while True:
+            for s2 in self.p.steps:
+                if s2.kind != "lut":
+                    continue
+                mid = s2.reads[0]
+                users = [s for s in self.p.steps if mid in s.reads]
+                s1 = next((s for s in self.p.steps if s.writes[0] == mid), None)
+                if s1 is None or s1.kind != "lut" or len(users) != 1 or self.p.buffers[mid].kind != "arena":
+                    continue
+                t1 = s1.params["table_v"].reshape(-1).astype(np.int64)
+                idx = t1 + (128 if self.p.buffers[mid].dtype == "int8" else 0)
+                table = np.ascontiguousarray(s2.params["table_v"].reshape(-1)[idx])
+                del self.p.consts[s2.params["table"]]
+                if not any(s is not s1 and s.params.get("table") == s1.params["table"] for s in self.p.steps):
+                    self.p.consts.pop(s1.params["table"], None)
+                name = self.p.add_const(f"{s2.writes[0]}_table", table)
+                s2.params.update(table=name, table_v=table)
+                s2.node = f"{s1.node.replace(' (as a 256-entry table)', '')} -> {s2.node}"
+                s2.reads = list(s1.reads)
+                self.p.steps.remove(s1)
+                del self.p.buffers[mid]
+                break
+            else:
+                return
 
 
 def lower_int8(g: Graph) -> Program:
