@@ -154,6 +154,13 @@ class _Emitter:
         src, dst = s.reads[0], s.writes[0]
         st, dt = self.p.buffers[src].ctype, self.p.buffers[dst].ctype
         idx = "s[i]" if st == "uint8_t" else "(uint8_t)(s[i] + 128)"
+        tv = s.params["table_v"]
+        if tv.ndim == 2:  # one table per position, period P along the sample
+            P = len(tv)
+            idx = "s[i + j]" if st == "uint8_t" else "(uint8_t)(s[i + j] + 128)"
+            return (f"{{ size_t i, j; const {st} *s = {self.cptr(src)}; {dt} *d = {self.ptr(dst)};\n"
+                    f"      for (i = 0; i < {s.params['n']}u; i += {P}u)\n"
+                    f"        for (j = 0; j < {P}u; ++j) d[i + j] = PFX_{s.params['table']}[j * 256u + {idx}]; }}")
         return (f"{{ size_t i; const {st} *s = {self.cptr(src)}; {dt} *d = {self.ptr(dst)};\n"
                 f"      for (i = 0; i < {s.params['n']}u; ++i) d[i] = PFX_{s.params['table']}[{idx}]; }}")
 
