@@ -141,3 +141,19 @@ def test_codec_flags(bundle, tmp_path):
     res = CliRunner().invoke(cli, ["codegen", str(plain), "-o", str(tmp_path / "b"), "--codec", "--no-verify"])
     assert res.exit_code != 0 and "Error:" in res.output and "no codec tables" in res.output
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tag,target", [("int8", "cortex-m4f"), ("fp32", "cortex-m4f"), ("int8", "cortex-m3")])
+def test_compress_on_cortex_m(bundle, generated, tag, target, tmp_path):
+    """Encoder + codec under qemu-system-arm write the host's bytes, sample by sample."""
+    from edgeae.codegen.compress_c import run_compress_target
+    from edgeae.codegen.cortexm import toolchain_problem
+
+    problem = toolchain_problem()
+    if problem:
+        pytest.skip(f"Cortex-M runs need the toolchain: {problem} (make native-tools)")
+    r = run_compress_target(bundle, generated, tag, target, samples=6, work=tmp_path)
+    assert r["equal_host"] and r["streams_differ"] == 0 and r["samples"] == 6
+    assert 1000 < r["instructions_per_sample"] < 200_000
+    assert r["flash_by_object"][f"digits_encoder_{tag}"] > 4096 and 0 < r["stack_bytes"] < 4096
