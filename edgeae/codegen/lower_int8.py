@@ -205,6 +205,9 @@ class _Int8:
             if g.numel(node.inputs[0]) != k:
                 raise UnsupportedOpError(f"{node.where()}: input {g.shapes[node.inputs[0]]} does not match weight {wq.shape}")
             bound = k * span * max(wspan, 1) + int(np.max(np.abs(bias)))
+            # the kernel sums x * w and x * wzp separately (raw codes, zero points applied per row)
+            xmax, wmax = max(abs(v) for v in xr), max(abs(v) for v in _Q[wdt])
+            bound = max(bound, 2 * k * xmax * wmax + int(np.max(np.abs(bias))) + k * xmax * abs(zx))
             # fold the input zero point into the bias: sum (x - zx)(w - zw) = sum x (w - zw) - zx sum (w - zw)
             wsum = (w.astype(np.int64) - zw_c[:, None]).sum(axis=1)
             bias = bias - zx * wsum
