@@ -33,7 +33,7 @@ _BENCH = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include "bench_compress.h"
+#include "bench_cfg.h"
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
 
@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 
 def _host_c(c_dir: Path, prefix: str, tag: str, in_t: str, xn: int, x: np.ndarray, seconds: float,
             build: Path) -> tuple[float, float]:
-    (build / "bench_compress.h").write_text(f'#include "{prefix}_compress.h"\n#define IN_T {in_t}\n#define X_N {xn}u\n'
+    (build / "bench_cfg.h").write_text(f'#include "{prefix}_compress.h"\n#define IN_T {in_t}\n#define X_N {xn}u\n'
                                             f"#define COMPRESS {prefix}_compress_{tag}\n")
     (build / "bench.c").write_text(_BENCH)
     exe = build / f"bench_{tag}"
