@@ -5,7 +5,7 @@
       -> host: C -O2 (portable) | C -O3 -march=native (tuned) | ORT via edgeae | bare ORT session
          | emx-onnx-cgen -O2 (if installed), one thread, batch 1, interleaved rounds
       -> Cortex-M4F (fp32, int8) and M3 / M0 (int8) under QEMU: instructions, flash, RAM
-      -> benchmarks/results/c.json and c.md
+      -> benchmarks/results/c.json and c.md (with --only: c-<models>.json / .md)
 
 Every row's outputs are checked: the generated C at generation (fp32 vs ORT <= 1e-5, int8
 0 LSB vs the integer reference) and on Cortex-M vs the host build; emx-onnx-cgen's outputs
@@ -292,9 +292,10 @@ def main() -> None:
     machine = _machine()
     results = [bench_model(m, args.rounds, args.round_seconds, not args.no_cortex, print) for m in models]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "c.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
-    (RESULTS / "c.md").write_text(_markdown(results, machine, args.rounds, args.round_seconds))
-    print(f"Wrote {RESULTS / 'c.md'} and c.json")
+    stem = "c" if not args.only else "c-" + "-".join(models)  # --only never replaces the full table
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(_markdown(results, machine, args.rounds, args.round_seconds))
+    print(f"Wrote {RESULTS / stem}.md and .json")
 
 
 if __name__ == "__main__":

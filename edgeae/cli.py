@@ -704,14 +704,20 @@ def export_cmd(run_dir: str, out_dir: str, targets: tuple[str, ...], **options) 
 @click.option("--io", type=click.Choice(["auto", "raw", "model"]), default="auto", show_default=True,
               help="raw: uint8 pixels in/out (bundles exported with --raw-io); model: float model units.")
 @click.option("--no-verify", is_flag=True, help="Skip compiling and checking on the held-out samples.")
+@click.option("--codec/--no-codec", "codec", default=None,
+              help="Also write the C .eae codec and PREFIX_compress_* (samples -> stream bytes in one call) "
+                   "[default: when the bundle has codec tables].")
 @click.option("--overwrite", is_flag=True, help="Replace a folder written earlier by edgeae codegen.")
 def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, io: str, no_verify: bool,
-                overwrite: bool) -> None:
+                codec: bool | None, overwrite: bool) -> None:
     """Generate dependency-free C99 (one .h/.c per graph and precision) from a bundle.
 
     Every file is compiled with -Werror as C99 and C++17 and run on the bundle's held-out
     samples: fp32 against ONNX Runtime, int8 bit-exact against the integer reference.
     A failed check writes nothing. Needs gcc/g++ and the onnx package, never torch.
+    With codec tables in the bundle it also writes the C `.eae` codec and
+    PREFIX_compress_fp32/_int8 (raw samples -> stream bytes), checked byte for byte
+    against Python's streams.
 
     \b
     Examples:
@@ -721,7 +727,7 @@ def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, 
     from edgeae.codegen import generate_c
 
     result = generate_c(bundle, out_dir, precisions=precisions, prefix=prefix, io=io, verify=not no_verify,
-                        overwrite=overwrite)
+                        overwrite=overwrite, codec=codec)
     click.echo(result.table())
     click.echo(f"C sources: {result.out_dir} (see the top comment of each .h; docs/embedded.md)")
 

@@ -234,15 +234,17 @@ def test_generated_main_example_builds_as_c_and_cpp(pca_raw, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mlp", "conv", "vae", "conv-vae", "denoising"])
-def test_trained_models_every_kind(kind, tmp_path):
+def test_trained_models_every_kind(kind, trained_run, tmp_path):
     """Real exports of every model kind (fp32 + int8-static, raw I/O) generate and check."""
     from edgeae.export import export
     from edgeae.train import train
 
-    runs = {"mlp": {"model": "mlp"}, "conv": {"model": "conv", "channels": (8, 16)}, "vae": {"model": "vae"},
-            "conv-vae": {"model": "conv-vae", "channels": (8, 16)}, "denoising": {"model": "mlp", "noise": "gaussian:0.2"}}
-    train("digits", out=tmp_path / "run", epochs=1, overwrite=True, **runs[kind])
-    export(tmp_path / "run", tmp_path / "bundle", precisions="fp32,int8-static", raw_io=True, latency_repeats=2,
+    if kind == "conv-vae":  # not among the shared session runs
+        run = tmp_path / "run"
+        train("digits", out=run, epochs=1, overwrite=True, model="conv-vae", channels=(8, 16))
+    else:
+        run = trained_run(kind)
+    export(run, tmp_path / "bundle", precisions="fp32,int8-static", raw_io=True, latency_repeats=2,
            codec_bits="none")
     for io in ("raw", "model"):
         result = generate_c(tmp_path / "bundle", tmp_path / f"c-{io}", io=io)
@@ -336,3 +338,47 @@ def test_codegen_never_imports_torch(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": root})
     assert res.returncode == 0 and res.stdout.strip() == "2", res.stderr
+
+
+def test_fp32_op_coverage_batchnorm_matmul_tanh_add(tmp_path):
+    """export_modules-style graphs: BatchNormalization, Tanh, MatMul + Add, Clip, two-tensor Add."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tests._bundles import OPSET, digits_uint8
+    from tests._codegen_bundles import write_bundle
+
+    rng = np.random.default_rng(1)
+
+    def c(name, *shape, scale=0.3):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    enc_inits = [c("w", 4, 1, 3, 3), c("bn_s", 4), c("bn_b", 4), c("bn_m", 4), numpy_helper.from_array(
+        rng.uniform(0.5, 2, 4).astype(np.float32), "bn_v"), c("mm", 256, 5), c("mb", 5),
+        numpy_helper.from_array(np.array(-2, np.float32), "lo"), numpy_helper.from_array(np.array(2, np.float32), "hi")]
+    enc_nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                 helper.make_node("BatchNormalization", ["c", "bn_s", "bn_b", "bn_m", "bn_v"], ["bn"], name="bn"),
+                 helper.make_node("Tanh", ["bn"], ["t"], name="tanh"),
+                 helper.make_node("Flatten", ["t"], ["f"], name="flat"),
+                 helper.make_node("MatMul", ["f", "mm"], ["m"], name="matmul"),
+                 helper.make_node("Add", ["m", "mb"], ["a"], name="add_bias"),
+                 helper.make_node("Clip", ["a", "lo", "hi"], ["code"], name="clip")]
+    enc = helper.make_model(helper.make_graph(
+        enc_nodes, "encoder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        [helper.make_tensor_value_info("code", TensorProto.FLOAT, ["batch", 5])], enc_inits),
+        opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    dec_inits = [c("g1", 5, 64), c("g2", 5, 64), numpy_helper.from_array(np.array([-1, 1, 8, 8], np.int64), "shape")]
+    dec_nodes = [helper.make_node("Gemm", ["code", "g1"], ["h1"], name="fc1"),
+                 helper.make_node("LeakyRelu", ["h1"], ["l1"], name="leaky", alpha=0.2),
+                 helper.make_node("Gemm", ["code", "g2"], ["h2"], name="fc2"),
+                 helper.make_node("Add", ["l1", "h2"], ["s"], name="sum_two"),
+                 helper.make_node("Sigmoid", ["s"], ["sg"], name="sig"),
+                 helper.make_node("Reshape", ["sg", "shape"], ["x_hat"], name="reshape")]
+    dec = helper.make_model(helper.make_graph(
+        dec_nodes, "decoder", [helper.make_tensor_value_info("code", TensorProto.FLOAT, ["batch", 5])],
+        [helper.make_tensor_value_info("x_hat", TensorProto.FLOAT, ["batch", 1, 8, 8])], dec_inits),
+        opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    folder = write_bundle(tmp_path / "b", enc, dec, 5, digits_uint8()[:32])
+    result = generate_c(folder, tmp_path / "c")
+    for g in result.graphs:
+        assert g.checks["onnxruntime"]["outputs"][g.outputs[0][0]]["max_abs"] <= 1e-5
+    assert "BatchNormalization folded" in (tmp_path / "c" / "eae_encoder_fp32.c").read_text()

@@ -53,6 +53,7 @@ class CodegenResult:
     out_dir: Path
     graphs: list[GraphReport]
     notes: list[str]
+    compress: dict[str, Any] = field(default_factory=dict)  # the one-call C compression and its checks
 
     def table(self) -> str:
         head = f"{'file':<26}{'precision':<12}{'arena B':>9}{'weights B':>11}{'samples':>9}  check"
@@ -60,6 +61,13 @@ class CodegenResult:
         for g in self.graphs:
             check = "; ".join(f"{k}: {v['summary']}" for k, v in g.checks.items())
             lines.append(f"{g.name + '.c':<26}{g.precision:<12}{g.arena_bytes:>9}{g.weight_bytes:>11}{g.samples:>9}  {check}")
+        for tag in ("fp32", "int8"):
+            c = self.compress.get(tag)
+            if c:
+                same = "= `edgeae compress`" if c["equal_edgeae_compress"] else (
+                    f"{c['symbols_differ']}/{c['symbols']} symbols differ from `edgeae compress` (ONNX Runtime codes)")
+                lines.append(f"compress_{tag}: {self.compress['samples']} samples -> {c['bytes_per_sample']:.2f} "
+                             f"bytes/sample ({self.compress['bits']}-bit), = Python for the C codes, {same}")
         return "\n".join(lines)
 
 
@@ -116,6 +124,7 @@ def generate_c(
     verify: bool = True,
     overwrite: bool = False,
     max_samples: int = 64,
+    codec: bool | None = None,
 ) -> CodegenResult:
     """Write C99 for every graph of the bundle (encoder, decoder) x precision into ``out_dir``.
 
@@ -123,6 +132,10 @@ def generate_c(
     with --raw-io), "model" (float model units), "auto" (raw when the bundle has it).
     ``verify``: compile and run on the bundle's held-out samples and compare (see module
     docstring); a failed check raises and writes nothing.
+    ``codec``: also write the bundle's C `.eae` codec and the one-call API
+    ``<prefix>_compress_<p>`` (raw samples -> stream bytes; see
+    :mod:`edgeae.codegen.compress_c`), checked byte for byte against Python's streams.
+    None (default): when the bundle has codec tables.
     """
     from edgeae.codegen.emit import emit
     from edgeae.codegen.graph import load_graph
@@ -144,6 +157,12 @@ def generate_c(
     if io == "raw" and not has_raw:
         raise ConfigError(f"bundle {bundle_dir} has no raw-I/O graphs; re-export with --raw-io or use --io model")
     raw = has_raw if io == "auto" else io == "raw"
+    has_codec = bool(manifest.codec)
+    if codec is None:
+        codec = has_codec
+    elif codec and not has_codec:
+        raise ConfigError(f"bundle {bundle_dir} has no codec tables (manifest 'codec' is empty); re-export it with "
+                          "--codec-bits, or pass codec=False / --no-codec")
     samples = None
     if verify:
         path, problem = manifest.samples_file(bundle_dir)
@@ -155,7 +174,8 @@ def generate_c(
     try:
         from edgeae import __version__
 
-        reports, notes = [], []
+        reports, notes, encoders = [], [], []
+        compress_report: dict[str, Any] = {}
         for p in chosen:
             for role in ("encoder", "decoder"):
                 entry = next((g for g in manifest.graphs if (g.role, g.precision, g.format, g.raw_io, g.fixed_batch)
@@ -178,12 +198,27 @@ def generate_c(
                     rep.samples, rep.checks = check_unit(unit, program, bundle_dir, manifest, entry, raw, samples,
                                                          tmp / ".build")
                 reports.append(rep)
+                if role == "encoder":
+                    encoders.append(unit)
+        if codec:
+            from edgeae.codegen.codec import write_codec
+            from edgeae.codegen.compress_c import check_compress, codec_prefix, compress_sources
+
+            write_codec(bundle_dir, tmp, prefix=codec_prefix(prefix))
+            h, c = compress_sources(prefix, encoders, manifest.code_size)
+            (tmp / f"{prefix}_compress.h").write_text(h, encoding="utf-8")
+            (tmp / f"{prefix}_compress.c").write_text(c, encoding="utf-8")
+            compress_report = {"files": sorted(p.name for p in tmp.iterdir() if "codec" in p.name or "compress" in p.name)}
+            if verify:
+                compress_report.update(check_compress(tmp, tmp / ".build", prefix, encoders, bundle_dir, samples,
+                                                      raw, manifest))
         shutil.rmtree(tmp / ".build", ignore_errors=True)
         (tmp / "codegen.json").write_text(json.dumps({
             "bundle": str(bundle_dir), "io": "raw" if raw else "model", "prefix": prefix, "verified": verify,
-            "graphs": [r.__dict__ for r in reports]}, indent=2) + "\n", encoding="utf-8")
+            "graphs": [r.__dict__ for r in reports], "compress": compress_report}, indent=2) + "\n",
+            encoding="utf-8")
         commit_staging_dir(tmp, out_dir)
-        return CodegenResult(out_dir, reports, notes)
+        return CodegenResult(out_dir, reports, notes, compress_report)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

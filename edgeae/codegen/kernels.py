@@ -155,27 +155,60 @@ def _wterm(wzp: bool) -> str:
 
 
 def qdense(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
-    """(name, C text) of an int8 dense kernel for these element types."""
+    """(name, C text) of an int8 dense kernel for these element types.
+
+    Four output rows share each input load (four independent int32 sums); with weight zero
+    points the inner loop is the plain product x[k] * w[n][k] and ``wzp[n] * sum_k x[k]`` is
+    subtracted once per row (exact: the generator checks that K * max|x| * max|w| < 2^31)."""
     name = f"PFX_qdense_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
-    zw = "const int32_t zw = wzp[n];" if wzp else ""
-    wterm = "((int32_t)wn[k] - zw)" if wzp else "(int32_t)wn[k]"
+    sumx = ("int32_t sx = 0;\n    for (k = 0; k < K; ++k) sx += (int32_t)x[k];" if wzp else
+            "const int32_t sx = 0;")
+    corr = " - wzp[n + J] * sx" if wzp else ""
+
+    def fin(j: str) -> str:
+        return (f"v = yzp + PFX_requant(a{j}{corr.replace('J', j)} + bias[n + {j}], mult[n + {j}], shift[n + {j}]);\n"
+                f"            y[n + {j}] = ({yt})(v < lo ? lo : (v > hi ? hi : v));")
+
     text = rf"""
 /* y[n] = clamp(yzp + requant(bias[n] + sum_k x[k] * (w[n][k] - wzp[n]))); the input zero point
-   is folded into bias[n] at generation time (bias[n] -= xzp * sum_k (w[n][k] - wzp[n])). */
+   is folded into bias[n] at generation time (bias[n] -= xzp * sum_k (w[n][k] - wzp[n])), the
+   weight zero point is applied once per row as wzp[n] * sum_k x[k]. Rows go four at a time. */
 PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
         const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
         const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift,
         {yt} *PFX_RESTRICT y, int K, int N, int32_t yzp, int32_t lo, int32_t hi)
 {{
-    int n, k;
+    int n, k, r;
+    int32_t v;
+    {sumx}
     (void)wzp;
-    for (n = 0; n < N; ++n) {{
-        const {wt} *PFX_RESTRICT wn = w + (size_t)n * (size_t)K;
-        int32_t acc = 0, v;
-        {zw}
-        for (k = 0; k < K; ++k) acc += (int32_t)x[k] * {wterm};
-        v = yzp + PFX_requant(acc + bias[n], mult[n], shift[n]);
-        y[n] = ({yt})(v < lo ? lo : (v > hi ? hi : v));
+    (void)sx;
+    for (n = 0; n + 4 <= N; n += 4) {{
+        const {wt} *PFX_RESTRICT w0 = w + (size_t)n * (size_t)K;
+        const {wt} *PFX_RESTRICT w1 = w0 + K;
+        const {wt} *PFX_RESTRICT w2 = w1 + K;
+        const {wt} *PFX_RESTRICT w3 = w2 + K;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (k = 0; k < K; ++k) {{
+            const int32_t xk = (int32_t)x[k];
+            a0 += xk * (int32_t)w0[k];
+            a1 += xk * (int32_t)w1[k];
+            a2 += xk * (int32_t)w2[k];
+            a3 += xk * (int32_t)w3[k];
+        }}
+        {{
+            {fin("0")}
+            {fin("1")}
+            {fin("2")}
+            {fin("3")}
+        }}
+    }}
+    for (r = 0; r < N % 4; ++r) {{ /* the last N % 4 rows */
+        const {wt} *PFX_RESTRICT wn = w + (size_t)(n + r) * (size_t)K;
+        int32_t a0 = 0;
+        for (k = 0; k < K; ++k) a0 += (int32_t)x[k] * (int32_t)wn[k];
+        v = yzp + PFX_requant(a0{corr.replace("n + J", "n + r")} + bias[n + r], mult[n + r], shift[n + r]);
+        y[n + r] = ({yt})(v < lo ? lo : (v > hi ? hi : v));
     }}
 }}
 """

@@ -110,11 +110,7 @@ class _Lowering:
     def _alias(self, node: Node) -> None:
         reshape_alias(self.g, node)
         src, dst = node.inputs[0], node.outputs[0]
-        self.alias[dst] = self.buf(src)
-        self.p.buffers.setdefault(dst, None)  # type: ignore[arg-type]
-        del self.p.buffers[dst]
-        if dst in self.g.outputs:  # keep the output buffer; run() copies into it
-            self.p.add_buffer(dst, self._dtype(dst), self.g.shapes[dst], "output")
+        self.alias[dst] = self.buf(src)  # a graph output keeps its own buffer; run() copies into it
 
     op_Reshape = op_Flatten = op_Squeeze = op_Unsqueeze = op_Identity = _alias
 
@@ -195,42 +191,41 @@ class _Lowering:
             if np.array_equal(full, np.broadcast_to(per.reshape((1, -1) + (1,) * (len(shape) - 2)), shape)):
                 inner = int(np.prod(shape[2:])) if len(shape) > 2 else 1
                 name = self.p.add_const(f"{node.name}_{t}", per)
-                return f"{name}[(i / {inner}u) % {shape[1]}u]" if inner > 1 else f"{name}[i % {shape[1]}u]"
+                return f"PFX_{name}[(i / {inner}u) % {shape[1]}u]" if inner > 1 else f"PFX_{name}[i % {shape[1]}u]"
         name = self.p.add_const(f"{node.name}_{t}", np.ascontiguousarray(full).reshape(-1))
-        return f"{name}[i]"
+        return f"PFX_{name}[i]"
 
-    def _exprs(self, node: Node) -> tuple[list[str], str | None, str | None]:
+    def _exprs(self, node: Node) -> tuple[list[str], str | None]:
         """C statements updating ``v`` for one elementwise node; plus a second data input if any."""
         op, ins, shape = node.op, node.inputs, self.g.shapes[node.outputs[0]]
-        other = None
         if op == "Relu":
-            return ["v = v > 0.0f ? v : 0.0f;"], None, None
+            return ["v = v > 0.0f ? v : 0.0f;"], None
         if op == "LeakyRelu":
-            return [f"v = v >= 0.0f ? v : v * {_f(node.attrs.get('alpha', 0.01))};"], None, None
+            return [f"v = v >= 0.0f ? v : v * {_f(node.attrs.get('alpha', 0.01))};"], None
         if op == "Sigmoid":
-            return ["v = 1.0f / (1.0f + expf(-v));"], None, None
+            return ["v = 1.0f / (1.0f + expf(-v));"], None
         if op == "Tanh":
-            return ["v = tanhf(v);"], None, None
+            return ["v = tanhf(v);"], None
         if op == "Round":
-            return ["v = rintf(v); /* ONNX Round: halves to even (default rounding mode) */"], None, None
+            return ["v = rintf(v); /* ONNX Round: halves to even (default rounding mode) */"], None
         if op == "Neg":
-            return ["v = -v;"], None, None
+            return ["v = -v;"], None
         if op == "Abs":
-            return ["v = v < 0.0f ? -v : v;"], None, None
+            return ["v = v < 0.0f ? -v : v;"], None
         if op == "Clip":
             out = []
             if len(ins) > 1 and ins[1]:
                 out.append(f"v = v < {self._operand(node, ins[1], shape)} ? {self._operand(node, ins[1], shape)} : v;")
             if len(ins) > 2 and ins[2]:
                 out.append(f"v = v > {self._operand(node, ins[2], shape)} ? {self._operand(node, ins[2], shape)} : v;")
-            return out, None, None
+            return out, None
         if op == "Cast":
             to = np.dtype(self.g.dtypes[node.outputs[0]]).name
             if to == "float32":
-                return [], None, None
+                return [], None
             if to in ("uint8", "int8"):
                 ct = "uint8_t" if to == "uint8" else "int8_t"
-                return [f"v = (float)({ct})v; /* Cast to {to} (inputs are in range here) */"], None, to
+                return [f"v = (float)({ct})v; /* Cast to {to} (inputs are in range here) */"], None
             raise UnsupportedOpError(f"{node.where()}: Cast to {to} is not supported")
         if op == "BatchNormalization":
             scale, bias, mean, var = (self.g.consts[t].astype(np.float64) for t in ins[1:5])
@@ -240,21 +235,21 @@ class _Lowering:
             cb = self.p.add_const(f"{node.name}_add", b.astype(np.float32))
             inner = int(np.prod(shape[2:])) if len(shape) > 2 else 1
             idx = f"(i / {inner}u) % {shape[1]}u"
-            return [f"v = v * {ca}[{idx}] + {cb}[{idx}]; /* BatchNormalization folded */"], None, None
+            return [f"v = v * PFX_{ca}[{idx}] + PFX_{cb}[{idx}]; /* BatchNormalization folded */"], None
         sym = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}[op]
         a, b = ins[0], ins[1]
         if b in self.g.consts:
-            return [f"v = v {sym} {self._operand(node, b, shape)};"], None, None
+            return [f"v = v {sym} {self._operand(node, b, shape)};"], None
         if a in self.g.consts:
-            return [f"v = {self._operand(node, a, shape)} {sym} v;"], None, None
+            return [f"v = {self._operand(node, a, shape)} {sym} v;"], None
         if self.g.shapes[a] != self.g.shapes[b]:
             raise UnsupportedOpError(f"{node.where()}: {op} of two tensors needs equal shapes, got "
                                      f"{self.g.shapes[a]} and {self.g.shapes[b]}")
         other = b
-        return [f"v = v {sym} (float)u[i];"], other, None
+        return [f"v = v {sym} (float)u[i];"], other
 
     def _pointwise(self, node: Node) -> None:
-        exprs, other, cast = self._exprs(node)
+        exprs, other = self._exprs(node)
         ins = node.inputs
         src = ins[0] if not (node.op in ("Add", "Sub", "Mul", "Div") and ins[0] in self.g.consts) else ins[1]
         y = node.outputs[0]
@@ -272,7 +267,6 @@ class _Lowering:
         self.p.steps.append(Step("pointwise", node.name, reads, [self.out(y)],
                                  {"exprs": exprs, "other": self.buf(other) if other else None, "n": self.g.numel(y)},
                                  inplace=True))
-        del cast
 
     op_Relu = op_LeakyRelu = op_Sigmoid = op_Tanh = op_Clip = op_Round = op_Cast = _pointwise
     op_Add = op_Sub = op_Mul = op_Div = op_Neg = op_Abs = op_BatchNormalization = _pointwise

@@ -37,6 +37,7 @@ COMPUTE_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
 TABLE_OPS = ALIAS_OPS + ("DequantizeLinear", "QuantizeLinear", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
                          "Round", "Cast", "Add", "Sub", "Mul", "Div", "Neg", "Abs")
 _Q = {"uint8": (0, 255), "int8": (-128, 127)}
+MAX_TABLE_ROWS = 256  # per-position tables: at most 64 KiB of flash for one elementwise region
 
 
 def multiplier(real: float) -> tuple[int, int]:
@@ -204,6 +205,9 @@ class _Int8:
             if g.numel(node.inputs[0]) != k:
                 raise UnsupportedOpError(f"{node.where()}: input {g.shapes[node.inputs[0]]} does not match weight {wq.shape}")
             bound = k * span * max(wspan, 1) + int(np.max(np.abs(bias)))
+            # the kernel sums x * w and x * wzp separately (raw codes, zero points applied per row)
+            xmax, wmax = max(abs(v) for v in xr), max(abs(v) for v in _Q[wdt])
+            bound = max(bound, 2 * k * xmax * wmax + int(np.max(np.abs(bias))) + k * xmax * abs(zx))
             # fold the input zero point into the bias: sum (x - zx)(w - zw) = sum x (w - zw) - zx sum (w - zw)
             wsum = (w.astype(np.int64) - zw_c[:, None]).sum(axis=1)
             bias = bias - zx * wsum
@@ -266,15 +270,25 @@ class _Int8:
             if len(data) != 1:
                 raise UnsupportedOpError(f"{n.where()}: elementwise ops in an int8 graph must have one data "
                                          f"input and constant others, got {data}")
-            for i in n.inputs:
-                if i and i != data[0]:
-                    v = self.g.consts.get(i)
-                    if v is not None and v.size != 1 and n.op not in ALIAS_OPS and n.op not in (
-                            "QuantizeLinear", "DequantizeLinear"):
-                        raise UnsupportedOpError(f"{n.where()}: constant {i!r} has {v.size} values; tables need "
-                                                 "scalar constants")
             nodes.append(n)
             t = data[0]
+
+    def _vector_consts(self, nodes: list[Node]) -> list[str]:
+        """Constants with more than one value that elementwise ops of ``nodes`` combine with the data
+        (a bias Add after a MatMul, per-feature normalization): their tables depend on the position."""
+        out = []
+        for n in nodes:
+            if n.op in ALIAS_OPS or n.op in ("QuantizeLinear", "DequantizeLinear"):
+                continue
+            for i in n.inputs[1:] if n.op not in ("Add", "Mul", "Sub", "Div") else n.inputs:
+                if not i:
+                    continue
+                v = self.g.consts.get(i)
+                if v is None and self._const_dq(i):
+                    v = self.g.consts[self.prod[i].inputs[0]]
+                if v is not None and v.size != 1:
+                    out.append(i)
+        return out
 
     def _const_dq(self, t: str) -> bool:
         n = self.prod.get(t)
@@ -294,7 +308,8 @@ class _Int8:
         if src in g.inputs and self._dt(src) == "float32":
             if not nodes or nodes[-1].op != "QuantizeLinear" or any(n.op not in ALIAS_OPS for n in nodes[:-1]):
                 raise UnsupportedOpError(f"{g.name}: the float input {src!r} must go (through reshapes only) to a "
-                                         f"QuantizeLinear, got {[n.op for n in nodes]}")
+                                         f"QuantizeLinear, got {[n.op for n in nodes]}; for raw-I/O graphs of "
+                                         "float data use the model-unit graphs (--io model)")
             q = nodes[-1]
             scale = float(g.consts[q.inputs[1]].reshape(-1)[0])
             zp = int(g.consts[q.inputs[2]].reshape(-1)[0]) if len(q.inputs) > 2 and q.inputs[2] else 0
@@ -319,7 +334,14 @@ class _Int8:
             return
         table = self._table(nodes, src, src_dtype, t)
         codes = np.arange(256) if src_dtype == "uint8" else np.arange(-128, 128)
-        if (dst_dtype == src_dtype and np.array_equal(table.astype(np.int64), codes) and t not in g.outputs):
+        if table.ndim == 2 and len(table) > MAX_TABLE_ROWS:
+            raise UnsupportedOpError(
+                f"{g.name}: {' -> '.join(n.op for n in nodes)} on {src!r} combines the data with per-feature "
+                f"constants ({', '.join(self._vector_consts(nodes))}) over {len(table)} positions; tabulated in "
+                f"8 bits that is {len(table) * 256} bytes of flash (limit {MAX_TABLE_ROWS * 256}). Export with the "
+                "bias inside the Gemm/MatMul node, or use --io model for per-feature normalization")
+        if (dst_dtype == src_dtype and table.ndim == 1 and np.array_equal(table.astype(np.int64), codes)
+                and t not in g.outputs):
             self.alias[t] = src_buf  # re-quantization to the same scale and zero point: no data moves
             if src_buf in self.qparams:
                 self.qparams[t] = self.qparams[src_buf]
@@ -332,11 +354,30 @@ class _Int8:
                                dst_dtype)
         name = self.p.add_const(f"{t}_table", table)
         what = " -> ".join(n.op for n in nodes) or "copy"
-        self.p.steps.append(Step("lut", f"{what} (as a 256-entry table)", [src_buf], [t],
+        rows = f"{len(table)} x 256-entry tables, one per position" if table.ndim == 2 else "a 256-entry table"
+        self.p.steps.append(Step("lut", f"{what} (as {rows})", [src_buf], [t],
                                  {"n": g.numel(t), "table": name, "table_v": table}))
 
     def _table(self, nodes: list[Node], src: str, src_dtype: str, dst: str) -> np.ndarray:
-        """Run the elementwise subgraph on all 256 codes in ONNX Runtime (optimizations off)."""
+        """Run the elementwise subgraph on all 256 codes in ONNX Runtime (optimizations off).
+
+        Scalar constants only: one table (256,). With per-feature constants (a bias Add after a
+        quantized MatMul): the subgraph runs on a batch of 256 samples, sample c all code c, and
+        the result is a table per position (P, 256), P the shortest period along the flattened
+        sample (the bias length for a dense layer)."""
+        if not self._vector_consts(nodes):
+            return self._run_table(nodes, src, src_dtype, dst, None)
+        full = self._run_table(nodes, src, src_dtype, dst, self.g.shapes[src])  # (256, numel)
+        table = np.ascontiguousarray(full.reshape(256, -1).T)  # (numel, 256)
+        n = len(table)
+        for period in range(1, n + 1):
+            if n % period == 0 and np.array_equal(table.reshape(n // period, period, 256),
+                                                  np.broadcast_to(table[:period], (n // period, period, 256))):
+                return np.ascontiguousarray(table[:period])
+        return table  # pragma: no cover - period n always matches
+
+    def _run_table(self, nodes: list[Node], src: str, src_dtype: str, dst: str,
+                   shape: tuple[int, ...] | None) -> np.ndarray:
         import onnx
         import onnxruntime as ort
         from onnx import helper, numpy_helper
@@ -345,9 +386,10 @@ class _Int8:
                      "float32": onnx.TensorProto.FLOAT}
         inits, made, seen = [], [], set()
         for n in nodes:
-            op = "Identity" if n.op in ALIAS_OPS else n.op
-            ins = n.inputs[:1] if n.op in ALIAS_OPS else n.inputs
-            attrs = {} if n.op in ALIAS_OPS else n.attrs
+            keep = shape is not None or n.op not in ALIAS_OPS  # per-position tables keep the real shapes
+            op = n.op if keep else "Identity"
+            ins = n.inputs if keep else n.inputs[:1]
+            attrs = n.attrs if keep else {}
             made.append(helper.make_node(op, ins, n.outputs[:1], name=n.name, **attrs))
             for i in ins:
                 if i in self.g.consts and i not in seen:
@@ -362,8 +404,9 @@ class _Int8:
                             seen.add(c)
                     seen.add(i)
         out_t = nodes[-1].outputs[0] if nodes else src
-        graph = helper.make_graph(made, "table", [helper.make_tensor_value_info(src, onnx_type[src_dtype], [256])],
-                                  [helper.make_tensor_value_info(out_t, onnx_type[self._dt(dst)], [256])], inits)
+        in_shape = [256] if shape is None else [256, *shape[1:]]
+        graph = helper.make_graph(made, "table", [helper.make_tensor_value_info(src, onnx_type[src_dtype], in_shape)],
+                                  [helper.make_tensor_value_info(out_t, onnx_type[self._dt(dst)], None)], inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(self.g.opset, 13))])
         model.ir_version = min(model.ir_version, 8)
         opts = ort.SessionOptions()
@@ -371,7 +414,10 @@ class _Int8:
         opts.intra_op_num_threads = 1
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         codes = (np.arange(256) if src_dtype == "uint8" else np.arange(-128, 128)).astype(src_dtype)
-        return np.ascontiguousarray(sess.run(None, {src: codes})[0])
+        if shape is not None:
+            codes = np.ascontiguousarray(np.broadcast_to(codes.reshape((256,) + (1,) * (len(in_shape) - 1)), in_shape))
+        out = np.ascontiguousarray(sess.run(None, {src: codes})[0])
+        return out.reshape(256, -1) if shape is not None else out
 
     def run(self) -> Program:
         for node in self.g.nodes:
@@ -405,7 +451,42 @@ class _Int8:
                 ready.update(s.writes)
             pending = rest
         self.p.steps = steps
+        self._compose_tables()
         return self.p
+
+    def _compose_tables(self) -> None:
+        """A table lookup whose input comes only from another table lookup becomes one lookup."""
+        while True:
+            for s2 in self.p.steps:
+                if s2.kind != "lut":
+                    continue
+                mid = s2.reads[0]
+                users = [s for s in self.p.steps if mid in s.reads]
+                s1 = next((s for s in self.p.steps if s.writes[0] == mid), None)
+                if s1 is None or s1.kind != "lut" or len(users) != 1 or self.p.buffers[mid].kind != "arena":
+                    continue
+                v1, v2 = s1.params["table_v"], s2.params["table_v"]
+                if v1.ndim == 2 and v2.ndim == 2 and len(v1) != len(v2):
+                    continue
+                idx = v1.astype(np.int64) + (128 if self.p.buffers[mid].dtype == "int8" else 0)
+                if v2.ndim == 1:
+                    table = np.ascontiguousarray(v2[idx])  # same shape as v1
+                elif v1.ndim == 1:
+                    table = np.ascontiguousarray(v2[:, idx])
+                else:
+                    table = np.ascontiguousarray(np.take_along_axis(v2, idx, axis=1))
+                del self.p.consts[s2.params["table"]]
+                if not any(s is not s1 and s.params.get("table") == s1.params["table"] for s in self.p.steps):
+                    self.p.consts.pop(s1.params["table"], None)
+                name = self.p.add_const(f"{s2.writes[0]}_table", table)
+                s2.params.update(table=name, table_v=table)
+                s2.node = f"{s1.node.split(' (as ')[0]} -> {s2.node}"
+                s2.reads = list(s1.reads)
+                self.p.steps.remove(s1)
+                del self.p.buffers[mid]
+                break
+            else:
+                return
 
 
 def lower_int8(g: Graph) -> Program:

@@ -104,7 +104,12 @@ def run_reference(p: Program, inputs: list[np.ndarray]) -> list[np.ndarray]:
             y = (src.astype(np.int32) - q["zp"]).astype(np.float32) * np.float32(q["scale"])
         elif s.kind == "lut":
             idx = src.astype(np.int64) + (128 if src.dtype == np.int8 else 0)
-            y = q["table_v"].reshape(-1)[idx].astype(out_dtype)
+            tv = q["table_v"]
+            if tv.ndim == 2:  # a table per position, repeating with period len(tv) along the sample
+                pos = np.arange(src.shape[1]) % len(tv)
+                y = tv[pos[None, :], idx].astype(out_dtype)
+            else:
+                y = tv.reshape(-1)[idx].astype(out_dtype)
         elif s.kind == "qdense":
             y = _dense(src, q, out_dtype)
         elif s.kind == "qconv":
