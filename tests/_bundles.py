@@ -252,3 +252,14 @@ def add_ort_copies(folder: Path) -> None:
         manifest["graphs"].append({**g, "file": target.name, "format": "ort", "size": target.stat().st_size,
                                    "sha256": file_sha256(target)})
     (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def with_codec(folder: Path, bits: int = 6) -> Path:
+    """Add ``bits``-bit latent codec tables fitted on the bundle's codes of the digits (for compress)."""
+    import edgeae.runtime as rt
+    from edgeae.runtime.codec import LatentCodec
+
+    manifest = rt.read_manifest(folder)
+    manifest.codec = [LatentCodec.fit(rt.load(folder).encode(digits_uint8()), bits).to_dict()]
+    rt.write_manifest(folder, manifest)
+    return folder

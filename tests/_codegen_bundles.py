@@ -5,16 +5,22 @@ onnx.helper; int8-static variants are made by the exporter's own quantizer (QDQ)
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeae.runtime.bundle import Manifest, file_sha256, graph_entry, read_manifest, write_manifest
 from tests._bundles import OPSET, _specs, digits_uint8
 
 CONV_CODE = 6
+# Tests that compile the generated C need the host compilers.
+needs_compilers = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("g++") is None,
+    reason="gcc and g++ are needed to compile the generated C (apt-get install build-essential)")
 
 
 def _init(name: str, value: np.ndarray) -> onnx.TensorProto:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -21,10 +20,9 @@ from edgeae.codegen.lower_int8 import lower_int8, multiplier  # noqa: E402
 from edgeae.codegen.reference import requantize  # noqa: E402
 from edgeae.errors import ValidationError  # noqa: E402
 from tests._bundles import make_bundle  # noqa: E402
-from tests._codegen_bundles import add_int8_static, conv_bundle  # noqa: E402
+from tests._codegen_bundles import add_int8_static, conv_bundle, needs_compilers  # noqa: E402
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("g++") is None,
-                                reason="gcc and g++ are needed to compile the generated C (apt-get install build-essential)")
+pytestmark = needs_compilers
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from edgeae.runtime.codec import LatentCodec  # noqa: E402
 from edgeae.runtime.compress import codecs_of, compress, decompress  # noqa: E402
 from edgeae.runtime.stream import compress_codes  # noqa: E402
 from tests._bundles import digits_uint8, make_bundle  # noqa: E402
-from tests._codegen_bundles import add_int8_static  # noqa: E402
+from tests._codegen_bundles import add_int8_static, needs_compilers  # noqa: E402
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("g++") is None,
-                                reason="gcc and g++ are needed to compile the generated C (apt-get install build-essential)")
+pytestmark = needs_compilers
 
 
 @pytest.fixture(scope="module")

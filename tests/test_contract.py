@@ -11,20 +11,15 @@ from click.testing import CliRunner
 import edgeae.runtime as rt
 from edgeae.cli import cli
 from edgeae.errors import InputError
-from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.compress import compress
 from edgeae.runtime.contract import SampleContract, as_codes
-from tests._bundles import digits_features, digits_uint8, make_bundle
+from tests._bundles import digits_features, digits_uint8, make_bundle, with_codec
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     """The PCA image bundle plus 6-bit codec tables fitted on its codes (for compress)."""
-    folder = make_bundle(tmp_path_factory.mktemp("contract") / "image", "image")[0]
-    manifest = rt.read_manifest(folder)
-    manifest.codec = [LatentCodec.fit(rt.load(folder).encode(digits_uint8()), 6).to_dict()]
-    rt.write_manifest(folder, manifest)
-    return folder
+    return with_codec(make_bundle(tmp_path_factory.mktemp("contract") / "image", "image")[0])
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests._bundles import digits_uint8, make_bundle
+from tests._bundles import digits_uint8, make_bundle, with_codec
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
@@ -56,14 +56,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     """The PCA image bundle with 6-bit codec tables (so compress works)."""
-    import edgeae.runtime as rt
-    from edgeae.runtime.codec import LatentCodec
-
-    folder = make_bundle(tmp_path_factory.mktemp("faults") / "b", "image")[0]
-    manifest = rt.read_manifest(folder)
-    manifest.codec = [LatentCodec.fit(rt.load(folder).encode(digits_uint8()), 6).to_dict()]
-    rt.write_manifest(folder, manifest)
-    return folder
+    return with_codec(make_bundle(tmp_path_factory.mktemp("faults") / "b", "image")[0])
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 
 import edgeae.runtime as rt
-from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.compress import compress, decompress
-from tests._bundles import digits_uint8, make_bundle
+from tests._bundles import digits_uint8, make_bundle, with_codec
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLS = 10_000
@@ -28,11 +27,7 @@ THREADS = 8
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    folder = make_bundle(tmp_path_factory.mktemp("soak") / "b", "image")[0]
-    manifest = rt.read_manifest(folder)
-    manifest.codec = [LatentCodec.fit(rt.load(folder).encode(digits_uint8()), 6).to_dict()]
-    rt.write_manifest(folder, manifest)
-    return folder
+    return with_codec(make_bundle(tmp_path_factory.mktemp("soak") / "b", "image")[0])
 
 
 def _tasks(model) -> list[tuple[str, object]]:

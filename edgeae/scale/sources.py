@@ -27,6 +27,7 @@ from edgeae.data import (
     IMAGE_SUFFIXES,
     _as_samples,
     _detect_format,
+    _is_number,
     _resize_array,
     load_array_input,
 )
@@ -247,14 +248,6 @@ def _csv_source(p: Path) -> RowSource:
     if n == 0:
         raise DataError(f"{p} has no data rows; give one sample per line of comma-separated numbers")
     return RowSource(str(p), "csv", n, (), "", file=str(p), file_shape=(width,), index=tuple(index))
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _image_source(p: Path, resize: tuple[int, int] | None) -> RowSource:

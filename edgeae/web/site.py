@@ -26,16 +26,7 @@ import numpy as np
 from edgeae.errors import BundleError, ConfigError, ValidationError
 from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, file_problem, read_manifest
 
-__all__ = [
-    "MAX_IR_VERSION",
-    "MAX_OPSET",
-    "ORT_WEB_CDN",
-    "ORT_WEB_FILES",
-    "ORT_WEB_VERSION",
-    "SiteReport",
-    "build_site",
-    "onnx_header",
-]
+# The public names are listed once, in edgeae/web/__init__.py.
 
 ORT_WEB_VERSION = "1.30.0"  # the onnxruntime-web release the page is written and tested against
 ORT_WEB_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
