@@ -23,9 +23,8 @@ from tests._quant import check_quantized_weights, output_step, session
 
 
 def _sess(path):
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """One intra-op thread, as export's own checks run: the same float rounding order."""
+    return session(path)
 
 
 def _held_out(bundle):

@@ -81,7 +81,7 @@ def test_every_graph_matches_pytorch_fp32(kind, precision, bundles, trained_run)
     x = Normalizer(m.normalization, m.sample_shape).normalize(np.load(bundle / "samples.npy"))
     enc_path, dec_path = (bundle / m.find_graph(role, precision).file for role in ("encoder", "decoder"))
     enc, dec = session(enc_path), session(dec_path)
-    assert [o.name for o in enc.getoutputs()] == (["code", "mean", "log_var"] if m.variational else ["code"])
+    assert [o.name for o in enc.get_outputs()] == (["code", "mean", "log_var"] if m.variational else ["code"])
     want_all, x_hat_all = _torch(model, x, m.variational)
     # one 8-bit step of each output's held-out range; the VAE's outputs share the widest one
     # (log_var's range is narrow, but it reads the same quantized hidden layer as the code)
@@ -165,11 +165,11 @@ def test_mnist_int8_size_and_quality(kind, tmp_path):
     bundle = tmp_path / "bundle"
     m = read_manifest(bundle)
     x = Normalizer(m.normalization, m.sample_shape).normalize(np.load(bundle / "samples.npy"))
-    psnr = {}
+    quality = {}
     for p in ("fp32", int8):
         enc, dec = (session(bundle / m.find_graph(r, p).file) for r in ("encoder", "decoder"))
-        psnr[p] = psnr(dec.run(["x_hat"], {"code": outputs(enc, x)["code"]})[0], x)
-    assert psnr["fp32"] - psnr[int8] <= 0.5, psnr
+        quality[p] = psnr(dec.run(["x_hat"], {"code": outputs(enc, x)["code"]})[0], x)
+    assert quality["fp32"] - quality[int8] <= 0.5, quality
     if kind == "mlp":
         size = {p: sum((bundle / m.find_graph(r, p).file).stat().st_size for r in ("encoder", "decoder"))
                 for p in ("fp32", int8)}
