@@ -7,7 +7,8 @@ so an export that checks itself wrongly still fails these tests.
 
 Tolerances (measured on the 1-epoch digits models of conftest.py, then given headroom):
 
-- fp32: 2e-6 absolute (measured <= 1.5e-6; the exporter's own gate is 1e-5);
+- fp32: 2e-6 plus 4 float32 ulps of the output's largest value (measured <= 1.5e-6; the
+  exporter's own gate is 1e-5);
 - fp16: 1e-2 absolute on codes and pixels (measured <= 8.3e-4), PSNR drop <= 0.05 dB;
 - int8: every output within 6 steps of 1/255 of that output's held-out range (measured
   <= 4.7 steps, the VAE's log_var with int8-static), PSNR drop <= 0.5 dB (measured <= 0.01); every MatMul / Gemm / Conv reads
@@ -106,8 +107,8 @@ def test_every_graph_matches_pytorch_fp32(kind, precision, bundles, trained_run)
         for name, value, ref in pairs:
             err = float(np.abs(value.astype(np.float64) - ref).max())
             worst[name] = max(worst.get(name, 0.0), err)
-            if precision == "fp32":
-                limit = FP32_ATOL
+            if precision == "fp32":  # plus a few float32 ulps of the output's magnitude
+                limit = FP32_ATOL + 4 * float(np.finfo(np.float32).eps) * float(np.abs(ref).max())
             elif precision == "fp16":
                 limit = FP16_ATOL
             else:
@@ -165,11 +166,11 @@ def test_mnist_int8_size_and_quality(kind, tmp_path):
     bundle = tmp_path / "bundle"
     m = read_manifest(bundle)
     x = Normalizer(m.normalization, m.sample_shape).normalize(np.load(bundle / "samples.npy"))
-    psnr = {}
+    quality = {}
     for p in ("fp32", int8):
         enc, dec = (session(bundle / m.find_graph(r, p).file) for r in ("encoder", "decoder"))
-        psnr[p] = psnr(dec.run(["x_hat"], {"code": outputs(enc, x)["code"]})[0], x)
-    assert psnr["fp32"] - psnr[int8] <= 0.5, psnr
+        quality[p] = psnr(dec.run(["x_hat"], {"code": outputs(enc, x)["code"]})[0], x)
+    assert quality["fp32"] - quality[int8] <= 0.5, quality
     if kind == "mlp":
         size = {p: sum((bundle / m.find_graph(r, p).file).stat().st_size for r in ("encoder", "decoder"))
                 for p in ("fp32", int8)}
