@@ -66,7 +66,8 @@ typedef struct eae_codec {
     const uint16_t *cum16;     /* (D, L) cumulative frequencies (precision <= 16), or NULL */
     const uint32_t *cum32;     /* (D, L) the same as uint32 (precision > 16), or NULL */
     double min_bits;           /* half the fewest bits any sample costs (reader's bound) */
-    const float *thresh;       /* (D, L-1) or NULL: T[d][k-1] = least float with symbol >= k */
+    const uint32_t *thresh;    /* (D, L-1) or NULL: order key of the least float32 code with
+                                  symbol >= k, at [d][k-1] (key: see eae_codec.c) */
 } eae_codec;
 
 /* Header facts and totals of a stream, from eae_read_header. */
