@@ -261,6 +261,11 @@ typedef struct {
 static uint32_t read_word(decoder *dc) {
     uint32_t w = 0;
     size_t k, at = dc->pos * 4;
+    if (at + 4 < dc->len || (at + 4 == dc->len && !dc->bump)) { /* inside: the common case */
+        dc->pos++;
+        return (uint32_t)dc->buf[at] | (uint32_t)dc->buf[at + 1] << 8 |
+               (uint32_t)dc->buf[at + 2] << 16 | (uint32_t)dc->buf[at + 3] << 24;
+    }
     for (k = 0; k < 4; k++) {
         uint32_t b = 0;
         if (at + k < dc->len) b = dc->buf[at + k] + (uint32_t)(dc->bump && at + k + 1 == dc->len);
