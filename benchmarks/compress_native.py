@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         row["vs_python_compress"] = row["samples_per_s"] / base
     target = _targets(bundle, codec.bits, work, codes[: args.target_samples], py_streams[: args.target_samples])
     result = {
-        "bundle": str(bundle), "samples": len(x), "code_size": codec.code_size, "bits": codec.bits,
+        "bundle": str(bundle.resolve().relative_to(ROOT)) if bundle.resolve().is_relative_to(ROOT) else str(bundle),
+        "samples": len(x), "code_size": codec.code_size, "bits": codec.bits,
         "python_bytes_per_sample": py_bytes, "rounds": args.rounds, "duration_s": args.duration,
         "machine": _machine(),
         "threads": 1, "graph": graph.name, "target_samples": min(args.target_samples, len(x)), "variants": table, "cortex_m": target,
