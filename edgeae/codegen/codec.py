@@ -271,10 +271,12 @@ TARGET_FILES = ("eae_codec_target.c", "eae_codec_target.ld")
 TARGETS = {
     "cortex-m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"], "mps2-an386"),
     "cortex-m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+    # ARMv6-M code only (no 32x32->64 multiply, no divide); the AN385's Cortex-M3 runs it
+    "cortex-m0": (["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
 }
 TOOLCHAIN_HINT = (
     "install gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm "
-    "(Debian/Ubuntu: `make native-tools`)"
+    "(Debian/Ubuntu: `make c-tools`)"
 )
 
 
@@ -315,7 +317,7 @@ def run_codec_target(
         shutil.copyfile(TEMPLATE_DIR / name, src / name)
     (src / "eae_target_vectors.h").write_text(target_vectors_source(codes, codec_index))
     flags, machine = TARGETS[cpu]
-    common = [*flags, "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections",
+    common = [*flags, "-masm-syntax-unified", "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections",
               "-fdata-sections", f"-DEAE_PREFIX={prefix}", "-I", str(src)]
     sources = [str(src / n) for n in ("eae_codec.c", f"{prefix}_codec.c", "eae_codec_target.c")]
     elf = src / f"target-{cpu}.elf"
