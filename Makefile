@@ -66,9 +66,12 @@ web-tools: $(STAMP) system-tools
 demo: $(STAMP)
 	$(PY) -m edgeae.demo --out $(DEMO)
 
-# ONNX Runtime's C/C++ headers for examples/cpp (a private apt download; never fails the build).
+# examples/cpp: cmake (apt, where it works) and ONNX Runtime's C/C++ headers (a private apt
+# download, see examples/cpp/setup_ort.sh); without them the C++ tests skip and say why.
 cpp-deps: $(STAMP)
-	-PYTHON=$(abspath $(PY)) examples/cpp/setup_ort.sh
+	@command -v cmake >/dev/null || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] \
+	  || apt-get install -y -q cmake >/dev/null 2>&1 || echo "note: could not install cmake"
+	@PYTHON=$(abspath $(PY)) examples/cpp/setup_ort.sh || echo "note: examples/cpp tests will skip"
 
 test: $(STAMP) $(RT_STAMP) system-tools web-tools cpp-deps
 	$(VENV)/bin/ruff check edgeae tests benchmarks

@@ -257,7 +257,7 @@ def _forge(codec, mid, n: int, payload: bytes) -> bytes:
     return header + body + zlib.crc32(body, zlib.crc32(header)).to_bytes(4, "little")
 
 
-def _corpus(golden_codec, fuzz_codec) -> list[bytes]:
+def _corpus(golden_codec, fuzz_codec, rounds: int = 300, seed: int = 1234) -> list[bytes]:
     """Every truncation and single-bit flip of the golden stream, plus the kinds of input
     tests/test_stream.py fuzzes (random bytes, forged payloads with valid CRCs, multi-byte
     corruption of a two-chunk stream), drawn from a fixed seed."""
@@ -272,8 +272,8 @@ def _corpus(golden_codec, fuzz_codec) -> list[bytes]:
     valid = S.compress_codes(fuzz_codec, mid, _codes(5, seed=1))
     valid += S.append_codes(fuzz_codec, mid, valid, _codes(3, seed=2))
     out.append(valid)
-    rng = np.random.default_rng(1234)
-    for _ in range(300):
+    rng = np.random.default_rng(seed)
+    for _ in range(rounds):
         data = rng.integers(0, 256, rng.integers(0, 200)).astype(np.uint8).tobytes()
         out += [data, S.MAGIC + bytes([S.VERSION]) + mid + data]
         payload = rng.integers(0, 256, rng.integers(0, 65)).astype(np.uint8).tobytes()
@@ -289,7 +289,8 @@ def _corpus(golden_codec, fuzz_codec) -> list[bytes]:
     return out
 
 
-def test_decoder_verdicts_equal_python_under_sanitizers(tmp_path, golden_codec):
+@pytest.mark.parametrize("rounds,seed", [(300, 1234), pytest.param(5000, 99, marks=pytest.mark.slow)])
+def test_decoder_verdicts_equal_python_under_sanitizers(tmp_path, golden_codec, rounds, seed):
     """Every input: the C reader (ASan + UBSan) errs with the same status as Python, or
     decodes the same symbols; a sanitizer report fails the run."""
     if not _sanitizers_work(tmp_path):
@@ -297,7 +298,7 @@ def test_decoder_verdicts_equal_python_under_sanitizers(tmp_path, golden_codec):
     fuzz_codec = LatentCodec.fit(_codes(2000), 6)  # the codec of tests/test_stream.py
     codecs = [(golden_codec, golden_codec.model_id(SHA)), (fuzz_codec, fuzz_codec.model_id(SHA))]
     tool = build_tool(tmp_path / "san", codecs, prefix="fz", sanitize=True)
-    corpus = _corpus(golden_codec, fuzz_codec)
+    corpus = _corpus(golden_codec, fuzz_codec, rounds, seed)
     blob = b"".join(len(r).to_bytes(4, "little") + r for r in corpus)
     (tmp_path / "corpus.bin").write_bytes(blob)
     res = tool.run("verdicts", tmp_path / "corpus.bin", tmp_path / "sym.u8")

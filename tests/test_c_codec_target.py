@@ -19,7 +19,7 @@ _MISSING = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-
 pytestmark = pytest.mark.skipif(
     bool(_MISSING),
     reason=f"{', '.join(_MISSING)} not on PATH; install gcc-arm-none-eabi, libnewlib-arm-none-eabi "
-    "and qemu-system-arm (`make native-tools` on Debian/Ubuntu)",
+    "and qemu-system-arm (`make c-tools` on Debian/Ubuntu)",
 )
 
 

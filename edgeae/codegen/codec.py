@@ -134,10 +134,8 @@ def _thresholds(codec: LatentCodec) -> np.ndarray:
 
 
 def _fhex(v: float) -> str:
-    """An exact C float literal (INFINITY from <math.h> for the unreachable)."""
-    if np.isinf(v):
-        return "INFINITY" if v > 0 else "-INFINITY"
-    return float(v).hex() + "f"
+    """A float32 as an exact C literal (for comments: inf where no finite code reaches)."""
+    return str(v) if np.isinf(v) else float(v).hex() + "f"
 
 
 def _check_prefix(prefix: str) -> None:
@@ -154,8 +152,9 @@ def codec_sources(
 ) -> tuple[str, str]:
     """The text of ``<prefix>_codec.h`` and ``<prefix>_codec.c`` for these codecs.
 
-    ``thresholds``: also emit each dimension's float32 decision thresholds, (L-1) floats per
-    dimension of flash, so the C quantizer needs no double division (see eae_codec.c).
+    ``thresholds``: also emit each dimension's float32 decision thresholds (as order keys,
+    (L-1) uint32 per dimension of flash), so the C quantizer needs neither double division
+    nor an FPU (see eae_codec.c).
     """
     _check_prefix(prefix)
     if not codecs:
@@ -192,7 +191,7 @@ def codec_sources(
         " * the model id (SHA-256 of decoder digest + tables, first 8 bytes) and the reader's\n"
         " * bound min_bits = -sum_d max_s log2(freqs[d][s] / 2**precision) / 2.\n"
         " */\n"
-        f"#include \"{prefix}_codec.h\"\n\n#include <math.h> /* INFINITY: a symbol no finite code reaches */\n"
+        f"#include \"{prefix}_codec.h\"\n"
     )
     for codec, mid in codecs:
         name = f"{prefix}_codec_{codec.bits}bit"
@@ -217,10 +216,13 @@ def codec_sources(
             f"    {name + '_thresh' if thresholds else 'NULL'} /* thresh */\n}};\n"
         )
         if thresholds:
-            t = _thresholds(codec).ravel()
-            vals = [_fhex(v) for v in t]
-            rows = ",\n    ".join(", ".join(vals[i : i + 4]) for i in range(0, len(vals), 4))
-            decl = f"static const float {name}_thresh[{d} * {n_lev - 1}] = {{ /* (D, L-1) */\n    {rows}}};\n"
+            t = _thresholds(codec)
+            keys = _ordered(t.view(np.uint32)).ravel()
+            vals = [f"0x{int(k):08x}u" for k in keys]
+            rows = ",\n    ".join(", ".join(vals[i : i + 8]) for i in range(0, len(vals), 8))
+            decl = (f"/* order keys of the least float32 code reaching symbol k (k = 1..L-1); e.g. "
+                    f"dim 0, k = 1: {_fhex(float(t[0, 0]))} */\n"
+                    f"static const uint32_t {name}_thresh[{d} * {n_lev - 1}] = {{ /* (D, L-1) */\n    {rows}}};\n")
             c = c.replace(f"const eae_codec {name} = {{", decl + f"const eae_codec {name} = {{")
     c += f"\nconst eae_codec *const {prefix}_codecs[{up}_CODEC_COUNT] = {{\n"
     c += ",\n".join(f"    &{prefix}_codec_{codec.bits}bit" for codec, _ in codecs) + "};\n"
@@ -269,10 +271,12 @@ TARGET_FILES = ("eae_codec_target.c", "eae_codec_target.ld")
 TARGETS = {
     "cortex-m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"], "mps2-an386"),
     "cortex-m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+    # ARMv6-M code only (no 32x32->64 multiply, no divide); the AN385's Cortex-M3 runs it
+    "cortex-m0": (["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
 }
 TOOLCHAIN_HINT = (
     "install gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm "
-    "(Debian/Ubuntu: `make native-tools`)"
+    "(Debian/Ubuntu: `make c-tools`)"
 )
 
 
@@ -313,7 +317,7 @@ def run_codec_target(
         shutil.copyfile(TEMPLATE_DIR / name, src / name)
     (src / "eae_target_vectors.h").write_text(target_vectors_source(codes, codec_index))
     flags, machine = TARGETS[cpu]
-    common = [*flags, "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections",
+    common = [*flags, "-masm-syntax-unified", "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections",
               "-fdata-sections", f"-DEAE_PREFIX={prefix}", "-I", str(src)]
     sources = [str(src / n) for n in ("eae_codec.c", f"{prefix}_codec.c", "eae_codec_target.c")]
     elf = src / f"target-{cpu}.elf"

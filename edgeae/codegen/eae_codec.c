@@ -103,19 +103,27 @@ static uint32_t cdf_search(const eae_codec *c, uint32_t d, uint32_t quantile, ui
 }
 
 /* ---------------------------------------------------------------- the quantizer */
+/* A float32's bits as an integer in the floats' order (-0.0 just below +0.0; the
+ * thresholds are never +0.0, since -0.0 and +0.0 always get the same symbol). */
+static uint32_t order_key(float v) {
+    uint32_t b;
+    memcpy(&b, &v, sizeof b);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
 /* numpy's clip(rint((f64(v) - lo) / step), 0, L-1), round half to even, without libm.
  * That map is monotonic in v, so with the generated thresholds (the least float32 reaching
- * each symbol, found with the Python quantizer itself) it is a binary search of float
- * comparisons, without the double division (emulated in software on most MCUs). */
+ * each symbol, found with the Python quantizer itself) it is a binary search of integer
+ * comparisons: no double division (software on most MCUs), no FPU needed. */
 static uint8_t quantize1(const eae_codec *c, uint32_t d, float v) {
     double step = c->step[d], x, r;
     uint32_t top = levels(c) - 1, f;
     if (c->thresh) {
-        const float *t = c->thresh + (size_t)d * top;
+        const uint32_t *t = c->thresh + (size_t)d * top, key = order_key(v);
         uint32_t lo = 0, hi = top; /* symbol = number of thresholds <= v */
         while (lo < hi) {
             uint32_t mid = (lo + hi) / 2;
-            if (v >= t[mid]) lo = mid + 1;
+            if (key >= t[mid]) lo = mid + 1;
             else hi = mid;
         }
         return (uint8_t)lo;
@@ -253,6 +261,11 @@ typedef struct {
 static uint32_t read_word(decoder *dc) {
     uint32_t w = 0;
     size_t k, at = dc->pos * 4;
+    if (at + 4 < dc->len || (at + 4 == dc->len && !dc->bump)) { /* inside: the common case */
+        dc->pos++;
+        return (uint32_t)dc->buf[at] | (uint32_t)dc->buf[at + 1] << 8 |
+               (uint32_t)dc->buf[at + 2] << 16 | (uint32_t)dc->buf[at + 3] << 24;
+    }
     for (k = 0; k < 4; k++) {
         uint32_t b = 0;
         if (at + k < dc->len) b = dc->buf[at + k] + (uint32_t)(dc->bump && at + k + 1 == dc->len);
