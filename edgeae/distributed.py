@@ -156,4 +156,20 @@ def launch(nproc: int, train_args: list[str]) -> int:
         raise ConfigError(f"--nproc-per-node {nproc}: give 1 or more processes")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(nproc),
            "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "edgeae", "train", *train_args]
-    return subprocess.call(cmd)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, bufsize=1)
+    _relay(proc.stderr)
+    return proc.wait()
+
+
+def _relay(stream) -> None:
+    """Pass the job's stderr through; once a rank printed ``Error: ...``, print each such
+    line once and drop torchrun's own failure report (a traceback of the launcher)."""
+    seen: set[str] = set()
+    for line in stream:
+        if line.startswith("Error: "):
+            if line not in seen:
+                sys.stderr.write(line)
+            seen.add(line)
+        elif not seen:
+            sys.stderr.write(line)
+    sys.stderr.flush()
