@@ -87,4 +87,4 @@ bench-c: $(STAMP) c-tools
 	$(PY) -m benchmarks.c
 
 clean:
-	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules

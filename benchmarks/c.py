@@ -123,17 +123,10 @@ def _emx(graph: Path, folder: Path, name: str) -> tuple[Path, str] | None:
     tool = shutil.which("emx-onnx-cgen") or str(Path(os.sys.executable).parent / "emx-onnx-cgen")
     if not Path(tool).exists():
         return None
-    import onnx
-
-    model = onnx.load(str(graph))
-    for vi in list(model.graph.input) + list(model.graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_value = 1
-    fixed = folder / f"{name}.b1.onnx"
-    onnx.save(model, str(fixed))
     src = folder / f"{name}.c"
     if not src.exists():
-        res = subprocess.run([tool, "compile", str(fixed), str(src), "--model-name", name], capture_output=True,
-                             text=True, timeout=900)
+        res = subprocess.run([tool, "compile", str(graph), str(src), "--model-name", name, "--input-dim", "batch=1"],
+                             capture_output=True, text=True, timeout=900)
         if res.returncode != 0:
             return None
     (folder / f"{name}.h").write_text(f"void {name}(const void *x, void *y);\n")
@@ -153,7 +146,7 @@ def bench_model(model: str, rounds: int, round_s: float, cortex: bool, log) -> d
         raise SystemExit(f"{bundle} is missing: run `python -m benchmarks.run --only {model}` first")
     c_dir = WORK / model / "c"
     t0 = time.time()
-    gen = generate_c(bundle, c_dir, precisions=",".join(PRECISIONS), overwrite=True)
+    gen = generate_c(bundle, c_dir, precisions=",".join(PRECISIONS), io="model", overwrite=True)
     log(f"{model}: generated and checked C in {time.time() - t0:.0f} s")
     manifest = read_manifest(bundle)
     samples = np.load(bundle / manifest.samples["file"])[:64]

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeae.export.cpucheck import EMULATED_CPUS, run_emulated
+from edgeae.runtime.bundle import PRECISIONS as _ALL
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = {"mlp": {"model": "mlp"}, "conv": {"model": "conv", "channels": (8, 16)}, "vae": {"model": "vae"}}
-PRECISIONS = "fp32,fp16,int8-dynamic,int8-static"
+PRECISIONS = ",".join(_ALL)  # every precision a bundle can hold
 
 
 def machine() -> dict[str, object]:

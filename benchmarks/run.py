@@ -7,6 +7,7 @@
 
 Usage: ``python -m benchmarks.run [--duration 0.3] [--data ../shared/data/mnist] [--only mnist-mlp]``.
 Runs are cached under benchmarks/work/ (git-ignored); pass --retrain to start over.
+``--replot`` redraws the PNGs from the saved benchmarks/results/<name>.json, measuring nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ ROOT = HERE.parent
 WORK = HERE / "work"
 RESULTS = HERE / "results"
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
-PRECISIONS = ("fp32", "int8-dynamic", "int8-static", "fp16")
 
 # name -> train() keyword arguments (data filled in at run time)
 MODELS = {
@@ -35,6 +35,7 @@ MODELS = {
 def _prepare(name: str, spec: dict, data: Path | None, retrain: bool, log) -> tuple[Path, Path]:
     """Train and export once; later runs reuse benchmarks/work/<name>/{run,bundle}."""
     from edgeae.export import export
+    from edgeae.runtime.bundle import PRECISIONS
     from edgeae.train import train
 
     run_dir, bundle = WORK / name / "run", WORK / name / "bundle"
@@ -107,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated model names: " + ", ".join(MODELS))
     ap.add_argument("--batch", default="1,8,64,256")
     ap.add_argument("--retrain", action="store_true", help="ignore cached runs and bundles in benchmarks/work/")
+    ap.add_argument("--replot", action="store_true", help="redraw the PNGs from the saved JSON results only")
     args = ap.parse_args(argv)
+    if args.replot:
+        return _replot(args.only.split(",") if args.only else list(MODELS))
 
     from edgeae.bench.harness import run_bench
     from edgeae.bench.report import plot
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         result.bundle = f"benchmarks/work/{name}/bundle"
         results[name] = result
         (RESULTS / f"{name}.json").write_text(result.to_json(), encoding="utf-8")
-        plot(result, RESULTS / f"{name}.png")
+        plot(result, RESULTS / f"{name}.png", title=name)
         log(f"{name}: benchmarked in {time.time() - t0:.0f} s; ratios {json.dumps(result.ratios)}")
     if results:
         _size_psnr(results, RESULTS / "size_psnr.png")
@@ -145,27 +149,51 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _replot(names: list[str]) -> int:
+    """Redraw <name>.png and size_psnr.png from benchmarks/results/<name>.json."""
+    from edgeae.bench.report import BenchResult, plot
+
+    results = {}
+    for name in names:
+        path = RESULTS / f"{name}.json"
+        if path.is_file():
+            results[name] = BenchResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            print(f"Wrote {plot(results[name], RESULTS / f'{name}.png', title=name)}")
+    if results:
+        _size_psnr(results, RESULTS / "size_psnr.png")
+        print(f"Wrote {RESULTS / 'size_psnr.png'}")
+    return 0
+
+
 def _size_psnr(results: dict, path: Path) -> None:
-    """One scatter across models: bundle size (encoder + decoder) vs held-out PSNR per precision."""
+    """One scatter across models: bundle size (encoder + decoder) vs held-out PSNR, one colour per
+    precision (as in every edgeae plot), the model named above its group of points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    from edgeae.bench.report import variant_style
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    variants: list[str] = []
     for name, r in results.items():
-        pts = {}
-        for row in r.rows:
-            if row.graph == "end-to-end" and row.psnr is not None and row.status == "ok":
-                pts[row.variant] = (row.size / 1024, row.psnr)
-        xs, ys = zip(*pts.values(), strict=True) if pts else ((), ())
-        ax.plot(xs, ys, "o", label=name)
+        pts = {row.variant: (row.size / 1024, row.psnr) for row in r.rows
+               if row.graph == "end-to-end" and row.psnr is not None and row.status == "ok"}
         for v, (x, y) in pts.items():
-            ax.annotate(v, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.plot(x, y, linestyle="none", markersize=8, markeredgewidth=1.5, **variant_style(v))
+            variants += [v] if v not in variants else []
+        if pts:
+            xs, ys = zip(*pts.values(), strict=True)
+            ax.annotate(name, ((min(xs) * max(xs)) ** 0.5, max(ys)), xytext=(0, 10), textcoords="offset points",
+                        ha="center", fontsize=10)
     ax.set(xscale="log", xlabel="encoder + decoder size (KB; torch-eager: weights file)",
-           ylabel="held-out PSNR (dB)", title="size vs quality")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+           ylabel="held-out PSNR (dB)", title="size vs quality per precision")
+    ax.margins(y=0.15)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(handles=[Line2D([], [], linestyle="none", markersize=8, label=v, **variant_style(v)) for v in variants],
+              fontsize=9, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -28,6 +28,14 @@ RESULTS = HERE / "results"
 ORT_WEB = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 
 
+def _rel(path: Path) -> str:
+    """A path relative to the repository when it lies inside it (results stay machine-neutral)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _pct(times: list[float]) -> dict[str, float]:
     s = sorted(times)
     q = lambda p: s[min(len(s) - 1, int(p * len(s)))]  # noqa: E731
@@ -76,7 +84,7 @@ def run(bundle: Path, name: str, rounds: int, calls: int, screenshot: Path | Non
 
     site_dir = HERE / "work" / "web" / name
     precisions = [p for p in ("fp32", "int8-dynamic") if p in read_manifest(bundle).precisions()]
-    report = build_site(bundle, site_dir, precisions, ort_web=ORT_WEB, overwrite=True)
+    report = build_site(bundle, site_dir, precisions, ort_web=ORT_WEB, overwrite=True, title=name)
     x = np.load(bundle / "samples.npy")
     files = report.files
     weight = {
@@ -87,7 +95,7 @@ def run(bundle: Path, name: str, rounds: int, calls: int, screenshot: Path | Non
         "ort_js_bytes": sum(n for f, n in files.items() if f.startswith("ort/") and f.endswith(".mjs")),
         "ort_wasm_bytes": sum(n for f, n in files.items() if f.endswith(".wasm")),
     }
-    result: dict = {"bundle": str(bundle), "name": name, "weight": weight, "precisions": {}}
+    result: dict = {"bundle": _rel(bundle), "name": name, "weight": weight, "precisions": {}}
     with serve(site_dir) as url, browser() as b:
         result["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                              "chromium": b.version, "chromium_path": chromium_path(),
@@ -124,20 +132,27 @@ def run(bundle: Path, name: str, rounds: int, calls: int, screenshot: Path | Non
             result["precisions"][precision] = {
                 "browser": {"session_ms": statistics.median(s["session_ms"][precision] for s in seen),
                             "first_call_ms": statistics.median(s["first_call_ms"][precision] for s in seen),
-                            **_pct(js_all), "mean_ms": statistics.fmean(js_rounds), "round_means_ms": js_rounds,
+                            **_pct(js_all), "mean_ms": statistics.fmean(js_rounds), "round_means_ms": js_rounds, "median_round_ms": statistics.median(js_rounds),
                             "timer_resolution_ms": js["timer_resolution_ms"]},
-                "python": {**py_start, "round_means_ms": py_rounds, **_pct(py_all)},
+                "python": {**py_start, "round_means_ms": py_rounds, "median_round_ms": statistics.median(py_rounds),
+                           **_pct(py_all)},
                 "max_code_diff": float(np.abs(js_codes - py_codes).max()),
                 "code_range": float(py_codes.max() - py_codes.min()),
             }
-            log(f"{precision}: browser mean {statistics.median(js_rounds):.3f} ms, Python {statistics.median(py_rounds):.3f} ms")
+            log(f"{precision}: browser {statistics.median(js_rounds):.3f} ms, Python {statistics.median(py_rounds):.3f} ms "
+                "(median of round means)")
         if screenshot is not None:
             page.evaluate("edgeae.setPrecision('fp32')")
             _draw(page, "7")
             page.screenshot(path=str(screenshot), full_page=True)
-            result["screenshot"] = str(screenshot)
+            result["screenshot"] = _rel(screenshot)
         page.close()
     return result
+
+
+def _rounds(side: dict) -> str:
+    m = side["round_means_ms"]
+    return f"{statistics.median(m):.3f} ms ({min(m):.3f}-{max(m):.3f})"
 
 
 def markdown(r: dict) -> str:
@@ -148,25 +163,28 @@ def markdown(r: dict) -> str:
         f"Machine: {m['cpu_count']} CPU cores ({m['platform']}), load average {m['loadavg'][0]:.1f} while measuring; "
         f"headless Chromium {m['chromium']}; onnxruntime-web {m['onnxruntime_web']} (WASM, SIMD, one thread); "
         f"Python runtime on onnxruntime {m['onnxruntime']} (one intra-op thread). Each side runs rounds of 100 "
-        "batch-1 encode calls on the same held-out samples, rounds interleaved (browser, Python, ...). "
-        "mean = wall time of whole `encode` calls / calls (JS: `edgeae.encode`'s work incl. normalization and "
+        f"batch-1 encode calls on the same held-out samples, {len(next(iter(r['precisions'].values()))['python']['round_means_ms'])} "
+        "rounds interleaved (browser, Python, ...). mean of 100 calls = median over the rounds (lowest-highest "
+        "round in brackets) of the wall time of whole `encode` calls / calls (JS: `edgeae.encode`'s work incl. normalization and "
         "tensor creation; Python: `EdgeModel.encode`); p50/p90/p99 of single calls (JS: the `session.run` part, "
         "timer resolution 5 us under cross-origin isolation). A shared, loaded machine: compare the two rows, "
-        "not the absolute values.", "",
+        "not the absolute values. Session creation: the default graph opens as the page loads, so its time "
+        "includes compiling onnxruntime-web's WASM (median of 3 fresh pages); the second graph opens with WASM "
+        "ready. Python: `edgeae.runtime.load` (hash checks included).", "",
         f"Page weight without onnxruntime-web: **{kib(w['page_bytes'])}** (page code {kib(w['own_code_bytes'])}, "
         f"graphs {kib(w['graph_bytes'])}, site.json {kib(w['site_json_bytes'])} with the held-out samples and the "
         f"Python reference for the self-check); onnxruntime-web adds {kib(w['ort_js_bytes'])} of JS and "
         f"{w['ort_wasm_bytes'] / 1e6:.1f} MB of WASM.", "",
-        "| graph | side | session creation | first call | mean | p50 | p90 | p99 | max code diff vs Python |",
+        "| graph | side | session creation | first call | mean of 100 calls | p50 | p90 | p99 | max code diff vs Python |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p, v in r["precisions"].items():
         b, py = v["browser"], v["python"]
         lines.append(f"| {p} | Chromium (WASM) | {b['session_ms']:.0f} ms | {b['first_call_ms']:.2f} ms | "
-                     f"{b['mean_ms']:.3f} ms | {b['p50_ms']:.3f} | {b['p90_ms']:.3f} | {b['p99_ms']:.3f} | "
+                     f"{_rounds(b)} | {b['p50_ms']:.3f} | {b['p90_ms']:.3f} | {b['p99_ms']:.3f} | "
                      f"{v['max_code_diff']:.1e} (code range {v['code_range']:.1f}) |")
         lines.append(f"| {p} | Python runtime | {py['load_ms']:.0f} ms (load + verify) | {py['first_call_ms']:.2f} ms | "
-                     f"{py['mean_ms']:.3f} ms | {py['p50_ms']:.3f} | {py['p90_ms']:.3f} | {py['p99_ms']:.3f} | |")
+                     f"{_rounds(py)} | {py['p50_ms']:.3f} | {py['p90_ms']:.3f} | {py['p99_ms']:.3f} | |")
     return "\n".join(lines) + "\n"
 
 
@@ -174,7 +192,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mnist-mlp", help="a model of benchmarks.run (trained once, cached)")
     ap.add_argument("--bundle", type=Path, default=None, help="use this bundle instead of --model")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--calls", type=int, default=100)
     ap.add_argument("--screenshot", type=Path, default=ROOT / "docs" / "img" / "web.png")
     ap.add_argument("--data", type=Path, default=None, help="MNIST folder for --model mnist-*")

@@ -739,8 +739,12 @@ def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, 
                    "[default: load it from a public CDN].")
 @click.option("--samples", type=click.IntRange(0, 1024), default=24, show_default=True,
               help="Held-out samples of the bundle to put on the page.")
+@click.option("--title", default=None, help="Name the page shows [default: the bundle folder's name].")
+@click.option("--check", is_flag=True,
+              help="Open the site in headless Chromium (needs chromium + pip install playwright) and compare "
+                   "its codes and .eae bytes with the Python runtime.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty site folder.")
-def web_cmd(bundle, output, precision, ort_web, samples, overwrite):
+def web_cmd(bundle, output, precision, ort_web, samples, title, check, overwrite):
     """Write a static page that encodes on the device (phone or desktop) with onnxruntime-web.
 
     \b
@@ -750,7 +754,8 @@ def web_cmd(bundle, output, precision, ort_web, samples, overwrite):
     """
     from edgeae.web import build_site
 
-    r = build_site(bundle, output, precisions=precision, ort_web=ort_web, samples=samples, overwrite=overwrite)
+    r = build_site(bundle, output, precisions=precision, ort_web=ort_web, samples=samples, overwrite=overwrite,
+                   check=check, title=title)
     ort = "copied into the site" if r.ort_source == "local" else f"loaded from {r.ort_url}"
     click.echo(f"Site: {r.out}  ({len(r.files)} files; page {r.page_bytes / 1024:.0f} KiB without "
                f"onnxruntime-web, {r.total_bytes / 1e6:.1f} MB in all)")
@@ -758,4 +763,8 @@ def web_cmd(bundle, output, precision, ort_web, samples, overwrite):
                f"{r.samples} held-out samples; onnxruntime-web {r.ort_version} {ort}")
     for note in r.notes:
         click.echo(f"Note: {note}")
+    for p, c in (r.check or {}).get("precisions", {}).items():
+        click.echo(f"Checked in Chromium {r.check['chromium']}: {p} codes within {c['max_code_diff']:.1e} of the "
+                   f"Python runtime on {c['samples']} held-out samples; .eae bytes identical in "
+                   f"{c['eae_equal']} of {c['eae_total']} streams")
     click.echo(f"Serve it: python -m http.server -d {r.out} 8000   (then open http://localhost:8000)")

@@ -312,6 +312,8 @@ def _read_idx(path: Path) -> np.ndarray:
             f"{path} is truncated or corrupt: header says {dims} values of {dtype.name} "
             f"({4 + 4 * ndim + need} bytes), file has {4 + len(head) + have} bytes; download it again"
         )
+    if 0 in dims:  # also keeps numpy from multiplying the other (possibly absurd) dims
+        raise DataError(f"{path} holds no values (header dims {dims}); give a file with samples")
     return np.frombuffer(body, dtype=dtype).reshape(dims).copy()  # writable
 
 

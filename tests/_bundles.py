@@ -232,3 +232,23 @@ def make_bundle(folder: Path, kind: str = "image", raw_io: bool = False,
     )
     write_manifest(folder, manifest)
     return folder, ref
+
+
+def add_ort_copies(folder: Path) -> None:
+    """Save every graph of a bundle also as an ORT-format file and list it (format "ort")."""
+    import json
+
+    import onnxruntime as ort
+
+    from edgeae.runtime.bundle import file_sha256
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for g in list(manifest["graphs"]):
+        target = folder / g["file"].replace(".onnx", ".ort")
+        opts = ort.SessionOptions()
+        opts.optimized_model_filepath = str(target)
+        opts.add_session_config_entry("session.save_model_format", "ORT")
+        ort.InferenceSession(str(folder / g["file"]), opts, providers=["CPUExecutionProvider"])
+        manifest["graphs"].append({**g, "file": target.name, "format": "ort", "size": target.stat().st_size,
+                                   "sha256": file_sha256(target)})
+    (folder / "manifest.json").write_text(json.dumps(manifest))

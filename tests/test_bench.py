@@ -230,3 +230,45 @@ def test_bench_runs_without_torch_or_onnx(bundle, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert {row["variant"] for row in json.loads(r.stdout)["rows"]} == {"fp32", "int8-dynamic", "ort-bare"}
+
+
+def test_saved_json_reads_back_and_replots(result, tmp_path):
+    from edgeae.bench.report import plot
+
+    text = result.to_json()
+    again = BenchResult.from_dict(json.loads(text))
+    assert again.to_json() == text  # every row, ratio and recommendation survives the round trip
+    png = plot(again, tmp_path / "again.png", title="digits")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_labels_of_nearby_points_stack():
+    from edgeae.bench.report import _label_lifts
+
+    points = [("fp32", 820.0, 19.551), ("fp16", 410.0, 19.551), ("int8-static", 229.0, 19.533),
+              ("torch-eager", 818.0, 19.551)]
+    assert _label_lifts(points) == [0, 0, 0, 1]  # torch-eager sits on fp32: its label goes one line up
+
+
+def test_cli_torch_baseline_no_bare_and_cpu_provider(mlp_bundle, mlp_run):
+    """--torch adds PyTorch eager on the same weights, --no-bare drops the bare session, --provider cpu."""
+    r = _bench(mlp_bundle, *FAST, "--torch", mlp_run, "--no-bare", "--provider", "cpu", "--format", "json",
+               "--precision", "fp32,int8-dynamic")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["rows"]
+    assert {row["variant"] for row in rows} == {"fp32", "int8-dynamic", "torch-eager"}  # no ort-bare
+    assert {row["provider"] for row in rows} == {"CPUExecutionProvider"}
+    torch_rows = [row for row in rows if row["variant"] == "torch-eager"]
+    assert {(row["graph"], row["batch"]) for row in torch_rows} == {
+        (g, b) for g in ("encoder", "decoder", "end-to-end") for b in (1, 4)}
+    import edgeae.runtime as rt
+
+    samples = np.load(mlp_bundle / "samples.npy")
+    expected = psnr(samples / 255.0, rt.load(mlp_bundle).reconstruct(samples))
+    # the same weights in PyTorch and in the fp32 graphs reconstruct equally well
+    assert {round(row["psnr"], 3) for row in rows if row["variant"] == "fp32"} == {round(expected, 3)}
+    assert all(row["psnr"] == pytest.approx(expected, abs=1e-3) for row in torch_rows)
+    assert all(row["status"] == "ok" and row["p50_ms"] > 0 for row in torch_rows)
+    r = _bench(mlp_bundle, *FAST, "--format", "json", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    assert {row["variant"] for row in json.loads(r.output)["rows"]} == {"fp32", "ort-bare"}  # bare by default

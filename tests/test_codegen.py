@@ -250,3 +250,89 @@ def test_trained_models_every_kind(kind, tmp_path):
         for g in result.graphs:
             if g.precision == "int8-static":
                 assert all(c["differ"] == 0 for c in g.checks["reference"]["outputs"].values())
+
+
+def test_runtime_only_install_says_which_extra(tmp_path):
+    """Without the onnx package (a base install) the command names the extra to install."""
+    import os
+    import sys
+
+    python = os.environ.get("EDGEAE_RUNTIME_PYTHON")
+    if not python:
+        pytest.skip("EDGEAE_RUNTIME_PYTHON (a base install without onnx) is not set")
+    folder, _ = make_bundle(tmp_path / "b", precisions=("fp32",))
+    root = str(Path(__file__).resolve().parents[1])
+    res = subprocess.run([python, "-m", "edgeae", "codegen", str(folder), "-o", str(tmp_path / "c")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root})
+    assert res.returncode == 1 and "pip install 'edgeae[codegen]'" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and sys.executable != python
+
+
+@pytest.mark.slow
+def test_cli_export_target_c(mlp_run, tmp_path):
+    """`edgeae export RUN -o BUNDLE --target c` writes the bundle and checked C into BUNDLE/c."""
+    from click.testing import CliRunner
+
+    from edgeae.cli import cli
+
+    out = tmp_path / "bundle"
+    res = CliRunner().invoke(cli, ["export", str(mlp_run), "-o", str(out), "--precision", "fp32,int8-static",
+                                   "--raw-io", "--codec-bits", "none", "--target", "onnx", "--target", "c"])
+    assert res.exit_code == 0, res.output
+    assert (out / "c" / "eae_encoder_int8.c").is_file() and (out / "c" / "codegen.json").is_file()
+    assert "0 LSB vs integer reference" in res.output
+
+
+@pytest.mark.parametrize("act,weight,symmetric", [("QInt8", "QInt8", True), ("QUInt8", "QUInt8", False)])
+def test_int8_any_signedness_and_zero_points(conv, tmp_path, act, weight, symmetric):
+    """Activations and weights uint8 or int8, weight zero points per channel: read from the graph."""
+    import onnx
+    from onnxruntime import quantization as q
+
+    from edgeae.codegen.build import build_harness, run_harness
+    from edgeae.codegen.emit import emit
+    from edgeae.codegen.reference import run_reference
+    from edgeae.runtime.bundle import read_manifest
+
+    class Reader:
+        def __init__(self, x):
+            self.items = iter([{"x": x[i:i + 16]} for i in range(0, len(x), 16)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    x = np.load(conv / "samples.npy").astype(np.float32)[:, None].reshape(-1, 1, 8, 8) / 255.0
+    dst = tmp_path / "enc.qdq.onnx"
+    q.quantize_static(str(conv / "encoder.onnx"), str(dst), Reader(x), quant_format=q.QuantFormat.QDQ,
+                      per_channel=True, activation_type=getattr(q.QuantType, act),
+                      weight_type=getattr(q.QuantType, weight),
+                      extra_options={"WeightSymmetric": symmetric, "ActivationSymmetric": False})
+    from onnx import numpy_helper
+
+    wzp = [numpy_helper.to_array(t) for t in onnx.load(dst).graph.initializer
+           if t.name.endswith("zero_point") and len(t.dims) == 1 and t.dims[0] > 1]  # per-channel: weights
+    assert wzp
+    if weight == "QUInt8":  # uint8 weights: per-channel zero points in use
+        assert any(np.any(z) for z in wzp)
+    program = lower_int8(load_graph(dst, "encoder"))
+    m = read_manifest(conv)
+    unit = emit(program, "sig_encoder", {"graph": dst.name, "sha256": "0" * 64, "role": "encoder",
+                                         "precision": "int8-static", "version": "test", "code_size": m.code_size})
+    (tmp_path / "sig_encoder.h").write_text(unit.header)
+    (tmp_path / "sig_encoder.c").write_text(unit.source)
+    got = run_harness(build_harness(unit, tmp_path), unit, [x])
+    np.testing.assert_array_equal(got[0], run_reference(program, [x])[0])
+
+
+def test_codegen_never_imports_torch(tmp_path):
+    """The generator reads bundles only: it runs with torch made unimportable."""
+    import os
+    import sys
+
+    folder, _ = make_bundle(tmp_path / "b", precisions=("fp32",))
+    code = ("import sys; sys.modules['torch'] = None; from edgeae.codegen import generate_c; "
+            f"r = generate_c({str(folder)!r}, {str(tmp_path / 'c')!r}); print(len(r.graphs))")
+    root = str(Path(__file__).resolve().parents[1])
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert res.returncode == 0 and res.stdout.strip() == "2", res.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -14,10 +15,11 @@ from click.testing import CliRunner
 import edgeae
 from edgeae.checkpoint import load_run
 from edgeae.cli import cli
-from edgeae.errors import CheckpointError, ConfigError, ExportError, ValidationError
+from edgeae.errors import BundleError, CheckpointError, ConfigError, ExportError, ValidationError
 from edgeae.export import export, export_modules
 from edgeae.runtime.bundle import read_manifest, verify_bundle
 from edgeae.runtime.preprocess import Normalizer
+from tests._quant import check_quantized_weights, output_step, session
 
 
 def _sess(path):
@@ -47,7 +49,6 @@ def test_bundle_manifest_files_and_metadata(mlp_bundle):
     assert m.samples["count"] == len(np.load(mlp_bundle / "samples.npy")) > 0
     enc = m.find_graph("encoder", "fp32")
     assert enc.inputs[0].shape == ["batch", 1, 8, 8] and enc.outputs[0].name == "code"
-    assert m.validation["fp32"]["max_abs_error"]["code"] <= 1e-5
     assert set(m.validation) == {"fp32", "int8-dynamic"}
     meta = {p.key: p.value for p in onnx.load(str(mlp_bundle / "encoder.raw.onnx")).metadata_props}
     assert meta["edgeae.role"] == "encoder" and meta["edgeae.code_size"] == "16"
@@ -57,12 +58,15 @@ def test_bundle_manifest_files_and_metadata(mlp_bundle):
 
 
 def test_fp32_graphs_match_pytorch_and_reference_evaluator(mlp_bundle, mlp_run):
+    """fp32 graphs agree with PyTorch to float rounding (2e-6, five times tighter than the
+    exporter's own 1e-5 gate), and the manifest reports the errors measured here."""
     from onnx.reference import ReferenceEvaluator
 
     _, model = load_run(mlp_run)
     _, x = _held_out(mlp_bundle)
     enc, dec = _sess(mlp_bundle / "encoder.onnx"), _sess(mlp_bundle / "decoder.onnx")
     ref_enc = ReferenceEvaluator(onnx.load(str(mlp_bundle / "encoder.onnx")))
+    worst = {"code": 0.0, "x_hat": 0.0}
     for n in (1, 7, 64):
         xb = _batch(x, n)
         with torch.no_grad():
@@ -70,9 +74,15 @@ def test_fp32_graphs_match_pytorch_and_reference_evaluator(mlp_bundle, mlp_run):
             x_hat_t = model.decoder(torch.from_numpy(code_t)).numpy()
         code = enc.run(["code"], {"x": xb})[0]
         assert code.shape == (n, 16)
-        np.testing.assert_allclose(code, code_t, atol=1e-5, rtol=0)
-        np.testing.assert_allclose(dec.run(["x_hat"], {"code": code})[0], x_hat_t, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(code, code_t, atol=2e-6, rtol=0)
+        x_hat = dec.run(["x_hat"], {"code": code_t})[0]
+        np.testing.assert_allclose(x_hat, x_hat_t, atol=2e-6, rtol=0)
         np.testing.assert_allclose(ref_enc.run(None, {"x": xb})[0], code_t, atol=1e-4, rtol=0)
+        worst["code"] = max(worst["code"], float(np.abs(code - code_t).max()))
+        worst["x_hat"] = max(worst["x_hat"], float(np.abs(x_hat - x_hat_t).max()))
+    reported = read_manifest(mlp_bundle).validation["fp32"]["max_abs_error"]
+    assert reported["code"] == pytest.approx(worst["code"], abs=1e-7)
+    assert reported["x_hat"] == pytest.approx(worst["x_hat"], abs=1e-7)
 
 
 def test_raw_io_graphs_fold_normalization(mlp_bundle):
@@ -111,10 +121,28 @@ def test_export_modules_exports_a_plain_pair(tmp_path):
     x = np.random.default_rng(0).random((40, 6), dtype=np.float32)
     result = export_modules(encoder=enc, decoder=dec, example_input=x, out_dir=tmp_path / "b",
                             precisions="fp32,int8-static", calibration_data=x, latency_repeats=2)
-    m = read_manifest(tmp_path / "b")
+    b = tmp_path / "b"
+    m = read_manifest(b)
     assert m.kind == "mlp" and m.code_size == 3 and m.samples is None
-    assert result.validation["fp32"]["max_abs_error"]["end_to_end"] <= 1e-5
     assert "int8-static" in result.validation
+    with torch.no_grad():
+        code_t = enc(torch.from_numpy(x)).numpy()
+        x_hat_t = dec(torch.from_numpy(code_t)).numpy()
+    fp32 = {r: _sess(b / m.find_graph(r, "fp32").file) for r in ("encoder", "decoder")}
+    np.testing.assert_allclose(fp32["encoder"].run(["code"], {"x": x})[0], code_t, atol=2e-6, rtol=0)
+    np.testing.assert_allclose(fp32["decoder"].run(["x_hat"], {"code": code_t})[0], x_hat_t, atol=2e-6, rtol=0)
+    paths = {r: b / m.find_graph(r, "int8-static").file for r in ("encoder", "decoder")}
+    for path in paths.values():
+        check_quantized_weights(path, "int8-static")
+    enc8, dec8 = session(paths["encoder"]), session(paths["decoder"])
+    code8 = enc8.run(["code"], {"x": x})[0]
+    x_hat8 = dec8.run(["x_hat"], {"code": code_t})[0]
+    # within a few steps of the output quantizers, and equal to the unoptimized integer reference
+    step_code, step_x = output_step(paths["encoder"], "code"), output_step(paths["decoder"], "x_hat")
+    assert 0 < np.abs(code8 - code_t).max() <= 3 * step_code
+    assert 0 < np.abs(x_hat8 - x_hat_t).max() <= 3 * step_x
+    assert np.abs(code8 - session(paths["encoder"], optimize=False).run(["code"], {"x": x})[0]).max() <= step_code
+    assert np.abs(x_hat8 - session(paths["decoder"], optimize=False).run(["x_hat"], {"code": code_t})[0]).max() <= step_x
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -206,3 +234,191 @@ def test_overwrite_replaces_only_bundles(tmp_path, mlp_run):
     with pytest.raises(ExportError, match=r"is not an edgeae bundle \(no manifest.json\); --overwrite only replaces bundles"):
         export(mlp_run, folder, overwrite=True, latency_repeats=1)
     assert (folder / "notes.txt").read_text() == "keep"
+
+
+# --- export options from the command line ----------------------------------------------------
+
+
+def _activation_scales(path):
+    """{tensor: scale} of every QuantizeLinear in a QDQ graph: what calibration decided."""
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    return {n.input[0]: float(consts[n.input[1]]) for n in graph.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in consts and consts[n.input[1]].size == 1}
+
+
+def _same_scales(a, b):
+    return a.keys() == b.keys() and all(np.isclose(a[k], b[k], rtol=1e-6, atol=0) for k in a)
+
+
+def _calibration_samples(run_dir, n, data=None):
+    """The training samples export calibrates on: ``n`` evenly spaced over the training split."""
+    from edgeae.data import load_dataset
+    from edgeae.train import prepare_data
+
+    cfg, _ = load_run(run_dir)
+    split, _ = prepare_data(load_dataset(data or cfg.data.source, cfg.data.resize), cfg.data, cfg.normalization)
+    idx = np.linspace(0, len(split.train) - 1, min(n, len(split.train))).astype(int)
+    return split.train[idx].numpy().astype(np.float32)
+
+
+def _quantized_here(tmp_path, fp32_graph, calibration, method):
+    from edgeae.export.quantize import quantize_graph
+
+    dst = tmp_path / f"q-{method}-{len(calibration)}.onnx"
+    quantize_graph(fp32_graph, dst, "int8-static", calibration, method, "x")
+    return _activation_scales(dst)
+
+
+def test_cli_packaging_flags_opset_codec_bits_and_overwrite(tmp_path, mlp_run):
+    """--raw-io --ort --fixed-batch --opset --codec-bits none, then a successful --overwrite
+    with --calibration-samples / --calibration-method and other codec bits."""
+    import edgeae.runtime as rt
+
+    runner = CliRunner()
+    out = tmp_path / "b"
+    res = runner.invoke(cli, ["export", str(mlp_run), "-o", str(out), "--raw-io", "--ort", "--fixed-batch", "3",
+                              "--opset", "18", "--codec-bits", "none"])
+    assert res.exit_code == 0, res.output
+    assert "compression" not in res.output
+    m = read_manifest(out)
+    assert verify_bundle(out) == [] and m.codec is None
+    files = {g.file: g for g in m.graphs}
+    assert {g.opset for g in m.graphs} == {18}
+    for name in ("encoder.onnx", "decoder.raw.onnx", "encoder.fp32.b3.onnx"):
+        assert {o.domain: o.version for o in onnx.load(str(out / name)).opset_import}.get("", 0) == 18
+    assert files["encoder.raw.onnx"].raw_io and files["encoder.raw.onnx"].inputs[0].dtype == "uint8"
+    assert files["decoder.raw.onnx"].outputs[0].dtype == "uint8"
+    assert {f for f, g in files.items() if g.format == "ort"} == {"encoder.ort", "decoder.ort", "encoder.raw.ort",
+                                                                   "decoder.raw.ort"}
+    assert (out / "required_operators.config").is_file()
+    fixed = files["encoder.fp32.b3.onnx"]
+    assert fixed.fixed_batch == 3 and fixed.inputs[0].shape == [3, 1, 8, 8]
+    raw, x = _held_out(out)
+    code = _sess(out / "encoder.onnx").run(["code"], {"x": x[:3]})[0]
+    np.testing.assert_allclose(_sess(out / "encoder.fp32.b3.onnx").run(["code"], {"x": x[:3]})[0], code, atol=1e-6)
+    np.testing.assert_allclose(_sess(out / "encoder.raw.onnx").run(["code"], {"x": raw[:3]})[0], code, atol=1e-5)
+    np.testing.assert_allclose(rt.load(out, format="ort").encode(raw[:3]), code, atol=1e-5)
+    from edgeae.runtime.compress import compress
+
+    with pytest.raises(BundleError, match=r"^bundle has no codec tables \(manifest .codec. is null\)"):
+        compress(rt.load(out), raw[:3])
+    # a successful --overwrite replaces the whole earlier bundle
+    res = runner.invoke(cli, ["export", str(mlp_run), "-o", str(out), "--overwrite", "--precision", "fp32,int8-static",
+                              "--calibration-samples", "64", "--calibration-method", "percentile", "--codec-bits", "4,6"])
+    assert res.exit_code == 0, res.output
+    assert "compression 4-bit" in res.output and "compression 6-bit" in res.output
+    m = read_manifest(out)
+    assert verify_bundle(out) == [] and [c["bits"] for c in m.codec] == [4, 6]
+    assert {g.opset for g in m.graphs} == {17} and {g.precision for g in m.graphs} == {"fp32", "int8-static"}
+    assert not list(out.glob("*.ort")) and not list(out.glob("*.raw.onnx")) and not list(out.glob("*.b3.onnx"))
+    assert not (out / "required_operators.config").exists() and not list(tmp_path.glob(".b.*"))
+    # the activation ranges are those of the chosen method on exactly 64 training samples
+    got = _activation_scales(out / "encoder.int8-static.onnx")
+    calib = _calibration_samples(mlp_run, 64)
+    assert _same_scales(got, _quantized_here(tmp_path, out / "encoder.onnx", calib, "percentile"))
+    assert not _same_scales(got, _quantized_here(tmp_path, out / "encoder.onnx", calib, "minmax"))
+    assert not _same_scales(got, _quantized_here(tmp_path, out / "encoder.onnx", _calibration_samples(mlp_run, 512),
+                                                 "percentile"))
+
+
+@pytest.mark.parametrize("bits, message", [
+    ("4,x", "Error: codec bits must be comma-separated integers 2..8, 'auto' or 'none', got '4,x'\n"),
+    ("9", "Error: codec bits must be integers 2..8, got '9'\n"),
+    ("4,1", "Error: codec bits must be integers 2..8, got '4,1'\n"),
+])
+def test_cli_malformed_codec_bits(tmp_path, mlp_run, bits, message):
+    res = CliRunner().invoke(cli, ["export", str(mlp_run), "-o", str(tmp_path / "b"), "--codec-bits", bits])
+    assert res.exit_code == 1 and res.output == message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_data_moved_and_entropy_calibration(tmp_path):
+    """--data finds a run's dataset at its new place; --calibration-method entropy."""
+    from edgeae.data import load_dataset
+    from edgeae.train import train
+
+    images = load_dataset("digits").x[:400]
+    np.save(tmp_path / "d.npy", images)
+    run = train(str(tmp_path / "d.npy"), out=tmp_path / "run", epochs=1).run_dir
+    moved = tmp_path / "elsewhere.npy"
+    (tmp_path / "d.npy").rename(moved)
+    runner = CliRunner()
+    args = ["export", str(run), "-o", str(tmp_path / "b"), "--codec-bits", "none"]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 1 and res.output.startswith(f"Error: {tmp_path / 'd.npy'} not found")
+    res = runner.invoke(cli, [*args, "--data", str(moved), "--precision", "fp32,int8-static",
+                              "--calibration-method", "entropy", "--calibration-samples", "96"])
+    assert res.exit_code == 0, res.output
+    b = tmp_path / "b"
+    from edgeae.data import split_indices
+
+    cfg, _ = load_run(run)
+    _, val_idx = split_indices(len(images), cfg.data.val_fraction, cfg.data.seed, cfg.data.split == "ordered")
+    held_out = images[val_idx]
+    np.testing.assert_array_equal(np.load(b / "samples.npy"), held_out)  # read from --data
+    got = _activation_scales(b / "encoder.int8-static.onnx")
+    calib = _calibration_samples(run, 96, data=str(moved))
+    assert _same_scales(got, _quantized_here(tmp_path, b / "encoder.onnx", calib, "entropy"))
+    other = _calibration_samples(run, 64, data=str(moved))
+    assert not _same_scales(got, _quantized_here(tmp_path, b / "encoder.onnx", other, "entropy"))
+
+
+def test_cli_failing_max_psnr_drop(tmp_path, mlp_run):
+    """An int8 variant that loses more PSNR than --max-psnr-drop fails the export, and nothing
+    is written. Pixel 0 of every digit is blank, so a huge weight on it leaves the fp32 model's
+    outputs unchanged but forces a coarse int8 weight scale that wipes out every other weight."""
+    from safetensors.torch import load_file, save_file
+
+    run = shutil.copytree(mlp_run, tmp_path / "run")
+    weights = load_file(run / "weights.safetensors")
+    first = next(k for k, v in weights.items() if k.startswith("encoder.") and v.ndim == 2)
+    weights[first][:, 0] = 1000.0
+    save_file(weights, run / "weights.safetensors")
+    out = tmp_path / "b"
+    res = CliRunner().invoke(cli, ["export", str(run), "-o", str(out), "--precision", "fp32,int8-dynamic",
+                                   "--max-psnr-drop", "0.5", "--codec-bits", "none"])
+    assert res.exit_code == 1
+    assert res.output.startswith("Error: export validation failed (") and "nothing was written" in res.output
+    assert "Traceback" not in res.output
+    drop = float(re.search(r"int8-dynamic: held-out PSNR drops ([\d.]+) dB", res.output).group(1))
+    assert drop > 0.5 and "more than --max-psnr-drop 0.5" in res.output
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: calibration batches of 32 leave a short last batch, which "
+                   "onnxruntime's histogram calibrators (entropy, percentile) cannot stack")
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_with_a_partial_last_batch(tmp_path, mlp_bundle, mlp_run, method):
+    """Any --calibration-samples count works with every method, e.g. 100 = 3 x 32 + 4 (or a
+    training set smaller than the default 512 that is no multiple of 32)."""
+    from edgeae.export.quantize import quantize_graph
+
+    calib = _calibration_samples(mlp_run, 100)
+    quantize_graph(mlp_bundle / "encoder.onnx", tmp_path / "q.onnx", "int8-static", calib, method, "x")
+    assert _activation_scales(tmp_path / "q.onnx")
+
+
+@pytest.mark.xfail(strict=True, reason="known limitation: with the calibrator settings export uses, entropy "
+                   "calibration returns the min/max range on every tensor, so it equals minmax")
+def test_entropy_calibration_clips_a_long_tail(tmp_path):
+    """On heavy-tailed activations (Student t, 2 degrees of freedom) entropy calibration picks
+    ranges narrower than the extremes, which is the reason to offer it next to minmax."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeae.export.quantize import quantize_graph
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(16, 16)).astype(np.float32), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["code"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 16])],
+                              [helper.make_tensor_value_info("code", TensorProto.FLOAT, ["b", 16])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "f.onnx")
+    x = rng.standard_t(2, size=(512, 16)).astype(np.float32)
+    scales = {}
+    for method in ("minmax", "entropy"):
+        quantize_graph(tmp_path / "f.onnx", tmp_path / f"{method}.onnx", "int8-static", x, method, "x")
+        scales[method] = _activation_scales(tmp_path / f"{method}.onnx")
+    assert scales["entropy"]["x"] < 0.9 * scales["minmax"]["x"]

@@ -17,8 +17,6 @@ Tolerances (measured on the 1-epoch digits models of conftest.py, then given hea
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
 import pytest
@@ -29,6 +27,7 @@ from edgeae.checkpoint import load_run
 from edgeae.export import export
 from edgeae.runtime.bundle import read_manifest, verify_bundle
 from edgeae.runtime.preprocess import Normalizer
+from tests._quant import check_quantized_weights, output_step, outputs, psnr, session
 from tests.conftest import MNIST
 
 KINDS = ["mlp", "conv", "vae", "denoising"]
@@ -39,7 +38,6 @@ FP16_ATOL = 1e-2
 FP16_MAX_DROP = 0.05  # dB
 INT8_STEPS = 6.0  # output steps of range/255
 INT8_MAX_DROP = 0.5  # dB
-_WEIGHTED = {"MatMul", "Gemm", "Conv", "ConvTranspose"}
 
 
 @pytest.fixture(scope="module")
@@ -58,29 +56,8 @@ def bundles(trained_run, tmp_path_factory):
     return make
 
 
-def _session(path, optimize=True):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    if not optimize:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def _outputs(sess, x):
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, {sess.get_inputs()[0].name: x}), strict=True))
-
-
 def _batch(x, n):
     return np.ascontiguousarray(np.concatenate([x] * (n // len(x) + 1))[:n])
-
-
-def _psnr(x_hat, x):
-    """dB on the [0, 1] scale of the digits models, MSE over the whole set."""
-    mse = float(np.mean((np.asarray(x_hat, np.float64) - np.asarray(x, np.float64)) ** 2))
-    return 10 * math.log10(1.0 / mse)
 
 
 def _torch(model, x, variational):
@@ -93,48 +70,6 @@ def _torch(model, x, variational):
         return want, model.decoder(mean).numpy()
 
 
-def _output_step(path, output):
-    """Scale of the DequantizeLinear that produces ``output`` (through shape-only ops)."""
-    graph = onnx.load(str(path)).graph
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    by_output = {o: n for n in graph.node for o in n.output}
-    name = output
-    while name in by_output:
-        node = by_output[name]
-        if node.op_type == "DequantizeLinear":
-            scale = consts[node.input[1]]
-            assert scale.size == 1, "output quantized per channel"
-            return float(scale)
-        assert node.op_type in ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"), node.op_type
-        name = node.input[0]
-    raise AssertionError(f"{path.name}: output {output} is not dequantized from 8-bit values")
-
-
-def _check_quantized_weights(path, precision):
-    """Every weighted node reads 8-bit weights (int8-static: through DequantizeLinear)."""
-    graph = onnx.load(str(path)).graph
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    by_output = {o: n for n in graph.node for o in n.output}
-    ops = [n.op_type for n in graph.node]
-    if precision == "int8-dynamic":
-        integer = [n for n in graph.node if n.op_type in ("MatMulInteger", "ConvInteger")]
-        assert integer, ops
-        for n in integer:
-            assert consts[n.input[1]].dtype in (np.int8, np.uint8)
-        for n in graph.node:  # ORT has no dynamic ConvTranspose: the only float layer allowed
-            if n.op_type in _WEIGHTED - {"ConvTranspose"}:
-                raise AssertionError(f"{path.name}: {n.op_type} {n.name} left in float: {ops}")
-        return
-    weighted = [n for n in graph.node if n.op_type in _WEIGHTED]
-    assert weighted, ops
-    for n in weighted:
-        for i, kind in ((0, "activation"), (1, "weight")):
-            src = by_output.get(n.input[i])
-            assert src is not None and src.op_type == "DequantizeLinear", f"{n.name}: {kind} is not dequantized"
-            if kind == "weight":
-                assert consts[src.input[0]].dtype in (np.int8, np.uint8)
-
-
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_graph_matches_pytorch_fp32(kind, precision, bundles, trained_run):
@@ -145,8 +80,8 @@ def test_every_graph_matches_pytorch_fp32(kind, precision, bundles, trained_run)
     model.eval()
     x = Normalizer(m.normalization, m.sample_shape).normalize(np.load(bundle / "samples.npy"))
     enc_path, dec_path = (bundle / m.find_graph(role, precision).file for role in ("encoder", "decoder"))
-    enc, dec = _session(enc_path), _session(dec_path)
-    assert [o.name for o in enc.get_outputs()] == (["code", "mean", "log_var"] if m.variational else ["code"])
+    enc, dec = session(enc_path), session(dec_path)
+    assert [o.name for o in enc.getoutputs()] == (["code", "mean", "log_var"] if m.variational else ["code"])
     want_all, x_hat_all = _torch(model, x, m.variational)
     # one 8-bit step of each output's held-out range; the VAE's outputs share the widest one
     # (log_var's range is narrow, but it reads the same quantized hidden layer as the code)
@@ -154,16 +89,16 @@ def test_every_graph_matches_pytorch_fp32(kind, precision, bundles, trained_run)
     steps = {**dict.fromkeys(want_all, enc_step), "x_hat": float(x_hat_all.max() - x_hat_all.min()) / 255}
     if precision.startswith("int8"):
         for graph in (enc_path, dec_path):
-            _check_quantized_weights(graph, precision)
+            check_quantized_weights(graph, precision)
     if precision == "int8-static":
-        exact = {k: _output_step(enc_path, k) for k in want_all} | {"x_hat": _output_step(dec_path, "x_hat")}
+        exact = {k: output_step(enc_path, k) for k in want_all} | {"x_hat": output_step(dec_path, "x_hat")}
         steps = {k: max(v, exact[k]) for k, v in steps.items()}  # the quantizer's own step when coarser
-        enc_ref, dec_ref = _session(enc_path, optimize=False), _session(dec_path, optimize=False)
+        enc_ref, dec_ref = session(enc_path, optimize=False), session(dec_path, optimize=False)
     worst = {}
     for n in BATCHES:
         xb = _batch(x, n)
         want, x_hat_t = _torch(model, xb, m.variational)
-        got = _outputs(enc, xb)
+        got = outputs(enc, xb)
         decoded = {"x_hat": dec.run(["x_hat"], {"code": want["code"]})[0],
                    "end_to_end": dec.run(["x_hat"], {"code": got["code"]})[0]}
         assert got["code"].shape == (n, m.code_size) and decoded["x_hat"].shape == (n, *m.sample_shape)
@@ -185,16 +120,16 @@ def test_every_graph_matches_pytorch_fp32(kind, precision, bundles, trained_run)
             np.testing.assert_allclose(ref_dec.run(None, {"code": want["code"]})[0], x_hat_t, atol=1e-4, rtol=0)
         if precision == "int8-static":
             # ORT's optimized kernels must compute the graph's integer semantics
-            for name, value in _outputs(enc_ref, xb).items():
+            for name, value in outputs(enc_ref, xb).items():
                 assert np.abs(got[name] - value).max() <= exact[name] * 1.0001, (name, n)
             value = dec_ref.run(["x_hat"], {"code": want["code"]})[0]
             assert np.abs(decoded["x_hat"] - value).max() <= exact["x_hat"] * 1.0001, n
     if precision != "fp32":
         assert worst["code"] > 0 and worst["x_hat"] > 0  # the variant computes in lower precision
     # held-out PSNR, measured here over every held-out sample
-    psnr_torch = _psnr(x_hat_all, x)
-    x_hat = dec.run(["x_hat"], {"code": _outputs(enc, x)["code"]})[0]
-    psnr_here = _psnr(x_hat, x)
+    psnr_torch = psnr(x_hat_all, x)
+    x_hat = dec.run(["x_hat"], {"code": outputs(enc, x)["code"]})[0]
+    psnr_here = psnr(x_hat, x)
     drop = psnr_torch - psnr_here
     limit = {"fp32": 1e-4, "fp16": FP16_MAX_DROP}.get(precision, INT8_MAX_DROP)
     assert drop <= limit, f"{kind} {precision}: PSNR {psnr_here:.3f} dB, {drop:.3f} dB below PyTorch fp32"
@@ -232,8 +167,8 @@ def test_mnist_int8_size_and_quality(kind, tmp_path):
     x = Normalizer(m.normalization, m.sample_shape).normalize(np.load(bundle / "samples.npy"))
     psnr = {}
     for p in ("fp32", int8):
-        enc, dec = (_session(bundle / m.find_graph(r, p).file) for r in ("encoder", "decoder"))
-        psnr[p] = _psnr(dec.run(["x_hat"], {"code": _outputs(enc, x)["code"]})[0], x)
+        enc, dec = (session(bundle / m.find_graph(r, p).file) for r in ("encoder", "decoder"))
+        psnr[p] = psnr(dec.run(["x_hat"], {"code": outputs(enc, x)["code"]})[0], x)
     assert psnr["fp32"] - psnr[int8] <= 0.5, psnr
     if kind == "mlp":
         size = {p: sum((bundle / m.find_graph(r, p).file).stat().st_size for r in ("encoder", "decoder"))

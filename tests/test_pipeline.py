@@ -17,18 +17,25 @@ from edgeae.runtime.compress import compress, decompress
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_runtime_matches_exporter_validation(mlp_bundle):
+def test_runtime_matches_exporter_validation(mlp_bundle, mlp_run):
     """The runtime's PSNR on the bundle's held-out samples equals what export measured."""
+    import json
+    import math
+
     manifest = rt.read_manifest(mlp_bundle)
     samples = np.load(mlp_bundle / "samples.npy")
-    # export evaluated all held-out samples; samples.npy holds the first 256 of them, which
-    # for the digits run (180 held out) is all of them: both sides measure the same set.
-    assert len(samples) == manifest.validation["fp32"]["codec"]["6"]["samples"] == 180
+    # digits hold out 180 samples: samples.npy keeps all of them (up to 256), which export scored
+    n_val = json.loads((mlp_run / "metrics.json").read_text())["n_val"]
+    assert len(samples) == manifest.samples["count"] == n_val == 180
+    psnr = {}
     for precision in ("fp32", "int8-dynamic"):
         model = rt.load(mlp_bundle, precision=precision)
-        value = rt.psnr(model.to_model_units(samples), model.reconstruct(samples))
-        assert value == pytest.approx(manifest.validation[precision]["psnr"], abs=1e-3)
-        assert value > 5
+        x_hat = model.reconstruct(samples)
+        psnr[precision] = 10 * math.log10(1 / float(np.mean((samples / 255.0 - x_hat.astype(np.float64)) ** 2)))
+        assert rt.psnr(model.to_model_units(samples), x_hat) == pytest.approx(psnr[precision], abs=1e-6)
+        assert psnr[precision] == pytest.approx(manifest.validation[precision]["psnr"], abs=1e-3)
+    assert psnr["fp32"] == pytest.approx(json.loads((mlp_run / "metrics.json").read_text())["val_psnr"], abs=1e-3)
+    assert psnr["fp32"] - 0.5 <= psnr["int8-dynamic"] != psnr["fp32"]  # really quantized, close in quality
 
 
 def test_codec_tables_in_manifest(mlp_bundle):
@@ -128,7 +135,8 @@ def test_exported_bundle_in_base_install(mlp_bundle, tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         return r.stdout
 
-    assert "hashes OK" in edgeae("info", str(mlp_bundle)) or "OK" in edgeae("info", str(mlp_bundle))
+    info = edgeae("info", str(mlp_bundle))
+    assert "verification  all files OK" in info and "encoder.int8-dynamic.onnx" in info and "BAD" not in info
     edgeae("encode", str(mlp_bundle), "x.npy", "-o", "codes.npy", "--precision", "int8-dynamic")
     assert np.load(tmp_path / "codes.npy").shape == (32, rt.read_manifest(mlp_bundle).code_size)
     edgeae("decode", str(mlp_bundle), "codes.npy", "-o", "recon.npy")

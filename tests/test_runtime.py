@@ -13,7 +13,13 @@ import pytest
 import edgeae.runtime as rt
 from edgeae.errors import BundleError, InputError, ProviderError
 from edgeae.runtime.session import max_supported_opset, resolve_providers
-from tests._bundles import digits_features, digits_uint8, make_bundle, quantize_uint8
+from tests._bundles import (
+    add_ort_copies,
+    digits_features,
+    digits_uint8,
+    make_bundle,
+    quantize_uint8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -310,20 +316,9 @@ def test_info_and_threads(image):
 
 def test_ort_format_graphs(tmp_path, image):
     """load(format="ort") runs the ORT flatbuffer copies listed in the manifest, and only them."""
-    import onnxruntime as ort
-
     folder, ref = image
     bundle = _copy(folder, tmp_path)
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    for g in list(manifest["graphs"]):
-        opts = ort.SessionOptions()
-        opts.optimized_model_filepath = str(bundle / g["file"].replace(".onnx", ".ort"))
-        opts.add_session_config_entry("session.save_model_format", "ORT")
-        ort.InferenceSession(str(bundle / g["file"]), opts, providers=["CPUExecutionProvider"])
-        o = bundle / g["file"].replace(".onnx", ".ort")
-        manifest["graphs"].append({**g, "file": o.name, "format": "ort", "size": o.stat().st_size,
-                                   "sha256": rt.file_sha256(o)})
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    add_ort_copies(bundle)
     raw = digits_uint8()[:100]
     x = raw / np.float32(255)
     for precision, encode in (("fp32", ref.encode), ("int8-dynamic", ref.encode_int8)):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import edgeae.runtime as rt
 from edgeae.cli import cli
-from tests._bundles import digits_features, digits_uint8, make_bundle
+from tests._bundles import add_ort_copies, digits_features, digits_uint8, make_bundle
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +56,18 @@ def test_decode_to_png_folder(bundle, inputs, tmp_path):
 def test_reconstruct_prints_psnr(bundle, inputs, tmp_path):
     r = _run("reconstruct", bundle, inputs, "--precision", "int8-dynamic", "-o", tmp_path / "r.npy")
     assert r.exit_code == 0, r.output
-    model = rt.load(bundle)
+    _, ref = make_bundle(tmp_path / "again", "image")  # the same PCA: its numpy integer reference
     x = digits_uint8()[:120]
-    expected = rt.psnr(x / 255.0, model.reconstruct(x))
+    x01 = x / np.float32(255)
+    expected = rt.psnr(x01, ref.decode_int8(ref.encode_int8(x01)))
+    fp32 = rt.psnr(x01, ref.decode(ref.encode(x01)))
     shown = float(re.search(r"PSNR ([\d.]+) dB", r.output).group(1))
-    assert shown == pytest.approx(expected, abs=0.01) and shown > 18
+    assert shown == pytest.approx(expected, abs=0.006) and abs(shown - fp32) < 0.5
     assert "[int8-dynamic, CPUExecutionProvider]" in r.output
-    assert np.load(tmp_path / "r.npy").dtype == np.uint8
+    written = np.load(tmp_path / "r.npy")
+    assert written.dtype == np.uint8
+    want = np.rint(ref.decode_int8(ref.encode_int8(x01)) * 255)
+    assert np.abs(written.astype(int) - want).max() <= 1
 
 
 def test_reconstruct_standardized_reports_mse_only(tmp_path):
@@ -93,10 +98,46 @@ def test_errors_are_exact(bundle, inputs, tmp_path):
     r = _run("encode", tmp_path / "nowhere", inputs, "-o", tmp_path / "c.npy")
     assert r.exit_code == 1
     assert r.output.startswith(f"Error: {tmp_path / 'nowhere' / 'manifest.json'} not found (the folder does not exist)")
-    r = _run("encode", bundle, inputs, "-o", tmp_path / "c.npy", "--provider", "tensorrt")
-    if "TensorrtExecutionProvider" not in rt.available_providers():
-        assert r.exit_code == 1
-        assert r.output.startswith("Error: execution provider 'tensorrt' is not available in this onnxruntime; ")
+    missing = next(p for p in ("tensorrt", "coreml", "openvino", "qnn")
+                   if rt.session.PROVIDER_ALIASES[p] not in rt.available_providers())
+    r = _run("encode", bundle, inputs, "-o", tmp_path / "c.npy", "--provider", missing)
+    assert r.exit_code == 1
+    assert r.output.startswith(f"Error: execution provider '{missing}' is not available in this onnxruntime; ")
+    assert not (tmp_path / "c.npy").exists()
+
+
+def test_provider_threads_and_format_options(bundle, inputs, tmp_path, monkeypatch):
+    """--provider cpu, --threads N and --format ort reach the sessions the command runs."""
+    loaded = []
+    real = rt.load
+
+    def recording(*args, **kw):
+        loaded.append(real(*args, **kw))
+        return loaded[-1]
+
+    monkeypatch.setattr(rt, "load", recording)
+    r = _run("reconstruct", bundle, inputs, "--provider", "cpu", "--threads", 3)
+    assert r.exit_code == 0, r.output
+    assert "[fp32, CPUExecutionProvider]" in r.output
+    for graph in (loaded[-1]._encoder, loaded[-1]._decoder):
+        assert graph.session.get_providers() == ["CPUExecutionProvider"]
+        assert graph.session.get_session_options().intra_op_num_threads == 3
+    r = _run("encode", bundle, inputs, "-o", tmp_path / "c.npy")
+    assert r.exit_code == 0, r.output
+    assert loaded[-1]._encoder.session.get_session_options().intra_op_num_threads == 1  # the default
+    # --format ort: a bundle whose .onnx graphs are gone still runs from its .ort copies
+    folder = shutil.copytree(bundle, tmp_path / "ortb")
+    add_ort_copies(folder)
+    for name in ("encoder.onnx", "decoder.onnx"):
+        (folder / name).unlink()
+    r = _run("encode", folder, inputs, "-o", tmp_path / "o.npy", "--format", "ort")
+    assert r.exit_code == 0, r.output
+    assert [g["file"] for g in loaded[-1].info["graphs"]] == ["encoder.ort", "decoder.ort"]
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), np.load(tmp_path / "c.npy"), atol=1e-5, rtol=0)
+    r = _run("encode", folder, inputs, "-o", tmp_path / "p.npy")
+    assert r.exit_code == 1 and r.output.startswith(f"Error: bundle {folder}: encoder.onnx")
+    r = _run("encode", bundle, inputs, "-o", tmp_path / "p.npy", "--threads", -1)
+    assert r.exit_code == 2 and "Invalid value for '--threads'" in r.output
 
 
 def test_info_ok_and_tampered(bundle, tmp_path):

@@ -158,7 +158,22 @@ def test_package_level_callable(tmp_path):
     assert result.run_dir.exists()
 
 
+def _grid_tiles(path, n, h=8, w=8, per_row=8, scale=4):
+    """The (n, h, w) uint8 tiles of a sample grid PNG (rows of 8, 1-pixel gaps, 4x pixels)."""
+    from PIL import Image
+
+    grid = np.asarray(Image.open(path))
+    rows = -(-n // per_row)
+    assert grid.shape == (scale * (rows * (h + 1) + 1), scale * (per_row * (w + 1) + 1))
+    g = grid[::scale, ::scale]
+    return np.stack([g[1 + (i // per_row) * (h + 1):][:h, 1 + (i % per_row) * (w + 1):][:, :w] for i in range(n)])
+
+
 def test_cli_train_and_sample(tmp_path):
+    from edgeae.data import load_dataset
+    from edgeae.imageio import to_uint8
+    from edgeae.train import prepare_data
+
     runner = CliRunner()
     out = tmp_path / "run"
     res = runner.invoke(cli, ["train", "--epochs", "2", "--out", str(out)])
@@ -167,9 +182,122 @@ def test_cli_train_and_sample(tmp_path):
     grid = tmp_path / "grid.png"
     res = runner.invoke(cli, ["sample", str(out), "-n", "16", "-o", str(grid)])
     assert res.exit_code == 0 and "interpolations between real samples" in res.output
-    from PIL import Image
+    assert res.output.strip() == f"Wrote 16 interpolations between real samples to {grid}"
+    tiles = _grid_tiles(grid, 16)  # -n 16: two rows of eight
+    # each row decodes 8 evenly spaced codes from one real validation sample's code to another's
+    cfg, model = load_run(out)
+    split, _ = prepare_data(load_dataset("digits"), cfg.data, cfg.normalization)
+    with torch.no_grad():
+        val_codes = model.encode(split.val)
+        val_tiles = to_uint8(model.decoder(val_codes).numpy())[:, 0].astype(int)  # (n_val, 8, 8)
+        for row in range(2):
+            ends = []
+            for col in (0, 7):
+                tile = tiles[row * 8 + col]
+                i = int(np.abs(val_tiles - tile).sum(axis=(1, 2)).argmin())
+                assert np.abs(val_tiles[i] - tile).max() <= 1  # a real validation sample, decoded
+                ends.append(val_codes[i])
+            t = torch.linspace(0, 1, 8)[:, None]
+            want = to_uint8(model.decoder((1 - t) * ends[0] + t * ends[1]).numpy())[:, 0]
+            assert np.abs(want.astype(int) - tiles[row * 8:row * 8 + 8]).max() <= 1
+        assert not np.array_equal(tiles[0], tiles[8])  # two different pairs
+    again = tmp_path / "again.png"
+    assert runner.invoke(cli, ["sample", str(out), "-n", "16", "-o", str(again)]).exit_code == 0
+    assert again.read_bytes() == grid.read_bytes()  # seeded
+    other = tmp_path / "other.png"
+    assert runner.invoke(cli, ["sample", str(out), "-n", "12", "--seed", "1", "-o", str(other)]).exit_code == 0
+    twelve = _grid_tiles(other, 16)
+    assert not np.array_equal(twelve[:8], tiles[:8])  # another seed picks other samples
+    assert (twelve[12:] == 0).all() and (twelve[8:12] > 0).any(axis=(1, 2)).all()  # 12 samples, 4 blank tiles
+    five = tmp_path / "five.png"
+    assert runner.invoke(cli, ["sample", str(out), "-n", "5", "-o", str(five)]).exit_code == 0
+    assert _grid_tiles(five, 5, per_row=5).shape == (5, 8, 8)  # one row of 5 steps
 
-    assert Image.open(grid).size[0] > 8 * 8
+
+def test_cli_options_reach_training(tmp_path, monkeypatch):
+    """--val-fraction, --split ordered, --device cpu and --patience, from the command line."""
+    import edgeae.train as tr
+    from edgeae.data import load_dataset
+    from edgeae.train import prepare_data
+
+    calls = {"n": 0}
+    real = tr._evaluate
+
+    def worsening(*args, **kw):  # real metrics, but the validation loss rises after epoch 1
+        result = real(*args, **kw)
+        calls["n"] += 1
+        return {**result, "loss": result["loss"] + calls["n"]}
+
+    monkeypatch.setattr(tr, "_evaluate", worsening)
+    out = tmp_path / "r"
+    res = CliRunner().invoke(cli, ["train", "--epochs", "10", "--patience", "2", "--val-fraction", "0.25",
+                                   "--split", "ordered", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "early stop: no validation improvement for 2 epochs" in res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 3 and metrics["best_epoch"] == 1 and len(metrics["history"]) == 3
+    assert metrics["device"] == "cpu"
+    assert metrics["n_val"] == 449 and metrics["n_train"] == 1797 - 449  # round(0.25 * 1797)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data"]["split"] == "ordered" and cfg["data"]["val_fraction"] == 0.25
+    assert cfg["train"]["patience"] == 2 and cfg["train"]["device"] == "cpu"
+    run_cfg, _ = load_run(out)
+    digits = load_dataset("digits")
+    split, _ = prepare_data(digits, run_cfg.data, run_cfg.normalization)
+    np.testing.assert_array_equal(split.val_raw, digits.x[-449:])  # ordered: the last samples held out
+
+
+def test_cli_beta_weights_the_kl_term(tmp_path):
+    from edgeae.data import load_dataset
+    from edgeae.losses import kl_divergence, reconstruction_loss
+    from edgeae.train import prepare_data
+
+    out = tmp_path / "vae"
+    res = CliRunner().invoke(cli, ["train", "--model", "vae", "--beta", "0.25", "--epochs", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    cfg, model = load_run(out)
+    assert cfg.train.beta == 0.25
+    split, _ = prepare_data(load_dataset("digits"), cfg.data, cfg.normalization)
+    with torch.no_grad():
+        o = model(split.val)
+        recon = float(reconstruction_loss(o.x_hat, split.val, cfg.train.loss, per_sample_sum=True))
+        kl = float(kl_divergence(o.mean, o.log_var))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert kl > 1.0
+    assert metrics["val_loss"] == pytest.approx(recon + 0.25 * kl, rel=1e-4)  # the loss that was trained
+    assert metrics["val_elbo"] == pytest.approx(-(recon + kl), rel=1e-4)  # the ELBO keeps the full KL
+
+
+def test_cli_resize_and_resume_end_to_end(tmp_path):
+    """A 16x16 image folder trained at --resize 8x8, resumed, exported and reconstructed."""
+    import edgeae.runtime as rt
+    from edgeae.data import load_dataset
+    from edgeae.imageio import save_images
+
+    big = np.kron(load_dataset("digits").x[:60], np.ones((1, 1, 2, 2), np.uint8))  # (60, 1, 16, 16)
+    save_images(big, tmp_path / "imgs")
+    runner = CliRunner()
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    res = runner.invoke(cli, ["train", "--data", str(tmp_path / "imgs"), "--resize", "8x8", "--epochs", "1",
+                              "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["train", "--resume", "--epochs", "2", "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    assert "(2 epochs)" in res.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"]["resize"] == [8, 8] and cfg["model"]["input_shape"] == [1, 8, 8] and cfg["train"]["epochs"] == 2
+    assert [h["epoch"] for h in json.loads((run / "metrics.json").read_text())["history"]] == [1, 2]
+    res = runner.invoke(cli, ["export", str(run), "-o", str(bundle), "--codec-bits", "none"])
+    assert res.exit_code == 0, res.output
+    assert rt.read_manifest(bundle).sample_shape == (1, 8, 8)
+    res = runner.invoke(cli, ["reconstruct", str(bundle), str(tmp_path / "imgs"), "--resize", "8x8"])
+    assert res.exit_code == 0, res.output
+    small = load_dataset(str(tmp_path / "imgs"), (8, 8)).x
+    model = rt.load(bundle)
+    want = rt.psnr(small / 255.0, model.reconstruct(small))
+    assert f"PSNR {want:.2f} dB" in res.output and res.output.startswith("Reconstructed 60 samples")
+    res = runner.invoke(cli, ["reconstruct", str(bundle), str(tmp_path / "imgs")])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and "16" in res.output
 
 
 def test_cli_vae_sample(tmp_path):
@@ -259,9 +387,27 @@ def test_random_shift_moves_whole_images():
     assert (y == 0).any()  # some samples were moved
 
 
-def test_augment_shift_trains_and_refuses_vectors(tmp_path):
+def test_augment_shift_trains_and_refuses_vectors(tmp_path, monkeypatch):
+    import edgeae.train as tr
+
+    seen = []
+    real = tr.random_shift
+
+    def recording(x, max_shift, generator):
+        y = real(x, max_shift, generator)
+        seen.append((max_shift, len(x), bool((y != x).any())))
+        return y
+
+    monkeypatch.setattr(tr, "random_shift", recording)
     result = _quick(tmp_path, augment_shift=1, epochs=2)
     assert result.config.train.augment_shift == 1
+    steps = -(-result.metrics["n_train"] // 64)
+    assert len(seen) == 2 * steps  # every training batch of both epochs is shifted
+    assert {s for s, _, _ in seen} == {1} and all(moved for _, _, moved in seen)
+    assert sum(n for _, n, _ in seen) == 2 * result.metrics["n_train"]
+    seen.clear()
+    _quick(tmp_path, "plain", epochs=1)
+    assert seen == []  # off by default
     path = tmp_path / "t.csv"
     np.savetxt(path, np.random.default_rng(0).normal(size=(40, 4)), delimiter=",")
     res = CliRunner().invoke(cli, ["train", "--data", str(path), "--augment-shift", "2", "--out", str(tmp_path / "v")])

@@ -228,3 +228,30 @@ def test_js_coder_reproduces_golden_stream(tmp_path):
     head = 12  # magic 2 + version 1 + model id 8 + varint code size 1
     assert first + second[head:] == golden
     assert second[head:] == append_codes(codec, mid, first, codes[30:])
+
+
+@pytest.mark.skipif(NODE is None, reason="node not installed (apt-get install nodejs)")
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28)])
+def test_drawing_becomes_a_sample_like_the_training_data(tmp_path, shape):
+    """A stroke drawn off-centre on the pad: cropped, scaled, centred (MNIST: 20x20 box, centre of mass)."""
+    shutil.copyfile(JS, tmp_path / "edgeae.mjs")
+    ink = np.zeros((280, 280))
+    ink[20:140, 30:60] = 1.0  # a tall bar in the top-left corner
+    (tmp_path / "ink.json").write_text(json.dumps(ink.ravel().tolist()))
+    (tmp_path / "run.mjs").write_text(
+        "import fs from 'fs'; import * as e from './edgeae.mjs';\n"
+        "const ink = Float32Array.from(JSON.parse(fs.readFileSync('ink.json')));\n"
+        f"console.log(JSON.stringify(Array.from(e.inkToSample(ink, 280, 280, {list(shape)}, true))));\n")
+    res = subprocess.run([NODE, "run.mjs"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    x = np.array(json.loads(res.stdout)).reshape(shape[1:])
+    assert x.max() <= 255 and x.min() >= 0 and x.dtype.kind in "if"
+    rows, cols = np.nonzero(x > 0)
+    height = rows.max() - rows.min() + 1
+    if shape[1] == 8:
+        assert height == 8  # digits fill the frame on the long side
+    else:
+        assert height == 20  # MNIST: the long side fits a 20x20 box
+        cy, cx = (np.indices(x.shape) * x).reshape(2, -1).sum(1) / x.sum()
+        assert abs(cy - 13.5) <= 0.5 and abs(cx - 13.5) <= 0.5  # centre of mass in the middle
+    assert abs(cols.mean() - (shape[2] - 1) / 2) <= 1.0  # the corner stroke ends up centred

@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ORT_WEB = Path(os.environ.get("EDGEAE_ORT_WEB", ROOT / "node_modules" / "onnxruntime-web" / "dist"))
 _why = missing() or (None if (ORT_WEB / "ort.wasm.min.mjs").is_file() else
                      f"onnxruntime-web not found at {ORT_WEB} (npm ci at the repo root, or set EDGEAE_ORT_WEB)")
-pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
+# slow: a browser start, WASM compile and a 1-epoch export (~30 s; `make test` runs them, test-fast not)
+pytestmark = [pytest.mark.skipif(_why is not None, reason=_why or ""), pytest.mark.slow]
 
 FP32_TOL = 1e-4  # WASM vs native kernels: float32 sums in another order (measured: ~1e-6)
 # int8-dynamic: both runtimes quantize activations to uint8 at run time, but with different
 # kernels (ORT's native fused DynamicQuantizeMatMul vs the WASM build's separate steps), so
-# codes differ by a few quantization steps of the activations (measured: <= 0.2% of the code
-# range on the digits MLP; reconstructions <= 0.03 on the [0, 1] scale). See docs/web.md.
+# codes differ by a few quantization steps of the activations (measured: <= 0.25% of the code
+# range on the digits and MNIST MLPs; reconstructions <= 0.03 on the [0, 1] scale). See docs/web.md.
 INT8_CODE_TOL = 0.01  # max |code difference| / code range over the samples
 INT8_XHAT_TOL = 0.05  # max |reconstruction difference|, model units (images: [0, 1])
 SAMPLES = 12
@@ -48,13 +49,15 @@ def sites(mlp_run, tmp_path_factory):
     export(mlp_run, mlp, precisions="fp32,int8-dynamic", latency_repeats=3)
     vae = make_bundle(base / "bundle-vae", "vae", precisions=("fp32",))[0]
     table = make_bundle(base / "bundle-table", "vector", precisions=("fp32",))[0]
-    for b in (vae, table):
+    rawio = make_bundle(base / "bundle-rawio", "image", raw_io=True, precisions=("fp32",))[0]
+    for b in (vae, table, rawio):
         add_codecs(b, bits=(6,))
     root = base / "www"
     build_site(mlp, root / "mlp", "fp32,int8-dynamic", ort_web=ORT_WEB, samples=SAMPLES)
     build_site(vae, root / "vae", ort_web=ORT_WEB, samples=4)
     build_site(table, root / "table", ort_web=ORT_WEB, samples=4)
-    return {"root": root, "mlp": mlp, "vae": vae, "table": table}
+    build_site(rawio, root / "rawio", ort_web=ORT_WEB, samples=4)
+    return {"root": root, "mlp": mlp, "vae": vae, "table": table, "rawio": rawio}
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +239,20 @@ def test_tabular_form(chromium, url, sites):
     page.close()
 
 
+def test_raw_io_graphs(chromium, url, sites):
+    """Graphs exported with --raw-io take uint8 pixels and return uint8 pixels; the page feeds them as such."""
+    page = _open(chromium, url, "rawio")
+    model = rt.load(sites["rawio"], providers="cpu")
+    x = np.load(sites["rawio"] / "samples.npy")[:4]
+    got = page.evaluate("async () => { const o = []; for (let k = 0; k < 4; k++) { const c = await edgeae.encode(edgeae.sample(k));"
+                        " o.push([c, (await edgeae.decode(c)).raw]); } return o; }")
+    codes = np.array([c for c, _ in got], np.float32)
+    assert np.abs(codes - model.encode(x)).max() <= FP32_TOL
+    np.testing.assert_array_equal(np.array([r for _, r in got]), model.decode(codes, raw=True).reshape(4, -1))
+    assert page.evaluate("edgeae.selfCheck()")["eae_equal"] == 4 and not page.errors
+    page.close()
+
+
 def test_graph_limits_hold_in_the_browser(chromium, url, sites, tmp_path):
     """MAX_IR_VERSION / MAX_OPSET are what this onnxruntime-web loads; one more is refused."""
     import onnx
@@ -256,3 +273,16 @@ def test_graph_limits_hold_in_the_browser(chromium, url, sites, tmp_path):
         catch (e) { out[n] = 'refused'; } } return out; }""")
     assert got == {"ok": "loaded", "ir": "refused", "opset": "refused"}
     page.close()
+
+
+def test_cli_check_runs_the_page_in_chromium(sites, tmp_path):
+    """`edgeae web --check` (a subprocess: this module's browser already holds Playwright's loop)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "edgeae", "web", str(sites["mlp"]), "-o", str(tmp_path / "s"),
+                        "--precision", "fp32,int8-dynamic", "--ort-web", str(ORT_WEB), "--samples", "6", "--check"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Checked in Chromium" in r.stdout and "fp32 codes within" in r.stdout
+    assert ".eae bytes identical in 18 of 18 streams" in r.stdout

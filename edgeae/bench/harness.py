@@ -256,10 +256,19 @@ def run_bench(
                     log(f"{provider} threads={t} {g} batch={b}: done")
     if ceiling and "fp32" in precisions and "encoder" in graphs:
         b = max(batches)
-        shapes = encoder_matmuls(manifest.model or {"input_shape": list(manifest.sample_shape),
-                                                    "code_size": manifest.code_size}, b)
-        result.ceiling = {"batch": b, **measure_ceiling(shapes, min(max(duration, 0.2), 2.0), folder,
-                                                        _tile(feeds["edge"], b))}
+        try:  # the manifest's model record describes the layers; a malformed one skips the ceiling
+            shapes = encoder_matmuls(manifest.model or {"input_shape": list(manifest.sample_shape),
+                                                        "code_size": manifest.code_size}, b)
+            floats = sum(m * k + k * n + m * n for m, k, n in shapes)
+        except (KeyError, TypeError, ValueError) as exc:
+            shapes, why = None, f"the manifest's model record does not describe the layers ({exc!r})"
+        else:
+            why = f"the layers need {floats * 4 / 2**30:.1f} GiB of matrices" if floats > 2**28 else None
+        if why is None:
+            result.ceiling = {"batch": b, **measure_ceiling(shapes, min(max(duration, 0.2), 2.0), folder,
+                                                            _tile(feeds["edge"], b))}
+        else:
+            result.ceiling = {"batch": b, "error": f"ceiling skipped: {why}"}
     result.finish()
     return result
 

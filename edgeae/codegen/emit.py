@@ -268,6 +268,11 @@ int {name}_arena({sig_args}, void *arena);
 #include <stddef.h>
 {'#include <math.h>' if libm else ''}
 
+/* How kernels are declared: one static copy each (define it as
+   "static inline __attribute__((always_inline))" to inline them at every call instead). */
+#ifndef PFX_KERNEL
+#define PFX_KERNEL static
+#endif
 #if defined(__cplusplus)
 #define PFX_RESTRICT __restrict
 #elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L
@@ -297,6 +302,6 @@ int {name}({sig_args})
     return {name}_arena({call_args}, PFX_arena_storage);
 }}
 """
-    source = source.replace("PFX_RESTRICT", f"{up}_RESTRICT").replace("PFX_", f"{name}_")
+    source = source.replace("PFX_RESTRICT", f"{up}_RESTRICT").replace("PFX_KERNEL", f"{up}_KERNEL").replace("PFX_", f"{name}_")
     header = header.replace("PFX_", f"{name}_")
     return Unit(name, header, source, arena, p.weight_bytes, ins, outs)

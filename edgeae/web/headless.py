@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["chromium_path", "missing", "serve", "browser"]
+__all__ = ["chromium_path", "missing", "serve", "browser", "check_site"]
 
 _CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -82,3 +82,31 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def check_site(folder: str | Path, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Open a written site in headless Chromium and run its self-check for every precision.
+
+    Returns ``{"chromium": version, "precisions": {p: {max_code_diff, eae_equal, eae_total,
+    samples}}}``: the page's codes against the Python runtime's, and its ``.eae`` bytes against
+    Python's, as stored in ``site.json`` by :func:`edgeae.web.build_site`.
+    """
+    import json
+
+    site = json.loads((Path(folder) / "site.json").read_text(encoding="utf-8"))
+    out: dict[str, Any] = {"precisions": {}}
+    with serve(folder) as url, browser() as b:
+        out["chromium"] = b.version
+        page = b.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        try:
+            page.wait_for_selector("body[data-ready='1']", timeout=timeout_s * 1000)
+        except Exception as exc:  # the page never got ready: say what it showed
+            status = page.inner_text("#status") if page.query_selector("#status") else ""
+            raise RuntimeError(f"the page did not start in {timeout_s:.0f} s: {status or exc} {errors}") from None
+        for precision in site["precisions"]:
+            out["precisions"][precision] = page.evaluate("(p) => edgeae.selfCheck(p)", precision)
+        page.close()
+    return out

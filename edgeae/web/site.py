@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeae.errors import BundleError, ConfigError
+from edgeae.errors import BundleError, ConfigError, ValidationError
 from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, file_problem, read_manifest
 
 __all__ = [
@@ -46,6 +46,8 @@ MAX_OPSET = 26  # newest ai.onnx opset onnxruntime-web 1.30 accepts (27 is refus
 ASSETS = ("index.html", "edgeae.js", "style.css")  # the page, in edgeae/web/static/
 DEFAULT_SAMPLES = 24  # held-out samples the page offers (and the self-check covers)
 _PAGE_DTYPES = ("float32", "uint8")  # tensor dtypes the page can feed and read
+CHECK_FP32_TOL = 1e-4  # --check: max |code difference| page vs Python for fp32 graphs
+CHECK_INT8_TOL = 0.01  # --check: max |code difference| / code range for int8 graphs (docs/web.md)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class SiteReport:
     samples: int = 0  # held-out samples embedded in site.json
     bits: list[int] = field(default_factory=list)  # codec bit depths the page codes with
     notes: list[str] = field(default_factory=list)  # things the user should know
+    check: dict[str, Any] | None = None  # with check=True: the page's self-check in headless Chromium
 
     @property
     def page_bytes(self) -> int:
@@ -260,6 +263,8 @@ def build_site(
     ort_web: str | Path | None = None,
     samples: int = DEFAULT_SAMPLES,
     overwrite: bool = False,
+    check: bool = False,
+    title: str | None = None,
 ) -> SiteReport:
     """Write the static page of ``bundle_dir`` into ``out_dir``; returns what was written.
 
@@ -271,6 +276,9 @@ def build_site(
             page works offline. None: the page loads onnxruntime-web from a public CDN.
         samples: how many held-out samples of the bundle to embed (0 = none).
         overwrite: replace the files of an existing, non-empty ``out_dir``.
+        title: the name the page shows (default: the bundle folder's name).
+        check: open the written site in headless Chromium (``edgeae.web.headless``) and compare
+            its codes and ``.eae`` bytes with the Python runtime on the embedded samples.
     """
     folder, out = Path(bundle_dir), Path(out_dir)
     if isinstance(precisions, str):
@@ -317,7 +325,7 @@ def build_site(
     norm = manifest.normalization
     site = {
         "format": "edgeae-site", "version": 1,
-        "bundle": folder.resolve().name, "kind": manifest.kind, "variational": bool(manifest.variational),
+        "bundle": title or folder.resolve().name, "kind": manifest.kind, "variational": bool(manifest.variational),
         "code_size": manifest.code_size, "sample_shape": list(manifest.sample_shape),
         "is_image": manifest.is_image,
         "normalization": {k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")},
@@ -335,4 +343,29 @@ def build_site(
     for name in ASSETS:
         (out / name).write_bytes((static / name).read_bytes())
     report.files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    if check:
+        report.check = _check_in_browser(out, reference)
     return report
+
+
+def _check_in_browser(out: Path, reference: dict[str, Any]) -> dict[str, Any]:
+    """The page's self-check in headless Chromium; ValidationError when it disagrees with Python."""
+    from edgeae.web.headless import check_site, missing
+
+    why = missing()
+    if why:
+        raise ConfigError(f"check=True (--check) cannot run: {why}")
+    if not reference:
+        raise ConfigError("check=True (--check) needs held-out samples on the page: the bundle has none, or --samples is 0")
+    result = check_site(out)
+    bad = []
+    for p, c in result["precisions"].items():
+        codes = np.asarray(reference[p]["codes"])
+        limit = CHECK_FP32_TOL if p == "fp32" else CHECK_INT8_TOL * float(np.ptp(codes) or 1.0)
+        if c["eae_equal"] != c["eae_total"] or c["max_code_diff"] > limit:
+            bad.append(f"{p}: codes within {c['max_code_diff']:.2e} (allowed {limit:.1e}), .eae bytes identical in "
+                       f"{c['eae_equal']} of {c['eae_total']} streams")
+    if bad:
+        raise ValidationError(f"the page in Chromium {result['chromium']} disagrees with the Python runtime: "
+                              + "; ".join(bad))
+    return result

@@ -368,13 +368,16 @@ function barChart(canvas, code, ref) {
  *  down; 8x8 (digits-like): fill the frame; larger (MNIST-like): fit in 20/28 of it and centre
  *  the centre of mass. Returns raw values (0..255 for uint8 data, else 0..1). */
 function padToSample(pad, shape, uint8) {
-  const [C, H, W] = shape;
   const { width: PW, height: PH } = pad;
   const px = pad.getContext("2d").getImageData(0, 0, PW, PH).data;
-  const ink = new Float32Array(PW * PH);
+  return inkToSample(Float32Array.from({ length: PW * PH }, (_, i) => px[4 * i] / 255), PW, PH, shape, uint8);
+}
+
+/** Ink (PW x PH, 0..1) -> a CHW sample in raw units; the rule of padToSample. */
+export function inkToSample(ink, PW, PH, shape, uint8) {
+  const [C, H, W] = shape;
   let x0 = PW, y0 = PH, x1 = -1, y1 = -1;
   for (let i = 0; i < PW * PH; i++) {
-    ink[i] = px[4 * i] / 255;
     if (ink[i] > 0.05) {
       const x = i % PW, y = (i / PW) | 0;
       x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
@@ -489,7 +492,7 @@ class Page {
     const [, H] = this.site.sample_shape;
     ctx.strokeStyle = "#fff";
     ctx.lineCap = ctx.lineJoin = "round";
-    ctx.lineWidth = pad.width * (H >= 16 ? 0.07 : 0.1);
+    ctx.lineWidth = pad.width * (H >= 16 ? 0.07 : 0.13); // strokes about as thick as the training digits
     let drawing = false, pending = false;
     const at = (ev) => {
       const b = pad.getBoundingClientRect();
