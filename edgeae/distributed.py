@@ -98,7 +98,9 @@ def wrap(net: torch.nn.Module, ctx: DistContext | None, dev: torch.device) -> to
         return net
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(net, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
+    if dev.type == "cuda":  # "cuda" is this rank's GPU: setup() made LOCAL_RANK the current device
+        return DistributedDataParallel(net, device_ids=[torch.cuda.current_device()])
+    return DistributedDataParallel(net)
 
 
 def broadcast_object(obj: Any, ctx: DistContext | None) -> Any:
