@@ -55,7 +55,7 @@ def setup(device: str = "auto") -> DistContext | None:
     if world <= 1:
         return None
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    cuda = device in ("cuda", "auto") and torch.cuda.is_available()  # cuda without a GPU: refused later
     backend = "nccl" if cuda else "gloo"
     if cuda:
         torch.cuda.set_device(local)
