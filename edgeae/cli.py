@@ -622,10 +622,11 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
         baseline = load_torch(torch_run)
     samples = None
     if data is not None:  # read here: the runtime itself stays free of the file-format loaders
-        from edgeae.data import load_array_input
         from edgeae.runtime import read_manifest
+        from edgeae.scale.sources import open_source
 
-        samples = load_array_input(str(data), read_manifest(bundle).sample_shape)
+        src = open_source(str(data), read_manifest(bundle).sample_shape)
+        samples = src.read(src.n - 4096, src.n)  # the bench uses the last samples: never read a big file whole
     result = run_bench(
         bundle, precisions=_bench_list(precision, "precision"), graphs=_bench_list(graph, "graph"),
         batches=_bench_ints(batch, "batch"), threads=_bench_ints(threads, "threads"),

@@ -5,9 +5,10 @@ One entry point, :func:`load_dataset`, reads every supported source into raw sam
 runtime), everything else becomes ``float32``. Normalization is fitted separately
 (:func:`fit_normalization`) and stored in the run config / bundle manifest, so the
 torch-free runtime can read the same files (:func:`load_array_input`) and normalize them
-the same way. :func:`prepare_data` hands the split, normalized samples to training, export
-and sampling as torch tensors; torch is imported there only, since the runtime CLI imports
-this module.
+the same way. :func:`prepare_data` hands the split to training, export and sampling as
+index arrays over the data, read and normalized a batch at a time (a ``.npy`` larger than
+memory is memory-mapped, docs/scaling.md); torch is imported there only, since the
+runtime CLI imports this module.
 
 Sources: ``digits`` (scikit-learn's 8x8 digits), MNIST-style IDX files (``.gz`` or raw,
 or a folder holding them), ``.npy`` / ``.npz`` arrays, PNG/JPEG files or folders, CSV.
@@ -19,9 +20,9 @@ import csv
 import gzip
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -29,9 +30,6 @@ from edgeae.config import DataConfig, Normalization
 from edgeae.errors import DataError
 from edgeae.imageio import read_image
 from edgeae.runtime.preprocess import Normalizer
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = [
     "FORMATS",
@@ -204,34 +202,54 @@ def split_indices(
 
 @dataclass
 class Split:
-    """A data set split and normalized for training (what :func:`prepare_data` returns)."""
+    """A data set split for training (what :func:`prepare_data` returns).
 
-    train: torch.Tensor  # (N_train, *shape) normalized
-    val: torch.Tensor  # (N_val, *shape) normalized
-    val_raw: np.ndarray = field(repr=False, default=None)  # raw validation samples
+    ``train`` and ``val`` are :class:`edgeae.scale.stream.Rows`: index arrays into the
+    data set, read and normalized a batch at a time (``split.train[idx]`` is a tensor), so
+    a memory-mapped ``.npy`` larger than memory trains in bounded memory.
+    """
+
+    train: Any  # Rows: (N_train, *shape) normalized, read on demand
+    val: Any  # Rows: (N_val, *shape) normalized, read on demand
+
+    @property
+    def val_raw(self) -> np.ndarray:
+        """All the raw validation samples (small data; else ``split.val.raw(slice)``)."""
+        return self.val.raw(slice(None))
 
 
-def prepare_data(dataset: Dataset, data_cfg: DataConfig, norm: Normalization | None = None) -> tuple[Split, Any]:
-    """Split, fit normalization on the training part, and normalize both parts.
+def prepare_data(dataset: Dataset | str | Path | Any, data_cfg: DataConfig, norm: Normalization | None = None,
+                 resize: tuple[int, int] | None = None) -> tuple[Split, Any]:
+    """Split, fit normalization on the training part (one streaming pass), and hand out
+    both parts as on-demand :class:`~edgeae.scale.stream.Rows`.
 
+    ``dataset`` is a loaded :class:`Dataset`, an opened :class:`~edgeae.scale.sources.RowSource`
+    or a source path (``digits``, a file or folder, read with ``resize``): a ``.npy``, raw IDX file or image folder is then never read whole.
     For a trained run (``data_cfg.n_train`` set) the data must still be the data it was
     trained on: same sample shape and count, else the split and normalization would differ.
     """
-    import torch
+    from edgeae.scale.sources import RowSource, open_training_source, scan_statistics
+    from edgeae.scale.stream import Rows
 
-    if data_cfg.n_train and (tuple(dataset.x.shape[1:]) != tuple(data_cfg.sample_shape)
-                             or len(dataset.x) != data_cfg.n_train + data_cfg.n_val):
+    if isinstance(dataset, Dataset):
+        source = RowSource(dataset.source, "memory", len(dataset), dataset.sample_shape, dataset.x.dtype.name,
+                           array=dataset.x)
+    elif isinstance(dataset, RowSource):
+        source = dataset
+    else:
+        source = open_training_source(dataset, resize)[0]
+    if data_cfg.n_train and (tuple(source.sample_shape) != tuple(data_cfg.sample_shape)
+                             or len(source) != data_cfg.n_train + data_cfg.n_val):
         raise DataError(
-            f"{dataset.source} holds {len(dataset.x)} samples of shape {tuple(dataset.x.shape[1:])}, but the run "
+            f"{source.path} holds {len(source)} samples of shape {tuple(source.sample_shape)}, but the run "
             f"was trained on {data_cfg.n_train + data_cfg.n_val} samples of shape {tuple(data_cfg.sample_shape)}; "
             "point --data at the run's own data set"
         )
-    train_idx, val_idx = split_indices(len(dataset.x), data_cfg.val_fraction, data_cfg.seed, data_cfg.split == "ordered")
-    if norm is None:
-        norm = fit_normalization(dataset.x[train_idx])
-    normalizer = Normalizer(norm, dataset.x.shape[1:])
-    x = torch.from_numpy(np.ascontiguousarray(normalizer.normalize(dataset.x)))
-    return Split(x[train_idx], x[val_idx], dataset.x[val_idx]), norm
+    train_idx, val_idx = split_indices(len(source), data_cfg.val_fraction, data_cfg.seed, data_cfg.split == "ordered")
+    fitted, train_range, val_range = scan_statistics(source, None, train_idx, val_idx)
+    norm = norm or fitted
+    normalizer = Normalizer(norm, source.sample_shape)
+    return Split(Rows(source, train_idx, normalizer, train_range), Rows(source, val_idx, normalizer, val_range)), norm
 
 
 # --- format detection ------------------------------------------------------------------

@@ -55,7 +55,7 @@ def setup(device: str = "auto") -> DistContext | None:
     if world <= 1:
         return None
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    cuda = device in ("cuda", "auto") and torch.cuda.is_available()  # cuda without a GPU: refused later
     backend = "nccl" if cuda else "gloo"
     if cuda:
         torch.cuda.set_device(local)
@@ -98,7 +98,9 @@ def wrap(net: torch.nn.Module, ctx: DistContext | None, dev: torch.device) -> to
         return net
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(net, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
+    if dev.type == "cuda":  # "cuda" is this rank's GPU: setup() made LOCAL_RANK the current device
+        return DistributedDataParallel(net, device_ids=[torch.cuda.current_device()])
+    return DistributedDataParallel(net)
 
 
 def broadcast_object(obj: Any, ctx: DistContext | None) -> Any:
@@ -156,4 +158,20 @@ def launch(nproc: int, train_args: list[str]) -> int:
         raise ConfigError(f"--nproc-per-node {nproc}: give 1 or more processes")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(nproc),
            "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "edgeae", "train", *train_args]
-    return subprocess.call(cmd)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, bufsize=1)
+    _relay(proc.stderr)
+    return proc.wait()
+
+
+def _relay(stream) -> None:
+    """Pass the job's stderr through; once a rank printed ``Error: ...``, print each such
+    line once and drop torchrun's own failure report (a traceback of the launcher)."""
+    seen: set[str] = set()
+    for line in stream:
+        if line.startswith("Error: "):
+            if line not in seen:
+                sys.stderr.write(line)
+            seen.add(line)
+        elif not seen:
+            sys.stderr.write(line)
+    sys.stderr.flush()

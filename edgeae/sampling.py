@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from edgeae.checkpoint import load_run
-from edgeae.data import load_dataset, prepare_data
+from edgeae.data import prepare_data
 from edgeae.errors import ConfigError
 
 __all__ = ["sample_codes", "sample_grid"]
@@ -22,7 +22,7 @@ def sample_codes(run_dir: str | Path, n: int, seed: int = 0, loaded=None) -> tup
     gen = torch.Generator().manual_seed(seed)
     if model.variational:
         return torch.randn(n, cfg.model.code_size, generator=gen), "draws from the prior"
-    split, _ = prepare_data(load_dataset(cfg.data.source, cfg.data.resize), cfg.data, cfg.normalization)
+    split, _ = prepare_data(cfg.data.source, cfg.data, cfg.normalization, cfg.data.resize)
     steps = min(8, n)
     pairs = math.ceil(n / steps)
     idx = torch.randperm(len(split.val), generator=gen)[: 2 * pairs]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from edgeae import callable_module
@@ -39,7 +40,7 @@ from edgeae.config import (
     parse_int_list,
     parse_noise,
 )
-from edgeae.data import Split, load_dataset, prepare_data
+from edgeae.data import Split, prepare_data
 from edgeae.errors import ConfigError, TrainingError
 from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss
 from edgeae.models import Autoencoder, build_model, default_code_size, default_hidden
@@ -135,7 +136,8 @@ def _evaluate(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor, tcfg
     model.eval()
     loss_sum, se_sum, n, elbo_sum = 0.0, 0.0, 0, 0.0
     for i in range(0, len(x_in), batch):
-        xb, tb = x_in[i : i + batch].to(device), target[i : i + batch].to(device)
+        xb = x_in[i : i + batch].to(device)
+        tb = xb if x_in is target else target[i : i + batch].to(device)  # clean inputs: read once
         out = model(xb)
         loss_sum += float(_loss(model, out, tb, tcfg)) * len(xb)
         se_sum += float(((out.x_hat - tb) ** 2).mean()) * len(xb)
@@ -233,8 +235,7 @@ def _resume_config(out: str | Path | None, epochs: int) -> tuple[RunConfig, Spli
     cfg = RunConfig.load(run_dir / CONFIG_FILE)
     more_epochs = epochs > cfg.train.epochs
     cfg.train.epochs = max(cfg.train.epochs, epochs)
-    dataset = load_dataset(cfg.data.source, cfg.data.resize)
-    split_data, _ = prepare_data(dataset, cfg.data, cfg.normalization)
+    split_data, _ = prepare_data(cfg.data.source, cfg.data, cfg.normalization, cfg.data.resize)
     return cfg, split_data, run_dir, more_epochs
 
 
@@ -242,12 +243,14 @@ def _new_config(data: str, model: str, *, hidden, code_size, channels, activatio
                 code_activation, loss, noise, augment_shift, epochs, batch_size, lr, beta, patience, seed,
                 val_fraction, split, resize, device, latent_bits) -> tuple[RunConfig, Split]:
     """Settings of a new run, defaults filled in from the data (sizes, activations, loss)."""
-    dataset = load_dataset(data, resize)
-    data_cfg = DataConfig(source=str(data), format=dataset.format, sample_shape=dataset.x.shape[1:],
-                          is_image=dataset.is_image, resize=resize, val_fraction=val_fraction, split=split, seed=seed)
-    split_data, norm = prepare_data(dataset, data_cfg)
+    from edgeae.scale.sources import open_training_source
+
+    source, fmt, is_image = open_training_source(data, resize)  # a .npy is memory-mapped, not read
+    data_cfg = DataConfig(source=str(data), format=fmt, sample_shape=source.sample_shape,
+                          is_image=is_image, resize=resize, val_fraction=val_fraction, split=split, seed=seed)
+    split_data, norm = prepare_data(source, data_cfg)
     data_cfg.n_train, data_cfg.n_val = len(split_data.train), len(split_data.val)
-    shape = tuple(dataset.x.shape[1:])
+    shape = tuple(source.sample_shape)
     size = math.prod(shape)
     code = code_size or default_code_size(size)
     in_unit = bool(split_data.train.min() >= 0 and split_data.train.max() <= 1)
@@ -261,7 +264,7 @@ def _new_config(data: str, model: str, *, hidden, code_size, channels, activatio
     # A VAE's KL term swamps a per-pixel MSE on [0, 1] data (posterior collapse): BCE is the
     # likelihood that keeps both terms in proportion, so it is the VAE default there.
     loss = loss or ("bce" if mcfg.is_variational and in_unit else "mse")
-    if augment_shift and not dataset.is_image:
+    if augment_shift and not is_image:
         raise ConfigError("--augment-shift moves image pixels; this data set holds vectors, not images")
     tcfg = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, noise=noise,
                        augment_shift=augment_shift,
@@ -292,13 +295,13 @@ class _Loop:
 
     cfg: RunConfig
     run_dir: Path
-    data: Split  # normalized train / validation tensors
+    data: Split  # normalized train / validation samples, read on demand
     dev: torch.device  # training device
     net: Autoencoder
     opt: torch.optim.Optimizer
     sched: Any  # cosine learning-rate schedule
     state: dict[str, Any]  # epoch, best_val, best_epoch, bad_epochs, history (saved for --resume)
-    train_x: torch.Tensor  # training samples, on the device when small enough
+    train_x: Any  # training samples: a tensor on the device when small enough, else on-demand Rows
     val_in: torch.Tensor  # validation inputs (noisy for a denoiser, fixed seed)
     noise: tuple[str, float] | None  # parsed --noise
     lo: float  # smallest training value (noise clamps to [lo, hi])
@@ -334,15 +337,18 @@ class _Loop:
         state = ddp.broadcast_object(state, ctx)  # every rank continues from rank 0's state
         noise = parse_noise(tcfg.noise)
         lo, hi = float(data.train.min()), float(data.train.max())
-        val_in = apply_noise(data.val, noise, torch.Generator().manual_seed(tcfg.seed + 7), lo, hi)
-        # Small data sets live on the training device once, instead of one copy per batch.
+        # Clean validation inputs are read a batch at a time; noisy ones are drawn once, in memory.
+        val_in = data.val if noise is None else apply_noise(
+            data.val.load(), noise, torch.Generator().manual_seed(tcfg.seed + 7), lo, hi)
+        # Small data sets live on the training device once, instead of one copy per batch;
+        # otherwise batches are read (memory-mapped) and normalized as the loop asks for them.
         on_device = dev.type != "cpu" and data.train.nbytes <= _MAX_DEVICE_DATA_BYTES
         n = len(data.train) if ctx is None else -(-len(data.train) // ctx.world)  # samples per rank
         batch = ddp.local_batch(tcfg.batch_size, ctx)
         # A last batch of a single sample is skipped (it moves to another position next epoch):
         # batch normalization cannot train on one sample, and one sample is a noisy step anyway.
         steps = n // batch + (1 if n % batch > 1 else 0)
-        return cls(cfg, run_dir, data, dev, net, opt, sched, state, data.train.to(dev) if on_device else data.train,
+        return cls(cfg, run_dir, data, dev, net, opt, sched, state, data.train.load().to(dev) if on_device else data.train,
                    val_in, noise, lo, hi, steps, _peak(cfg, data.val), ctx, ddp.wrap(net, ctx, dev), batch)
 
 
@@ -459,9 +465,9 @@ def _finish(loop: _Loop, seconds: float, interrupted: bool) -> TrainResult:
     return TrainResult(run_dir, loop.cfg, metrics, net, interrupted)
 
 
-def _peak(cfg: RunConfig, target: torch.Tensor) -> float:
+def _peak(cfg: RunConfig, target) -> float:
     """PSNR peak: 1 for data in [0, 1], else the range of the validation targets."""
-    return psnr_peak(cfg.normalization.mode, target.numpy())
+    return psnr_peak(cfg.normalization.mode, np.array([target.min(), target.max()], dtype=np.float32))
 
 
 def _final_metrics(net, split_data: Split, val_in, cfg: RunConfig, state, seconds: float, interrupted: bool) -> dict:
@@ -477,7 +483,7 @@ def _final_metrics(net, split_data: Split, val_in, cfg: RunConfig, state, second
     if "elbo" in val:
         metrics["val_elbo"] = val["elbo"]
     if tcfg.noise:
-        noisy_mse = float(((val_in - split_data.val) ** 2).mean())
+        noisy_mse = float(((val_in - split_data.val.load()) ** 2).mean())
         metrics["val_psnr_noisy"] = psnr(noisy_mse, peak)
         metrics["val_psnr_denoised"] = metrics["val_psnr"]
         clean = _evaluate(net, split_data.val, split_data.val, tcfg, "cpu")

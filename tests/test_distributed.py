@@ -39,6 +39,17 @@ def test_cli_refuses_uneven_global_batch(tmp_path):
         "Error: --batch-size 63 is the global batch and must divide by the 2 processes; use e.g. 62")
 
 
+def test_relay_prints_each_rank_error_once(capsys):
+    import io
+
+    from edgeae.distributed import _relay
+
+    lines = ["epoch 1\n", "Error: bad data\n", "Error: bad data\n", "Traceback (most recent call last):\n",
+             "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:\n"]
+    _relay(io.StringIO("".join(lines)))
+    assert capsys.readouterr().err == "epoch 1\nError: bad data\n"
+
+
 def _train(out: Path, *extra: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "edgeae", "train", "--data", "digits", "--epochs", "6", "--seed", "3",

@@ -188,7 +188,7 @@ def test_cli_train_and_sample(tmp_path):
     cfg, model = load_run(out)
     split, _ = prepare_data(load_dataset("digits"), cfg.data, cfg.normalization)
     with torch.no_grad():
-        val_codes = model.encode(split.val)
+        val_codes = model.encode(split.val.load())
         val_tiles = to_uint8(model.decoder(val_codes).numpy())[:, 0].astype(int)  # (n_val, 8, 8)
         for row in range(2):
             ends = []
@@ -259,8 +259,9 @@ def test_cli_beta_weights_the_kl_term(tmp_path):
     assert cfg.train.beta == 0.25
     split, _ = prepare_data(load_dataset("digits"), cfg.data, cfg.normalization)
     with torch.no_grad():
-        o = model(split.val)
-        recon = float(reconstruction_loss(o.x_hat, split.val, cfg.train.loss, per_sample_sum=True))
+        val = split.val.load()
+        o = model(val)
+        recon = float(reconstruction_loss(o.x_hat, val, cfg.train.loss, per_sample_sum=True))
         kl = float(kl_divergence(o.mean, o.log_var))
     metrics = json.loads((out / "metrics.json").read_text())
     assert kl > 1.0

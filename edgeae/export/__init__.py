@@ -133,18 +133,20 @@ def export(
     ``latent_bits`` first; ``None``/``"none"`` builds none.
     """
     from edgeae.checkpoint import load_run
-    from edgeae.data import load_dataset, prepare_data
+    from edgeae.data import prepare_data
 
     opts = _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop, ort, fixed_batch,
                     overwrite, latency_repeats)
     if calibration_samples <= 0:
         raise ConfigError(f"calibration samples must be a positive integer, got {calibration_samples}")
     cfg, model = load_run(run_dir)
-    dataset = load_dataset(data if data is not None else cfg.data.source, cfg.data.resize)
-    split, _ = prepare_data(dataset, cfg.data, cfg.normalization)
+    # The data set is opened, not loaded: only the held-out, calibration and codec rows are read.
+    split, _ = prepare_data(data if data is not None else cfg.data.source, cfg.data, cfg.normalization,
+                            cfg.data.resize)
     norm = cfg.normalization
     normalizer = Normalizer(norm, cfg.model.input_shape)
-    val_raw = np.ascontiguousarray(split.val_raw[:MAX_VALIDATION_SAMPLES]).reshape((-1, *cfg.model.input_shape))
+    val_raw = np.ascontiguousarray(split.val.raw(slice(0, MAX_VALIDATION_SAMPLES))).reshape(
+        (-1, *cfg.model.input_shape))
     train_idx = np.linspace(0, len(split.train) - 1, min(calibration_samples, len(split.train))).astype(int)
     calib_x = split.train[train_idx].numpy().astype(np.float32)
     # raw calibration samples for the raw-I/O variants: invert the normalization

@@ -33,7 +33,8 @@ from edgeae.data import (
 )
 from edgeae.errors import DataError, InputError
 
-__all__ = ["RowSource", "open_source", "iter_blocks", "streaming_normalization"]
+__all__ = ["RowSource", "open_source", "open_training_source", "iter_blocks", "streaming_normalization",
+           "scan_statistics"]
 
 _CSV_STRIDE = 1024  # rows between two remembered byte offsets of a CSV file
 _GRAY_MODES = ("L", "1", "LA", "I", "F")  # Pillow modes that read_image returns as (H, W)
@@ -57,6 +58,7 @@ class RowSource:
     index: tuple = ()  # csv: byte offset of every _CSV_STRIDE-th data row; images: file names
     colour: bool = False  # images: any colour image makes every image RGB (as load_dataset does)
     array: np.ndarray | None = field(default=None, repr=False)  # memory: the samples
+    samples: bool = False  # npy: deliver load_dataset's samples (uint8 or float32, channels first)
 
     def __len__(self) -> int:
         return self.n
@@ -83,11 +85,37 @@ class RowSource:
             return self._finish(self._images(self.index[start:stop]))
         return self._finish(np.asarray(raw))
 
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Rows at ``indices`` (sorted ascending reads best): only those rows are read.
+
+        A memory map is opened for the call and dropped after it, so pages read for one
+        batch do not stay mapped (and counted in the resident set) for the whole run.
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"row index out of range 0..{self.n - 1}")
+        if self.kind == "memory":
+            return self.array[idx]
+        if self.kind == "npy":
+            raw = np.load(self.file, mmap_mode="r", allow_pickle=False)[idx]
+        elif self.kind == "idx":
+            raw = np.memmap(self.file, dtype=self.file_dtype, mode="r", offset=self.offset,
+                            shape=(self.n, *self.file_shape))[idx]
+        elif self.kind == "images":
+            return self._finish(self._images(tuple(self.index[i] for i in idx)))
+        else:  # csv, idx-gz: contiguous runs of the (sorted) indices
+            if not len(idx):
+                return self.read(0, 0)
+            cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+            runs = [self.read(int(r[0]), int(r[-1]) + 1) for r in np.split(idx, cuts)]
+            return np.concatenate(runs)  # runs follow idx's order
+        return self._finish(np.asarray(raw))
+
     # --- helpers ---------------------------------------------------------------------
     def _finish(self, raw: np.ndarray) -> np.ndarray:
         """Stored rows -> delivered samples: load_array_input's conversions, block by block."""
         x = raw  # a .npy keeps its stored dtype (the model's input contract casts it)
-        if self.kind in ("idx", "idx-gz") or (self.kind == "npy" and self.resize is not None):
+        if self.kind in ("idx", "idx-gz") or (self.kind == "npy" and (self.resize is not None or self.samples)):
             x = _as_samples(raw, self.path)
         if self.resize is not None and self.kind != "images":
             x = _resize_array(x, self.resize, x.ndim == 4, self.path)
@@ -289,28 +317,97 @@ def iter_blocks(source: RowSource, rows: int) -> Iterator[tuple[int, np.ndarray]
         yield start, source.read(start, start + rows)
 
 
-def streaming_normalization(source: RowSource, rows: int = 8192):
-    """The :func:`edgeae.data.fit_normalization` result, from one pass over ``source``.
+def streaming_normalization(source: RowSource, rows: int | None = None, indices: np.ndarray | None = None):
+    """The :func:`edgeae.data.fit_normalization` result of ``source`` (or of its rows
+    ``indices``, sorted), from one pass.
 
-    Sums and sums of squares are accumulated in float64 per feature, so memory stays one
-    block plus two feature vectors however many samples there are.
+    Sums of squared deviations are merged block by block in float64 per feature (Chan et
+    al.'s pairwise update), so memory stays one block plus a few feature vectors however
+    many samples there are. When the rows fit in one block the arithmetic is numpy's own
+    ``mean``/``std``, so the result is bit-equal to ``fit_normalization``; over several
+    blocks it agrees to float64 rounding.
+    """
+    return scan_statistics(source, rows, indices)[0]
+
+
+def scan_statistics(source: RowSource, rows: int | None = None, train: np.ndarray | None = None,
+                    val: np.ndarray | None = None):
+    """One pass over ``source``: (normalization fitted on the rows ``train``, per-feature
+    raw ``(min, max)`` of the ``train`` rows, of the ``val`` rows).
+
+    ``train`` / ``val`` are sorted row indices (``None``: every row for ``train``, none for
+    ``val``). The ranges give training's value bounds without a second pass: normalization
+    is an increasing map per feature, so the normalized extremes are the normalized raw ones.
     """
     from edgeae.config import Normalization
 
-    if source.dtype == "uint8":
-        return Normalization(mode="scale255", raw_dtype="uint8", offset=[0.0], scale=[255.0])
     d = math.prod(source.sample_shape)
-    mean, m2, lo, hi, n = np.zeros(d), np.zeros(d), np.inf, -np.inf, 0
-    for _, block in iter_blocks(source, rows):
-        flat = block.reshape(len(block), -1).astype(np.float64)
-        k = len(flat)
-        bmean = flat.mean(axis=0)
-        delta = bmean - mean  # Chan et al.'s pairwise update: stable for any number of blocks
-        m2 += np.square(flat - bmean).sum(axis=0) + np.square(delta) * (n * k / (n + k))
-        mean += delta * (k / (n + k))
-        lo, hi, n = min(lo, flat.min()), max(hi, flat.max()), n + k
-    if lo >= 0.0 and hi <= 1.0:
-        return Normalization(mode="identity", raw_dtype="float32", offset=[0.0], scale=[1.0])
-    std = np.sqrt(m2 / n)
-    std[std < 1e-12] = 1.0
-    return Normalization(mode="standardize", raw_dtype="float32", offset=mean.tolist(), scale=std.tolist())
+    if rows is None:  # a block of float64 rows stays within 32 MiB; a source in memory is one block
+        rows = source.n if source.kind == "memory" else max(1, (32 << 20) // (8 * max(d, 1)))
+    moments = source.dtype != "uint8"
+    mean, m2, n = np.zeros(d), np.zeros(d), 0
+    ranges = [[None, None], [None, None]]
+    for start, block in iter_blocks(source, rows):
+        stop = start + len(block)
+        flat_block = block.reshape(len(block), -1)
+        for which, idx in enumerate((train, val)):
+            if idx is None:
+                sel = flat_block if which == 0 else flat_block[:0]
+            else:
+                part = idx[np.searchsorted(idx, start):np.searchsorted(idx, stop)] - start
+                sel = flat_block if len(part) == len(block) else flat_block[part]
+            if not len(sel):
+                continue
+            lo, hi = sel.min(axis=0), sel.max(axis=0)
+            r = ranges[which]
+            r[0] = lo if r[0] is None else np.minimum(r[0], lo)
+            r[1] = hi if r[1] is None else np.maximum(r[1], hi)
+            if which == 0 and moments:
+                flat = sel.astype(np.float64)
+                k = len(flat)
+                bmean = flat.mean(axis=0)
+                delta = bmean - mean
+                m2 += np.square(flat - bmean).sum(axis=0) + np.square(delta) * (n * k / (n + k))
+                mean += delta * (k / (n + k))
+                n += k
+    if ranges[0][0] is None:
+        raise DataError(f"{source.path}: no samples to fit a normalization to")
+    if not (np.issubdtype(np.dtype(source.dtype), np.number) or source.dtype == "bool"):
+        raise DataError(f"cannot fit a normalization to {source.dtype} data; give numeric samples")
+    if not moments:
+        norm = Normalization(mode="scale255", raw_dtype="uint8", offset=[0.0], scale=[255.0])
+    elif float(ranges[0][0].min()) >= 0.0 and float(ranges[0][1].max()) <= 1.0:
+        norm = Normalization(mode="identity", raw_dtype="float32", offset=[0.0], scale=[1.0])
+    else:
+        std = np.sqrt(m2 / n)
+        std[std < 1e-12] = 1.0  # constant features: leave them centred, never divide by 0
+        norm = Normalization(mode="standardize", raw_dtype="float32", offset=mean.tolist(), scale=std.tolist())
+    return norm, tuple(ranges[0]), tuple(ranges[1]) if ranges[1][0] is not None else None
+
+
+def open_training_source(source: str | Path, resize: tuple[int, int] | None = None) -> tuple[RowSource, str, bool]:
+    """``(rows, format, is_image)`` of a training data set, delivering exactly the samples
+    :func:`edgeae.data.load_dataset` reads, without reading them all.
+
+    A ``.npy`` or raw IDX file is memory-mapped and an image folder is a file list; the
+    other sources (``digits``, ``.npz``, CSV, gzipped IDX, one image) are read whole.
+    """
+    from edgeae.data import load_dataset
+
+    name, p = str(source), Path(source)
+    fmt = "" if name == "digits" or not p.exists() else _detect_format(p)
+    src = None
+    if fmt == "npy":
+        src = replace(_npy_source(p), samples=True)
+    elif fmt == "idx":
+        src = _idx_source(p)
+        src = src if src.kind == "idx" else None
+    elif fmt == "images" and p.is_dir():
+        src = _image_source(p, resize)
+    if src is None:
+        ds = load_dataset(source, resize)
+        return (RowSource(name, "memory", len(ds), ds.sample_shape, ds.x.dtype.name, array=ds.x),
+                ds.format, ds.is_image)
+    src = replace(src, path=name, resize=resize)
+    first = src.read(0, 1)
+    return replace(src, sample_shape=tuple(first.shape[1:]), dtype=first.dtype.name), fmt, first.ndim == 4
