@@ -69,13 +69,13 @@ class _Reader:
     """CalibrationDataReader over training samples, fed in equal batches of up to 32.
 
     onnxruntime's histogram calibrators (entropy, percentile) stack the batches' outputs,
-    so every batch has the same size: the samples past the last whole batch are left out
-    (fewer than 32 of at least 32; with fewer samples, one batch holds them all)."""
+    so every batch has the same size: the largest divisor of the sample count up to 32
+    (every sample is used; a prime count of samples goes one at a time)."""
 
     def __init__(self, input_name: str, data: np.ndarray, batch: int = 32):
-        batch = max(1, min(batch, len(data)))
-        whole = len(data) - len(data) % batch
-        self._batches = [{input_name: data[i : i + batch]} for i in range(0, whole, batch)]
+        n = len(data)
+        batch = next(b for b in range(min(batch, max(n, 1)), 0, -1) if n % b == 0)
+        self._batches = [{input_name: data[i : i + batch]} for i in range(0, n, batch)]
         self._i = 0
 
     def get_next(self):
