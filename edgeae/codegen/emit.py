@@ -188,31 +188,38 @@ class _Emitter:
                 f"      }} }}")
 
 
-def emit(p: Program, name: str, meta: dict) -> Unit:
-    """Write the header and source text of ``p`` with every symbol prefixed by ``name``.
+@dataclass
+class _Facts:
+    """What the header and the source both need to know about one program."""
 
-    ``meta``: graph (file name), sha256, role, precision, version, code_size, notes (list of lines).
-    """
-    arena = p.plan_arena()
-    e = _Emitter(p, name)
-    body = []
-    for s in p.steps:
-        body.append(f"    /* {s.node} */\n    {e.step(s)}")
-    up = name.upper()
+    name: str
+    up: str
+    meta: dict
+    arena: int
+    ins: list
+    outs: list
+    sig_args: str
+    fp: bool
+    wide: bool
+    libm: bool
+
+
+def _facts(p: Program, name: str, meta: dict, arena: int) -> _Facts:
+    """Gather the signature, alignment and libm needs, so both texts agree on them."""
     ins = [(t, p.buffers[t].ctype, p.buffers[t].numel) for t in p.inputs]
     outs = [(t, p.buffers[t].ctype, p.buffers[t].numel) for t in p.outputs]
     sig_args = ", ".join([f"const {ct} *{_param(t)}" for t, ct, _ in ins] + [f"{ct} *{_param(t)}" for t, ct, _ in outs])
-    arena_c = max(arena, 1)
     fp = p.precision == "fp32"
     # 4-byte alignment when the arena holds floats or int32 sums (int8 convolutions)
     wide = fp or any(b.kind == "arena" and b.dtype in ("float32", "int32") for b in p.buffers.values())
     libm = fp and any(("expf" in x or "tanhf" in x or "rintf" in x) for s in p.steps
                       for x in s.params.get("exprs", []))
-    sizes = []
-    names = {_param(t) for t, _, _ in ins + outs}
-    for t, ct, n in ins + outs:
-        shape = "x".join(str(d) for d in p.buffers[t].shape)
-        sizes.append(f"#define {up}_{_param(t).upper()}_SIZE {n} /* {ct} elements, shape {shape} */")
+    return _Facts(name, name.upper(), meta, arena, ins, outs, sig_args, fp, wide, libm)
+
+
+def _manual(p: Program, f: _Facts) -> str:
+    """The header's top comment: how to call, build and size the generated code."""
+    name, up, meta, arena, ins, outs, wide, libm = f.name, f.up, f.meta, f.arena, f.ins, f.outs, f.wide, f.libm
     io_doc = "\n".join(f" *   {'in ' if (t, ct, n) in ins else 'out'} {_param(t):<8} {ct} [{n}]" for t, ct, n in ins + outs)
     notes = "".join(f" * {line}\n" for line in meta.get("notes", []))
     manual = f"""/* {name}.h - {meta['role']} of an edgeae bundle as dependency-free C99 ({meta['precision']})
@@ -236,6 +243,18 @@ def emit(p: Program, name: str, meta: dict) -> Unit:
  * Memory: weights {p.weight_bytes} bytes of const data (flash), arena {arena} bytes (RAM),
  * both computed at generation time.
 {notes} */"""
+    return manual
+
+
+def _header(p: Program, f: _Facts) -> str:
+    """The header text (still with the PFX_ placeholder prefix)."""
+    name, up, meta, arena, ins, outs, sig_args = f.name, f.up, f.meta, f.arena, f.ins, f.outs, f.sig_args
+    sizes = []
+    names = {_param(t) for t, _, _ in ins + outs}
+    for t, ct, n in ins + outs:
+        shape = "x".join(str(d) for d in p.buffers[t].shape)
+        sizes.append(f"#define {up}_{_param(t).upper()}_SIZE {n} /* {ct} elements, shape {shape} */")
+    manual = _manual(p, f)
     header = f"""{manual}
 #ifndef {up}_H
 #define {up}_H
@@ -266,6 +285,14 @@ int {name}_arena({sig_args}, void *arena);
 
 #endif /* {up}_H */
 """
+    return header
+
+
+def _source(p: Program, f: _Facts, e: _Emitter, body: list[str]) -> str:
+    """The source text: weights, the kernels the steps used, and the graph function."""
+    name, meta, arena, ins, outs, sig_args = f.name, f.meta, f.arena, f.ins, f.outs, f.sig_args
+    fp, wide, libm = f.fp, f.wide, f.libm
+    arena_c = max(arena, 1)
     consts = "".join(_array(n, v) for n, v in p.consts.items())
     align_check = " || (((uintptr_t)arena) & 3u) != 0u" if wide else ""
     storage = (f"static float PFX_arena_storage[{(arena_c + 3) // 4}];" if fp else
@@ -313,6 +340,23 @@ int {name}({sig_args})
     return {name}_arena({call_args}, PFX_arena_storage);
 }}
 """
+    return source
+
+
+def emit(p: Program, name: str, meta: dict) -> Unit:
+    """Write the header and source text of ``p`` with every symbol prefixed by ``name``.
+
+    ``meta``: graph (file name), sha256, role, precision, version, code_size, notes (list of lines).
+    """
+    arena = p.plan_arena()
+    e = _Emitter(p, name)
+    body = []
+    for s in p.steps:
+        body.append(f"    /* {s.node} */\n    {e.step(s)}")
+    f = _facts(p, name, meta, arena)
+    up = f.up
+    header = _header(p, f)
+    source = _source(p, f, e, body)
     source = source.replace("PFX_RESTRICT", f"{up}_RESTRICT").replace("PFX_KERNEL", f"{up}_KERNEL").replace("PFX_", f"{name}_")
     header = header.replace("PFX_", f"{name}_")
-    return Unit(name, header, source, arena, p.weight_bytes, ins, outs)
+    return Unit(name, header, source, arena, p.weight_bytes, f.ins, f.outs)

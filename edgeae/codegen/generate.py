@@ -115,39 +115,11 @@ def _check_prefix(prefix: str) -> str:
     return prefix
 
 
-def generate_c(
-    bundle_dir: str | Path,
-    out_dir: str | Path,
-    precisions: str | list[str] | None = None,
-    prefix: str = "eae",
-    io: str = "auto",
-    verify: bool = True,
-    overwrite: bool = False,
-    max_samples: int = 64,
-    codec: bool | None = None,
-) -> CodegenResult:
-    """Write C99 for every graph of the bundle (encoder, decoder) x precision into ``out_dir``.
+def _options(bundle_dir: Path, manifest, precisions, io: str, codec: bool | None, verify: bool,
+             max_samples: int) -> tuple[list[str], bool, bool, np.ndarray | None]:
+    """Check the bundle against the options; the precisions, raw I/O, codec and verification samples to use."""
+    from edgeae.runtime.bundle import verify_bundle
 
-    ``io``: "raw" (uint8 pixels in and out, normalization folded in; needs a bundle exported
-    with --raw-io), "model" (float model units), "auto" (raw when the bundle has it).
-    ``verify``: compile and run on the bundle's held-out samples and compare (see module
-    docstring); a failed check raises and writes nothing.
-    ``codec``: also write the bundle's C `.eae` codec and the one-call API
-    ``<prefix>_compress_<p>`` (raw samples -> stream bytes; see
-    :mod:`edgeae.codegen.compress_c`), checked byte for byte against Python's streams.
-    None (default): when the bundle has codec tables.
-    """
-    from edgeae.codegen.emit import emit
-    from edgeae.codegen.graph import load_graph
-    from edgeae.codegen.lower_fp32 import lower_fp32
-    from edgeae.codegen.lower_int8 import lower_int8
-    from edgeae.runtime.bundle import read_manifest, verify_bundle
-
-    prefix = _check_prefix(prefix)
-    if io not in ("auto", "raw", "model"):
-        raise ConfigError(f"io {io!r} must be one of: auto, raw, model")
-    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
-    manifest = read_manifest(bundle_dir)
     problems = verify_bundle(bundle_dir)
     if problems:
         raise ConfigError(f"bundle {bundle_dir} does not check out: " + "; ".join(problems))
@@ -170,48 +142,99 @@ def generate_c(
             raise ConfigError(f"bundle {bundle_dir} has no usable held-out samples ({problem or 'none listed'}); "
                               "re-export it, or pass verify=False / --no-verify")
         samples = np.load(path)[:max_samples]
+    return chosen, raw, codec, samples
+
+
+def _write_graph(tmp: Path, bundle_dir: Path, manifest, p: str, role: str, raw: bool, prefix: str, verify: bool,
+                 samples: np.ndarray | None):
+    """Lower, emit, write and (optionally) check one graph; its report and its emitted unit."""
+    from edgeae import __version__
+    from edgeae.codegen.emit import emit
+    from edgeae.codegen.graph import load_graph
+    from edgeae.codegen.lower_fp32 import lower_fp32
+    from edgeae.codegen.lower_int8 import lower_int8
+
+    entry = next((g for g in manifest.graphs if (g.role, g.precision, g.format, g.raw_io, g.fixed_batch)
+                  == (role, p, "onnx", raw, None)), None)
+    if entry is None:
+        raise ConfigError(f"bundle {bundle_dir} has no {'raw-I/O ' if raw else ''}{role} graph in {p}")
+    g = load_graph(bundle_dir / entry.file, role)
+    program = lower_fp32(g) if p == "fp32" else lower_int8(g)
+    name = f"{prefix}_{role}_{_TAG[p]}"
+    meta = {"graph": entry.file, "sha256": g.sha256, "role": role, "precision": p, "version": __version__,
+            "code_size": manifest.code_size, "notes": _notes(p, raw, manifest)}
+    unit = emit(program, name, meta)
+    (tmp / f"{name}.h").write_text(unit.header, encoding="utf-8")
+    (tmp / f"{name}.c").write_text(unit.source, encoding="utf-8")
+    rep = GraphReport(name, role, p, entry.file, g.sha256, unit.arena_bytes, unit.weight_bytes,
+                      [list(t) for t in unit.inputs], [list(t) for t in unit.outputs], 0)
+    if verify:
+        from edgeae.codegen.verify import check_unit
+
+        rep.samples, rep.checks = check_unit(unit, program, bundle_dir, manifest, entry, raw, samples,
+                                             tmp / ".build")
+    return rep, unit
+
+
+def _write_compress(tmp: Path, bundle_dir: Path, manifest, prefix: str, encoders: list, verify: bool,
+                    samples: np.ndarray | None, raw: bool) -> dict[str, Any]:
+    """Write the C codec and the one-call compression, (optionally) check them; their report."""
+    from edgeae.codegen.codec import write_codec
+    from edgeae.codegen.compress_c import check_compress, codec_prefix, compress_sources
+
+    write_codec(bundle_dir, tmp, prefix=codec_prefix(prefix))
+    h, c = compress_sources(prefix, encoders, manifest.code_size)
+    (tmp / f"{prefix}_compress.h").write_text(h, encoding="utf-8")
+    (tmp / f"{prefix}_compress.c").write_text(c, encoding="utf-8")
+    compress_report = {"files": sorted(p.name for p in tmp.iterdir() if "codec" in p.name or "compress" in p.name)}
+    if verify:
+        compress_report.update(check_compress(tmp, tmp / ".build", prefix, encoders, bundle_dir, samples,
+                                              raw, manifest))
+    return compress_report
+
+
+def generate_c(
+    bundle_dir: str | Path,
+    out_dir: str | Path,
+    precisions: str | list[str] | None = None,
+    prefix: str = "eae",
+    io: str = "auto",
+    verify: bool = True,
+    overwrite: bool = False,
+    max_samples: int = 64,
+    codec: bool | None = None,
+) -> CodegenResult:
+    """Write C99 for every graph of the bundle (encoder, decoder) x precision into ``out_dir``.
+
+    ``io``: "raw" (uint8 pixels in and out, normalization folded in; needs a bundle exported
+    with --raw-io), "model" (float model units), "auto" (raw when the bundle has it).
+    ``verify``: compile and run on the bundle's held-out samples and compare (see module
+    docstring); a failed check raises and writes nothing.
+    ``codec``: also write the bundle's C `.eae` codec and the one-call API
+    ``<prefix>_compress_<p>`` (raw samples -> stream bytes; see
+    :mod:`edgeae.codegen.compress_c`), checked byte for byte against Python's streams.
+    None (default): when the bundle has codec tables.
+    """
+    from edgeae.runtime.bundle import read_manifest
+
+    prefix = _check_prefix(prefix)
+    if io not in ("auto", "raw", "model"):
+        raise ConfigError(f"io {io!r} must be one of: auto, raw, model")
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    manifest = read_manifest(bundle_dir)
+    chosen, raw, codec, samples = _options(bundle_dir, manifest, precisions, io, codec, verify, max_samples)
     tmp = _start(out_dir, overwrite)
     try:
-        from edgeae import __version__
-
         reports, notes, encoders = [], [], []
         compress_report: dict[str, Any] = {}
         for p in chosen:
             for role in ("encoder", "decoder"):
-                entry = next((g for g in manifest.graphs if (g.role, g.precision, g.format, g.raw_io, g.fixed_batch)
-                              == (role, p, "onnx", raw, None)), None)
-                if entry is None:
-                    raise ConfigError(f"bundle {bundle_dir} has no {'raw-I/O ' if raw else ''}{role} graph in {p}")
-                g = load_graph(bundle_dir / entry.file, role)
-                program = lower_fp32(g) if p == "fp32" else lower_int8(g)
-                name = f"{prefix}_{role}_{_TAG[p]}"
-                meta = {"graph": entry.file, "sha256": g.sha256, "role": role, "precision": p, "version": __version__,
-                        "code_size": manifest.code_size, "notes": _notes(p, raw, manifest)}
-                unit = emit(program, name, meta)
-                (tmp / f"{name}.h").write_text(unit.header, encoding="utf-8")
-                (tmp / f"{name}.c").write_text(unit.source, encoding="utf-8")
-                rep = GraphReport(name, role, p, entry.file, g.sha256, unit.arena_bytes, unit.weight_bytes,
-                                  [list(t) for t in unit.inputs], [list(t) for t in unit.outputs], 0)
-                if verify:
-                    from edgeae.codegen.verify import check_unit
-
-                    rep.samples, rep.checks = check_unit(unit, program, bundle_dir, manifest, entry, raw, samples,
-                                                         tmp / ".build")
+                rep, unit = _write_graph(tmp, bundle_dir, manifest, p, role, raw, prefix, verify, samples)
                 reports.append(rep)
                 if role == "encoder":
                     encoders.append(unit)
         if codec:
-            from edgeae.codegen.codec import write_codec
-            from edgeae.codegen.compress_c import check_compress, codec_prefix, compress_sources
-
-            write_codec(bundle_dir, tmp, prefix=codec_prefix(prefix))
-            h, c = compress_sources(prefix, encoders, manifest.code_size)
-            (tmp / f"{prefix}_compress.h").write_text(h, encoding="utf-8")
-            (tmp / f"{prefix}_compress.c").write_text(c, encoding="utf-8")
-            compress_report = {"files": sorted(p.name for p in tmp.iterdir() if "codec" in p.name or "compress" in p.name)}
-            if verify:
-                compress_report.update(check_compress(tmp, tmp / ".build", prefix, encoders, bundle_dir, samples,
-                                                      raw, manifest))
+            compress_report = _write_compress(tmp, bundle_dir, manifest, prefix, encoders, verify, samples, raw)
         shutil.rmtree(tmp / ".build", ignore_errors=True)
         (tmp / "codegen.json").write_text(json.dumps({
             "bundle": str(bundle_dir), "io": "raw" if raw else "model", "prefix": prefix, "verified": verify,

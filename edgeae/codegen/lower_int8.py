@@ -126,7 +126,8 @@ class _Int8:
         return self.alias.get(t, t)
 
     # ---- compute groups ---------------------------------------------------------------------
-    def compute(self, node: Node) -> None:
+    def _group(self, node: Node) -> tuple[Node, bool]:
+        """The QuantizeLinear that closes ``node``'s QDQ group, and whether a Relu sits in between."""
         g = self.g
         y = node.outputs[0]
         relu = False
@@ -138,15 +139,10 @@ class _Int8:
         if len(after) != 1 or after[0].op != "QuantizeLinear" or y in g.outputs:
             raise UnsupportedOpError(f"{node.where()}: its output must feed one QuantizeLinear (QDQ format); "
                                      f"it feeds {[n.op for n in after] or 'a graph output'}")
-        qnode = after[0]
-        self.used.update({node.name, qnode.name})
-        x_buf, sx, zx = self.source(node.inputs[0], node)
-        wq, sw, zw, axis = self.qconst(node.inputs[1], node)
-        sy = float(g.consts[qnode.inputs[1]].reshape(-1)[0])
-        zq = g.consts[qnode.inputs[2]] if len(qnode.inputs) > 2 and qnode.inputs[2] else np.uint8(0)
-        zy, ydt = int(np.asarray(zq).reshape(-1)[0]), np.asarray(zq).dtype.name
-        if ydt not in _Q:
-            raise UnsupportedOpError(f"{qnode.where()}: output type {ydt} is not 8-bit")
+        return after[0], relu
+
+    def _weight_layout(self, node: Node, wq: np.ndarray) -> tuple[np.ndarray, int]:
+        """The weight as the kernel reads it, and the axis of output channels in the stored weight."""
         a = node.attrs
         if node.op in ("Gemm", "MatMul"):
             if a.get("transA", 0):
@@ -160,13 +156,11 @@ class _Int8:
             w, out_axis = wq, 0
         else:
             w, out_axis = wq, 1
-        n_out = int(wq.shape[out_axis])
-        if sw.size not in (1, n_out) or (sw.size > 1 and axis != out_axis):
-            raise UnsupportedOpError(f"{node.where()}: weight scales must be per tensor or per output channel "
-                                     f"(axis {out_axis}), got {sw.size} along axis {axis}")
-        sw_c = np.broadcast_to(sw, (n_out,)).astype(np.float32)
-        zw_c = np.broadcast_to(zw, (n_out,)).astype(np.int64)
-        # bias: int32 at scale sx*sw[c] (as QDQ writes it), else re-quantized from its real value
+        return w, out_axis
+
+    def _bias(self, node: Node, sx: float, sw_c: np.ndarray, n_out: int) -> np.ndarray:
+        """Bias: int32 at scale sx*sw[c] (as QDQ writes it), else re-quantized from its real value."""
+        g = self.g
         bias = np.zeros(n_out, np.int64)
         if len(node.inputs) > 2 and node.inputs[2]:
             bt = node.inputs[2]
@@ -183,23 +177,18 @@ class _Int8:
                 bias = np.rint(g.consts[bt].astype(np.float64) / (np.float64(sx) * sw_c)).astype(np.int64)
             else:
                 raise UnsupportedOpError(f"{node.where()}: bias {bt!r} must be constant")
-        mult, shift = zip(*(multiplier(float(np.float64(sx) * float(s) / sy)) for s in sw_c), strict=True)
-        qlo, qhi = _Q[ydt]
-        lo = max(qlo, zy) if relu else qlo
-        xdt = self.p.buffers[x_buf].dtype
+        return bias
+
+    def _kernel(self, node: Node, w: np.ndarray, wq: np.ndarray, zw_c: np.ndarray, bias: np.ndarray, zx: int,
+                xdt: str, params: dict) -> tuple[str, np.ndarray]:
+        """Kernel kind and final bias; fills the shape params and checks the int32 accumulator cannot overflow."""
+        g = self.g
         wdt = wq.dtype.name
-        if wdt not in _Q or xdt not in _Q:
-            raise UnsupportedOpError(f"{node.where()}: weights {wdt} / activations {xdt} must be uint8 or int8")
-        out = self.p.add_buffer(qnode.outputs[0], ydt, g.shapes[qnode.outputs[0]])
-        self.qparams[out.name] = (sy, zy, ydt)
-        has_wzp = bool(np.any(zw_c))
         xr = _Q[xdt]
         span = max(abs(xr[0] - zx), abs(xr[1] - zx))
         w_axis = 1 if node.op == "ConvTranspose" else 0  # output channels of the stored weight
         zb = zw_c.reshape([-1 if i == w_axis else 1 for i in range(w.ndim)])
         wspan = int(np.max(np.abs(w.astype(np.int64) - zb)))
-        params = {"yzp": zy, "lo": lo, "hi": qhi, "xzp": zx, "sx": sx, "sy": sy, "bias_q_v": bias.astype(np.int64),
-                  "mult_v": np.array(mult, np.int32), "shift_v": np.array(shift, np.int32), "wzp_v": zw_c.astype(np.int32)}
         if node.op in ("Gemm", "MatMul"):
             k = int(w.shape[1])
             if g.numel(node.inputs[0]) != k:
@@ -211,7 +200,7 @@ class _Int8:
             # fold the input zero point into the bias: sum (x - zx)(w - zw) = sum x (w - zw) - zx sum (w - zw)
             wsum = (w.astype(np.int64) - zw_c[:, None]).sum(axis=1)
             bias = bias - zx * wsum
-            params.update(K=k, N=n_out)
+            params.update(K=k, N=len(zw_c))
             kind = "qdense"
         else:
             params.update(self._conv(node))
@@ -220,6 +209,11 @@ class _Int8:
             bound = taps * span * max(wspan, 1) + int(np.max(np.abs(bias)))
         if bound >= 2 ** 31 or np.max(np.abs(bias)) >= 2 ** 31:
             raise UnsupportedOpError(f"{node.where()}: the int32 accumulator could overflow (bound {bound})")
+        return kind, bias
+
+    def _add_step(self, node: Node, qnode: Node, relu: bool, x_buf: str, out: str, kind: str, params: dict,
+                  bias: np.ndarray, w: np.ndarray, has_wzp: bool) -> None:
+        """Store the group's constants and append its integer step."""
         params["bias_v"] = bias.astype(np.int32)
         params["w_v"] = np.ascontiguousarray(w)
         base = node.name
@@ -228,11 +222,46 @@ class _Int8:
         params["wzp"] = self.p.add_const(f"{base}_wzp", params["wzp_v"]) if has_wzp else None
         params["mult"] = self.p.add_const(f"{base}_mult", params["mult_v"])
         params["shift"] = self.p.add_const(f"{base}_shift", params["shift_v"])
-        writes = [out.name]
+        writes = [out]
         if kind != "qdense":  # one output channel's int32 sums, for this step only
-            writes.append(self.p.add_buffer(f"{out.name}/int32_sums", "int32", (params["OH"] * params["OW"],)).name)
+            writes.append(self.p.add_buffer(f"{out}/int32_sums", "int32", (params["OH"] * params["OW"],)).name)
         self.p.steps.append(Step(kind, f"{node.name}{' + Relu' if relu else ''} -> {qnode.name}", [x_buf], writes,
                                  params))
+
+    def compute(self, node: Node) -> None:
+        """One QDQ compute group (Gemm/MatMul/Conv/ConvTranspose [+ Relu] -> QuantizeLinear) -> one integer step."""
+        g = self.g
+        qnode, relu = self._group(node)
+        self.used.update({node.name, qnode.name})
+        x_buf, sx, zx = self.source(node.inputs[0], node)
+        wq, sw, zw, axis = self.qconst(node.inputs[1], node)
+        sy = float(g.consts[qnode.inputs[1]].reshape(-1)[0])
+        zq = g.consts[qnode.inputs[2]] if len(qnode.inputs) > 2 and qnode.inputs[2] else np.uint8(0)
+        zy, ydt = int(np.asarray(zq).reshape(-1)[0]), np.asarray(zq).dtype.name
+        if ydt not in _Q:
+            raise UnsupportedOpError(f"{qnode.where()}: output type {ydt} is not 8-bit")
+        w, out_axis = self._weight_layout(node, wq)
+        n_out = int(wq.shape[out_axis])
+        if sw.size not in (1, n_out) or (sw.size > 1 and axis != out_axis):
+            raise UnsupportedOpError(f"{node.where()}: weight scales must be per tensor or per output channel "
+                                     f"(axis {out_axis}), got {sw.size} along axis {axis}")
+        sw_c = np.broadcast_to(sw, (n_out,)).astype(np.float32)
+        zw_c = np.broadcast_to(zw, (n_out,)).astype(np.int64)
+        bias = self._bias(node, sx, sw_c, n_out)
+        mult, shift = zip(*(multiplier(float(np.float64(sx) * float(s) / sy)) for s in sw_c), strict=True)
+        qlo, qhi = _Q[ydt]
+        lo = max(qlo, zy) if relu else qlo
+        xdt = self.p.buffers[x_buf].dtype
+        wdt = wq.dtype.name
+        if wdt not in _Q or xdt not in _Q:
+            raise UnsupportedOpError(f"{node.where()}: weights {wdt} / activations {xdt} must be uint8 or int8")
+        out = self.p.add_buffer(qnode.outputs[0], ydt, g.shapes[qnode.outputs[0]])
+        self.qparams[out.name] = (sy, zy, ydt)
+        has_wzp = bool(np.any(zw_c))
+        params = {"yzp": zy, "lo": lo, "hi": qhi, "xzp": zx, "sx": sx, "sy": sy, "bias_q_v": bias.astype(np.int64),
+                  "mult_v": np.array(mult, np.int32), "shift_v": np.array(shift, np.int32), "wzp_v": zw_c.astype(np.int32)}
+        kind, bias = self._kernel(node, w, wq, zw_c, bias, zx, xdt, params)
+        self._add_step(node, qnode, relu, x_buf, out.name, kind, params, bias, w, has_wzp)
 
     def _conv(self, node: Node) -> dict:
         a = node.attrs

@@ -247,6 +247,65 @@ def _ort_files(ort_web: Path) -> str:
         return "unknown"
 
 
+def _precision_list(precisions: str | list[str] | tuple[str, ...], samples: int) -> list[str]:
+    """The precisions as a list without repeats; checks them and ``samples`` before any file is read."""
+    if isinstance(precisions, str):
+        precisions = [p.strip() for p in precisions.split(",") if p.strip()]
+    precisions = list(dict.fromkeys(precisions))
+    if not precisions:
+        raise ConfigError("no precision given; pass e.g. --precision fp32 or fp32,int8-dynamic")
+    if not isinstance(samples, int) or samples < 0:
+        raise ConfigError(f"samples={samples!r} must be a non-negative int")
+    return precisions
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an output path that is a file, or a non-empty folder without ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} is not empty; pass --overwrite to replace its files, or choose another -o")
+
+
+def _copy_runtime(out: Path, report: SiteReport, ort_dir: Path | None, ort_version: str) -> None:
+    """Copy onnxruntime-web into the site when given, else point the page at the CDN; notes say which."""
+    if ort_dir is not None:
+        (out / "ort").mkdir(exist_ok=True)
+        for name in ORT_WEB_FILES:
+            shutil.copyfile(ort_dir / name, out / "ort" / name)
+        report.ort_source, report.ort_url = "local", "ort/"
+        if ort_version != ORT_WEB_VERSION:
+            report.notes.append(f"--ort-web holds onnxruntime-web {ort_version}; the page is tested "
+                                f"with {ORT_WEB_VERSION}")
+    else:
+        report.ort_source, report.ort_url = "cdn", ORT_WEB_CDN
+        report.notes.append(f"the page loads onnxruntime-web {ORT_WEB_VERSION} from {ORT_WEB_CDN} "
+                            "(needs the internet); pass --ort-web node_modules/onnxruntime-web/dist "
+                            "to copy it into the site and work offline")
+
+
+def _site_json(manifest: Manifest, folder: Path, title: str | None, precisions: list[str],
+               graphs: dict[str, dict[str, GraphEntry]], codecs: list[dict[str, Any]], x: np.ndarray | None,
+               reference: dict[str, Any], report: SiteReport, ort_version: str) -> dict[str, Any]:
+    """The page's ``site.json``: model facts, graph files, codecs, samples and the Python reference."""
+    norm = manifest.normalization
+    return {
+        "format": "edgeae-site", "version": 1,
+        "bundle": title or folder.resolve().name, "kind": manifest.kind, "variational": bool(manifest.variational),
+        "code_size": manifest.code_size, "sample_shape": list(manifest.sample_shape),
+        "is_image": manifest.is_image,
+        "normalization": {k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")},
+        "precisions": precisions,
+        "graphs": {p: {"encoder": _graph_record(pair["encoder"], "code"),
+                       "decoder": _graph_record(pair["decoder"], "x_hat")} for p, pair in graphs.items()},
+        "codecs": codecs,
+        "samples": None if x is None else {"dtype": x.dtype.name, "shape": list(x.shape),
+                                           "data": x.reshape(-1).tolist()},
+        "reference": reference,
+        "ort": {"source": report.ort_source, "url": report.ort_url, "version": ort_version},
+    }
+
+
 def build_site(
     bundle_dir: str | Path,
     out_dir: str | Path,
@@ -272,21 +331,12 @@ def build_site(
             its codes and ``.eae`` bytes with the Python runtime on the embedded samples.
     """
     folder, out = Path(bundle_dir), Path(out_dir)
-    if isinstance(precisions, str):
-        precisions = [p.strip() for p in precisions.split(",") if p.strip()]
-    precisions = list(dict.fromkeys(precisions))
-    if not precisions:
-        raise ConfigError("no precision given; pass e.g. --precision fp32 or fp32,int8-dynamic")
-    if not isinstance(samples, int) or samples < 0:
-        raise ConfigError(f"samples={samples!r} must be a non-negative int")
+    precisions = _precision_list(precisions, samples)
     manifest = read_manifest(folder)
     graphs = _pick_graphs(manifest, folder, precisions)
     ort_dir = Path(ort_web) if ort_web is not None else None
     ort_version = _ort_files(ort_dir) if ort_dir is not None else ORT_WEB_VERSION
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} exists and is not a folder; choose another -o")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} is not empty; pass --overwrite to replace its files, or choose another -o")
+    _check_out(out, overwrite)
 
     codecs = _codecs(manifest)
     x = _samples(manifest, folder, samples)
@@ -297,38 +347,11 @@ def build_site(
     for pair in graphs.values():
         for entry in pair.values():
             shutil.copyfile(folder / entry.file, out / entry.file)
-    if ort_dir is not None:
-        (out / "ort").mkdir(exist_ok=True)
-        for name in ORT_WEB_FILES:
-            shutil.copyfile(ort_dir / name, out / "ort" / name)
-        report.ort_source, report.ort_url = "local", "ort/"
-        if ort_version != ORT_WEB_VERSION:
-            report.notes.append(f"--ort-web holds onnxruntime-web {ort_version}; the page is tested "
-                                f"with {ORT_WEB_VERSION}")
-    else:
-        report.ort_source, report.ort_url = "cdn", ORT_WEB_CDN
-        report.notes.append(f"the page loads onnxruntime-web {ORT_WEB_VERSION} from {ORT_WEB_CDN} "
-                            "(needs the internet); pass --ort-web node_modules/onnxruntime-web/dist "
-                            "to copy it into the site and work offline")
+    _copy_runtime(out, report, ort_dir, ort_version)
     if not codecs:
         report.notes.append("the bundle has no codec tables: the page shows no .eae sizes "
                             "(re-export with codec tables to compress)")
-    norm = manifest.normalization
-    site = {
-        "format": "edgeae-site", "version": 1,
-        "bundle": title or folder.resolve().name, "kind": manifest.kind, "variational": bool(manifest.variational),
-        "code_size": manifest.code_size, "sample_shape": list(manifest.sample_shape),
-        "is_image": manifest.is_image,
-        "normalization": {k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")},
-        "precisions": precisions,
-        "graphs": {p: {"encoder": _graph_record(pair["encoder"], "code"),
-                       "decoder": _graph_record(pair["decoder"], "x_hat")} for p, pair in graphs.items()},
-        "codecs": codecs,
-        "samples": None if x is None else {"dtype": x.dtype.name, "shape": list(x.shape),
-                                           "data": x.reshape(-1).tolist()},
-        "reference": reference,
-        "ort": {"source": report.ort_source, "url": report.ort_url, "version": ort_version},
-    }
+    site = _site_json(manifest, folder, title, precisions, graphs, codecs, x, reference, report, ort_version)
     (out / "site.json").write_text(json.dumps(site, separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
     static = resources.files("edgeae.web") / "static"
     for name in ASSETS:
