@@ -41,6 +41,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def claim_output_dir(out_dir: Path, overwrite: bool, marker: str, foreign: str, error: type[Exception],
+                     what: str = "") -> Path:
+    """Refuse an output folder that is not ours to replace; return the staging folder to build in.
+
+    A non-empty ``out_dir`` is replaced only with ``overwrite`` and only when it holds
+    ``marker`` (the file every folder of this kind has); ``foreign`` ends the message that
+    refuses another folder. Errors are raised as ``error`` with the fix in the message.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise error(f"{out_dir} exists and is not a folder; choose another -o")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise error(f"{out_dir} is not empty; choose another -o or pass --overwrite to replace it")
+        if not (out_dir / marker).is_file():
+            raise error(f"{out_dir} {foreign}: choose another -o")
+    try:
+        return staging_dir(out_dir)
+    except OSError as exc:
+        raise error(f"cannot write {what}into {out_dir.resolve().parent} ({exc.strerror}); "
+                    "choose a writable -o") from None
+
+
 def staging_dir(out_dir: str | os.PathLike) -> Path:
     """A new, empty hidden sibling of ``out_dir`` (``.<name>.partial-<pid>``) to build a folder in.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeae.atomic import commit_staging_dir, staging_dir
+from edgeae.atomic import claim_output_dir, commit_staging_dir
 from edgeae.errors import ConfigError
 
 __all__ = ["CodegenResult", "GraphReport", "generate_c", "SUPPORTED_PRECISIONS"]
@@ -72,19 +72,8 @@ class CodegenResult:
 
 
 def _start(out_dir: Path, overwrite: bool) -> Path:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"{out_dir} exists and is not a folder; choose another -o")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{out_dir} is not empty; choose another -o or pass --overwrite to replace it")
-        if not (out_dir / "codegen.json").is_file():
-            raise ConfigError(f"{out_dir} was not written by edgeae codegen (no codegen.json); --overwrite only "
-                              "replaces generated C folders: choose another -o")
-    try:
-        return staging_dir(out_dir)
-    except OSError as exc:
-        raise ConfigError(f"cannot write into {out_dir.resolve().parent} ({exc.strerror}); "
-                          "choose a writable -o") from None
+    return claim_output_dir(out_dir, overwrite, "codegen.json", "was not written by edgeae codegen (no "
+                            "codegen.json); --overwrite only replaces generated C folders", ConfigError)
 
 
 def _parse_precisions(value, available: list[str]) -> list[str]:

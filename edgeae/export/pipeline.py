@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeae.atomic import commit_staging_dir, staging_dir
+from edgeae.atomic import claim_output_dir, commit_staging_dir
 from edgeae.config import Normalization
 from edgeae.errors import ExportError, ValidationError
 from edgeae.export import graphs as G
@@ -84,19 +84,8 @@ class Options:
 
 def _start(out_dir: Path, overwrite: bool) -> Path:
     """Refuse an output folder that is not ours to replace; the staging folder to build in."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"{out_dir} exists and is not a folder; choose another -o")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise ExportError(f"{out_dir} is not empty; choose another -o or pass --overwrite to replace it")
-        if not (out_dir / "manifest.json").is_file():
-            raise ExportError(f"{out_dir} is not an edgeae bundle (no manifest.json); --overwrite only replaces "
-                              "bundles: choose another -o")
-    try:
-        return staging_dir(out_dir)
-    except OSError as exc:
-        raise ExportError(f"cannot write the bundle into {out_dir.resolve().parent} ({exc.strerror}); "
-                          "choose a writable -o") from None
+    return claim_output_dir(out_dir, overwrite, "manifest.json", "is not an edgeae bundle (no manifest.json); "
+                            "--overwrite only replaces bundles", ExportError, what="the bundle ")
 
 
 class _Torch:
