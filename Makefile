@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps
+.PHONY: demo test test-fast lint bench bench-arm64 clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps arm64-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,12 +35,14 @@ runtime-env: $(RT_STAMP)
 
 # Debian tools some tests use, installed with apt-get where it works (root on Debian/Ubuntu);
 # elsewhere those tests skip and say why. Failures do not stop `make test`.
-#   qemu-user-static: emulated CPUs without VNNI (int8 portability tests)
+#   qemu-user-static: emulated CPUs without VNNI (int8 portability tests), emulated ARM64
+#   gcc/g++-aarch64-linux-gnu: the C++ app and generated C cross-compiled for ARM64
 #   gcc, g++, cmake, arm-none-eabi gcc + newlib, qemu-system-arm: generated C, C codec, Cortex-M runs
 #   chromium: browser tests (Playwright drives it by path; it never downloads a browser)
 APT_TOOLS := qemu-user-static gcc g++ cmake gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
-	qemu-system-arm chromium
-APT_PROBES := qemu-x86_64-static gcc g++ cmake arm-none-eabi-gcc qemu-system-arm chromium
+	qemu-system-arm chromium gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
+APT_PROBES := qemu-x86_64-static gcc g++ cmake arm-none-eabi-gcc qemu-system-arm chromium \
+	aarch64-linux-gnu-gcc aarch64-linux-gnu-g++
 system-tools:
 	@missing=; for t in $(APT_PROBES); do command -v $$t >/dev/null || missing=1; done; \
 	if [ -z "$$missing" ]; then :; \
@@ -73,7 +75,13 @@ cpp-deps: $(STAMP)
 	  || apt-get install -y -q cmake >/dev/null 2>&1 || echo "note: could not install cmake"
 	@PYTHON=$(abspath $(PY)) examples/cpp/setup_ort.sh || echo "note: examples/cpp tests will skip"
 
-test: $(STAMP) $(RT_STAMP) system-tools web-tools cpp-deps
+# An emulated ARM64 machine (tests/test_arm64.py, benchmarks/arm64.py): Debian's arm64 python3.11,
+# libc and libstdc++ (private apt download) + PyPI's aarch64 wheels of the runtime's packages,
+# in build/arm64/ (tools/arm64_sysroot.sh). Failures do not stop `make test`; those tests skip.
+arm64-tools: $(STAMP) system-tools cpp-deps
+	@PYTHON=$(abspath $(PY)) tools/arm64_sysroot.sh || echo "note: the ARM64 tests will skip"
+
+test: $(STAMP) $(RT_STAMP) system-tools web-tools cpp-deps arm64-tools
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 
@@ -88,6 +96,9 @@ bench: $(STAMP)
 
 bench-c: $(STAMP) c-tools
 	$(PY) -m benchmarks.c
+
+bench-arm64: $(STAMP) arm64-tools
+	$(PY) -m benchmarks.arm64
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules

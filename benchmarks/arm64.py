@@ -26,8 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ARM64_DIR", "CPUS", "SETUP", "cli_batch", "cpu_root", "cross_problem", "emulated",
-           "emulated_python", "problem", "setup"]
+__all__ = ["ARM64_DIR", "CPUS", "SETUP", "cli_batch", "cpu_root", "cpuinfo_text", "cross_problem", "emulated", "features",
+           "emulated_python", "missing_wheels", "problem", "qemu", "run_batch", "setup"]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARM64_DIR = Path(os.environ.get("ARM64_DIR", ROOT / "build" / "arm64"))
@@ -97,7 +97,7 @@ def missing_wheels() -> list[str]:
     return path.read_text().split() if path.is_file() else []
 
 
-def _cpuinfo(midr: int, hwcap: int, hwcap2: int, cpus: int) -> str:
+def cpuinfo_text(midr: int, hwcap: int, hwcap2: int, cpus: int) -> str:
     """/proc/cpuinfo as Linux prints it on an arm64 core with this MIDR and these HWCAPs."""
     feats = [n for i, n in enumerate(_HWCAP) if hwcap >> i & 1] + [n for i, n in enumerate(_HWCAP2) if hwcap2 >> i & 1]
     block = (f"BogoMIPS\t: 50.00\nFeatures\t: {' '.join(feats)}\nCPU implementer\t: 0x{midr >> 24 & 0xff:02x}\n"
@@ -132,7 +132,7 @@ def cpu_root(model: str) -> Path:
             if entry.name != "proc" and not link.exists():
                 link.symlink_to(entry.resolve())
         tmp = info.with_suffix(".tmp")
-        tmp.write_text(_cpuinfo(*_probe(model), os.cpu_count() or 1))
+        tmp.write_text(cpuinfo_text(*_probe(model), os.cpu_count() or 1))
         tmp.replace(info)
     return root
 

@@ -130,8 +130,8 @@ def build_cpp(bundle: Path, work: Path, headers: Path) -> tuple[Path, Path]:
 
 def cpp_check(bundle: Path, model: str, work: Path, apps: tuple[Path, Path], n: int = 16) -> dict[str, Any]:
     """The cross-compiled C++ app and C codec on emulated ``model`` vs the Python runtime here."""
-    from edgeae.runtime import load
     from edgeae.codegen.codec import bundle_codecs
+    from edgeae.runtime import load
     from edgeae.runtime import stream as S
 
     app, tool = apps
@@ -191,3 +191,68 @@ def codegen_check(bundle: Path, model: str, work: Path, n: int = 8) -> dict[str,
                                    "max_abs": max(c["max_abs"] for c in per),
                                    "differ": sum(c["differ"] for c in per), "elements": sum(c["elements"] for c in per)}
     return out
+
+
+# ---- where an int8 graph's results part (run in both interpreters; onnxruntime + numpy only) ----
+
+DISABLE = "optimization.disable_specified_optimizers"  # session config key: optimizers left out
+SETTINGS = {  # name -> (optimization level, optimizers left out)
+    "all": ("all", []),
+    "basic": ("basic", []),
+    "disabled": ("disabled", []),
+    "all-no-DynamicQuantizeMatMulFusion": ("all", ["DynamicQuantizeMatMulFusion"]),
+    "all-no-MatMulIntegerToFloatFusion": ("all", ["MatMulIntegerToFloatFusion"]),
+    "all-no-both": ("all", ["DynamicQuantizeMatMulFusion", "MatMulIntegerToFloatFusion"]),
+}
+
+
+def run_settings(jobs: list[list[str]], out: str) -> None:
+    """Every ``[graph, inputs.npy]`` under every SETTINGS entry; all outputs to one .npz."""
+    import onnxruntime as ort
+
+    from edgeae.runtime.session import session_options
+
+    arrays = {}
+    for graph, x_path in jobs:
+        x = np.load(x_path)
+        for name, (level, off) in SETTINGS.items():
+            opts = session_options(1, optimization=level, **{DISABLE: ",".join(off)})  # "": none left out
+            sess = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+            for o, v in zip(sess.get_outputs(), sess.run(None, {sess.get_inputs()[0].name: x}), strict=True):
+                arrays[f"{Path(graph).name}|{name}|{o.name}"] = v
+    np.savez(out, **arrays)
+
+
+def exposed(graph: Path, dst: Path) -> Path:
+    """A copy of ``graph`` with every node's outputs as graph outputs (needs onnx; run here)."""
+    import onnx
+
+    m = onnx.load(str(graph))
+    have = {o.name for o in m.graph.output}
+    for node in m.graph.node:
+        m.graph.output.extend(onnx.ValueInfoProto(name=t) for t in node.output if t and t not in have)
+    onnx.save(m, str(dst))
+    return dst
+
+
+def trace(graphs: dict[Path, np.ndarray], model: str, work: Path) -> dict[str, dict[str, Any]]:
+    """``{graph: inputs}`` under every SETTINGS entry, x86 vs emulated ``model`` (:func:`compare`)."""
+    work.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for i, (graph, x) in enumerate(graphs.items()):
+        np.save(work / f"x{i}.npy", x)
+        jobs.append([str(graph), str(work / f"x{i}.npy")])
+    run_settings(jobs, str(work / "host.npz"))
+    res = A.emulated_python(model, ["-m", "benchmarks.arm64_checks", "settings", json.dumps(jobs),
+                                    str(work / f"{model}.npz")], timeout=1800)
+    if res.returncode != 0:
+        raise RuntimeError(f"the settings run on {model} failed: {res.stderr[-2000:]}")
+    host, arm = np.load(work / "host.npz"), np.load(work / f"{model}.npz")
+    return {k: compare(arm[k], host[k]) for k in host.files}
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1] == "settings":
+        run_settings(json.loads(sys.argv[2]), sys.argv[3])

@@ -13,6 +13,7 @@ batch 1, see docs/deploy.md).
 from __future__ import annotations
 
 import functools
+import platform
 import re
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ PROVIDER_ALIASES = {
 }
 # intra_op threads when the caller does not say (0 = onnxruntime's default: all cores).
 DEFAULT_THREADS = 1
+# On ARM64, ONNX Runtime's fused MatMulIntegerToFloat (int8-dynamic graphs) computes
+# scale * acc + bias with one fused multiply-add where x86 rounds twice, so codes differ by
+# an ulp; unfused, ARM64 computes x86's bits (benchmarks/results/arm64.md). x86 keeps it.
+_ARM64_CONFIG = {"optimization.disable_specified_optimizers": "MatMulIntegerToFloatFusion"}
 
 
 def available_providers() -> list[str]:
@@ -111,9 +116,10 @@ def session_options(threads: int | None = None, spinning: bool = False, optimiza
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3  # errors only: no warnings on stderr for every session
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
-    for key, value in config.items():
+    entries = {"session.intra_op.allow_spinning": "1" if spinning else "0",
+               "session.inter_op.allow_spinning": "1" if spinning else "0",
+               **(_ARM64_CONFIG if platform.machine().lower() in ("aarch64", "arm64") else {}), **config}
+    for key, value in entries.items():
         opts.add_session_config_entry(key, str(value))
     return opts
 

@@ -224,6 +224,11 @@ struct Encoder {
         o.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
         o.AddConfigEntry("session.intra_op.allow_spinning", "0");
         o.AddConfigEntry("session.inter_op.allow_spinning", "0");
+#if defined(__aarch64__) || defined(_M_ARM64)
+        // ARM64's fused MatMulIntegerToFloat rounds scale * acc + bias once (FMA), x86 twice:
+        // unfused, int8-dynamic codes are x86's bits (as edgeae.runtime.session does)
+        o.AddConfigEntry("optimization.disable_specified_optimizers", "MatMulIntegerToFloatFusion");
+#endif
         return o;
     }
 

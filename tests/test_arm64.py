@@ -1,0 +1,117 @@
+"""ARM64 (aarch64) under emulation computes what x86_64 computes: the CLI, examples/cpp, generated C.
+
+A bundle is exported here and run on qemu-aarch64-static CPU models that make ONNX Runtime
+pick different kernels (benchmarks/arm64.py): Cortex-A53 (NEON, no dot product) for the
+runtime's CLI in Debian's arm64 CPython with PyPI's aarch64 wheels, Neoverse-N1 (dot
+product) for the cross-compiled C++ app, and qemu's `max` (dot product, I8MM, SVE2) for
+the generated C. int8 results must be bit-identical to this machine's, fp32 within 1e-5,
+.eae streams byte-identical. The full matrix (four CPU models, MNIST) is
+``python -m benchmarks.arm64``. Slow; skips, saying why, without qemu-aarch64-static, the
+aarch64 userland (``make arm64-tools``) or the aarch64 cross compilers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import arm64 as A
+
+pytestmark = pytest.mark.slow
+
+FP32_TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def bundle(trained_run, tmp_path_factory):
+    why = A.problem()
+    if why:
+        pytest.skip(why)
+    from edgeae.export import export
+
+    out = tmp_path_factory.mktemp("arm64") / "mlp"
+    export(trained_run("mlp"), out, precisions="fp32,int8-dynamic,int8-static", latency_repeats=2)
+    return out
+
+
+def _checks():
+    from benchmarks import arm64_checks
+
+    return arm64_checks
+
+
+def test_cli_on_cortex_a53_matches_x86(bundle, tmp_path):
+    r = _checks().cli_check(bundle, "cortex-a53", tmp_path, n=8)
+    assert r["info_same"], r
+    for p in ("int8-dynamic", "int8-static"):
+        assert r["encode"][p]["identical"], (p, r["encode"][p])
+        assert r["decode"][p]["identical"], (p, r["decode"][p])
+    assert r["encode"]["fp32"]["max_abs"] <= FP32_TOL, r["encode"]["fp32"]
+    assert r["decode"]["fp32"]["max_abs"] <= 1, r["decode"]["fp32"]  # raw uint8: an fp32 ulp may round over .5
+    for cmd, status in r["commands"].items():
+        assert status["x86_64"] == "ok", (cmd, status)
+        if cmd.split()[0] in ("compress", "decompress") and "constriction==" in " ".join(A.missing_wheels()):
+            # no aarch64 wheel of the range coder: a clear error, never a traceback
+            assert status["arm64"].startswith("exit 1: Error:"), (cmd, status)
+            assert "constriction" in status["arm64"] or "No such file" in status["arm64"], (cmd, status)
+        else:
+            assert status["arm64"] == "ok", (cmd, status)
+    if "constriction==" not in " ".join(A.missing_wheels()):
+        assert r["streams"] and all(r["streams"].values()), r["streams"]
+
+
+@pytest.fixture(scope="module")
+def cpp_apps(bundle, tmp_path_factory):
+    why = A.cross_problem()
+    if why:
+        pytest.skip(why)
+    cpp = _checks().CPP
+    res = subprocess.run([str(cpp / "setup_ort.sh")], capture_output=True, text=True, timeout=1200,
+                         env={**os.environ, "PYTHON": sys.executable})
+    if res.returncode != 0:
+        pytest.skip(f"ONNX Runtime C++ headers unavailable: {res.stderr.strip()}")
+    work = tmp_path_factory.mktemp("arm64-cpp")
+    return work, _checks().build_cpp(bundle, work, cpp / "ort" / "include")
+
+
+def test_cpp_app_on_neoverse_n1_matches_python(bundle, cpp_apps):
+    work, apps = cpp_apps
+    r = _checks().cpp_check(bundle, "neoverse-n1", work / "n1", apps, n=8)
+    for p, c in r["codes"].items():
+        if p == "fp32":
+            assert c["max_abs"] <= FP32_TOL, (p, c)
+        else:
+            assert c["identical"], (p, c)
+        assert r["stream_same"][p], p
+        assert r["decompress"][p]["identical"], (p, r["decompress"][p])
+
+
+def test_generated_c_on_max_matches_x86(bundle, tmp_path):
+    why = A.cross_problem()
+    if why:
+        pytest.skip(why)
+    r = _checks().codegen_check(bundle, "max", tmp_path, n=8)
+    assert {u["precision"] for u in r["units"].values()} == {"fp32", "int8-static"}
+    for name, u in r["units"].items():
+        if u["precision"] == "fp32":
+            assert u["max_abs"] <= r["fp32_tolerance"], (name, u)
+        else:
+            assert u["identical"], (name, u)
+
+
+def test_cpuinfo_states_the_emulated_core(bundle):
+    """The prefix's /proc/cpuinfo says what the emulated CPU reports (what ONNX Runtime reads)."""
+    a53, a76 = A.features("cortex-a53"), A.features("cortex-a76")
+    assert "part 0xd03" in a53 and "asimddp" not in a53.split()
+    assert "part 0xd0b" in a76 and "asimddp" in a76.split()
+
+
+def test_cpuinfo_text():
+    text = A.cpuinfo_text(0x414FD0C1, 0b1 | 1 << 20, 1 << 13, 2)  # fp, asimddp; i8mm
+    assert text.count("processor\t:") == 2
+    assert "CPU part\t: 0xd0c" in text and "CPU implementer\t: 0x41" in text and "CPU variant\t: 0x4" in text
+    assert "Features\t: fp asimddp i8mm" in text
+    assert text.count("CPU revision\t: 1\n") == 2
