@@ -202,7 +202,6 @@ SETTINGS = {  # name -> (optimization level, optimizers left out)
     "disabled": ("disabled", []),
     "all-no-DynamicQuantizeMatMulFusion": ("all", ["DynamicQuantizeMatMulFusion"]),
     "all-no-MatMulIntegerToFloatFusion": ("all", ["MatMulIntegerToFloatFusion"]),
-    "all-no-both": ("all", ["DynamicQuantizeMatMulFusion", "MatMulIntegerToFloatFusion"]),
 }
 
 

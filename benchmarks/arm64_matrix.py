@@ -94,6 +94,33 @@ def settings_inputs(b: Path, n: int) -> dict[Path, np.ndarray]:
             for r in ("encoder", "decoder") for p in ("int8-dynamic", "int8-static")}
 
 
+def install_check(work: Path) -> dict:
+    """`pip install edgeae` resolved by pip itself in the aarch64 CPython (dry run, PyPI, binaries only).
+
+    pip judges environment markers by the interpreter that runs it, so only an aarch64 pip
+    shows what a Raspberry Pi would install; this machine's pip (pure Python) is lent to it.
+    """
+    import pip
+
+    work.mkdir(parents=True, exist_ok=True)
+    for old in work.glob("*.whl"):
+        old.unlink()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(work),
+                    str(A.ROOT)], check=True, capture_output=True, timeout=900)
+    wheel = next(work.glob("edgeae-*.whl"))
+    report = work / "report.json"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pip._internal.cli.main import main; "
+            "sys.exit(main(['install', '--dry-run', '--quiet', '--ignore-installed', '--only-binary=:all:', "
+            "'--report', sys.argv[2], '--target', sys.argv[3], sys.argv[4]]))")
+    res = A.emulated("cortex-a76", [str(A.PYTHON), "-c", code, str(Path(pip.__file__).parents[1]), str(report),
+                                    str(work / "target"), str(wheel)], timeout=1800, text=True)
+    if res.returncode != 0:
+        return {"ok": False, "error": res.stderr.strip().splitlines()[-1:]}
+    r = json.loads(report.read_text())
+    return {"ok": True, "platform_machine": r["environment"]["platform_machine"],
+            "installs": [i["download_info"]["url"].rsplit("/", 1)[-1] for i in r["install"]]}
+
+
 def _versions() -> dict:
     import onnxruntime
 
@@ -128,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     from edgeae.bench.timing import machine
 
     out = {"machine": machine(), "versions": _versions(), "samples": args.samples, "models": {}, "cpus": {}}
+    log("pip install edgeae, resolved by the aarch64 pip")
+    out["install"] = install_check(WORK / "install")
     for name in args.models.split(","):
         b = bundle(name, args.data)
         apps = C.build_cpp(b, WORK / name / "cpp", headers)

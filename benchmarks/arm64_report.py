@@ -55,6 +55,10 @@ def markdown(out: dict[str, Any]) -> str:
              f"{v['cross_gcc']}. No aarch64 wheel on PyPI for: {', '.join(v['missing_aarch64_wheels']) or 'none'}.",
              "", "Emulated CPU models (features as the emulated CPU reports them: MIDR_EL1, HWCAP, HWCAP2):", ""]
     lines += [f"- `{cpu}`: {c['described']}; {c['cpuinfo']}" for cpu, c in out["cpus"].items()]
+    inst = out.get("install", {})
+    lines += ["", "`pip install edgeae` as resolved by pip running in the aarch64 CPython (platform_machine "
+              f"`{inst.get('platform_machine', '?')}`; dry run against PyPI, binary wheels only): "
+              + (", ".join(f"`{w}`" for w in inst["installs"]) if inst.get("ok") else f"FAILED: {inst.get('error')}")]
     lines += ["", f"Every figure compares the emulated aarch64 result with this machine's on the same "
               f"{out['samples']} held-out MNIST samples. No timing is taken under emulation.", "",
               "## The CLI in the aarch64 CPython", "",
@@ -78,7 +82,7 @@ def markdown(out: dict[str, Any]) -> str:
     settings = next(iter(next(iter(out["models"].values()))["cpus"].values()))["settings"]
     names = list(dict.fromkeys(k.split("|")[1] for k in settings))
     lines += ["", "## int8 graphs under ONNX Runtime settings: emulated ARM vs x86", "",
-              "Optimization level, and optimizers left out (`disabled_optimizers`).", "",
+              "Optimization level, and the optimizer left out (session config `optimization.disable_specified_optimizers`); `all` here is the optimizer left in, overriding the runtime's ARM64 default.", "",
               "| model | CPU | graph | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     for name, per in out["models"].items():
         for cpu, r in per["cpus"].items():
