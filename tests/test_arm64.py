@@ -20,8 +20,6 @@ import pytest
 
 from benchmarks import arm64 as A
 
-pytestmark = pytest.mark.slow
-
 FP32_TOL = 1e-5
 
 
@@ -43,6 +41,7 @@ def _checks():
     return arm64_checks
 
 
+@pytest.mark.slow
 def test_cli_on_cortex_a53_matches_x86(bundle, tmp_path):
     r = _checks().cli_check(bundle, "cortex-a53", tmp_path, n=8)
     assert r["info_same"], r
@@ -77,6 +76,7 @@ def cpp_apps(bundle, tmp_path_factory):
     return work, _checks().build_cpp(bundle, work, cpp / "ort" / "include")
 
 
+@pytest.mark.slow
 def test_cpp_app_on_neoverse_n1_matches_python(bundle, cpp_apps):
     work, apps = cpp_apps
     r = _checks().cpp_check(bundle, "neoverse-n1", work / "n1", apps, n=8)
@@ -89,6 +89,7 @@ def test_cpp_app_on_neoverse_n1_matches_python(bundle, cpp_apps):
         assert r["decompress"][p]["identical"], (p, r["decompress"][p])
 
 
+@pytest.mark.slow
 def test_generated_c_on_max_matches_x86(bundle, tmp_path):
     why = A.cross_problem()
     if why:
@@ -102,6 +103,7 @@ def test_generated_c_on_max_matches_x86(bundle, tmp_path):
             assert u["identical"], (name, u)
 
 
+@pytest.mark.slow
 def test_cpuinfo_states_the_emulated_core(bundle):
     """The prefix's /proc/cpuinfo says what the emulated CPU reports (what ONNX Runtime reads)."""
     a53, a76 = A.features("cortex-a53"), A.features("cortex-a76")
@@ -115,3 +117,35 @@ def test_cpuinfo_text():
     assert "CPU part\t: 0xd0c" in text and "CPU implementer\t: 0x41" in text and "CPU variant\t: 0x4" in text
     assert "Features\t: fp asimddp i8mm" in text
     assert text.count("CPU revision\t: 1\n") == 2
+
+
+@pytest.mark.parametrize("machine", ["aarch64", "arm64", "x86_64"])
+def test_arm64_sessions_leave_out_the_fma_fusion(monkeypatch, machine):
+    """On ARM64 the runtime's sessions leave out MatMulIntegerToFloatFusion (x86's bits); x86 keeps it."""
+    import platform
+
+    from edgeae.runtime.session import session_options
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    key = "optimization.disable_specified_optimizers"
+    opts = session_options(1)
+    if machine == "x86_64":
+        with pytest.raises(RuntimeError, match="does not have configuration"):
+            opts.get_session_config_entry(key)
+    else:
+        assert opts.get_session_config_entry(key) == "MatMulIntegerToFloatFusion"
+        assert session_options(1, **{key: ""}).get_session_config_entry(key) == ""  # a caller's entry wins
+
+
+def test_compress_without_the_range_coder_is_a_clear_error(monkeypatch, mlp_bundle, tmp_path):
+    """Where constriction is not installed (no ARM64 wheel), compress says so: no traceback."""
+    from click.testing import CliRunner
+
+    from edgeae.cli import cli
+
+    monkeypatch.setitem(sys.modules, "constriction", None)  # import constriction -> ModuleNotFoundError
+    res = CliRunner().invoke(cli, ["compress", str(mlp_bundle), str(mlp_bundle / "samples.npy"), "-o",
+                                   str(tmp_path / "s.eae")])
+    assert res.exit_code == 1, res.output
+    assert res.output.startswith("Error: ") and "constriction" in res.output and "C codec" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
