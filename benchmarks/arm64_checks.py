@@ -30,12 +30,14 @@ CPP = A.ROOT / "examples" / "cpp"
 
 
 def compare(got: np.ndarray, want: np.ndarray) -> dict[str, Any]:
-    """Bit-identical?, largest absolute difference, elements that differ."""
+    """Bit-identical?, largest absolute difference (also relative to the largest value), elements that differ."""
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         return {"identical": False, "max_abs": float("inf"), "differ": -1, "shape": [got.shape, want.shape]}
     diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    scale = float(np.abs(want.astype(np.float64)).max(initial=0.0))
     return {"identical": bool(got.tobytes() == want.tobytes()), "max_abs": float(diff.max(initial=0.0)),
+            "max_rel": float(diff.max(initial=0.0)) / scale if scale else 0.0,  # to the largest |value|
             "differ": int(np.count_nonzero(diff)), "elements": int(diff.size)}
 
 
@@ -196,12 +198,14 @@ def codegen_check(bundle: Path, model: str, work: Path, n: int = 8) -> dict[str,
 # ---- where an int8 graph's results part (run in both interpreters; onnxruntime + numpy only) ----
 
 DISABLE = "optimization.disable_specified_optimizers"  # session config key: optimizers left out
-SETTINGS = {  # name -> (optimization level, optimizers left out)
-    "all": ("all", []),
-    "basic": ("basic", []),
-    "disabled": ("disabled", []),
-    "all-no-DynamicQuantizeMatMulFusion": ("all", ["DynamicQuantizeMatMulFusion"]),
-    "all-no-MatMulIntegerToFloatFusion": ("all", ["MatMulIntegerToFloatFusion"]),
+KLEIDIAI = "mlas.disable_kleidiai"  # "1": MLAS's own kernels instead of Arm's KleidiAI (SME) ones
+SETTINGS = {  # name -> (optimization level, session config entries)
+    "all": ("all", {DISABLE: ""}),  # "": no optimizer left out (overrides the runtime's ARM64 default)
+    "basic": ("basic", {}),
+    "disabled": ("disabled", {}),
+    "all-no-DynamicQuantizeMatMulFusion": ("all", {DISABLE: "DynamicQuantizeMatMulFusion"}),
+    "all-no-MatMulIntegerToFloatFusion": ("all", {DISABLE: "MatMulIntegerToFloatFusion"}),
+    "all-no-KleidiAI": ("all", {KLEIDIAI: "1"}),
 }
 
 
@@ -214,8 +218,8 @@ def run_settings(jobs: list[list[str]], out: str) -> None:
     arrays = {}
     for graph, x_path in jobs:
         x = np.load(x_path)
-        for name, (level, off) in SETTINGS.items():
-            opts = session_options(1, optimization=level, **{DISABLE: ",".join(off)})  # "": none left out
+        for name, (level, config) in SETTINGS.items():
+            opts = session_options(1, optimization=level, **config)
             sess = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
             for o, v in zip(sess.get_outputs(), sess.run(None, {sess.get_inputs()[0].name: x}), strict=True):
                 arrays[f"{Path(graph).name}|{name}|{o.name}"] = v

@@ -6,7 +6,7 @@
       -> the CLI in the aarch64 CPython (encode, decode, compress, decompress, info),
          examples/cpp and the C codec cross-compiled, `edgeae codegen` units cross-compiled:
          each compared with this machine's results on the same held-out samples
-      -> int8-dynamic graphs under ONNX Runtime settings: where ARM and x86 part
+      -> the graphs under ONNX Runtime settings: where ARM and x86 part
       -> this machine: int8-dynamic latency with and without MatMulIntegerToFloatFusion
 
 Equality figures only come from emulation; timings are measured on this machine, never
@@ -81,7 +81,7 @@ def fusion_cost(b: Path, duration: float) -> list[dict]:
 
 
 def settings_inputs(b: Path, n: int) -> dict[Path, np.ndarray]:
-    """The bundle's int8 graphs -> their inputs: normalized held-out samples, their fp32 codes."""
+    """The bundle's graphs -> their inputs: normalized held-out samples, their fp32 codes."""
     import onnxruntime as ort
 
     from edgeae.runtime.bundle import read_manifest
@@ -90,8 +90,8 @@ def settings_inputs(b: Path, n: int) -> dict[Path, np.ndarray]:
     m = read_manifest(b)
     x = Normalizer(m.normalization, m.sample_shape).normalize(np.load(b / "samples.npy")[:n])
     codes = ort.InferenceSession(str(b / "encoder.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    return {b / f"{r}.{p}.onnx": (x if r == "encoder" else codes)
-            for r in ("encoder", "decoder") for p in ("int8-dynamic", "int8-static")}
+    return {b / (f"{r}.onnx" if p == "fp32" else f"{r}.{p}.onnx"): (x if r == "encoder" else codes)
+            for r in ("encoder", "decoder") for p in ("fp32", "int8-dynamic", "int8-static")}
 
 
 def install_check(work: Path) -> dict:

@@ -8,12 +8,13 @@ __all__ = ["markdown", "verdict"]
 
 
 def verdict(c: dict[str, Any] | None) -> str:
-    """'identical', 'max abs X (k/n differ)', or 'not run'."""
+    """'identical', 'max abs X, Y of max (k/n differ)', or 'not run'."""
     if not c:
         return "not run"
     if c["identical"]:
         return "identical"
-    return f"max abs {c['max_abs']:.2g} ({c['differ']}/{c['elements']} differ)"
+    rel = f", {c['max_rel']:.1g} of max" if c.get("max_rel") else ""
+    return f"max abs {c['max_abs']:.2g}{rel} ({c['differ']}/{c['elements']} differ)"
 
 
 def _cli_rows(name: str, cpu: str, r: dict) -> list[str]:
@@ -81,7 +82,7 @@ def markdown(out: dict[str, Any]) -> str:
             lines += _codegen_rows(name, cpu, r)
     settings = next(iter(next(iter(out["models"].values()))["cpus"].values()))["settings"]
     names = list(dict.fromkeys(k.split("|")[1] for k in settings))
-    lines += ["", "## int8 graphs under ONNX Runtime settings: emulated ARM vs x86", "",
+    lines += ["", "## Graphs under ONNX Runtime settings: emulated ARM vs x86", "",
               "Optimization level, and the optimizer left out (session config `optimization.disable_specified_optimizers`); `all` here is the optimizer left in, overriding the runtime's ARM64 default.", "",
               "| model | CPU | graph | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     for name, per in out["models"].items():
