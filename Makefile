@@ -101,4 +101,4 @@ bench-arm64: $(STAMP) arm64-tools
 	$(PY) -m benchmarks.arm64
 
 clean:
-	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules
+	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules build/arm64
