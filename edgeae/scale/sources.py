@@ -273,16 +273,24 @@ def _image_source(p: Path, resize: tuple[int, int] | None) -> RowSource:
     """Scan image headers only (mode, size): colour and size checks without decoding pixels."""
     from PIL import Image, UnidentifiedImageError
 
+    from edgeae.imageio import check_one_frame
+
     files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     colour, first = False, None
     for f in files:
         try:
             with Image.open(f) as img:
                 mode, size = img.mode, img.size
+                check_one_frame(img, f)
+        except DataError:
+            raise
         except Image.DecompressionBombError as exc:
             raise DataError(f"{f} is too large to decode safely ({exc}); shrink the image first") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{f} could not be read as an image ({exc}); remove or replace it") from None
+        except Exception as exc:  # Pillow's frame scan raises EOFError, SyntaxError, ... on damaged files
+            raise DataError(f"{f} could not be read as an image ({type(exc).__name__}: {exc}); "
+                            "remove or replace it") from None
         colour = colour or not (mode in _GRAY_MODES or mode.startswith("I;16"))
         first = first or (f, size)
         if resize is None and size != first[1]:
