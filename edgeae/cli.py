@@ -309,10 +309,14 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     if not is_image:
         raise ConfigError(f"decoded samples are vectors, not images, so {output!r} cannot be a PNG folder: "
                           "use -o OUT.npy")
+    from edgeae.atomic import staging_dir
     from edgeae.imageio import save_images, to_uint8
 
     folder = Path(output)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    try:
+        tmp = staging_dir(folder)
+    except OSError as exc:
+        raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
     try:
         paths = save_images(to_uint8(x_raw), tmp)
         if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
@@ -462,14 +466,49 @@ def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, thr
 @cli.command("info")
 @click.argument("bundle", type=click.Path())
 def info_cmd(bundle):
-    """Show a bundle's graphs, precisions, sizes, opsets, I/O, validation and verify its hashes."""
+    """Show a bundle's graphs, precisions, sizes, opsets, I/O, validation and verify its hashes.
+
+    Given a .eae stream instead, check every chunk and show how many samples it holds.
+    """
     from edgeae.errors import BundleError
     from edgeae.runtime import describe_bundle
+
+    if _is_stream_file(bundle):
+        click.echo(_describe_stream(bundle))
+        return
 
     text, problems = describe_bundle(bundle)
     click.echo(text)
     if problems:
         raise BundleError(f"bundle {bundle} failed verification ({len(problems)} problem(s) listed above)")
+
+
+def _is_stream_file(path: str) -> bool:
+    """A file starting with the .eae magic (so `info` describes a stream, not a bundle)."""
+    from pathlib import Path
+
+    from edgeae.runtime.stream import MAGIC
+
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            return p.is_file() and f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def _describe_stream(path: str) -> str:
+    """What `info` prints for a stream: its sample count and framing, every CRC checked."""
+    from edgeae.errors import StreamError
+    from edgeae.scale.bulk import read_header_file
+
+    try:
+        info = read_header_file(path)
+    except OSError as exc:
+        raise StreamError(f"cannot read stream {path}: {exc.strerror or exc}") from None
+    return (f"{path}: .eae stream version {info.version}, model id {info.model_id.hex()}, code size "
+            f"{info.code_size}\n  samples: {info.samples} in {info.chunks} chunk{'s' * (info.chunks != 1)}, "
+            f"{info.size} bytes ({info.payload_bytes} payload); every chunk's CRC-32 checked")
 
 
 # ---- compression: latent bitstreams (base install only) -------------------------------------
@@ -515,7 +554,8 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, dask_address
         check=not append_, dask=dask_address, progress=p), "compressing")
     seconds = time.perf_counter() - t0
     if append_:
-        click.echo(f"Appended {r['samples']} samples to {output} ({out.stat().st_size} bytes in all)")
+        click.echo(f"Appended {r['samples']} samples to {output}: it holds {r['stream_samples']} samples "
+                   f"({out.stat().st_size} bytes in all)")
         return
     quality = f"PSNR {r['psnr']:.2f} dB" if "psnr" in r else f"MSE {r['mse']:.5f}"
     click.echo(f"Compressed {r['samples']} samples -> {output}: {r['bytes']} bytes, "
@@ -539,6 +579,7 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
 
     from edgeae.errors import StreamError
     from edgeae.runtime.compress import decompress
+    from edgeae.runtime.stream import read_header
 
     _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
@@ -547,7 +588,9 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
     except OSError as exc:
         raise StreamError(f"cannot read stream {stream_path}: {exc.strerror}") from None
     x = decompress(model, data, batch_size)
-    click.echo(f"Decompressed {len(x)} samples -> {_write_samples(x, output, model.manifest.is_image)}")
+    chunks = read_header(data).chunks
+    click.echo(f"Decompressed {len(x)} samples (the whole stream: {chunks} chunk{'s' * (chunks != 1)}) -> "
+               f"{_write_samples(x, output, model.manifest.is_image)}")
 
 
 # ---- benchmark (base install; --torch and --plot need the train extra) ---------------------

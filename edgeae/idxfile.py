@@ -22,7 +22,8 @@ import numpy as np
 from edgeae.errors import DataError
 from edgeae.npyfile import CAP_HINT, expansion_cap
 
-__all__ = ["IDX_DTYPES", "IdxLayout", "idx_images_file", "idx_layout", "read_idx", "read_idx_rows", "READ_ERRORS"]
+__all__ = ["IDX_DTYPES", "IdxLayout", "idx_images_file", "idx_layout", "idx_read_error", "read_idx", "read_idx_rows",
+           "READ_ERRORS"]
 
 # IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/).
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -62,6 +63,11 @@ def idx_images_file(path: str | Path) -> Path:
     return path
 
 
+def idx_read_error(path: str | Path, exc: BaseException) -> DataError:
+    """The one message for an IDX file that fails while read (a cut gzip stream, an I/O error)."""
+    return DataError(f"{path} could not be read as an IDX file ({exc}); is it a complete download?")
+
+
 def _open(path: Path, gz: bool):
     return gzip.open(path, "rb") if gz else open(path, "rb")
 
@@ -76,7 +82,7 @@ def idx_layout(path: str | Path) -> IdxLayout:
             ok = len(magic) == 4 and magic[:2] == b"\0\0" and magic[2] in IDX_DTYPES and magic[3] > 0
             head = f.read(4 * magic[3]) if ok else b""
     except READ_ERRORS as exc:
-        raise DataError(f"{path} could not be read as an IDX file ({exc}); is it a complete download?") from None
+        raise idx_read_error(path, exc) from None
     if not ok:
         raise DataError(f"{path} is not an IDX file (bad magic number {magic.hex() or 'none'}); "
                         "give an MNIST-style *-idx3-ubyte[.gz] file")
@@ -106,8 +112,7 @@ def read_idx_rows(f, layout: IdxLayout, count: int, start: int = 0) -> np.ndarra
     try:
         data = _read_at_most(f, count * row)
     except READ_ERRORS as exc:
-        raise DataError(f"{layout.path} could not be read past sample {start} ({exc}); "
-                        "is it a complete download?") from None
+        raise idx_read_error(layout.path, exc) from None
     if len(data) != count * row:
         raise DataError(f"{layout.path} is truncated: header says {layout.dims[0]} samples, the file ends inside "
                         f"sample {start + len(data) // row + 1}; download it again")
@@ -123,8 +128,7 @@ def read_idx(path: str | Path) -> np.ndarray:
             arr = read_idx_rows(f, layout, layout.dims[0])
             extra = f.read(1)
     except READ_ERRORS as exc:
-        raise DataError(f"{layout.path} could not be read as an IDX file ({exc}); "
-                        "is it a complete download?") from None
+        raise idx_read_error(layout.path, exc) from None
     if extra:
         raise DataError(f"{layout.path} is corrupt: it holds more bytes than its header's {layout.dims} values "
                         f"of {layout.dtype.name}; download it again")

@@ -156,6 +156,14 @@ echo $? > {report}/rc
 
 
 @pytest.mark.slow
+def _wait_for_partial(proc, folder: Path) -> None:
+    """Wait until ``proc`` writes a graph into its staging folder (``.bundle.partial-PID-*``)."""
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and \
+            not any(folder.glob(f".bundle.partial-{proc.pid}-*/encoder.onnx")):
+        time.sleep(0.02)
+
+
 def test_sigint_during_export(mlp_run, tmp_path):
     """Ctrl-C while export writes: exit 130, 'Interrupted.', the earlier bundle untouched, no partial folder."""
     from edgeae.export import export
@@ -166,10 +174,7 @@ def test_sigint_during_export(mlp_run, tmp_path):
     proc = subprocess.Popen([*EDGEAE, "export", str(mlp_run), "-o", str(out), "--overwrite",
                              "--precision", "fp32,int8-static,fp16"], env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / f".bundle.partial-{proc.pid}"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not (partial / "encoder.onnx").exists():
-        time.sleep(0.02)
+    _wait_for_partial(proc, tmp_path)
     assert proc.poll() is None, "export finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=240)
@@ -177,3 +182,4 @@ def test_sigint_during_export(mlp_run, tmp_path):
     assert stderr.strip() == "Interrupted." and "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no .partial / .old folder left
     assert _snapshot(out) == before
+

@@ -31,7 +31,14 @@ from edgeae.data import (
     load_array_input,
 )
 from edgeae.errors import DataError, InputError
-from edgeae.idxfile import READ_ERRORS, IdxLayout, idx_images_file, idx_layout, read_idx_rows
+from edgeae.idxfile import (
+    READ_ERRORS,
+    IdxLayout,
+    idx_images_file,
+    idx_layout,
+    idx_read_error,
+    read_idx_rows,
+)
 from edgeae.npyfile import read_npy
 
 __all__ = ["RowSource", "open_source", "open_training_source", "iter_blocks", "streaming_normalization",
@@ -82,8 +89,7 @@ class RowSource:
                     f.seek(self.offset + start * self._layout().nbytes // self.n)
                     raw = read_idx_rows(f, self._layout(), stop - start, start)
             except READ_ERRORS as exc:
-                raise DataError(f"{self.file} could not be read past sample {start} ({exc}); "
-                                "is it a complete download?") from None
+                raise idx_read_error(self.file, exc) from None
         elif self.kind == "csv":
             return self._finish(self._csv_rows(start, stop))
         else:
@@ -306,7 +312,7 @@ def iter_blocks(source: RowSource, rows: int) -> Iterator[tuple[int, np.ndarray]
     A gzipped IDX file is read forwards through one open file instead of re-seeking.
     """
     if source.kind == "idx-gz":
-        layout, start = source._layout(), 0
+        layout = source._layout()
         try:
             with gzip.open(source.file, "rb") as f:
                 f.seek(source.offset)
@@ -314,8 +320,7 @@ def iter_blocks(source: RowSource, rows: int) -> Iterator[tuple[int, np.ndarray]
                     count = min(rows, source.n - start)
                     yield start, source._finish(read_idx_rows(f, layout, count, start))
         except READ_ERRORS as exc:
-            raise DataError(f"{source.file} could not be read past sample {start} ({exc}); "
-                            "is it a complete download?") from None
+            raise idx_read_error(source.file, exc) from None
         return
     for start in range(0, source.n, rows):
         yield start, source.read(start, start + rows)
