@@ -132,6 +132,8 @@ def load_array_input(
     p = Path(path)
     if p.suffix.lower() in (".npy", ".npz") and p.is_file():
         x, _ = _read_array_file(p, p.suffix.lower()[1:])
+        if x.ndim >= 2 and x.shape[0] == 0:  # before arranging: the file's own shape, as the block reader says
+            raise DataError(f"{path} holds no samples (shape {x.shape}); give at least one")
         if resize is not None:
             x = _resize_array(_as_samples(x, p), resize, x.ndim >= 3, str(path))
     else:

@@ -65,6 +65,7 @@ class RowSource:
     file_shape: tuple[int, ...] = ()  # idx: stored shape of one sample
     index: tuple = ()  # csv: byte offset of every _CSV_STRIDE-th data row; images: file names
     colour: bool = False  # images: any colour image makes every image RGB (as load_dataset does)
+    columns: tuple[str, ...] | None = None  # csv: the header's names (named in errors), None without one
     array: np.ndarray | None = field(default=None, repr=False)  # memory: the samples
     samples: bool = False  # npy: deliver load_dataset's samples (uint8 or float32, channels first)
 
@@ -172,7 +173,7 @@ class RowSource:
         except ValueError:
             fast = False
         if not fast:  # names the line and column at fault, as load_dataset does
-            values = parse_rows(self.file, rows, width, None)
+            values = parse_rows(self.file, rows, width, None if self.columns is None else list(self.columns))
         _check_finite(values, self.file)
         return values
 
@@ -236,7 +237,9 @@ def _whole(path: str | Path, resize: tuple[int, int] | None) -> np.ndarray:
 
 def _npy_source(p: Path) -> RowSource:
     mm = read_npy(p, mmap=True)
-    if mm.ndim < 2 or mm.shape[0] == 0:
+    if mm.ndim >= 2 and mm.shape[0] == 0:
+        raise DataError(f"{p} holds no samples (shape {mm.shape}); give at least one")  # as load_array_input
+    if mm.ndim < 2:
         raise DataError(f"{p} holds an array of shape {mm.shape}; give samples as (N, ...) with N >= 1 "
                         "(one sample: use load_array_input)")
     return RowSource(str(p), "npy", int(mm.shape[0]), (), "", file=str(p))
@@ -254,7 +257,7 @@ def _idx_source(p: Path) -> RowSource:
 
 def _csv_source(p: Path) -> RowSource:
     """Index a CSV file in one pass: its header, width, row count and row offsets (edgeae.csvfile's rules)."""
-    index, n, width, pos, seen = [], 0, 0, 0, False
+    index, n, width, pos, seen, columns = [], 0, 0, 0, False, None
     with open(p, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             start, pos = pos, pos + len(raw)
@@ -264,7 +267,7 @@ def _csv_source(p: Path) -> RowSource:
             if not seen:
                 seen = True
                 if is_header(cells):
-                    width = len(cells)
+                    width, columns = len(cells), tuple(c.strip() for c in cells)
                     continue
             if n % _CSV_STRIDE == 0:
                 index.append((start, line_no))
@@ -272,7 +275,8 @@ def _csv_source(p: Path) -> RowSource:
             n += 1
     if n == 0:
         raise DataError(f"{p} has no data rows; give one sample per line of comma-separated numbers")
-    return RowSource(str(p), "csv", n, (), "", file=str(p), file_shape=(width,), index=tuple(index))
+    return RowSource(str(p), "csv", n, (), "", file=str(p), file_shape=(width,), index=tuple(index),
+                     columns=columns)
 
 
 def _image_source(p: Path, resize: tuple[int, int] | None) -> RowSource:
