@@ -26,7 +26,7 @@ import numpy as np
 from edgeae.config import DataConfig, Normalization
 from edgeae.csvfile import decode_line, is_blank, is_header, parse_rows, split_cells
 from edgeae.errors import DataError
-from edgeae.idxfile import idx_images_file, read_idx
+from edgeae.idxfile import idx_images_file, idx_layout, read_idx
 from edgeae.imageio import read_image
 from edgeae.runtime.preprocess import Normalizer
 
@@ -301,9 +301,9 @@ def _load_digits() -> Dataset:
 
 def _load_idx(path: Path) -> Dataset:
     image_file = idx_images_file(path)
-    arr = read_idx(image_file)
-    if arr.ndim == 1:
+    if len(idx_layout(image_file).dims) == 1:  # before the body: the block reader's order of checks
         raise DataError(f"{image_file} holds a 1-D array (labels?); give the images file")
+    arr = read_idx(image_file)
     x = _as_samples(arr, image_file)
     labels = None
     label_file = image_file.with_name(image_file.name.replace("images-idx3", "labels-idx1"))

@@ -28,6 +28,7 @@ from edgeae.errors import DataError
 __all__ = ["CAP_HINT", "NpyLayout", "expansion_cap", "npy_layout", "npz_keys", "read_npy", "read_npz"]
 
 _DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032x: a larger declared size is a lie
+_MAX_DIM = np.iinfo(np.intp).max  # numpy cannot index past it, even in an empty array
 _EXPANSION_ENV = "EDGEAE_MAX_EXPANSION"
 _DEFAULT_EXPANSION = 200  # x the compressed size: far above real data, far below a bomb's ~1000x
 _EXPANSION_FLOOR = 64 << 20  # bytes any compressed input may expand to, whatever its ratio
@@ -74,6 +75,9 @@ def _header(fp: IO[bytes], where: object, fmt: str = "npy") -> tuple[tuple[int, 
     shape = tuple(int(v) for v in shape)
     if any(v < 0 for v in shape):
         raise DataError(f"{where} is corrupt: its header gives the negative shape {shape}; write it again with np.save")
+    if any(v > _MAX_DIM for v in shape):
+        raise DataError(f"{where} is corrupt: its header gives the shape {shape}, a dim past {_MAX_DIM}; "
+                        "write it again with np.save")
     return shape, dtype, bool(fortran)
 
 
