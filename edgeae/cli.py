@@ -644,7 +644,6 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
       edgeae bench bundles/mnist --batch 1,256 --threads 1 --format markdown -o bench.md
       edgeae bench bundles/mnist --torch runs/mnist --plot bench.png
     """
-    from pathlib import Path
 
     from edgeae.bench.harness import run_bench
     from edgeae.bench.report import plot as draw
@@ -679,7 +678,9 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
     )
     text = result.render(fmt)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        from edgeae.atomic import atomic_write_text
+
+        atomic_write_text(output, text)
         click.echo(f"Wrote {output} ({len(result.rows)} rows, {fmt})")
     else:
         click.echo(text, nl=False)

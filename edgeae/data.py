@@ -37,6 +37,7 @@ __all__ = [
     "load_dataset",
     "load_array_input",
     "parse_resize",
+    "shape_mismatch",
     "fit_normalization",
     "split_indices",
     "Split",
@@ -141,14 +142,18 @@ def load_array_input(
     try:
         x, _ = SampleContract(want, "standardize", "float32").arrange(x, str(path))
     except InputError:
-        got = tuple(x.shape[1:]) if x.ndim > 1 else tuple(x.shape)
-        fix = "pass --resize HxW to resize images" if len(want) == 3 and len(got) in (2, 3) else (
-            "give data with the shape the model was trained on"
-        )
-        raise DataError(f"{path} holds samples of shape {got}, but the model expects {want}; {fix}") from None
+        raise shape_mismatch(path, tuple(x.shape[1:]) if x.ndim > 1 else tuple(x.shape), want) from None
     if len(x) == 0:
         raise DataError(f"{path} holds no samples (shape {x.shape}); give at least one")
     return x
+
+
+def shape_mismatch(path: str | Path, got: tuple[int, ...], want: tuple[int, ...]) -> DataError:
+    """The one error for samples of another shape than the model's (whole-file and block readers)."""
+    fix = "pass --resize HxW to resize images" if len(want) == 3 and len(got) in (2, 3) else (
+        "give data with the shape the model was trained on"
+    )
+    return DataError(f"{path} holds samples of shape {got}, but the model expects {want}; {fix}")
 
 
 def fit_normalization(x: np.ndarray) -> Normalization:

@@ -128,9 +128,12 @@ def save_grid(rows: list[np.ndarray], path: str | Path, scale: int = 4) -> Path:
             grid[:, top : top + h, left : left + w] = img
     s = int(scale)
     grid = np.repeat(np.repeat(grid, s, axis=1), s, axis=2)  # (c, H*s, W*s)
+    from edgeae.atomic import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _to_pil(grid).save(path, format="PNG")
+    with atomic_path(path) as tmp:  # never half a PNG, even with several writers
+        _to_pil(grid).save(tmp, format="PNG")
     return path
 
 

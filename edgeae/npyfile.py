@@ -75,8 +75,8 @@ def _header(fp: IO[bytes], where: object, fmt: str = "npy") -> tuple[tuple[int, 
     shape = tuple(int(v) for v in shape)
     if any(v < 0 for v in shape):
         raise DataError(f"{where} is corrupt: its header gives the negative shape {shape}; write it again with np.save")
-    if any(v > _MAX_DIM for v in shape):
-        raise DataError(f"{where} is corrupt: its header gives the shape {shape}, a dim past {_MAX_DIM}; "
+    if math.prod(v for v in shape if v) * dtype.itemsize > _MAX_DIM:  # even an empty array must be indexable
+        raise DataError(f"{where} is corrupt: its header gives the shape {shape}, larger than {_MAX_DIM} bytes; "
                         "write it again with np.save")
     return shape, dtype, bool(fortran)
 

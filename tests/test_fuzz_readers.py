@@ -69,7 +69,8 @@ def _same_everywhere(path: Path, want: tuple[int, ...]):
     blocks = _outcome(lambda: _blocks(path, want))
     assert whole[0] == blocks[0], (path.name, whole, blocks)
     if whole[0] == "ok":
-        assert whole[1].dtype == blocks[1].dtype and np.array_equal(whole[1], blocks[1], equal_nan=True)
+        assert whole[1].dtype.str[1:] == blocks[1].dtype.str[1:]  # same type (byte order aside)
+        assert np.array_equal(whole[1], blocks[1], equal_nan=whole[1].dtype.kind in "fc")
     else:
         assert whole[1] == blocks[1]
     return whole
@@ -186,7 +187,8 @@ def test_fuzz_csv_encodings(bundles, file, cli_share):
         path.write_bytes(data)
         kind, got = _same_everywhere(path, (width,))
         if kind == "ok":  # every data row kept: none taken for a header because of its bytes
-            rows = [r for r in data.replace(b"\r", b"").split(b"\n") if r.strip(b" \t,")]
+            text = data.removeprefix(codecs.BOM_UTF8).replace(b"\r", b"")
+            rows = [r for r in text.split(b"\n") if r.strip(b" \t,")]
             assert len(got) in (len(rows), len(rows) - 1)
         if width == 64 and cli_share < 3:
             _cli_agrees(bundles[1], path, Path(tmp))

@@ -29,6 +29,7 @@ from edgeae.data import (
     _detect_format,
     _resize_array,
     load_array_input,
+    shape_mismatch,
 )
 from edgeae.errors import DataError, InputError
 from edgeae.idxfile import (
@@ -138,9 +139,7 @@ class RowSource:
         try:  # the input contract's layouts (channel-last, flat, ...), as load_array_input
             return SampleContract(self.want, "standardize", "float32").arrange(x, self.path)[0]
         except InputError:
-            raise DataError(f"{self.path} holds samples of shape {tuple(x.shape[1:])}, but the model expects "
-                            f"{self.want}; give data with the shape the model was trained on "
-                            "(or --resize HxW for images)") from None
+            raise shape_mismatch(self.path, tuple(x.shape[1:]), self.want) from None
 
     def _layout(self) -> IdxLayout:
         return IdxLayout(Path(self.file), (self.n, *self.file_shape), np.dtype(self.file_dtype), self.offset,
