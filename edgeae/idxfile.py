@@ -22,7 +22,7 @@ import numpy as np
 from edgeae.errors import DataError
 from edgeae.npyfile import CAP_HINT, expansion_cap
 
-__all__ = ["IDX_DTYPES", "IdxLayout", "idx_images_file", "idx_layout", "idx_read_error", "read_idx", "read_idx_rows",
+__all__ = ["IDX_DTYPES", "IdxLayout", "check_gz_length", "idx_images_file", "idx_layout", "idx_read_error", "read_idx", "read_idx_rows",
            "READ_ERRORS"]
 
 # IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/).
@@ -106,6 +106,36 @@ def idx_layout(path: str | Path) -> IdxLayout:
     return layout
 
 
+def _truncated(layout: IdxLayout, body: int) -> DataError:
+    row = math.prod(layout.dims[1:]) * layout.dtype.itemsize
+    return DataError(f"{layout.path} is truncated: header says {layout.dims[0]} samples, the file ends inside "
+                     f"sample {body // row + 1}; download it again")
+
+
+def _too_long(layout: IdxLayout) -> DataError:
+    return DataError(f"{layout.path} is corrupt: it holds more bytes than its header's {layout.dims} values "
+                     f"of {layout.dtype.name}; download it again")
+
+
+def check_gz_length(layout: IdxLayout) -> None:
+    """A gzipped file's values end exactly where its header says: one pass in 1 MiB blocks.
+
+    Both readers call it before reading any sample, so a cut download or trailing bytes
+    are reported first, the same way, whichever command reads the file.
+    """
+    need, got = layout.offset + layout.nbytes, 0
+    try:
+        with _open(layout.path, True) as f:
+            while block := f.read(1 << 20):
+                got += len(block)
+                if got > need:
+                    raise _too_long(layout)
+    except READ_ERRORS as exc:
+        raise idx_read_error(layout.path, exc) from None
+    if got < need:
+        raise _truncated(layout, got - layout.offset)
+
+
 def read_idx_rows(f, layout: IdxLayout, count: int, start: int = 0) -> np.ndarray:
     """``count`` rows (first-dim entries) from an open file positioned at row ``start``."""
     row = math.prod(layout.dims[1:]) * layout.dtype.itemsize
@@ -114,14 +144,15 @@ def read_idx_rows(f, layout: IdxLayout, count: int, start: int = 0) -> np.ndarra
     except READ_ERRORS as exc:
         raise idx_read_error(layout.path, exc) from None
     if len(data) != count * row:
-        raise DataError(f"{layout.path} is truncated: header says {layout.dims[0]} samples, the file ends inside "
-                        f"sample {start + len(data) // row + 1}; download it again")
+        raise _truncated(layout, start * row + len(data))
     return np.frombuffer(data, dtype=layout.dtype).reshape((count, *layout.dims[1:]))
 
 
 def read_idx(path: str | Path) -> np.ndarray:
     """A whole IDX file -> its (writable) array; memory follows the bytes there, not the header's claim."""
     layout = idx_layout(path)
+    if layout.gz:
+        check_gz_length(layout)
     try:
         with _open(layout.path, layout.gz) as f:
             f.seek(layout.offset)
@@ -130,8 +161,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     except READ_ERRORS as exc:
         raise idx_read_error(layout.path, exc) from None
     if extra:
-        raise DataError(f"{layout.path} is corrupt: it holds more bytes than its header's {layout.dims} values "
-                        f"of {layout.dtype.name}; download it again")
+        raise _too_long(layout)
     return arr.reshape(layout.dims).copy()
 
 

@@ -35,6 +35,7 @@ from edgeae.errors import DataError, InputError
 from edgeae.idxfile import (
     READ_ERRORS,
     IdxLayout,
+    check_gz_length,
     idx_images_file,
     idx_layout,
     idx_read_error,
@@ -249,6 +250,8 @@ def _idx_source(p: Path) -> RowSource:
     layout = idx_layout(idx_images_file(p))
     if len(layout.dims) < 2:
         raise DataError(f"{layout.path} holds a 1-D array (labels?); give the images file")
+    if layout.gz:  # a cut or overlong file is refused before any sample is read, as load_dataset does
+        check_gz_length(layout)
     return RowSource(str(layout.path), "idx-gz" if layout.gz else "idx", layout.dims[0], (), "",
                      file=str(layout.path), offset=layout.offset, file_dtype=layout.dtype.str,
                      file_shape=layout.dims[1:])
