@@ -45,12 +45,15 @@ def decode_line(raw: bytes, path: str | Path, line: int) -> str:
     return text[:-1] if text.endswith("\r") else text
 
 
-def split_cells(text: str) -> list[str]:
+def split_cells(text: str, path: str | Path, line: int) -> list[str]:
     """The cells of one decoded line (quoted cells as the csv module reads them)."""
+    if "\r" in text:
+        raise DataError(f"{path}, line {line}: a carriage return (\\r) inside the line; lines must end "
+                        "with \\n or \\r\\n (convert old Mac line endings first)")
     try:
         return next(csv.reader([text]), [])
     except csv.Error as exc:
-        raise DataError(f"a CSV line could not be split into cells ({exc}): {text[:60]!r}") from None
+        raise DataError(f"{path}, line {line}: could not be split into cells ({exc})") from None
 
 
 def is_number(cell: str) -> bool:

@@ -438,7 +438,7 @@ def _load_csv(path: Path) -> Dataset:
     except OSError as exc:
         raise DataError(f"{path} could not be read as CSV text ({exc.strerror or exc})") from None
     lines = [decode_line(b, path, i) for i, b in enumerate(raw.split(b"\n"), start=1)]
-    rows = [(i, cells) for i, cells in ((i, split_cells(t)) for i, t in enumerate(lines, start=1))
+    rows = [(i, cells) for i, cells in ((i, split_cells(t, path, i)) for i, t in enumerate(lines, start=1))
             if not is_blank(cells)]
     columns = None
     if rows and is_header(rows[0][1]):

@@ -84,6 +84,7 @@ def _cli_agrees(bundle: Path, path: Path, tmp: Path) -> None:
         lines = r.output.splitlines()
         ok = r.exit_code == 0 or (r.exit_code == 1 and lines and lines[-1].startswith("Error: "))
         assert ok and "Traceback" not in r.output and "Aborted!" not in r.output, (cmd, r.output, r.exception)
+        assert "\r" not in r.output and "\0" not in r.output, (cmd, r.output)  # a message prints as it reads
         assert r.exception is None or isinstance(r.exception, SystemExit), (cmd, r.exception)
         verdicts.append(r.exit_code)
     assert len(set(verdicts)) == 1, (path.name, verdicts)
@@ -167,7 +168,7 @@ def csv_files(draw):
         lines.insert(0, ",".join(draw(st.sampled_from(["f", "é", "x y", '"q"', "日本"])) + str(i) for i in range(width)))
     if draw(st.booleans()):
         lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(["", " ", ",,", "\t"])))
-    text = draw(st.sampled_from(["\n", "\r\n"])).join(lines) + draw(st.sampled_from(["", "\n"]))
+    text = draw(st.sampled_from(["\n", "\r\n", "\n", "\r"])).join(lines) + draw(st.sampled_from(["", "\n"]))
     encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "latin-1", "cp1252"]))
     data = bytearray(text.encode(encoding, errors="replace"))
     damage = draw(st.sampled_from(["none", "none", "nul", "invalid", "bom-late"]))

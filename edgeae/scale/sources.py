@@ -158,7 +158,7 @@ class RowSource:
                 raw = f.readline()
                 if not raw:
                     break
-                cells = split_cells(decode_line(raw.rstrip(b"\n"), self.file, line_no))
+                cells = split_cells(decode_line(raw.rstrip(b"\n"), self.file, line_no), self.file, line_no)
                 line_no += 1
                 if is_blank(cells):
                     continue  # blank rows are skipped, as load_dataset does
@@ -263,7 +263,7 @@ def _csv_source(p: Path) -> RowSource:
     with open(p, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             start, pos = pos, pos + len(raw)
-            cells = split_cells(decode_line(raw.rstrip(b"\n"), p, line_no))
+            cells = split_cells(decode_line(raw.rstrip(b"\n"), p, line_no), p, line_no)
             if is_blank(cells):
                 continue  # blank rows are skipped, as load_dataset does
             if not seen:
