@@ -3,7 +3,7 @@
 The one module for outputs (streams, codes, manifests, checkpoints, bundles, C folders):
 
 - a file is written into a temporary sibling with a name of its own
-  (``.<name>.<pid>-<random>.tmp``, created exclusively) and renamed over the target when
+  (``.<name>.<pid>-<machine><random>.tmp``, created exclusively) and renamed over the target when
   complete. ``os.replace`` is atomic on one file system, so readers see the old file or
   the new one, never half of one, and of several writers at once (``--overwrite``) the
   last one to finish wins, whole;
@@ -11,13 +11,14 @@ The one module for outputs (streams, codes, manifests, checkpoints, bundles, C f
   copy and renames it back: a crash or ``kill -9`` leaves the stream as it was, never
   part of the new samples. Appenders to one folder take turns (an exclusive ``flock`` on
   the folder), so none of them loses another's samples;
-- a folder is built in ``.<name>.partial-<pid>-<random>`` and swapped in by one
+- a folder is built in ``.<name>.partial-<pid>-<machine><random>`` and swapped in by one
   ``renameat2(RENAME_EXCHANGE)`` where the system has it; elsewhere by two renames
   through ``.<name>.old-<pid>-<random>``, which the next write recovers if the process
   died between them.
 
-Leftovers of a process that died (its PID no longer runs) are cleaned up by the next
-write to the same target, which says so on stderr (logger ``edgeae``): a temporary
+Leftovers of a process that died (its PID no longer runs on this machine; the name
+records which machine) are cleaned up by the next write to the same target, which says
+so on stderr (logger ``edgeae``): a temporary
 file or an unfinished folder is removed; an earlier folder whose replacement was
 interrupted is put back. Standard library only, so the runtime uses it too.
 """
@@ -44,13 +45,21 @@ except ImportError:  # Windows: appenders are not serialized there
     fcntl = None
 
 _log = logging.getLogger("edgeae")
-# .<name>.<pid>-<hex>.tmp (files) and .<name>.partial-<pid>[-<hex>] / .<name>.old-<pid>[-<hex>] (folders)
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-[0-9a-f]+\.tmp|(?P<kind>partial|old)-(?P<dpid>\d+)"
-                       r"(?:-[0-9a-f]+)?)$")
+# .<name>.<pid>-<host><hex>.tmp (files), .<name>.partial-<pid>-<host><hex> / .<name>.old-... (folders);
+# <host>: 6 hex digits of this machine's (or container's) name, since a PID means something only there
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{6})[0-9a-f]{8}\.tmp|"
+                       r"(?P<kind>partial|old)-(?P<dpid>\d+)-(?P<dhost>[0-9a-f]{6})[0-9a-f]{8})$")
+
+
+def _host() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
 
 def _tag() -> str:
-    return f"{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{os.getpid()}-{_host()}{secrets.token_hex(4)}"
 
 
 def _alive(pid: int) -> bool:
@@ -79,11 +88,12 @@ def clean_leftovers(target: str | os.PathLike) -> list[str]:
         entries = [p for p in parent.iterdir() if p.name.startswith(f".{target.name}.")]
     except OSError:
         return []
-    done = []
+    done, host = [], _host()
     for p in sorted(entries, key=lambda p: "partial" in p.name):  # restore an old folder before dropping partials
         m = _LEFTOVER.match(p.name)
-        if m is None or m["name"] != target.name or _alive(int(m["pid"] or m["dpid"])):
-            continue
+        if m is None or m["name"] != target.name or (m["host"] or m["dhost"]) != host \
+                or _alive(int(m["pid"] or m["dpid"])):
+            continue  # not ours to judge: another machine's writer, or one still running
         owner = int(m["pid"] or m["dpid"])
         try:
             if m["kind"] == "old" and not os.path.lexists(target):

@@ -86,13 +86,15 @@ def test_writers_at_once_use_their_own_temporaries_and_the_last_wins(tmp_path):
 def test_a_dead_writers_temporary_is_removed_by_the_next_write_which_says_so(tmp_path, caplog):
     target = tmp_path / "out.eae"
     dead, alive = _dead_pid(), os.getppid()
-    stale = tmp_path / f".out.eae.{dead}-0a1b2c3d.tmp"
-    busy = tmp_path / f".out.eae.{alive}-0a1b2c3d.tmp"  # a writer still running: left alone
-    stale.write_bytes(b"half")
-    busy.write_bytes(b"busy")
+    host = atomic._host()
+    stale = tmp_path / f".out.eae.{dead}-{host}0a1b2c3d.tmp"
+    busy = tmp_path / f".out.eae.{alive}-{host}0a1b2c3d.tmp"  # a writer still running: left alone
+    elsewhere = tmp_path / f".out.eae.{dead}-{'0' if host[0] != '0' else '1'}{host[1:]}0a1b2c3d.tmp"  # another machine's
+    for p in (stale, busy, elsewhere):
+        p.write_bytes(b"half")
     with caplog.at_level(logging.WARNING, logger="edgeae"):
         atomic.atomic_write_bytes(target, b"whole")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([busy.name, "out.eae"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([busy.name, elsewhere.name, "out.eae"])
     assert caplog.messages == [f"Note: removed {stale.name}, an unfinished temporary file of out.eae left by "
                                f"process {dead}, which died"]
 
