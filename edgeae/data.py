@@ -137,6 +137,9 @@ def load_array_input(
             raise DataError(f"{path} holds no samples (shape {x.shape}); give at least one")
         if resize is not None:
             x = _resize_array(_as_samples(x, p), resize, x.ndim >= 3, str(path))
+    elif p.exists() and _detect_format(p) == "idx":  # the samples only: labels are no input (nor read by encode)
+        ds = _load_idx(p, labels=False)
+        x = ds.x if resize is None else _resize_array(ds.x, resize, ds.is_image, str(path))
     else:
         x = load_dataset(path, resize).x
     try:
@@ -304,23 +307,23 @@ def _load_digits() -> Dataset:
 # --- IDX -----------------------------------------------------------------------------------
 
 
-def _load_idx(path: Path) -> Dataset:
+def _load_idx(path: Path, labels: bool = True) -> Dataset:
+    """The images of an IDX file or folder, with the matching labels file's labels when ``labels``."""
     image_file = idx_images_file(path)
     if len(idx_layout(image_file).dims) == 1:  # before the body: the block reader's order of checks
         raise DataError(f"{image_file} holds a 1-D array (labels?); give the images file")
     arr = read_idx(image_file)
     x = _as_samples(arr, image_file)
-    labels = None
     label_file = image_file.with_name(image_file.name.replace("images-idx3", "labels-idx1"))
-    if label_file != image_file and label_file.exists():
-        lab = read_idx(label_file)
-        if lab.ndim != 1 or len(lab) != len(x):
-            raise DataError(
-                f"{label_file} holds labels of shape {lab.shape}, but {image_file} has {len(x)} images; "
-                "give the matching pair of files"
-            )
-        labels = lab.astype(np.int64)
-    return Dataset(x, labels, str(path), "idx", x.ndim == 4)
+    if not labels or label_file == image_file or not label_file.exists():
+        return Dataset(x, None, str(path), "idx", x.ndim == 4)
+    lab = read_idx(label_file)
+    if lab.ndim != 1 or len(lab) != len(x):
+        raise DataError(
+            f"{label_file} holds labels of shape {lab.shape}, but {image_file} has {len(x)} images; "
+            "give the matching pair of files"
+        )
+    return Dataset(x, lab.astype(np.int64), str(path), "idx", x.ndim == 4)
 
 
 # --- numpy arrays ----------------------------------------------------------------------------

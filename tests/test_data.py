@@ -529,3 +529,13 @@ def test_multi_frame_images_are_refused(tmp_path, fmt):
     assert expected in _err(load_dataset, folder / "a.png")
     assert expected in _err(load_dataset, folder)
     assert expected in _err(_every_block, folder)
+
+
+def test_a_damaged_labels_file_is_no_input_for_any_command(tmp_path):
+    """encode never read labels; reconstruct (the whole-file reader) now does not either. Training does."""
+    x = np.arange(20 * 64, dtype=np.uint8).reshape(20, 8, 8)
+    images = _write_idx(tmp_path / "t-images-idx3-ubyte", x)
+    (tmp_path / "t-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01" + struct.pack(">I", 2**32 - 1))
+    assert np.array_equal(load_array_input(images, (1, 8, 8)), x[:, None])
+    assert np.array_equal(_every_block(images), x[:, None])
+    assert "t-labels-idx1-ubyte is truncated or corrupt" in _err(load_dataset, images)

@@ -117,12 +117,14 @@ def idx_files(draw):
 
 
 @FUZZ
-@given(idx_files(), st.integers(0, 9))
-def test_fuzz_idx_dims(bundles, file, cli_share):
+@given(idx_files(), st.integers(0, 9), st.none() | st.binary(max_size=12).map(lambda b: b"\0\0\x08\x01" + b))
+def test_fuzz_idx_dims(bundles, file, cli_share, labels):
     name, data = file
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
+        if labels is not None:  # a labels file beside it: no input of any command, whatever it holds
+            (Path(tmp) / name.replace("images-idx3", "labels-idx1")).write_bytes(labels)
         _same_everywhere(path, IMAGE)
         if cli_share < 2:
             _cli_agrees(bundles[0], path, Path(tmp))
