@@ -45,6 +45,11 @@ class IdxLayout:
     def nbytes(self) -> int:
         return math.prod(self.dims) * self.dtype.itemsize
 
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one sample (one entry of the first dim)."""
+        return math.prod(self.dims[1:]) * self.dtype.itemsize
+
 
 def idx_images_file(path: str | Path) -> Path:
     """The images file to read for ``path``: itself, or a folder's (the training set's first).
@@ -107,9 +112,8 @@ def idx_layout(path: str | Path) -> IdxLayout:
 
 
 def _truncated(layout: IdxLayout, body: int) -> DataError:
-    row = math.prod(layout.dims[1:]) * layout.dtype.itemsize
     return DataError(f"{layout.path} is truncated: header says {layout.dims[0]} samples, the file ends inside "
-                     f"sample {body // row + 1}; download it again")
+                     f"sample {body // layout.row_bytes + 1}; download it again")
 
 
 def _too_long(layout: IdxLayout) -> DataError:
@@ -138,7 +142,7 @@ def check_gz_length(layout: IdxLayout) -> None:
 
 def read_idx_rows(f, layout: IdxLayout, count: int, start: int = 0) -> np.ndarray:
     """``count`` rows (first-dim entries) from an open file positioned at row ``start``."""
-    row = math.prod(layout.dims[1:]) * layout.dtype.itemsize
+    row = layout.row_bytes
     try:
         data = _read_at_most(f, count * row)
     except READ_ERRORS as exc:

@@ -87,10 +87,11 @@ class RowSource:
             raw = np.memmap(self.file, dtype=self.file_dtype, mode="r", offset=self.offset,
                             shape=(self.n, *self.file_shape))[start:stop]
         elif self.kind == "idx-gz":
+            layout = self._layout()
             try:
                 with gzip.open(self.file, "rb") as f:
-                    f.seek(self.offset + start * self._layout().nbytes // self.n)
-                    raw = read_idx_rows(f, self._layout(), stop - start, start)
+                    f.seek(self.offset + start * layout.row_bytes)
+                    raw = read_idx_rows(f, layout, stop - start, start)
             except READ_ERRORS as exc:
                 raise idx_read_error(self.file, exc) from None
         elif self.kind == "csv":
