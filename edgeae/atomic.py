@@ -157,7 +157,10 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         yield  # no lock where the folder cannot be opened: the append still is all-or-nothing
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network mounts): go on unserialized
+            pass
         yield
     finally:
         os.close(fd)  # releases the lock
