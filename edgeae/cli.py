@@ -7,6 +7,7 @@ instant. Any :class:`edgeae.errors.EdgeAEError` becomes ``Error: ...`` and exit 
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -44,6 +45,21 @@ class _Group(click.Group):
             sys.exit(130)
 
 
+class _Notes(logging.Handler):
+    """Library notes (logger ``edgeae``, e.g. leftovers of a killed run removed) as plain stderr lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
+def _notes_to_stderr() -> None:
+    """Print the library's notes as they read, whatever logging setup an imported package made."""
+    log = logging.getLogger("edgeae")
+    if not any(isinstance(h, _Notes) for h in log.handlers):
+        log.addHandler(_Notes(logging.INFO))
+        log.propagate = False
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edgeae")
 def cli() -> None:
@@ -52,6 +68,7 @@ def cli() -> None:
     \b
     train -> export -> encode / decode / reconstruct / compress -> bench
     """
+    _notes_to_stderr()
 
 
 def main() -> None:

@@ -59,6 +59,18 @@ def test_staging_dir_replaces_a_folder_in_one_step(tmp_path):
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def notes():
+    """The messages the library logs to ``edgeae`` during the test (the CLI prints them on stderr)."""
+    got: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: got.append(record.getMessage())
+    log = logging.getLogger("edgeae")
+    log.addHandler(handler)
+    yield got
+    log.removeHandler(handler)
+
+
 def _dead_pid() -> int:
     """The PID of a process that has exited (and been reaped)."""
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -83,7 +95,7 @@ def test_writers_at_once_use_their_own_temporaries_and_the_last_wins(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["same.eae"]
 
 
-def test_a_dead_writers_temporary_is_removed_by_the_next_write_which_says_so(tmp_path, caplog):
+def test_a_dead_writers_temporary_is_removed_by_the_next_write_which_says_so(tmp_path, notes):
     target = tmp_path / "out.eae"
     dead, alive = _dead_pid(), os.getppid()
     host = atomic._host()
@@ -92,26 +104,24 @@ def test_a_dead_writers_temporary_is_removed_by_the_next_write_which_says_so(tmp
     elsewhere = tmp_path / f".out.eae.{dead}-{'0' if host[0] != '0' else '1'}{host[1:]}0a1b2c3d.tmp"  # another machine's
     for p in (stale, busy, elsewhere):
         p.write_bytes(b"half")
-    with caplog.at_level(logging.WARNING, logger="edgeae"):
-        atomic.atomic_write_bytes(target, b"whole")
+    atomic.atomic_write_bytes(target, b"whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([busy.name, elsewhere.name, "out.eae"])
-    assert caplog.messages == [f"Note: removed {stale.name}, an unfinished temporary file of out.eae left by "
+    assert notes == [f"Note: removed {stale.name}, an unfinished temporary file of out.eae left by "
                                f"process {dead}, which died"]
 
 
-def test_sigkill_while_staging_a_folder_is_cleaned_up_by_the_next_claim(tmp_path, caplog):
+def test_sigkill_while_staging_a_folder_is_cleaned_up_by_the_next_claim(tmp_path, notes):
     pid = _killed("import os, signal\nfrom edgeae.atomic import staging_dir\n"
                   "tmp = staging_dir('bundle'); (tmp / 'encoder.onnx').write_bytes(b'x'); print(os.getpid(), flush=True)\n"
                   "os.kill(os.getpid(), signal.SIGKILL)", tmp_path)
     (left,) = tmp_path.glob(f".bundle.partial-{pid}-*")
-    with caplog.at_level(logging.WARNING, logger="edgeae"):
-        tmp = claim_output_dir(tmp_path / "bundle", False, "manifest.json", "is foreign", RuntimeError)
+    tmp = claim_output_dir(tmp_path / "bundle", False, "manifest.json", "is foreign", RuntimeError)
     assert not left.exists() and tmp.is_dir()
-    assert caplog.messages == [f"Note: removed {left.name}, an unfinished folder of bundle left by process {pid}, "
+    assert notes == [f"Note: removed {left.name}, an unfinished folder of bundle left by process {pid}, "
                                "which died"]
 
 
-def test_sigkill_between_the_two_renames_is_recovered(tmp_path, caplog):
+def test_sigkill_between_the_two_renames_is_recovered(tmp_path, notes):
     """Where the folder swap takes two renames, dying between them loses nothing: the next run puts
     the earlier folder back (and removes the new, unannounced one)."""
     out = tmp_path / "bundle"
@@ -124,13 +134,12 @@ def test_sigkill_between_the_two_renames_is_recovered(tmp_path, caplog):
                   "atomic.commit_staging_dir(tmp, 'bundle')", tmp_path)
     assert not out.exists()  # the state the kill left: the earlier bundle and the new one both hidden
     old, = tmp_path.glob(f".bundle.old-{pid}-*")
-    with caplog.at_level(logging.WARNING, logger="edgeae"):
-        with pytest.raises(RuntimeError, match="is not empty; choose another -o or pass --overwrite"):
-            claim_output_dir(out, False, "manifest.json", "is foreign", RuntimeError)
+    with pytest.raises(RuntimeError, match="is not empty; choose another -o or pass --overwrite"):
+        claim_output_dir(out, False, "manifest.json", "is foreign", RuntimeError)
     assert (out / "manifest.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
-    assert caplog.messages[0] == (f"Note: restored {out} from {old.name}: process {pid} died while replacing it")
-    assert caplog.messages[1].startswith(f"Note: removed .bundle.partial-{pid}-")
+    assert notes[0] == (f"Note: restored {out} from {old.name}: process {pid} died while replacing it")
+    assert notes[1].startswith(f"Note: removed .bundle.partial-{pid}-")
 
 
 def test_the_folder_swap_is_one_exchange_on_linux(tmp_path, monkeypatch):
