@@ -292,3 +292,14 @@ def test_api_errors_are_typed(bundles, tmp_path):
     for name, data in (("e.npy", b""), ("z-images-idx3-ubyte", b"\0\0\x08\x03" + struct.pack(">3I", 0, 8, 8))):
         with pytest.raises(EdgeAEError):
             load_array_input(_write(tmp_path, name, data), IMAGE)
+
+
+def test_a_nan_deep_in_a_large_file_is_named_by_its_sample_in_the_file(bundles, tmp_path):
+    """Blocks are 16,384 samples here: a NaN at 16,500 is sample 16500, not 116 of its block."""
+    x = np.random.default_rng(0).random((16_600, 8, 8), dtype=np.float32)
+    x[16_500, 3, 3] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    for cmd, out in (("encode", "c.npy"), ("compress", "s.eae"), ("reconstruct", "r.npy")):
+        r = CliRunner().invoke(cli, [cmd, str(bundles[0]), str(tmp_path / "x.npy"), "-o", str(tmp_path / out)])
+        assert r.exit_code == 1 and r.output == (f"Error: {tmp_path / 'x.npy'} contains NaN or inf (first in sample "
+                                                 "16500); expected finite values\n"), (cmd, r.output)

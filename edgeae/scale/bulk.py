@@ -29,6 +29,7 @@ import numpy as np
 from edgeae.atomic import atomic_append, atomic_path
 from edgeae.errors import ConfigError, StreamError
 from edgeae.runtime.compress import _pick, codecs_of
+from edgeae.runtime.contract import NonFiniteInput
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.runtime.stream import (
     MAX_CHUNK_SYMBOLS,
@@ -67,23 +68,29 @@ class BlockStats:
         return self
 
 
-def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, where: str = "the input"
-                 ) -> np.ndarray:
-    """One block of raw samples -> codes ``(n, D)`` float32, through the bundle's input contract."""
+def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, where: str = "the input",
+                 first: int = 0) -> np.ndarray:
+    """One block of raw samples -> codes ``(n, D)`` float32, through the bundle's input contract.
+
+    ``first``: the block's first sample in the whole input, so a refusal names the sample there.
+    """
     x, _ = model.contract.samples(x, where)
-    model.contract.check_values(x, where)
+    try:
+        model.contract.check_values(x, where)
+    except NonFiniteInput as exc:  # the sample of the input, not of the block
+        raise NonFiniteInput(exc.what, first + exc.index) from None
     return np.asarray(model.encode(x, batch_size=batch_size), dtype=np.float32)
 
 
 def compress_block(model: Any, x: np.ndarray, bits: int | None, batch_size: int = DEFAULT_BATCH_SIZE,
-                   check: bool = True, where: str = "the input") -> tuple[bytes, BlockStats]:
+                   check: bool = True, where: str = "the input", first: int = 0) -> tuple[bytes, BlockStats]:
     """One block of raw samples -> its ``.eae`` chunk bytes and report sums.
 
     With ``check`` the chunk is decoded again (as a receiver would) for the PSNR.
     """
     codec, mid = _pick(model, bits)
     header = _header(mid, codec.code_size)
-    codes = encode_block(model, x, batch_size, where).reshape(-1, codec.code_size)
+    codes = encode_block(model, x, batch_size, where, first).reshape(-1, codec.code_size)
     chunk = _chunk_bytes(codec, codec.quantize(codes), zlib.crc32(header))
     stats = BlockStats(len(x), int(x.nbytes), len(chunk))
     if check:
@@ -120,10 +127,10 @@ def _check_stream_file(p: Path) -> None:
     read_header_file(p)
 
 
-def local_blocks(source: RowSource, rows: int, fn: Callable[[np.ndarray], Any]) -> Iterator[tuple[int, Any]]:
-    """``(start, fn(block))`` for every block of ``source``, computed here, in order."""
+def local_blocks(source: RowSource, rows: int, fn: Callable[[np.ndarray, int], Any]) -> Iterator[tuple[int, Any]]:
+    """``(start, fn(block, start))`` for every block of ``source``, computed here, in order."""
     for start, block in iter_blocks(source, rows):
-        yield start, fn(block)
+        yield start, fn(block, start)
 
 
 def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLike, *,
@@ -139,7 +146,8 @@ def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLik
     d = int(model.code_size)
     n = source.n if source is not None else n
     if results is None:
-        results = local_blocks(source, block_rows(d), lambda b: encode_block(model, b, batch_size, source.path))
+        results = local_blocks(source, block_rows(d),
+                               lambda b, first: encode_block(model, b, batch_size, source.path, first))
     existed = Path(output).exists()
     try:
         with atomic_path(output) as tmp, open(tmp, "wb") as f:  # removed on failure; the earlier file stays
@@ -195,7 +203,8 @@ def _compress_into(model, source, path: Path, bits, append, batch_size, check, p
     codec, mid, header = codec_header or stream_codec(model, path, bits, append, where)
     if results is None:
         blocks = local_blocks(source, block_rows(codec.code_size),
-                              lambda b: compress_block(model, b, codec.bits, batch_size, check, source.path))
+                              lambda b, first: compress_block(model, b, codec.bits, batch_size, check, source.path,
+                                                             first))
     else:
         blocks = results(codec.bits)
     total = BlockStats(stream_bytes=len(header))
