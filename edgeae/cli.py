@@ -312,7 +312,8 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only).
 
     PNGs are written into a temporary folder beside ``output`` and moved in only when all
-    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was.
+    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was. A
+    folder holding only numbered PNGs (what this writes) is swapped whole, in one step.
     """
     import os
     import shutil
@@ -326,7 +327,7 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     if not is_image:
         raise ConfigError(f"decoded samples are vectors, not images, so {output!r} cannot be a PNG folder: "
                           "use -o OUT.npy")
-    from edgeae.atomic import staging_dir
+    from edgeae.atomic import commit_staging_dir, staging_dir
     from edgeae.imageio import save_images, to_uint8
 
     folder = Path(output)
@@ -336,15 +337,17 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
         raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
     try:
         paths = save_images(to_uint8(x_raw), tmp)
-        if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
+        ours = folder.is_dir() and all(p.suffix == ".png" and p.stem.isdigit() for p in folder.iterdir())
+        if folder.is_dir() and not ours:  # --overwrite beside other files: earlier numbered images go
             for old in folder.glob("*.png"):
                 if old.stem.isdigit():
                     old.unlink()
             for p in paths:
                 os.replace(p, folder / p.name)
             tmp.rmdir()
-        else:
-            os.replace(tmp, folder)
+        else:  # a new folder, or one of our images only: swapped whole
+            commit_staging_dir(tmp, folder)
+            paths = [folder / p.name for p in paths]
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
