@@ -7,6 +7,7 @@ instant. Any :class:`edgeae.errors.EdgeAEError` becomes ``Error: ...`` and exit 
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -49,6 +50,21 @@ class _Group(click.Group):
             sys.exit(130)
 
 
+class _Notes(logging.Handler):
+    """Library notes (logger ``edgeae``, e.g. leftovers of a killed run removed) as plain stderr lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
+def _notes_to_stderr() -> None:
+    """Print the library's notes as they read, whatever logging setup an imported package made."""
+    log = logging.getLogger("edgeae")
+    if not any(isinstance(h, _Notes) for h in log.handlers):
+        log.addHandler(_Notes(logging.INFO))
+        log.propagate = False
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edgeae")
 def cli() -> None:
@@ -57,6 +73,7 @@ def cli() -> None:
     \b
     train -> export -> encode / decode / reconstruct / compress -> bench
     """
+    _notes_to_stderr()
 
 
 def main() -> None:
@@ -300,7 +317,8 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only).
 
     PNGs are written into a temporary folder beside ``output`` and moved in only when all
-    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was.
+    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was. A
+    folder holding only numbered PNGs (what this writes) is swapped whole, in one step.
     """
     import os
     import shutil
@@ -314,21 +332,27 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
     if not is_image:
         raise ConfigError(f"decoded samples are vectors, not images, so {output!r} cannot be a PNG folder: "
                           "use -o OUT.npy")
+    from edgeae.atomic import commit_staging_dir, staging_dir
     from edgeae.imageio import save_images, to_uint8
 
     folder = Path(output)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    try:
+        tmp = staging_dir(folder)
+    except OSError as exc:
+        raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
     try:
         paths = save_images(to_uint8(x_raw), tmp)
-        if folder.is_dir():  # --overwrite: earlier numbered images must not mix with these
+        ours = folder.is_dir() and all(p.suffix == ".png" and p.stem.isdigit() for p in folder.iterdir())
+        if folder.is_dir() and not ours:  # --overwrite beside other files: earlier numbered images go
             for old in folder.glob("*.png"):
                 if old.stem.isdigit():
                     old.unlink()
             for p in paths:
                 os.replace(p, folder / p.name)
             tmp.rmdir()
-        else:
-            os.replace(tmp, folder)
+        else:  # a new folder, or one of our images only: swapped whole
+            commit_staging_dir(tmp, folder)
+            paths = [folder / p.name for p in paths]
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
@@ -467,14 +491,49 @@ def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, thr
 @cli.command("info")
 @click.argument("bundle", type=click.Path())
 def info_cmd(bundle):
-    """Show a bundle's graphs, precisions, sizes, opsets, I/O, validation and verify its hashes."""
+    """Show a bundle's graphs, precisions, sizes, opsets, I/O, validation and verify its hashes.
+
+    Given a .eae stream instead, check every chunk and show how many samples it holds.
+    """
     from edgeae.errors import BundleError
     from edgeae.runtime import describe_bundle
+
+    if _is_stream_file(bundle):
+        click.echo(_describe_stream(bundle))
+        return
 
     text, problems = describe_bundle(bundle)
     click.echo(text)
     if problems:
         raise BundleError(f"bundle {bundle} failed verification ({len(problems)} problem(s) listed above)")
+
+
+def _is_stream_file(path: str) -> bool:
+    """A file starting with the .eae magic (so `info` describes a stream, not a bundle)."""
+    from pathlib import Path
+
+    from edgeae.runtime.stream import MAGIC
+
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            return p.is_file() and f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def _describe_stream(path: str) -> str:
+    """What `info` prints for a stream: its sample count and framing, every CRC checked."""
+    from edgeae.errors import StreamError
+    from edgeae.scale.bulk import read_header_file
+
+    try:
+        info = read_header_file(path)
+    except OSError as exc:
+        raise StreamError(f"cannot read stream {path}: {exc.strerror or exc}") from None
+    return (f"{path}: .eae stream version {info.version}, model id {info.model_id.hex()}, code size "
+            f"{info.code_size}\n  samples: {info.samples} in {info.chunks} chunk{'s' * (info.chunks != 1)}, "
+            f"{info.size} bytes ({info.payload_bytes} payload); every chunk's CRC-32 checked")
 
 
 # ---- compression: latent bitstreams (base install only) -------------------------------------
@@ -520,7 +579,8 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, dask_address
         check=not append_, dask=dask_address, progress=p), "compressing")
     seconds = time.perf_counter() - t0
     if append_:
-        click.echo(f"Appended {r['samples']} samples to {output} ({out.stat().st_size} bytes in all)")
+        click.echo(f"Appended {r['samples']} samples to {output}: it holds {r['stream_samples']} samples "
+                   f"({out.stat().st_size} bytes in all)")
         return
     quality = f"PSNR {r['psnr']:.2f} dB" if "psnr" in r else f"MSE {r['mse']:.5f}"
     click.echo(f"Compressed {r['samples']} samples -> {output}: {r['bytes']} bytes, "
@@ -544,6 +604,7 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
 
     from edgeae.errors import StreamError
     from edgeae.runtime.compress import decompress
+    from edgeae.runtime.stream import read_header
 
     _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
@@ -552,7 +613,9 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
     except OSError as exc:
         raise StreamError(f"cannot read stream {stream_path}: {exc.strerror}") from None
     x = decompress(model, data, batch_size)
-    click.echo(f"Decompressed {len(x)} samples -> {_write_samples(x, output, model.manifest.is_image)}")
+    chunks = read_header(data).chunks
+    click.echo(f"Decompressed {len(x)} samples (the whole stream: {chunks} chunk{'s' * (chunks != 1)}) -> "
+               f"{_write_samples(x, output, model.manifest.is_image)}")
 
 
 # ---- benchmark (base install; --torch and --plot need the train extra) ---------------------
@@ -606,7 +669,6 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
       edgeae bench bundles/mnist --batch 1,256 --threads 1 --format markdown -o bench.md
       edgeae bench bundles/mnist --torch runs/mnist --plot bench.png
     """
-    from pathlib import Path
 
     from edgeae.bench.harness import run_bench
     from edgeae.bench.report import plot as draw
@@ -641,7 +703,9 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
     )
     text = result.render(fmt)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        from edgeae.atomic import atomic_write_text
+
+        atomic_write_text(output, text)
         click.echo(f"Wrote {output} ({len(result.rows)} rows, {fmt})")
     else:
         click.echo(text, nl=False)

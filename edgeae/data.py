@@ -16,10 +16,7 @@ or a folder holding them), ``.npy`` / ``.npz`` arrays, PNG/JPEG files or folders
 
 from __future__ import annotations
 
-import csv
-import gzip
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from edgeae.config import DataConfig, Normalization
+from edgeae.csvfile import decode_line, is_blank, is_header, parse_rows, split_cells
 from edgeae.errors import DataError
+from edgeae.idxfile import idx_images_file, idx_layout, read_idx
 from edgeae.imageio import read_image
 from edgeae.runtime.preprocess import Normalizer
 
@@ -38,6 +37,7 @@ __all__ = [
     "load_dataset",
     "load_array_input",
     "parse_resize",
+    "shape_mismatch",
     "fit_normalization",
     "split_indices",
     "Split",
@@ -50,8 +50,6 @@ _SUPPORTED = (
     "'digits', an MNIST IDX file (*-idx3-ubyte[.gz]) or a folder holding one, "
     "a .npy/.npz array, a PNG/JPEG image or a folder of them, or a .csv file"
 )
-# IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/).
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 @dataclass
@@ -135,21 +133,30 @@ def load_array_input(
     p = Path(path)
     if p.suffix.lower() in (".npy", ".npz") and p.is_file():
         x, _ = _read_array_file(p, p.suffix.lower()[1:])
+        if x.ndim >= 2 and x.shape[0] == 0:  # before arranging: the file's own shape, as the block reader says
+            raise DataError(f"{path} holds no samples (shape {x.shape}); give at least one")
         if resize is not None:
             x = _resize_array(_as_samples(x, p), resize, x.ndim >= 3, str(path))
+    elif p.exists() and _detect_format(p) == "idx":  # the samples only: labels are no input (nor read by encode)
+        ds = _load_idx(p, labels=False)
+        x = ds.x if resize is None else _resize_array(ds.x, resize, ds.is_image, str(path))
     else:
         x = load_dataset(path, resize).x
     try:
         x, _ = SampleContract(want, "standardize", "float32").arrange(x, str(path))
     except InputError:
-        got = tuple(x.shape[1:]) if x.ndim > 1 else tuple(x.shape)
-        fix = "pass --resize HxW to resize images" if len(want) == 3 and len(got) in (2, 3) else (
-            "give data with the shape the model was trained on"
-        )
-        raise DataError(f"{path} holds samples of shape {got}, but the model expects {want}; {fix}") from None
+        raise shape_mismatch(path, tuple(x.shape[1:]) if x.ndim > 1 else tuple(x.shape), want) from None
     if len(x) == 0:
         raise DataError(f"{path} holds no samples (shape {x.shape}); give at least one")
     return x
+
+
+def shape_mismatch(path: str | Path, got: tuple[int, ...], want: tuple[int, ...]) -> DataError:
+    """The one error for samples of another shape than the model's (whole-file and block readers)."""
+    fix = "pass --resize HxW to resize images" if len(want) == 3 and len(got) in (2, 3) else (
+        "give data with the shape the model was trained on"
+    )
+    return DataError(f"{path} holds samples of shape {got}, but the model expects {want}; {fix}")
 
 
 def fit_normalization(x: np.ndarray) -> Normalization:
@@ -300,78 +307,23 @@ def _load_digits() -> Dataset:
 # --- IDX -----------------------------------------------------------------------------------
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file -> its array; the header's size is checked before the body is read."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            magic = f.read(4)
-            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES or magic[3] == 0:
-                raise DataError(
-                    f"{path} is not an IDX file (bad magic number {magic.hex() or 'none'}); "
-                    "give an MNIST-style *-idx3-ubyte[.gz] file"
-                )
-            dtype, ndim = np.dtype(_IDX_DTYPES[magic[2]]), magic[3]
-            head = f.read(4 * ndim)
-            dims = tuple(int(d) for d in np.frombuffer(head[: len(head) // 4 * 4], dtype=">u4"))
-            need = math.prod(dims) * dtype.itemsize
-            if len(dims) == ndim and opener is open:
-                have = path.stat().st_size - 4 - 4 * ndim  # known before reading: no allocation for a lie
-                body = f.read(need) if have == need else b""
-            else:
-                body = _read_at_most(f, need + 1) if len(dims) == ndim else b""  # gzip: what is there, bounded
-                have = len(body)
-    except DataError:
-        raise
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path} could not be read as an IDX file ({exc}); is it a complete download?") from None
-    if len(dims) != ndim or have != need or len(body) != need:
-        raise DataError(
-            f"{path} is truncated or corrupt: header says {dims} values of {dtype.name} "
-            f"({4 + 4 * ndim + need} bytes), file has {4 + len(head) + have} bytes; download it again"
-        )
-    if 0 in dims:  # also keeps numpy from multiplying the other (possibly absurd) dims
-        raise DataError(f"{path} holds no values (header dims {dims}); give a file with samples")
-    return np.frombuffer(body, dtype=dtype).reshape(dims).copy()  # writable
-
-
-def _read_at_most(f, limit: int) -> bytes:
-    """Read up to ``limit`` bytes in 1 MiB blocks: memory follows the data, not a header's claim."""
-    blocks, got = [], 0
-    while got < limit:
-        block = f.read(min(1 << 20, limit - got))
-        if not block:
-            break
-        blocks.append(block)
-        got += len(block)
-    return b"".join(blocks)
-
-
-def _load_idx(path: Path) -> Dataset:
-    if path.is_dir():
-        # A full MNIST folder holds train-images and t10k-images: the training set comes first.
-        images = sorted((p for p in path.iterdir() if p.is_file() and "images-idx3-ubyte" in p.name),
-                        key=lambda p: (not p.name.startswith("train"), p.name))
-        image_file = images[0]
-    else:
-        image_file = path
-    if "labels-idx1" in image_file.name:
-        raise DataError(f"{image_file} is a labels file; give the matching *images-idx3-ubyte* file")
-    arr = _read_idx(image_file)
-    if arr.ndim == 1:
+def _load_idx(path: Path, labels: bool = True) -> Dataset:
+    """The images of an IDX file or folder, with the matching labels file's labels when ``labels``."""
+    image_file = idx_images_file(path)
+    if len(idx_layout(image_file).dims) == 1:  # before the body: the block reader's order of checks
         raise DataError(f"{image_file} holds a 1-D array (labels?); give the images file")
+    arr = read_idx(image_file)
     x = _as_samples(arr, image_file)
-    labels = None
     label_file = image_file.with_name(image_file.name.replace("images-idx3", "labels-idx1"))
-    if label_file != image_file and label_file.exists():
-        lab = _read_idx(label_file)
-        if lab.ndim != 1 or len(lab) != len(x):
-            raise DataError(
-                f"{label_file} holds labels of shape {lab.shape}, but {image_file} has {len(x)} images; "
-                "give the matching pair of files"
-            )
-        labels = lab.astype(np.int64)
-    return Dataset(x, labels, str(path), "idx", x.ndim == 4)
+    if not labels or label_file == image_file or not label_file.exists():
+        return Dataset(x, None, str(path), "idx", x.ndim == 4)
+    lab = read_idx(label_file)
+    if lab.ndim != 1 or len(lab) != len(x):
+        raise DataError(
+            f"{label_file} holds labels of shape {lab.shape}, but {image_file} has {len(x)} images; "
+            "give the matching pair of files"
+        )
+    return Dataset(x, lab.astype(np.int64), str(path), "idx", x.ndim == 4)
 
 
 # --- numpy arrays ----------------------------------------------------------------------------
@@ -477,58 +429,34 @@ def _load_images(path: Path, resize: tuple[int, int] | None) -> Dataset:
 # --- CSV -----------------------------------------------------------------------------------
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
 def _load_csv(path: Path) -> Dataset:
     """Numeric CSV -> float32 (N, D); a first row with any non-number is the header.
 
-    numpy's C parser reads well-formed files; on any problem the rows are scanned again in
-    Python to name the line and column at fault.
+    Lines are decoded and split by :mod:`edgeae.csvfile` (the block reader's rules too);
+    numpy's C parser reads well-formed files; on any problem the rows are parsed again
+    cell by cell to name the line and column at fault.
     """
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is not part of the first cell
-        rows = [(i, r) for i, r in enumerate(csv.reader(lines), start=1) if any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path} could not be read as CSV text ({exc})") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path} could not be read as CSV text ({exc.strerror or exc})") from None
+    lines = [decode_line(b, path, i) for i, b in enumerate(raw.split(b"\n"), start=1)]
+    rows = [(i, cells) for i, cells in ((i, split_cells(t, path, i)) for i, t in enumerate(lines, start=1))
+            if not is_blank(cells)]
     columns = None
-    if rows and not all(_is_number(c) for c in rows[0][1]):
+    if rows and is_header(rows[0][1]):
         columns = [c.strip() for c in rows[0][1]]
-        lines = lines[rows[0][0] :]  # drop everything up to the header line
         rows = rows[1:]
     if not rows:
         raise DataError(f"{path} has no data rows; give one sample per line of comma-separated numbers")
     width = len(columns) if columns is not None else len(rows[0][1])
     try:
-        values = np.loadtxt(lines, delimiter=",", dtype=np.float32, ndmin=2, comments=None)
+        values = np.loadtxt([lines[i - 1] for i, _ in rows], delimiter=",", dtype=np.float32, ndmin=2,
+                            comments=None)
         fast = values.shape == (len(rows), width)
     except ValueError:
         fast = False
     if not fast:
-        values = _scan_csv(path, rows, width, columns)
+        values = parse_rows(path, rows, width, columns)
     _check_finite(values, path)
     return Dataset(values, None, str(path), "csv", False, columns)
-
-
-def _scan_csv(path: Path, rows: list, width: int, columns: list[str] | None) -> np.ndarray:
-    """Parse rows ``(line_number, cells)`` cell by cell, naming the first bad one."""
-    values = np.empty((len(rows), width), dtype=np.float32)
-    for n, (line, row) in enumerate(rows):
-        if len(row) != width:
-            raise DataError(f"{path}, line {line}: {len(row)} columns, expected {width}; make every row the same length")
-        try:
-            values[n] = [float(c) for c in row]
-        except ValueError:
-            for j, cell in enumerate(row):
-                if not _is_number(cell):
-                    col = f"column {j + 1}" + (f" ({columns[j]!r})" if columns else "")
-                    raise DataError(
-                        f"{path}, line {line}, {col}: {cell!r} is not a number; "
-                        "CSV data must be numeric (only the first row may be a header)"
-                    ) from None
-    return values

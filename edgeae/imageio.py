@@ -13,7 +13,7 @@ import numpy as np
 
 from edgeae.errors import DataError
 
-__all__ = ["is_image_shape", "read_image", "save_grid", "save_images", "to_uint8"]
+__all__ = ["check_one_frame", "is_image_shape", "read_image", "save_grid", "save_images", "to_uint8"]
 
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _GAP = 128  # grey 1-pixel border between tiles, visible on black and white images
@@ -33,6 +33,14 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(np.nan_to_num(x.astype(np.float32)), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def check_one_frame(img, path: str | Path) -> None:
+    """Refuse an animated PNG or a multi-page TIFF: one file is one sample, never its first frame only."""
+    frames = int(getattr(img, "n_frames", 1) or 1)
+    if frames > 1:
+        raise DataError(f"{path} holds {frames} frames ({img.format} animation or pages); edgeae reads one image "
+                        "per file: save each frame as its own PNG file")
+
+
 def read_image(path: str | Path, resize: tuple[int, int] | None = None) -> np.ndarray:
     """One image file -> ``(H, W)`` uint8 (grayscale) or ``(H, W, 3)`` uint8 (colour).
 
@@ -49,6 +57,7 @@ def read_image(path: str | Path, resize: tuple[int, int] | None = None) -> np.nd
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, do not decode
             with Image.open(path) as img:
+                check_one_frame(img, path)
                 if img.mode.startswith("I;16"):
                     img = Image.fromarray((np.asarray(img, dtype=np.uint32) // 257).astype(np.uint8))
                 elif img.mode in ("1", "LA", "I", "F", "La"):
@@ -60,6 +69,8 @@ def read_image(path: str | Path, resize: tuple[int, int] | None = None) -> np.nd
                 if resize is not None and img.size != (resize[1], resize[0]):
                     img = img.resize((resize[1], resize[0]), Image.BILINEAR)
                 return np.asarray(img, dtype=np.uint8)
+    except DataError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"{path} is too large to decode safely ({exc}); shrink the image first") from None
     except MemoryError:
@@ -117,9 +128,12 @@ def save_grid(rows: list[np.ndarray], path: str | Path, scale: int = 4) -> Path:
             grid[:, top : top + h, left : left + w] = img
     s = int(scale)
     grid = np.repeat(np.repeat(grid, s, axis=1), s, axis=2)  # (c, H*s, W*s)
+    from edgeae.atomic import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _to_pil(grid).save(path, format="PNG")
+    with atomic_path(path) as tmp:  # never half a PNG, even with several writers
+        _to_pil(grid).save(tmp, format="PNG")
     return path
 
 

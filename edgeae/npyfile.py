@@ -5,12 +5,19 @@ it allocate terabytes before noticing the data is missing, and a zip member that
 a huge size is decompressed into an array of that size. These readers check the header
 against the bytes actually there first, so memory never exceeds what the file holds,
 and every malformed file becomes one :class:`edgeae.errors.DataError` naming it.
+
+Compressed data (an ``.npz`` member, a gzipped IDX file) may expand to at most
+:func:`expansion_cap` of its compressed size: real arrays compress a few times, a
+deflate bomb a thousand times. ``EDGEAE_MAX_EXPANSION`` raises the ratio for data that
+truly compresses that well.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -18,9 +25,29 @@ import numpy as np
 
 from edgeae.errors import DataError
 
-__all__ = ["npz_keys", "read_npy", "read_npz"]
+__all__ = ["CAP_HINT", "NpyLayout", "expansion_cap", "npy_layout", "npz_keys", "read_npy", "read_npz"]
 
 _DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032x: a larger declared size is a lie
+_MAX_DIM = np.iinfo(np.intp).max  # numpy cannot index past it, even in an empty array
+_EXPANSION_ENV = "EDGEAE_MAX_EXPANSION"
+_DEFAULT_EXPANSION = 200  # x the compressed size: far above real data, far below a bomb's ~1000x
+_EXPANSION_FLOOR = 64 << 20  # bytes any compressed input may expand to, whatever its ratio
+CAP_HINT = f"set {_EXPANSION_ENV}=RATIO (default {_DEFAULT_EXPANSION}) to allow more for data that compresses that well"
+
+
+def expansion_cap(compressed: int) -> int:
+    """Bytes that ``compressed`` bytes of deflate data may expand to before a reader refuses them.
+
+    ``max(64 MiB, ratio x compressed)`` with ratio ``$EDGEAE_MAX_EXPANSION`` (default 200).
+    """
+    raw = os.environ.get(_EXPANSION_ENV, "").strip()
+    try:
+        ratio = float(raw) if raw else _DEFAULT_EXPANSION
+    except ValueError:
+        raise DataError(f"{_EXPANSION_ENV}={raw!r} is not a number; give a ratio such as 500") from None
+    if not ratio > 0 or not math.isfinite(ratio):
+        raise DataError(f"{_EXPANSION_ENV}={raw!r} must be a positive ratio such as 500")
+    return max(_EXPANSION_FLOOR, int(ratio * max(compressed, 0)))
 
 
 def _why(exc: BaseException) -> str:
@@ -28,16 +55,16 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def _header(fp: IO[bytes], where: object, fmt: str = "npy") -> tuple[tuple[int, ...], np.dtype]:
-    """Parse a .npy header at the current position -> (shape, dtype); refuses what numpy would."""
+def _header(fp: IO[bytes], where: object, fmt: str = "npy") -> tuple[tuple[int, ...], np.dtype, bool]:
+    """Parse a .npy header at the current position -> (shape, dtype, fortran order); refuses what numpy would."""
     from numpy.lib import format as npformat
 
     try:
         version = npformat.read_magic(fp)
         if version == (1, 0):
-            shape, _, dtype = npformat.read_array_header_1_0(fp)
+            shape, fortran, dtype = npformat.read_array_header_1_0(fp)
         elif version == (2, 0):
-            shape, _, dtype = npformat.read_array_header_2_0(fp)
+            shape, fortran, dtype = npformat.read_array_header_2_0(fp)
         else:
             raise ValueError(f"format version {version} is not supported (1.0 and 2.0 are)")
     except Exception as exc:  # numpy raises ValueError, SyntaxError, EOFError, ... for bad headers
@@ -45,7 +72,13 @@ def _header(fp: IO[bytes], where: object, fmt: str = "npy") -> tuple[tuple[int, 
     if dtype.hasobject:
         raise DataError(f"{where} holds Python objects (an object array); save a numeric array instead "
                         "(e.g. np.save(path, np.asarray(x, dtype=np.float32)))")
-    return tuple(int(v) for v in shape), dtype
+    shape = tuple(int(v) for v in shape)
+    if any(v < 0 for v in shape):
+        raise DataError(f"{where} is corrupt: its header gives the negative shape {shape}; write it again with np.save")
+    if math.prod(v for v in shape if v) * dtype.itemsize > _MAX_DIM:  # even an empty array must be indexable
+        raise DataError(f"{where} is corrupt: its header gives the shape {shape}, larger than {_MAX_DIM} bytes; "
+                        "write it again with np.save")
+    return shape, dtype, bool(fortran)
 
 
 def _check_size(shape: tuple[int, ...], dtype: np.dtype, available: int, where: object) -> None:
@@ -55,17 +88,45 @@ def _check_size(shape: tuple[int, ...], dtype: np.dtype, available: int, where: 
                         f"the file holds {available}; write it again with np.save")
 
 
-def read_npy(path: str | Path) -> np.ndarray:
-    """A .npy file -> its array, after checking that the file holds every byte the header claims."""
+@dataclass(frozen=True)
+class NpyLayout:
+    """A checked .npy header: the file holds exactly ``shape`` x ``dtype`` from ``offset``."""
+
+    shape: tuple[int, ...]  # every dim >= 0
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int  # bytes before the data
+
+
+def npy_layout(path: str | Path) -> NpyLayout:
+    """Check a .npy file's header against its size; -> its layout, or one DataError naming the file.
+
+    The one header check of every reader (whole file, memory map, row blocks), so every
+    command accepts or refuses a file alike.
+    """
     try:
         with open(path, "rb") as f:
-            shape, dtype = _header(f, path)
+            shape, dtype, fortran = _header(f, path)
             start = f.tell()
             _check_size(shape, dtype, f.seek(0, 2) - start, path)
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
     except DataError:
         raise
+    except Exception as exc:  # OSError (a folder, no permission), ...: never a traceback
+        raise DataError(f"{path} could not be read as a numpy npy file ({_why(exc)})") from None
+    return NpyLayout(shape, dtype, fortran, start)
+
+
+def read_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
+    """A .npy file -> its array (``mmap``: memory-mapped, read-only), after :func:`npy_layout`'s checks."""
+    layout = npy_layout(path)
+    try:
+        if mmap:
+            if math.prod(layout.shape) == 0:
+                return np.empty(layout.shape, dtype=layout.dtype)  # numpy cannot map 0 bytes
+            return np.memmap(path, dtype=layout.dtype, mode="r", offset=layout.offset, shape=layout.shape,
+                             order="F" if layout.fortran_order else "C")
+        with open(path, "rb") as f:
+            return np.load(f, allow_pickle=False)
     except Exception as exc:  # OSError, ValueError, EOFError, MemoryError: never a traceback
         raise DataError(f"{path} could not be read as a numpy npy file ({_why(exc)})") from None
 
@@ -83,8 +144,12 @@ def read_npz(path: str | Path, keys: list[str] | None = None) -> dict[str, np.nd
                         info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 4096:
                     raise DataError(f"{where} claims {info.file_size} bytes from {info.compress_size} compressed; "
                                     "the archive is corrupt")
+                if info.compress_type != zipfile.ZIP_STORED and info.file_size > expansion_cap(info.compress_size):
+                    raise DataError(f"{where} expands from {info.compress_size} to {info.file_size} bytes, more than "
+                                    f"the cap of {expansion_cap(info.compress_size)} (a decompression bomb?); "
+                                    f"{CAP_HINT}, or save it uncompressed (np.savez)")
                 with z.open(info) as f:
-                    shape, dtype = _header(f, where, "npz")
+                    shape, dtype, _ = _header(f, where, "npz")
                     header = f.tell()
                 _check_size(shape, dtype, info.file_size - header, where)
                 with z.open(info) as f:

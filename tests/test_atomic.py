@@ -1,13 +1,24 @@
-"""Files and folders are replaced whole or not at all."""
+"""Files and folders are replaced whole or not at all: by several writers at once, and after a kill -9."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from edgeae import atomic
 from edgeae.atomic import (
+    atomic_append,
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
+    claim_output_dir,
+    clean_leftovers,
     commit_staging_dir,
     staging_dir,
 )
@@ -41,3 +52,124 @@ def test_staging_dir_replaces_a_folder_in_one_step(tmp_path):
     commit_staging_dir(tmp, out)
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+# ---- several writers, and writers that died ----------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def notes():
+    """The messages the library logs to ``edgeae`` during the test (the CLI prints them on stderr)."""
+    got: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: got.append(record.getMessage())
+    log = logging.getLogger("edgeae")
+    log.addHandler(handler)
+    yield got
+    log.removeHandler(handler)
+
+
+def _dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def _killed(code: str, cwd: Path) -> int:
+    """Run ``code`` in a fresh interpreter that ends itself with SIGKILL; -> its PID."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return int(proc.stdout.split()[0])
+
+
+def test_writers_at_once_use_their_own_temporaries_and_the_last_wins(tmp_path):
+    target = tmp_path / "same.eae"
+    with atomic.atomic_path(target) as a, atomic.atomic_path(target) as b:
+        assert a != b and a.parent == b.parent == tmp_path
+        a.write_bytes(b"first" * 1000)
+        b.write_bytes(b"second")
+    assert target.read_bytes() == b"first" * 1000  # a finished last: whole, not mixed with b
+    assert [p.name for p in tmp_path.iterdir()] == ["same.eae"]
+
+
+def test_a_dead_writers_temporary_is_removed_by_the_next_write_which_says_so(tmp_path, notes):
+    target = tmp_path / "out.eae"
+    dead, alive = _dead_pid(), os.getppid()
+    host = atomic._host()
+    stale = tmp_path / f".out.eae.{dead}-{host}0a1b2c3d.tmp"
+    busy = tmp_path / f".out.eae.{alive}-{host}0a1b2c3d.tmp"  # a writer still running: left alone
+    elsewhere = tmp_path / f".out.eae.{dead}-{'0' if host[0] != '0' else '1'}{host[1:]}0a1b2c3d.tmp"  # another machine's
+    for p in (stale, busy, elsewhere):
+        p.write_bytes(b"half")
+    atomic.atomic_write_bytes(target, b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([busy.name, elsewhere.name, "out.eae"])
+    assert notes == [f"Note: removed {stale.name}, an unfinished temporary file of out.eae left by "
+                               f"process {dead}, which died"]
+
+
+def test_sigkill_while_staging_a_folder_is_cleaned_up_by_the_next_claim(tmp_path, notes):
+    pid = _killed("import os, signal\nfrom edgeae.atomic import staging_dir\n"
+                  "tmp = staging_dir('bundle'); (tmp / 'encoder.onnx').write_bytes(b'x'); print(os.getpid(), flush=True)\n"
+                  "os.kill(os.getpid(), signal.SIGKILL)", tmp_path)
+    (left,) = tmp_path.glob(f".bundle.partial-{pid}-*")
+    tmp = claim_output_dir(tmp_path / "bundle", False, "manifest.json", "is foreign", RuntimeError)
+    assert not left.exists() and tmp.is_dir()
+    assert notes == [f"Note: removed {left.name}, an unfinished folder of bundle left by process {pid}, "
+                               "which died"]
+
+
+def test_sigkill_between_the_two_renames_is_recovered(tmp_path, notes):
+    """Where the folder swap takes two renames, dying between them loses nothing: the next run puts
+    the earlier folder back (and removes the new, unannounced one)."""
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "manifest.json").write_text("old")
+    pid = _killed("import os, signal\nfrom edgeae import atomic\natomic._exchange = lambda a, b: False\n"
+                  "tmp = atomic.staging_dir('bundle'); (tmp / 'manifest.json').write_text('new')\n"
+                  "real = os.replace\ndef replace(a, b):\n    real(a, b)\n    print(os.getpid(), flush=True)\n"
+                  "    os.kill(os.getpid(), signal.SIGKILL)\nos.replace = replace\n"
+                  "atomic.commit_staging_dir(tmp, 'bundle')", tmp_path)
+    assert not out.exists()  # the state the kill left: the earlier bundle and the new one both hidden
+    old, = tmp_path.glob(f".bundle.old-{pid}-*")
+    with pytest.raises(RuntimeError, match="is not empty; choose another -o or pass --overwrite"):
+        claim_output_dir(out, False, "manifest.json", "is foreign", RuntimeError)
+    assert (out / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    assert notes[0] == (f"Note: restored {out} from {old.name}: process {pid} died while replacing it")
+    assert notes[1].startswith(f"Note: removed .bundle.partial-{pid}-")
+
+
+def test_the_folder_swap_is_one_exchange_on_linux(tmp_path, monkeypatch):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("renameat2(RENAME_EXCHANGE) is Linux only; elsewhere the swap is two recoverable renames")
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "a").write_text("old")
+    tmp = staging_dir(out)
+    (tmp / "a").write_text("new")
+    monkeypatch.setattr(os, "replace", lambda *a: pytest.fail("renamed twice instead of exchanging"))
+    commit_staging_dir(tmp, out)
+    assert (out / "a").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_atomic_append_copies_then_replaces(tmp_path):
+    target = tmp_path / "s.eae"
+    target.write_bytes(b"head")
+    with pytest.raises(RuntimeError), atomic_append(target) as (tmp, size):
+        assert size == 4 and tmp.read_bytes() == b"head"
+        with tmp.open("ab") as f:
+            f.write(b"+half")
+        raise RuntimeError("killed")
+    assert target.read_bytes() == b"head"
+    with atomic_append(target) as (tmp, size):
+        with tmp.open("ab") as f:
+            f.write(b"+tail")
+    assert target.read_bytes() == b"head+tail"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.eae"]
+    with pytest.raises(IsADirectoryError), atomic_append(tmp_path):
+        pass
+    assert clean_leftovers(target) == []

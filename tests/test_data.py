@@ -408,3 +408,134 @@ def test_idx_folder_prefers_the_training_set(tmp_path):
     idx(tmp_path / "t10k-images-idx3-ubyte.gz", 3)
     idx(tmp_path / "train-images-idx3-ubyte.gz", 5)
     assert len(load_dataset(tmp_path).x) == 5
+
+
+# ---- one reader, one behaviour: the block reader (encode, compress, Dask) refuses alike ----------------
+
+
+def _every_block(path, want=(1, 8, 8)) -> np.ndarray:
+    """What encode / compress read: a RowSource for the model's shape, every block of it."""
+    from edgeae.scale.sources import iter_blocks, open_source
+
+    source = open_source(path, want)
+    return np.concatenate([b for _, b in iter_blocks(source, 7)])
+
+
+def _gz_idx(path: Path, dims: tuple[int, ...], body: bytes) -> Path:
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + body))
+    return path
+
+
+def _npy_header(path: Path, shape_text: str, body: bytes = b"") -> Path:
+    head = f"{{'descr': '|u1', 'fortran_order': False, 'shape': {shape_text}, }}"
+    head += " " * ((-(10 + len(head) + 1)) % 64) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head.encode() + body)
+    return path
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """The headers that crashed encode / compress, with the error every reader now gives."""
+    cut = _gz_idx(tmp_path / "cut-images-idx3-ubyte.gz", (1000, 8, 8),
+                  np.random.default_rng(0).integers(0, 255, 1000 * 64, dtype=np.uint8).tobytes())
+    cut.write_bytes(cut.read_bytes()[:1500])
+    zero_dim = tmp_path / "s-images-idx3-ubyte"
+    zero_dim.write_bytes(b"\0\0\x08\x03\0\0\0\x0a\0\0")
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    return {
+        "dims cut short": (zero_dim, "is truncated: its header names 3 dims but the file ends after 1"),
+        "gz dims 2^32-1": (_gz_idx(tmp_path / "big-images-idx3-ubyte.gz", (2**32 - 1,) * 3, b""),
+                           "gzipped bytes may expand to (at most 67108864"),
+        "0 images": (_gz_idx(tmp_path / "zero-images-idx3-ubyte.gz", (0, 8, 8), b""), "holds no values"),
+        "raw 0 images": (_write_idx(tmp_path / "z-images-idx3-ubyte", np.zeros((0, 8, 8), np.uint8)),
+                         "holds no values (header dims (0, 8, 8))"),
+        "npy shape -1": (_npy_header(tmp_path / "neg.npy", "(-1, 8, 8)", b"\0" * 64), "negative shape (-1, 8, 8)"),
+        "empty npy": (empty, "could not be read as a numpy npy file"),
+        "gz cut at 1500 bytes": (cut, "could not be read as an IDX file (Compressed file ended"),
+    }
+
+
+@pytest.mark.parametrize("case", ["dims cut short", "gz dims 2^32-1", "0 images", "raw 0 images", "npy shape -1",
+                                  "empty npy", "gz cut at 1500 bytes"])
+def test_bad_headers_are_one_error_for_every_reader(tmp_path, case):
+    path, expected = _bad_inputs(tmp_path)[case]
+    whole = _err(load_array_input, path, (1, 8, 8))
+    blocks = _err(_every_block, path)
+    assert expected in whole
+    assert blocks == whole
+
+
+def test_csv_with_a_bom_keeps_its_first_row_in_every_reader(tmp_path):
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(",".join(str(v) for v in r) for r in rows).encode())
+    assert np.array_equal(load_array_input(path, (3,)), rows)
+    assert np.array_equal(_every_block(path, (3,)), rows)
+
+
+@pytest.mark.parametrize("first, expected", [
+    (b"1,\xff2,3", "line 1: byte 0xff at column 3 is not UTF-8; save the file as UTF-8 text"),
+    (b"1,2\x00,3", "line 1: holds a NUL byte (column 4)"),
+    ("a,b,c".encode("utf-16"), "is UTF-16 text; save it as UTF-8"),
+])
+def test_csv_undecodable_first_row_is_refused_alike(tmp_path, first, expected):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(first + b"\n4,5,6\n7,8,9\n")
+    whole = _err(load_array_input, path, (3,))
+    assert expected in whole
+    assert _err(_every_block, path, (3,)) == whole
+
+
+def test_npz_deflate_bomb_is_capped(tmp_path, monkeypatch):
+    import zipfile
+
+    from edgeae import npyfile
+
+    path = tmp_path / "bomb.npz"
+    n = 70 << 20  # 70 MiB of zeros: ~70 KiB deflated, above the 64 MiB every archive may expand to
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, z.open("x.npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (n // 64, 64)})
+        for _ in range(n >> 20):
+            f.write(bytes(1 << 20))
+    assert path.stat().st_size < (1 << 20)
+    msg = _err(load_dataset, path)
+    assert "(array 'x') expands from" in msg and "a decompression bomb?" in msg
+    assert "set EDGEAE_MAX_EXPANSION=RATIO (default 200) to allow more" in msg
+    monkeypatch.setattr(npyfile, "_EXPANSION_FLOOR", 0)
+    monkeypatch.setenv("EDGEAE_MAX_EXPANSION", "5000")  # the remedy the message names works
+    assert npyfile.read_npz(path, ["x"])["x"].shape == (n // 64, 64)
+    monkeypatch.setenv("EDGEAE_MAX_EXPANSION", "-1")
+    assert "must be a positive ratio" in _err(npyfile.read_npz, path)
+
+
+def test_gzip_idx_bomb_is_capped(tmp_path, monkeypatch):
+    from edgeae import npyfile
+
+    path = _gz_idx(tmp_path / "b-images-idx3-ubyte.gz", (4096, 32, 32), bytes(4096 * 1024))
+    monkeypatch.setattr(npyfile, "_EXPANSION_FLOOR", 0)  # a small file stands in for a large bomb
+    assert "EDGEAE_MAX_EXPANSION" in _err(load_dataset, path)
+    monkeypatch.setenv("EDGEAE_MAX_EXPANSION", "2000")
+    assert load_dataset(path).x.shape == (4096, 1, 32, 32)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_multi_frame_images_are_refused(tmp_path, fmt):
+    frames = [Image.fromarray(np.full((8, 8), 40 * i, np.uint8)) for i in range(3)]
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    frames[0].save(folder / "a.png", format=fmt, save_all=True, append_images=frames[1:])
+    frames[0].save(folder / "b.png")
+    expected = f"a.png holds 3 frames ({fmt} animation or pages); edgeae reads one image per file"
+    assert expected in _err(load_dataset, folder / "a.png")
+    assert expected in _err(load_dataset, folder)
+    assert expected in _err(_every_block, folder)
+
+
+def test_a_damaged_labels_file_is_no_input_for_any_command(tmp_path):
+    """encode never read labels; reconstruct (the whole-file reader) now does not either. Training does."""
+    x = np.arange(20 * 64, dtype=np.uint8).reshape(20, 8, 8)
+    images = _write_idx(tmp_path / "t-images-idx3-ubyte", x)
+    (tmp_path / "t-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01" + struct.pack(">I", 2**32 - 1))
+    assert np.array_equal(load_array_input(images, (1, 8, 8)), x[:, None])
+    assert np.array_equal(_every_block(images), x[:, None])
+    assert "t-labels-idx1-ubyte is truncated or corrupt" in _err(load_dataset, images)

@@ -9,6 +9,8 @@ no partial or temporary file left behind.
 - full disk: ``RLIMIT_FSIZE`` (writes past the limit fail with EFBIG) for single files;
   a 200 KiB tmpfs in a private mount namespace (``unshare -rm``) for a PNG folder.
 - Ctrl-C: SIGINT once the export has started writing its temporary bundle.
+- several writers: four ``compress --overwrite`` to one file at once; ``kill -9`` in the
+  middle of ``compress --append`` (all or nothing, and the next write cleans up).
 """
 
 from __future__ import annotations
@@ -155,6 +157,14 @@ echo $? > {report}/rc
     assert (report / "tree").read_text().split() == [".", "./pngs"] + [f"./pngs/0000{i}.png" for i in range(5)]
 
 
+def _wait_for_partial(proc, folder: Path) -> None:
+    """Wait until ``proc`` writes a graph into its staging folder (``.bundle.partial-PID-*``)."""
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and \
+            not any(folder.glob(f".bundle.partial-{proc.pid}-*/encoder.onnx")):
+        time.sleep(0.02)
+
+
 @pytest.mark.slow
 def test_sigint_during_export(mlp_run, tmp_path):
     """Ctrl-C while export writes: exit 130, 'Interrupted.', the earlier bundle untouched, no partial folder."""
@@ -166,10 +176,7 @@ def test_sigint_during_export(mlp_run, tmp_path):
     proc = subprocess.Popen([*EDGEAE, "export", str(mlp_run), "-o", str(out), "--overwrite",
                              "--precision", "fp32,int8-static,fp16"], env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / f".bundle.partial-{proc.pid}"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not (partial / "encoder.onnx").exists():
-        time.sleep(0.02)
+    _wait_for_partial(proc, tmp_path)
     assert proc.poll() is None, "export finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=240)
@@ -177,3 +184,71 @@ def test_sigint_during_export(mlp_run, tmp_path):
     assert stderr.strip() == "Interrupted." and "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no .partial / .old folder left
     assert _snapshot(out) == before
+
+
+
+def _stream_of(bundle: Path, x: np.ndarray) -> bytes:
+    """The stream one `compress` of ``x`` writes (the bulk writer is byte-equal to the API)."""
+    import edgeae.runtime as rt
+    from edgeae.runtime.compress import compress
+
+    return compress(rt.load(bundle), x)
+
+
+def test_concurrent_overwrites_leave_one_whole_stream(bundle, tmp_path):
+    """Four `compress --overwrite` to one file at once: the file is one writer's stream, byte for byte."""
+    inputs = []
+    for i in range(4):
+        inputs.append(tmp_path / f"in{i}.npy")
+        np.save(inputs[-1], np.roll(digits_uint8(), 97 * i, axis=0)[: 1200 + 150 * i])
+    out = tmp_path / "same.eae"
+    procs = [subprocess.Popen([*EDGEAE, "compress", str(bundle), str(p), "-o", str(out), "--overwrite"], env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in inputs]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, results
+    final = out.read_bytes()
+    assert final in [_stream_of(bundle, np.load(p)) for p in inputs]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in inputs), "same.eae"])
+
+
+def test_sigkill_during_append_keeps_the_stream_whole(bundle, data, tmp_path):
+    """kill -9 while `compress --append` writes: the stream holds its earlier samples, no part of the
+    new ones; `info` says how many; the next write removes the dead writer's temporary and says so."""
+    out = tmp_path / "s.eae"
+    assert _edgeae("compress", bundle, data / "few.npy", "-o", out).returncode == 0
+    before = out.read_bytes()
+    big = tmp_path / "big.npy"
+    np.save(big, np.tile(digits_uint8(), (120, 1, 1, 1)))  # 215,640 samples: 14 chunks
+    proc = subprocess.Popen([*EDGEAE, "compress", str(bundle), str(big), "-o", str(out), "--append"], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, tmp = time.time() + 240, []
+    while time.time() < deadline and proc.poll() is None:
+        tmp = list(tmp_path.glob(f".s.eae.{proc.pid}-*.tmp"))
+        if tmp and tmp[0].stat().st_size > len(before) + 1000:  # past the copy: new chunks are being written
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the append finished before it could be killed"
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert out.read_bytes() == before and tmp[0].exists()
+    r = _edgeae("info", out)
+    assert r.returncode == 0 and "samples: 5 in 1 chunk," in r.stdout, r.stdout
+    r = _edgeae("compress", bundle, data / "few.npy", "-o", out, "--append")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"Appended 5 samples to {out}: it holds 10 samples")
+    assert r.stderr.strip() == (f"Note: removed {tmp[0].name}, an unfinished temporary file of s.eae left by "
+                                f"process {proc.pid}, which died")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npy", "s.eae"]
+    r = _edgeae("decompress", bundle, out, "-o", tmp_path / "back.npy")
+    assert r.returncode == 0 and "Decompressed 10 samples (the whole stream: 2 chunks)" in r.stdout
+
+
+def test_api_append_to_a_folder_is_a_typed_error(bundle, tmp_path):
+    import edgeae.runtime as rt
+    from edgeae.errors import ConfigError
+    from edgeae.runtime import compress as C
+
+    with pytest.raises(ConfigError, match=f"^{tmp_path} is a folder; give the stream file to append to"):
+        C.append(rt.load(bundle), tmp_path, digits_uint8()[:3])
+    r = _edgeae("compress", bundle, Path(__file__), "-o", tmp_path, "--append")
+    assert r.returncode == 1 and "Traceback" not in r.stderr

@@ -141,11 +141,20 @@ def decompress(model: Any, data: bytes, batch_size: int | None = None) -> np.nda
 def append(
     model: Any, path: str | os.PathLike, x: np.ndarray, bits: int | None = None, batch_size: int | None = None
 ) -> StreamInfo:
-    """Append raw samples to the stream file ``path`` (created if missing)."""
+    """Append raw samples to the stream file ``path`` (created if missing); all or nothing.
+
+    Returns the whole stream's :class:`StreamInfo` (``.samples``: every sample it now holds).
+    """
     codec, mid = _pick(model, bits)
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a folder; give the stream file to append to (e.g. {os.path.join(path, 'out.eae')})")
     if os.path.exists(path) and os.path.getsize(path) > 0:
-        with open(path, "rb") as f:
-            stream_id = stream_model_id(f.read(_HEADER_MAX))  # keep the file's codec
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_HEADER_MAX)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        stream_id = stream_model_id(head)  # keep the file's codec
         for c, m in codecs_of(model):
             if m == stream_id:
                 if bits is not None and c.bits != bits:

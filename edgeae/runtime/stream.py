@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeae.atomic import atomic_write_bytes
-from edgeae.errors import InputError, StreamError
+from edgeae.atomic import atomic_append
+from edgeae.errors import ConfigError, InputError, StreamError
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.varint import get_varint, put_varint
 
@@ -227,43 +227,36 @@ def append_codes(
 def append_file(
     codec: LatentCodec, model_id: bytes, path: str | os.PathLike, q_or_codes: np.ndarray
 ) -> StreamInfo:
-    """Append samples to the stream file at ``path`` (created if missing or empty).
+    """Append samples to the stream file at ``path`` (created if missing or empty): all or nothing.
 
     The existing file is checked first (header, framing, CRCs) so samples are never
-    appended behind a damaged tail where no reader could reach them.
+    appended behind a damaged tail where no reader could reach them. The new chunks are
+    added to a copy that replaces the file in one rename (:func:`edgeae.atomic.atomic_append`):
+    a crash, a full disk or ``kill -9`` leaves the stream as it was, with none of the new
+    samples, never some of them. Returns the whole stream's :class:`StreamInfo`.
     """
     path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        data = compress_codes(codec, model_id, q_or_codes)
-        atomic_write_bytes(path, data)  # a new file appears whole or not at all
-        return read_header(data)
-    old = path.read_bytes()
-    info = read_header(old)  # the one full check of the existing stream
-    _check_model(info.model_id, info.code_size, codec, model_id)
-    extra = append_codes(codec, model_id, old, q_or_codes)
-    _append_or_restore(path, extra, len(old))
-    new = read_header(old[: info.header_size] + extra)  # header + the new chunk only
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the stream file to append to (e.g. {path / 'out.eae'})")
+    try:
+        with atomic_append(path) as (tmp, size):
+            if size == 0:
+                data = compress_codes(codec, model_id, q_or_codes)
+                tmp.write_bytes(data)
+                return read_header(data)
+            old = tmp.read_bytes()
+            info = read_header(old)  # the one full check of the existing stream
+            _check_model(info.model_id, info.code_size, codec, model_id)
+            extra = append_codes(codec, model_id, old, q_or_codes)
+            with tmp.open("ab") as f:
+                f.write(extra)
+                f.flush()
+                os.fsync(f.fileno())  # on a device that may lose power, the chunk is on disk on return
+    except OSError as exc:
+        raise ConfigError(f"cannot append to {path}: {exc.strerror or exc}; the stream is unchanged") from None
+    new = read_header(old[: info.header_size] + extra)  # header + the new chunks only
     return dataclasses.replace(info, samples=info.samples + new.samples, chunks=info.chunks + new.chunks,
                                payload_bytes=info.payload_bytes + new.payload_bytes, size=info.size + len(extra))
-
-
-def _append_or_restore(path: Path, extra: bytes, size: int) -> None:
-    """Append ``extra`` to a file of ``size`` bytes; on any failure cut it back to ``size``.
-
-    A full disk (or a file-size limit) can write part of a chunk before failing, and so
-    can Ctrl-C; truncating restores the earlier, valid stream byte for byte.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        view = memoryview(extra)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)  # on a device that may lose power, the chunk is on disk on return
-    except BaseException:
-        os.ftruncate(fd, size)
-        raise
-    finally:
-        os.close(fd)
 
 
 def stream_model_id(data: bytes) -> bytes:

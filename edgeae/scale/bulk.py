@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeae.atomic import atomic_path
+from edgeae.atomic import atomic_append, atomic_path
 from edgeae.errors import ConfigError, StreamError
 from edgeae.runtime.compress import _pick, codecs_of
+from edgeae.runtime.contract import NonFiniteInput
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.runtime.stream import (
     MAX_CHUNK_SYMBOLS,
@@ -67,23 +68,29 @@ class BlockStats:
         return self
 
 
-def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, where: str = "the input"
-                 ) -> np.ndarray:
-    """One block of raw samples -> codes ``(n, D)`` float32, through the bundle's input contract."""
+def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, where: str = "the input",
+                 first: int = 0) -> np.ndarray:
+    """One block of raw samples -> codes ``(n, D)`` float32, through the bundle's input contract.
+
+    ``first``: the block's first sample in the whole input, so a refusal names the sample there.
+    """
     x, _ = model.contract.samples(x, where)
-    model.contract.check_values(x, where)
+    try:
+        model.contract.check_values(x, where)
+    except NonFiniteInput as exc:  # the sample of the input, not of the block
+        raise NonFiniteInput(exc.what, first + exc.index) from None
     return np.asarray(model.encode(x, batch_size=batch_size), dtype=np.float32)
 
 
 def compress_block(model: Any, x: np.ndarray, bits: int | None, batch_size: int = DEFAULT_BATCH_SIZE,
-                   check: bool = True, where: str = "the input") -> tuple[bytes, BlockStats]:
+                   check: bool = True, where: str = "the input", first: int = 0) -> tuple[bytes, BlockStats]:
     """One block of raw samples -> its ``.eae`` chunk bytes and report sums.
 
     With ``check`` the chunk is decoded again (as a receiver would) for the PSNR.
     """
     codec, mid = _pick(model, bits)
     header = _header(mid, codec.code_size)
-    codes = encode_block(model, x, batch_size, where).reshape(-1, codec.code_size)
+    codes = encode_block(model, x, batch_size, where, first).reshape(-1, codec.code_size)
     chunk = _chunk_bytes(codec, codec.quantize(codes), zlib.crc32(header))
     stats = BlockStats(len(x), int(x.nbytes), len(chunk))
     if check:
@@ -93,9 +100,12 @@ def compress_block(model: Any, x: np.ndarray, bits: int | None, batch_size: int 
     return chunk, stats
 
 
-def stream_codec(model: Any, path: str | os.PathLike, bits: int | None, append: bool):
-    """(codec, model id, header bytes to write) for a new stream or an append to ``path``."""
-    p = Path(path)
+def stream_codec(model: Any, path: str | os.PathLike, bits: int | None, append: bool, where: str | None = None):
+    """(codec, model id, header bytes to write) for a new stream or an append to ``path``.
+
+    ``where`` names the stream in messages (``path`` may be the private copy an append adds to).
+    """
+    p, where = Path(path), where or str(path)
     if append and p.exists() and p.stat().st_size > 0:
         with p.open("rb") as f:
             head = f.read(16)
@@ -103,10 +113,10 @@ def stream_codec(model: Any, path: str | os.PathLike, bits: int | None, append: 
         for codec, mid in codecs_of(model):
             if mid == stream_id:
                 if bits is not None and codec.bits != bits:
-                    raise ConfigError(f"{path} holds {codec.bits}-bit codes; omit --bits or pass --bits {codec.bits}")
+                    raise ConfigError(f"{where} holds {codec.bits}-bit codes; omit --bits or pass --bits {codec.bits}")
                 _check_stream_file(p)
                 return codec, mid, b""
-        raise StreamError(f"{path} was written for model id {stream_id.hex()}, not this bundle; "
+        raise StreamError(f"{where} was written for model id {stream_id.hex()}, not this bundle; "
                           "append with the bundle that wrote it")
     codec, mid = _pick(model, bits)
     return codec, mid, _header(mid, codec.code_size)
@@ -114,20 +124,13 @@ def stream_codec(model: Any, path: str | os.PathLike, bits: int | None, append: 
 
 def _check_stream_file(p: Path) -> None:
     """Check every chunk of an existing stream (memory-mapped) before appending behind it."""
-    import mmap
-
-    with p.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        view = memoryview(mm)
-        try:
-            read_header(view)
-        finally:
-            view.release()
+    read_header_file(p)
 
 
-def local_blocks(source: RowSource, rows: int, fn: Callable[[np.ndarray], Any]) -> Iterator[tuple[int, Any]]:
-    """``(start, fn(block))`` for every block of ``source``, computed here, in order."""
+def local_blocks(source: RowSource, rows: int, fn: Callable[[np.ndarray, int], Any]) -> Iterator[tuple[int, Any]]:
+    """``(start, fn(block, start))`` for every block of ``source``, computed here, in order."""
     for start, block in iter_blocks(source, rows):
-        yield start, fn(block)
+        yield start, fn(block, start)
 
 
 def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLike, *,
@@ -143,7 +146,8 @@ def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLik
     d = int(model.code_size)
     n = source.n if source is not None else n
     if results is None:
-        results = local_blocks(source, block_rows(d), lambda b: encode_block(model, b, batch_size, source.path))
+        results = local_blocks(source, block_rows(d),
+                               lambda b, first: encode_block(model, b, batch_size, source.path, first))
     existed = Path(output).exists()
     try:
         with atomic_path(output) as tmp, open(tmp, "wb") as f:  # removed on failure; the earlier file stays
@@ -180,67 +184,76 @@ def compress_to_file(model: Any, source: RowSource | None, output: str | os.Path
     """Compress ``source`` into the stream ``output`` one chunk per block; -> the report.
 
     A new stream appears whole (temporary file + rename); an append adds chunks behind the
-    checked existing ones. The report holds bytes per sample, ratio and (with ``check``)
+    checked existing ones in a copy renamed over the stream, so it is all or nothing.
+    ``report["stream_samples"]`` is the sample count of the whole stream afterwards. The report holds bytes per sample, ratio and (with ``check``)
     the MSE / PSNR of the decoded stream, accumulated block by block. ``results(bits)``
     lets another executor supply the chunks, given the bit depth picked here.
     """
-    codec, mid, header = stream_codec(model, output, bits, append)
+    if append:
+        return _append(Path(output), lambda tmp: _compress_into(model, source, tmp, bits, True, batch_size, check,
+                                                                progress, results, str(output)))
+    codec_header = stream_codec(model, output, bits, False)
+    return _write_new(Path(output), lambda tmp: _compress_into(model, source, tmp, bits, False, batch_size, check,
+                                                               progress, results, str(output), codec_header))
+
+
+def _compress_into(model, source, path: Path, bits, append, batch_size, check, progress, results, where,
+                   codec_header=None) -> dict[str, Any]:
+    """Write the stream (or, appending, the new chunks after the copy's) to ``path``; -> the report."""
+    codec, mid, header = codec_header or stream_codec(model, path, bits, append, where)
     if results is None:
         blocks = local_blocks(source, block_rows(codec.code_size),
-                              lambda b: compress_block(model, b, codec.bits, batch_size, check, source.path))
+                              lambda b, first: compress_block(model, b, codec.bits, batch_size, check, source.path,
+                                                             first))
     else:
         blocks = results(codec.bits)
     total = BlockStats(stream_bytes=len(header))
-
-    def write(f) -> None:
+    with path.open("ab") as f:
         f.write(header)
         for _, (chunk, stats) in blocks:
             f.write(chunk)
-            nonlocal total
             total += stats
             if progress is not None:
                 progress(stats.samples)
         f.flush()
         os.fsync(f.fileno())  # on a device that may lose power, the chunks are on disk on return
-
-    if header:
-        _write_new(Path(output), write)
-    else:
-        _append(Path(output), write)
-    return _report(model, total, check)
+    report = _report(model, total, check)
+    report["stream_samples"] = read_header_file(path).samples if append else total.samples  # the whole stream's
+    return report
 
 
-def _write_new(path: Path, write: Callable) -> None:
+def read_header_file(path: str | os.PathLike):
+    """:func:`~edgeae.runtime.stream.read_header` of a stream file, memory-mapped (every chunk checked)."""
+    import mmap
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        view = memoryview(mm)
+        try:
+            return read_header(view)
+        finally:
+            view.release()
+
+
+def _write_new(path: Path, write: Callable[[Path], dict]) -> dict:
     """A new stream appears whole or not at all; the earlier file is kept on failure."""
     existed = path.exists()
     try:
-        with atomic_path(path) as tmp, tmp.open("wb") as f:
-            write(f)
+        with atomic_path(path) as tmp:
+            return write(tmp)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}"
                           f"{' (the earlier file is unchanged)' if existed else ''}") from None
 
 
-def _append(path: Path, write: Callable) -> None:
-    """Chunks behind the existing ones; on any failure the file is cut back to its old size."""
-    size = path.stat().st_size
+def _append(path: Path, write: Callable[[Path], dict]) -> dict:
+    """Chunks behind the existing ones, in a copy renamed over the stream: all of them or none."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the stream file to append to")
     try:
-        with path.open("ab") as f:
-            try:
-                write(f)
-            except BaseException:
-                f.flush()
-                f.truncate(size)
-                raise
+        with atomic_append(path) as (tmp, _):
+            return write(tmp)
     except OSError as exc:
-        _truncate(path, size)
         raise ConfigError(f"cannot append to {path}: {exc.strerror or exc}; the stream is unchanged") from None
-
-
-def _truncate(path: Path, size: int) -> None:
-    """Cut ``path`` back to ``size`` bytes (after a failed append, buffered bytes included)."""
-    with path.open("r+b") as f:
-        f.truncate(size)
 
 
 def _report(model: Any, total: BlockStats, check: bool) -> dict[str, Any]:

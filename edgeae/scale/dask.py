@@ -121,8 +121,9 @@ def _blocks(x: da.Array, code_size: int) -> da.Array:
     return x.rechunk({0: bulk.block_rows(code_size), **{i: -1 for i in range(1, x.ndim)}})
 
 
-def _encode_task(block: np.ndarray, spec: ModelSpec, batch_size: int, where: str) -> np.ndarray:
-    return bulk.encode_block(worker_model(spec), block, batch_size, where)
+def _encode_task(block: np.ndarray, spec: ModelSpec, batch_size: int, where: str, block_info=None) -> np.ndarray:
+    first = block_info[0]["array-location"][0][0] if block_info else 0  # dask passes where the block is
+    return bulk.encode_block(worker_model(spec), block, batch_size, where, first)
 
 
 def encode(bundle: str | os.PathLike | ModelSpec, x: da.Array, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -186,8 +187,9 @@ def encode_to_npy(bundle: str | os.PathLike | ModelSpec, x: da.Array, output: st
                               progress=progress, results=ordered(tasks))
 
 
-def _compress_task(block: np.ndarray, spec: ModelSpec, bits: int, batch_size: int, check: bool, where: str):
-    return bulk.compress_block(worker_model(spec), block, bits, batch_size, check, where)
+def _compress_task(block: np.ndarray, spec: ModelSpec, bits: int, batch_size: int, check: bool, where: str,
+                   first: int = 0):
+    return bulk.compress_block(worker_model(spec), block, bits, batch_size, check, where, first)
 
 
 def compress(bundle: str | os.PathLike | ModelSpec, x: da.Array, output: str | os.PathLike, *,
@@ -202,7 +204,7 @@ def compress(bundle: str | os.PathLike | ModelSpec, x: da.Array, output: str | o
     def results(codec_bits: int):
         task = dask.delayed(_compress_task, pure=True)
         parts = blocks.to_delayed().ravel()
-        return ordered([(s, task(p, spec, codec_bits, batch_size, check, where))
+        return ordered([(s, task(p, spec, codec_bits, batch_size, check, where, s))
                         for s, p in zip(_starts(blocks), parts, strict=True)])
 
     return bulk.compress_to_file(model, None, output, bits=bits, append=append, check=check, progress=progress,

@@ -22,16 +22,26 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeae.csvfile import decode_line, is_blank, is_header, parse_rows, split_cells
 from edgeae.data import (
-    _IDX_DTYPES,
     IMAGE_SUFFIXES,
     _as_samples,
     _detect_format,
-    _is_number,
     _resize_array,
     load_array_input,
+    shape_mismatch,
 )
 from edgeae.errors import DataError, InputError
+from edgeae.idxfile import (
+    READ_ERRORS,
+    IdxLayout,
+    check_gz_length,
+    idx_images_file,
+    idx_layout,
+    idx_read_error,
+    read_idx_rows,
+)
+from edgeae.npyfile import read_npy
 
 __all__ = ["RowSource", "open_source", "open_training_source", "iter_blocks", "streaming_normalization",
            "scan_statistics"]
@@ -57,6 +67,7 @@ class RowSource:
     file_shape: tuple[int, ...] = ()  # idx: stored shape of one sample
     index: tuple = ()  # csv: byte offset of every _CSV_STRIDE-th data row; images: file names
     colour: bool = False  # images: any colour image makes every image RGB (as load_dataset does)
+    columns: tuple[str, ...] | None = None  # csv: the header's names (named in errors), None without one
     array: np.ndarray | None = field(default=None, repr=False)  # memory: the samples
     samples: bool = False  # npy: deliver load_dataset's samples (uint8 or float32, channels first)
 
@@ -71,14 +82,18 @@ class RowSource:
         if self.kind == "memory":
             return self.array[start:stop]
         if self.kind == "npy":
-            raw = np.load(self.file, mmap_mode="r", allow_pickle=False)[start:stop]
+            raw = read_npy(self.file, mmap=True)[start:stop]
         elif self.kind == "idx":
             raw = np.memmap(self.file, dtype=self.file_dtype, mode="r", offset=self.offset,
                             shape=(self.n, *self.file_shape))[start:stop]
         elif self.kind == "idx-gz":
-            with gzip.open(self.file, "rb") as f:
-                f.seek(self.offset + start * self._row_bytes())
-                raw = self._idx_rows(f, stop - start)
+            layout = self._layout()
+            try:
+                with gzip.open(self.file, "rb") as f:
+                    f.seek(self.offset + start * layout.row_bytes)
+                    raw = read_idx_rows(f, layout, stop - start, start)
+            except READ_ERRORS as exc:
+                raise idx_read_error(self.file, exc) from None
         elif self.kind == "csv":
             return self._finish(self._csv_rows(start, stop))
         else:
@@ -97,7 +112,7 @@ class RowSource:
         if self.kind == "memory":
             return self.array[idx]
         if self.kind == "npy":
-            raw = np.load(self.file, mmap_mode="r", allow_pickle=False)[idx]
+            raw = read_npy(self.file, mmap=True)[idx]
         elif self.kind == "idx":
             raw = np.memmap(self.file, dtype=self.file_dtype, mode="r", offset=self.offset,
                             shape=(self.n, *self.file_shape))[idx]
@@ -126,43 +141,40 @@ class RowSource:
         try:  # the input contract's layouts (channel-last, flat, ...), as load_array_input
             return SampleContract(self.want, "standardize", "float32").arrange(x, self.path)[0]
         except InputError:
-            raise DataError(f"{self.path} holds samples of shape {tuple(x.shape[1:])}, but the model expects "
-                            f"{self.want}; give data with the shape the model was trained on "
-                            "(or --resize HxW for images)") from None
+            raise shape_mismatch(self.path, tuple(x.shape[1:]), self.want) from None
 
-    def _row_bytes(self) -> int:
-        return math.prod(self.file_shape) * np.dtype(self.file_dtype).itemsize
-
-    def _idx_rows(self, f, count: int) -> np.ndarray:
-        data = f.read(count * self._row_bytes())
-        if len(data) != count * self._row_bytes():
-            raise DataError(f"{self.file} is truncated: it ends inside sample {self.n}; download it again")
-        return np.frombuffer(data, dtype=self.file_dtype).reshape((count, *self.file_shape))
+    def _layout(self) -> IdxLayout:
+        return IdxLayout(Path(self.file), (self.n, *self.file_shape), np.dtype(self.file_dtype), self.offset,
+                         self.kind == "idx-gz")
 
     def _csv_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)``: the index holds (byte offset, line number) of every stride-th row."""
         base = start - start % _CSV_STRIDE
-        lines: list[str] = []
+        offset, line_no = self.index[base // _CSV_STRIDE]
+        rows: list[tuple[int, list[str]]] = []
         with open(self.file, "rb") as f:
-            f.seek(self.index[base // _CSV_STRIDE])
+            f.seek(offset)
             row = base
             while row < stop:
-                line = f.readline()
-                if not line:
+                raw = f.readline()
+                if not raw:
                     break
-                text = line.decode("utf-8", errors="strict").strip()
-                if not text.strip(", \t"):
+                cells = split_cells(decode_line(raw.rstrip(b"\n"), self.file, line_no), self.file, line_no)
+                line_no += 1
+                if is_blank(cells):
                     continue  # blank rows are skipped, as load_dataset does
                 if row >= start:
-                    lines.append(text)
+                    rows.append((line_no - 1, cells))
                 row += 1
+        width = self.file_shape[0]
         try:
-            values = np.loadtxt(lines, delimiter=",", dtype=np.float32, ndmin=2, comments=None)
-        except ValueError as exc:
-            raise DataError(f"{self.file}, rows {start + 1}..{stop}: not all numbers ({exc}); "
-                            "CSV data must be numeric (only the first row may be a header)") from None
-        if values.shape[1:] != self.file_shape:
-            raise DataError(f"{self.file}, rows {start + 1}..{stop}: {values.shape[1]} columns, expected "
-                            f"{self.file_shape[0]}; make every row the same length")
+            values = np.loadtxt([",".join(c) for _, c in rows], delimiter=",", dtype=np.float32, ndmin=2,
+                                comments=None)
+            fast = values.shape == (len(rows), width)
+        except ValueError:
+            fast = False
+        if not fast:  # names the line and column at fault, as load_dataset does
+            values = parse_rows(self.file, rows, width, None if self.columns is None else list(self.columns))
         _check_finite(values, self.file)
         return values
 
@@ -211,10 +223,10 @@ def _one_sample(p: Path, want: tuple[int, ...]) -> bool:
     """A .npy holding one sample in any layout of the input contract: read it whole."""
     from edgeae.runtime.contract import SampleContract
 
+    mm = read_npy(p, mmap=True)  # the header checked: a bad file is refused here as everywhere
     try:
-        mm = np.load(p, mmap_mode="r", allow_pickle=False)
         return mm.ndim < 2 or SampleContract(want, "standardize", "float32").arrange(mm)[1]  # views: no data read
-    except (OSError, ValueError):
+    except (InputError, ValueError):
         return True  # let load_array_input report it
 
 
@@ -225,62 +237,56 @@ def _whole(path: str | Path, resize: tuple[int, int] | None) -> np.ndarray:
 
 
 def _npy_source(p: Path) -> RowSource:
-    try:
-        mm = np.load(p, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{p} could not be read as a numpy npy file ({exc})") from None
-    if mm.ndim < 2 or mm.shape[0] == 0:
+    mm = read_npy(p, mmap=True)
+    if mm.ndim >= 2 and mm.shape[0] == 0:
+        raise DataError(f"{p} holds no samples (shape {mm.shape}); give at least one")  # as load_array_input
+    if mm.ndim < 2:
         raise DataError(f"{p} holds an array of shape {mm.shape}; give samples as (N, ...) with N >= 1 "
                         "(one sample: use load_array_input)")
     return RowSource(str(p), "npy", int(mm.shape[0]), (), "", file=str(p))
 
 
 def _idx_source(p: Path) -> RowSource:
-    if p.is_dir():  # as load_dataset: the training set's images first
-        images = sorted((f for f in p.iterdir() if f.is_file() and "images-idx3-ubyte" in f.name),
-                        key=lambda f: (not f.name.startswith("train"), f.name))
-        p = images[0]
-    gz = p.name.endswith(".gz")
-    with (gzip.open if gz else open)(p, "rb") as f:
-        head = f.read(4)
-        if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES or head[3] < 2:
-            raise DataError(f"{p} is not an IDX images file (magic {head.hex() or 'none'}); "
-                            "give an MNIST-style *-idx3-ubyte[.gz] file")
-        dims = tuple(int(d) for d in np.frombuffer(f.read(4 * head[3]), dtype=">u4"))
-    dtype = np.dtype(_IDX_DTYPES[head[2]])
-    offset = 4 + 4 * head[3]
-    if not gz and p.stat().st_size != offset + math.prod(dims) * dtype.itemsize:
-        raise DataError(f"{p} is truncated or corrupt: header says {dims} values of {dtype.name}, file has "
-                        f"{p.stat().st_size} bytes; download it again")
-    return RowSource(str(p), "idx-gz" if gz else "idx", dims[0], (), "", file=str(p), offset=offset,
-                     file_dtype=dtype.str, file_shape=dims[1:])
+    """An IDX images file (or the one in a folder), checked by the same rules as load_dataset."""
+    layout = idx_layout(idx_images_file(p))
+    if len(layout.dims) < 2:
+        raise DataError(f"{layout.path} holds a 1-D array (labels?); give the images file")
+    if layout.gz:  # a cut or overlong file is refused before any sample is read, as load_dataset does
+        check_gz_length(layout)
+    return RowSource(str(layout.path), "idx-gz" if layout.gz else "idx", layout.dims[0], (), "",
+                     file=str(layout.path), offset=layout.offset, file_dtype=layout.dtype.str,
+                     file_shape=layout.dims[1:])
 
 
 def _csv_source(p: Path) -> RowSource:
-    """Index a CSV file in one pass: its header, width, row count and row offsets."""
-    index, n, width, pos, seen = [], 0, 0, 0, False
+    """Index a CSV file in one pass: its header, width, row count and row offsets (edgeae.csvfile's rules)."""
+    index, n, width, pos, seen, columns = [], 0, 0, 0, False, None
     with open(p, "rb") as f:
-        for line in f:
-            start, pos = pos, pos + len(line)
-            cells = line.decode("utf-8", errors="replace").strip().split(",")
-            if not any(c.strip() for c in cells):
+        for line_no, raw in enumerate(f, start=1):
+            start, pos = pos, pos + len(raw)
+            cells = split_cells(decode_line(raw.rstrip(b"\n"), p, line_no), p, line_no)
+            if is_blank(cells):
                 continue  # blank rows are skipped, as load_dataset does
             if not seen:
                 seen = True
-                if not all(_is_number(c) for c in cells):
-                    continue  # the first row is a header
+                if is_header(cells):
+                    width, columns = len(cells), tuple(c.strip() for c in cells)
+                    continue
             if n % _CSV_STRIDE == 0:
-                index.append(start)
+                index.append((start, line_no))
             width = width or len(cells)
             n += 1
     if n == 0:
         raise DataError(f"{p} has no data rows; give one sample per line of comma-separated numbers")
-    return RowSource(str(p), "csv", n, (), "", file=str(p), file_shape=(width,), index=tuple(index))
+    return RowSource(str(p), "csv", n, (), "", file=str(p), file_shape=(width,), index=tuple(index),
+                     columns=columns)
 
 
 def _image_source(p: Path, resize: tuple[int, int] | None) -> RowSource:
     """Scan image headers only (mode, size): colour and size checks without decoding pixels."""
     from PIL import Image, UnidentifiedImageError
+
+    from edgeae.imageio import check_one_frame
 
     files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     colour, first = False, None
@@ -288,10 +294,16 @@ def _image_source(p: Path, resize: tuple[int, int] | None) -> RowSource:
         try:
             with Image.open(f) as img:
                 mode, size = img.mode, img.size
+                check_one_frame(img, f)
+        except DataError:
+            raise
         except Image.DecompressionBombError as exc:
             raise DataError(f"{f} is too large to decode safely ({exc}); shrink the image first") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{f} could not be read as an image ({exc}); remove or replace it") from None
+        except Exception as exc:  # Pillow's frame scan raises EOFError, SyntaxError, ... on damaged files
+            raise DataError(f"{f} could not be read as an image ({type(exc).__name__}: {exc}); "
+                            "remove or replace it") from None
         colour = colour or not (mode in _GRAY_MODES or mode.startswith("I;16"))
         first = first or (f, size)
         if resize is None and size != first[1]:
@@ -307,11 +319,15 @@ def iter_blocks(source: RowSource, rows: int) -> Iterator[tuple[int, np.ndarray]
     A gzipped IDX file is read forwards through one open file instead of re-seeking.
     """
     if source.kind == "idx-gz":
-        with gzip.open(source.file, "rb") as f:
-            f.seek(source.offset)
-            for start in range(0, source.n, rows):
-                count = min(rows, source.n - start)
-                yield start, source._finish(source._idx_rows(f, count))
+        layout = source._layout()
+        try:
+            with gzip.open(source.file, "rb") as f:
+                f.seek(source.offset)
+                for start in range(0, source.n, rows):
+                    count = min(rows, source.n - start)
+                    yield start, source._finish(read_idx_rows(f, layout, count, start))
+        except READ_ERRORS as exc:
+            raise idx_read_error(source.file, exc) from None
         return
     for start in range(0, source.n, rows):
         yield start, source.read(start, start + rows)
