@@ -113,7 +113,8 @@ def check_site(folder: str | Path, timeout_s: float = 120.0) -> dict[str, Any]:
         page = b.new_page()
         page.goto(url)
         try:
-            page.wait_for_selector("body[data-ready='1'], body[data-error]", timeout=timeout_s * 1000)
+            page.wait_for_selector("body[data-ready='1'], body[data-error]", state="attached",
+                                   timeout=timeout_s * 1000)
         except Exception:  # neither ready nor failed: say what it showed
             status = page.inner_text("#status") if page.query_selector("#status") else ""
             raise ValidationError(f"the page in Chromium did not start in {timeout_s:.0f} s; it shows: "
