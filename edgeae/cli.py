@@ -771,7 +771,8 @@ def web_cmd(bundle, output, precision, ort_web, samples, title, check, overwrite
     for note in r.notes:
         click.echo(f"Note: {note}")
     for p, c in (r.check or {}).get("precisions", {}).items():
+        moved = f" ({c['eae_moved']} moved: a code on a quantization-bin edge)" if c["eae_moved"] else ""
         click.echo(f"Checked in Chromium {r.check['chromium']}: {p} codes within {c['max_code_diff']:.1e} of the "
-                   f"Python runtime on {c['samples']} held-out samples; .eae bytes identical in "
-                   f"{c['eae_equal']} of {c['eae_total']} streams")
+                   f"Python runtime (allowed {c['code_tol']:.1e}) on {c['samples']} held-out samples; .eae bytes "
+                   f"identical in {c['eae_equal']} of {c['eae_total']} streams{moved}")
     click.echo(f"Serve it: python -m http.server -d {r.out} 8000   (then open http://localhost:8000)")

@@ -67,7 +67,7 @@ def fake_dist(tmp_path):
 def test_site_files_and_content(bundle, tmp_path, fake_dist):
     r = build_site(bundle, tmp_path / "site", "fp32,int8-dynamic", ort_web=fake_dist, samples=5)
     site = json.loads((tmp_path / "site" / "site.json").read_text())
-    assert {"index.html", "page.mjs", "runner.mjs", "coder.mjs", "style.css", "site.json", "encoder.onnx", "decoder.onnx",
+    assert {"index.html", "page.mjs", "inputs.mjs", "runner.mjs", "coder.mjs", "style.css", "site.json", "encoder.onnx", "decoder.onnx",
             "encoder.int8-dynamic.onnx", "decoder.int8-dynamic.onnx"} <= set(r.files)
     assert all(f"ort/{name}" in r.files for name in ORT_WEB_FILES)
     assert r.page_bytes == r.total_bytes - sum(r.files[f"ort/{n}"] for n in ORT_WEB_FILES)
@@ -178,7 +178,7 @@ def test_runs_without_torch_or_onnx(bundle, tmp_path, python):
     r = subprocess.run([exe, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    for name in ("index.html", "page.mjs", "runner.mjs", "coder.mjs", "style.css"):
+    for name in ("index.html", "page.mjs", "inputs.mjs", "runner.mjs", "coder.mjs", "style.css"):
         assert (tmp_path / "site" / name).read_bytes() == (STATIC / name).read_bytes()
     assert json.loads((tmp_path / "site" / "site.json").read_text())["reference"]["fp32"]["codes"]
 
