@@ -66,7 +66,9 @@ function keyPad(pad, cursor, stroke, update, clear) {
     cursor.classList.toggle("down", down);
   };
   const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
-  pad.addEventListener("focus", () => { cursor.hidden = false; place(); });
+  // The pen cursor shows for keyboard focus only (a tap or click focuses the pad too).
+  pad.addEventListener("focus", () => { cursor.hidden = !pad.matches(":focus-visible"); place(); });
+  pad.addEventListener("pointerdown", () => { cursor.hidden = true; });
   pad.addEventListener("blur", () => { cursor.hidden = true; if (down) { down = false; update(); } });
   pad.addEventListener("keydown", (ev) => {
     const step = (pad.width / 28) * (ev.shiftKey ? 3 : 1);
@@ -85,6 +87,7 @@ function keyPad(pad, cursor, stroke, update, clear) {
       return;
     }
     ev.preventDefault();
+    cursor.hidden = false;
     place();
   });
 }

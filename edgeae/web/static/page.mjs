@@ -49,7 +49,8 @@ function showCheck(c, precision) {
     return;
   }
   const moved = !c.eae_moved ? "" : c.max_code_diff <= c.code_tol
-    ? ` (${c.eae_moved} moved: a code on a quantization-bin edge)` : ` (${c.eae_moved} with other quantized symbols)`;
+    ? ` (${c.eae_moved} quantize to other symbols, from codes that differ within the tolerance)`
+    : ` (${c.eae_moved} quantize to other symbols)`;
   const coder = c.coder_equal < c.eae_total ? `; the coder gives Python's bytes for Python's codes in only ` +
     `${c.coder_equal} of ${c.eae_total}` : "";
   const facts = `${c.samples} held-out samples, ${precision} codes within ${c.max_code_diff.toExponential(1)} of ` +
