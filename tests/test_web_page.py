@@ -152,7 +152,8 @@ def test_self_check_can_fail_and_says_so(chromium, url):
     assert box.get_attribute("role") == "alert" and "bad" in box.get_attribute("class")
     assert "Self-check FAILED" in page.inner_text("#status")
     assert box.bounding_box()["y"] + box.bounding_box()["height"] <= PHONE[1]  # in the first screen
-    if os.environ.get("EDGEAE_WEB_SCREENSHOTS"):
+    if os.environ.get("EDGEAE_WEB_SCREENSHOTS"):  # docs/img/web-selfcheck-failed.png
+        Path(os.environ["EDGEAE_WEB_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(os.environ["EDGEAE_WEB_SCREENSHOTS"]) / "web-selfcheck-failed.png"))
     check = page.evaluate("edgeae.selfCheck('fp32')")
     assert not check["ok"] and check["max_code_diff"] > 100 * check["code_tol"]
@@ -385,7 +386,7 @@ def test_layout_and_axe_at_phone_landscape_and_desktop(chromium, url):
     scrolls, and no serious axe-core violation, at 360x740, 740x360 and 1280x800."""
     page = _open(chromium, url, "vae", touch=True)
     assert page.get_attribute("#status", "aria-live") == "polite"
-    shots = os.environ.get("EDGEAE_WEB_SCREENSHOTS")  # docs/img: EDGEAE_WEB_SCREENSHOTS=docs/img
+    shots = os.environ.get("EDGEAE_WEB_SCREENSHOTS")  # a folder to keep the screenshots in
     for size in (PHONE, LANDSCAPE, DESKTOP):
         bad = _axe(page, size)  # also sets the viewport
         assert not bad, (size, bad)
@@ -393,7 +394,7 @@ def test_layout_and_axe_at_phone_landscape_and_desktop(chromium, url):
         page.wait_for_function("document.querySelector('.strip-box').classList.contains('more-right')")
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(shots) / f"web-{size[0]}x{size[1]}.png"), full_page=True)
+            page.screenshot(path=str(Path(shots) / f"page-{size[0]}x{size[1]}.png"), full_page=True)
         _check_layout(page, size)
     _close(page)
 
