@@ -420,7 +420,7 @@ def _check_layout(page, size):
 def test_latency_is_measured_under_a_plain_server(chromium, sites):
     """python -m http.server: no cross-origin isolation, a 0.1 ms timer; the figures are means, never 0.00."""
     with serve(sites["www"], isolated=False) as plain:
-        page = _open(chromium, plain, "img")
+        page = _open(chromium, plain, "vae")
         assert page.evaluate("crossOriginIsolated") is False
         res = page.evaluate("edgeae.timing.resolution_ms")
         assert res >= 0.05  # Chromium's coarse timer
@@ -431,4 +431,7 @@ def test_latency_is_measured_under_a_plain_server(chromium, sites):
         assert "0.00 ms" not in line and " 0 ms" not in line
         if max(last["calls"].values()) > 1:
             assert "means over repeated calls" in line
+        _settle(page)
+        caption = page.inner_text("#gen-caption")  # the VAE's decode of the sliders' z
+        assert caption.startswith("decoded in ") and float(caption.split()[2]) > 0, caption
         _close(page)
