@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["chromium_path", "missing", "serve", "browser", "check_site"]
+__all__ = ["CHROMIUM_ARGS", "chromium_path", "missing", "serve", "browser", "check_site"]
 
 _CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
