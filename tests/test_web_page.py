@@ -106,10 +106,14 @@ def url(sites):
         yield base
 
 
-def _open(chromium, url, name, size=PHONE, touch=False, wait=True):
-    """A fresh page (own context: downloads, touch) at ``size``; waits until it is ready or failed."""
+def _open(chromium, url, name, size=PHONE, touch=False, wait=True, init=None):
+    """A fresh page (own context: downloads, touch) at ``size``; waits until it is ready or failed.
+
+    ``init``: a script run before the page's own (e.g. to take Web Crypto away)."""
     ctx = chromium.new_context(viewport={"width": size[0], "height": size[1]}, device_scale_factor=2,
                                has_touch=touch, is_mobile=touch, accept_downloads=True)
+    if init:
+        ctx.add_init_script(init)
     host = url.rstrip("/")
     ctx.route("**/*", lambda route: route.continue_() if route.request.url.startswith(host) else route.abort())
     page = ctx.new_page()
@@ -141,6 +145,21 @@ def test_changed_graph_is_refused_before_a_session(chromium, url):
     assert page.evaluate("typeof window.edgeae") == "undefined"  # no session, no API, nothing shown
     assert page.locator("#app").is_hidden() and not _visible_controls(page)
     _close(page)
+
+
+NO_WEB_CRYPTO = "Object.defineProperty(globalThis.crypto, 'subtle', { value: undefined });"
+
+
+def test_graphs_are_checked_without_web_crypto(chromium, url):
+    """A phone on http://192.168.x.y:8000 has no crypto.subtle (not a secure context): the plain-JS
+    SHA-256 checks the graphs there, accepting the good ones and refusing the changed one."""
+    good = _open(chromium, url, "img", init=NO_WEB_CRYPTO)
+    assert good.evaluate("globalThis.crypto.subtle") is None
+    assert good.get_attribute("body", "data-ready") == "1", good.inner_text("#status")
+    _close(good)
+    bad = _open(chromium, url, "weight", init=NO_WEB_CRYPTO)
+    assert bad.inner_text("#status").startswith("Error: encoder.onnx is not the graph edgeae web wrote")
+    _close(bad)
 
 
 def test_self_check_can_fail_and_says_so(chromium, url):
