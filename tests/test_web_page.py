@@ -334,9 +334,13 @@ def _tap_center(page, selector):
 
 
 def _touch_stroke(page, pts):
+    """One finger along ``pts``; it stops before it lifts (lifted at full speed, the browser starts
+    a fling and swallows the next tap, which on a phone stops the fling)."""
     cdp = page.context.new_cdp_session(page)
     cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": pts[0][0], "y": pts[0][1]}]})
-    for x, y in pts[1:]:
+    for x, y in [*pts[1:], *[pts[-1]] * 3]:
+        if (x, y) == pts[-1]:
+            page.wait_for_timeout(50)
         cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     cdp.detach()
@@ -366,7 +370,8 @@ def test_touch_only_walk(chromium, url):
     sb = strip.bounding_box()
     x, y = sb["x"] + sb["width"] / 2, sb["y"] + sb["height"] / 2
     _touch_stroke(page, [(x + 120 - 24 * t, y) for t in range(11)])  # a finger swipes the strip sideways
-    page.wait_for_function("document.getElementById('sample-strip').scrollLeft > 100")
+    page.wait_for_function("""() => { const v = document.getElementById('sample-strip').scrollLeft;
+        const still = window.lastLeft === v; window.lastLeft = v; return still && v > 100; }""", polling=250)  # fling over
     k = page.evaluate("""() => { const s = document.getElementById('sample-strip'), r = s.getBoundingClientRect();
         return [...s.children].findIndex((t) => t.getBoundingClientRect().left >= r.left); }""")
     assert k > 2
