@@ -5,7 +5,9 @@
            -> Python runtime (onnxruntime, one thread), same samples, rounds interleaved
            -> benchmarks/results/web-<name>.json / .md, docs/img/web.png (360 px wide)
 
-Usage: ``python -m benchmarks.web [--model mnist-mlp | --bundle DIR] [--rounds 5] [--screenshot PATH]``.
+Usage: ``python -m benchmarks.web [--model mnist-mlp | --bundle DIR] [--rounds 5] [--screenshot PATH]``;
+``--screenshots DIR`` only writes the page at 360x740, 740x360 (phone, landscape) and 1280x800
+into DIR (docs/img: web-<w>x<h>.png, and web.png as the phone one), a "7" drawn on its pad.
 ``--model`` trains and exports once (cached under benchmarks/work/, like benchmarks.run).
 Needs Chromium, ``pip install playwright`` and ``npm ci`` (onnxruntime-web); see docs/web.md.
 """
@@ -65,6 +67,7 @@ def _py_calls(model, sample: np.ndarray, calls: int) -> list[float]:
 
 def _draw(page, shape: str) -> None:
     """Draw a digit on the pad with mouse events ("7": a bar, then a diagonal)."""
+    page.locator("#pad").scroll_into_view_if_needed()
     box = page.locator("#pad").bounding_box()
     x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
     m = page.mouse
@@ -79,7 +82,7 @@ def _draw(page, shape: str) -> None:
 
 def run(bundle: Path, name: str, rounds: int, calls: int, screenshot: Path | None, log=print) -> dict:
     from edgeae.runtime.bundle import read_manifest
-    from edgeae.web import build_site
+    from edgeae.web import ASSETS, build_site
     from edgeae.web.headless import browser, chromium_path, serve
 
     site_dir = HERE / "work" / "web" / name
@@ -91,7 +94,7 @@ def run(bundle: Path, name: str, rounds: int, calls: int, screenshot: Path | Non
         "page_bytes": report.page_bytes,  # html + js + css + site.json + graphs
         "site_json_bytes": files["site.json"],
         "graph_bytes": sum(n for f, n in files.items() if f.endswith(".onnx")),
-        "own_code_bytes": sum(files[f] for f in ("index.html", "edgeae.js", "style.css")),
+        "own_code_bytes": sum(files[f] for f in ASSETS),
         "ort_js_bytes": sum(n for f, n in files.items() if f.startswith("ort/") and f.endswith(".mjs")),
         "ort_wasm_bytes": sum(n for f, n in files.items() if f.endswith(".wasm")),
     }
@@ -150,6 +153,35 @@ def run(bundle: Path, name: str, rounds: int, calls: int, screenshot: Path | Non
     return result
 
 
+SCREEN_SIZES = ((360, 740), (740, 360), (1280, 800))  # phone, phone in landscape, desktop
+
+
+def screenshots(bundle: Path, name: str, out_dir: Path, log=print) -> list[Path]:
+    """The page of ``bundle`` at each of SCREEN_SIZES (full page, 2x pixels), a "7" drawn on its pad."""
+    from edgeae.runtime.bundle import read_manifest
+    from edgeae.web import build_site
+    from edgeae.web.headless import browser, serve
+
+    site_dir = HERE / "work" / "web" / name
+    precisions = [p for p in ("fp32", "int8-dynamic") if p in read_manifest(bundle).precisions()]
+    build_site(bundle, site_dir, precisions, ort_web=ORT_WEB, overwrite=True, title=name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with serve(site_dir) as url, browser() as b:
+        for w, h in SCREEN_SIZES:
+            page = b.new_page(viewport={"width": w, "height": h}, device_scale_factor=2, has_touch=w < 1000)
+            page.goto(url)
+            page.wait_for_selector("body[data-ready='1']", state="attached", timeout=120_000)
+            _draw(page, "7")
+            page.evaluate("window.scrollTo(0, 0)")
+            for path in [out_dir / f"web-{w}x{h}.png"] + ([out_dir / "web.png"] if (w, h) == SCREEN_SIZES[0] else []):
+                page.screenshot(path=str(path), full_page=True)
+                written.append(path)
+                log(f"wrote {_rel(path)}")
+            page.close()
+    return written
+
+
 def _rounds(side: dict) -> str:
     m = side["round_means_ms"]
     return f"{statistics.median(m):.3f} ms ({min(m):.3f}-{max(m):.3f})"
@@ -196,6 +228,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=100)
     ap.add_argument("--screenshot", type=Path, default=ROOT / "docs" / "img" / "web.png")
     ap.add_argument("--data", type=Path, default=None, help="MNIST folder for --model mnist-*")
+    ap.add_argument("--screenshots", type=Path, default=None,
+                    help="only write the page's screenshots at phone, landscape and desktop sizes into this folder")
     args = ap.parse_args()
     if args.bundle is not None:
         bundle, name = args.bundle, args.bundle.name
@@ -204,6 +238,9 @@ def main() -> None:
 
         _, bundle = _prepare(args.model, MODELS[args.model], args.data or MNIST, False, print)
         name = args.model
+    if args.screenshots is not None:
+        screenshots(bundle, name, args.screenshots)
+        return
     result = run(bundle, name, args.rounds, args.calls, args.screenshot)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"web-{name}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -807,9 +807,9 @@ def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, 
 
 @cli.command("web")
 @click.argument("bundle", type=click.Path())
-@click.option("-o", "--output", required=True, help="Site folder to write (index.html, edgeae.js, graphs, site.json).")
+@click.option("-o", "--output", required=True, help="Site folder to write (index.html, the page's .mjs modules, graphs, site.json).")
 @click.option("--precision", default="fp32", show_default=True,
-              help="Graph precisions the page offers, e.g. fp32,int8-dynamic (first = default).")
+              help="Graph precisions the page offers, e.g. fp32,int8-dynamic or fp16 (first = default).")
 @click.option("--ort-web", type=click.Path(), default=None,
               help="dist/ folder of an npm onnxruntime-web: copy its WASM build so the page works offline "
                    "[default: load it from a public CDN].")
@@ -840,7 +840,9 @@ def web_cmd(bundle, output, precision, ort_web, samples, title, check, overwrite
     for note in r.notes:
         click.echo(f"Note: {note}")
     for p, c in (r.check or {}).get("precisions", {}).items():
+        moved = (f" ({c['eae_moved']} quantize to other symbols, from codes that differ within the tolerance)"
+                 if c["eae_moved"] else "")
         click.echo(f"Checked in Chromium {r.check['chromium']}: {p} codes within {c['max_code_diff']:.1e} of the "
-                   f"Python runtime on {c['samples']} held-out samples; .eae bytes identical in "
-                   f"{c['eae_equal']} of {c['eae_total']} streams")
+                   f"Python runtime (allowed {c['code_tol']:.1e}) on {c['samples']} held-out samples; .eae bytes "
+                   f"identical in {c['eae_equal']} of {c['eae_total']} streams{moved}")
     click.echo(f"Serve it: python -m http.server -d {r.out} 8000   (then open http://localhost:8000)")

@@ -6,6 +6,7 @@ import base64
 import json
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from edgeae.web import (
 from tests._bundles import digits_features, digits_uint8, make_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
-JS = ROOT / "edgeae" / "web" / "static" / "edgeae.js"
+STATIC = ROOT / "edgeae" / "web" / "static"
 GOLDEN = Path(__file__).parent / "golden"
 NODE = shutil.which("node")
 
@@ -66,7 +67,7 @@ def fake_dist(tmp_path):
 def test_site_files_and_content(bundle, tmp_path, fake_dist):
     r = build_site(bundle, tmp_path / "site", "fp32,int8-dynamic", ort_web=fake_dist, samples=5)
     site = json.loads((tmp_path / "site" / "site.json").read_text())
-    assert {"index.html", "edgeae.js", "style.css", "site.json", "encoder.onnx", "decoder.onnx",
+    assert {"index.html", "page.mjs", "inputs.mjs", "runner.mjs", "coder.mjs", "style.css", "site.json", "encoder.onnx", "decoder.onnx",
             "encoder.int8-dynamic.onnx", "decoder.int8-dynamic.onnx"} <= set(r.files)
     assert all(f"ort/{name}" in r.files for name in ORT_WEB_FILES)
     assert r.page_bytes == r.total_bytes - sum(r.files[f"ort/{n}"] for n in ORT_WEB_FILES)
@@ -86,6 +87,10 @@ def test_site_files_and_content(bundle, tmp_path, fake_dist):
     np.testing.assert_array_equal(np.array(site["reference"]["fp32"]["codes"], np.float32), codes)
     codec, mid = codecs_of(model)[1]
     assert base64.b64decode(site["reference"]["fp32"]["eae"]["4"][2]) == compress_codes(codec, mid, codes[2:3])
+    assert site["reference"]["fp32"]["code_tol"] == 1e-4
+    int8 = site["reference"]["int8-dynamic"]
+    assert int8["code_tol"] == pytest.approx(0.01 * np.ptp(np.array(int8["codes"])))  # 1% of the code range
+    assert all(len(site["graphs"][p][r]["sha256"]) == 64 for p in site["precisions"] for r in ("encoder", "decoder"))
     assert not r.notes
 
 
@@ -173,19 +178,28 @@ def test_runs_without_torch_or_onnx(bundle, tmp_path, python):
     r = subprocess.run([exe, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "site" / "edgeae.js").read_bytes() == JS.read_bytes()
+    for name in ("index.html", "page.mjs", "inputs.mjs", "runner.mjs", "coder.mjs", "style.css"):
+        assert (tmp_path / "site" / name).read_bytes() == (STATIC / name).read_bytes()
     assert json.loads((tmp_path / "site" / "site.json").read_text())["reference"]["fp32"]["codes"]
 
 
 # ---------------------------------------------------------------- the JS coder under Node
+def _modules(folder: Path, kind: str = "module") -> Path:
+    """The page's DOM-free modules in ``folder`` beside a package.json of "type": ``kind``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("coder.mjs", "runner.mjs"):
+        shutil.copyfile(STATIC / name, folder / name)
+    (folder / "package.json").write_text(json.dumps({"type": kind}))
+    return folder
+
+
 def _node(tmp_path: Path, cases: list[dict]) -> list[str]:
-    """Run edgeae.js's compressCodes on each case in Node; returns base64 streams."""
-    mod = tmp_path / "edgeae.mjs"
-    shutil.copyfile(JS, mod)  # .mjs: Node loads it as an ES module
+    """Run coder.mjs's compressCodes on each case in Node; returns base64 streams."""
+    _modules(tmp_path, "commonjs")
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     script = tmp_path / "run.mjs"
     script.write_text(
-        "import fs from 'fs'; import * as e from './edgeae.mjs';\n"
+        "import fs from 'fs'; import * as e from './coder.mjs';\n"
         "const cases = JSON.parse(fs.readFileSync(process.argv[2]));\n"
         "const out = cases.map((c) => Buffer.from(e.compressCodes(c.codec, Float64Array.from(c.codes), c.n)).toString('base64'));\n"
         "console.log(JSON.stringify(out));\n")
@@ -193,6 +207,44 @@ def _node(tmp_path: Path, cases: list[dict]) -> list[str]:
                          timeout=120, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="node not installed (apt-get install nodejs)")
+@pytest.mark.parametrize("kind", ["commonjs", "module"])
+def test_coder_imports_in_node_under_any_package_type(tmp_path, kind):
+    """The .mjs names make the modules ES modules whatever package.json says; CommonJS can import() them."""
+    folder = _modules(tmp_path, kind)
+    check = ("const ok = typeof c.compressCodes === 'function' && typeof r.Runner === 'function' "
+             f"&& c.crc32(new TextEncoder().encode('edgeae')) === {zlib.crc32(b'edgeae')}; console.log(ok ? 'ok' : 'bad');")
+    (folder / "esm.mjs").write_text(f"import * as c from './coder.mjs'; import * as r from './runner.mjs'; {check}\n")
+    cjs = "cjs.js" if kind == "commonjs" else "cjs.cjs"
+    (folder / cjs).write_text("Promise.all([import('./coder.mjs'), import('./runner.mjs')]).then(([c, r]) => { "
+                              f"{check} }});\n")
+    for script in ("esm.mjs", cjs):
+        res = subprocess.run([NODE, script], capture_output=True, text=True, timeout=60, cwd=folder)
+        assert res.returncode == 0 and res.stdout.strip() == "ok", (script, res.stderr)
+
+
+@pytest.mark.skipif(NODE is None, reason="node not installed (apt-get install nodejs)")
+def test_js_sha256_equals_hashlib(tmp_path):
+    """The plain-JS SHA-256 (pages served over plain http have no Web Crypto) and Web Crypto agree with hashlib."""
+    import hashlib
+
+    rs = np.random.default_rng(3)
+    sizes = [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 100_003]
+    blobs = [rs.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    folder = _modules(tmp_path)
+    (folder / "blobs.json").write_text(json.dumps([base64.b64encode(b).decode() for b in blobs]))
+    (folder / "run.mjs").write_text(
+        "import fs from 'fs'; import { sha256, sha256Hex } from './runner.mjs';\n"
+        "const hex = (b) => Buffer.from(b).toString('hex');\n"
+        "const blobs = JSON.parse(fs.readFileSync('blobs.json')).map((s) => new Uint8Array(Buffer.from(s, 'base64')));\n"
+        "const out = []; for (const b of blobs) out.push([hex(sha256(b)), await sha256Hex(b)]);\n"
+        "console.log(JSON.stringify(out));\n")
+    res = subprocess.run([NODE, "run.mjs"], capture_output=True, text=True, timeout=60, cwd=folder)
+    assert res.returncode == 0, res.stderr
+    for blob, (plain, subtle) in zip(blobs, json.loads(res.stdout), strict=True):
+        assert plain == subtle == hashlib.sha256(blob).hexdigest(), len(blob)
 
 
 @pytest.mark.skipif(NODE is None, reason="node not installed (apt-get install nodejs); the browser test covers the coder too")
@@ -234,12 +286,12 @@ def test_js_coder_reproduces_golden_stream(tmp_path):
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28)])
 def test_drawing_becomes_a_sample_like_the_training_data(tmp_path, shape):
     """A stroke drawn off-centre on the pad: cropped, scaled, centred (MNIST: 20x20 box, centre of mass)."""
-    shutil.copyfile(JS, tmp_path / "edgeae.mjs")
+    _modules(tmp_path)
     ink = np.zeros((280, 280))
     ink[20:140, 30:60] = 1.0  # a tall bar in the top-left corner
     (tmp_path / "ink.json").write_text(json.dumps(ink.ravel().tolist()))
     (tmp_path / "run.mjs").write_text(
-        "import fs from 'fs'; import * as e from './edgeae.mjs';\n"
+        "import fs from 'fs'; import * as e from './runner.mjs';\n"
         "const ink = Float32Array.from(JSON.parse(fs.readFileSync('ink.json')));\n"
         f"console.log(JSON.stringify(Array.from(e.inkToSample(ink, 280, 280, {list(shape)}, true))));\n")
     res = subprocess.run([NODE, "run.mjs"], capture_output=True, text=True, timeout=60, cwd=tmp_path)

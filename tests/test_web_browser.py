@@ -46,7 +46,7 @@ def sites(mlp_run, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("websites")
     mlp = base / "bundle-mlp"
-    export(mlp_run, mlp, precisions="fp32,int8-dynamic", latency_repeats=3)
+    export(mlp_run, mlp, precisions="fp32,int8-dynamic,fp16", latency_repeats=3)
     vae = make_bundle(base / "bundle-vae", "vae", precisions=("fp32",))[0]
     table = make_bundle(base / "bundle-table", "vector", precisions=("fp32",))[0]
     rawio = make_bundle(base / "bundle-rawio", "image", raw_io=True, precisions=("fp32",))[0]
@@ -57,6 +57,7 @@ def sites(mlp_run, tmp_path_factory):
     build_site(vae, root / "vae", ort_web=ORT_WEB, samples=4)
     build_site(table, root / "table", ort_web=ORT_WEB, samples=4)
     build_site(rawio, root / "rawio", ort_web=ORT_WEB, samples=4)
+    build_site(mlp, root / "fp16", "fp16", ort_web=ORT_WEB, samples=SAMPLES)
     return {"root": root, "mlp": mlp, "vae": vae, "table": table, "rawio": rawio}
 
 
@@ -272,6 +273,22 @@ def test_graph_limits_hold_in_the_browser(chromium, url, sites, tmp_path):
         for (const n of ['ok', 'ir', 'opset']) { try { await ort.InferenceSession.create(`../limits/${n}.onnx`); out[n] = 'loaded'; }
         catch (e) { out[n] = 'refused'; } } return out; }""")
     assert got == {"ok": "loaded", "ir": "refused", "opset": "refused"}
+    page.close()
+
+
+def test_fp16_graphs_work(chromium, url, sites):
+    """`edgeae web --precision fp16`: float16 weights and compute, float32 inputs and outputs (docs/web.md)."""
+    page = _open(chromium, url, "fp16")
+    check = page.evaluate("edgeae.selfCheck('fp16')")
+    assert check["ok"] and check["max_code_diff"] <= FP32_TOL, check
+    assert page.inner_text("#selfcheck").startswith("✓ Self-check passed") and "fp16 codes within" in page.inner_text("#selfcheck")
+    model = rt.load(sites["mlp"], "fp16", providers="cpu")
+    x = np.load(sites["mlp"] / "samples.npy")[:4]
+    got = page.evaluate("async () => { const o = []; for (let k = 0; k < 4; k++) { const c = await edgeae.encode(edgeae.sample(k));"
+                        " o.push((await edgeae.decode(c)).raw); } return o; }")
+    want = model.decode(model.encode(x), raw=True).reshape(4, -1).astype(int)
+    assert np.abs(np.array(got) - want).max() <= 1  # reconstructions within one uint8 level
+    assert not page.errors
     page.close()
 
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["chromium_path", "missing", "serve", "browser", "check_site"]
+__all__ = ["CHROMIUM_ARGS", "chromium_path", "missing", "serve", "browser", "check_site"]
 
 _CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -41,10 +41,18 @@ def missing() -> str | None:
     return None
 
 
+# Flags for a quiet, reproducible headless run: --no-sandbox because Chromium refuses its
+# sandbox as root (CI containers); the rest keep it from reaching out or using a GPU.
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync")
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test and benchmark output clean
         pass
 
+
+class _Isolated(_Quiet):
     def end_headers(self) -> None:
         # Cross-origin isolation: browsers then give performance.now() microsecond resolution
         # (100 us without it), which per-call timings of a sub-millisecond encoder need.
@@ -54,9 +62,12 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve(folder: str | Path) -> Iterator[str]:
-    """Serve ``folder`` on a free port of 127.0.0.1 in a thread; yields its base URL."""
-    handler = functools.partial(_Quiet, directory=str(folder))
+def serve(folder: str | Path, isolated: bool = True) -> Iterator[str]:
+    """Serve ``folder`` on a free port of 127.0.0.1 in a thread; yields its base URL.
+
+    ``isolated=False`` serves it as ``python -m http.server`` does (coarse browser timers).
+    """
+    handler = functools.partial(_Isolated if isolated else _Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -76,8 +87,7 @@ def browser() -> Iterator[Any]:
     if path is None:
         raise RuntimeError(missing())
     with sync_playwright() as p:
-        # --no-sandbox: Chromium refuses to start its sandbox as root (CI containers)
-        b = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
+        b = p.chromium.launch(executable_path=path, headless=True, args=list(CHROMIUM_ARGS))
         try:
             yield b
         finally:
@@ -87,25 +97,30 @@ def browser() -> Iterator[Any]:
 def check_site(folder: str | Path, timeout_s: float = 120.0) -> dict[str, Any]:
     """Open a written site in headless Chromium and run its self-check for every precision.
 
-    Returns ``{"chromium": version, "precisions": {p: {max_code_diff, eae_equal, eae_total,
-    samples}}}``: the page's codes against the Python runtime's, and its ``.eae`` bytes against
-    Python's, as stored in ``site.json`` by :func:`edgeae.web.build_site`.
+    Returns ``{"chromium": version, "precisions": {p: selfCheck result}}`` (see runner.mjs:
+    ``max_code_diff``, ``code_tol``, ``eae_equal``, ``eae_total``, ``ok``, ...). Raises
+    :class:`~edgeae.errors.ValidationError` with the page's own message as soon as the page
+    shows an error (a graph that fails its hash, onnxruntime-web out of reach, ...).
     """
     import json
+
+    from edgeae.errors import ValidationError
 
     site = json.loads((Path(folder) / "site.json").read_text(encoding="utf-8"))
     out: dict[str, Any] = {"precisions": {}}
     with serve(folder) as url, browser() as b:
         out["chromium"] = b.version
         page = b.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
         try:
-            page.wait_for_selector("body[data-ready='1']", timeout=timeout_s * 1000)
-        except Exception as exc:  # the page never got ready: say what it showed
+            page.wait_for_selector("body[data-ready='1'], body[data-error]", state="attached",
+                                   timeout=timeout_s * 1000)
+        except Exception:  # neither ready nor failed: say what it showed
             status = page.inner_text("#status") if page.query_selector("#status") else ""
-            raise RuntimeError(f"the page did not start in {timeout_s:.0f} s: {status or exc} {errors}") from None
+            raise ValidationError(f"the page in Chromium did not start in {timeout_s:.0f} s; it shows: "
+                                  f"{status or 'nothing'}") from None
+        if page.get_attribute("body", "data-error") is not None:
+            raise ValidationError(f"the page in Chromium {b.version} failed: {page.inner_text('#status').removeprefix('Error: ')}")
         for precision in site["precisions"]:
             out["precisions"][precision] = page.evaluate("(p) => edgeae.selfCheck(p)", precision)
         page.close()
