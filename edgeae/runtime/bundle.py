@@ -4,7 +4,13 @@ A bundle is a folder of ONNX graphs plus ``manifest.json``. The exporter writes 
 manifest through :func:`graph_entry` / :func:`write_manifest`; the runtime reads it with
 :func:`read_manifest` and checks files with :func:`verify_bundle`, so both sides agree on
 one schema. Every graph file is pinned by size and SHA-256 so a tampered or truncated
-file is refused before onnxruntime sees it.
+file is refused before onnxruntime sees it; so is every external data file a graph
+refers to (listed under the graph's ``external_data``), and a graph referring to one
+the manifest does not list.
+
+Values are bounded as well as typed (sizes, dims, opsets, nesting depth, strings that
+are valid Unicode), so a manifest that parses is one the runtime and ``edgeae info`` can
+use without an exception of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 from edgeae.atomic import atomic_write_text
 from edgeae.config import MODEL_KINDS, NORMALIZATION_MODES, VARIATIONAL_KINDS, Normalization
 from edgeae.errors import BundleError, ConfigError
+from edgeae.runtime.graphscan import scan_graph
 
 __all__ = [
     "FORMAT",
@@ -34,6 +41,7 @@ __all__ = [
     "Manifest",
     "file_sha256",
     "file_problem",
+    "graph_problems",
     "graph_entry",
     "read_manifest",
     "write_manifest",
@@ -48,6 +56,12 @@ ROLES = ("encoder", "decoder")
 GRAPH_FORMATS = ("onnx", "ort")
 MANIFEST_NAME = "manifest.json"
 _MAX_MANIFEST_BYTES = 64 << 20  # per-feature normalization of a 3x512x512 input stays far below
+_MAX_DEPTH = 32  # JSON nesting; edgeae writes 5 levels
+_MAX_DIM = 1 << 24  # one dimension of a sample or a code
+_MAX_FEATURES = 1 << 28  # values in one sample (3x8192x8192 is 2^27.6)
+_MAX_OPSET = 1000
+_MAX_FILE = 1 << 48  # bytes of one file the manifest may record
+_DTYPES = ("float32", "float16", "uint8", "int8", "float64")
 
 
 def _need(cond: bool, message: str) -> None:
@@ -60,7 +74,41 @@ def _int(value: Any) -> bool:
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:
-    _need(value in allowed, f"{name} {value!r} is not one of: {', '.join(map(str, allowed))}")
+    _need(isinstance(value, str) and value in allowed,
+          f"{name} {_show(value)} is not one of: {', '.join(map(str, allowed))}")
+
+
+def _show(value: Any) -> str:
+    """A value for a message, cut short (a manifest value can be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
+
+
+def _bounded(value: Any, low: int, high: int) -> bool:
+    return _int(value) and low <= value <= high
+
+
+def _check_values(data: Any) -> None:
+    """Refuse nesting deeper than _MAX_DEPTH and strings that are not valid Unicode (lone surrogates).
+
+    JSON's ``\\ud800`` escapes decode to strings that cannot be printed or encoded, so a
+    key or value holding one would fail wherever it is shown; iterative, so any depth is safe.
+    """
+    stack = [(data, 0, "manifest")]
+    while stack:
+        node, depth, where = stack.pop()
+        _need(depth <= _MAX_DEPTH, f"{where} is nested deeper than {_MAX_DEPTH} levels")
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            for text in (key, value):
+                if isinstance(text, str):
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise BundleError(f"malformed manifest: {where} holds a string that is not valid Unicode "
+                                          f"({ascii(text)[:60]}); re-export the bundle") from None
+            if isinstance(value, (dict, list)):
+                stack.append((value, depth + 1, f"{where}.{key[:24]}" if isinstance(key, str) else f"{where}[{key}]"))
 
 
 @dataclass
@@ -77,10 +125,18 @@ class TensorSpec:
         if isinstance(value, TensorSpec):
             return value
         if isinstance(value, dict):
-            _need({"name", "shape", "dtype"} <= set(value), f"tensor spec {value!r} needs name, shape, dtype")
-            return cls(str(value["name"]), list(value["shape"]), str(value["dtype"]))
-        name, shape, dtype = value
-        return cls(str(name), list(shape), str(dtype))
+            _need({"name", "shape", "dtype"} <= set(value), f"tensor spec {_show(value)} needs name, shape, dtype")
+            name, shape, dtype = value["name"], value["shape"], value["dtype"]
+        else:
+            _need(isinstance(value, (list, tuple)) and len(value) == 3,
+                  f"tensor spec {_show(value)} must be {{name, shape, dtype}}")
+            name, shape, dtype = value
+        _need(isinstance(name, str) and 0 < len(name) <= 256, f"tensor name {_show(name)} must be a short string")
+        _need(isinstance(shape, (list, tuple)) and len(shape) <= 8
+              and all(_bounded(d, 1, _MAX_DIM) or (isinstance(d, str) and 0 < len(d) <= 64) for d in shape),
+              f"tensor {name}: shape {_show(shape)} must be a list of positive ints or axis names")
+        _choice(f"tensor {name}: dtype", dtype, _DTYPES)
+        return cls(name, list(shape), dtype)
 
 
 @dataclass
@@ -98,17 +154,25 @@ class GraphEntry:
     format: str = "onnx"  # onnx | ort (ORT flatbuffer format for mobile builds)
     raw_io: bool = False  # True: input/output in raw units (uint8), normalization folded in
     fixed_batch: int | None = None  # None = dynamic batch axis; N = graph only runs batch N
+    external_data: list[dict[str, Any]] = field(default_factory=list)  # [{"file", "size", "sha256"}] beside it
 
     def __post_init__(self) -> None:
         _choice("graph role", self.role, ROLES)
         _choice("graph precision", self.precision, PRECISIONS)
         _choice("graph format", self.format, GRAPH_FORMATS)
-        _need(isinstance(self.file, str) and _bare_name(self.file), f"graph file {self.file!r} must be a bare file name")
-        _need(_int(self.opset) and self.opset > 0, f"graph {self.file}: opset {self.opset!r} must be a positive int")
-        _need(_int(self.size) and self.size >= 0, f"graph {self.file}: size {self.size!r} must be an int")
-        _need(isinstance(self.sha256, str) and len(self.sha256) == 64, f"graph {self.file}: sha256 must be 64 hex digits")
-        _need(self.fixed_batch is None or (_int(self.fixed_batch) and self.fixed_batch > 0),
-              f"graph {self.file}: fixed_batch {self.fixed_batch!r} must be null or a positive int")
+        _need(isinstance(self.file, str) and _bare_name(self.file),
+              f"graph file {_show(self.file)} must be a bare file name")
+        _need(_bounded(self.opset, 1, _MAX_OPSET),
+              f"graph {self.file}: opset {_show(self.opset)} must be an int from 1 to {_MAX_OPSET}")
+        _need(_bounded(self.size, 0, _MAX_FILE), f"graph {self.file}: size {_show(self.size)} must be a byte count")
+        _need(_hex64(self.sha256), f"graph {self.file}: sha256 must be 64 hex digits")
+        _need(isinstance(self.raw_io, bool), f"graph {self.file}: raw_io {_show(self.raw_io)} must be true or false")
+        _need(self.fixed_batch is None or _bounded(self.fixed_batch, 1, _MAX_DIM),
+              f"graph {self.file}: fixed_batch {_show(self.fixed_batch)} must be null or a positive int")
+        _need(isinstance(self.external_data, list) and all(_file_record(r) for r in self.external_data),
+              f"graph {self.file}: external_data must be a list of {{'file': a bare name, 'size', 'sha256'}}")
+        _need(isinstance(self.inputs, list) and isinstance(self.outputs, list),
+              f"graph {self.file}: inputs and outputs must be lists")
         self.inputs = [TensorSpec.coerce(t) for t in self.inputs]
         self.outputs = [TensorSpec.coerce(t) for t in self.outputs]
         _need(bool(self.inputs) and bool(self.outputs), f"graph {self.file}: needs inputs and outputs")
@@ -117,18 +181,31 @@ class GraphEntry:
     def from_dict(cls, data: dict[str, Any]) -> GraphEntry:
         _need(isinstance(data, dict), f"graph entry must be an object, got {data!r}")
         known = {"role", "precision", "file", "opset", "size", "sha256", "inputs", "outputs",
-                 "format", "raw_io", "fixed_batch"}
+                 "format", "raw_io", "fixed_batch", "external_data"}
         missing = {"role", "precision", "file", "opset", "size", "sha256", "inputs", "outputs"} - set(data)
         _need(not missing, f"graph entry {data.get('file', '?')!r} lacks {', '.join(sorted(missing))}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not data["external_data"]:  # most graphs: no key, as bundles have always been written
+            del data["external_data"]
+        return data
+
+
+def _hex64(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def _file_record(rec: Any) -> bool:
+    """{"file": a bare name, "size": bytes, "sha256": hex digest}: a file pinned by the manifest."""
+    return (isinstance(rec, dict) and isinstance(rec.get("file"), str) and _bare_name(rec["file"])
+            and _bounded(rec.get("size"), 0, _MAX_FILE) and _hex64(rec.get("sha256")))
 
 
 def _bare_name(name: str) -> bool:
     """A file name inside the bundle folder: no separators, no '..', nothing absolute."""
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+    return 0 < len(name) <= 255 and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
 
 
 def _utc_now() -> str:
@@ -172,34 +249,17 @@ class Manifest:
                                    ("tools", self.tools, dict), ("created", self.created, str),
                                    ("variational", self.variational, (bool, type(None))),
                                    ("codec", self.codec, (dict, list, type(None)))):
-            _need(isinstance(value, types), f"{name} {value!r} has the wrong type ({type(value).__name__})")
+            _need(isinstance(value, types), f"{name} {_show(value)} has the wrong type ({type(value).__name__})")
         if self.variational is None:
             self.variational = self.kind in VARIATIONAL_KINDS
-        _need(_int(self.code_size) and self.code_size > 0, f"code_size {self.code_size!r} must be a positive int")
-        _need(isinstance(self.input, dict) and "shape" in self.input, "input needs a shape")
-        shape = self.input["shape"]
-        _need(isinstance(shape, list) and 0 < len(shape) <= 3 and all(_int(v) and v > 0 for v in shape),
-              f"input shape {shape!r} must be a list of positive ints (one sample, no batch axis)")
-        self.input.setdefault("dtype", "float32")
-        self.input.setdefault("is_image", len(shape) == 3)
-        norm = self.normalization
-        _need(isinstance(norm, dict) and {"mode", "raw_dtype", "offset", "scale"} <= set(norm),
-              "normalization needs mode, raw_dtype, offset, scale")
-        _choice("normalization mode", norm["mode"], NORMALIZATION_MODES)
-        _choice("raw dtype", norm["raw_dtype"], ("uint8", "float32"))
-        try:  # lists of finite numbers, scales non-zero (the one definition, in edgeae.config)
-            Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
-        except (ConfigError, TypeError, ValueError) as exc:
-            raise BundleError(f"malformed manifest: normalization: {exc}; re-export the bundle") from None
-        n = len(norm["offset"])
-        _need(n in (1, math.prod(shape)),
-              f"normalization has {n} offset/scale values; expected 1 or one per feature ({math.prod(shape)})")
+        _need(_bounded(self.code_size, 1, _MAX_DIM),
+              f"code_size {_show(self.code_size)} must be an int from 1 to {_MAX_DIM}")
+        shape = _check_input(self.input)
+        _check_normalization(self.normalization, shape)
         self.graphs = [g if isinstance(g, GraphEntry) else GraphEntry.from_dict(g) for g in self.graphs]
-        if self.samples is not None:
-            rec = self.samples
-            _need(isinstance(rec, dict) and isinstance(rec.get("file", "samples.npy"), str)
-                  and _bare_name(rec.get("file", "samples.npy")) and isinstance(rec.get("sha256"), str),
-                  f"samples {rec!r} must be {{'file': a bare file name, 'sha256': hex digest, 'count': N}}")
+        for g in self.graphs:
+            _check_graph_io(g, shape, self.code_size)
+        _check_records(self)
 
     # ---- accessors -------------------------------------------------------------------
     @property
@@ -247,9 +307,74 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["graphs"] = [g.to_dict() for g in self.graphs]
         order = ["format", "format_version", "model", "kind", "variational", "code_size", "input",
                  "normalization", "graphs", "samples", "validation", "codec", "tools", "created"]
         return {k: data[k] for k in order}
+
+
+def _check_input(spec: Any) -> tuple[int, ...]:
+    """The manifest's ``input``: one sample's shape (bounded), dtype and image flag."""
+    _need(isinstance(spec, dict) and "shape" in spec, "input needs a shape")
+    shape = spec["shape"]
+    _need(isinstance(shape, list) and 0 < len(shape) <= 3 and all(_bounded(v, 1, _MAX_DIM) for v in shape)
+          and math.prod(shape) <= _MAX_FEATURES,
+          f"input shape {_show(shape)} must be a list of 1 to 3 positive ints (one sample, no batch axis) "
+          f"of at most {_MAX_FEATURES} values")
+    spec.setdefault("dtype", "float32")
+    spec.setdefault("is_image", len(shape) == 3)
+    _choice("input dtype", spec["dtype"], ("float32",))
+    _need(isinstance(spec["is_image"], bool), f"input is_image {_show(spec['is_image'])} must be true or false")
+    _need(not spec["is_image"] or len(shape) == 3, f"input is_image needs a (C, H, W) shape, not {shape}")
+    return tuple(shape)
+
+
+def _check_normalization(norm: Any, shape: tuple[int, ...]) -> None:
+    _need(isinstance(norm, dict) and {"mode", "raw_dtype", "offset", "scale"} <= set(norm),
+          "normalization needs mode, raw_dtype, offset, scale")
+    _choice("normalization mode", norm["mode"], NORMALIZATION_MODES)
+    _choice("raw dtype", norm["raw_dtype"], ("uint8", "float32"))
+    _need(isinstance(norm["offset"], list) and isinstance(norm["scale"], list), "normalization offset and scale "
+          "must be lists of numbers")
+    try:  # lists of finite numbers, scales non-zero (the one definition, in edgeae.config)
+        Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
+    except (ConfigError, TypeError, ValueError, OverflowError) as exc:
+        raise BundleError(f"malformed manifest: normalization: {exc}; re-export the bundle") from None
+    n = len(norm["offset"])
+    _need(n in (1, math.prod(shape)),
+          f"normalization has {n} offset/scale values; expected 1 or one per feature ({math.prod(shape)})")
+
+
+def _check_graph_io(g: GraphEntry, shape: tuple[int, ...], code_size: int) -> None:
+    """A graph's recorded I/O must be the manifest's: samples ``(B, *shape)`` and codes ``(B, code_size)``."""
+    sample, code = list(shape), [code_size]
+    want = {("encoder", "in"): sample, ("encoder", "out"): code, ("decoder", "in"): code, ("decoder", "out"): sample}
+    for side, specs in (("in", g.inputs[:1]), ("out", g.outputs[:1])):
+        dims = specs[0].shape
+        _need(len(dims) == len(want[g.role, side]) + 1 and dims[1:] == want[g.role, side],
+              f"graph {g.file}: {'input' if side == 'in' else 'output'} {specs[0].name} has shape {_show(dims)}, "
+              f"expected [batch, {', '.join(map(str, want[g.role, side]))}] (code_size {code_size}, input shape "
+              f"{list(shape)})")
+        _need(g.fixed_batch is None or dims[0] in (g.fixed_batch, "batch"),
+              f"graph {g.file}: fixed_batch {g.fixed_batch} but its batch axis is {_show(dims[0])}")
+
+
+def _check_records(m: Manifest) -> None:
+    """samples, validation, codec and tools: the records ``info`` and compression read."""
+    if m.samples is not None:
+        rec = m.samples
+        _need(isinstance(rec, dict) and isinstance(rec.get("file", "samples.npy"), str)
+              and _bare_name(rec.get("file", "samples.npy")) and _hex64(rec.get("sha256"))
+              and (rec.get("count") is None or _bounded(rec.get("count"), 0, _MAX_FILE)),
+              f"samples {_show(rec)} must be {{'file': a bare file name, 'sha256': hex digest, 'count': N}}")
+    for prec, rec in m.validation.items():
+        _need(isinstance(rec, dict), f"validation[{prec!r}] {_show(rec)} must be an object of figures")
+        codec = rec.get("codec")
+        _need(codec is None or (isinstance(codec, dict) and all(isinstance(v, dict) for v in codec.values())),
+              f"validation[{prec!r}].codec {_show(codec)} must be an object of per-bit-depth figures")
+    for rec in m.codec if isinstance(m.codec, list) else [m.codec] if m.codec is not None else []:
+        _need(isinstance(rec, dict), f"codec record {_show(rec)} must be an object")
+    _need(all(isinstance(v, str) for v in m.tools.values()), f"tools {_show(m.tools)} must map names to versions")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -274,10 +399,16 @@ def graph_entry(
 ) -> GraphEntry:
     """Describe a written graph file: measures its size and SHA-256 now."""
     path = Path(path)
+    external = []
+    if format == "onnx":  # weights kept in files beside the graph are pinned like the graph itself
+        for name in dict.fromkeys(scan_graph(path).external):
+            _need(_bare_name(name), f"{path.name} keeps external data in {name!r}, outside the bundle folder")
+            external.append({"file": name, "size": (path.parent / name).stat().st_size,
+                             "sha256": file_sha256(path.parent / name)})
     return GraphEntry(
         role=role, precision=precision, file=path.name, opset=int(opset), size=path.stat().st_size,
         sha256=file_sha256(path), inputs=list(inputs), outputs=list(outputs), format=format,
-        raw_io=bool(raw_io), fixed_batch=fixed_batch,
+        raw_io=bool(raw_io), fixed_batch=fixed_batch, external_data=external,
     )
 
 
@@ -292,10 +423,12 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
             raise BundleError(f"{path} is {path.stat().st_size} bytes, more than a manifest can be "
                               f"({_MAX_MANIFEST_BYTES}); re-export the bundle")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise BundleError(f"{path} is not valid JSON ({type(exc).__name__}: {exc}); re-export the bundle") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, ints over 4300 digits
+        raise BundleError(f"{path} is not valid JSON ({type(exc).__name__}: {str(exc)[:200]}); "
+                          "re-export the bundle") from None
     except OSError as exc:
         raise BundleError(f"{path} cannot be read ({exc.strerror}); check the bundle's permissions") from None
+    _check_values(data)
     return Manifest.from_dict(data)
 
 
@@ -323,6 +456,32 @@ def file_problem(path: Path, size: int | None, sha256: str) -> str | None:
     return None
 
 
+def graph_problems(folder: str | Path, entry: GraphEntry) -> list[str]:
+    """Why a graph of the bundle cannot be trusted: its file, its external data files (empty = OK).
+
+    Every external data file the graph refers to must be listed in the manifest entry and
+    match its size and SHA-256; a reference the manifest does not list is refused, since no
+    hash would cover the weights it holds.
+    """
+    folder = Path(folder)
+    problem = file_problem(folder / entry.file, entry.size, entry.sha256)
+    if problem:
+        return [problem]
+    listed = {r["file"]: r for r in entry.external_data}
+    try:
+        used = scan_graph(folder / entry.file).external if entry.format == "onnx" else []
+    except BundleError as exc:
+        return [str(exc)]
+    problems = [f"{entry.file}: refers to external data {name!r}, which the manifest does not list, so no hash "
+                "covers it; re-export the bundle with edgeae export (it pins every file) or embed the weights "
+                "in the graph" for name in dict.fromkeys(used) if name not in listed]
+    for name, rec in listed.items():
+        problem = file_problem(folder / name, rec["size"], rec["sha256"])
+        if problem:
+            problems.append(f"{problem} (external data of {entry.file})")
+    return problems
+
+
 def verify_bundle(bundle_dir: str | Path) -> list[str]:
     """Check the manifest and every file it lists; returns problems (empty = bundle OK)."""
     try:
@@ -330,6 +489,6 @@ def verify_bundle(bundle_dir: str | Path) -> list[str]:
     except BundleError as exc:
         return [str(exc)]
     folder = Path(bundle_dir)
-    problems = [p for g in manifest.graphs if (p := file_problem(folder / g.file, g.size, g.sha256))]
+    problems = [p for g in manifest.graphs for p in graph_problems(folder, g)]
     _, problem = manifest.samples_file(folder)
     return problems + ([problem] if problem else [])

@@ -22,15 +22,19 @@ import numpy as np
 
 from edgeae.errors import InputError
 
-__all__ = ["NonFiniteInput", "SampleContract", "as_codes", "check_codes", "layouts"]
+__all__ = ["NonFiniteInput", "SampleContract", "as_codes", "check_codes", "check_output", "layouts"]
 
 
 class NonFiniteInput(InputError):
-    """NaN or inf in an input; ``index`` is the first bad sample of the array checked."""
+    """NaN or inf in an input (or a graph's output); ``index`` is the first bad sample of the array checked."""
 
-    def __init__(self, what: str, index: int):
-        super().__init__(f"{what} contains NaN or inf (first in sample {index}); expected finite values")
-        self.what, self.index = what, index
+    def __init__(self, what: str, index: int, note: str = "expected finite values"):
+        super().__init__(f"{what} contains NaN or inf (first in sample {index}); {note}")
+        self.what, self.index, self.note = what, index, note
+
+    def shifted(self, offset: int) -> NonFiniteInput:
+        """The same error for sample ``index + offset`` of a larger array (chunks, file blocks)."""
+        return NonFiniteInput(self.what, self.index + offset, self.note)
 
 _F32 = np.dtype(np.float32)
 _U8 = np.dtype(np.uint8)
@@ -192,3 +196,12 @@ def check_codes(code: np.ndarray, what: str = "code") -> None:
     finite = np.isfinite(code).all(axis=1)
     if not finite.all():
         raise NonFiniteInput(what, int(np.argmin(finite)))
+
+
+def check_output(y: np.ndarray, what: str, note: str) -> None:
+    """Refuse a graph output holding NaN/inf (one dot product when it is finite); integer outputs pass."""
+    if y.dtype.kind != "f" or math.isfinite(_vdot(y, y)):
+        return
+    finite = np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+    if not finite.all():
+        raise NonFiniteInput(what, int(np.argmin(finite)), note)
