@@ -32,6 +32,9 @@ class NonFiniteInput(InputError):
         super().__init__(f"{what} contains NaN or inf (first in sample {index}); {note}")
         self.what, self.index, self.note = what, index, note
 
+    def __reduce__(self):  # pickled whole (Dask workers send it to the client)
+        return NonFiniteInput, (self.what, self.index, self.note)
+
     def shifted(self, offset: int) -> NonFiniteInput:
         """The same error for sample ``index + offset`` of a larger array (chunks, file blocks)."""
         return NonFiniteInput(self.what, self.index + offset, self.note)

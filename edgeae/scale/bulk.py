@@ -29,6 +29,7 @@ import numpy as np
 from edgeae.atomic import atomic_path
 from edgeae.errors import ConfigError, StreamError
 from edgeae.runtime.compress import _pick, codecs_of
+from edgeae.runtime.contract import NonFiniteInput
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.runtime.stream import (
     MAX_CHUNK_SYMBOLS,
@@ -127,7 +128,11 @@ def _check_stream_file(p: Path) -> None:
 def local_blocks(source: RowSource, rows: int, fn: Callable[[np.ndarray], Any]) -> Iterator[tuple[int, Any]]:
     """``(start, fn(block))`` for every block of ``source``, computed here, in order."""
     for start, block in iter_blocks(source, rows):
-        yield start, fn(block)
+        try:
+            result = fn(block)
+        except NonFiniteInput as exc:  # name the sample in the file, not in the block
+            raise exc.shifted(start) from None
+        yield start, result
 
 
 def encode_to_npy(model: Any, source: RowSource | None, output: str | os.PathLike, *,

@@ -38,6 +38,7 @@ import dask.array as da
 import numpy as np
 
 from edgeae.errors import ConfigError
+from edgeae.runtime.contract import NonFiniteInput
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.scale import bulk
 from edgeae.scale.sources import RowSource
@@ -150,7 +151,16 @@ def ordered(tasks: list[tuple[int, Any]], window: int | None = None) -> Iterator
     if client is None:
         for i in range(0, len(tasks), window):
             part = tasks[i:i + window]
-            yield from zip((s for s, _ in part), dask.compute(*(t for _, t in part)), strict=True)
+            try:
+                done = dask.compute(*(t for _, t in part))
+            except NonFiniteInput:  # find the block, to name the sample in the whole input
+                for s, t in part:
+                    try:
+                        dask.compute(t)
+                    except NonFiniteInput as exc:
+                        raise exc.shifted(s) from None
+                raise
+            yield from zip((s for s, _ in part), done, strict=True)
         return
     pending: deque = deque()
     todo = iter(tasks)
@@ -163,7 +173,11 @@ def ordered(tasks: list[tuple[int, Any]], window: int | None = None) -> Iterator
         nxt = next(todo, None)
         if nxt is not None:
             pending.append((nxt[0], client.compute(nxt[1])))
-        yield start, future.result()
+        try:
+            result = future.result()
+        except NonFiniteInput as exc:  # name the sample in the whole input, not in the block
+            raise exc.shifted(start) from None
+        yield start, result
 
 
 def _workers(client) -> int:
