@@ -326,3 +326,41 @@ def test_nan_deep_in_a_file_is_named_by_its_index_in_the_file(bundle, tmp_path):
     assert _cli_error(["compress", bundle, tmp_path / "x.npy", "-o", tmp_path / "c.eae"]) == expected
     assert not (tmp_path / "c.npy").exists() and not (tmp_path / "c.eae").exists()
 
+
+
+_EMULATED = """
+import sys, numpy as np, onnxruntime as ort, edgeae.runtime as rt
+folder, x = sys.argv[1], np.load(sys.argv[2])
+m = rt.load(folder, precision="int8-dynamic")
+plain = ort.InferenceSession(folder + "/encoder.int8-dynamic.onnx", providers=["CPUExecutionProvider"])
+np.savez(sys.argv[3], codes=m.encode(x), x_hat=m.reconstruct(x), plain=plain.run(None, {"x": x / np.float32(255)})[0])
+"""
+
+
+@pytest.mark.slow
+def test_s8_weights_compute_the_same_without_vnni(bundle, tmp_path):
+    """On an emulated Haswell (AVX2, no VNNI) the runtime's s8 sessions give this CPU's exact results.
+
+    The control: the same graph in a plain session saturates there (u8 x s8 pairs summed in int16).
+    """
+    import os
+    import subprocess
+    import sys
+
+    from edgeae.export.cpucheck import EMULATED_CPUS, qemu
+
+    if qemu() is None:
+        pytest.skip("qemu-x86_64-static is not installed (Debian: apt-get install qemu-user-static)")
+    _s8_bundle(bundle)
+    np.save(tmp_path / "x.npy", digits_uint8())
+    root = str(Path(__file__).resolve().parents[1])
+    results = {}
+    for cpu, prefix in (("native", []), ("haswell", [qemu(), "-cpu", EMULATED_CPUS["haswell"]])):
+        out = tmp_path / f"{cpu}.npz"
+        subprocess.run([*prefix, sys.executable, "-c", _EMULATED, str(bundle), str(tmp_path / "x.npy"), str(out)],
+                       check=True, timeout=600, capture_output=True, env={**os.environ, "PYTHONPATH": root})
+        results[cpu] = np.load(out)
+    native, haswell = results["native"], results["haswell"]
+    np.testing.assert_array_equal(haswell["codes"], native["codes"])
+    np.testing.assert_array_equal(haswell["x_hat"], native["x_hat"])
+    assert np.abs(haswell["plain"] - haswell["codes"]).max() > 0.05  # saturated without the session option
