@@ -18,15 +18,32 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeae.atomic import atomic_write_text
-from edgeae.config import MODEL_KINDS, NORMALIZATION_MODES, VARIATIONAL_KINDS, Normalization
-from edgeae.errors import BundleError, ConfigError
+from edgeae.config import MODEL_KINDS, VARIATIONAL_KINDS
+from edgeae.errors import BundleError
 from edgeae.runtime.graphscan import scan_graph
+from edgeae.runtime.schema import (
+    DTYPES,
+    MAX_DIM,
+    MAX_FILE,
+    MAX_OPSET,
+    bare_name,
+    bounded,
+    check_graph_io,
+    check_input,
+    check_normalization,
+    check_records,
+    check_values,
+    choice,
+    file_record,
+    hex64,
+    need,
+    show,
+)
 
 __all__ = [
     "FORMAT",
@@ -56,59 +73,6 @@ ROLES = ("encoder", "decoder")
 GRAPH_FORMATS = ("onnx", "ort")
 MANIFEST_NAME = "manifest.json"
 _MAX_MANIFEST_BYTES = 64 << 20  # per-feature normalization of a 3x512x512 input stays far below
-_MAX_DEPTH = 32  # JSON nesting; edgeae writes 5 levels
-_MAX_DIM = 1 << 24  # one dimension of a sample or a code
-_MAX_FEATURES = 1 << 28  # values in one sample (3x8192x8192 is 2^27.6)
-_MAX_OPSET = 1000
-_MAX_FILE = 1 << 48  # bytes of one file the manifest may record
-_DTYPES = ("float32", "float16", "uint8", "int8", "float64")
-
-
-def _need(cond: bool, message: str) -> None:
-    if not cond:
-        raise BundleError(f"malformed manifest: {message}")
-
-
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _choice(name: str, value: Any, allowed: tuple) -> None:
-    _need(isinstance(value, str) and value in allowed,
-          f"{name} {_show(value)} is not one of: {', '.join(map(str, allowed))}")
-
-
-def _show(value: Any) -> str:
-    """A value for a message, cut short (a manifest value can be megabytes long)."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
-
-
-def _bounded(value: Any, low: int, high: int) -> bool:
-    return _int(value) and low <= value <= high
-
-
-def _check_values(data: Any) -> None:
-    """Refuse nesting deeper than _MAX_DEPTH and strings that are not valid Unicode (lone surrogates).
-
-    JSON's ``\\ud800`` escapes decode to strings that cannot be printed or encoded, so a
-    key or value holding one would fail wherever it is shown; iterative, so any depth is safe.
-    """
-    stack = [(data, 0, "manifest")]
-    while stack:
-        node, depth, where = stack.pop()
-        _need(depth <= _MAX_DEPTH, f"{where} is nested deeper than {_MAX_DEPTH} levels")
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            for text in (key, value):
-                if isinstance(text, str):
-                    try:
-                        text.encode("utf-8")
-                    except UnicodeEncodeError:
-                        raise BundleError(f"malformed manifest: {where} holds a string that is not valid Unicode "
-                                          f"({ascii(text)[:60]}); re-export the bundle") from None
-            if isinstance(value, (dict, list)):
-                stack.append((value, depth + 1, f"{where}.{key[:24]}" if isinstance(key, str) else f"{where}[{key}]"))
 
 
 @dataclass
@@ -125,17 +89,17 @@ class TensorSpec:
         if isinstance(value, TensorSpec):
             return value
         if isinstance(value, dict):
-            _need({"name", "shape", "dtype"} <= set(value), f"tensor spec {_show(value)} needs name, shape, dtype")
+            need({"name", "shape", "dtype"} <= set(value), f"tensor spec {show(value)} needs name, shape, dtype")
             name, shape, dtype = value["name"], value["shape"], value["dtype"]
         else:
-            _need(isinstance(value, (list, tuple)) and len(value) == 3,
-                  f"tensor spec {_show(value)} must be {{name, shape, dtype}}")
+            need(isinstance(value, (list, tuple)) and len(value) == 3,
+                  f"tensor spec {show(value)} must be {{name, shape, dtype}}")
             name, shape, dtype = value
-        _need(isinstance(name, str) and 0 < len(name) <= 256, f"tensor name {_show(name)} must be a short string")
-        _need(isinstance(shape, (list, tuple)) and len(shape) <= 8
-              and all(_bounded(d, 1, _MAX_DIM) or (isinstance(d, str) and 0 < len(d) <= 64) for d in shape),
-              f"tensor {name}: shape {_show(shape)} must be a list of positive ints or axis names")
-        _choice(f"tensor {name}: dtype", dtype, _DTYPES)
+        need(isinstance(name, str) and 0 < len(name) <= 256, f"tensor name {show(name)} must be a short string")
+        need(isinstance(shape, (list, tuple)) and len(shape) <= 8
+              and all(bounded(d, 1, MAX_DIM) or (isinstance(d, str) and 0 < len(d) <= 64) for d in shape),
+              f"tensor {name}: shape {show(shape)} must be a list of positive ints or axis names")
+        choice(f"tensor {name}: dtype", dtype, DTYPES)
         return cls(name, list(shape), dtype)
 
 
@@ -157,33 +121,33 @@ class GraphEntry:
     external_data: list[dict[str, Any]] = field(default_factory=list)  # [{"file", "size", "sha256"}] beside it
 
     def __post_init__(self) -> None:
-        _choice("graph role", self.role, ROLES)
-        _choice("graph precision", self.precision, PRECISIONS)
-        _choice("graph format", self.format, GRAPH_FORMATS)
-        _need(isinstance(self.file, str) and _bare_name(self.file),
-              f"graph file {_show(self.file)} must be a bare file name")
-        _need(_bounded(self.opset, 1, _MAX_OPSET),
-              f"graph {self.file}: opset {_show(self.opset)} must be an int from 1 to {_MAX_OPSET}")
-        _need(_bounded(self.size, 0, _MAX_FILE), f"graph {self.file}: size {_show(self.size)} must be a byte count")
-        _need(_hex64(self.sha256), f"graph {self.file}: sha256 must be 64 hex digits")
-        _need(isinstance(self.raw_io, bool), f"graph {self.file}: raw_io {_show(self.raw_io)} must be true or false")
-        _need(self.fixed_batch is None or _bounded(self.fixed_batch, 1, _MAX_DIM),
-              f"graph {self.file}: fixed_batch {_show(self.fixed_batch)} must be null or a positive int")
-        _need(isinstance(self.external_data, list) and all(_file_record(r) for r in self.external_data),
+        choice("graph role", self.role, ROLES)
+        choice("graph precision", self.precision, PRECISIONS)
+        choice("graph format", self.format, GRAPH_FORMATS)
+        need(isinstance(self.file, str) and bare_name(self.file),
+              f"graph file {show(self.file)} must be a bare file name")
+        need(bounded(self.opset, 1, MAX_OPSET),
+              f"graph {self.file}: opset {show(self.opset)} must be an int from 1 to {MAX_OPSET}")
+        need(bounded(self.size, 0, MAX_FILE), f"graph {self.file}: size {show(self.size)} must be a byte count")
+        need(hex64(self.sha256), f"graph {self.file}: sha256 must be 64 hex digits")
+        need(isinstance(self.raw_io, bool), f"graph {self.file}: raw_io {show(self.raw_io)} must be true or false")
+        need(self.fixed_batch is None or bounded(self.fixed_batch, 1, MAX_DIM),
+              f"graph {self.file}: fixed_batch {show(self.fixed_batch)} must be null or a positive int")
+        need(isinstance(self.external_data, list) and all(file_record(r) for r in self.external_data),
               f"graph {self.file}: external_data must be a list of {{'file': a bare name, 'size', 'sha256'}}")
-        _need(isinstance(self.inputs, list) and isinstance(self.outputs, list),
+        need(isinstance(self.inputs, list) and isinstance(self.outputs, list),
               f"graph {self.file}: inputs and outputs must be lists")
         self.inputs = [TensorSpec.coerce(t) for t in self.inputs]
         self.outputs = [TensorSpec.coerce(t) for t in self.outputs]
-        _need(bool(self.inputs) and bool(self.outputs), f"graph {self.file}: needs inputs and outputs")
+        need(bool(self.inputs) and bool(self.outputs), f"graph {self.file}: needs inputs and outputs")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GraphEntry:
-        _need(isinstance(data, dict), f"graph entry must be an object, got {data!r}")
+        need(isinstance(data, dict), f"graph entry must be an object, got {data!r}")
         known = {"role", "precision", "file", "opset", "size", "sha256", "inputs", "outputs",
                  "format", "raw_io", "fixed_batch", "external_data"}
         missing = {"role", "precision", "file", "opset", "size", "sha256", "inputs", "outputs"} - set(data)
-        _need(not missing, f"graph entry {data.get('file', '?')!r} lacks {', '.join(sorted(missing))}")
+        need(not missing, f"graph entry {data.get('file', '?')!r} lacks {', '.join(sorted(missing))}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,28 +157,13 @@ class GraphEntry:
         return data
 
 
-def _hex64(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
-
-
-def _file_record(rec: Any) -> bool:
-    """{"file": a bare name, "size": bytes, "sha256": hex digest}: a file pinned by the manifest."""
-    return (isinstance(rec, dict) and isinstance(rec.get("file"), str) and _bare_name(rec["file"])
-            and _bounded(rec.get("size"), 0, _MAX_FILE) and _hex64(rec.get("sha256")))
-
-
-def _bare_name(name: str) -> bool:
-    """A file name inside the bundle folder: no separators, no '..', nothing absolute."""
-    return 0 < len(name) <= 255 and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
-
-
 def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_format(fmt: Any, version: Any) -> None:
     """Refuse what is not an edgeae bundle, or a schema version this edgeae cannot read."""
-    _need(fmt == FORMAT, f"format {fmt!r} is not {FORMAT!r}: is this an edgeae bundle?")
+    need(fmt == FORMAT, f"format {fmt!r} is not {FORMAT!r}: is this an edgeae bundle?")
     if version not in SUPPORTED_FORMAT_VERSIONS:
         raise BundleError(
             f"bundle format_version {version!r} is not supported: this edgeae reads format_version "
@@ -244,22 +193,22 @@ class Manifest:
 
     def __post_init__(self) -> None:
         _check_format(self.format, self.format_version)
-        _choice("kind", self.kind, MODEL_KINDS)
+        choice("kind", self.kind, MODEL_KINDS)
         for name, value, types in (("model", self.model, dict), ("validation", self.validation, dict),
                                    ("tools", self.tools, dict), ("created", self.created, str),
                                    ("variational", self.variational, (bool, type(None))),
                                    ("codec", self.codec, (dict, list, type(None)))):
-            _need(isinstance(value, types), f"{name} {_show(value)} has the wrong type ({type(value).__name__})")
+            need(isinstance(value, types), f"{name} {show(value)} has the wrong type ({type(value).__name__})")
         if self.variational is None:
             self.variational = self.kind in VARIATIONAL_KINDS
-        _need(_bounded(self.code_size, 1, _MAX_DIM),
-              f"code_size {_show(self.code_size)} must be an int from 1 to {_MAX_DIM}")
-        shape = _check_input(self.input)
-        _check_normalization(self.normalization, shape)
+        need(bounded(self.code_size, 1, MAX_DIM),
+              f"code_size {show(self.code_size)} must be an int from 1 to {MAX_DIM}")
+        shape = check_input(self.input)
+        check_normalization(self.normalization, shape)
         self.graphs = [g if isinstance(g, GraphEntry) else GraphEntry.from_dict(g) for g in self.graphs]
         for g in self.graphs:
-            _check_graph_io(g, shape, self.code_size)
-        _check_records(self)
+            check_graph_io(g, shape, self.code_size)
+        check_records(self)
 
     # ---- accessors -------------------------------------------------------------------
     @property
@@ -291,12 +240,12 @@ class Manifest:
     # ---- (de)serialization ---------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        _need(isinstance(data, dict), "top level must be a JSON object")
+        need(isinstance(data, dict), "top level must be a JSON object")
         _check_format(data.get("format"), data.get("format_version"))  # before the other keys
         required = ("kind", "code_size", "input", "normalization", "graphs")
         missing = [k for k in required if k not in data]
-        _need(not missing, f"missing keys: {', '.join(missing)}")
-        _need(isinstance(data["graphs"], list), "graphs must be a list")
+        need(not missing, f"missing keys: {', '.join(missing)}")
+        need(isinstance(data["graphs"], list), "graphs must be a list")
         known = set(cls.__dataclass_fields__)
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
@@ -311,70 +260,6 @@ class Manifest:
         order = ["format", "format_version", "model", "kind", "variational", "code_size", "input",
                  "normalization", "graphs", "samples", "validation", "codec", "tools", "created"]
         return {k: data[k] for k in order}
-
-
-def _check_input(spec: Any) -> tuple[int, ...]:
-    """The manifest's ``input``: one sample's shape (bounded), dtype and image flag."""
-    _need(isinstance(spec, dict) and "shape" in spec, "input needs a shape")
-    shape = spec["shape"]
-    _need(isinstance(shape, list) and 0 < len(shape) <= 3 and all(_bounded(v, 1, _MAX_DIM) for v in shape)
-          and math.prod(shape) <= _MAX_FEATURES,
-          f"input shape {_show(shape)} must be a list of 1 to 3 positive ints (one sample, no batch axis) "
-          f"of at most {_MAX_FEATURES} values")
-    spec.setdefault("dtype", "float32")
-    spec.setdefault("is_image", len(shape) == 3)
-    _choice("input dtype", spec["dtype"], ("float32",))
-    _need(isinstance(spec["is_image"], bool), f"input is_image {_show(spec['is_image'])} must be true or false")
-    _need(not spec["is_image"] or len(shape) == 3, f"input is_image needs a (C, H, W) shape, not {shape}")
-    return tuple(shape)
-
-
-def _check_normalization(norm: Any, shape: tuple[int, ...]) -> None:
-    _need(isinstance(norm, dict) and {"mode", "raw_dtype", "offset", "scale"} <= set(norm),
-          "normalization needs mode, raw_dtype, offset, scale")
-    _choice("normalization mode", norm["mode"], NORMALIZATION_MODES)
-    _choice("raw dtype", norm["raw_dtype"], ("uint8", "float32"))
-    _need(isinstance(norm["offset"], list) and isinstance(norm["scale"], list), "normalization offset and scale "
-          "must be lists of numbers")
-    try:  # lists of finite numbers, scales non-zero (the one definition, in edgeae.config)
-        Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
-    except (ConfigError, TypeError, ValueError, OverflowError) as exc:
-        raise BundleError(f"malformed manifest: normalization: {exc}; re-export the bundle") from None
-    n = len(norm["offset"])
-    _need(n in (1, math.prod(shape)),
-          f"normalization has {n} offset/scale values; expected 1 or one per feature ({math.prod(shape)})")
-
-
-def _check_graph_io(g: GraphEntry, shape: tuple[int, ...], code_size: int) -> None:
-    """A graph's recorded I/O must be the manifest's: samples ``(B, *shape)`` and codes ``(B, code_size)``."""
-    sample, code = list(shape), [code_size]
-    want = {("encoder", "in"): sample, ("encoder", "out"): code, ("decoder", "in"): code, ("decoder", "out"): sample}
-    for side, specs in (("in", g.inputs[:1]), ("out", g.outputs[:1])):
-        dims = specs[0].shape
-        _need(len(dims) == len(want[g.role, side]) + 1 and dims[1:] == want[g.role, side],
-              f"graph {g.file}: {'input' if side == 'in' else 'output'} {specs[0].name} has shape {_show(dims)}, "
-              f"expected [batch, {', '.join(map(str, want[g.role, side]))}] (code_size {code_size}, input shape "
-              f"{list(shape)})")
-        _need(g.fixed_batch is None or dims[0] in (g.fixed_batch, "batch"),
-              f"graph {g.file}: fixed_batch {g.fixed_batch} but its batch axis is {_show(dims[0])}")
-
-
-def _check_records(m: Manifest) -> None:
-    """samples, validation, codec and tools: the records ``info`` and compression read."""
-    if m.samples is not None:
-        rec = m.samples
-        _need(isinstance(rec, dict) and isinstance(rec.get("file", "samples.npy"), str)
-              and _bare_name(rec.get("file", "samples.npy")) and _hex64(rec.get("sha256"))
-              and (rec.get("count") is None or _bounded(rec.get("count"), 0, _MAX_FILE)),
-              f"samples {_show(rec)} must be {{'file': a bare file name, 'sha256': hex digest, 'count': N}}")
-    for prec, rec in m.validation.items():
-        _need(isinstance(rec, dict), f"validation[{prec!r}] {_show(rec)} must be an object of figures")
-        codec = rec.get("codec")
-        _need(codec is None or (isinstance(codec, dict) and all(isinstance(v, dict) for v in codec.values())),
-              f"validation[{prec!r}].codec {_show(codec)} must be an object of per-bit-depth figures")
-    for rec in m.codec if isinstance(m.codec, list) else [m.codec] if m.codec is not None else []:
-        _need(isinstance(rec, dict), f"codec record {_show(rec)} must be an object")
-    _need(all(isinstance(v, str) for v in m.tools.values()), f"tools {_show(m.tools)} must map names to versions")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -402,7 +287,7 @@ def graph_entry(
     external = []
     if format == "onnx":  # weights kept in files beside the graph are pinned like the graph itself
         for name in dict.fromkeys(scan_graph(path).external):
-            _need(_bare_name(name), f"{path.name} keeps external data in {name!r}, outside the bundle folder")
+            need(bare_name(name), f"{path.name} keeps external data in {name!r}, outside the bundle folder")
             external.append({"file": name, "size": (path.parent / name).stat().st_size,
                              "sha256": file_sha256(path.parent / name)})
     return GraphEntry(
@@ -428,7 +313,7 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
                           "re-export the bundle") from None
     except OSError as exc:
         raise BundleError(f"{path} cannot be read ({exc.strerror}); check the bundle's permissions") from None
-    _check_values(data)
+    check_values(data)
     return Manifest.from_dict(data)
 
 
