@@ -105,6 +105,8 @@ def test_manifest_code_size_of_5000_digits(bundle):
     ("tools", {"edgeae": 1}, "tools {'edgeae': 1} must map names to versions"),
     ("input", {"shape": [1, 8, 8], "is_image": "yes"}, "input is_image 'yes' must be true or false"),
     ("input", {"shape": [2**40, 8, 8]}, "input shape [1099511627776, 8, 8] must be a list of 1 to 3 positive ints"),
+    ("normalization", {"mode": "scale255", "raw_dtype": "uint8", "offset": [1e308], "scale": [255.0]},
+     "normalization offset/scale values must lie within float32's range"),
 ])
 def test_manifest_values_are_checked(bundle, key, value, message):
     _write_manifest(bundle, {**_manifest(bundle), key: value})

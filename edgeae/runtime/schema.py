@@ -25,6 +25,7 @@ MAX_DIM = 1 << 24  # one dimension of a sample or a code
 MAX_FEATURES = 1 << 28  # values in one sample (3x8192x8192 is 2^27.6)
 MAX_OPSET = 1000
 MAX_FILE = 1 << 48  # bytes of one file the manifest may record
+_F32_MAX = 3.4028234663852886e38  # largest finite float32
 DTYPES = ("float32", "float16", "uint8", "int8", "float64")
 
 
@@ -117,6 +118,12 @@ def check_normalization(norm: Any, shape: tuple[int, ...]) -> None:
         Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
     except (ConfigError, TypeError, ValueError, OverflowError) as exc:
         raise BundleError(f"malformed manifest: normalization: {exc}; re-export the bundle") from None
+    values = Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
+    # the runtime computes in float32: offsets, scales and 1/scale must stay finite there
+    need(all(abs(v) <= _F32_MAX for v in values.offset + values.scale)
+         and all(abs(v) >= 1 / _F32_MAX for v in values.scale),
+         f"normalization offset/scale values must lie within float32's range (|v| <= {_F32_MAX:.4g}, "
+         f"|scale| >= {1 / _F32_MAX:.4g})")
     n = len(norm["offset"])
     need(n in (1, math.prod(shape)),
           f"normalization has {n} offset/scale values; expected 1 or one per feature ({math.prod(shape)})")
