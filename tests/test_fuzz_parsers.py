@@ -177,7 +177,7 @@ KEY_TEXT = st.sampled_from(['"x\\ud800"', '"\\udfff"', '""', '"\\u0000"', '"grap
 def _plant(data: dict, draw, marks: list[str]) -> str:
     """``data`` as JSON text with value (or key) texts planted at random places."""
     data = copy.deepcopy(data)
-    for i, text in enumerate(marks):
+    for i in range(len(marks)):
         node = data
         while True:
             keys = sorted(node) if isinstance(node, dict) else list(range(len(node)))

@@ -147,6 +147,20 @@ def test_load_none_is_a_typed_error():
         rt.load(3)
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("providers", 5, "providers must be a name (auto, cpu, cuda, ...) or a list of names, got int 5"),
+    ("providers", ["cpu", None], "providers must be a name (auto, cpu, cuda, ...) or a list of names, got list"),
+    ("threads", 10**30, "threads must be an int from 0 (all cores) to 4096, got 1000000000000000000000000000000"),
+    ("threads", True, "threads must be an int from 0 (all cores) to 4096, got True"),
+    ("precision", None, "precision must be a str (fp32, fp16, int8-dynamic, int8-static), got NoneType"),
+])
+def test_load_options_of_the_wrong_type_are_typed_errors(pristine, option, value, message):
+    from edgeae.errors import EdgeAEError
+
+    with pytest.raises(EdgeAEError, match=_escape(message)):
+        rt.load(pristine, **{option: value})
+
+
 # ---- graphs swapped for others ---------------------------------------------------------------------
 @pytest.mark.parametrize("case, file, model, problem", [
     ("3x8x8", "encoder.onnx", lambda: _encoder(["batch", 3, 8, 8], 192),

@@ -50,6 +50,7 @@ PROVIDER_ALIASES = {
 # Measured on the MNIST conv bundle's graphs quantized with s8 weights, emulated Haswell:
 # off, codes differ from a VNNI CPU by up to 3.9 (int8-static encoder); on, bit-equal.
 EXACT_INT8 = ("session.x64quantprecision", "1")
+_MAX_THREADS = 4096  # more than any machine has cores; onnxruntime takes an int32
 # intra_op threads when the caller does not say (0 = onnxruntime's default: all cores).
 DEFAULT_THREADS = 1
 
@@ -72,6 +73,10 @@ def resolve_providers(providers: str | list[str] | tuple[str, ...] = "auto") -> 
         if "CUDAExecutionProvider" in available:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
+    if not (isinstance(providers, str) or (isinstance(providers, (list, tuple))
+                                           and all(isinstance(p, str) for p in providers))):
+        raise ProviderError(f"providers must be a name (auto, cpu, cuda, ...) or a list of names, got "
+                            f"{type(providers).__name__} {str(providers)[:60]}")
     names = [providers] if isinstance(providers, str) else list(providers)
     resolved: list[str] = []
     for name in names:
@@ -110,8 +115,8 @@ def session_options(threads: int | None = None, spinning: bool = False, optimiza
         raise ProviderError(f"optimization {optimization!r} is not one of: {', '.join(levels)}")
     if threads is None:
         threads = DEFAULT_THREADS
-    if not isinstance(threads, int) or threads < 0:
-        raise ProviderError(f"threads must be a non-negative int (0 = all cores), got {threads!r}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= _MAX_THREADS:
+        raise ProviderError(f"threads must be an int from 0 (all cores) to {_MAX_THREADS}, got {str(threads)[:40]}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = levels[optimization]
     opts.intra_op_num_threads = threads
