@@ -321,15 +321,15 @@ def test_graph_outputs_with_nan_are_errors(bundle):
     _swap(bundle, "encoder.onnx", enc)
     m = rt.load(bundle)
     x = digits_uint8()[:50]
-    with pytest.raises(InputError, match=r"the codes contains NaN or inf \(first in sample \d+\); the encoder "
-                                         r"graph produced them from finite input"):
+    with pytest.raises(InputError, match=r"the encoder's output contains NaN or inf \(first in sample \d+\); the "
+                                         r"encoder graph computed it from finite input"):
         m.encode(x)
-    with pytest.raises(InputError, match=r"the codes contains NaN or inf"):
+    with pytest.raises(InputError, match=r"the encoder's output contains NaN or inf"):
         m.encode(x, batch_size=7)  # the general path as well as the fast one
     codes = np.abs(np.random.default_rng(0).normal(size=(4, CODE))).astype(np.float32)
     codes[2, 0] = -1.0
-    with pytest.raises(InputError, match=r"the decoded output contains NaN or inf \(first in sample 2\); the "
-                                         r"codes reach 2.\d+, far outside what this decoder was trained on"):
+    with pytest.raises(InputError, match=r"the decoder's output contains NaN or inf \(first in sample 2\); the "
+                                         r"decoder graph computed it from codes up to 2.\d+: codes far outside"):
         m.decode(codes)
 
 

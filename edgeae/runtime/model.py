@@ -167,7 +167,7 @@ class EdgeModel:
                 if y.shape[1:] != self._code_tail:
                     _bad_output(y, self._code_tail)
                 if not math.isfinite(_vdot(y, y)):
-                    check_output(y, "the codes", _BAD_CODES)
+                    check_output(y, "the encoder's output", _BAD_CODES)
                 return y[0] if single else y
         x, single = self.contract.samples(x, "x")
         out = self._map(x, self._encode_chunk, (self.code_size,), np.float32, batch_size, progress)
@@ -229,7 +229,7 @@ class EdgeModel:
         else:
             feed = self.normalizer.normalize(x)
         y = self._encoder.run(feed)
-        check_output(y, "the codes", _BAD_CODES)
+        check_output(y, "the encoder's output", _BAD_CODES)
         return y
 
     def _decode_chunk(self, code: np.ndarray, raw: bool) -> np.ndarray:
@@ -237,8 +237,8 @@ class EdgeModel:
         y = self._decoder.run(code)  # (n, *sample_shape)
         if not (self._decoder.raw_io or math.isfinite(_vdot(y, y))):
             top = float(np.max(np.abs(code)))
-            check_output(y, "the decoded output", f"the codes reach {top:.3g}, far outside what this decoder "
-                         "was trained on: pass codes written by encode() (or the bundle's codec range)")
+            check_output(y, "the decoder's output", f"the decoder graph computed it from codes up to {top:.3g}: "
+                         "codes far outside those encode() writes, or damaged weights")
         if self._decoder.raw_io:
             return y if raw else self.normalizer.normalize(y)
         return self.normalizer.denormalize(y) if raw else y
@@ -272,7 +272,7 @@ class EdgeModel:
         return out
 
 
-_BAD_CODES = ("the encoder graph produced them from finite input: its weights are damaged or the input is far "
+_BAD_CODES = ("the encoder graph computed it from finite input: its weights are damaged or the input is far "
               "outside the range it was trained on")
 
 
