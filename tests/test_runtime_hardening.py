@@ -103,6 +103,7 @@ def test_manifest_code_size_of_5000_digits(bundle):
     ("validation", {"fp32": {"codec": {"6": 1}}}, "validation['fp32'].codec {'6': 1} must be an object of "
                                                    "per-bit-depth figures"),
     ("tools", {"edgeae": 1}, "tools {'edgeae': 1} must map names to versions"),
+    ("codec", [], "codec is an empty list; write null for a bundle without codec tables"),
     ("input", {"shape": [1, 8, 8], "is_image": "yes"}, "input is_image 'yes' must be true or false"),
     ("input", {"shape": [2**40, 8, 8]}, "input shape [1099511627776, 8, 8] must be a list of 1 to 3 positive ints"),
     ("normalization", {"mode": "scale255", "raw_dtype": "uint8", "offset": [1e308], "scale": [255.0]},

@@ -156,6 +156,7 @@ def check_records(m: Any) -> None:
         codec = rec.get("codec")
         need(codec is None or (isinstance(codec, dict) and all(isinstance(v, dict) for v in codec.values())),
               f"validation[{prec!r}].codec {show(codec)} must be an object of per-bit-depth figures")
+    need(m.codec != [], "codec is an empty list; write null for a bundle without codec tables")
     for rec in m.codec if isinstance(m.codec, list) else [m.codec] if m.codec is not None else []:
         need(isinstance(rec, dict), f"codec record {show(rec)} must be an object")
     need(all(isinstance(v, str) for v in m.tools.values()), f"tools {show(m.tools)} must map names to versions")
