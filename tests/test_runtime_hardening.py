@@ -381,3 +381,17 @@ def test_s8_weights_compute_the_same_without_vnni(bundle, tmp_path):
     np.testing.assert_array_equal(haswell["codes"], native["codes"])
     np.testing.assert_array_equal(haswell["x_hat"], native["x_hat"])
     assert np.abs(haswell["plain"] - haswell["codes"]).max() > 0.05  # saturated without the session option
+
+
+@pytest.mark.parametrize("lo", [10**400, float("nan"), 1e308, "0"])
+def test_codec_ranges_out_of_float32_are_refused(bundle, lo):
+    from edgeae.runtime.compress import compress
+
+    data = _manifest(bundle)
+    data["codec"][0]["lo"][0] = lo
+    _write_manifest(bundle, json.dumps(data))
+    with pytest.raises(BundleError, match=r"codec range of dim 0 is \[.{1,40}, .*\]; expected lo <= hi within "
+                                          r"\+-1e\+30 \(float32 codes\)"):
+        compress(rt.load(bundle), digits_uint8()[:4])
+    assert _cli_error(["compress", bundle, bundle / "samples.npy", "-o", bundle / "s.eae"]).startswith(
+        "Error: codec range of dim 0 is [")
