@@ -66,11 +66,14 @@ def io_problems(session: Any, entry: GraphEntry, sample_shape: tuple[int, ...], 
             problems.append(f"{entry.file}: graph {what} {node.name} is {got}, manifest says {want}")
     if want_out is None:
         problems.append(f"{entry.file}: manifest lists no output {output!r}")
-    got_out = ORT_TYPES.get(out.type, out.type)
-    allowed = ("float32", "uint8") if entry.role == "decoder" and entry.raw_io else ("float32",)
-    if got_out not in allowed:  # the runtime returns codes and float reconstructions as float32 (docs/INPUT.md)
-        problems.append(f"{entry.file}: graph output {out.name} is {got_out}; the runtime takes "
-                        f"{' or '.join(allowed)} {output} from a graph: re-export the bundle")
+    raw = entry.raw_io  # raw I/O: uint8 pixels into the encoder, out of the decoder; else model units
+    allowed_in = ("uint8",) if raw and entry.role == "encoder" else ("float32", "float16")
+    allowed_out = ("uint8",) if raw and entry.role == "decoder" else ("float32",)
+    for what, node, allowed in (("input", inputs[0], allowed_in), ("output", out, allowed_out)):
+        got = ORT_TYPES.get(node.type, node.type)
+        if got not in allowed:  # codes and float reconstructions are float32 (docs/INPUT.md)
+            problems.append(f"{entry.file}: graph {what} {node.name} is {got}; the runtime needs {' or '.join(allowed)} "
+                            f"there for a {'raw-I/O' if raw else 'model-unit'} {entry.role}")
     want_in, want_o = expected_io(entry, sample_shape, code_size)
     for what, node, want in (("input", inputs[0], want_in), ("output", out, want_o)):
         problem = _dims(node.name, node.shape, want, entry.fixed_batch, what)

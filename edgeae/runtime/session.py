@@ -115,8 +115,10 @@ def session_options(threads: int | None = None, spinning: bool = False, optimiza
         raise ProviderError(f"optimization {optimization!r} is not one of: {', '.join(levels)}")
     if threads is None:
         threads = DEFAULT_THREADS
-    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= _MAX_THREADS:
-        raise ProviderError(f"threads must be an int from 0 (all cores) to {_MAX_THREADS}, got {str(threads)[:40]}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ProviderError(f"threads must be a non-negative int (0 = all cores), got {str(threads)[:40]}")
+    if threads > _MAX_THREADS:
+        raise ProviderError(f"threads={str(threads)[:40]} is more than {_MAX_THREADS}; pass 0 for all cores")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = levels[optimization]
     opts.intra_op_num_threads = threads
