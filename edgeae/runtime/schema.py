@@ -30,26 +30,33 @@ DTYPES = ("float32", "float16", "uint8", "int8", "float64")
 
 
 def need(cond: bool, message: str) -> None:
+    """Raise ``BundleError("malformed manifest: <message>")`` unless ``cond``."""
     if not cond:
         raise BundleError(f"malformed manifest: {message}")
 
 
 def is_int(value: Any) -> bool:
+    """An int that is not a bool (JSON ``true`` is not a count)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def choice(name: str, value: Any, allowed: tuple) -> None:
+    """``value`` must be one of the strings ``allowed`` (an unhashable or odd value is refused, not raised on)."""
     need(isinstance(value, str) and value in allowed,
           f"{name} {show(value)} is not one of: {', '.join(map(str, allowed))}")
 
 
 def show(value: Any) -> str:
     """A value for a message, cut short (a manifest value can be megabytes long)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's 4,300-digit str conversion limit
+        return f"an int of {value.bit_length()} bits"
     return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
 
 
 def bounded(value: Any, low: int, high: int) -> bool:
+    """An int in ``[low, high]``: compared exactly, so an int of any length is safe to test."""
     return is_int(value) and low <= value <= high
 
 
@@ -77,6 +84,7 @@ def check_values(data: Any) -> None:
 
 
 def hex64(value: Any) -> bool:
+    """A SHA-256 hex digest."""
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
@@ -108,6 +116,7 @@ def check_input(spec: Any) -> tuple[int, ...]:
 
 
 def check_normalization(norm: Any, shape: tuple[int, ...]) -> None:
+    """The manifest's ``normalization``: edgeae.config's rules, plus float32 range and one value per feature."""
     need(isinstance(norm, dict) and {"mode", "raw_dtype", "offset", "scale"} <= set(norm),
           "normalization needs mode, raw_dtype, offset, scale")
     choice("normalization mode", norm["mode"], NORMALIZATION_MODES)
