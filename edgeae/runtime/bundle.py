@@ -143,11 +143,11 @@ class GraphEntry:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GraphEntry:
-        need(isinstance(data, dict), f"graph entry must be an object, got {data!r}")
+        need(isinstance(data, dict), f"graph entry must be an object, got {show(data)}")
         known = {"role", "precision", "file", "opset", "size", "sha256", "inputs", "outputs",
                  "format", "raw_io", "fixed_batch", "external_data"}
         missing = {"role", "precision", "file", "opset", "size", "sha256", "inputs", "outputs"} - set(data)
-        need(not missing, f"graph entry {data.get('file', '?')!r} lacks {', '.join(sorted(missing))}")
+        need(not missing, f"graph entry {show(data.get('file', '?'))} lacks {', '.join(sorted(missing))}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,10 +163,10 @@ def _utc_now() -> str:
 
 def _check_format(fmt: Any, version: Any) -> None:
     """Refuse what is not an edgeae bundle, or a schema version this edgeae cannot read."""
-    need(fmt == FORMAT, f"format {fmt!r} is not {FORMAT!r}: is this an edgeae bundle?")
+    need(fmt == FORMAT, f"format {show(fmt)} is not {FORMAT!r}: is this an edgeae bundle?")
     if version not in SUPPORTED_FORMAT_VERSIONS:
         raise BundleError(
-            f"bundle format_version {version!r} is not supported: this edgeae reads format_version "
+            f"bundle format_version {show(version)} is not supported: this edgeae reads format_version "
             f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}; upgrade edgeae (pip install -U edgeae) "
             "or re-export the bundle"
         )
