@@ -257,7 +257,16 @@ def main() -> None:
         graph_cases = _graph_cases(args.bundle, Path(tmp))
         for name, setup in graph_cases.items():
             run.run(name, setup)
-    report = {"machine": machine(), "bundle": str(args.bundle), "value_cases": value_cases,
+    import onnxruntime
+
+    from edgeae.runtime.bundle import read_manifest
+
+    m = read_manifest(args.bundle)
+    tables = m.codec if isinstance(m.codec, list) else [m.codec] if m.codec else []
+    report = {"machine": machine(), "onnxruntime": onnxruntime.__version__,
+              "bundle": {"kind": m.kind, "input": list(m.sample_shape), "code_size": m.code_size,
+                         "precisions": m.precisions(), "codec_bits": [c.get("bits") for c in tables]},
+              "precisions_run": precisions, "value_cases": value_cases,
               "graph_cases": len(graph_cases), "calls": run.calls, "findings": run.findings}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "adversarial_bundle.json").write_text(json.dumps(report, indent=1))
