@@ -157,6 +157,69 @@ def test_fuzz_manifest_bytes(bundle_copy, blob):
     attempt("manifest", lambda: rt.load(folder))
 
 
+# Manifest VALUES by class, as JSON text (ints over 4,300 digits, NaN and lone surrogates cannot go
+# through json.dumps): each example puts one to three of them at random places of a valid manifest.
+_DIGITS = st.sampled_from([19, 20, 300, 4300, 4301, 5000])
+VALUE_TEXT = st.one_of(
+    _DIGITS.map(lambda n: "1" * n), _DIGITS.map(lambda n: "-" + "9" * n),  # huge and negative ints
+    st.sampled_from(["-1", "0", "-0", "2147483648", "9223372036854775808", "18446744073709551616"]),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e308", "-1e308", "1e-320", "-0.0", "0.5", "16.0"]),
+    st.sampled_from(["true", "false", "null", '""', "[]", "{}", "[1]", '{"a": 1}', '"16"', "[[[]]]"]),  # wrong types
+    st.sampled_from(['"x\\ud800"', '"\\udfff"', '"\\ud800\\udc00"', '"a\\u0000b"', '"\\u202egnp"', '"\u00e9\u4e2d"',
+                     '"\\u001b[2J"', '"' + "x" * 100_000 + '"', '["\\ud800"]', '{"\\ud800": 1}']),  # unicode
+    st.integers(1, 3000).map(lambda n: "[" * n + "]" * n),  # deep nesting (JSON's own limit is ~1000)
+    st.integers(1, 3000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.text(max_size=20).map(json.dumps),
+)
+KEY_TEXT = st.sampled_from(['"x\\ud800"', '"\\udfff"', '""', '"\\u0000"', '"graphs"', '"' + "k" * 10_000 + '"'])
+
+
+def _plant(data: dict, draw, marks: list[str]) -> str:
+    """``data`` as JSON text with value (or key) texts planted at random places."""
+    data = copy.deepcopy(data)
+    for i in range(len(marks)):
+        node = data
+        while True:
+            keys = sorted(node) if isinstance(node, dict) else list(range(len(node)))
+            key = draw(st.sampled_from(keys))
+            child = node[key]
+            if not (isinstance(child, (dict, list)) and child and draw(st.booleans())):
+                break
+            node = child
+        if isinstance(node, dict) and draw(st.integers(0, 4)) == 0:  # a key, not a value
+            node[f"@@K{i}@@"] = node.pop(key)
+        else:
+            node[key] = f"@@V{i}@@"
+    out = json.dumps(data)
+    for i, text in enumerate(marks):
+        out = out.replace(f'"@@V{i}@@"', text).replace(f'"@@K{i}@@"', draw(KEY_TEXT))
+    return out
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_manifest_values(bundle_copy, data):
+    """Huge, negative, wrong-type, non-finite, unicode and deeply nested values: an error or a working bundle."""
+    folder, valid = bundle_copy
+    marks = data.draw(st.lists(VALUE_TEXT, min_size=1, max_size=3))
+    (folder / "manifest.json").write_text(_plant(valid, data.draw, marks), encoding="utf-8", errors="surrogatepass")
+    model = attempt("manifest values", lambda: rt.load(folder))
+    if model is not None:
+        attempt("manifest values", lambda: model.decode(model.encode(digits_uint8()[:3])))
+    attempt("manifest values", lambda: rt.verify_bundle(folder))
+    share = data.draw(st.integers(0, 7))
+    with tempfile.TemporaryDirectory() as tmp:
+        if share == 0:
+            cli_attempt("manifest values", ["info", folder])
+        elif share == 1:
+            cli_attempt("manifest values", ["encode", folder, folder / "samples.npy", "-o", Path(tmp) / "c.npy"])
+        elif share == 2:
+            np.save(Path(tmp) / "c.npy", np.zeros((2, 16), np.float32))
+            cli_attempt("manifest values", ["decode", folder, Path(tmp) / "c.npy", "-o", Path(tmp) / "x.npy"])
+        elif share == 3:
+            cli_attempt("manifest values", ["reconstruct", folder, folder / "samples.npy"])
+
+
 def test_manifest_deep_nesting_and_links_outside(bundle_copy, tmp_path):
     folder, valid = bundle_copy
     (folder / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)

@@ -4,7 +4,13 @@ A bundle is a folder of ONNX graphs plus ``manifest.json``. The exporter writes 
 manifest through :func:`graph_entry` / :func:`write_manifest`; the runtime reads it with
 :func:`read_manifest` and checks files with :func:`verify_bundle`, so both sides agree on
 one schema. Every graph file is pinned by size and SHA-256 so a tampered or truncated
-file is refused before onnxruntime sees it.
+file is refused before onnxruntime sees it; so is every external data file a graph
+refers to (listed under the graph's ``external_data``), and a graph referring to one
+the manifest does not list.
+
+Values are bounded as well as typed (sizes, dims, opsets, nesting depth, strings that
+are valid Unicode), so a manifest that parses is one the runtime and ``edgeae info`` can
+use without an exception of their own.
 """
 
 from __future__ import annotations
@@ -12,14 +18,32 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeae.atomic import atomic_write_text
-from edgeae.config import MODEL_KINDS, NORMALIZATION_MODES, VARIATIONAL_KINDS, Normalization
-from edgeae.errors import BundleError, ConfigError
+from edgeae.config import MODEL_KINDS, VARIATIONAL_KINDS
+from edgeae.errors import BundleError
+from edgeae.runtime.graphscan import scan_graph
+from edgeae.runtime.schema import (
+    DTYPES,
+    MAX_DIM,
+    MAX_FILE,
+    MAX_OPSET,
+    bare_name,
+    bounded,
+    check_graph_io,
+    check_input,
+    check_normalization,
+    check_records,
+    check_values,
+    choice,
+    file_record,
+    hex64,
+    need,
+    show,
+)
 
 __all__ = [
     "FORMAT",
@@ -34,6 +58,7 @@ __all__ = [
     "Manifest",
     "file_sha256",
     "file_problem",
+    "graph_problems",
     "graph_entry",
     "read_manifest",
     "write_manifest",
@@ -50,19 +75,6 @@ MANIFEST_NAME = "manifest.json"
 _MAX_MANIFEST_BYTES = 64 << 20  # per-feature normalization of a 3x512x512 input stays far below
 
 
-def _need(cond: bool, message: str) -> None:
-    if not cond:
-        raise BundleError(f"malformed manifest: {message}")
-
-
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _choice(name: str, value: Any, allowed: tuple) -> None:
-    _need(value in allowed, f"{name} {value!r} is not one of: {', '.join(map(str, allowed))}")
-
-
 @dataclass
 class TensorSpec:
     """One graph input or output as the manifest records it."""
@@ -77,10 +89,18 @@ class TensorSpec:
         if isinstance(value, TensorSpec):
             return value
         if isinstance(value, dict):
-            _need({"name", "shape", "dtype"} <= set(value), f"tensor spec {value!r} needs name, shape, dtype")
-            return cls(str(value["name"]), list(value["shape"]), str(value["dtype"]))
-        name, shape, dtype = value
-        return cls(str(name), list(shape), str(dtype))
+            need({"name", "shape", "dtype"} <= set(value), f"tensor spec {show(value)} needs name, shape, dtype")
+            name, shape, dtype = value["name"], value["shape"], value["dtype"]
+        else:
+            need(isinstance(value, (list, tuple)) and len(value) == 3,
+                  f"tensor spec {show(value)} must be {{name, shape, dtype}}")
+            name, shape, dtype = value
+        need(isinstance(name, str) and 0 < len(name) <= 256, f"tensor name {show(name)} must be a short string")
+        need(isinstance(shape, (list, tuple)) and len(shape) <= 8
+              and all(bounded(d, 1, MAX_DIM) or (isinstance(d, str) and 0 < len(d) <= 64) for d in shape),
+              f"tensor {name}: shape {show(shape)} must be a list of positive ints or axis names")
+        choice(f"tensor {name}: dtype", dtype, DTYPES)
+        return cls(name, list(shape), dtype)
 
 
 @dataclass
@@ -98,37 +118,43 @@ class GraphEntry:
     format: str = "onnx"  # onnx | ort (ORT flatbuffer format for mobile builds)
     raw_io: bool = False  # True: input/output in raw units (uint8), normalization folded in
     fixed_batch: int | None = None  # None = dynamic batch axis; N = graph only runs batch N
+    external_data: list[dict[str, Any]] = field(default_factory=list)  # [{"file", "size", "sha256"}] beside it
 
     def __post_init__(self) -> None:
-        _choice("graph role", self.role, ROLES)
-        _choice("graph precision", self.precision, PRECISIONS)
-        _choice("graph format", self.format, GRAPH_FORMATS)
-        _need(isinstance(self.file, str) and _bare_name(self.file), f"graph file {self.file!r} must be a bare file name")
-        _need(_int(self.opset) and self.opset > 0, f"graph {self.file}: opset {self.opset!r} must be a positive int")
-        _need(_int(self.size) and self.size >= 0, f"graph {self.file}: size {self.size!r} must be an int")
-        _need(isinstance(self.sha256, str) and len(self.sha256) == 64, f"graph {self.file}: sha256 must be 64 hex digits")
-        _need(self.fixed_batch is None or (_int(self.fixed_batch) and self.fixed_batch > 0),
-              f"graph {self.file}: fixed_batch {self.fixed_batch!r} must be null or a positive int")
+        choice("graph role", self.role, ROLES)
+        choice("graph precision", self.precision, PRECISIONS)
+        choice("graph format", self.format, GRAPH_FORMATS)
+        need(isinstance(self.file, str) and bare_name(self.file),
+              f"graph file {show(self.file)} must be a bare file name")
+        need(bounded(self.opset, 1, MAX_OPSET),
+              f"graph {self.file}: opset {show(self.opset)} must be an int from 1 to {MAX_OPSET}")
+        need(bounded(self.size, 0, MAX_FILE), f"graph {self.file}: size {show(self.size)} must be a byte count")
+        need(hex64(self.sha256), f"graph {self.file}: sha256 must be 64 hex digits")
+        need(isinstance(self.raw_io, bool), f"graph {self.file}: raw_io {show(self.raw_io)} must be true or false")
+        need(self.fixed_batch is None or bounded(self.fixed_batch, 1, MAX_DIM),
+              f"graph {self.file}: fixed_batch {show(self.fixed_batch)} must be null or a positive int")
+        need(isinstance(self.external_data, list) and all(file_record(r) for r in self.external_data),
+              f"graph {self.file}: external_data must be a list of {{'file': a bare name, 'size', 'sha256'}}")
+        need(isinstance(self.inputs, list) and isinstance(self.outputs, list),
+              f"graph {self.file}: inputs and outputs must be lists")
         self.inputs = [TensorSpec.coerce(t) for t in self.inputs]
         self.outputs = [TensorSpec.coerce(t) for t in self.outputs]
-        _need(bool(self.inputs) and bool(self.outputs), f"graph {self.file}: needs inputs and outputs")
+        need(bool(self.inputs) and bool(self.outputs), f"graph {self.file}: needs inputs and outputs")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GraphEntry:
-        _need(isinstance(data, dict), f"graph entry must be an object, got {data!r}")
+        need(isinstance(data, dict), f"graph entry must be an object, got {show(data)}")
         known = {"role", "precision", "file", "opset", "size", "sha256", "inputs", "outputs",
-                 "format", "raw_io", "fixed_batch"}
+                 "format", "raw_io", "fixed_batch", "external_data"}
         missing = {"role", "precision", "file", "opset", "size", "sha256", "inputs", "outputs"} - set(data)
-        _need(not missing, f"graph entry {data.get('file', '?')!r} lacks {', '.join(sorted(missing))}")
+        need(not missing, f"graph entry {show(data.get('file', '?'))} lacks {', '.join(sorted(missing))}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _bare_name(name: str) -> bool:
-    """A file name inside the bundle folder: no separators, no '..', nothing absolute."""
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+        data = asdict(self)
+        if not data["external_data"]:  # most graphs: no key, as bundles have always been written
+            del data["external_data"]
+        return data
 
 
 def _utc_now() -> str:
@@ -137,10 +163,10 @@ def _utc_now() -> str:
 
 def _check_format(fmt: Any, version: Any) -> None:
     """Refuse what is not an edgeae bundle, or a schema version this edgeae cannot read."""
-    _need(fmt == FORMAT, f"format {fmt!r} is not {FORMAT!r}: is this an edgeae bundle?")
+    need(fmt == FORMAT, f"format {show(fmt)} is not {FORMAT!r}: is this an edgeae bundle?")
     if version not in SUPPORTED_FORMAT_VERSIONS:
         raise BundleError(
-            f"bundle format_version {version!r} is not supported: this edgeae reads format_version "
+            f"bundle format_version {show(version)} is not supported: this edgeae reads format_version "
             f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}; upgrade edgeae (pip install -U edgeae) "
             "or re-export the bundle"
         )
@@ -167,39 +193,22 @@ class Manifest:
 
     def __post_init__(self) -> None:
         _check_format(self.format, self.format_version)
-        _choice("kind", self.kind, MODEL_KINDS)
+        choice("kind", self.kind, MODEL_KINDS)
         for name, value, types in (("model", self.model, dict), ("validation", self.validation, dict),
                                    ("tools", self.tools, dict), ("created", self.created, str),
                                    ("variational", self.variational, (bool, type(None))),
                                    ("codec", self.codec, (dict, list, type(None)))):
-            _need(isinstance(value, types), f"{name} {value!r} has the wrong type ({type(value).__name__})")
+            need(isinstance(value, types), f"{name} {show(value)} has the wrong type ({type(value).__name__})")
         if self.variational is None:
             self.variational = self.kind in VARIATIONAL_KINDS
-        _need(_int(self.code_size) and self.code_size > 0, f"code_size {self.code_size!r} must be a positive int")
-        _need(isinstance(self.input, dict) and "shape" in self.input, "input needs a shape")
-        shape = self.input["shape"]
-        _need(isinstance(shape, list) and 0 < len(shape) <= 3 and all(_int(v) and v > 0 for v in shape),
-              f"input shape {shape!r} must be a list of positive ints (one sample, no batch axis)")
-        self.input.setdefault("dtype", "float32")
-        self.input.setdefault("is_image", len(shape) == 3)
-        norm = self.normalization
-        _need(isinstance(norm, dict) and {"mode", "raw_dtype", "offset", "scale"} <= set(norm),
-              "normalization needs mode, raw_dtype, offset, scale")
-        _choice("normalization mode", norm["mode"], NORMALIZATION_MODES)
-        _choice("raw dtype", norm["raw_dtype"], ("uint8", "float32"))
-        try:  # lists of finite numbers, scales non-zero (the one definition, in edgeae.config)
-            Normalization(**{k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")})
-        except (ConfigError, TypeError, ValueError) as exc:
-            raise BundleError(f"malformed manifest: normalization: {exc}; re-export the bundle") from None
-        n = len(norm["offset"])
-        _need(n in (1, math.prod(shape)),
-              f"normalization has {n} offset/scale values; expected 1 or one per feature ({math.prod(shape)})")
+        need(bounded(self.code_size, 1, MAX_DIM),
+              f"code_size {show(self.code_size)} must be an int from 1 to {MAX_DIM}")
+        shape = check_input(self.input)
+        check_normalization(self.normalization, shape)
         self.graphs = [g if isinstance(g, GraphEntry) else GraphEntry.from_dict(g) for g in self.graphs]
-        if self.samples is not None:
-            rec = self.samples
-            _need(isinstance(rec, dict) and isinstance(rec.get("file", "samples.npy"), str)
-                  and _bare_name(rec.get("file", "samples.npy")) and isinstance(rec.get("sha256"), str),
-                  f"samples {rec!r} must be {{'file': a bare file name, 'sha256': hex digest, 'count': N}}")
+        for g in self.graphs:
+            check_graph_io(g, shape, self.code_size)
+        check_records(self)
 
     # ---- accessors -------------------------------------------------------------------
     @property
@@ -231,12 +240,12 @@ class Manifest:
     # ---- (de)serialization ---------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        _need(isinstance(data, dict), "top level must be a JSON object")
+        need(isinstance(data, dict), "top level must be a JSON object")
         _check_format(data.get("format"), data.get("format_version"))  # before the other keys
         required = ("kind", "code_size", "input", "normalization", "graphs")
         missing = [k for k in required if k not in data]
-        _need(not missing, f"missing keys: {', '.join(missing)}")
-        _need(isinstance(data["graphs"], list), "graphs must be a list")
+        need(not missing, f"missing keys: {', '.join(missing)}")
+        need(isinstance(data["graphs"], list), "graphs must be a list")
         known = set(cls.__dataclass_fields__)
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
@@ -247,6 +256,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["graphs"] = [g.to_dict() for g in self.graphs]
         order = ["format", "format_version", "model", "kind", "variational", "code_size", "input",
                  "normalization", "graphs", "samples", "validation", "codec", "tools", "created"]
         return {k: data[k] for k in order}
@@ -274,10 +284,16 @@ def graph_entry(
 ) -> GraphEntry:
     """Describe a written graph file: measures its size and SHA-256 now."""
     path = Path(path)
+    external = []
+    if format == "onnx":  # weights kept in files beside the graph are pinned like the graph itself
+        for name in dict.fromkeys(scan_graph(path).external):
+            need(bare_name(name), f"{path.name} keeps external data in {name!r}, outside the bundle folder")
+            external.append({"file": name, "size": (path.parent / name).stat().st_size,
+                             "sha256": file_sha256(path.parent / name)})
     return GraphEntry(
         role=role, precision=precision, file=path.name, opset=int(opset), size=path.stat().st_size,
         sha256=file_sha256(path), inputs=list(inputs), outputs=list(outputs), format=format,
-        raw_io=bool(raw_io), fixed_batch=fixed_batch,
+        raw_io=bool(raw_io), fixed_batch=fixed_batch, external_data=external,
     )
 
 
@@ -292,10 +308,12 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
             raise BundleError(f"{path} is {path.stat().st_size} bytes, more than a manifest can be "
                               f"({_MAX_MANIFEST_BYTES}); re-export the bundle")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise BundleError(f"{path} is not valid JSON ({type(exc).__name__}: {exc}); re-export the bundle") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, ints over 4300 digits
+        raise BundleError(f"{path} is not valid JSON ({type(exc).__name__}: {str(exc)[:200]}); "
+                          "re-export the bundle") from None
     except OSError as exc:
         raise BundleError(f"{path} cannot be read ({exc.strerror}); check the bundle's permissions") from None
+    check_values(data)
     return Manifest.from_dict(data)
 
 
@@ -323,6 +341,32 @@ def file_problem(path: Path, size: int | None, sha256: str) -> str | None:
     return None
 
 
+def graph_problems(folder: str | Path, entry: GraphEntry) -> list[str]:
+    """Why a graph of the bundle cannot be trusted: its file, its external data files (empty = OK).
+
+    Every external data file the graph refers to must be listed in the manifest entry and
+    match its size and SHA-256; a reference the manifest does not list is refused, since no
+    hash would cover the weights it holds.
+    """
+    folder = Path(folder)
+    problem = file_problem(folder / entry.file, entry.size, entry.sha256)
+    if problem:
+        return [problem]
+    listed = {r["file"]: r for r in entry.external_data}
+    try:
+        used = scan_graph(folder / entry.file).external if entry.format == "onnx" else []
+    except BundleError as exc:
+        return [str(exc)]
+    problems = [f"{entry.file}: refers to external data {name!r}, which the manifest does not list, so no hash "
+                "covers it; re-export the bundle with edgeae export (it pins every file) or embed the weights "
+                "in the graph" for name in dict.fromkeys(used) if name not in listed]
+    for name, rec in listed.items():
+        problem = file_problem(folder / name, rec["size"], rec["sha256"])
+        if problem:
+            problems.append(f"{problem} (external data of {entry.file})")
+    return problems
+
+
 def verify_bundle(bundle_dir: str | Path) -> list[str]:
     """Check the manifest and every file it lists; returns problems (empty = bundle OK)."""
     try:
@@ -330,6 +374,6 @@ def verify_bundle(bundle_dir: str | Path) -> list[str]:
     except BundleError as exc:
         return [str(exc)]
     folder = Path(bundle_dir)
-    problems = [p for g in manifest.graphs if (p := file_problem(folder / g.file, g.size, g.sha256))]
+    problems = [p for g in manifest.graphs for p in graph_problems(folder, g)]
     _, problem = manifest.samples_file(folder)
     return problems + ([problem] if problem else [])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,6 +293,9 @@ def _dequantize(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.
     return lo + q.astype(np.float64) * step
 
 
+_MAX_RANGE = 1e30  # |lo|, |hi|: far beyond any code, and hi - lo stays finite in float32
+
+
 def _validate(codec: LatentCodec) -> None:
     """Every check a table from an untrusted manifest needs; BundleError names the field."""
     bits, prec = codec.bits, codec.precision
@@ -314,8 +316,9 @@ def _validate(codec: LatentCodec) -> None:
         )
     for i, (a, b) in enumerate(zip(codec.lo, codec.hi, strict=True)):
         ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
-        if not ok or not (math.isfinite(a) and math.isfinite(b) and a <= b):
-            raise BundleError(f"codec range of dim {i} is [{a!r}, {b!r}]; expected finite lo <= hi")
+        if not ok or not -_MAX_RANGE <= a <= b <= _MAX_RANGE:  # exact for ints of any size; NaN fails
+            raise BundleError(f"codec range of dim {i} is [{str(a)[:40]}, {str(b)[:40]}]; expected "
+                              f"lo <= hi within +-{_MAX_RANGE:g} (float32 codes)")
     n_sym, total = 1 << bits, 1 << prec
     for i, row in enumerate(codec.freqs):
         if not isinstance(row, (list, tuple)) or len(row) != n_sym:

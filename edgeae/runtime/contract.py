@@ -22,15 +22,23 @@ import numpy as np
 
 from edgeae.errors import InputError
 
-__all__ = ["NonFiniteInput", "SampleContract", "as_codes", "check_codes", "layouts"]
+__all__ = ["NonFiniteInput", "SampleContract", "as_codes", "check_codes", "check_output", "layouts"]
 
 
 class NonFiniteInput(InputError):
-    """NaN or inf in an input; ``index`` is the first bad sample of the array checked."""
+    """NaN or inf (or an overflowing code) in an input or a graph's output; ``index`` is its first bad sample."""
 
-    def __init__(self, what: str, index: int):
-        super().__init__(f"{what} contains NaN or inf (first in sample {index}); expected finite values")
-        self.what, self.index = what, index
+    def __init__(self, what: str, index: int, note: str = "expected finite values",
+                 problem: str = "contains NaN or inf"):
+        super().__init__(f"{what} {problem} (first in sample {index}); {note}")
+        self.what, self.index, self.note, self.problem = what, index, note, problem
+
+    def __reduce__(self):  # pickled whole (Dask workers send it to the client)
+        return NonFiniteInput, (self.what, self.index, self.note, self.problem)
+
+    def shifted(self, offset: int) -> NonFiniteInput:
+        """The same error for sample ``index + offset`` of a larger array (chunks, file blocks)."""
+        return NonFiniteInput(self.what, self.index + offset, self.note, self.problem)
 
 _F32 = np.dtype(np.float32)
 _U8 = np.dtype(np.uint8)
@@ -186,9 +194,29 @@ def as_codes(code: Any, code_size: int, what: str = "code") -> tuple[np.ndarray,
 
 
 def check_codes(code: np.ndarray, what: str = "code") -> None:
-    """Refuse NaN/inf codes (one dot product for a valid chunk)."""
+    """Refuse NaN/inf codes and codes too large for float32 arithmetic (one dot product for a valid chunk).
+
+    A code whose sum of squares overflows float32 (a norm above about 1.8e19) is far
+    outside anything an encoder writes, and a decoder's first layer would overflow on it
+    (a code of 3e38 decodes to NaN), so it is refused with the sample's index.
+    """
     if math.isfinite(_vdot(code, code)):
         return
     finite = np.isfinite(code).all(axis=1)
     if not finite.all():
         raise NonFiniteInput(what, int(np.argmin(finite)))
+    with np.errstate(over="ignore"):
+        norms = np.einsum("ij,ij->i", code, code)
+    bad = int(np.argmax(~np.isfinite(norms)))
+    raise NonFiniteInput(what, bad, "pass codes written by encode()", f"holds values up to "
+                         f"{float(np.max(np.abs(code[bad]))):.3g}, out of the range any encoder writes (their sum "
+                         "of squares overflows float32)")
+
+
+def check_output(y: np.ndarray, what: str, note: str) -> None:
+    """Refuse a graph output holding NaN/inf (one dot product when it is finite); integer outputs pass."""
+    if y.dtype.kind != "f" or math.isfinite(_vdot(y, y)):
+        return
+    finite = np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+    if not finite.all():
+        raise NonFiniteInput(what, int(np.argmin(finite)), note)

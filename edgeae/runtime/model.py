@@ -13,6 +13,7 @@ A loaded model keeps no per-call state, so one instance serves several threads.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,20 @@ from typing import Any
 import numpy as np
 
 from edgeae.errors import BundleError, InputError
-from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, file_problem, read_manifest
-from edgeae.runtime.contract import NonFiniteInput, SampleContract, as_codes, check_codes
+from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, graph_problems, read_manifest
+from edgeae.runtime.contract import (
+    NonFiniteInput,
+    SampleContract,
+    as_codes,
+    check_codes,
+    check_output,
+)
+from edgeae.runtime.graphscan import scan_graph
+from edgeae.runtime.iocheck import ORT_TYPES, io_problems
 from edgeae.runtime.preprocess import Normalizer
 from edgeae.runtime.session import (
     create_session,
+    exact_int8_options,
     max_supported_opset,
     resolve_providers,
     session_options,
@@ -33,8 +43,6 @@ from edgeae.runtime.session import (
 __all__ = ["DEFAULT_BATCH_SIZE", "EdgeModel", "load"]
 
 DEFAULT_BATCH_SIZE = 4096  # samples per session.run for large arrays
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
-              "tensor(int8)": "int8", "tensor(double)": "float64"}
 _FLOAT32 = np.dtype(np.float32)
 _vdot = getattr(np.vdot, "_implementation", np.vdot)  # the C function, without the dispatch wrapper
 Progress = Callable[[int], None]  # called with the number of samples finished in each chunk
@@ -43,28 +51,19 @@ Progress = Callable[[int], None]  # called with the number of samples finished i
 class _Graph:
     """One open session and what is needed to feed it (fixed at load time)."""
 
-    def __init__(self, folder: Path, entry: GraphEntry, providers: list[str], options: Any,
+    def __init__(self, folder: Path, entry: GraphEntry, manifest: Manifest, providers: list[str], options: Any,
                  output: str):
         self.entry = entry
+        self.weight_format = scan_graph(folder / entry.file).weight_format if entry.format == "onnx" else "-"
+        if self.weight_format == "s8":  # exact u8 x s8 products on x86 without VNNI (see docs/deploy.md)
+            options = exact_int8_options(options)
         self.session = create_session(folder / entry.file, providers, options)
+        problems = io_problems(self.session, entry, manifest.sample_shape, manifest.code_size)
+        if problems:
+            raise BundleError(f"{'; '.join(problems)}; re-export the bundle")
         inputs = self.session.get_inputs()
-        outputs = [o.name for o in self.session.get_outputs()]
-        if len(inputs) != 1 or inputs[0].name != entry.inputs[0].name or output not in outputs:
-            raise BundleError(
-                f"{entry.file}: graph has inputs {[i.name for i in inputs]} and outputs {outputs}, "
-                f"manifest expects input {entry.inputs[0].name!r} and output {output!r}; re-export the bundle"
-            )
-        got = _ORT_TYPES.get(inputs[0].type, inputs[0].type)
-        if got != entry.inputs[0].dtype:
-            raise BundleError(
-                f"{entry.file}: graph input dtype is {got}, manifest says {entry.inputs[0].dtype}; re-export the bundle"
-            )
-        batch_dim = inputs[0].shape[0] if inputs[0].shape else None
-        if entry.fixed_batch and batch_dim != entry.fixed_batch:
-            raise BundleError(f"{entry.file}: manifest says fixed batch {entry.fixed_batch}, the graph's batch axis "
-                              f"is {batch_dim!r}; re-export the bundle")
         self.input_name = inputs[0].name
-        self.input_dtype = np.dtype(got)
+        self.input_dtype = np.dtype(ORT_TYPES[inputs[0].type])
         self.output_names = [output]
         self.raw_io = entry.raw_io
         self.fixed_batch = entry.fixed_batch
@@ -77,8 +76,18 @@ class _Graph:
         if self.fixed_batch and n != self.fixed_batch:  # pad the last chunk, drop the padding after
             pad = np.repeat(x[-1:], self.fixed_batch - n, axis=0)
             x = np.concatenate([x, pad])
-        out = self.call(self.output_names, {self.input_name: x.astype(self.input_dtype, copy=False)}, None)[0]
+        try:
+            out = self.call(self.output_names, {self.input_name: x.astype(self.input_dtype, copy=False)}, None)[0]
+        except Exception as exc:  # onnxruntime's own exception types (Fail, RuntimeException, ...)
+            raise _run_failure(self.entry.file, exc, n) from None
         return out[:n]
+
+
+def _run_failure(file: str, exc: Exception, n: int) -> BundleError:
+    """An onnxruntime failure while running ``file`` on ``n`` samples, as a BundleError naming the graph."""
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return BundleError(f"onnxruntime failed running {file} on a batch of {n}: {text}; the graph cannot run "
+                       "here (a smaller --batch-size may help if it ran out of memory), or re-export the bundle")
 
 
 class EdgeModel:
@@ -127,6 +136,7 @@ class EdgeModel:
             "graphs": [{"role": g.role, "file": g.file, "format": g.format, "opset": g.opset,
                         "size": g.size, "sha256": g.sha256, "raw_io": g.raw_io} for g in graphs],
             "hashes_ok": True,  # both loaded graphs matched their size and SHA-256 (else load() raised)
+            "weights": {"encoder": encoder.weight_format, "decoder": decoder.weight_format},  # s8 | u8 | float
             "tools": dict(manifest.tools), "created": manifest.created,
         }
 
@@ -150,9 +160,14 @@ class EdgeModel:
                     s = _vdot(x, x)
                     if not ((s <= x.size) if self._bounded else math.isfinite(s)):
                         self.contract.check_values(x, "x")
-                y = self._enc_call(self._enc_outputs, {self._enc_input: x}, None)[0]
+                try:
+                    y = self._enc_call(self._enc_outputs, {self._enc_input: x}, None)[0]
+                except Exception as exc:  # onnxruntime's own exception types
+                    raise _run_failure(self._encoder.entry.file, exc, len(x)) from None
                 if y.shape[1:] != self._code_tail:
                     _bad_output(y, self._code_tail)
+                if not math.isfinite(_vdot(y, y)):
+                    check_output(y, "the encoder's output", _BAD_CODES)
                 return y[0] if single else y
         x, single = self.contract.samples(x, "x")
         out = self._map(x, self._encode_chunk, (self.code_size,), np.float32, batch_size, progress)
@@ -213,11 +228,17 @@ class EdgeModel:
             feed = x
         else:
             feed = self.normalizer.normalize(x)
-        return self._encoder.run(feed)
+        y = self._encoder.run(feed)
+        check_output(y, "the encoder's output", _BAD_CODES)
+        return y
 
     def _decode_chunk(self, code: np.ndarray, raw: bool) -> np.ndarray:
         check_codes(code, "code")
         y = self._decoder.run(code)  # (n, *sample_shape)
+        if not (self._decoder.raw_io or math.isfinite(_vdot(y, y))):
+            top = float(np.max(np.abs(code)))
+            check_output(y, "the decoder's output", f"the decoder graph computed it from codes up to {top:.3g}: "
+                         "codes far outside those encode() writes, or damaged weights")
         if self._decoder.raw_io:
             return y if raw else self.normalizer.normalize(y)
         return self.normalizer.denormalize(y) if raw else y
@@ -242,13 +263,17 @@ class EdgeModel:
             try:
                 y = fn(x[start:start + batch_size])
             except NonFiniteInput as exc:  # name the sample in the caller's array, not in the chunk
-                raise NonFiniteInput(exc.what, start + exc.index) from None
+                raise exc.shifted(start) from None
             if y.shape[1:] != shape:
                 _bad_output(y, shape)
             out[start:start + len(y)] = y
             if progress is not None:
                 progress(len(y))
         return out
+
+
+_BAD_CODES = ("the encoder graph computed it from finite input: its weights are damaged or the input is far "
+              "outside the range it was trained on")
 
 
 def _bad_output(y: np.ndarray, shape: tuple[int, ...]) -> None:
@@ -264,9 +289,9 @@ def _select(manifest: Manifest, folder: Path, role: str, precision: str, format:
             f"precision {precision!r} ({format}) is not in bundle {folder}{known}; available {role} "
             f"precisions: {', '.join(have) or 'none'}; choose one of them or re-export with it"
         )
-    problem = file_problem(folder / entry.file, entry.size, entry.sha256)
-    if problem:
-        raise BundleError(f"bundle {folder}: {problem}")
+    problems = graph_problems(folder, entry)
+    if problems:
+        raise BundleError(f"bundle {folder}: {'; '.join(problems)}")
     limit = max_supported_opset()
     if entry.opset > limit:
         import onnxruntime as ort
@@ -296,13 +321,18 @@ def load(
         format: "onnx" or "ort" (the ORT flatbuffer copies, for mobile builds).
         options: an ``onnxruntime.SessionOptions`` replacing edgeae's defaults.
     """
+    if not isinstance(bundle_dir, (str, os.PathLike)) or not str(bundle_dir):
+        raise BundleError(f"bundle_dir must be the path of a bundle folder (a str or os.PathLike), got "
+                          f"{type(bundle_dir).__name__} {str(bundle_dir)[:60]!r}")
     folder = Path(bundle_dir)
     manifest = read_manifest(folder)
     if format not in ("onnx", "ort"):
         raise BundleError(f"format {format!r} is not one of: onnx, ort")
+    if not isinstance(precision, str):
+        raise BundleError(f"precision must be a str ({', '.join(PRECISIONS)}), got {type(precision).__name__}")
     entries = [_select(manifest, folder, role, precision, format) for role in ("encoder", "decoder")]
     names = resolve_providers(providers)
     options = options if options is not None else session_options(threads)
-    encoder = _Graph(folder, entries[0], names, options, "code")
-    decoder = _Graph(folder, entries[1], names, options, "x_hat")
+    encoder = _Graph(folder, entries[0], manifest, names, options, "code")
+    decoder = _Graph(folder, entries[1], manifest, names, options, "x_hat")
     return EdgeModel(folder, manifest, precision, encoder, decoder)

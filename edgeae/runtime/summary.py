@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeae.runtime.bundle import Manifest, file_problem, read_manifest
+from edgeae.errors import BundleError
+from edgeae.runtime.bundle import GraphEntry, Manifest, graph_problems, read_manifest
+from edgeae.runtime.graphscan import scan_graph
+from edgeae.runtime.iocheck import io_problems
+from edgeae.runtime.session import EXACT_INT8, create_session, session_options
 
 __all__ = ["describe_bundle"]
 
@@ -53,19 +57,27 @@ def describe_bundle(bundle_dir: str | Path, manifest: Manifest | None = None) ->
     ]
     limit = max_supported_opset()
     problems: list[str] = []
-    rows = [["role", "precision", "file", "size", "opset", "io", "inputs -> outputs", "sha256"]]
+    rows = [["role", "precision", "file", "size", "opset", "io", "weights", "inputs -> outputs", "sha256"]]
     for g in m.graphs:
-        problem = file_problem(folder / g.file, g.size, g.sha256)
-        if problem:
-            problems.append(problem)
-        status = "OK" if not problem else ("MISSING" if "missing" in problem else "BAD")
+        found = graph_problems(folder, g)
+        status = "OK" if not found else ("MISSING" if "missing" in found[0] else "BAD")
         opset = f"{g.opset}" + ("" if g.opset <= limit else f" (> {limit}!)")
         if g.opset > limit:
-            problems.append(f"{g.file}: opset {g.opset} is newer than this onnxruntime supports ({limit})")
+            found.append(f"{g.file}: opset {g.opset} is newer than this onnxruntime supports ({limit})")
+        weights = "-"
+        if status == "OK" and g.opset <= limit:
+            weights, opened = _open_check(folder, g, m)
+            found += opened
+            status = "OK" if not opened else "BAD I/O"
+        problems += found
         io = ("raw" if g.raw_io else "norm") + (f" b{g.fixed_batch}" if g.fixed_batch else "")
-        rows.append([g.role, g.precision, g.file, _human(g.size), opset, io,
+        ext = f" +{len(g.external_data)} data file(s)" if g.external_data else ""
+        rows.append([g.role, g.precision, g.file + ext, _human(g.size), opset, io, weights,
                      f"{_specs(g.inputs)} -> {_specs(g.outputs)}", f"{g.sha256[:12]}.. {status}"])
     lines += _table(rows)
+    if any(row[6] == "s8" for row in rows[1:]):
+        lines += ["", "weights       s8: int8 weights; run with exact u8 x s8 products (session option "
+                  f"{EXACT_INT8[0]}={EXACT_INT8[1]}, set by the runtime) on x86 CPUs without VNNI"]
     if m.samples:
         s = m.samples
         _, p = m.samples_file(folder)
@@ -87,8 +99,23 @@ def describe_bundle(bundle_dir: str | Path, manifest: Manifest | None = None) ->
     return "\n".join(lines), problems
 
 
-def _num(v: Any) -> str:
-    return f"{v:.2f}" if isinstance(v, (int, float)) else "-"
+def _open_check(folder: Path, g: GraphEntry, m: Manifest) -> tuple[str, list[str]]:
+    """(weight format, problems) of one graph opened in onnxruntime: does it fit the manifest?"""
+    try:
+        weights = scan_graph(folder / g.file).weight_format if g.format == "onnx" else "-"
+        session = create_session(folder / g.file, ["CPUExecutionProvider"], session_options(optimization="disabled"))
+    except BundleError as exc:
+        return "-", [str(exc)]
+    return weights, io_problems(session, g, m.sample_shape, m.code_size)
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "-"
+    try:
+        return f"{float(v):.{digits}f}"
+    except OverflowError:  # an int beyond float range
+        return "-"
 
 
 def _compact(v: Any) -> str:
@@ -101,11 +128,12 @@ def _compact(v: Any) -> str:
 def _describe_codec(m: Manifest) -> str:
     """One line per codec table set: bit depth (the first is the default) and held-out rate."""
     records = m.codec if isinstance(m.codec, list) else [m.codec]
-    measured = (m.validation or {}).get("fp32", {}).get("codec") or {}
+    measured = m.validation.get("fp32", {}).get("codec") or {}  # objects (checked by the manifest schema)
     rows = []
     for i, rec in enumerate(records):
         bits = rec.get("bits") if isinstance(rec, dict) else None
-        r = measured.get(str(bits))
-        rate = f": {r['bytes_per_sample']:.1f} bytes/sample, PSNR {r['psnr']:.2f} dB held out" if r else ""
+        r = measured.get(str(bits)) or {}
+        rate = (f": {_num(r.get('bytes_per_sample'), 1)} bytes/sample, PSNR {_num(r.get('psnr'))} dB held out"
+                if r else "")
         rows.append(f"{bits}-bit{' (default)' if i == 0 else ''}{rate}")
     return "codec         " + "\n              ".join(rows)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgeae.errors import BundleError, ConfigError, StreamError, ValidationError
-from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, file_problem, read_manifest
+from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, graph_problems, read_manifest
 from edgeae.runtime.varint import get_varint
 
 # The public names are listed once, in edgeae/web/__init__.py.
@@ -123,9 +123,12 @@ def onnx_header(path: str | Path) -> tuple[int, dict[str, int]]:
 
 def _check_graph(folder: Path, entry: GraphEntry) -> None:
     """Refuse a graph the page cannot run, saying what to do."""
-    problem = file_problem(folder / entry.file, entry.size, entry.sha256)
-    if problem:
-        raise BundleError(f"bundle {folder}: {problem}")
+    problems = graph_problems(folder, entry)  # the graph file and any external data it refers to
+    if problems:
+        raise BundleError(f"bundle {folder}: {'; '.join(problems)}")
+    if entry.external_data:
+        raise BundleError(f"{entry.file} keeps weights in {len(entry.external_data)} external data file(s); the page "
+                          "loads one file per graph: re-export the bundle with edgeae export (weights inside)")
     if entry.fixed_batch not in (None, 1):
         raise BundleError(f"{entry.file} only runs batch {entry.fixed_batch}; the page runs one sample "
                           "at a time: re-export without --fixed-batch (or with --fixed-batch 1)")
