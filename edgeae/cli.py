@@ -591,8 +591,10 @@ def _bench_ints(text: str, name: str) -> list[int]:
 @click.option("--no-bare", is_flag=True, help="Skip the bare InferenceSession.run baseline.")
 @click.option("--no-ceiling", is_flag=True, help="Skip the numpy matmul ceiling.")
 @click.option("--no-check", is_flag=True, help="Skip the self-check (each variant alone in a timeit loop).")
+@click.option("--method", type=click.Choice(["blocks", "calls"]), default="blocks", show_default=True,
+              help="blocks: interleaved blocks; calls: variants alternated call by call (shows that method's bias).")
 def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iterations, rounds, warmup, fmt, output,
-              plot, torch_run, data, max_psnr_drop, no_bare, no_ceiling, no_check):
+              plot, torch_run, data, max_psnr_drop, no_bare, no_ceiling, no_check, method):
     """Measure latency, throughput, memory, size and PSNR of a bundle's precisions.
 
     Variants run in interleaved blocks on real held-out samples, next to a bare
@@ -638,6 +640,7 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
         providers=_bench_list(provider, "provider"), duration=duration, iterations=iterations, warmup=warmup,
         torch_model=baseline, data=samples, data_label=str(data), max_psnr_drop=max_psnr_drop, bare=not no_bare, ceiling=not no_ceiling,
         log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None, rounds=rounds, check=not no_check,
+        method=method,
     )
     text = result.render(fmt)
     if output:

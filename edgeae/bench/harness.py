@@ -26,7 +26,16 @@ from typing import Any
 import numpy as np
 
 from edgeae.bench.report import BenchResult, Row, percentiles
-from edgeae.bench.timing import ROUNDS, alone, blocks, machine, peak_rss_mb, timed_load
+from edgeae.bench.timing import (
+    ROUNDS,
+    BlockTimes,
+    alone,
+    blocks,
+    interleave,
+    machine,
+    peak_rss_mb,
+    timed_load,
+)
 from edgeae.config import CONV_KINDS, VARIATIONAL_KINDS
 from edgeae.errors import ConfigError
 from edgeae.runtime.bundle import PRECISIONS, Manifest, read_manifest
@@ -38,6 +47,7 @@ __all__ = ["GRAPHS", "DEFAULT_BATCHES", "run_bench", "encoder_matmuls", "measure
 GRAPHS = ("encoder", "decoder", "end-to-end")
 DEFAULT_BATCHES = (1, 8, 64, 256)
 _PSNR_SAMPLES = 256  # held-out samples reconstructed for PSNR
+METHODS = ("blocks", "calls")
 CHECK_SHARE, CHECK_MIN_CALLS = 0.5, 5  # the self-check times each variant alone for half the calls the blocks made
 Log = Callable[[str], None]
 
@@ -224,6 +234,7 @@ def run_bench(
     log: Log | None = None,
     rounds: int = ROUNDS,
     check: bool = True,
+    method: str = "blocks",
 ) -> BenchResult:
     """Benchmark a bundle's precisions (and baselines) interleaved; see the module docstring.
 
@@ -234,6 +245,9 @@ def run_bench(
         iterations: fixed timed calls per variant and cell, split over the rounds (overrides ``duration``).
         rounds: rounds of blocks per cell; 6 or more give ratios a 95% interval (12: 3rd to 10th ratio).
         check: also time each variant alone in a ``timeit`` loop (the self-check column).
+        method: "blocks" (the benchmark), or "calls": variants alternated call by call (A B A B ...),
+            the method this harness used before, kept so its distortion can be shown next to the
+            self-check (docs/performance.md).
         torch_model: the PyTorch eager baseline, from ``edgeae.bench.torch_baseline.load_torch(run_dir)``
             (built by the caller, so this module never imports torch).
         data: raw held-out samples (N, *sample_shape) used instead of the bundle's samples.npy;
@@ -244,7 +258,7 @@ def run_bench(
     manifest = read_manifest(folder)
     threads = list(threads) if threads is not None else sorted({1, os.cpu_count() or 1})
     precisions, names = _check_run(manifest, folder, precisions, graphs, batches, threads, providers, duration,
-                                   iterations, max_psnr_drop, torch_model, rounds)
+                                   iterations, max_psnr_drop, torch_model, rounds, method)
     samples, source = _load_samples(manifest, folder, data, data_label)
     from edgeae.runtime.model import load
 
@@ -254,13 +268,17 @@ def run_bench(
     feeds = _feeds(manifest, samples, fp32)
     peak = psnr_peak(manifest.normalization["mode"], feeds["model"])
     settings = _settings(names, threads, source, duration, iterations, warmup, peak, rounds)
+    if method == "calls":
+        settings["timing"] = (f"variants alternated call by call (A B A B ...), perf_counter_ns per call; the calls "
+                              f"split into {rounds} rounds for the ratios; self-check as for blocks")
     result = BenchResult(bundle=str(folder), kind=manifest.kind, max_psnr_drop=max_psnr_drop, settings=settings)
     for provider in names:
         for t in threads:
             variants = _variants(result, folder, manifest, precisions, provider, t, feeds, peak, bare, torch_model)
             for g in graphs:
                 for b in batches:
-                    _cell(result, variants, g, b, t, provider, feeds, duration, iterations, warmup, rounds, check)
+                    _cell(result, variants, g, b, t, provider, feeds, duration, iterations, warmup, rounds, check,
+                          method)
                     log(f"{provider} threads={t} {g} batch={b}: done")
     if ceiling and "fp32" in precisions and "encoder" in graphs:
         b = max(batches)
@@ -284,12 +302,14 @@ def run_bench(
 def _check_run(manifest: Manifest, folder: Path, precisions: Sequence[str] | None, graphs: Sequence[str],
                batches: Sequence[int], threads: Sequence[int], providers: Sequence[str], duration: float,
                iterations: int | None, max_psnr_drop: float, torch_model: Any,
-               rounds: int = ROUNDS) -> tuple[list[str], list[str]]:
+               rounds: int = ROUNDS, method: str = "blocks") -> tuple[list[str], list[str]]:
     """Every option of :func:`run_bench` checked before anything loads; (precisions, ORT providers)."""
     if duration <= 0 or (iterations is not None and iterations <= 0):
         raise ConfigError(f"--duration must be > 0 s and --iterations a positive integer, got {duration}, {iterations}")
     if rounds <= 0:
         raise ConfigError(f"--rounds must be a positive integer, got {rounds}")
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
     if max_psnr_drop < 0:
         raise ConfigError(f"--max-psnr-drop must be >= 0 dB, got {max_psnr_drop}")
     checked = check_options(manifest, folder, precisions, graphs, batches, threads, providers)
@@ -341,7 +361,7 @@ def _variants(result: BenchResult, folder: Path, manifest: Manifest, precisions:
 
 def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int, threads: int, provider: str,
           feeds: dict[str, Any], duration: float, iterations: int | None, warmup: int, rounds: int = ROUNDS,
-          check: bool = True) -> None:
+          check: bool = True, method: str = "blocks") -> None:
     """Time every variant that has ``graph`` on the same tiled inputs, in interleaved blocks;
     then (``check``) each variant alone in a plain ``timeit`` loop, the self-check."""
     inputs = {"encoder": ("edge", "bare", "model"), "decoder": ("codes",) * 3, "end-to-end": ("edge", None, "model")}
@@ -356,7 +376,10 @@ def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int,
     for v in active:
         if v.before:
             v.before()
-    timed = blocks(runners, rounds=rounds, duration=duration, iterations=iterations, warmup=warmup)
+    if method == "calls":
+        timed = _call_by_call(runners, rounds, duration, iterations, warmup)
+    else:
+        timed = blocks(runners, rounds=rounds, duration=duration, iterations=iterations, warmup=warmup)
     peak = round(peak_rss_mb(), 1)
     for i, v in enumerate(active):
         ns, means = timed.calls[i], timed.rounds[i]
@@ -373,3 +396,13 @@ def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int,
             peak_rss_mb=peak, size=v.sizes.get(graph, 0), psnr=v.psnr,
             block_ms=round(block_ns / 1e6, 6), rounds_ms=[round(m / 1e6, 6) for m in means],
             timeit_ms=alone_ms, check=check_ratio))
+
+
+def _call_by_call(runners: list[Callable[[], Any]], rounds: int, duration: float, iterations: int | None,
+                  warmup: int) -> BlockTimes:
+    """The former method (A B A B ...), its calls cut into ``rounds`` consecutive parts for the ratios."""
+    calls = interleave(runners, iterations, duration, warmup)
+    n = len(calls[0])
+    edges = [n * r // rounds for r in range(rounds + 1)]
+    parts = [[ns[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a] for ns in calls]
+    return BlockTimes(calls, [[float(np.median(p)) for p in ps] for ps in parts], [max(1, n // rounds)] * len(calls))
