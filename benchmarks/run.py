@@ -79,12 +79,13 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
         f"Machine: {_machine_line(s)}, onnxruntime {s['onnxruntime']}, numpy {s['numpy']}, "
         f"Python {s['python']}. Session options: graph optimization {s['graph_optimization_level']}, "
         f"allow_spinning {s['allow_spinning']}, {s['execution_mode']}, inter-op threads {s['inter_op_threads']}; "
-        f"intra-op threads {s['threads']}. Method: {s['timing']}; {args.duration} s per cell, "
+        f"intra-op threads {s['threads']}. Method: {s['timing']}; {s['duration_s']} s per cell, "
         f"warm-up {s['warmup']} calls per variant. Memory: {s['memory']}. Absolute times on a shared machine "
-        "drift; the ratios (measured side by side in one run) are what to compare.", "",
+        "drift (the machine is shared with other busy processes); the ratios, paired round by round within "
+        "one run of interleaved blocks, are what to compare.", "",
         "## Targets", "",
-        "| model | " + " | ".join(f"{k} ({op} {v})" for k, (op, v, _) in TARGETS.items()) + " |",
-        "|---|" + "---:|" * len(TARGETS),
+        "| model | " + " | ".join(f"{k} ({op} {v})" for k, (op, v, _) in TARGETS.items()) + " | self-check |",
+        "|---|" + "---:|" * len(TARGETS) + "---|",
     ]
     for name, r in results.items():
         cells = []
@@ -92,9 +93,15 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
             got = r.ratios.get(k)
             mark = "" if got is None else (" ok" if (got <= v if op == "<=" else got >= v) else " **missed**")
             extra = f" ({r.ratios['int8_variant']})" if k == "int8_speedup" and got is not None else ""
+            span = r.ratios.get("intervals", {}).get(k)
+            extra += f" [{span[0]:.2f}-{span[1]:.2f}]" if span and span[0] is not None else ""
             cells.append("-" if got is None else f"{got:.2f}{extra}{mark}")
+        c = r.ratios.get("self_check")
+        cells.append(f"{c['rows'] - c['outside']} of {c['rows']} rows within {c['tolerance']:.0%}" if c else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "What each ratio is: " + "; ".join(f"`{k}` = {w}" for k, (_, _, w) in TARGETS.items()) + ".", ""]
+    lines += ["", "What each ratio is: " + "; ".join(f"`{k}` = {w}" for k, (_, _, w) in TARGETS.items())
+              + ". Ratios are medians of per-round ratios, [95% interval]; self-check: rows whose block figure is "
+              "within 5% of a timeit loop of the variant alone.", ""]
     for name, r in results.items():
         lines += [f"## {name}", "", f"![{name}](results/{name}.png)", ""]
         if r.ceiling and "macs_per_s" in r.ceiling:
@@ -149,10 +156,25 @@ def main(argv: list[str] | None = None) -> int:
         plot(result, RESULTS / f"{name}.png", title=name)
         log(f"{name}: benchmarked in {time.time() - t0:.0f} s; ratios {json.dumps(result.ratios)}")
     if results:
+        results = _with_saved(results)  # models measured in an earlier run (--only) keep their page
         _size_psnr(results, RESULTS / "size_psnr.png")
         (HERE / "RESULTS.md").write_text(_markdown(results, args) + _rate_distortion(), encoding="utf-8")
         log(f"Wrote {HERE / 'RESULTS.md'} and {RESULTS}/ in {time.time() - t_all:.0f} s")
     return 0
+
+
+def _with_saved(results: dict) -> dict:
+    """``results`` plus the saved JSON of every other model, in MODELS order."""
+    from edgeae.bench.report import BenchResult
+
+    out = {}
+    for name in MODELS:
+        path = RESULTS / f"{name}.json"
+        if name in results:
+            out[name] = results[name]
+        elif path.is_file():
+            out[name] = BenchResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return out
 
 
 def _replot(names: list[str]) -> int:
