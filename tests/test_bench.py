@@ -237,6 +237,7 @@ def test_cli_json_to_file_and_plot(bundle, tmp_path):
     (["--threads", "one"], "Error: --threads must be comma-separated positive integers, got 'one'\n"),
     (["--duration", "0"], "Error: --duration must be > 0 s and --iterations a positive integer, got 0.0, None\n"),
     (["--max-psnr-drop", "-1"], "Error: --max-psnr-drop must be >= 0 dB, got -1.0\n"),
+    (["--rounds", "0"], "Error: --rounds must be a positive integer, got 0\n"),
 ])
 def test_cli_bad_options(bundle, args, message):
     folder, _ = bundle
@@ -336,3 +337,14 @@ def test_cli_torch_baseline_no_bare_and_cpu_provider(mlp_bundle, mlp_run):
     r = _bench(mlp_bundle, *FAST, "--format", "json", "--precision", "fp32")
     assert r.exit_code == 0, r.output
     assert {row["variant"] for row in json.loads(r.output)["rows"]} == {"fp32", "ort-bare"}  # bare by default
+
+
+def test_call_by_call_method_still_runs_and_a_bad_method_is_refused(bundle):
+    folder, _ = bundle
+    r = run_bench(folder, graphs=("encoder",), batches=(1,), threads=(1,), iterations=4, warmup=1, ceiling=False,
+                  method="calls", rounds=2)
+    assert {row.variant for row in r.rows} == {"fp32", "int8-dynamic", "ort-bare"}
+    assert all(row.calls == 4 and len(row.rounds_ms) == 2 for row in r.rows)
+    assert r.settings["timing"].startswith("variants alternated call by call")
+    with pytest.raises(ConfigError, match="unknown method 'abab'; choose from: blocks, calls"):
+        run_bench(folder, method="abab")
