@@ -49,6 +49,7 @@ DEFAULT_BATCHES = (1, 8, 64, 256)
 _PSNR_SAMPLES = 256  # held-out samples reconstructed for PSNR
 METHODS = ("blocks", "calls")
 CHECK_SHARE, CHECK_MIN_CALLS = 0.5, 5  # the self-check times each variant alone for half the calls the blocks made
+CHECK_ROUNDS = 3  # ... in this many timeit loops per variant, one per round, so a burst of load hits one loop
 Log = Callable[[str], None]
 
 
@@ -381,14 +382,13 @@ def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int,
     else:
         timed = blocks(runners, rounds=rounds, duration=duration, iterations=iterations, warmup=warmup)
     peak = round(peak_rss_mb(), 1)
+    solo = _alone_rounds(runners, [len(ns) for ns in timed.calls]) if check else [None] * len(active)
     for i, v in enumerate(active):
         ns, means = timed.calls[i], timed.rounds[i]
         stats = percentiles(ns)
         block_ns = float(np.median(means))
-        alone_ms = check_ratio = None
-        if check:
-            solo = alone(runners[i], max(CHECK_MIN_CALLS, int(len(ns) * CHECK_SHARE)))
-            alone_ms, check_ratio = round(solo / 1e6, 6), round(block_ns / solo, 4)
+        alone_ms = None if solo[i] is None else round(solo[i] / 1e6, 6)
+        check_ratio = None if solo[i] is None else round(block_ns / solo[i], 4)
         result.rows.append(Row(
             variant=v.name, graph=graph, provider=provider, batch=batch, threads=threads,
             session_ms=round(v.load_ms, 2), p50_ms=stats["p50"], p90_ms=stats["p90"], p99_ms=stats["p99"],
@@ -396,6 +396,16 @@ def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int,
             peak_rss_mb=peak, size=v.sizes.get(graph, 0), psnr=v.psnr,
             block_ms=round(block_ns / 1e6, 6), rounds_ms=[round(m / 1e6, 6) for m in means],
             timeit_ms=alone_ms, check=check_ratio))
+
+
+def _alone_rounds(runners: list[Callable[[], Any]], calls: list[int]) -> list[float]:
+    """The self-check: ns per call of each runner alone in plain ``timeit`` loops, the median of
+    CHECK_ROUNDS loops (each the median call of its loop) taken round by round over the runners."""
+    got: list[list[float]] = [[] for _ in runners]
+    for _ in range(CHECK_ROUNDS):
+        for i, run in enumerate(runners):
+            got[i].append(alone(run, max(CHECK_MIN_CALLS, int(calls[i] * CHECK_SHARE / CHECK_ROUNDS))))
+    return [float(np.median(g)) for g in got]
 
 
 def _call_by_call(runners: list[Callable[[], Any]], rounds: int, duration: float, iterations: int | None,

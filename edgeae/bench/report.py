@@ -135,7 +135,9 @@ def self_check(rows: list[Row], tolerance: float = CHECK_TOLERANCE) -> dict[str,
         return None
     worst = max(checked, key=lambda r: abs(r.check - 1.0))
     outside = [r for r in checked if abs(r.check - 1.0) > tolerance]
-    return {"rows": len(checked), "outside": len(outside), "tolerance": tolerance,
+    by_threads = {str(t): [sum(1 for r in checked if r.threads == t and abs(r.check - 1.0) <= tolerance),
+                           sum(1 for r in checked if r.threads == t)] for t in sorted({r.threads for r in checked})}
+    return {"rows": len(checked), "outside": len(outside), "tolerance": tolerance, "by_threads": by_threads,
             "worst": {"variant": worst.variant, "graph": worst.graph, "batch": worst.batch,
                       "threads": worst.threads, "check": worst.check},
             "median_abs_dev": round(float(np.median([abs(r.check - 1.0) for r in checked])), 4),
@@ -280,8 +282,9 @@ class BenchResult:
         check = self.ratios.get("self_check")
         if check:
             w = check["worst"]
+            per = "; ".join(f"{t} thread(s): {a} of {n}" for t, (a, n) in check.get("by_threads", {}).items())
             lines.append(f"self-check: {check['rows'] - check['outside']} of {check['rows']} rows within "
-                         f"{check['tolerance']:.0%} of a timeit loop of the variant alone "
+                         f"{check['tolerance']:.0%} of a timeit loop of the variant alone ({per}) "
                          f"({'ok' if check['ok'] else 'NOT all'}; median deviation {check['median_abs_dev']:.1%}, "
                          f"worst {w['variant']} {w['graph']} batch {w['batch']} x{w['check']:.3f})")
         for rec in self.recommendations:
