@@ -161,12 +161,13 @@ def _inputs(bundle: Path, batch: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x[np.arange(batch) % len(x)]), x[: min(len(x), 128)]
 
 
-def measure(model: str, batch: int, duration: float, cpus: list[str], calls: int = 200) -> dict:
+def measure(model: str, batch: int, duration: float, cpus: list[str], calls: int = 200,
+            bundle: Path | None = None) -> dict:
     import onnxruntime as ort
 
     from edgeae.bench.timing import machine
 
-    bundle = HERE / "work" / model / "bundle"
+    bundle = bundle or HERE / "work" / model / "bundle"
     x, calibration = _inputs(bundle, batch)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -186,13 +187,15 @@ def measure(model: str, batch: int, duration: float, cpus: list[str], calls: int
                 for opt in ("0", "1"):
                     exact[name][f"{cpu}_option{opt}_max_abs_diff"] = float(
                         np.abs(there[f"{name}|{opt}"].astype(np.float64) - here[f"{name}|1"]).max())
-    return {"model": model, "batch": batch, "threads": 1, "machine": machine(), "onnxruntime": ort.__version__,
+    return {"model": model, "bundle": str(bundle.relative_to(HERE.parent)) if bundle.is_relative_to(HERE.parent)
+            else bundle.name, "batch": batch, "threads": 1, "machine": machine(), "onnxruntime": ort.__version__,
             "duration_s": duration, "speed": speed, "profile_us": profile, "exact": exact, "cpus": cpus}
 
 
 def _markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"# int8 forms in ONNX Runtime ({r['model']} encoder, batch {r['batch']}, 1 thread)", "",
+             f"Bundle: `{r['bundle']}`.", "",
              f"Written by `python -m benchmarks.int8_forms`. Machine: {m['cpu']} ({', '.join(m['isa'])}), "
              f"{m['cores']} cores, shared with other busy processes; onnxruntime {r['onnxruntime']}; "
              f"`{OPTION}=1`. Speed: interleaved blocks, {r['duration_s']} s; x fp32 = median of per-round "
@@ -220,6 +223,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--cpus", default="", help="emulated CPUs to check exactness on: haswell,nehalem")
+    ap.add_argument("--bundle", type=Path, default=None, help="bundle folder [default: benchmarks/work/MODEL/bundle]")
     ap.add_argument("--outputs", help=argparse.SUPPRESS)  # child mode under emulation
     args = ap.parse_args()
     if args.outputs:
@@ -227,7 +231,8 @@ def main() -> None:
         got = outputs({k: Path(v) for k, v in spec["files"].items()}, np.load(spec["x"]))
         np.savez(spec["out"], **got)
         return
-    result = measure(args.model, args.batch, args.duration, [c for c in args.cpus.split(",") if c])
+    result = measure(args.model, args.batch, args.duration, [c for c in args.cpus.split(",") if c],
+                     bundle=args.bundle)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"int8_forms-{args.model}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")

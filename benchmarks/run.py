@@ -97,7 +97,8 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
             extra += f" [{span[0]:.2f}-{span[1]:.2f}]" if span and span[0] is not None else ""
             cells.append("-" if got is None else f"{got:.2f}{extra}{mark}")
         c = r.ratios.get("self_check")
-        cells.append(f"{c['rows'] - c['outside']} of {c['rows']} rows within {c['tolerance']:.0%}" if c else "-")
+        per = "; ".join(f"{t} thread(s): {a} of {n}" for t, (a, n) in (c or {}).get("by_threads", {}).items())
+        cells.append(f"{per} rows within {c['tolerance']:.0%}" if c else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "What each ratio is: " + "; ".join(f"`{k}` = {w}" for k, (_, _, w) in TARGETS.items())
               + ". Ratios are medians of per-round ratios, [95% interval]; self-check: rows whose block figure is "
