@@ -7,7 +7,8 @@
 
 Usage: ``python -m benchmarks.run [--duration 0.3] [--data ../shared/data/mnist] [--only mnist-mlp]``.
 Runs are cached under benchmarks/work/ (git-ignored); pass --retrain to start over.
-``--replot`` redraws the PNGs from the saved benchmarks/results/<name>.json, measuring nothing.
+``--replot`` re-derives ratios and recommendations from the saved benchmarks/results/<name>.json
+and redraws the PNGs and RESULTS.md, measuring nothing.
 """
 
 from __future__ import annotations
@@ -122,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated model names: " + ", ".join(MODELS))
     ap.add_argument("--batch", default="1,8,64,256")
     ap.add_argument("--retrain", action="store_true", help="ignore cached runs and bundles in benchmarks/work/")
-    ap.add_argument("--replot", action="store_true", help="redraw the PNGs from the saved JSON results only")
+    ap.add_argument("--replot", action="store_true", help="re-derive ratios, recommendations, PNGs and RESULTS.md from the saved JSON only")
     args = ap.parse_args(argv)
     if args.replot:
-        return _replot(args.only.split(",") if args.only else list(MODELS))
+        return _replot(args.only.split(",") if args.only else list(MODELS), args)
 
     from edgeae.bench.harness import run_bench
     from edgeae.bench.report import plot
@@ -178,8 +179,9 @@ def _with_saved(results: dict) -> dict:
     return out
 
 
-def _replot(names: list[str]) -> int:
-    """Redraw <name>.png and size_psnr.png from benchmarks/results/<name>.json."""
+def _replot(names: list[str], args: argparse.Namespace) -> int:
+    """Re-derive ratios and recommendations from the saved rows of benchmarks/results/<name>.json
+    (measuring nothing), then rewrite the JSON, <name>.png, size_psnr.png and RESULTS.md."""
     from edgeae.bench.report import BenchResult, plot
 
     results = {}
@@ -187,10 +189,14 @@ def _replot(names: list[str]) -> int:
         path = RESULTS / f"{name}.json"
         if path.is_file():
             results[name] = BenchResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            print(f"Wrote {plot(results[name], RESULTS / f'{name}.png', title=name)}")
+            results[name].finish()
+            path.write_text(results[name].to_json(), encoding="utf-8")
+            print(f"Wrote {path} and {plot(results[name], RESULTS / f'{name}.png', title=name)}")
     if results:
+        results = _with_saved(results)
         _size_psnr(results, RESULTS / "size_psnr.png")
-        print(f"Wrote {RESULTS / 'size_psnr.png'}")
+        (HERE / "RESULTS.md").write_text(_markdown(results, args) + _rate_distortion(), encoding="utf-8")
+        print(f"Wrote {RESULTS / 'size_psnr.png'} and {HERE / 'RESULTS.md'}")
     return 0
 
 

@@ -140,6 +140,11 @@ def test_recommend_needs_a_resolved_difference_within_budget():
     close.rounds_ms = [0.97 * (1.1 if i % 2 else 0.9) for i in range(12)]
     rec = recommend([_row("fp32", 1.0, 20.0), close], 0.5)[0]
     assert rec["variant"] == "fp32" and rec["unresolved"] == ["int8-static"] and rec["speedup_vs_fp32"] == 1.0
+    # resolved, but 2% is inside the method's 5% tolerance: fp32 stays
+    slight = _row("int8-static", 0.98, 20.0)
+    rec = recommend([_row("fp32", 1.0, 20.0), slight], 0.5)[0]
+    assert rec["variant"] == "fp32" and rec["unresolved"] == ["int8-static"]
+    assert recommend([_row("fp32", 1.0, 20.0), slight], 0.5, min_gain=0.0)[0]["variant"] == "int8-static"
     # separate thread counts are separate runs of blocks: one recommendation each
     rec = recommend([_row("fp32", 1.0, 20.0), _row("fp32", 0.6, 20.0, threads=2),
                      _row("int8-static", 0.5, 20.0, threads=2)], 0.5)

@@ -90,13 +90,15 @@ def paired_ratio(slow: Row | None, fast: Row | None) -> dict[str, Any] | None:
             "faster": bool(resolved and lo > 1.0)}
 
 
-def recommend(rows: list[Row], max_psnr_drop: float) -> list[dict[str, Any]]:
+def recommend(rows: list[Row], max_psnr_drop: float, min_gain: float = CHECK_TOLERANCE) -> list[dict[str, Any]]:
     """Per provider, thread count and batch size: the precision to deploy.
 
     Looks at end-to-end rows when measured (else encoder, else decoder). fp32 unless
-    another precision within ``max_psnr_drop`` dB of fp32's PSNR is *resolvably* faster
-    (:func:`paired_ratio`'s interval lies above 1.0); among those, the highest median ratio.
-    A difference the rounds cannot resolve never picks a variant. A variant without a
+    another precision within ``max_psnr_drop`` dB of fp32's PSNR is *resolvably* faster:
+    :func:`paired_ratio`'s interval lies above ``1 + min_gain`` (default: the 5% to which the
+    self-check holds the method to ``timeit``); among those, the highest median ratio. A
+    difference the rounds cannot resolve, or one within the method's tolerance, never picks
+    a variant. A variant without a
     PSNR qualifies only if it is fp32. Variants are compared only within one run of
     interleaved blocks (same provider and thread count).
     """
@@ -114,8 +116,8 @@ def recommend(rows: list[Row], max_psnr_drop: float) -> list[dict[str, Any]]:
             if r is base or d is None or d > max_psnr_drop:
                 continue
             cmp = paired_ratio(base, r)
-            if cmp is None or not cmp["faster"]:
-                unresolved += [r.variant] if cmp is None or not cmp["resolved"] else []
+            if cmp is None or not cmp["faster"] or cmp["lo"] <= 1.0 + min_gain:
+                unresolved += [r.variant] if cmp is None or not cmp["resolved"] or cmp["faster"] else []
                 continue
             if best_cmp is None or cmp["ratio"] > best_cmp["ratio"]:
                 best, best_cmp = r, cmp
@@ -322,9 +324,9 @@ def _recommendation_line(rec: dict[str, Any], budget: float) -> str:
         why = (f"{_f(rec['speedup_vs_fp32'], 2)}x fp32 [95% {lo:.2f}-{hi:.2f}], PSNR drop "
                f"{_f(rec['psnr_drop'], 2)} dB <= {budget}")
     else:
-        why = "no other precision within the PSNR budget is resolvably faster"
+        why = f"no other precision within the PSNR budget is resolvably more than {CHECK_TOLERANCE:.0%} faster"
     if rec.get("unresolved"):
-        why += f"; not resolved from fp32: {', '.join(rec['unresolved'])}"
+        why += f"; not resolvably more than {CHECK_TOLERANCE:.0%} faster than fp32: {', '.join(rec['unresolved'])}"
     return f"{head} - {why}"
 
 
