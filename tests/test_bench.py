@@ -145,6 +145,10 @@ def test_recommend_needs_a_resolved_difference_within_budget():
     rec = recommend([_row("fp32", 1.0, 20.0), slight], 0.5)[0]
     assert rec["variant"] == "fp32" and rec["unresolved"] == ["int8-static"]
     assert recommend([_row("fp32", 1.0, 20.0), slight], 0.5, min_gain=0.0)[0]["variant"] == "int8-static"
+    # clearly faster, but fp32's row failed its self-check: the blocks are not trusted
+    base, fast = _row("fp32", 1.0, 20.0), _row("int8-static", 0.5, 20.0)
+    base.check = 1.2
+    assert recommend([base, fast], 0.5)[0]["variant"] == "fp32"
     # separate thread counts are separate runs of blocks: one recommendation each
     rec = recommend([_row("fp32", 1.0, 20.0), _row("fp32", 0.6, 20.0, threads=2),
                      _row("int8-static", 0.5, 20.0, threads=2)], 0.5)

@@ -97,8 +97,8 @@ def recommend(rows: list[Row], max_psnr_drop: float, min_gain: float = CHECK_TOL
     another precision within ``max_psnr_drop`` dB of fp32's PSNR is *resolvably* faster:
     :func:`paired_ratio`'s interval lies above ``1 + min_gain`` (default: the 5% to which the
     self-check holds the method to ``timeit``); among those, the highest median ratio. A
-    difference the rounds cannot resolve, or one within the method's tolerance, never picks
-    a variant. A variant without a
+    difference the rounds cannot resolve, or one within the method's tolerance, or between
+    rows that failed the self-check (``check`` off by more than 5%), never picks a variant. A variant without a
     PSNR qualifies only if it is fp32. Variants are compared only within one run of
     interleaved blocks (same provider and thread count).
     """
@@ -116,7 +116,7 @@ def recommend(rows: list[Row], max_psnr_drop: float, min_gain: float = CHECK_TOL
             if r is base or d is None or d > max_psnr_drop:
                 continue
             cmp = paired_ratio(base, r)
-            if cmp is None or not cmp["faster"] or cmp["lo"] <= 1.0 + min_gain:
+            if cmp is None or not cmp["faster"] or cmp["lo"] <= 1.0 + min_gain or _off_check(base, r):
                 unresolved += [r.variant] if cmp is None or not cmp["resolved"] or cmp["faster"] else []
                 continue
             if best_cmp is None or cmp["ratio"] > best_cmp["ratio"]:
@@ -127,6 +127,11 @@ def recommend(rows: list[Row], max_psnr_drop: float, min_gain: float = CHECK_TOL
                     "interval": [best_cmp["lo"], best_cmp["hi"]] if best_cmp else None,
                     "unresolved": sorted(unresolved)})
     return out
+
+
+def _off_check(*rows: Row) -> bool:
+    """A row whose self-check failed: its blocks did not measure what the variant alone costs."""
+    return any(r.check is not None and abs(r.check - 1.0) > CHECK_TOLERANCE for r in rows)
 
 
 def self_check(rows: list[Row], tolerance: float = CHECK_TOLERANCE) -> dict[str, Any] | None:
