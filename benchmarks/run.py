@@ -5,7 +5,7 @@
       -> edgeae.bench.harness (interleaved, + ort-bare + torch-eager)
       -> benchmarks/results/<name>.json, <name>.png, size_psnr.png; benchmarks/RESULTS.md
 
-Usage: ``python -m benchmarks.run [--duration 0.3] [--data ../shared/data/mnist] [--only mnist-mlp]``.
+Usage: ``python -m benchmarks.run [--duration 0.5] [--data ../shared/data/mnist] [--only mnist-mlp]``.
 Runs are cached under benchmarks/work/ (git-ignored); pass --retrain to start over.
 ``--replot`` re-derives ratios and recommendations from the saved benchmarks/results/<name>.json
 and redraws the PNGs and RESULTS.md, measuring nothing.
@@ -117,7 +117,7 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=0.25, help="seconds per cell (default 0.25)")
+    ap.add_argument("--duration", type=float, default=0.5, help="seconds per cell (default 0.5)")
     ap.add_argument("--data", type=Path, default=MNIST if MNIST.is_dir() else None,
                     help=f"MNIST folder (IDX files) [default: {MNIST} when present]")
     ap.add_argument("--only", default=None, help="comma-separated model names: " + ", ".join(MODELS))
