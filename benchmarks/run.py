@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return _replot(args.only.split(",") if args.only else list(MODELS), args)
 
     from edgeae.bench.harness import run_bench
-    from edgeae.bench.report import plot
+    from edgeae.bench.plots import plot
     from edgeae.bench.torch_baseline import load_torch
 
     def log(msg: str) -> None:
@@ -182,7 +182,8 @@ def _with_saved(results: dict) -> dict:
 def _replot(names: list[str], args: argparse.Namespace) -> int:
     """Re-derive ratios and recommendations from the saved rows of benchmarks/results/<name>.json
     (measuring nothing), then rewrite the JSON, <name>.png, size_psnr.png and RESULTS.md."""
-    from edgeae.bench.report import BenchResult, plot
+    from edgeae.bench.plots import plot
+    from edgeae.bench.report import BenchResult
 
     results = {}
     for name in names:
@@ -209,7 +210,7 @@ def _size_psnr(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from edgeae.bench.report import variant_style
+    from edgeae.bench.plots import variant_style
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     variants: list[str] = []

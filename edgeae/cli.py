@@ -611,8 +611,8 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
     from pathlib import Path
 
     from edgeae.bench.harness import run_bench
-    from edgeae.bench.report import plot as draw
-    from edgeae.bench.report import require_matplotlib
+    from edgeae.bench.plots import plot as draw
+    from edgeae.bench.plots import require_matplotlib
     from edgeae.errors import ConfigError
 
     if plot:

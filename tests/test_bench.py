@@ -307,7 +307,7 @@ def test_bench_runs_without_torch_or_onnx(bundle, tmp_path):
 
 
 def test_saved_json_reads_back_and_replots(result, tmp_path):
-    from edgeae.bench.report import plot
+    from edgeae.bench.plots import plot
 
     text = result.to_json()
     again = BenchResult.from_dict(json.loads(text))
@@ -317,7 +317,7 @@ def test_saved_json_reads_back_and_replots(result, tmp_path):
 
 
 def test_plot_labels_of_nearby_points_stack():
-    from edgeae.bench.report import _label_lifts
+    from edgeae.bench.plots import _label_lifts
 
     points = [("fp32", 820.0, 19.551), ("fp16", 410.0, 19.551), ("int8-static", 229.0, 19.533),
               ("torch-eager", 818.0, 19.551)]
