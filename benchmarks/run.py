@@ -5,9 +5,10 @@
       -> edgeae.bench.harness (interleaved, + ort-bare + torch-eager)
       -> benchmarks/results/<name>.json, <name>.png, size_psnr.png; benchmarks/RESULTS.md
 
-Usage: ``python -m benchmarks.run [--duration 0.3] [--data ../shared/data/mnist] [--only mnist-mlp]``.
+Usage: ``python -m benchmarks.run [--duration 0.5] [--data ../shared/data/mnist] [--only mnist-mlp]``.
 Runs are cached under benchmarks/work/ (git-ignored); pass --retrain to start over.
-``--replot`` redraws the PNGs from the saved benchmarks/results/<name>.json, measuring nothing.
+``--replot`` re-derives ratios and recommendations from the saved benchmarks/results/<name>.json
+and redraws the PNGs and RESULTS.md, measuring nothing.
 """
 
 from __future__ import annotations
@@ -79,12 +80,13 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
         f"Machine: {_machine_line(s)}, onnxruntime {s['onnxruntime']}, numpy {s['numpy']}, "
         f"Python {s['python']}. Session options: graph optimization {s['graph_optimization_level']}, "
         f"allow_spinning {s['allow_spinning']}, {s['execution_mode']}, inter-op threads {s['inter_op_threads']}; "
-        f"intra-op threads {s['threads']}. Method: {s['timing']}; {args.duration} s per cell, "
+        f"intra-op threads {s['threads']}. Method: {s['timing']}; {s['duration_s']} s per cell, "
         f"warm-up {s['warmup']} calls per variant. Memory: {s['memory']}. Absolute times on a shared machine "
-        "drift; the ratios (measured side by side in one run) are what to compare.", "",
+        "drift (the machine is shared with other busy processes); the ratios, paired round by round within "
+        "one run of interleaved blocks, are what to compare.", "",
         "## Targets", "",
-        "| model | " + " | ".join(f"{k} ({op} {v})" for k, (op, v, _) in TARGETS.items()) + " |",
-        "|---|" + "---:|" * len(TARGETS),
+        "| model | " + " | ".join(f"{k} ({op} {v})" for k, (op, v, _) in TARGETS.items()) + " | self-check |",
+        "|---|" + "---:|" * len(TARGETS) + "---|",
     ]
     for name, r in results.items():
         cells = []
@@ -92,9 +94,16 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
             got = r.ratios.get(k)
             mark = "" if got is None else (" ok" if (got <= v if op == "<=" else got >= v) else " **missed**")
             extra = f" ({r.ratios['int8_variant']})" if k == "int8_speedup" and got is not None else ""
+            span = r.ratios.get("intervals", {}).get(k)
+            extra += f" [{span[0]:.2f}-{span[1]:.2f}]" if span and span[0] is not None else ""
             cells.append("-" if got is None else f"{got:.2f}{extra}{mark}")
+        c = r.ratios.get("self_check")
+        per = "; ".join(f"{t} thread(s): {a} of {n}" for t, (a, n) in (c or {}).get("by_threads", {}).items())
+        cells.append(f"{per} rows within {c['tolerance']:.0%}" if c else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "What each ratio is: " + "; ".join(f"`{k}` = {w}" for k, (_, _, w) in TARGETS.items()) + ".", ""]
+    lines += ["", "What each ratio is: " + "; ".join(f"`{k}` = {w}" for k, (_, _, w) in TARGETS.items())
+              + ". Ratios are medians of per-round ratios, [95% interval]; self-check: rows whose block figure is "
+              "within 5% of a timeit loop of the variant alone.", ""]
     for name, r in results.items():
         lines += [f"## {name}", "", f"![{name}](results/{name}.png)", ""]
         if r.ceiling and "macs_per_s" in r.ceiling:
@@ -108,19 +117,19 @@ def _markdown(results: dict, args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=0.25, help="seconds per cell (default 0.25)")
+    ap.add_argument("--duration", type=float, default=0.5, help="seconds per cell (default 0.5)")
     ap.add_argument("--data", type=Path, default=MNIST if MNIST.is_dir() else None,
                     help=f"MNIST folder (IDX files) [default: {MNIST} when present]")
     ap.add_argument("--only", default=None, help="comma-separated model names: " + ", ".join(MODELS))
     ap.add_argument("--batch", default="1,8,64,256")
     ap.add_argument("--retrain", action="store_true", help="ignore cached runs and bundles in benchmarks/work/")
-    ap.add_argument("--replot", action="store_true", help="redraw the PNGs from the saved JSON results only")
+    ap.add_argument("--replot", action="store_true", help="re-derive ratios, recommendations, PNGs and RESULTS.md from the saved JSON only")
     args = ap.parse_args(argv)
     if args.replot:
-        return _replot(args.only.split(",") if args.only else list(MODELS))
+        return _replot(args.only.split(",") if args.only else list(MODELS), args)
 
     from edgeae.bench.harness import run_bench
-    from edgeae.bench.report import plot
+    from edgeae.bench.plots import plot
     from edgeae.bench.torch_baseline import load_torch
 
     def log(msg: str) -> None:
@@ -149,25 +158,46 @@ def main(argv: list[str] | None = None) -> int:
         plot(result, RESULTS / f"{name}.png", title=name)
         log(f"{name}: benchmarked in {time.time() - t0:.0f} s; ratios {json.dumps(result.ratios)}")
     if results:
+        results = _with_saved(results)  # models measured in an earlier run (--only) keep their page
         _size_psnr(results, RESULTS / "size_psnr.png")
         (HERE / "RESULTS.md").write_text(_markdown(results, args) + _rate_distortion(), encoding="utf-8")
         log(f"Wrote {HERE / 'RESULTS.md'} and {RESULTS}/ in {time.time() - t_all:.0f} s")
     return 0
 
 
-def _replot(names: list[str]) -> int:
-    """Redraw <name>.png and size_psnr.png from benchmarks/results/<name>.json."""
-    from edgeae.bench.report import BenchResult, plot
+def _with_saved(results: dict) -> dict:
+    """``results`` plus the saved JSON of every other model, in MODELS order."""
+    from edgeae.bench.report import BenchResult
+
+    out = {}
+    for name in MODELS:
+        path = RESULTS / f"{name}.json"
+        if name in results:
+            out[name] = results[name]
+        elif path.is_file():
+            out[name] = BenchResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return out
+
+
+def _replot(names: list[str], args: argparse.Namespace) -> int:
+    """Re-derive ratios and recommendations from the saved rows of benchmarks/results/<name>.json
+    (measuring nothing), then rewrite the JSON, <name>.png, size_psnr.png and RESULTS.md."""
+    from edgeae.bench.plots import plot
+    from edgeae.bench.report import BenchResult
 
     results = {}
     for name in names:
         path = RESULTS / f"{name}.json"
         if path.is_file():
             results[name] = BenchResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            print(f"Wrote {plot(results[name], RESULTS / f'{name}.png', title=name)}")
+            results[name].finish()
+            path.write_text(results[name].to_json(), encoding="utf-8")
+            print(f"Wrote {path} and {plot(results[name], RESULTS / f'{name}.png', title=name)}")
     if results:
+        results = _with_saved(results)
         _size_psnr(results, RESULTS / "size_psnr.png")
-        print(f"Wrote {RESULTS / 'size_psnr.png'}")
+        (HERE / "RESULTS.md").write_text(_markdown(results, args) + _rate_distortion(), encoding="utf-8")
+        print(f"Wrote {RESULTS / 'size_psnr.png'} and {HERE / 'RESULTS.md'}")
     return 0
 
 
@@ -180,7 +210,7 @@ def _size_psnr(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from edgeae.bench.report import variant_style
+    from edgeae.bench.plots import variant_style
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     variants: list[str] = []

@@ -643,7 +643,10 @@ def _bench_ints(text: str, name: str) -> list[int]:
 @click.option("--provider", default="cpu", show_default=True, help="Execution providers: cpu, cuda, ...")
 @click.option("--duration", type=float, default=1.0, show_default=True,
               help="Seconds of timed calls per cell (graph x batch x threads x provider), shared by the variants.")
-@click.option("--iterations", type=click.IntRange(1), default=None, help="Fixed timed calls per variant and cell.")
+@click.option("--iterations", type=click.IntRange(1), default=None,
+              help="Fixed timed calls per variant and cell, split over the rounds.")
+@click.option("--rounds", type=int, default=12, show_default=True,
+              help="Rounds of interleaved blocks per cell (>= 6 for 95% intervals on the ratios).")
 @click.option("--warmup", type=click.IntRange(0), default=3, show_default=True, help="Untimed calls first.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
               show_default=True)
@@ -655,13 +658,17 @@ def _bench_ints(text: str, name: str) -> list[int]:
               help="Quality budget (dB below fp32) for the recommendation.")
 @click.option("--no-bare", is_flag=True, help="Skip the bare InferenceSession.run baseline.")
 @click.option("--no-ceiling", is_flag=True, help="Skip the numpy matmul ceiling.")
-def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iterations, warmup, fmt, output, plot,
-              torch_run, data, max_psnr_drop, no_bare, no_ceiling):
+@click.option("--no-check", is_flag=True, help="Skip the self-check (each variant alone in a timeit loop).")
+@click.option("--method", type=click.Choice(["blocks", "calls"]), default="blocks", show_default=True,
+              help="blocks: interleaved blocks; calls: variants alternated call by call (shows that method's bias).")
+def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iterations, rounds, warmup, fmt, output,
+              plot, torch_run, data, max_psnr_drop, no_bare, no_ceiling, no_check, method):
     """Measure latency, throughput, memory, size and PSNR of a bundle's precisions.
 
-    Variants run interleaved on real held-out samples, next to a bare onnxruntime
-    session and (with --torch) PyTorch eager; ends with the fastest precision within
-    the quality budget per batch size. See docs/performance.md.
+    Variants run in interleaved blocks on real held-out samples, next to a bare
+    onnxruntime session and (with --torch) PyTorch eager, then each alone in a timeit
+    loop (the self-check). Ends with the precision to deploy per batch size: fp32 unless
+    another within the quality budget is resolvably faster. See docs/performance.md.
 
     \b
     Examples:
@@ -671,8 +678,8 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
     """
 
     from edgeae.bench.harness import run_bench
-    from edgeae.bench.report import plot as draw
-    from edgeae.bench.report import require_matplotlib
+    from edgeae.bench.plots import plot as draw
+    from edgeae.bench.plots import require_matplotlib
     from edgeae.errors import ConfigError
 
     if plot:
@@ -699,7 +706,8 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
         batches=_bench_ints(batch, "batch"), threads=_bench_ints(threads, "threads"),
         providers=_bench_list(provider, "provider"), duration=duration, iterations=iterations, warmup=warmup,
         torch_model=baseline, data=samples, data_label=str(data), max_psnr_drop=max_psnr_drop, bare=not no_bare, ceiling=not no_ceiling,
-        log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None,
+        log=lambda m: click.echo(m, err=True) if sys.stderr.isatty() else None, rounds=rounds, check=not no_check,
+        method=method,
     )
     text = result.render(fmt)
     if output:

@@ -4,11 +4,12 @@
 count set to 1 in the environment, before numpy loads: the one way to pin whichever BLAS
 numpy was built with, without extra packages. It times a chain of one-thread matmuls of
 the encoder's GEMM shapes and, given a bundle and an input file, the fp32 encoder on one
-thread, interleaved with it (numpy, edgeae, numpy, edgeae, ...).
+thread, interleaved with it in blocks (:func:`edgeae.bench.timing.blocks`).
 
     python -m edgeae.bench.ceiling SHAPES_JSON SECONDS [BUNDLE FEED.npy]
 
-Prints one JSON list: the p50 nanoseconds of each timed runner, then the number of rounds.
+Prints one JSON list: each timed runner's nanoseconds per call (median over rounds of its
+block means), then the number of timed calls of the first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgeae.bench.timing import interleave
+from edgeae.bench.timing import blocks
 
 __all__ = ["matmul_chain", "main"]
 
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> None:
 
         model, x = load(args[2], "fp32", providers=["CPUExecutionProvider"], threads=1), np.load(args[3])
         runners.append(lambda: model.encode(x))
-    times = interleave(runners, duration=seconds, warmup=3)
-    print(json.dumps([sorted(t)[len(t) // 2] for t in times] + [len(times[0])]))
+    timed = blocks(runners, duration=seconds, warmup=3)
+    print(json.dumps([float(np.median(r)) for r in timed.rounds] + [len(timed.calls[0])]))
 
 
 if __name__ == "__main__":

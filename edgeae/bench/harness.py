@@ -2,9 +2,12 @@
 
 Method (docs/performance.md): for every provider x threads, each variant is loaded once
 (session-creation time = cold start), then for every graph x batch size the variants are
-warmed up and timed *interleaved* (A B A B ...) with ``perf_counter_ns`` on real samples
-tiled to the batch, so drift on a shared machine hits all of them alike. Baselines run in
-the same cells: a bare ``onnxruntime.InferenceSession.run`` on the fp32 graphs with the
+warmed up and timed in *interleaved blocks* (:func:`edgeae.bench.timing.blocks`: a block
+of A calls, a block of B, ..., round after round) with ``perf_counter_ns`` on real samples
+tiled to the batch, so drift on a shared machine hits all of them alike while each block
+runs one variant warm, as a user runs one model. Then each variant runs alone in a plain
+``timeit`` loop: the self-check that the blocks measured what a user gets. Baselines run
+in the same cells: a bare ``onnxruntime.InferenceSession.run`` on the fp32 graphs with the
 same session options ("ort-bare"), and PyTorch eager on the run's weights ("torch-eager").
 
     bundle -> load(precision) x providers x threads -> cells (graph, batch) -> rows -> report
@@ -23,7 +26,16 @@ from typing import Any
 import numpy as np
 
 from edgeae.bench.report import BenchResult, Row, percentiles
-from edgeae.bench.timing import interleave, machine, peak_rss_mb, timed_load
+from edgeae.bench.timing import (
+    ROUNDS,
+    BlockTimes,
+    alone,
+    blocks,
+    interleave,
+    machine,
+    peak_rss_mb,
+    timed_load,
+)
 from edgeae.config import CONV_KINDS, VARIATIONAL_KINDS
 from edgeae.errors import ConfigError
 from edgeae.runtime.bundle import PRECISIONS, Manifest, read_manifest
@@ -35,6 +47,9 @@ __all__ = ["GRAPHS", "DEFAULT_BATCHES", "run_bench", "encoder_matmuls", "measure
 GRAPHS = ("encoder", "decoder", "end-to-end")
 DEFAULT_BATCHES = (1, 8, 64, 256)
 _PSNR_SAMPLES = 256  # held-out samples reconstructed for PSNR
+METHODS = ("blocks", "calls")
+CHECK_SHARE, CHECK_MIN_CALLS = 0.5, 5  # the self-check times each variant alone for half the calls the blocks made
+CHECK_ROUNDS = 3  # ... in this many timeit loops per variant, one per round, so a burst of load hits one loop
 Log = Callable[[str], None]
 
 
@@ -218,6 +233,9 @@ def run_bench(
     bare: bool = True,
     ceiling: bool = True,
     log: Log | None = None,
+    rounds: int = ROUNDS,
+    check: bool = True,
+    method: str = "blocks",
 ) -> BenchResult:
     """Benchmark a bundle's precisions (and baselines) interleaved; see the module docstring.
 
@@ -225,7 +243,12 @@ def run_bench(
         precisions: None = every precision in the bundle.
         threads: intra-op thread counts; None = ``(1, os.cpu_count())``.
         duration: wall seconds of timed calls per cell (shared by the interleaved variants).
-        iterations: fixed timed calls per variant and cell (overrides ``duration``).
+        iterations: fixed timed calls per variant and cell, split over the rounds (overrides ``duration``).
+        rounds: rounds of blocks per cell; 6 or more give ratios a 95% interval (12: 3rd to 10th ratio).
+        check: also time each variant alone in a ``timeit`` loop (the self-check column).
+        method: "blocks" (the benchmark), or "calls": variants alternated call by call (A B A B ...),
+            the method this harness used before, kept so its distortion can be shown next to the
+            self-check (docs/performance.md).
         torch_model: the PyTorch eager baseline, from ``edgeae.bench.torch_baseline.load_torch(run_dir)``
             (built by the caller, so this module never imports torch).
         data: raw held-out samples (N, *sample_shape) used instead of the bundle's samples.npy;
@@ -236,7 +259,7 @@ def run_bench(
     manifest = read_manifest(folder)
     threads = list(threads) if threads is not None else sorted({1, os.cpu_count() or 1})
     precisions, names = _check_run(manifest, folder, precisions, graphs, batches, threads, providers, duration,
-                                   iterations, max_psnr_drop, torch_model)
+                                   iterations, max_psnr_drop, torch_model, rounds, method)
     samples, source = _load_samples(manifest, folder, data, data_label)
     from edgeae.runtime.model import load
 
@@ -245,14 +268,18 @@ def run_bench(
     fp32.contract.check_values(samples, source)
     feeds = _feeds(manifest, samples, fp32)
     peak = psnr_peak(manifest.normalization["mode"], feeds["model"])
-    settings = _settings(names, threads, source, duration, iterations, warmup, peak)
+    settings = _settings(names, threads, source, duration, iterations, warmup, peak, rounds)
+    if method == "calls":
+        settings["timing"] = (f"variants alternated call by call (A B A B ...), perf_counter_ns per call; the calls "
+                              f"split into {rounds} rounds for the ratios; self-check as for blocks")
     result = BenchResult(bundle=str(folder), kind=manifest.kind, max_psnr_drop=max_psnr_drop, settings=settings)
     for provider in names:
         for t in threads:
             variants = _variants(result, folder, manifest, precisions, provider, t, feeds, peak, bare, torch_model)
             for g in graphs:
                 for b in batches:
-                    _cell(result, variants, g, b, t, provider, feeds, duration, iterations, warmup)
+                    _cell(result, variants, g, b, t, provider, feeds, duration, iterations, warmup, rounds, check,
+                          method)
                     log(f"{provider} threads={t} {g} batch={b}: done")
     if ceiling and "fp32" in precisions and "encoder" in graphs:
         b = max(batches)
@@ -275,10 +302,15 @@ def run_bench(
 
 def _check_run(manifest: Manifest, folder: Path, precisions: Sequence[str] | None, graphs: Sequence[str],
                batches: Sequence[int], threads: Sequence[int], providers: Sequence[str], duration: float,
-               iterations: int | None, max_psnr_drop: float, torch_model: Any) -> tuple[list[str], list[str]]:
+               iterations: int | None, max_psnr_drop: float, torch_model: Any,
+               rounds: int = ROUNDS, method: str = "blocks") -> tuple[list[str], list[str]]:
     """Every option of :func:`run_bench` checked before anything loads; (precisions, ORT providers)."""
     if duration <= 0 or (iterations is not None and iterations <= 0):
         raise ConfigError(f"--duration must be > 0 s and --iterations a positive integer, got {duration}, {iterations}")
+    if rounds <= 0:
+        raise ConfigError(f"--rounds must be a positive integer, got {rounds}")
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
     if max_psnr_drop < 0:
         raise ConfigError(f"--max-psnr-drop must be >= 0 dB, got {max_psnr_drop}")
     checked = check_options(manifest, folder, precisions, graphs, batches, threads, providers)
@@ -289,7 +321,7 @@ def _check_run(manifest: Manifest, folder: Path, precisions: Sequence[str] | Non
 
 
 def _settings(providers: list[str], threads: list[int], source: str, duration: float, iterations: int | None,
-              warmup: int, peak: float) -> dict[str, Any]:
+              warmup: int, peak: float, rounds: int) -> dict[str, Any]:
     """What was pinned and how it was measured, for the report (docs/performance.md)."""
     import onnxruntime as ort
 
@@ -299,7 +331,11 @@ def _settings(providers: list[str], threads: list[int], source: str, duration: f
         "threads": threads,
         "graph_optimization_level": "ORT_ENABLE_ALL", "allow_spinning": "0", "inter_op_threads": 1,
         "execution_mode": "ORT_SEQUENTIAL", "inputs": source, "duration_s": duration, "iterations": iterations,
-        "warmup": warmup, "timing": "perf_counter_ns per call, variants interleaved A B A B",
+        "warmup": warmup, "rounds": rounds,
+        "timing": f"interleaved blocks: {rounds} rounds, each a block of every variant (first variant rotating), "
+                  "one untimed call starting each block, perf_counter_ns per call; ratios = median of the per-round "
+                  "ratios of block medians, with their 95% interval (order statistics); self-check = median of the "
+                  "block medians vs the median call of a timeit loop of the variant alone",
         "memory": "load_mb: current RSS (/proc/self/statm) growth across loading the variant; "
                   "peak_rss_mb: process ru_maxrss after the cell",
         "psnr": "held-out samples, reconstruct, model units" + ("" if peak == 1.0 else f", peak {peak:.3g}"),
@@ -325,8 +361,10 @@ def _variants(result: BenchResult, folder: Path, manifest: Manifest, precisions:
 
 
 def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int, threads: int, provider: str,
-          feeds: dict[str, Any], duration: float, iterations: int | None, warmup: int) -> None:
-    """Time every variant that has ``graph`` on the same tiled inputs, interleaved."""
+          feeds: dict[str, Any], duration: float, iterations: int | None, warmup: int, rounds: int = ROUNDS,
+          check: bool = True, method: str = "blocks") -> None:
+    """Time every variant that has ``graph`` on the same tiled inputs, in interleaved blocks;
+    then (``check``) each variant alone in a plain ``timeit`` loop, the self-check."""
     inputs = {"encoder": ("edge", "bare", "model"), "decoder": ("codes",) * 3, "end-to-end": ("edge", None, "model")}
     active, runners = [], []
     for v in variants:
@@ -339,12 +377,42 @@ def _cell(result: BenchResult, variants: list[_Variant], graph: str, batch: int,
     for v in active:
         if v.before:
             v.before()
-    times = interleave(runners, iterations, duration, warmup)
+    if method == "calls":
+        timed = _call_by_call(runners, rounds, duration, iterations, warmup)
+    else:
+        timed = blocks(runners, rounds=rounds, duration=duration, iterations=iterations, warmup=warmup)
     peak = round(peak_rss_mb(), 1)
-    for v, ns in zip(active, times, strict=True):
+    solo = _alone_rounds(runners, [len(ns) for ns in timed.calls]) if check else [None] * len(active)
+    for i, v in enumerate(active):
+        ns, means = timed.calls[i], timed.rounds[i]
         stats = percentiles(ns)
+        block_ns = float(np.median(means))
+        alone_ms = None if solo[i] is None else round(solo[i] / 1e6, 6)
+        check_ratio = None if solo[i] is None else round(block_ns / solo[i], 4)
         result.rows.append(Row(
             variant=v.name, graph=graph, provider=provider, batch=batch, threads=threads,
             session_ms=round(v.load_ms, 2), p50_ms=stats["p50"], p90_ms=stats["p90"], p99_ms=stats["p99"],
-            throughput=round(batch * len(ns) / (sum(ns) / 1e9), 1), calls=len(ns), load_mb=round(v.load_mb, 1),
-            peak_rss_mb=peak, size=v.sizes.get(graph, 0), psnr=v.psnr))
+            throughput=round(batch / (block_ns / 1e9), 1), calls=len(ns), load_mb=round(v.load_mb, 1),
+            peak_rss_mb=peak, size=v.sizes.get(graph, 0), psnr=v.psnr,
+            block_ms=round(block_ns / 1e6, 6), rounds_ms=[round(m / 1e6, 6) for m in means],
+            timeit_ms=alone_ms, check=check_ratio))
+
+
+def _alone_rounds(runners: list[Callable[[], Any]], calls: list[int]) -> list[float]:
+    """The self-check: ns per call of each runner alone in plain ``timeit`` loops, the median of
+    CHECK_ROUNDS loops (each the median call of its loop) taken round by round over the runners."""
+    got: list[list[float]] = [[] for _ in runners]
+    for _ in range(CHECK_ROUNDS):
+        for i, run in enumerate(runners):
+            got[i].append(alone(run, max(CHECK_MIN_CALLS, int(calls[i] * CHECK_SHARE / CHECK_ROUNDS))))
+    return [float(np.median(g)) for g in got]
+
+
+def _call_by_call(runners: list[Callable[[], Any]], rounds: int, duration: float, iterations: int | None,
+                  warmup: int) -> BlockTimes:
+    """The former method (A B A B ...), its calls cut into ``rounds`` consecutive parts for the ratios."""
+    calls = interleave(runners, iterations, duration, warmup)
+    n = len(calls[0])
+    edges = [n * r // rounds for r in range(rounds + 1)]
+    parts = [[ns[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a] for ns in calls]
+    return BlockTimes(calls, [[float(np.median(p)) for p in ps] for ps in parts], [max(1, n // rounds)] * len(calls))
