@@ -270,11 +270,17 @@ def _s8_bundle(folder: Path) -> Path:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(logging.ERROR)
-    for role in ("encoder", "decoder"):
-        dst = folder / f"{role}.int8-dynamic.onnx"
-        quantize_dynamic(str(folder / f"{role}.onnx"), str(dst), weight_type=QuantType.QInt8, per_channel=False)
-        _swap(folder, dst.name, onnx.load(str(dst)))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer's chatter; restored so later tests see their logs
+    try:
+        for role in ("encoder", "decoder"):
+            dst = folder / f"{role}.int8-dynamic.onnx"
+            quantize_dynamic(str(folder / f"{role}.onnx"), str(dst), weight_type=QuantType.QInt8,
+                             per_channel=False)
+            _swap(folder, dst.name, onnx.load(str(dst)))
+    finally:
+        root.setLevel(level)
     return folder
 
 
