@@ -117,6 +117,25 @@ def test_int8_under_sanitizers_matches_reference(conv, tmp_path):
             np.testing.assert_array_equal(g, w)
 
 
+def test_fast_math_refuses_float_input_int8(conv, pca_raw, tmp_path):
+    """-ffast-math would fold the exact quantization of float input: such units refuse to compile
+    (and say so in the header); units without float input build under it unchanged."""
+    result = generate_c(conv, tmp_path / "c", io="model", precisions="int8-static", verify=False)
+    by = {g.role: g for g in result.graphs}
+    assert by["encoder"].inputs[0][1] == "float"
+    enc = tmp_path / "c" / "eae_encoder_int8.c"
+    assert "-ffast-math" in _header(tmp_path / "c", "eae_encoder_int8")
+    res = subprocess.run(["gcc", "-std=c99", "-O2", "-ffast-math", "-c", str(enc), "-o", str(tmp_path / "e.o")],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "without -ffast-math" in res.stderr
+    assert subprocess.run(["gcc", "-std=c99", "-O2", "-c", str(enc), "-o", str(tmp_path / "e.o")]).returncode == 0
+    raw = generate_c(pca_raw, tmp_path / "r", precisions="int8-static", verify=False)  # uint8 in
+    src = tmp_path / "r" / f"{raw.graphs[0].name}.c"
+    assert "__FAST_MATH__" not in src.read_text()
+    assert subprocess.run(["gcc", "-std=c99", "-O2", "-ffast-math", "-c", str(src), "-o", str(tmp_path / "r.o")]
+                          ).returncode == 0
+
+
 def test_unsupported_op_names_op_and_node(tmp_path):
     import onnx
     from onnx import TensorProto, helper

@@ -202,6 +202,7 @@ class _Facts:
     fp: bool
     wide: bool
     libm: bool
+    fastmath_guard: bool  # float input quantized with a rounding that -ffast-math folds away
 
 
 def _facts(p: Program, name: str, meta: dict, arena: int) -> _Facts:
@@ -214,7 +215,22 @@ def _facts(p: Program, name: str, meta: dict, arena: int) -> _Facts:
     wide = fp or any(b.kind == "arena" and b.dtype in ("float32", "int32") for b in p.buffers.values())
     libm = fp and any(("expf" in x or "tanhf" in x or "rintf" in x) for s in p.steps
                       for x in s.params.get("exprs", []))
-    return _Facts(name, name.upper(), meta, arena, ins, outs, sig_args, fp, wide, libm)
+    guard = any(s.kind == "quantize" for s in p.steps)
+    return _Facts(name, name.upper(), meta, arena, ins, outs, sig_args, fp, wide, libm, guard)
+
+
+_FASTMATH_DOC = """ * Not with -ffast-math: float input is quantized by one IEEE division and a round half to
+ * even ((t + 1.5 * 2^23) - 1.5 * 2^23) that -ffast-math, -fassociative-math and
+ * -freciprocal-math rewrite, changing codes by up to dozens of steps. The source refuses to
+ * compile under -ffast-math (#error when __FAST_MATH__ is defined); build this one file
+ * without those flags when the rest of the project uses them.
+"""
+
+_FASTMATH_ERROR = """
+#if defined(__FAST_MATH__)
+#error "PFXNAME.c quantizes float input exactly (IEEE division, ties to even): build it without -ffast-math"
+#endif
+"""
 
 
 def _manual(p: Program, f: _Facts) -> str:
@@ -242,7 +258,7 @@ def _manual(p: Program, f: _Facts) -> str:
  * It compiles as C99 and C++ (extern "C" below). {'Uses expf/tanhf/rintf from libm.' if libm else 'Needs no libm.'}
  * Memory: weights {p.weight_bytes} bytes of const data (flash), arena {arena} bytes (RAM),
  * both computed at generation time.
-{notes} */"""
+{notes}{_FASTMATH_DOC if f.fastmath_guard else ''} */"""
     return manual
 
 
@@ -304,7 +320,7 @@ def _source(p: Program, f: _Facts, e: _Emitter, body: list[str]) -> str:
 #include "{name}.h"
 
 #include <stddef.h>
-{'#include <math.h>' if libm else ''}
+{'#include <math.h>' if libm else ''}{_FASTMATH_ERROR.replace('PFXNAME', name) if f.fastmath_guard else ''}
 
 /* How kernels are declared: one static copy each (define it as
    "static inline __attribute__((always_inline))" to inline them at every call instead). */
