@@ -124,6 +124,10 @@ class _Emitter:
         yt = self.p.buffers[s.writes[0]].ctype
         wt = CTYPES[self.p.consts[s.params["w"]].dtype.name]
         self.kernels["requant"] = K.INT8_REQUANT
+        if s.kind in ("qdense", "qconv"):  # both run on the row kernel
+            self.kernels.setdefault("dsp", K.DSP)
+            rows, text = K.qrows(xt, wt, yt, s.params["wzp"] is not None)
+            self.kernels[rows] = text
         return xt, wt, yt
 
     def s_qdense(self, s: Step) -> str:
@@ -137,6 +141,7 @@ class _Emitter:
                 f"{q['hi']});")
 
     def s_qconv(self, s: Step, fn=K.qconv) -> str:
+        """qconv's scratch is the im2col column (x's type), qconvt's the int32 sums of a channel."""
         xt, wt, yt = self._q(s)
         q = s.params
         name, text = fn(xt, wt, yt, q["wzp"] is not None)
@@ -373,6 +378,8 @@ def emit(p: Program, name: str, meta: dict) -> Unit:
     up = f.up
     header = _header(p, f)
     source = _source(p, f, e, body)
-    source = source.replace("PFX_RESTRICT", f"{up}_RESTRICT").replace("PFX_KERNEL", f"{up}_KERNEL").replace("PFX_", f"{name}_")
+    for macro in ("RESTRICT", "KERNEL", "NO_DSP", "DSP"):
+        source = source.replace(f"PFX_{macro}", f"{up}_{macro}")
+    source = source.replace("PFX_", f"{name}_")
     header = header.replace("PFX_", f"{name}_")
     return Unit(name, header, source, arena, p.weight_bytes, f.ins, f.outs)

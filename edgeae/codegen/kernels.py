@@ -8,7 +8,7 @@ pointers let the compiler vectorize the output loops without run-time alias chec
 
 from __future__ import annotations
 
-__all__ = ["FP32", "INT8_REQUANT", "qdense", "qconv", "qconvt"]
+__all__ = ["DSP", "FP32", "INT8_REQUANT", "qconv", "qconvt", "qdense", "qrows"]
 
 FP32 = {
     "dense_f32": r"""
@@ -150,52 +150,101 @@ static int32_t PFX_requant(int32_t acc, int32_t mult, int32_t shift)
 """
 
 
-def _wterm(wzp: bool) -> str:
-    return "((int32_t)wr[k] - zw)" if wzp else "(int32_t)wr[k]"
+DSP = r"""
+/* Cortex-M4/M7/M33/M55 (ARMv7E-M / ARMv8-M DSP): two 8x8-bit products per SMLAD. Four bytes
+   are loaded as one word; SXTB16/UXTB16 widen bytes 0 and 2, and (rotated by 8) bytes 1 and
+   3, into 16-bit pairs. Define PFX_NO_DSP to build the portable loops instead. */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(PFX_NO_DSP)
+#define PFX_DSP 1
+#include <arm_acle.h>
+#include <string.h>
+static inline uint32_t PFX_load4(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline int32_t PFX_s16e(uint32_t v) { return (int32_t)__sxtb16((int32_t)v); }
+static inline int32_t PFX_u16e(uint32_t v) { return (int32_t)__uxtb16(v); }
+#if defined(__GNUC__)
+static inline int32_t PFX_s16o(uint32_t v) { int32_t r; __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v)); return r; }
+static inline int32_t PFX_u16o(uint32_t v) { int32_t r; __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v)); return r; }
+#else
+static inline int32_t PFX_s16o(uint32_t v) { return (int32_t)__sxtb16((int32_t)((v >> 8) | (v << 24))); }
+static inline int32_t PFX_u16o(uint32_t v) { return (int32_t)__uxtb16((v >> 8) | (v << 24)); }
+#endif
+#else
+#define PFX_DSP 0
+#endif
+"""
 
 
-def qdense(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
-    """(name, C text) of an int8 dense kernel for these element types.
+def _ext(t: str) -> str:
+    return "PFX_u16" if t == "uint8_t" else "PFX_s16"
 
-    Four output rows share each input load (four independent int32 sums); with weight zero
-    points the inner loop is the plain product x[k] * w[n][k] and ``wzp[n] * sum_k x[k]`` is
-    subtracted once per row (exact: the generator checks that K * max|x| * max|w| < 2^31)."""
-    name = f"PFX_qdense_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
-    sumx = ("int32_t sx = 0;\n    for (k = 0; k < K; ++k) sx += (int32_t)x[k];" if wzp else
-            "const int32_t sx = 0;")
+
+def qrows(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
+    """(name, C text) of the int8 row kernel: N outputs of one column (a dense layer, or one
+    pixel of a convolution after im2col), y[n * ys] for n < N.
+
+    The weight is stored rows-by-four (see :func:`edgeae.codegen.lower_int8.rows_by_four`):
+    for each group of four rows, the words of 4 inputs of row 0, 1, 2, 3 in turn, then the K % 4
+    last inputs of each row, then any N % 4 last rows in plain order. One pointer walks it, so
+    four int32 sums, the input pair and the pointer stay in registers on a Cortex-M; with DSP
+    each 16 products take 4 word loads, 10 byte-pair widenings and 8 SMLAD."""
+    name = f"PFX_qrows_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
     corr = " - wzp[n + J] * sx" if wzp else ""
+    xe, we = _ext(xt), _ext(wt)
 
     def fin(j: str) -> str:
         return (f"v = yzp + PFX_requant(a{j}{corr.replace('J', j)} + bias[n + {j}], mult[n + {j}], shift[n + {j}]);\n"
-                f"            y[n + {j}] = ({yt})(v < lo ? lo : (v > hi ? hi : v));")
+                f"            y[(size_t)(n + {j}) * ys] = ({yt})(v < lo ? lo : (v > hi ? hi : v));")
+
+    def dsp(j: int) -> str:
+        return (f"wv = PFX_load4(g + {4 * j}); a{j} = __smlad({we}e(wv), xe, a{j}); "
+                f"a{j} = __smlad({we}o(wv), xo, a{j});")
+
+    def port(j: int) -> str:
+        return f"a{j} += x0 * (int32_t)g[{4 * j}] + x1 * (int32_t)g[{4 * j + 1}] + x2 * (int32_t)g[{4 * j + 2}] + x3 * (int32_t)g[{4 * j + 3}];"
 
     text = rf"""
-/* y[n] = clamp(yzp + requant(bias[n] + sum_k x[k] * (w[n][k] - wzp[n]))); the input zero point
-   is folded into bias[n] at generation time (bias[n] -= xzp * sum_k (w[n][k] - wzp[n])), the
-   weight zero point is applied once per row as wzp[n] * sum_k x[k]. Rows go four at a time. */
+/* y[n] = clamp(yzp + requant(bias[n] - wzp[n] * sx + sum_k x[k] * w[n][k])), sx = sum_k x[k]
+   (the caller's), for the rows-by-four weight layout; rows go four at a time. */
 PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
         const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
-        const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift,
-        {yt} *PFX_RESTRICT y, int K, int N, int32_t yzp, int32_t lo, int32_t hi)
+        const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift, int32_t sx,
+        {yt} *PFX_RESTRICT y, size_t ys, int K, int N, int32_t yzp, int32_t lo, int32_t hi)
 {{
-    int n, k, r;
+    const {wt} *PFX_RESTRICT g = w;
+    const int T = K % 4, N4 = N - N % 4;
+    int n, k, t;
     int32_t v;
-    {sumx}
     (void)wzp;
     (void)sx;
-    for (n = 0; n + 4 <= N; n += 4) {{
-        const {wt} *PFX_RESTRICT w0 = w + (size_t)n * (size_t)K;
-        const {wt} *PFX_RESTRICT w1 = w0 + K;
-        const {wt} *PFX_RESTRICT w2 = w1 + K;
-        const {wt} *PFX_RESTRICT w3 = w2 + K;
+    for (n = 0; n < N4; n += 4) {{
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        for (k = 0; k < K; ++k) {{
-            const int32_t xk = (int32_t)x[k];
-            a0 += xk * (int32_t)w0[k];
-            a1 += xk * (int32_t)w1[k];
-            a2 += xk * (int32_t)w2[k];
-            a3 += xk * (int32_t)w3[k];
+#if PFX_DSP
+        for (k = 0; k + 4 <= K; k += 4, g += 16) {{
+            const uint32_t xv = PFX_load4(x + k);
+            const int32_t xe = {xe}e(xv), xo = {xe}o(xv);
+            uint32_t wv;
+            {dsp(0)}
+            {dsp(1)}
+            {dsp(2)}
+            {dsp(3)}
         }}
+#else
+        for (k = 0; k + 4 <= K; k += 4, g += 16) {{
+            const int32_t x0 = (int32_t)x[k], x1 = (int32_t)x[k + 1], x2 = (int32_t)x[k + 2], x3 = (int32_t)x[k + 3];
+            {port(0)}
+            {port(1)}
+            {port(2)}
+            {port(3)}
+        }}
+#endif
+        for (t = 0; t < T; ++t) {{
+            const int32_t xk = (int32_t)x[k + t];
+            a0 += xk * (int32_t)g[t];
+            a1 += xk * (int32_t)g[T + t];
+            a2 += xk * (int32_t)g[2 * T + t];
+            a3 += xk * (int32_t)g[3 * T + t];
+        }}
+        g += 4 * T;
         {{
             {fin("0")}
             {fin("1")}
@@ -203,56 +252,114 @@ PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
             {fin("3")}
         }}
     }}
-    for (r = 0; r < N % 4; ++r) {{ /* the last N % 4 rows */
-        const {wt} *PFX_RESTRICT wn = w + (size_t)(n + r) * (size_t)K;
+    for (n = N4; n < N; ++n, g += K) {{ /* the last N % 4 rows, plain */
         int32_t a0 = 0;
-        for (k = 0; k < K; ++k) a0 += (int32_t)x[k] * (int32_t)wn[k];
-        v = yzp + PFX_requant(a0{corr.replace("n + J", "n + r")} + bias[n + r], mult[n + r], shift[n + r]);
-        y[n + r] = ({yt})(v < lo ? lo : (v > hi ? hi : v));
+        for (k = 0; k < K; ++k) a0 += (int32_t)x[k] * (int32_t)g[k];
+        {fin("0")}
     }}
 }}
 """
     return name, text
 
 
-def _qconv(kind: str, xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
+def qdense(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
+    """(name, C text) of an int8 dense kernel (it calls :func:`qrows`' kernel, emitted with it).
+
+    With weight zero points the products are of raw codes and ``wzp[n] * sum_k x[k]`` is
+    subtracted once per row (exact: the generator checks that K * max|x| * max|w| < 2^31); the
+    input zero point is folded into the bias at generation time."""
+    rows, _ = qrows(xt, wt, yt, wzp)
+    name = f"PFX_qdense_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
+    sumx = ("int32_t sx = 0;\n    int k;\n    for (k = 0; k < K; ++k) sx += (int32_t)x[k];" if wzp else
+            "const int32_t sx = 0;")
+    text = rf"""
+/* y[n] = clamp(yzp + requant(bias[n] + sum_k x[k] * (w[n][k] - wzp[n]))); the input zero point
+   is folded into bias[n] at generation time (bias[n] -= xzp * sum_k (w[n][k] - wzp[n])). */
+PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
+        const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
+        const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift,
+        {yt} *PFX_RESTRICT y, int K, int N, int32_t yzp, int32_t lo, int32_t hi)
+{{
+    {sumx}
+    {rows}(x, w, bias, wzp, mult, shift, sx, y, 1u, K, N, yzp, lo, hi);
+}}
+"""
+    return name, text
+
+
+def qconv(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
+    """(name, C text) of an int8 2-D convolution: im2col of one pixel, then :func:`qrows`.
+
+    The column holds the C/G * KH * KW input codes of one output pixel, padding as the input
+    zero point (whose products cancel in the bias fold), so it is exactly a dense layer's input."""
+    rows, _ = qrows(xt, wt, yt, wzp)
+    name = f"PFX_qconv_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
+    zoff = "wzp + (size_t)gi * (size_t)mg" if wzp else "wzp"
+    text = rf"""
+/* int8 2-D convolution, NCHW, weight (M, C/G, KH, KW) stored rows-by-four per group: for each
+   group and output pixel, the pixel's input patch is copied to col (C/G*KH*KW codes of the
+   arena; padding = the input zero point xzp) and the group's M/G outputs are computed by
+   {rows} as a dense layer (input zero point folded into the bias at generation). */
+PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
+        const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
+        const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift, {yt} *PFX_RESTRICT y,
+        {xt} *PFX_RESTRICT col,
+        int C, int H, int W, int M, int OH, int OW, int KH, int KW,
+        int SH, int SW, int PT, int PL, int DH, int DW, int G, int32_t xzp, int32_t yzp, int32_t lo_q, int32_t hi_q)
+{{
+    const int cg = C / G, mg = M / G, taps = cg * KH * KW;
+    int gi, oy, ox, c, ky, kx;
+    for (gi = 0; gi < G; ++gi) {{
+        const {wt} *PFX_RESTRICT wg = w + (size_t)gi * (size_t)mg * (size_t)taps;
+        for (oy = 0; oy < OH; ++oy) {{
+            for (ox = 0; ox < OW; ++ox) {{
+                int32_t sx = 0;
+                int t = 0;
+                for (c = 0; c < cg; ++c) {{
+                    const {xt} *xc = x + (size_t)(gi * cg + c) * (size_t)(H * W);
+                    for (ky = 0; ky < KH; ++ky) {{
+                        const int iy = oy * SH - PT + ky * DH;
+                        for (kx = 0; kx < KW; ++kx) {{
+                            const int ix = ox * SW - PL + kx * DW;
+                            const {xt} v = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[iy * W + ix] : ({xt})xzp;
+                            col[t++] = v;
+                            sx += (int32_t)v;
+                        }}
+                    }}
+                }}
+                {rows}(col, wg, bias + (size_t)gi * (size_t)mg, {zoff}, mult + (size_t)gi * (size_t)mg,
+                    shift + (size_t)gi * (size_t)mg, sx, y + (size_t)gi * (size_t)mg * (size_t)(OH * OW) + (size_t)(oy * OW + ox),
+                    (size_t)(OH * OW), taps, mg, yzp, lo_q, hi_q);
+            }}
+        }}
+    }}
+}}
+"""
+    return name, text
+
+
+def qconvt(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
+    """(name, C text) of an int8 transposed convolution (scatter into OH*OW int32 sums)."""
+    kind = "qconvt"
     name = f"PFX_{kind}_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
     zw = "const int32_t zw = wzp[m];" if wzp else ""
     wterm = "((int32_t)wq - zw)" if wzp else "(int32_t)wq"
-    if kind == "qconv":
-        doc = ("2-D convolution, NCHW, weight (M, C/G, KH, KW), weight-stationary: each tap's weight\n"
-               "   is applied to a whole row of one output channel's int32 sums (acc: OH*OW of the arena)")
-        chans = "const int c0 = (m / mg) * cg;\n        int ci;\n        for (ci = 0; ci < cg; ++ci) {\n            const int c = c0 + ci;"
-        widx = "(((size_t)m * (size_t)cg + (size_t)ci) * (size_t)KH + (size_t)ky) * (size_t)KW + (size_t)kx"
-        rows = """int lo = 0, hi = OW;
-                    while (lo < OW && lo * SW + dx < 0) ++lo;
-                    while (hi > lo && (hi - 1) * SW + dx >= W) --hi;
-                    for (oy = 0; oy < OH; ++oy) {
-                        const int iy = oy * SH - PT + ky * DH;
-                        const """ + xt + """ *xr;
-                        int32_t *ar;
-                        if (iy < 0 || iy >= H) continue;
-                        xr = xc + iy * W + dx;
-                        ar = acc + oy * OW;
-                        for (ox = lo; ox < hi; ++ox) ar[ox] += ((int32_t)xr[ox * SW] - xzp) * wv;
-                    }"""
-    else:
-        doc = ("2-D transposed convolution, NCHW, weight (C, M/G, KH, KW), scattered: input pixel\n"
-               "   (iy, ix) adds (x - xzp) * w to output (iy*SH - PT + ky*DH, ix*SW - PL + kx*DW)")
-        chans = "const int g = m / mg, mi = m % mg;\n        int c;\n        for (c = g * cg; c < (g + 1) * cg; ++c) {"
-        widx = "((size_t)c * (size_t)mg + (size_t)mi) * (size_t)(KH * KW) + (size_t)(ky * KW + kx)"
-        rows = """int lo = 0, hi = W;
-                    while (lo < W && lo * SW + dx < 0) ++lo;
-                    while (hi > lo && (hi - 1) * SW + dx >= OW) --hi;
-                    for (oy = 0; oy < H; ++oy) { /* oy walks the input rows here */
-                        const int ty = oy * SH - PT + ky * DH;
-                        const """ + xt + """ *xr;
-                        int32_t *ar;
-                        if (ty < 0 || ty >= OH) continue;
-                        xr = xc + oy * W;
-                        ar = acc + ty * OW + dx;
-                        for (ox = lo; ox < hi; ++ox) ar[ox * SW] += ((int32_t)xr[ox] - xzp) * wv;
-                    }"""
+    doc = ("2-D transposed convolution, NCHW, weight (C, M/G, KH, KW), scattered: input pixel\n"
+           "   (iy, ix) adds (x - xzp) * w to output (iy*SH - PT + ky*DH, ix*SW - PL + kx*DW)")
+    chans = "const int g = m / mg, mi = m % mg;\n        int c;\n        for (c = g * cg; c < (g + 1) * cg; ++c) {"
+    widx = "((size_t)c * (size_t)mg + (size_t)mi) * (size_t)(KH * KW) + (size_t)(ky * KW + kx)"
+    rows = """int lo = 0, hi = W;
+                while (lo < W && lo * SW + dx < 0) ++lo;
+                while (hi > lo && (hi - 1) * SW + dx >= OW) --hi;
+                for (oy = 0; oy < H; ++oy) { /* oy walks the input rows here */
+                    const int ty = oy * SH - PT + ky * DH;
+                    const """ + xt + """ *xr;
+                    int32_t *ar;
+                    if (ty < 0 || ty >= OH) continue;
+                    xr = xc + oy * W;
+                    ar = acc + ty * OW + dx;
+                    for (ox = lo; ox < hi; ++ox) ar[ox * SW] += ((int32_t)xr[ox] - xzp) * wv;
+                }"""
     text = rf"""
 /* int8 {doc};
    then y = clamp(yzp + requant(bias[m] + sum (x - xzp) * (w - wzp[m]))). Padded taps add nothing. */
@@ -292,10 +399,3 @@ PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
 """
     return name, text
 
-
-def qconv(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
-    return _qconv("qconv", xt, wt, yt, wzp)
-
-
-def qconvt(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
-    return _qconv("qconvt", xt, wt, yt, wzp)
