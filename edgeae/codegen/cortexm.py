@@ -6,7 +6,8 @@
       -> arm-none-eabi-gcc (Cortex-M4F hard-float | Cortex-M3 / M0 soft-float), -fstack-usage
       -> qemu-system-arm -M mps2-an386 | mps2-an385, semihosting, -icount shift=0
       -> outputs (bit patterns) vs the host build; instructions per inference;
-         flash = text + data and RAM = data + bss + stack of the unit's own object file
+         flash = text + data of the unit's own object file; RAM = its data + bss + the stack
+         one call uses, measured by painting the stack in QEMU and scanning it afterwards
 
 Instructions are counted with SysTick: under ``-icount shift=0`` QEMU advances virtual time
 by 1 ns per instruction, and a calibration loop of known length fixes instructions per
@@ -39,6 +40,7 @@ TARGETS = {
 OPT = ["-O2"]
 CALIBRATION_LOOPS = 100000  # 2 instructions each (subs + bne)
 REPEATS = 4  # timed inferences on sample 0
+STACK_PAINT = 32768  # bytes of stack painted below main's frame before the measured call
 
 
 @dataclass
@@ -50,8 +52,9 @@ class CortexResult:
     samples: int  # held-out samples run on the target
     instructions: int  # per inference (sample 0, averaged over REPEATS calls)
     flash_bytes: int  # text + data of the unit's object file
-    ram_bytes: int  # data + bss + stack
-    stack_bytes: int  # worst case from -fstack-usage (entry + deepest kernel + requant)
+    ram_bytes: int  # data + bss + measured stack
+    stack_bytes: int  # measured: stack painted in QEMU, one call run, lowest changed word found
+    stack_estimate_bytes: int  # -fstack-usage (entry + deepest kernel + requant): misses libc and clones
     bss_bytes: int
     arena_bytes: int  # the header's prediction
     weight_bytes: int  # the header's prediction
@@ -155,6 +158,8 @@ int main(void)
 {{
     int i, j, r;
     uint32_t t0, t1;
+    uintptr_t sp;
+    volatile uint32_t *p;
     SYST_RVR = 0xFFFFFFu; SYST_CVR = 0u; SYST_CSR = 5u; /* processor clock, no interrupt */
     t0 = ticks();
     __asm volatile(".syntax unified\\n ldr r0, ={CALIBRATION_LOOPS}\\n1: subs r0, #1\\n bne 1b" ::: "r0", "cc");
@@ -172,6 +177,14 @@ int main(void)
     for (r = 0; r < {REPEATS}; ++r) (void){unit.name}({args});
     t1 = ticks();
     printf("ticks %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
+    /* stack: paint {STACK_PAINT} bytes below main's sp (a loop in registers, no call), run once,
+       find the lowest word the call changed */
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    for (p = (uint32_t *)(sp - {STACK_PAINT}u); p < (uint32_t *)sp; ++p) *p = 0xA5A5A5A5u;
+    (void){unit.name}({args});
+    for (p = (uint32_t *)(sp - {STACK_PAINT}u); p < (uint32_t *)sp && *p == 0xA5A5A5A5u; ++p) {{
+    }}
+    printf("stack %lu\\n", (unsigned long)(sp - (uintptr_t)p));
     return 0;
 }}
 """)
@@ -257,9 +270,12 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
     head = (Path(folder) / f"{unit.name}.h").read_text()
     arena = int(re.search(r"_ARENA_BYTES (\d+)", head).group(1))
     weights = int(re.search(r"_WEIGHT_BYTES (\d+)", head).group(1))
-    stack = _stack(work / f"{unit.name}.su", unit.name)
+    estimate = _stack(work / f"{unit.name}.su", unit.name)
+    stack = int(re.search(r"^stack (\d+)", out, re.M).group(1))
+    if stack >= STACK_PAINT:
+        raise ExportError(f"{unit.name} on {target}: the call used all {STACK_PAINT} painted stack bytes")
     return CortexResult(unit.name, target, n, round(ticks * per_tick / REPEATS), text + data, data + bss + stack, stack,
-                        bss, arena, weights, worst, round(per_tick, 3))
+                        estimate, bss, arena, weights, worst, round(per_tick, 3))
 
 
 def run_generated(bundle_dir: str | Path, c_dir: str | Path, targets: list[str] | None = None, samples: int = 8,

@@ -262,7 +262,9 @@ def _manual(p: Program, f: _Facts) -> str:
  * Build: add {name}.c to the project (cc -std=c99 -O2 -c {name}.c{' ; link with -lm' if libm else ''}).
  * It compiles as C99 and C++ (extern "C" below). {'Uses expf/tanhf/rintf from libm.' if libm else 'Needs no libm.'}
  * Memory: weights {p.weight_bytes} bytes of const data (flash), arena {arena} bytes (RAM),
- * both computed at generation time.
+ * both computed at generation time; plus the stack of one call, which depends on compiler and
+ * core: edgeae.codegen.cortexm.run_generated measures it on emulated Cortex-M (stack painted,
+ * one call run, scanned), as do the published figures.
 {notes}{_FASTMATH_DOC if f.fastmath_guard else ''} */"""
     return manual
 
