@@ -29,7 +29,8 @@ import numpy as np
 from edgeae.codegen.build import _NP
 from edgeae.errors import ExportError
 
-__all__ = ["TARGETS", "CortexResult", "toolchain_problem", "run_unit", "run_generated"]
+__all__ = ["LINKER_SCRIPT", "STARTUP_SOURCE", "TARGETS", "CortexResult", "qemu_run", "run_generated", "run_unit",
+           "toolchain_problem"]
 
 # target -> (compiler flags, QEMU machine)
 TARGETS = {
@@ -116,6 +117,24 @@ SECTIONS {
   __stack_top = ORIGIN(RAM) + LENGTH(RAM);
 }
 """
+
+
+STARTUP_SOURCE = _STARTUP  # for other firmware measured the same way (benchmarks: CMSIS-NN)
+LINKER_SCRIPT = _LINK
+
+
+def qemu_run(elf: Path, machine: str, what: str) -> tuple[str, float, int, int]:
+    """Run a firmware built on this harness's pattern in QEMU (-icount shift=0); returns its output,
+    instructions per SysTick tick (from the calibration loop), the printed ``ticks`` and ``stack``."""
+    out = _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+                "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
+               f"running {what} on {machine}", timeout=600)
+    calib = int(re.search(r"^calib (\d+)", out, re.M).group(1))
+    ticks = int(re.search(r"^ticks (\d+)", out, re.M).group(1))
+    stack = int(re.search(r"^stack (\d+)", out, re.M).group(1))
+    if stack >= STACK_PAINT:
+        raise ExportError(f"{what} on {machine}: the call used all {STACK_PAINT} painted stack bytes")
+    return out, 2 * CALIBRATION_LOOPS / calib, ticks, stack
 
 
 def _array(name: str, ctype: str, values: np.ndarray) -> str:
@@ -244,12 +263,7 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
          f"linking the {target} test firmware")
     size = _run(["arm-none-eabi-size", str(obj)], "arm-none-eabi-size").splitlines()[1].split()
     text, data, bss = int(size[0]), int(size[1]), int(size[2])
-    out = _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-                "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
-               f"running {unit.name} on {machine}", timeout=600)
-    calib = int(re.search(r"^calib (\d+)", out, re.M).group(1))
-    ticks = int(re.search(r"^ticks (\d+)", out, re.M).group(1))
-    per_tick = 2 * CALIBRATION_LOOPS / calib
+    out, per_tick, ticks, stack = qemu_run(elf, machine, unit.name)
     got: list[list[np.ndarray]] = [[] for _ in unit.outputs]
     for line in re.findall(r"^out \d+ (.*)$", out, re.M):
         vals = line.split()
@@ -271,9 +285,6 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
     arena = int(re.search(r"_ARENA_BYTES (\d+)", head).group(1))
     weights = int(re.search(r"_WEIGHT_BYTES (\d+)", head).group(1))
     estimate = _stack(work / f"{unit.name}.su", unit.name)
-    stack = int(re.search(r"^stack (\d+)", out, re.M).group(1))
-    if stack >= STACK_PAINT:
-        raise ExportError(f"{unit.name} on {target}: the call used all {STACK_PAINT} painted stack bytes")
     return CortexResult(unit.name, target, n, round(ticks * per_tick / REPEATS), text + data, data + bss + stack, stack,
                         estimate, bss, arena, weights, worst, round(per_tick, 3))
 
