@@ -254,7 +254,7 @@ def _cortex(bundle: Path, c_dir: Path, cmsis: Path | None, log) -> tuple[list[di
     if not (raw_bundle / "manifest.json").is_file():  # the same run exported with uint8 pixels in and out
         from edgeae.export import export
 
-        export(WORK / model / "run", raw_bundle, precisions=("int8-static",), raw_io=True, overwrite=True)
+        export(WORK / model / "run", raw_bundle, precisions=("fp32", "int8-static"), raw_io=True, overwrite=True)
     generate_c(raw_bundle, raw_dir, precisions="int8-static", io="raw", overwrite=True)
     rows += [dict(r.row(), io="raw") for r in run_generated(raw_bundle, raw_dir, targets=["cortex-m4f"], samples=4,
                                                              work=WORK / model / "cortexm-raw")]

@@ -92,7 +92,8 @@ class _Emitter:
     def s_conv_f32(self, s: Step, kind: str = "conv_f32") -> str:
         self.kernels[kind] = K.FP32[kind]
         q = s.params
-        return (f"PFX_{kind}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['b']}, {self.ptr(s.writes[0])},\n"
+        col = f" {self.ptr(s.writes[1])}," if kind == "conv_f32" else ""
+        return (f"PFX_{kind}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['b']}, {self.ptr(s.writes[0])},{col}\n"
                 f"        {self._conv_args(q)});")
 
     def s_convt_f32(self, s: Step) -> str:

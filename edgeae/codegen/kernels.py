@@ -52,38 +52,51 @@ PFX_KERNEL void PFX_dense_f32(const float *PFX_RESTRICT x, const float *PFX_REST
 }
 """,
     "conv_f32": r"""
-/* 2-D convolution, NCHW, weight (M, C/G, KH, KW), weight-stationary: each tap's weight is
-   applied to a whole output row whose valid range is found first (no test in the inner
-   loop). Every output still receives its terms in the order c, ky, kx. */
+/* 2-D convolution, NCHW; the weight is stored per group as (C/G*KH*KW taps, M/G outputs). For
+   each group and output pixel the input patch is copied to col (taps floats of the arena,
+   padding 0) and the outputs go eight at a time, their sums in eight lanes that a compiler
+   keeps in vector registers: a tap is one broadcast and eight multiply-adds over contiguous
+   weights. Every output still receives b, then its terms in the order c, ky, kx (a padded
+   tap adds 0 * w). */
 PFX_KERNEL void PFX_conv_f32(const float *PFX_RESTRICT x, const float *PFX_RESTRICT w,
-                             const float *PFX_RESTRICT b, float *PFX_RESTRICT y,
+                             const float *PFX_RESTRICT b, float *PFX_RESTRICT y, float *PFX_RESTRICT col,
                              int C, int H, int W, int M, int OH, int OW, int KH, int KW,
                              int SH, int SW, int PT, int PL, int DH, int DW, int G)
 {
-    const int cg = C / G, mg = M / G;
-    int m, oy, ox, c, ky, kx;
-    for (m = 0; m < M; ++m) {
-        const int c0 = (m / mg) * cg;
-        float *PFX_RESTRICT ym = y + (size_t)m * (size_t)(OH * OW);
-        for (oy = 0; oy < OH * OW; ++oy) ym[oy] = b[m];
-        for (c = 0; c < cg; ++c) {
-            const float *xc = x + (size_t)(c0 + c) * (size_t)(H * W);
-            for (ky = 0; ky < KH; ++ky) {
-                for (kx = 0; kx < KW; ++kx) {
-                    const float wv = w[(((size_t)m * (size_t)cg + (size_t)c) * (size_t)KH + (size_t)ky) * (size_t)KW + (size_t)kx];
-                    const int dx = kx * DW - PL;
-                    int lo = 0, hi = OW;
-                    while (lo < OW && lo * SW + dx < 0) ++lo;
-                    while (hi > lo && (hi - 1) * SW + dx >= W) --hi;
-                    for (oy = 0; oy < OH; ++oy) {
+    const int cg = C / G, mg = M / G, taps = cg * KH * KW, P = OH * OW;
+    int gi, oy, ox, c, ky, kx, m, t, j;
+    for (gi = 0; gi < G; ++gi) {
+        const float *PFX_RESTRICT wg = w + (size_t)gi * (size_t)taps * (size_t)mg;
+        const float *PFX_RESTRICT bg = b + (size_t)gi * (size_t)mg;
+        float *PFX_RESTRICT yg = y + (size_t)gi * (size_t)mg * (size_t)P;
+        for (oy = 0; oy < OH; ++oy) {
+            for (ox = 0; ox < OW; ++ox) {
+                const size_t p = (size_t)(oy * OW + ox);
+                t = 0;
+                for (c = 0; c < cg; ++c) {
+                    const float *xc = x + (size_t)(gi * cg + c) * (size_t)(H * W);
+                    for (ky = 0; ky < KH; ++ky) {
                         const int iy = oy * SH - PT + ky * DH;
-                        const float *xr;
-                        float *yr;
-                        if (iy < 0 || iy >= H) continue;
-                        xr = xc + iy * W + dx;
-                        yr = ym + oy * OW;
-                        for (ox = lo; ox < hi; ++ox) yr[ox] += wv * xr[ox * SW];
+                        for (kx = 0; kx < KW; ++kx) {
+                            const int ix = ox * SW - PL + kx * DW;
+                            col[t++] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[iy * W + ix] : 0.0f;
+                        }
                     }
+                }
+                for (m = 0; m + 8 <= mg; m += 8) {
+                    float acc[8];
+                    for (j = 0; j < 8; ++j) acc[j] = bg[m + j];
+                    for (t = 0; t < taps; ++t) {
+                        const float xv = col[t];
+                        const float *PFX_RESTRICT wr = wg + (size_t)t * (size_t)mg + (size_t)m;
+                        for (j = 0; j < 8; ++j) acc[j] += xv * wr[j];
+                    }
+                    for (j = 0; j < 8; ++j) yg[(size_t)(m + j) * (size_t)P + p] = acc[j];
+                }
+                for (; m < mg; ++m) {
+                    float acc = bg[m];
+                    for (t = 0; t < taps; ++t) acc += col[t] * wg[(size_t)t * (size_t)mg + (size_t)m];
+                    yg[(size_t)m * (size_t)P + p] = acc;
                 }
             }
         }
