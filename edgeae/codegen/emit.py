@@ -92,7 +92,7 @@ class _Emitter:
     def s_conv_f32(self, s: Step, kind: str = "conv_f32") -> str:
         self.kernels[kind] = K.FP32[kind]
         q = s.params
-        col = f" {self.ptr(s.writes[1])}," if kind == "conv_f32" else ""
+        col = "".join(f" {self.ptr(b)}," for b in s.writes[1:])  # column (and ConvTranspose's tap numbers)
         return (f"PFX_{kind}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['b']}, {self.ptr(s.writes[0])},{col}\n"
                 f"        {self._conv_args(q)});")
 
@@ -227,7 +227,7 @@ def _facts(p: Program, name: str, meta: dict, arena: int) -> _Facts:
 
 _FASTMATH_DOC = """ * Not with -ffast-math: float input is quantized by one IEEE division and a round half to
  * even ((t + 1.5 * 2^23) - 1.5 * 2^23) that -ffast-math, -fassociative-math and
- * -freciprocal-math rewrite, changing codes by up to dozens of steps. The source refuses to
+ * -freciprocal-math rewrite, which changes codes. The source refuses to
  * compile under -ffast-math (#error when __FAST_MATH__ is defined); build this one file
  * without those flags when the rest of the project uses them.
 """
