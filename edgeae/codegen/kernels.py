@@ -8,7 +8,7 @@ pointers let the compiler vectorize the output loops without run-time alias chec
 
 from __future__ import annotations
 
-__all__ = ["DSP", "FP32", "INT8_REQUANT", "qconv", "qconvt", "qdense", "qrows"]
+__all__ = ["DSP", "FP32", "ROW_BLOCK", "INT8_REQUANT", "qconv", "qconvt", "qdense", "qrows"]
 
 FP32 = {
     "dense_f32": r"""
@@ -204,6 +204,9 @@ static inline int32_t PFX_u16o(uint32_t v) { return (int32_t)__uxtb16((v >> 8) |
 """
 
 
+ROW_BLOCK = 64  # inputs per row in the long blocks of the rows-by-four layout
+
+
 def _ext(t: str) -> str:
     return "PFX_u16" if t == "uint8_t" else "PFX_s16"
 
@@ -213,10 +216,12 @@ def qrows(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
     pixel of a convolution after im2col), y[n * ys] for n < N.
 
     The weight is stored rows-by-four (see :func:`edgeae.codegen.lower_int8.rows_by_four`):
-    for each group of four rows, the words of 4 inputs of row 0, 1, 2, 3 in turn, then the K % 4
-    last inputs of each row, then any N % 4 last rows in plain order. One pointer walks it, so
-    four int32 sums, the input pair and the pointer stay in registers on a Cortex-M; with DSP
-    each 16 products take 4 word loads, 10 byte-pair widenings and 8 SMLAD."""
+    for each group of four rows, blocks of ROW_BLOCK inputs (row 0's bytes, row 1's, 2's, 3's),
+    then blocks of 4, then the K % 4 last inputs of each row; any N % 4 last rows follow in
+    plain order. One pointer walks it forward, so on a Cortex-M four int32 sums, the input
+    pair and the pointer stay in registers: with DSP each 16 products take 4 word loads,
+    10 byte-pair widenings and 8 SMLAD. The portable blocks are fixed-length dot products
+    that compilers vectorize at -O2, long enough that their horizontal sums cost little."""
     name = f"PFX_qrows_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
     corr = " - wzp[n + J] * sx" if wzp else ""
     xe, we = _ext(xt), _ext(wt)
@@ -225,13 +230,19 @@ def qrows(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
         return (f"v = yzp + PFX_requant(a{j}{corr.replace('J', j)} + bias[n + {j}], mult[n + {j}], shift[n + {j}]);\n"
                 f"            y[(size_t)(n + {j}) * ys] = ({yt})(v < lo ? lo : (v > hi ? hi : v));")
 
-    def dsp(j: int) -> str:
-        return (f"wv = PFX_load4(g + {4 * j}); a{j} = __smlad({we}e(wv), xe, a{j}); "
-                f"a{j} = __smlad({we}o(wv), xo, a{j});")
+    def dsp(block: int, sub: int) -> str:
+        lines = [f"xv = PFX_load4(x + k + {4 * sub}); xe = {xe}e(xv); xo = {xe}o(xv);"]
+        for r in range(4):
+            lines.append(f"wv = PFX_load4(g + {block * r + 4 * sub}); a{r} = __smlad({we}e(wv), xe, a{r}); "
+                         f"a{r} = __smlad({we}o(wv), xo, a{r});")
+        return "\n            ".join(lines)
 
     def port(j: int) -> str:
-        return f"a{j} += x0 * (int32_t)g[{4 * j}] + x1 * (int32_t)g[{4 * j + 1}] + x2 * (int32_t)g[{4 * j + 2}] + x3 * (int32_t)g[{4 * j + 3}];"
+        return (f"a{j} += x0 * (int32_t)g[{4 * j}] + x1 * (int32_t)g[{4 * j + 1}] + x2 * (int32_t)g[{4 * j + 2}]"
+                f" + x3 * (int32_t)g[{4 * j + 3}];")
 
+    B = ROW_BLOCK
+    dsp_block = "\n            ".join(dsp(B, sub) for sub in range(B // 4))
     text = rf"""
 /* y[n] = clamp(yzp + requant(bias[n] - wzp[n] * sx + sum_k x[k] * w[n][k])), sx = sum_k x[k]
    (the caller's), for the rows-by-four weight layout; rows go four at a time. */
@@ -249,17 +260,27 @@ PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
     for (n = 0; n < N4; n += 4) {{
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
 #if PFX_DSP
-        for (k = 0; k + 4 <= K; k += 4, g += 16) {{
-            const uint32_t xv = PFX_load4(x + k);
-            const int32_t xe = {xe}e(xv), xo = {xe}o(xv);
-            uint32_t wv;
-            {dsp(0)}
-            {dsp(1)}
-            {dsp(2)}
-            {dsp(3)}
+        uint32_t xv, wv;
+        int32_t xe, xo;
+        for (k = 0; k + {B} <= K; k += {B}, g += {4 * B}) {{
+            {dsp_block}
+        }}
+        for (; k + 4 <= K; k += 4, g += 16) {{
+            {dsp(4, 0)}
         }}
 #else
-        for (k = 0; k + 4 <= K; k += 4, g += 16) {{
+        for (k = 0; k + {B} <= K; k += {B}, g += {4 * B}) {{
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (t = 0; t < {B}; ++t) {{
+                const int32_t xk = (int32_t)x[k + t];
+                s0 += xk * (int32_t)g[t];
+                s1 += xk * (int32_t)g[{B} + t];
+                s2 += xk * (int32_t)g[{2 * B} + t];
+                s3 += xk * (int32_t)g[{3 * B} + t];
+            }}
+            a0 += s0; a1 += s1; a2 += s2; a3 += s3;
+        }}
+        for (; k + 4 <= K; k += 4, g += 16) {{
             const int32_t x0 = (int32_t)x[k], x1 = (int32_t)x[k + 1], x2 = (int32_t)x[k + 2], x3 = (int32_t)x[k + 3];
             {port(0)}
             {port(1)}
