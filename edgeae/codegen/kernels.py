@@ -8,7 +8,7 @@ pointers let the compiler vectorize the output loops without run-time alias chec
 
 from __future__ import annotations
 
-__all__ = ["DSP", "FP32", "ROW_BLOCK", "INT8_REQUANT", "qconv", "qconvt", "qdense", "qrows"]
+__all__ = ["DSP", "FP32", "INT8_REQUANT", "qconv", "qconvt", "qdense", "qrows"]
 
 FP32 = {
     "dense_f32": r"""
@@ -184,10 +184,10 @@ DSP = r"""
 /* Cortex-M4/M7/M33/M55 (ARMv7E-M / ARMv8-M DSP): two 8x8-bit products per SMLAD. Four bytes
    are loaded as one word; SXTB16/UXTB16 widen bytes 0 and 2, and (rotated by 8) bytes 1 and
    3, into 16-bit pairs. Define PFX_NO_DSP to build the portable loops instead. */
+#include <string.h>
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(PFX_NO_DSP)
 #define PFX_DSP 1
 #include <arm_acle.h>
-#include <string.h>
 static inline uint32_t PFX_load4(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline int32_t PFX_s16e(uint32_t v) { return (int32_t)__sxtb16((int32_t)v); }
 static inline int32_t PFX_u16e(uint32_t v) { return (int32_t)__uxtb16(v); }
@@ -204,9 +204,6 @@ static inline int32_t PFX_u16o(uint32_t v) { return (int32_t)__uxtb16((v >> 8) |
 """
 
 
-ROW_BLOCK = 64  # inputs per row in the long blocks of the rows-by-four layout
-
-
 def _ext(t: str) -> str:
     return "PFX_u16" if t == "uint8_t" else "PFX_s16"
 
@@ -216,12 +213,13 @@ def qrows(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
     pixel of a convolution after im2col), y[n * ys] for n < N.
 
     The weight is stored rows-by-four (see :func:`edgeae.codegen.lower_int8.rows_by_four`):
-    for each group of four rows, blocks of ROW_BLOCK inputs (row 0's bytes, row 1's, 2's, 3's),
-    then blocks of 4, then the K % 4 last inputs of each row; any N % 4 last rows follow in
-    plain order. One pointer walks it forward, so on a Cortex-M four int32 sums, the input
-    pair and the pointer stay in registers: with DSP each 16 products take 4 word loads,
-    10 byte-pair widenings and 8 SMLAD. The portable blocks are fixed-length dot products
-    that compilers vectorize at -O2, long enough that their horizontal sums cost little."""
+    for each group of four rows, blocks of 4 inputs (row 0's 4 bytes, row 1's, 2's, 3's), then
+    the K % 4 last inputs of each row; any N % 4 last rows follow in plain order. One pointer
+    walks it forward, so on a Cortex-M four int32 sums, the input pair and the pointer stay in
+    registers: with DSP each 16 products take 3 loads (two LDRD), 10 byte-pair widenings and
+    8 SMLAD; without, plain C. On hosts a block is 16 lanes against the 4 inputs repeated four
+    times, which compilers vectorize at -O2 (the unroll pragma stops -O3 from unrolling the lane
+    loop before the vectorizer sees it)."""
     name = f"PFX_qrows_{xt[0]}{wt[0]}{yt[0]}{'z' if wzp else ''}"
     corr = " - wzp[n + J] * sx" if wzp else ""
     xe, we = _ext(xt), _ext(wt)
@@ -241,8 +239,6 @@ def qrows(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
         return (f"a{j} += x0 * (int32_t)g[{4 * j}] + x1 * (int32_t)g[{4 * j + 1}] + x2 * (int32_t)g[{4 * j + 2}]"
                 f" + x3 * (int32_t)g[{4 * j + 3}];")
 
-    B = ROW_BLOCK
-    dsp_block = "\n            ".join(dsp(B, sub) for sub in range(B // 4))
     text = rf"""
 /* y[n] = clamp(yzp + requant(bias[n] - wzp[n] * sx + sum_k x[k] * w[n][k])), sx = sum_k x[k]
    (the caller's), for the rows-by-four weight layout; rows go four at a time. */
@@ -262,30 +258,35 @@ PFX_KERNEL void {name}(const {xt} *PFX_RESTRICT x, const {wt} *PFX_RESTRICT w,
 #if PFX_DSP
         uint32_t xv, wv;
         int32_t xe, xo;
-        for (k = 0; k + {B} <= K; k += {B}, g += {4 * B}) {{
-            {dsp_block}
-        }}
-        for (; k + 4 <= K; k += 4, g += 16) {{
+        for (k = 0; k + 4 <= K; k += 4, g += 16) {{
             {dsp(4, 0)}
         }}
-#else
-        for (k = 0; k + {B} <= K; k += {B}, g += {4 * B}) {{
-            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (t = 0; t < {B}; ++t) {{
-                const int32_t xk = (int32_t)x[k + t];
-                s0 += xk * (int32_t)g[t];
-                s1 += xk * (int32_t)g[{B} + t];
-                s2 += xk * (int32_t)g[{2 * B} + t];
-                s3 += xk * (int32_t)g[{3 * B} + t];
-            }}
-            a0 += s0; a1 += s1; a2 += s2; a3 += s3;
-        }}
-        for (; k + 4 <= K; k += 4, g += 16) {{
+#elif defined(__thumb__) || defined(__arm__)
+        for (k = 0; k + 4 <= K; k += 4, g += 16) {{
             const int32_t x0 = (int32_t)x[k], x1 = (int32_t)x[k + 1], x2 = (int32_t)x[k + 2], x3 = (int32_t)x[k + 3];
             {port(0)}
             {port(1)}
             {port(2)}
             {port(3)}
+        }}
+#else
+        {{ /* hosts: 16 lanes (4 rows x 4 inputs), the inputs repeated to match; vectorizes */
+            int32_t acc[16];
+            {xt} xr[16];
+            int l;
+            for (l = 0; l < 16; ++l) acc[l] = 0;
+            for (k = 0; k + 4 <= K; k += 4, g += 16) {{
+                memcpy(xr, x + k, 4);
+                memcpy(xr + 4, x + k, 4);
+                memcpy(xr + 8, x + k, 4);
+                memcpy(xr + 12, x + k, 4);
+#pragma GCC unroll 1
+                for (l = 0; l < 16; ++l) acc[l] += (int32_t)xr[l] * (int32_t)g[l];
+            }}
+            a0 = acc[0] + acc[1] + acc[2] + acc[3];
+            a1 = acc[4] + acc[5] + acc[6] + acc[7];
+            a2 = acc[8] + acc[9] + acc[10] + acc[11];
+            a3 = acc[12] + acc[13] + acc[14] + acc[15];
         }}
 #endif
         for (t = 0; t < T; ++t) {{

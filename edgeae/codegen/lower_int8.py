@@ -28,7 +28,6 @@ import math
 import numpy as np
 
 from edgeae.codegen.graph import Graph, Node, UnsupportedOpError
-from edgeae.codegen.kernels import ROW_BLOCK
 from edgeae.codegen.lower_fp32 import ALIAS_OPS, reshape_alias
 from edgeae.codegen.program import Program, Step
 
@@ -60,21 +59,18 @@ def multiplier(real: float) -> tuple[int, int]:
 
 
 def rows_by_four(w: np.ndarray, groups: int = 1) -> np.ndarray:
-    """The int8 row kernels' weight layout of ``w`` (N, K), flat: per group of N/groups rows,
-    each block of four rows as [K // B blocks of rows 0..3 x B inputs] + [the (K % B) // 4
-    blocks of rows 0..3 x 4 inputs] + [rows 0..3 x the K % 4 last inputs], then the
-    N/groups % 4 last rows in plain order, B = ``kernels.ROW_BLOCK``. One pointer walks it
-    forward, which keeps a Cortex-M's registers for the sums; the long blocks vectorize on hosts."""
+    """The int8 row kernel's weight layout of ``w`` (N, K), flat: per group of N/groups rows,
+    each block of four rows as [K // 4 blocks of rows 0..3 x 4 inputs] + [rows 0..3 x the K % 4
+    last inputs], then the N/groups % 4 last rows in plain order. One pointer walks it forward,
+    which keeps a Cortex-M's registers for the sums."""
     n, k = w.shape
-    b = ROW_BLOCK
-    k16, k4 = k // b * b, k // 4 * 4
+    k4 = k // 4 * 4
     out = []
     for rows in np.split(np.asarray(w), groups):
         n4 = len(rows) // 4 * 4
         for r in range(0, n4, 4):
             block = rows[r:r + 4]
-            out.append(block[:, :k16].reshape(4, k16 // b, b).transpose(1, 0, 2).reshape(-1))
-            out.append(block[:, k16:k4].reshape(4, (k4 - k16) // 4, 4).transpose(1, 0, 2).reshape(-1))
+            out.append(block[:, :k4].reshape(4, k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
             out.append(block[:, k4:].reshape(-1))
         out.append(rows[n4:].reshape(-1))
     flat = np.concatenate(out) if out else np.zeros(0, w.dtype)
