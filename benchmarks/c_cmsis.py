@@ -160,7 +160,7 @@ def run_cmsis(program, x_codes: np.ndarray, target: str, root: Path, work: Path)
     (fw / "main.c").write_text(_MAIN.format(arrays=arrays, calls=calls, buf=8192, calib=cm.CALIBRATION_LOOPS,
                                             repeats=cm.REPEATS, paint=cm.STACK_PAINT))
     (fw / "startup.c").write_text(cm.STARTUP_SOURCE)
-    (fw / "link.ld").write_text(cm.LINKER_SCRIPT)
+    (fw / "link.ld").write_text(cm.linker_script(machine))
     elf = fw / "fw.elf"
     subprocess.run(["arm-none-eabi-gcc", *flags, "-O2", "-std=gnu99", "-ffunction-sections", "-fdata-sections",
                     "-I", str(root / "Include"), "--specs=rdimon.specs", "-nostartfiles", "-T", str(fw / "link.ld"),

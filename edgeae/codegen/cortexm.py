@@ -29,15 +29,18 @@ import numpy as np
 from edgeae.codegen.build import _NP
 from edgeae.errors import ExportError
 
-__all__ = ["LINKER_SCRIPT", "STARTUP_SOURCE", "TARGETS", "CortexResult", "qemu_run", "run_generated", "run_unit",
-           "toolchain_problem"]
+__all__ = ["LINKER_SCRIPT", "STARTUP_SOURCE", "TARGETS", "CortexResult", "linker_script", "qemu_run",
+           "run_generated", "run_unit", "toolchain_problem"]
 
 # target -> (compiler flags, QEMU machine)
 TARGETS = {
     "cortex-m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
     "cortex-m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
     "cortex-m0": (["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+    "cortex-m55": (["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"], "mps3-an547"),
 }
+# machine -> (code memory, data memory): MPS2 boards map 4 MiB of each; the AN547 its 512 KiB TCMs
+_MEMORY = {"mps3-an547": ("512K", "512K")}
 OPT = ["-O2"]
 CALIBRATION_LOOPS = 100000  # 2 instructions each (subs + bne)
 REPEATS = 4  # timed inferences on sample 0
@@ -121,6 +124,12 @@ SECTIONS {
 
 STARTUP_SOURCE = _STARTUP  # for other firmware measured the same way (benchmarks: CMSIS-NN)
 LINKER_SCRIPT = _LINK
+
+
+def linker_script(machine: str) -> str:
+    """The harness's linker script for a QEMU machine (its code and data memory sizes)."""
+    code, data = _MEMORY.get(machine, ("4M", "4M"))
+    return _LINK.replace("LENGTH = 4M\n", f"LENGTH = {code}\n", 1).replace("LENGTH = 4M }", f"LENGTH = {data} }}", 1)
 
 
 def qemu_run(elf: Path, machine: str, what: str) -> tuple[str, float, int, int]:
@@ -250,7 +259,7 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
     for ext in (".c", ".h"):
         shutil.copyfile(Path(folder) / f"{unit.name}{ext}", work / f"{unit.name}{ext}")
     (work / "startup.c").write_text(_STARTUP)
-    (work / "link.ld").write_text(_LINK)
+    (work / "link.ld").write_text(linker_script(machine))
     (work / "main.c").write_text(_main(unit, inputs))
     cc = ["arm-none-eabi-gcc", *flags, *OPT, "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
           "-fdata-sections"]

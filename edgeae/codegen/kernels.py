@@ -125,18 +125,34 @@ PFX_KERNEL void PFX_convt_f32(const float *PFX_RESTRICT x, const float *PFX_REST
             for (ox = 0; ox < OW; ++ox) {
                 const size_t p = (size_t)(oy * OW + ox);
                 n = 0;
-                for (c = 0; c < cg; ++c) {
-                    const float *xc = x + (size_t)(gi * cg + c) * (size_t)(H * W);
-                    for (ky = 0; ky < KH; ++ky) {
-                        const int ty = oy + PT - ky * DH;
-                        const int iy = ty / SH;
-                        if (ty < 0 || ty % SH != 0 || iy >= H) continue;
-                        for (kx = 0; kx < KW; ++kx) {
-                            const int tx = ox + PL - kx * DW;
-                            const int ix = tx / SW;
-                            if (tx < 0 || tx % SW != 0 || ix >= W) continue;
-                            col[n] = xc[iy * W + ix];
-                            tap[n++] = (c * KH + ky) * KW + kx;
+                if (DH == 1 && DW == 1) { /* the taps that reach (oy, ox): ky = ky0, ky0 + SH, ... */
+                    const int ky0 = (oy + PT) % SH, iy0 = (oy + PT) / SH, kx0 = (ox + PL) % SW, ix0 = (ox + PL) / SW;
+                    int iy, ix;
+                    for (c = 0; c < cg; ++c) {
+                        const float *xc = x + (size_t)(gi * cg + c) * (size_t)(H * W);
+                        for (ky = ky0, iy = iy0; ky < KH && iy >= 0; ky += SH, --iy) {
+                            if (iy >= H) continue;
+                            for (kx = kx0, ix = ix0; kx < KW && ix >= 0; kx += SW, --ix) {
+                                if (ix >= W) continue;
+                                col[n] = xc[iy * W + ix];
+                                tap[n++] = (c * KH + ky) * KW + kx;
+                            }
+                        }
+                    }
+                } else {
+                    for (c = 0; c < cg; ++c) {
+                        const float *xc = x + (size_t)(gi * cg + c) * (size_t)(H * W);
+                        for (ky = 0; ky < KH; ++ky) {
+                            const int ty = oy + PT - ky * DH;
+                            const int iy = ty / SH;
+                            if (ty < 0 || ty % SH != 0 || iy >= H) continue;
+                            for (kx = 0; kx < KW; ++kx) {
+                                const int tx = ox + PL - kx * DW;
+                                const int ix = tx / SW;
+                                if (tx < 0 || tx % SW != 0 || ix >= W) continue;
+                                col[n] = xc[iy * W + ix];
+                                tap[n++] = (c * KH + ky) * KW + kx;
+                            }
                         }
                     }
                 }
