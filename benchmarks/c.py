@@ -256,29 +256,40 @@ def _cortex(bundle: Path, c_dir: Path, cmsis: Path | None, log) -> tuple[list[di
 
         export(WORK / model / "run", raw_bundle, precisions=("fp32", "int8-static"), raw_io=True, overwrite=True)
     generate_c(raw_bundle, raw_dir, precisions="int8-static", io="raw", overwrite=True)
-    rows += [dict(r.row(), io="raw") for r in run_generated(raw_bundle, raw_dir, targets=["cortex-m4f"], samples=4,
-                                                             work=WORK / model / "cortexm-raw")]
+    rows += [dict(r.row(), io="raw") for r in run_generated(raw_bundle, raw_dir, targets=list(_CMSIS_TARGETS),
+                                                             samples=4, work=WORK / model / "cortexm-raw")]
     manifest = read_manifest(bundle)
     cmsis_rows = []
+    if cmsis is None:
+        log("CMSIS-NN rows skipped: pass --cmsis-nn PATH or set CMSIS_NN_PATH")
     for role in ("encoder", "decoder"):
         program = lower_int8(load_graph(bundle / manifest.find_graph(role, "int8-static").file, role))
         compute = [s for s in program.steps if s.kind in ("qdense", "qconv", "qconvt")]
-        macs = sum(s.params["K"] * s.params["N"] if s.kind == "qdense" else
-                   s.params["OH"] * s.params["OW"] * s.params["M"] * s.params["KH"] * s.params["KW"] * s.params["C"]
-                   // s.params["G"] for s in compute if s.kind in ("qdense", "qconv"))
-        edge = {r["io"]: r["instructions"] for r in rows if r["unit"].endswith(f"{role}_int8") and
-                r["target"] == "cortex-m4f"}
-        row = {"role": role, "macs": macs, "edgeae_raw": edge.get("raw"), "edgeae_float": edge.get("float"),
-               "cmsis_nn": None, "layers": [s.kind for s in compute]}
-        if cmsis is None:
-            log("CMSIS-NN rows skipped: pass --cmsis-nn PATH or set CMSIS_NN_PATH")
-        elif all(s.kind in ("qdense", "qconv") for s in compute):
-            codes = _first_codes(program, bundle, manifest, role)
-            row["cmsis_nn"] = run_cmsis(program, codes, "cortex-m4f", cmsis, WORK / "cmsis-nn")
-        cmsis_rows.append(row)
+        for target in _CMSIS_TARGETS:
+            edge = {r["io"]: r["instructions"] for r in rows if r["unit"].endswith(f"{role}_int8") and
+                    r["target"] == target}
+            row = {"role": role, "target": target, "macs": sum(_macs(s) for s in compute),
+                   "edgeae_raw": edge.get("raw"), "edgeae_float": edge.get("float"), "cmsis_nn": None,
+                   "layers": [s.kind for s in compute]}
+            if cmsis is not None and all(s.kind in ("qdense", "qconv") for s in compute):
+                codes = _first_codes(program, bundle, manifest, role)
+                row["cmsis_nn"] = run_cmsis(program, codes, target, cmsis, WORK / "cmsis-nn")
+            cmsis_rows.append(row)
     return rows, cmsis_rows
 
 
+
+
+_CMSIS_TARGETS = ("cortex-m4f", "cortex-m55")  # DSP (SMLAD) and Helium (MVE) builds of CMSIS-NN
+
+
+def _macs(s) -> int:
+    """Multiply-adds of one int8 step (a ConvTranspose: input pixels x channels x taps)."""
+    q = s.params
+    if s.kind == "qdense":
+        return q["K"] * q["N"]
+    taps = q["KH"] * q["KW"] * q["C"] // q["G"]
+    return q["OH"] * q["OW"] * q["M"] * taps if s.kind == "qconv" else q["H"] * q["W"] * q["M"] * taps
 
 
 def _first_codes(program, bundle: Path, manifest, role: str) -> np.ndarray:
@@ -323,7 +334,7 @@ def _markdown(results: list[dict], machine: dict, rounds: int, round_s: float) -
                          f"{cell(lat['ORT bare session'])} | {cell(emx)} | "
                          f"{lat['C -O2']['speedup_vs_ort_edgeae']:.1f}x | {vs_emx} | "
                          f"{row['max_abs_vs_ort']['C -O2']:.2g} | {'n/a' if emx_err is None else f'{emx_err:.2g}'} |")
-    lines += ["", "## Cortex-M (QEMU mps2-an386 / mps2-an385, -icount shift=0, arm-none-eabi-gcc -O2)", "",
+    lines += ["", "## Cortex-M (QEMU mps2-an386 / mps2-an385 / mps3-an547, -icount shift=0, arm-none-eabi-gcc -O2)", "",
               "Flash = text + data of the unit's object file; RAM = data + bss (the static arena) + the stack of one "
               "call, measured: the stack is painted in QEMU, one call runs, the lowest changed word is found "
               "(the -fstack-usage estimate, which misses libc calls and gcc's clones, in parentheses). Predicted = "
@@ -339,19 +350,22 @@ def _markdown(results: list[dict], machine: dict, rounds: int, round_s: float) -
                          f"{c['instructions']:,} | {c['flash_bytes']:,} | {c['weight_bytes']:,} | {c['ram_bytes']:,} | "
                          f"{c['arena_bytes']:,} | {c['stack_bytes']} ({c['stack_estimate_bytes']}) | "
                          f"{c['max_abs_vs_host']:.2g} |")
-    lines += ["", "## int8 layers vs ARM CMSIS-NN (Cortex-M4F, same harness)", "",
-              "CMSIS-NN's arm_fully_connected_s8 / arm_convolve_s8 (DSP build, -O2) on the unit's layer shapes with "
+    lines += ["", "## int8 layers vs ARM CMSIS-NN (Cortex-M4F and Cortex-M55, same harness)", "",
+              "CMSIS-NN's arm_fully_connected_s8 / arm_convolve_s8 (-O2; on the M4F its DSP build, on the M55 "
+              "(QEMU mps3-an547) its Helium/MVE build; edgeae runs its DSP kernels on both) on the unit's layer "
+              "shapes with "
               "its weights as signed codes; only the layers run (edgeae's raw-I/O figure also holds its output "
               "table lookups, the float-I/O figure the quantization of the input and the float output). Graphs "
               "with a transposed convolution have no CMSIS-NN row (no s8 kernel with these semantics).", "",
-              "| model | graph | MACs | edgeae raw I/O | per MAC | edgeae float I/O | CMSIS-NN layers | per MAC | "
-              "CMSIS-NN stack B | edgeae raw / CMSIS-NN |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "| model | graph | target | MACs | edgeae raw I/O | per MAC | edgeae float I/O | CMSIS-NN layers | "
+              "per MAC | CMSIS-NN stack B | edgeae raw / CMSIS-NN |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         for c in r.get("cmsis_nn", []):
             n = c["cmsis_nn"]["instructions"] if c["cmsis_nn"] else None
             raw, fl, macs = c["edgeae_raw"] or 0, c["edgeae_float"] or 0, c["macs"]
             na = "n/a"
-            lines.append(f"| {r['model']} | {c['role']} | {macs:,} | {raw:,} | {raw / macs:.2f} | {fl:,} | "
+            lines.append(f"| {r['model']} | {c['role']} | {c['target']} | {macs:,} | {raw:,} | {raw / macs:.2f} | "
+                         f"{f'{fl:,}' if fl else na} | "
                          f"{f'{n:,}' if n else na} | {f'{n / macs:.2f}' if n else na} | "
                          f"{c['cmsis_nn']['stack_bytes'] if n else na} | {f'{raw / n:.2f}' if n and raw else na} |")
     return "\n".join(lines) + "\n"
