@@ -89,6 +89,9 @@ PFX_KERNEL void PFX_conv_f32(const float *PFX_RESTRICT x, const float *PFX_RESTR
                     for (t = 0; t < taps; ++t) {
                         const float xv = col[t];
                         const float *PFX_RESTRICT wr = wg + (size_t)t * (size_t)mg + (size_t)m;
+#if !defined(__thumb__) /* hosts: one vector op, which -O3 must not unroll before vectorizing */
+#pragma GCC unroll 1
+#endif
                         for (j = 0; j < 8; ++j) acc[j] += xv * wr[j];
                     }
                     for (j = 0; j < 8; ++j) yg[(size_t)(m + j) * (size_t)P + p] = acc[j];
@@ -162,6 +165,9 @@ PFX_KERNEL void PFX_convt_f32(const float *PFX_RESTRICT x, const float *PFX_REST
                     for (t = 0; t < n; ++t) {
                         const float xv = col[t];
                         const float *PFX_RESTRICT wr = wg + (size_t)tap[t] * (size_t)mg + (size_t)m;
+#if !defined(__thumb__) /* hosts: one vector op, which -O3 must not unroll before vectorizing */
+#pragma GCC unroll 1
+#endif
                         for (j = 0; j < 8; ++j) acc[j] += xv * wr[j];
                     }
                     for (j = 0; j < 8; ++j) yg[(size_t)(m + j) * (size_t)P + p] = acc[j];
