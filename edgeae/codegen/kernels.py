@@ -107,75 +107,39 @@ PFX_KERNEL void PFX_conv_f32(const float *PFX_RESTRICT x, const float *PFX_RESTR
 }
 """,
     "convt_f32": r"""
-/* 2-D transposed convolution, NCHW; the weight is stored per group as (C/G*KH*KW taps, M/G
-   outputs). Output pixel (oy, ox) gathers the taps that reach it: input (iy, ix) with
-   iy*SH - PT + ky*DH = oy (and likewise x); their values go to col and their tap numbers to
-   tap (arena), in the order c, ky, kx, and the outputs go eight at a time over the weight rows
-   of those taps, as in conv_f32. Every output receives b, then its terms in the order c, ky, kx. */
+/* 2-D transposed convolution, NCHW, weight (C, M/G, KH, KW), scattered: input pixel (iy, ix)
+   adds w * x to output (iy*SH - PT + ky*DH, ix*SW - PL + kx*DW). Loops run m, c, ky, kx, so
+   every output still receives its terms in the order c, ky, kx. */
 PFX_KERNEL void PFX_convt_f32(const float *PFX_RESTRICT x, const float *PFX_RESTRICT w,
-                              const float *PFX_RESTRICT b, float *PFX_RESTRICT y, float *PFX_RESTRICT col,
-                              int32_t *PFX_RESTRICT tap,
+                              const float *PFX_RESTRICT b, float *PFX_RESTRICT y,
                               int C, int H, int W, int M, int OH, int OW, int KH, int KW,
                               int SH, int SW, int PT, int PL, int DH, int DW, int G)
 {
-    const int cg = C / G, mg = M / G, taps = cg * KH * KW, P = OH * OW;
-    int gi, oy, ox, c, ky, kx, m, t, j, n;
-    for (gi = 0; gi < G; ++gi) {
-        const float *PFX_RESTRICT wg = w + (size_t)gi * (size_t)taps * (size_t)mg;
-        const float *PFX_RESTRICT bg = b + (size_t)gi * (size_t)mg;
-        float *PFX_RESTRICT yg = y + (size_t)gi * (size_t)mg * (size_t)P;
-        for (oy = 0; oy < OH; ++oy) {
-            for (ox = 0; ox < OW; ++ox) {
-                const size_t p = (size_t)(oy * OW + ox);
-                n = 0;
-                if (DH == 1 && DW == 1) { /* the taps that reach (oy, ox): ky = ky0, ky0 + SH, ... */
-                    const int ky0 = (oy + PT) % SH, iy0 = (oy + PT) / SH, kx0 = (ox + PL) % SW, ix0 = (ox + PL) / SW;
-                    int iy, ix;
-                    for (c = 0; c < cg; ++c) {
-                        const float *xc = x + (size_t)(gi * cg + c) * (size_t)(H * W);
-                        for (ky = ky0, iy = iy0; ky < KH && iy >= 0; ky += SH, --iy) {
-                            if (iy >= H) continue;
-                            for (kx = kx0, ix = ix0; kx < KW && ix >= 0; kx += SW, --ix) {
-                                if (ix >= W) continue;
-                                col[n] = xc[iy * W + ix];
-                                tap[n++] = (c * KH + ky) * KW + kx;
-                            }
-                        }
+    const int cg = C / G, mg = M / G;
+    int m, iy, ix, c, ky, kx;
+    for (m = 0; m < M; ++m) {
+        const int g = m / mg, mi = m % mg;
+        float *PFX_RESTRICT ym = y + (size_t)m * (size_t)(OH * OW);
+        for (iy = 0; iy < OH * OW; ++iy) ym[iy] = b[m];
+        for (c = g * cg; c < (g + 1) * cg; ++c) {
+            const float *xc = x + (size_t)c * (size_t)(H * W);
+            const float *wc = w + ((size_t)c * (size_t)mg + (size_t)mi) * (size_t)(KH * KW);
+            for (ky = 0; ky < KH; ++ky) {
+                for (kx = 0; kx < KW; ++kx) {
+                    const float wv = wc[ky * KW + kx];
+                    const int dx = kx * DW - PL;
+                    int lo = 0, hi = W;
+                    while (lo < W && lo * SW + dx < 0) ++lo;
+                    while (hi > lo && (hi - 1) * SW + dx >= OW) --hi;
+                    for (iy = 0; iy < H; ++iy) {
+                        const int oy = iy * SH - PT + ky * DH;
+                        const float *xr;
+                        float *yr;
+                        if (oy < 0 || oy >= OH) continue;
+                        xr = xc + iy * W;
+                        yr = ym + oy * OW + dx;
+                        for (ix = lo; ix < hi; ++ix) yr[ix * SW] += wv * xr[ix];
                     }
-                } else {
-                    for (c = 0; c < cg; ++c) {
-                        const float *xc = x + (size_t)(gi * cg + c) * (size_t)(H * W);
-                        for (ky = 0; ky < KH; ++ky) {
-                            const int ty = oy + PT - ky * DH;
-                            const int iy = ty / SH;
-                            if (ty < 0 || ty % SH != 0 || iy >= H) continue;
-                            for (kx = 0; kx < KW; ++kx) {
-                                const int tx = ox + PL - kx * DW;
-                                const int ix = tx / SW;
-                                if (tx < 0 || tx % SW != 0 || ix >= W) continue;
-                                col[n] = xc[iy * W + ix];
-                                tap[n++] = (c * KH + ky) * KW + kx;
-                            }
-                        }
-                    }
-                }
-                for (m = 0; m + 8 <= mg; m += 8) {
-                    float acc[8];
-                    for (j = 0; j < 8; ++j) acc[j] = bg[m + j];
-                    for (t = 0; t < n; ++t) {
-                        const float xv = col[t];
-                        const float *PFX_RESTRICT wr = wg + (size_t)tap[t] * (size_t)mg + (size_t)m;
-#if !defined(__thumb__) /* hosts: one vector op, which -O3 must not unroll before vectorizing */
-#pragma GCC unroll 1
-#endif
-                        for (j = 0; j < 8; ++j) acc[j] += xv * wr[j];
-                    }
-                    for (j = 0; j < 8; ++j) yg[(size_t)(m + j) * (size_t)P + p] = acc[j];
-                }
-                for (; m < mg; ++m) {
-                    float acc = bg[m];
-                    for (t = 0; t < n; ++t) acc += col[t] * wg[(size_t)tap[t] * (size_t)mg + (size_t)m];
-                    yg[(size_t)m * (size_t)P + p] = acc;
                 }
             }
         }

@@ -46,17 +46,6 @@ def reshape_alias(g: Graph, node: Node) -> None:
         raise UnsupportedOpError(f"{node.where()} changes the element count ({g.shapes[src]} -> {g.shapes[dst]})")
 
 
-def _most_taps(q: dict) -> int:
-    """The most kernel positions (ky, kx) of a transposed convolution that reach one output pixel
-    (a product of per-axis maxima: an upper bound, exact for the usual strides)."""
-    def axis(n_out: int, n_in: int, k: int, s: int, pad: int, d: int) -> int:
-        return max(sum(1 for kk in range(k) if o + pad - kk * d >= 0 and (o + pad - kk * d) % s == 0
-                       and (o + pad - kk * d) // s < n_in) for o in range(n_out))
-
-    return max(1, axis(q["OH"], q["H"], q["KH"], q["SH"], q["PT"], q["DH"]) *
-               axis(q["OW"], q["W"], q["KW"], q["SW"], q["PL"], q["DW"]))
-
-
 class _Lowering:
     def __init__(self, g: Graph, tag: str):
         self.g, self.tag = g, tag
@@ -178,19 +167,11 @@ class _Lowering:
         b = self.const(node, 2, required=False)
         bias = np.zeros(params["M"], np.float32) if b is None else b.astype(np.float32)
         writes = [self.out(node.outputs[0])]
-        # weights as taps by outputs per group; one pixel's patch (im2col column) as scratch
-        g, y = params["G"], node.outputs[0]
-        taps = params["C"] // g * params["KH"] * params["KW"]
-        if transposed:  # (C, M/G, KH, KW): a group's (C/G, M/G, KH, KW) -> (C/G, KH, KW, M/G)
-            w = np.concatenate([grp.transpose(0, 2, 3, 1).reshape(-1) for grp in np.split(w, g)])
-        else:  # (M, C/G, KH, KW): a group's (M/G, taps) -> (taps, M/G)
+        if not transposed:  # taps by outputs per group; one pixel's patch (im2col column) as scratch
+            g = params["G"]
             w = np.concatenate([grp.reshape(len(grp), -1).T.reshape(-1) for grp in np.split(w, g)])
-        if transposed:  # the taps that reach one output pixel, and their numbers
-            taps = params["C"] // g * _most_taps(params)
-            writes.append(self.p.add_buffer(f"{y}/column", "float32", (taps,)).name)
-            writes.append(self.p.add_buffer(f"{y}/taps", "int32", (taps,)).name)
-        else:
-            writes.append(self.p.add_buffer(f"{y}/column", "float32", (taps,)).name)
+            taps = params["C"] // g * params["KH"] * params["KW"]
+            writes.append(self.p.add_buffer(f"{node.outputs[0]}/column", "float32", (taps,)).name)
         params["w"] = self.p.add_const(f"{node.name}_weight", np.ascontiguousarray(w))
         params["b"] = self.p.add_const(f"{node.name}_bias", bias)
         kind = "convt_f32" if transposed else "conv_f32"
