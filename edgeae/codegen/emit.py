@@ -92,7 +92,7 @@ class _Emitter:
     def s_conv_f32(self, s: Step, kind: str = "conv_f32") -> str:
         self.kernels[kind] = K.FP32[kind]
         q = s.params
-        col = "".join(f" {self.ptr(b)}," for b in s.writes[1:])  # column (and ConvTranspose's tap numbers)
+        col = "".join(f" {self.ptr(b)}," for b in s.writes[1:])  # conv_f32: the im2col column
         return (f"PFX_{kind}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['b']}, {self.ptr(s.writes[0])},{col}\n"
                 f"        {self._conv_args(q)});")
 
