@@ -5,12 +5,15 @@
       -> host: C -O2 (portable) | C -O3 -march=native (tuned) | ORT via edgeae | bare ORT session
          | emx-onnx-cgen -O2 (if installed), one thread, batch 1, interleaved rounds
       -> Cortex-M4F (fp32, int8) and M3 / M0 (int8) under QEMU: instructions, flash, RAM
+         (stack painted and scanned); int8 raw-I/O units on M4F and M55
+      -> ARM CMSIS-NN's s8 kernels on the same layer shapes (M4F DSP, M55 Helium), built from
+         --cmsis-nn PATH or $CMSIS_NN_PATH (skipped without)
       -> benchmarks/results/c.json and c.md (with --only: c-<models>.json / .md)
 
 Every row's outputs are checked: the generated C at generation (fp32 vs ORT <= 1e-5, int8
 0 LSB vs the integer reference) and on Cortex-M vs the host build; emx-onnx-cgen's outputs
 are compared with ONNX Runtime here. Usage: ``python -m benchmarks.c [--rounds 5]
-[--round-seconds 0.2] [--only digits-mlp] [--no-cortex]``.
+[--round-seconds 0.2] [--only digits-mlp] [--no-cortex] [--cmsis-nn PATH]``.
 """
 
 from __future__ import annotations
