@@ -110,7 +110,6 @@ def _layers(program, x_codes: np.ndarray) -> tuple[str, str]:
         q = s.params
         xdt = program.buffers[s.reads[0]].dtype
         ydt = program.buffers[s.writes[0]].dtype
-        n_out = len(q["mult_v"])
         arrays += [_c_array(f"w{i}", "int8_t", _s8(q["w_v"])), _c_array(f"b{i}", "int32_t", q["bias_q_v"]),
                    _c_array(f"m{i}", "int32_t", q["mult_v"]), _c_array(f"s{i}", "int32_t", 31 - q["shift_v"])]
         common = dict(xoff=-off(q["xzp"], xdt), yoff=off(q["yzp"], ydt), lo=off(q["lo"], ydt), hi=off(q["hi"], ydt),
@@ -126,7 +125,6 @@ def _layers(program, x_codes: np.ndarray) -> tuple[str, str]:
             size = q["M"] * q["OH"] * q["OW"]
         arrays.append(f"static int8_t act{i + 1}[{size}];\n")
         cur = f"act{i + 1}"
-        assert n_out > 0
     return "".join(arrays), "\n".join(calls)
 
 
