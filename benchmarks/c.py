@@ -5,12 +5,15 @@
       -> host: C -O2 (portable) | C -O3 -march=native (tuned) | ORT via edgeae | bare ORT session
          | emx-onnx-cgen -O2 (if installed), one thread, batch 1, interleaved rounds
       -> Cortex-M4F (fp32, int8) and M3 / M0 (int8) under QEMU: instructions, flash, RAM
+         (stack painted and scanned); int8 raw-I/O units on M4F and M55
+      -> ARM CMSIS-NN's s8 kernels on the same layer shapes (M4F DSP, M55 Helium), built from
+         --cmsis-nn PATH or $CMSIS_NN_PATH (skipped without)
       -> benchmarks/results/c.json and c.md (with --only: c-<models>.json / .md)
 
 Every row's outputs are checked: the generated C at generation (fp32 vs ORT <= 1e-5, int8
 0 LSB vs the integer reference) and on Cortex-M vs the host build; emx-onnx-cgen's outputs
 are compared with ONNX Runtime here. Usage: ``python -m benchmarks.c [--rounds 5]
-[--round-seconds 0.2] [--only digits-mlp] [--no-cortex]``.
+[--round-seconds 0.2] [--only digits-mlp] [--no-cortex] [--cmsis-nn PATH]``.
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def _emx(graph: Path, folder: Path, name: str) -> tuple[Path, str] | None:
     return src, f"{name}((const void *)(x), (void *)(y))"
 
 
-def bench_model(model: str, rounds: int, round_s: float, cortex: bool, log) -> dict:
+def bench_model(model: str, rounds: int, round_s: float, cortex: bool, log, cmsis: Path | None = None) -> dict:
     import onnxruntime as ort
 
     from edgeae.codegen import generate_c
@@ -224,18 +227,85 @@ def bench_model(model: str, rounds: int, round_s: float, cortex: bool, log) -> d
         log(f"{model} {g.name}: C -O2 {stats['C -O2']['p50_us']:.2f} us, ORT {ref:.2f} us "
             f"({stats['C -O2']['speedup_vs_ort_edgeae']:.1f}x)"
             + (f", emx {stats['emx-onnx-cgen -O2']['p50_us']:.2f} us" if "emx-onnx-cgen -O2" in stats else ""))
-    cortex_rows = []
+    cortex_rows, cmsis_rows = [], []
     if cortex:
-        from edgeae.codegen.cortexm import run_generated, toolchain_problem
+        from edgeae.codegen.cortexm import toolchain_problem
 
         problem = toolchain_problem()
         if problem:
             log(f"Cortex-M skipped: {problem}")
         else:
             t0 = time.time()
-            cortex_rows = [r.row() for r in run_generated(bundle, c_dir, samples=4, work=WORK / model / "cortexm")]
+            cortex_rows, cmsis_rows = _cortex(bundle, c_dir, cmsis, log)
             log(f"{model}: Cortex-M runs in {time.time() - t0:.0f} s")
-    return {"model": model, "host": rows, "cortex_m": cortex_rows}
+    return {"model": model, "host": rows, "cortex_m": cortex_rows, "cmsis_nn": cmsis_rows}
+
+
+def _cortex(bundle: Path, c_dir: Path, cmsis: Path | None, log) -> tuple[list[dict], list[dict]]:
+    """edgeae's units on Cortex-M (float I/O: all targets; raw I/O int8: M4F) and CMSIS-NN on the
+    same layer shapes (M4F, where a checkout is given and every layer has a CMSIS-NN kernel)."""
+    from benchmarks.c_cmsis import run_cmsis
+    from edgeae.codegen import generate_c
+    from edgeae.codegen.cortexm import run_generated
+    from edgeae.codegen.graph import load_graph
+    from edgeae.codegen.lower_int8 import lower_int8
+    from edgeae.runtime.bundle import read_manifest
+
+    model = bundle.parent.name
+    rows = [dict(r.row(), io="float") for r in run_generated(bundle, c_dir, samples=4, work=WORK / model / "cortexm")]
+    raw_bundle, raw_dir = WORK / model / "bundle-raw", WORK / model / "c-raw"
+    if not (raw_bundle / "manifest.json").is_file():  # the same run exported with uint8 pixels in and out
+        from edgeae.export import export
+
+        export(WORK / model / "run", raw_bundle, precisions=("fp32", "int8-static"), raw_io=True, overwrite=True)
+    generate_c(raw_bundle, raw_dir, precisions="int8-static", io="raw", overwrite=True)
+    rows += [dict(r.row(), io="raw") for r in run_generated(raw_bundle, raw_dir, targets=list(_CMSIS_TARGETS),
+                                                             samples=4, work=WORK / model / "cortexm-raw")]
+    manifest = read_manifest(bundle)
+    cmsis_rows = []
+    if cmsis is None:
+        log("CMSIS-NN rows skipped: pass --cmsis-nn PATH or set CMSIS_NN_PATH")
+    for role in ("encoder", "decoder"):
+        program = lower_int8(load_graph(bundle / manifest.find_graph(role, "int8-static").file, role))
+        compute = [s for s in program.steps if s.kind in ("qdense", "qconv", "qconvt")]
+        for target in _CMSIS_TARGETS:
+            edge = {r["io"]: r["instructions"] for r in rows if r["unit"].endswith(f"{role}_int8") and
+                    r["target"] == target}
+            row = {"role": role, "target": target, "macs": sum(_macs(s) for s in compute),
+                   "edgeae_raw": edge.get("raw"), "edgeae_float": edge.get("float"), "cmsis_nn": None,
+                   "layers": [s.kind for s in compute]}
+            if cmsis is not None and all(s.kind in ("qdense", "qconv") for s in compute):
+                codes = _first_codes(program, bundle, manifest, role)
+                row["cmsis_nn"] = run_cmsis(program, codes, target, cmsis, WORK / "cmsis-nn")
+            cmsis_rows.append(row)
+    return rows, cmsis_rows
+
+
+
+
+_CMSIS_TARGETS = ("cortex-m4f", "cortex-m55")  # DSP (SMLAD) and Helium (MVE) builds of CMSIS-NN
+
+
+def _macs(s) -> int:
+    """Multiply-adds of one int8 step (a ConvTranspose: input pixels x channels x taps)."""
+    q = s.params
+    if s.kind == "qdense":
+        return q["K"] * q["N"]
+    taps = q["KH"] * q["KW"] * q["C"] // q["G"]
+    return q["OH"] * q["OW"] * q["M"] * taps if s.kind == "qconv" else q["H"] * q["W"] * q["M"] * taps
+
+
+def _first_codes(program, bundle: Path, manifest, role: str) -> np.ndarray:
+    """The codes the first layer reads for held-out sample 0 (the unit's own quantization of it)."""
+    from edgeae.codegen.verify import unit_inputs
+
+    x = unit_inputs(bundle, manifest, role, False, np.load(bundle / manifest.samples["file"])[:1]).reshape(-1)
+    q = next((s for s in program.steps if s.kind == "quantize"), None)
+    if q is None:
+        return x
+    p = q.params
+    t = np.rint(x.astype(np.float32) / np.float32(p["scale"])).astype(np.int64) + p["zp"]
+    return np.clip(t, p["lo"], p["hi"]).astype(np.uint8 if p["lo"] == 0 else np.int8)
 
 
 def _markdown(results: list[dict], machine: dict, rounds: int, round_s: float) -> str:
@@ -267,17 +337,40 @@ def _markdown(results: list[dict], machine: dict, rounds: int, round_s: float) -
                          f"{cell(lat['ORT bare session'])} | {cell(emx)} | "
                          f"{lat['C -O2']['speedup_vs_ort_edgeae']:.1f}x | {vs_emx} | "
                          f"{row['max_abs_vs_ort']['C -O2']:.2g} | {'n/a' if emx_err is None else f'{emx_err:.2g}'} |")
-    lines += ["", "## Cortex-M (QEMU mps2-an386 / mps2-an385, -icount shift=0, arm-none-eabi-gcc -O2)", "",
-              "Flash = text + data of the unit's object file; RAM = data + bss (the static arena) + worst-case stack "
-              "from -fstack-usage. Predicted = the header's WEIGHT_BYTES / ARENA_BYTES. The Cortex-M0 build "
-              "(ARMv6-M) runs on the AN385's Cortex-M3.", "",
-              "| model | unit | target | instructions / inference | flash B | weights B (predicted) | RAM B | "
-              "arena B (predicted) | stack B | max abs vs host |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Cortex-M (QEMU mps2-an386 / mps2-an385 / mps3-an547, -icount shift=0, arm-none-eabi-gcc -O2)", "",
+              "Flash = text + data of the unit's object file; RAM = data + bss (the static arena) + the stack of one "
+              "call, measured: the stack is painted in QEMU, one call runs, the lowest changed word is found "
+              "(the -fstack-usage estimate, which misses libc calls and gcc's clones, in parentheses). Predicted = "
+              "the header's WEIGHT_BYTES / ARENA_BYTES. I/O float: the model-unit graphs (float in, float out); "
+              "raw: uint8 pixels in, the int8 unit's output codes out. The Cortex-M0 build (ARMv6-M) runs on the "
+              "AN385's Cortex-M3; the M4F build of int8 units uses SMLAD (DSP extension).", "",
+              "| model | unit | I/O | target | instructions / inference | flash B | weights B (predicted) | RAM B | "
+              "arena B (predicted) | stack B measured (estimate) | max abs vs host |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         for c in r["cortex_m"]:
-            lines.append(f"| {r['model']} | {c['unit']} | {c['target']} | {c['instructions']:,} | {c['flash_bytes']:,} | "
-                         f"{c['weight_bytes']:,} | {c['ram_bytes']:,} | {c['arena_bytes']:,} | {c['stack_bytes']} | "
+            lines.append(f"| {r['model']} | {c['unit']} | {c.get('io', 'float')} | {c['target']} | "
+                         f"{c['instructions']:,} | {c['flash_bytes']:,} | {c['weight_bytes']:,} | {c['ram_bytes']:,} | "
+                         f"{c['arena_bytes']:,} | {c['stack_bytes']} ({c['stack_estimate_bytes']}) | "
                          f"{c['max_abs_vs_host']:.2g} |")
+    lines += ["", "## int8 layers vs ARM CMSIS-NN (Cortex-M4F and Cortex-M55, same harness)", "",
+              "CMSIS-NN's arm_fully_connected_s8 / arm_convolve_s8 (-O2; on the M4F its DSP build, on the M55 "
+              "(QEMU mps3-an547) its Helium/MVE build; edgeae runs its DSP kernels on both) on the unit's layer "
+              "shapes with "
+              "its weights as signed codes; only the layers run (edgeae's raw-I/O figure also holds its output "
+              "table lookups, the float-I/O figure the quantization of the input and the float output). Graphs "
+              "with a transposed convolution have no CMSIS-NN row (no s8 kernel with these semantics).", "",
+              "| model | graph | target | MACs | edgeae raw I/O | per MAC | edgeae float I/O | CMSIS-NN layers | "
+              "per MAC | CMSIS-NN stack B | edgeae raw / CMSIS-NN |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for c in r.get("cmsis_nn", []):
+            n = c["cmsis_nn"]["instructions"] if c["cmsis_nn"] else None
+            raw, fl, macs = c["edgeae_raw"] or 0, c["edgeae_float"] or 0, c["macs"]
+            na = "n/a"
+            lines.append(f"| {r['model']} | {c['role']} | {c['target']} | {macs:,} | {raw:,} | {raw / macs:.2f} | "
+                         f"{f'{fl:,}' if fl else na} | "
+                         f"{f'{n:,}' if n else na} | {f'{n / macs:.2f}' if n else na} | "
+                         f"{c['cmsis_nn']['stack_bytes'] if n else na} | {f'{raw / n:.2f}' if n and raw else na} |")
     return "\n".join(lines) + "\n"
 
 
@@ -287,10 +380,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--round-seconds", type=float, default=0.2)
     ap.add_argument("--no-cortex", action="store_true")
+    ap.add_argument("--cmsis-nn", default=None, help="CMSIS-NN checkout to measure on the same shapes "
+                    "(default: $CMSIS_NN_PATH; skipped when absent)")
     args = ap.parse_args()
+    from benchmarks.c_cmsis import cmsis_root
+
+    cmsis = cmsis_root(args.cmsis_nn)
     models = args.only or ["digits-mlp", "mnist-mlp", "mnist-conv"]
     machine = _machine()
-    results = [bench_model(m, args.rounds, args.round_seconds, not args.no_cortex, print) for m in models]
+    results = [bench_model(m, args.rounds, args.round_seconds, not args.no_cortex, print, cmsis) for m in models]
     RESULTS.mkdir(exist_ok=True)
     stem = "c" if not args.only else "c-" + "-".join(models)  # --only never replaces the full table
     (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")

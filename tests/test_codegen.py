@@ -117,6 +117,25 @@ def test_int8_under_sanitizers_matches_reference(conv, tmp_path):
             np.testing.assert_array_equal(g, w)
 
 
+def test_fast_math_refuses_float_input_int8(conv, pca_raw, tmp_path):
+    """-ffast-math would fold the exact quantization of float input: such units refuse to compile
+    (and say so in the header); units without float input build under it unchanged."""
+    result = generate_c(conv, tmp_path / "c", io="model", precisions="int8-static", verify=False)
+    by = {g.role: g for g in result.graphs}
+    assert by["encoder"].inputs[0][1] == "float"
+    enc = tmp_path / "c" / "eae_encoder_int8.c"
+    assert "-ffast-math" in _header(tmp_path / "c", "eae_encoder_int8")
+    res = subprocess.run(["gcc", "-std=c99", "-O2", "-ffast-math", "-c", str(enc), "-o", str(tmp_path / "e.o")],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "without -ffast-math" in res.stderr
+    assert subprocess.run(["gcc", "-std=c99", "-O2", "-c", str(enc), "-o", str(tmp_path / "e.o")]).returncode == 0
+    raw = generate_c(pca_raw, tmp_path / "r", precisions="int8-static", verify=False)  # uint8 in
+    src = tmp_path / "r" / f"{raw.graphs[0].name}.c"
+    assert "__FAST_MATH__" not in src.read_text()
+    assert subprocess.run(["gcc", "-std=c99", "-O2", "-ffast-math", "-c", str(src), "-o", str(tmp_path / "r.o")]
+                          ).returncode == 0
+
+
 def test_unsupported_op_names_op_and_node(tmp_path):
     import onnx
     from onnx import TensorProto, helper
@@ -196,6 +215,32 @@ def test_requantize_is_exact_round_half_even(seed):
             fl = math.floor(exact)
             r = fl + (1 if (exact - fl > Fraction(1, 2) or (exact - fl == Fraction(1, 2) and fl % 2)) else 0)
             assert g == max(-65535, min(65535, r))
+
+
+def test_generated_requant_equals_the_reference(tmp_path):
+    """The C requantization helper itself, compiled alone: equal to the numpy reference on random
+    products and on exact ties (acc odd, multiplier 2^30 / 2^31 = 1/2), both signs."""
+    from edgeae.codegen.kernels import INT8_REQUANT
+
+    src = tmp_path / "rq.c"
+    src.write_text("#include <stdint.h>\n#include <stdio.h>\n" + INT8_REQUANT.replace("PFX_", "t_") +
+                   "int main(void)\n{\n    long a, m, s;\n    while (scanf(\"%ld %ld %ld\", &a, &m, &s) == 3)\n"
+                   "        printf(\"%d\\n\", (int)t_requant((int32_t)a, (int32_t)m, (int32_t)s));\n"
+                   "    return 0;\n}\n")
+    exe = tmp_path / "rq"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", str(src), "-o", str(exe)],
+                   check=True)
+    rng = np.random.default_rng(5)
+    acc = np.concatenate([rng.integers(-2 ** 31 + 1, 2 ** 31, 1500), rng.integers(-999, 1000, 500)])
+    shift = rng.integers(1, 63, len(acc))
+    mult = np.where(rng.random(len(acc)) < 0.5, 2 ** 30, rng.integers(2 ** 30, 2 ** 31, len(acc)))
+    ties = np.arange(-41, 42, 2)  # odd: acc * 2^30 / 2^31 = acc / 2 exactly
+    acc, mult, shift = (np.concatenate([a, b]) for a, b in ((acc, ties), (mult, np.full(len(ties), 2 ** 30)),
+                                                              (shift, np.full(len(ties), 31))))
+    lines = "\n".join(f"{a} {m} {s}" for a, m, s in zip(acc, mult, shift, strict=True))
+    got = np.array(subprocess.run([str(exe)], input=lines, capture_output=True, text=True, check=True).stdout.split(),
+                   np.int64)
+    np.testing.assert_array_equal(got, requantize(acc, mult, shift))
 
 
 def test_cli_codegen(pca_raw, tmp_path):

@@ -27,12 +27,17 @@ def _check(results):
         assert r.arena_bytes <= r.bss_bytes <= r.arena_bytes + 4
         # flash: the weights plus code; the header's weight figure is exact for const data
         assert r.weight_bytes <= r.flash_bytes <= r.weight_bytes + 8192
-        assert r.ram_bytes == r.bss_bytes + r.stack_bytes
+        assert r.ram_bytes == r.bss_bytes + r.stack_bytes and 0 < r.stack_bytes < 4096  # painted and scanned
 
 
-def test_pca_bundle_on_cortex_m(tmp_path):
-    folder, _ = make_bundle(tmp_path / "b", raw_io=True, precisions=("fp32",))
-    add_int8_static(folder)
+@pytest.fixture(scope="module")
+def pca(tmp_path_factory):
+    folder, _ = make_bundle(tmp_path_factory.mktemp("pca") / "b", raw_io=True, precisions=("fp32",))
+    return add_int8_static(folder)
+
+
+def test_pca_bundle_on_cortex_m(pca, tmp_path):
+    folder = pca
     generate_c(folder, tmp_path / "c")
     results = run_generated(folder, tmp_path / "c", samples=4)
     assert {(r.unit, r.target) for r in results} >= {("eae_encoder_int8", "cortex-m0"), ("eae_encoder_fp32", "cortex-m4f")}
@@ -44,3 +49,23 @@ def test_conv_bundle_on_cortex_m(tmp_path):
     folder = add_int8_static(conv_bundle(tmp_path / "b"))
     generate_c(folder, tmp_path / "c")
     _check(run_generated(folder, tmp_path / "c", samples=4))
+
+
+def test_dsp_path_compiled_for_m4_only(pca, tmp_path):
+    """The int8 row kernel uses SMLAD where the core has the DSP extension (Cortex-M4), the
+    portable loops on Cortex-M3 / M0; -D<UNIT>_NO_DSP forces the portable loops."""
+    import subprocess
+
+    from edgeae.codegen.cortexm import TARGETS
+
+    generate_c(pca, tmp_path / "c", precisions="int8-static", verify=False)
+    src = tmp_path / "c" / "eae_encoder_int8.c"
+
+    def asm(target: str, *extra: str) -> str:
+        cmd = ["arm-none-eabi-gcc", *TARGETS[target][0], "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+               *extra, "-S", str(src), "-o", "-"]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+    assert "smlad" in asm("cortex-m4f")
+    assert "smlad" not in asm("cortex-m4f", "-DEAE_ENCODER_INT8_NO_DSP")
+    assert "smlad" not in asm("cortex-m3")

@@ -6,7 +6,8 @@
       -> arm-none-eabi-gcc (Cortex-M4F hard-float | Cortex-M3 / M0 soft-float), -fstack-usage
       -> qemu-system-arm -M mps2-an386 | mps2-an385, semihosting, -icount shift=0
       -> outputs (bit patterns) vs the host build; instructions per inference;
-         flash = text + data and RAM = data + bss + stack of the unit's own object file
+         flash = text + data of the unit's own object file; RAM = its data + bss + the stack
+         one call uses, measured by painting the stack in QEMU and scanning it afterwards
 
 Instructions are counted with SysTick: under ``-icount shift=0`` QEMU advances virtual time
 by 1 ns per instruction, and a calibration loop of known length fixes instructions per
@@ -28,17 +29,22 @@ import numpy as np
 from edgeae.codegen.build import _NP
 from edgeae.errors import ExportError
 
-__all__ = ["TARGETS", "CortexResult", "toolchain_problem", "run_unit", "run_generated"]
+__all__ = ["LINKER_SCRIPT", "STARTUP_SOURCE", "TARGETS", "CortexResult", "linker_script", "qemu_run",
+           "run_generated", "run_unit", "toolchain_problem"]
 
 # target -> (compiler flags, QEMU machine)
 TARGETS = {
     "cortex-m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
     "cortex-m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
     "cortex-m0": (["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+    "cortex-m55": (["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"], "mps3-an547"),
 }
+# machine -> (code memory, data memory): MPS2 boards map 4 MiB of each; the AN547 its 512 KiB TCMs
+_MEMORY = {"mps3-an547": ("512K", "512K")}
 OPT = ["-O2"]
 CALIBRATION_LOOPS = 100000  # 2 instructions each (subs + bne)
 REPEATS = 4  # timed inferences on sample 0
+STACK_PAINT = 32768  # bytes of stack painted below main's frame before the measured call
 
 
 @dataclass
@@ -50,8 +56,9 @@ class CortexResult:
     samples: int  # held-out samples run on the target
     instructions: int  # per inference (sample 0, averaged over REPEATS calls)
     flash_bytes: int  # text + data of the unit's object file
-    ram_bytes: int  # data + bss + stack
-    stack_bytes: int  # worst case from -fstack-usage (entry + deepest kernel + requant)
+    ram_bytes: int  # data + bss + measured stack
+    stack_bytes: int  # measured: stack painted in QEMU, one call run, lowest changed word found
+    stack_estimate_bytes: int  # -fstack-usage (entry + deepest kernel + requant): misses libc and clones
     bss_bytes: int
     arena_bytes: int  # the header's prediction
     weight_bytes: int  # the header's prediction
@@ -115,6 +122,30 @@ SECTIONS {
 """
 
 
+STARTUP_SOURCE = _STARTUP  # for other firmware measured the same way (benchmarks: CMSIS-NN)
+LINKER_SCRIPT = _LINK
+
+
+def linker_script(machine: str) -> str:
+    """The harness's linker script for a QEMU machine (its code and data memory sizes)."""
+    code, data = _MEMORY.get(machine, ("4M", "4M"))
+    return _LINK.replace("LENGTH = 4M\n", f"LENGTH = {code}\n", 1).replace("LENGTH = 4M }", f"LENGTH = {data} }}", 1)
+
+
+def qemu_run(elf: Path, machine: str, what: str) -> tuple[str, float, int, int]:
+    """Run a firmware built on this harness's pattern in QEMU (-icount shift=0); returns its output,
+    instructions per SysTick tick (from the calibration loop), the printed ``ticks`` and ``stack``."""
+    out = _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+                "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
+               f"running {what} on {machine}", timeout=600)
+    calib = int(re.search(r"^calib (\d+)", out, re.M).group(1))
+    ticks = int(re.search(r"^ticks (\d+)", out, re.M).group(1))
+    stack = int(re.search(r"^stack (\d+)", out, re.M).group(1))
+    if stack >= STACK_PAINT:
+        raise ExportError(f"{what} on {machine}: the call used all {STACK_PAINT} painted stack bytes")
+    return out, 2 * CALIBRATION_LOOPS / calib, ticks, stack
+
+
 def _array(name: str, ctype: str, values: np.ndarray) -> str:
     flat = values.reshape(-1)
     if ctype == "float":
@@ -155,6 +186,8 @@ int main(void)
 {{
     int i, j, r;
     uint32_t t0, t1;
+    uintptr_t sp;
+    volatile uint32_t *p;
     SYST_RVR = 0xFFFFFFu; SYST_CVR = 0u; SYST_CSR = 5u; /* processor clock, no interrupt */
     t0 = ticks();
     __asm volatile(".syntax unified\\n ldr r0, ={CALIBRATION_LOOPS}\\n1: subs r0, #1\\n bne 1b" ::: "r0", "cc");
@@ -172,6 +205,14 @@ int main(void)
     for (r = 0; r < {REPEATS}; ++r) (void){unit.name}({args});
     t1 = ticks();
     printf("ticks %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
+    /* stack: paint {STACK_PAINT} bytes below main's sp (a loop in registers, no call), run once,
+       find the lowest word the call changed */
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    for (p = (uint32_t *)(sp - {STACK_PAINT}u); p < (uint32_t *)sp; ++p) *p = 0xA5A5A5A5u;
+    (void){unit.name}({args});
+    for (p = (uint32_t *)(sp - {STACK_PAINT}u); p < (uint32_t *)sp && *p == 0xA5A5A5A5u; ++p) {{
+    }}
+    printf("stack %lu\\n", (unsigned long)(sp - (uintptr_t)p));
     return 0;
 }}
 """)
@@ -218,7 +259,7 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
     for ext in (".c", ".h"):
         shutil.copyfile(Path(folder) / f"{unit.name}{ext}", work / f"{unit.name}{ext}")
     (work / "startup.c").write_text(_STARTUP)
-    (work / "link.ld").write_text(_LINK)
+    (work / "link.ld").write_text(linker_script(machine))
     (work / "main.c").write_text(_main(unit, inputs))
     cc = ["arm-none-eabi-gcc", *flags, *OPT, "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
           "-fdata-sections"]
@@ -231,12 +272,7 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
          f"linking the {target} test firmware")
     size = _run(["arm-none-eabi-size", str(obj)], "arm-none-eabi-size").splitlines()[1].split()
     text, data, bss = int(size[0]), int(size[1]), int(size[2])
-    out = _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-                "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
-               f"running {unit.name} on {machine}", timeout=600)
-    calib = int(re.search(r"^calib (\d+)", out, re.M).group(1))
-    ticks = int(re.search(r"^ticks (\d+)", out, re.M).group(1))
-    per_tick = 2 * CALIBRATION_LOOPS / calib
+    out, per_tick, ticks, stack = qemu_run(elf, machine, unit.name)
     got: list[list[np.ndarray]] = [[] for _ in unit.outputs]
     for line in re.findall(r"^out \d+ (.*)$", out, re.M):
         vals = line.split()
@@ -257,9 +293,9 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
     head = (Path(folder) / f"{unit.name}.h").read_text()
     arena = int(re.search(r"_ARENA_BYTES (\d+)", head).group(1))
     weights = int(re.search(r"_WEIGHT_BYTES (\d+)", head).group(1))
-    stack = _stack(work / f"{unit.name}.su", unit.name)
+    estimate = _stack(work / f"{unit.name}.su", unit.name)
     return CortexResult(unit.name, target, n, round(ticks * per_tick / REPEATS), text + data, data + bss + stack, stack,
-                        bss, arena, weights, worst, round(per_tick, 3))
+                        estimate, bss, arena, weights, worst, round(per_tick, 3))
 
 
 def run_generated(bundle_dir: str | Path, c_dir: str | Path, targets: list[str] | None = None, samples: int = 8,

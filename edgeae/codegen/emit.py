@@ -92,7 +92,8 @@ class _Emitter:
     def s_conv_f32(self, s: Step, kind: str = "conv_f32") -> str:
         self.kernels[kind] = K.FP32[kind]
         q = s.params
-        return (f"PFX_{kind}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['b']}, {self.ptr(s.writes[0])},\n"
+        col = "".join(f" {self.ptr(b)}," for b in s.writes[1:])  # conv_f32: the im2col column
+        return (f"PFX_{kind}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['b']}, {self.ptr(s.writes[0])},{col}\n"
                 f"        {self._conv_args(q)});")
 
     def s_convt_f32(self, s: Step) -> str:
@@ -124,6 +125,10 @@ class _Emitter:
         yt = self.p.buffers[s.writes[0]].ctype
         wt = CTYPES[self.p.consts[s.params["w"]].dtype.name]
         self.kernels["requant"] = K.INT8_REQUANT
+        if s.kind in ("qdense", "qconv"):  # both run on the row kernel
+            self.kernels.setdefault("dsp", K.DSP)
+            rows, text = K.qrows(xt, wt, yt, s.params["wzp"] is not None)
+            self.kernels[rows] = text
         return xt, wt, yt
 
     def s_qdense(self, s: Step) -> str:
@@ -137,6 +142,7 @@ class _Emitter:
                 f"{q['hi']});")
 
     def s_qconv(self, s: Step, fn=K.qconv) -> str:
+        """qconv's scratch is the im2col column (x's type), qconvt's the int32 sums of a channel."""
         xt, wt, yt = self._q(s)
         q = s.params
         name, text = fn(xt, wt, yt, q["wzp"] is not None)
@@ -202,6 +208,7 @@ class _Facts:
     fp: bool
     wide: bool
     libm: bool
+    fastmath_guard: bool  # float input quantized with a rounding that -ffast-math folds away
 
 
 def _facts(p: Program, name: str, meta: dict, arena: int) -> _Facts:
@@ -214,7 +221,22 @@ def _facts(p: Program, name: str, meta: dict, arena: int) -> _Facts:
     wide = fp or any(b.kind == "arena" and b.dtype in ("float32", "int32") for b in p.buffers.values())
     libm = fp and any(("expf" in x or "tanhf" in x or "rintf" in x) for s in p.steps
                       for x in s.params.get("exprs", []))
-    return _Facts(name, name.upper(), meta, arena, ins, outs, sig_args, fp, wide, libm)
+    guard = any(s.kind == "quantize" for s in p.steps)
+    return _Facts(name, name.upper(), meta, arena, ins, outs, sig_args, fp, wide, libm, guard)
+
+
+_FASTMATH_DOC = """ * Not with -ffast-math: float input is quantized by one IEEE division and a round half to
+ * even ((t + 1.5 * 2^23) - 1.5 * 2^23) that -ffast-math, -fassociative-math and
+ * -freciprocal-math rewrite, which changes codes. The source refuses to
+ * compile under -ffast-math (#error when __FAST_MATH__ is defined); build this one file
+ * without those flags when the rest of the project uses them.
+"""
+
+_FASTMATH_ERROR = """
+#if defined(__FAST_MATH__)
+#error "PFXNAME.c quantizes float input exactly (IEEE division, ties to even): build it without -ffast-math"
+#endif
+"""
 
 
 def _manual(p: Program, f: _Facts) -> str:
@@ -241,8 +263,10 @@ def _manual(p: Program, f: _Facts) -> str:
  * Build: add {name}.c to the project (cc -std=c99 -O2 -c {name}.c{' ; link with -lm' if libm else ''}).
  * It compiles as C99 and C++ (extern "C" below). {'Uses expf/tanhf/rintf from libm.' if libm else 'Needs no libm.'}
  * Memory: weights {p.weight_bytes} bytes of const data (flash), arena {arena} bytes (RAM),
- * both computed at generation time.
-{notes} */"""
+ * both computed at generation time; plus the stack of one call, which depends on compiler and
+ * core: edgeae.codegen.cortexm.run_generated measures it on emulated Cortex-M (stack painted,
+ * one call run, scanned), as do the published figures.
+{notes}{_FASTMATH_DOC if f.fastmath_guard else ''} */"""
     return manual
 
 
@@ -304,7 +328,7 @@ def _source(p: Program, f: _Facts, e: _Emitter, body: list[str]) -> str:
 #include "{name}.h"
 
 #include <stddef.h>
-{'#include <math.h>' if libm else ''}
+{'#include <math.h>' if libm else ''}{_FASTMATH_ERROR.replace('PFXNAME', name) if f.fastmath_guard else ''}
 
 /* How kernels are declared: one static copy each (define it as
    "static inline __attribute__((always_inline))" to inline them at every call instead). */
@@ -357,6 +381,8 @@ def emit(p: Program, name: str, meta: dict) -> Unit:
     up = f.up
     header = _header(p, f)
     source = _source(p, f, e, body)
-    source = source.replace("PFX_RESTRICT", f"{up}_RESTRICT").replace("PFX_KERNEL", f"{up}_KERNEL").replace("PFX_", f"{name}_")
+    for macro in ("RESTRICT", "KERNEL", "NO_DSP", "DSP"):
+        source = source.replace(f"PFX_{macro}", f"{up}_{macro}")
+    source = source.replace("PFX_", f"{name}_")
     header = header.replace("PFX_", f"{name}_")
     return Unit(name, header, source, arena, p.weight_bytes, f.ins, f.outs)

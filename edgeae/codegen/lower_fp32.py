@@ -166,10 +166,16 @@ class _Lowering:
         w = self.const(node, 1).astype(np.float32)
         b = self.const(node, 2, required=False)
         bias = np.zeros(params["M"], np.float32) if b is None else b.astype(np.float32)
-        params["w"] = self.p.add_const(f"{node.name}_weight", w)
+        writes = [self.out(node.outputs[0])]
+        if not transposed:  # taps by outputs per group; one pixel's patch (im2col column) as scratch
+            g = params["G"]
+            w = np.concatenate([grp.reshape(len(grp), -1).T.reshape(-1) for grp in np.split(w, g)])
+            taps = params["C"] // g * params["KH"] * params["KW"]
+            writes.append(self.p.add_buffer(f"{node.outputs[0]}/column", "float32", (taps,)).name)
+        params["w"] = self.p.add_const(f"{node.name}_weight", np.ascontiguousarray(w))
         params["b"] = self.p.add_const(f"{node.name}_bias", bias)
         kind = "convt_f32" if transposed else "conv_f32"
-        self.p.steps.append(Step(kind, node.name, [self.buf(node.inputs[0])], [self.out(node.outputs[0])], params))
+        self.p.steps.append(Step(kind, node.name, [self.buf(node.inputs[0])], writes, params))
 
     def op_Conv(self, node: Node) -> None:
         self._conv(node, False)

@@ -31,7 +31,7 @@ from edgeae.codegen.graph import Graph, Node, UnsupportedOpError
 from edgeae.codegen.lower_fp32 import ALIAS_OPS, reshape_alias
 from edgeae.codegen.program import Program, Step
 
-__all__ = ["lower_int8", "multiplier"]
+__all__ = ["lower_int8", "multiplier", "rows_by_four"]
 
 COMPUTE_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
 TABLE_OPS = ALIAS_OPS + ("DequantizeLinear", "QuantizeLinear", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
@@ -56,6 +56,27 @@ def multiplier(real: float) -> tuple[int, int]:
     if not 1 <= shift <= 62:
         raise UnsupportedOpError(f"requantization multiplier {real} is out of the supported range 2^-31 .. 2^30")
     return int(m), int(shift)
+
+
+def rows_by_four(w: np.ndarray, groups: int = 1) -> np.ndarray:
+    """The int8 row kernel's weight layout of ``w`` (N, K), flat: per group of N/groups rows,
+    each block of four rows as [K // 4 blocks of rows 0..3 x 4 inputs] + [rows 0..3 x the K % 4
+    last inputs], then the N/groups % 4 last rows in plain order. One pointer walks it forward,
+    which keeps a Cortex-M's registers for the sums."""
+    n, k = w.shape
+    k4 = k // 4 * 4
+    out = []
+    for rows in np.split(np.asarray(w), groups):
+        n4 = len(rows) // 4 * 4
+        for r in range(0, n4, 4):
+            block = rows[r:r + 4]
+            out.append(block[:, :k4].reshape(4, k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
+            out.append(block[:, k4:].reshape(-1))
+        out.append(rows[n4:].reshape(-1))
+    flat = np.concatenate(out) if out else np.zeros(0, w.dtype)
+    if flat.size != n * k:  # pragma: no cover - a layout bug, never data
+        raise AssertionError("rows_by_four lost weights")
+    return np.ascontiguousarray(flat)
 
 
 class _Int8:
@@ -189,24 +210,29 @@ class _Int8:
         w_axis = 1 if node.op == "ConvTranspose" else 0  # output channels of the stored weight
         zb = zw_c.reshape([-1 if i == w_axis else 1 for i in range(w.ndim)])
         wspan = int(np.max(np.abs(w.astype(np.int64) - zb)))
-        if node.op in ("Gemm", "MatMul"):
-            k = int(w.shape[1])
-            if g.numel(node.inputs[0]) != k:
-                raise UnsupportedOpError(f"{node.where()}: input {g.shapes[node.inputs[0]]} does not match weight {wq.shape}")
+        if node.op == "ConvTranspose":
+            params.update(self._conv(node))
+            kind = "qconvt"
+            taps = params["KH"] * params["KW"] * params["C"] // params["G"]
+            bound = taps * span * max(wspan, 1) + int(np.max(np.abs(bias)))
+        else:  # dense, or a convolution as dense over each pixel's im2col column
+            if node.op == "Conv":
+                params.update(self._conv(node))
+                k, kind = params["KH"] * params["KW"] * params["C"] // params["G"], "qconv"
+            else:
+                k, kind = int(w.shape[1]), "qdense"
+                if g.numel(node.inputs[0]) != k:
+                    raise UnsupportedOpError(f"{node.where()}: input {g.shapes[node.inputs[0]]} does not match weight "
+                                             f"{wq.shape}")
+                params.update(K=k, N=len(zw_c))
             bound = k * span * max(wspan, 1) + int(np.max(np.abs(bias)))
             # the kernel sums x * w and x * wzp separately (raw codes, zero points applied per row)
             xmax, wmax = max(abs(v) for v in xr), max(abs(v) for v in _Q[wdt])
             bound = max(bound, 2 * k * xmax * wmax + int(np.max(np.abs(bias))) + k * xmax * abs(zx))
-            # fold the input zero point into the bias: sum (x - zx)(w - zw) = sum x (w - zw) - zx sum (w - zw)
-            wsum = (w.astype(np.int64) - zw_c[:, None]).sum(axis=1)
+            # fold the input zero point into the bias: sum (x - zx)(w - zw) = sum x (w - zw) - zx sum (w - zw);
+            # a convolution's padding holds zx, so its taps add x (w - zw) - zx (w - zw) = 0 as they should
+            wsum = (w.reshape(len(zw_c), -1).astype(np.int64) - zw_c[:, None]).sum(axis=1)
             bias = bias - zx * wsum
-            params.update(K=k, N=len(zw_c))
-            kind = "qdense"
-        else:
-            params.update(self._conv(node))
-            kind = "qconv" if node.op == "Conv" else "qconvt"
-            taps = params["KH"] * params["KW"] * params["C"] // params["G"]
-            bound = taps * span * max(wspan, 1) + int(np.max(np.abs(bias)))
         if bound >= 2 ** 31 or np.max(np.abs(bias)) >= 2 ** 31:
             raise UnsupportedOpError(f"{node.where()}: the int32 accumulator could overflow (bound {bound})")
         return kind, bias
@@ -217,14 +243,19 @@ class _Int8:
         params["bias_v"] = bias.astype(np.int32)
         params["w_v"] = np.ascontiguousarray(w)
         base = node.name
-        params["w"] = self.p.add_const(f"{base}_weight", params["w_v"])
+        stored = params["w_v"] if kind == "qconvt" else rows_by_four(params["w_v"].reshape(len(bias), -1),
+                                                                    params.get("G", 1))
+        params["w"] = self.p.add_const(f"{base}_weight", stored)
         params["bias"] = self.p.add_const(f"{base}_bias", params["bias_v"])
         params["wzp"] = self.p.add_const(f"{base}_wzp", params["wzp_v"]) if has_wzp else None
         params["mult"] = self.p.add_const(f"{base}_mult", params["mult_v"])
         params["shift"] = self.p.add_const(f"{base}_shift", params["shift_v"])
         writes = [out]
-        if kind != "qdense":  # one output channel's int32 sums, for this step only
+        if kind == "qconvt":  # one output channel's int32 sums, for this step only
             writes.append(self.p.add_buffer(f"{out}/int32_sums", "int32", (params["OH"] * params["OW"],)).name)
+        elif kind == "qconv":  # one pixel's input patch (im2col column), for this step only
+            taps = params["KH"] * params["KW"] * params["C"] // params["G"]
+            writes.append(self.p.add_buffer(f"{out}/column", self.p.buffers[x_buf].dtype, (taps,)).name)
         self.p.steps.append(Step(kind, f"{node.name}{' + Relu' if relu else ''} -> {qnode.name}", [x_buf], writes,
                                  params))
 
