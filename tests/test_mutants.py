@@ -1,0 +1,230 @@
+"""Checks of behaviour that plausible one-line bugs would break while every other test passes.
+
+Each test names the bug it stands against (docs/testing.md lists them with the mutation
+scores). Failures are produced for real where a bug would show under real conditions:
+partial writes come from a file-size limit (RLIMIT_FSIZE) in a child process, so the
+kernel itself cuts the write short, whatever the code under test writes with.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+import edgeae
+import edgeae.runtime as rt
+from edgeae.cli import cli
+from edgeae.codegen.lower_int8 import multiplier
+from edgeae.errors import BundleError
+from edgeae.runtime import stream as S
+from edgeae.runtime.codec import LatentCodec
+from edgeae.runtime.contract import NonFiniteInput, SampleContract, check_codes
+from tests._bundles import digits_features, digits_uint8, make_bundle, with_codec
+
+SHA = "0123456789abcdef" * 4  # a stand-in decoder digest
+SRC_ROOT = str(Path(edgeae.__file__).resolve().parents[1])  # the edgeae under test, for children
+
+
+# ------------------------------------------------------------------ requantization multiplier
+def test_multiplier_rounds_to_nearest():
+    """0.3 = 1288490188.8 / 2^32: rounded, not truncated (C and the reference share the value)."""
+    assert multiplier(0.3) == (1288490189, 32)
+    assert multiplier(0.5) == (1 << 30, 31) and multiplier(1.0) == (1 << 30, 30)
+    assert multiplier(2.0**-31 * (2**31 - 0.4)) == (1 << 30, 30)  # rounds up into the next octave
+    rng = np.random.default_rng(5)
+    for real in np.exp(rng.uniform(math.log(2.0**-30), math.log(2.0**29), 400)):
+        m, shift = multiplier(float(real))
+        assert (1 << 30) <= m < (1 << 31) and 1 <= shift <= 62
+        err = abs(Fraction(m, 1 << shift) - Fraction(float(real)))
+        assert err <= Fraction(1, 1 << (shift + 1)), (real, m, shift)  # within half a unit
+
+
+# ------------------------------------------------------------------ NaN/inf in the last sample
+def _contracts():
+    yield SampleContract((1, 8, 8), "scale255", "uint8"), (1, 8, 8)  # bounded floats
+    yield SampleContract((64,), "standardize", "float32"), (64,)  # unbounded floats
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_last_sample_is_refused(n, bad):
+    for contract, shape in _contracts():
+        x = np.full((n, *shape), 0.5, dtype=np.float32)
+        x[n - 1].flat[-1] = bad  # only the very last value of the batch
+        with pytest.raises(NonFiniteInput) as exc:
+            contract.check_values(x, "x")
+        assert exc.value.index == n - 1
+        codes = np.zeros((n, 16), dtype=np.float32)
+        codes[n - 1, -1] = bad
+        with pytest.raises(NonFiniteInput) as exc:
+            check_codes(codes, "code")
+        assert exc.value.index == n - 1
+
+
+@pytest.fixture(scope="module")
+def vector_bundle(tmp_path_factory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("mut") / "v", "vector")[0]
+
+
+@pytest.mark.parametrize("bad_index", [3, 7, 9])  # last of chunk 1, last of chunk 2, last sample of all
+def test_non_finite_last_sample_of_a_chunk_is_refused_by_the_model(vector_bundle, bad_index):
+    model = rt.load(vector_bundle)
+    x = digits_features()[:10].astype(np.float32)
+    x[bad_index, -1] = np.nan
+    with pytest.raises(NonFiniteInput) as exc:
+        model.encode(x, batch_size=4)
+    assert exc.value.index == bad_index
+    codes = model.encode(digits_features()[:10].astype(np.float32))
+    codes[bad_index, -1] = np.inf
+    with pytest.raises(NonFiniteInput) as exc:
+        model.decode(codes, batch_size=4)
+    assert exc.value.index == bad_index
+
+
+# ------------------------------------------------------------------ compression ratio
+@pytest.fixture(scope="module")
+def codec_bundle(tmp_path_factory) -> Path:
+    folder, _ = make_bundle(tmp_path_factory.mktemp("mut") / "img", "image", precisions=("fp32",))
+    return with_codec(folder, 6)
+
+
+def test_ratio_is_raw_over_compressed(codec_bundle, tmp_path):
+    from edgeae.scale import bulk
+    from edgeae.scale.sources import open_source
+
+    x = digits_uint8()[:300]  # (300, 1, 8, 8) uint8: 64 raw bytes per sample
+    np.save(tmp_path / "x.npy", x)
+    model = rt.load(codec_bundle)
+    report = bulk.compress_to_file(model, open_source(tmp_path / "x.npy", model.sample_shape), tmp_path / "a.eae")
+    size = (tmp_path / "a.eae").stat().st_size
+    assert report["raw_bytes"] == x.nbytes and report["bytes"] == size
+    assert report["ratio"] == pytest.approx(x.nbytes / size) and report["ratio"] > 1
+    res = CliRunner().invoke(cli, ["compress", str(codec_bundle), str(tmp_path / "x.npy"), "-o",
+                                   str(tmp_path / "b.eae")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "b.eae").read_bytes() == (tmp_path / "a.eae").read_bytes()
+    assert f", {x.nbytes / size:.1f}x smaller than raw," in res.output
+
+
+# ------------------------------------------------------------------ failing writes
+def _child(code: str, limit: int) -> subprocess.CompletedProcess:
+    """Run ``code`` in a child whose files cannot grow past ``limit`` bytes (writes fail with EFBIG)."""
+    prelude = textwrap.dedent(f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    """)
+    env = dict(os.environ, PYTHONPATH=SRC_ROOT)
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_failed_atomic_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "state.bin"
+    old = bytes(range(256)) * 8  # 2 KiB
+    target.write_bytes(old)
+    res = _child(f"""
+        from edgeae.atomic import atomic_write_bytes
+        try:
+            atomic_write_bytes({str(target)!r}, b"x" * 100_000)
+        except OSError as exc:
+            print("raised", exc.errno)
+    """, limit=10_000)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("raised")  # the failure reaches the caller ...
+    assert target.read_bytes() == old  # ... and the old file is byte-identical
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.bin"]  # no temporary left behind
+
+
+def test_failed_api_append_cuts_the_stream_back(tmp_path):
+    codec = LatentCodec.fit(np.random.default_rng(0).standard_normal((500, 16)), 8)
+    mid = codec.model_id(SHA)
+    path = tmp_path / "s.eae"
+    first = np.random.default_rng(1).standard_normal((20, 16))
+    S.append_file(codec, mid, path, first)
+    old = path.read_bytes()
+    np.save(tmp_path / "more.npy", np.random.default_rng(2).standard_normal((4000, 16)))
+    (tmp_path / "codec.json").write_text(json.dumps(codec.to_dict()))
+    res = _child(f"""
+        import json, numpy as np
+        from edgeae.runtime import stream as S
+        from edgeae.runtime.codec import LatentCodec
+        codec = LatentCodec.from_dict(json.load(open({str(tmp_path / "codec.json")!r})))
+        try:
+            S.append_file(codec, bytes.fromhex({mid.hex()!r}), {str(path)!r}, np.load({str(tmp_path / "more.npy")!r}))
+        except OSError as exc:
+            print("raised", exc.errno)
+    """, limit=len(old) + 1000)  # part of the new chunk fits before the write fails
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("raised")
+    assert path.read_bytes() == old
+    np.testing.assert_array_equal(S.decompress_symbols(codec, mid, old), codec.quantize(first))
+
+
+# ------------------------------------------------------------------ codec frequency tables
+def _largest_remainder(counts: list[int], precision: int) -> list[int]:
+    """Independent statement of the rule: 1 each, the rest in proportion by largest remainder,
+    ties to the lower symbol index (exact fractions)."""
+    spare, n = (1 << precision) - len(counts), sum(counts)
+    shares = [Fraction(c * spare, n) for c in counts]
+    base = [math.floor(s) for s in shares]
+    order = sorted(range(len(counts)), key=lambda i: (-(shares[i] - base[i]), i))
+    for i in order[: spare - sum(base)]:
+        base[i] += 1
+    return [b + 1 for b in base]
+
+
+def _fit_counts(counts: list[int], bits: int, precision: int = 16) -> list[int]:
+    """Fit a one-dimension codec on codes at the bin centres with these symbol counts."""
+    top = (1 << bits) - 1
+    codes = np.repeat(np.arange(len(counts), dtype=np.float64) / top, counts)[:, None]
+    return LatentCodec.fit(codes, bits, value_range=(0.0, 1.0), precision=precision).freqs[0]
+
+
+def test_fitted_frequencies_follow_largest_remainder():
+    # 5 equal remainders, 3 units left: the lower indices win the ties
+    assert _fit_counts([1, 1, 1, 1, 1, 0, 0, 0], 3) == [13107, 13107, 13107, 13106, 13106, 1, 1, 1]
+    # remainders 1/5 and 4/5, one unit left: the larger remainder wins although its index is higher
+    assert _fit_counts([2, 3, 0, 0, 0, 0, 0, 0], 3) == [26212, 39318, 1, 1, 1, 1, 1, 1]
+    rng = np.random.default_rng(11)
+    for bits, precision in ((2, 12), (3, 16), (5, 16), (8, 20)):
+        for _ in range(6):
+            counts = rng.integers(0, 40, 1 << bits) * rng.integers(0, 2, 1 << bits)
+            counts[rng.integers(0, 1 << bits)] += 1  # at least one sample
+            got = _fit_counts(counts.tolist(), bits, precision)
+            assert got == _largest_remainder(counts.tolist(), precision)
+            assert sum(got) == 1 << precision and min(got) >= 1
+
+
+# ------------------------------------------------------------------ tampered graph of the same size
+def test_decoder_changed_in_place_is_refused(tmp_path):
+    folder, _ = make_bundle(tmp_path / "b", "image", precisions=("fp32",))
+    x = digits_uint8()[:4]
+    before = rt.load(folder).reconstruct(x)
+    path = folder / "decoder.onnx"
+    clean = path.read_bytes()
+    weights = max((t.raw_data for t in onnx.load(str(path)).graph.initializer), key=len)
+    at = clean.index(weights) + len(weights) // 2
+    data = bytearray(clean)
+    data[at] ^= 0x01  # one bit of a weight: same size, a graph that still loads and runs
+    path.write_bytes(bytes(data))
+    import onnxruntime as ort
+
+    ort.InferenceSession(bytes(data), providers=["CPUExecutionProvider"])  # only the hash tells
+    assert rt.verify_bundle(folder) and all("decoder.onnx" in p for p in rt.verify_bundle(folder))
+    with pytest.raises(BundleError):
+        rt.load(folder)
+    path.write_bytes(clean)  # put the bit back
+    assert rt.verify_bundle(folder) == []
+    np.testing.assert_array_equal(rt.load(folder).reconstruct(x), before)
