@@ -2,18 +2,18 @@
 
 Each test names the bug it stands against (docs/testing.md lists them with the mutation
 scores). Failures are produced for real where a bug would show under real conditions:
-partial writes come from a file-size limit (RLIMIT_FSIZE) in a child process, so the
-kernel itself cuts the write short, whatever the code under test writes with.
+partial writes come from a file-size limit (RLIMIT_FSIZE), so the kernel itself cuts the
+write short, whatever the code under test writes with; in-process, so that a mutation
+tool sees which tests run the code it mutates.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-import textwrap
+import resource
+import signal
+import zlib
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,18 +22,17 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-import edgeae
 import edgeae.runtime as rt
+from edgeae.atomic import atomic_write_bytes
 from edgeae.cli import cli
 from edgeae.codegen.lower_int8 import multiplier
-from edgeae.errors import BundleError
+from edgeae.errors import BundleError, InputError, StreamError
 from edgeae.runtime import stream as S
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.contract import NonFiniteInput, SampleContract, check_codes
 from tests._bundles import digits_features, digits_uint8, make_bundle, with_codec
 
 SHA = "0123456789abcdef" * 4  # a stand-in decoder digest
-SRC_ROOT = str(Path(edgeae.__file__).resolve().parents[1])  # the edgeae under test, for children
 
 
 # ------------------------------------------------------------------ requantization multiplier
@@ -118,58 +117,135 @@ def test_ratio_is_raw_over_compressed(codec_bundle, tmp_path):
 
 
 # ------------------------------------------------------------------ failing writes
-def _child(code: str, limit: int) -> subprocess.CompletedProcess:
-    """Run ``code`` in a child whose files cannot grow past ``limit`` bytes (writes fail with EFBIG)."""
-    prelude = textwrap.dedent(f"""
-        import resource, signal
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-    """)
-    env = dict(os.environ, PYTHONPATH=SRC_ROOT)
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env, capture_output=True,
-                          text=True, timeout=120)
+@contextmanager
+def _file_size_limit(limit: int):
+    """Files of this process cannot grow past ``limit`` bytes while the block runs (EFBIG after a
+    partial write, as on a full disk); in-process, so a mutation tool sees the code it runs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 def test_failed_atomic_write_leaves_the_old_file(tmp_path):
     target = tmp_path / "state.bin"
     old = bytes(range(256)) * 8  # 2 KiB
     target.write_bytes(old)
-    res = _child(f"""
-        from edgeae.atomic import atomic_write_bytes
-        try:
-            atomic_write_bytes({str(target)!r}, b"x" * 100_000)
-        except OSError as exc:
-            print("raised", exc.errno)
-    """, limit=10_000)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("raised")  # the failure reaches the caller ...
-    assert target.read_bytes() == old  # ... and the old file is byte-identical
+    with pytest.raises(OSError), _file_size_limit(10_000):
+        atomic_write_bytes(target, b"x" * 100_000)
+    assert target.read_bytes() == old  # byte-identical
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.bin"]  # no temporary left behind
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
 
 
-def test_failed_api_append_cuts_the_stream_back(tmp_path):
-    codec = LatentCodec.fit(np.random.default_rng(0).standard_normal((500, 16)), 8)
-    mid = codec.model_id(SHA)
+@pytest.fixture(scope="module")
+def codec8() -> LatentCodec:
+    return LatentCodec.fit(np.random.default_rng(0).standard_normal((500, 16)), 8)
+
+
+def test_failed_api_append_cuts_the_stream_back(tmp_path, codec8):
+    mid = codec8.model_id(SHA)
     path = tmp_path / "s.eae"
     first = np.random.default_rng(1).standard_normal((20, 16))
-    S.append_file(codec, mid, path, first)
+    S.append_file(codec8, mid, path, first)
     old = path.read_bytes()
-    np.save(tmp_path / "more.npy", np.random.default_rng(2).standard_normal((4000, 16)))
-    (tmp_path / "codec.json").write_text(json.dumps(codec.to_dict()))
-    res = _child(f"""
-        import json, numpy as np
-        from edgeae.runtime import stream as S
-        from edgeae.runtime.codec import LatentCodec
-        codec = LatentCodec.from_dict(json.load(open({str(tmp_path / "codec.json")!r})))
-        try:
-            S.append_file(codec, bytes.fromhex({mid.hex()!r}), {str(path)!r}, np.load({str(tmp_path / "more.npy")!r}))
-        except OSError as exc:
-            print("raised", exc.errno)
-    """, limit=len(old) + 1000)  # part of the new chunk fits before the write fails
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("raised")
+    more = np.random.default_rng(2).standard_normal((4000, 16))
+    with pytest.raises(OSError), _file_size_limit(len(old) + 1000):  # part of the new chunk fits
+        S.append_file(codec8, mid, path, more)
     assert path.read_bytes() == old
-    np.testing.assert_array_equal(S.decompress_symbols(codec, mid, old), codec.quantize(first))
+    np.testing.assert_array_equal(S.decompress_symbols(codec8, mid, old), codec8.quantize(first))
+
+
+def test_append_file_info_and_empty_file(tmp_path, codec8):
+    mid = codec8.model_id(SHA)
+    path = tmp_path / "s.eae"
+    path.write_bytes(b"")  # an existing, empty file is a new stream
+    a, b = (np.random.default_rng(s).standard_normal((n, 16)) for s, n in ((3, 7), (4, 5)))
+    S.append_file(codec8, mid, path, a)
+    info = S.append_file(codec8, mid, path, b)
+    assert info == S.read_header(path.read_bytes())
+    one, two = S.read_header(S.compress_codes(codec8, mid, a)), S.read_header(S.compress_codes(codec8, mid, b))
+    assert (info.samples, info.chunks, info.size) == (12, 2, path.stat().st_size)
+    assert info.payload_bytes == one.payload_bytes + two.payload_bytes
+
+
+# ------------------------------------------------------------------ stream framing
+def _forge(model_id: bytes, code_size: int, chunks: list[tuple[int, bytes]]) -> bytes:
+    """A stream as docs/FORMAT.md lays it out, with valid CRCs, whatever the chunks claim."""
+    header = S.MAGIC + bytes([S.VERSION]) + model_id + S.put_varint(code_size)
+    out, seed = bytearray(header), zlib.crc32(header)
+    for n, payload in chunks:
+        body = S.put_varint(n) + S.put_varint(len(payload)) + payload
+        out += body + zlib.crc32(body, seed).to_bytes(4, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("code_size", [1, 3, 16, S.MAX_CHUNK_SYMBOLS + 1])
+def test_chunk_sample_count_bounds(code_size):
+    mid = bytes(range(8))
+    most = max(1, S.MAX_CHUNK_SYMBOLS // code_size)
+    assert S.read_header(_forge(mid, code_size, [(most, b"\1\2")])).samples == most
+    for n in (0, most + 1):
+        with pytest.raises(StreamError):
+            S.read_header(_forge(mid, code_size, [(n, b"\1\2")]))
+    with pytest.raises(StreamError):  # code size 0 is refused, not divided by
+        S.read_header(_forge(mid, 0, []))
+    with pytest.raises(StreamError):  # a payload length past the end
+        S.read_header(_forge(mid, code_size, [(1, b"\1\2")])[:-1])
+
+
+def test_model_id_must_be_eight_bytes(codec8):
+    for bad in ("abcdefgh", bytearray(8), b"1234567", b"123456789"):
+        with pytest.raises(InputError):
+            S.compress_codes(codec8, bad, np.zeros((1, 16)))
+
+
+def test_undecodable_payload_and_interrupts(codec8, monkeypatch):
+    """constriction's errors become StreamError; a Rust panic too; Ctrl-C stays Ctrl-C."""
+    mid = codec8.model_id(SHA)
+    c1 = LatentCodec.fit(np.random.default_rng(3).standard_normal((500, 1)), 6)
+    forged = _forge(c1.model_id(SHA), 1, [(1, bytes.fromhex("ffffffff000000ff"))])  # quantile 2^24
+    with pytest.raises(StreamError):
+        S.decompress_symbols(c1, c1.model_id(SHA), forged)
+    good = S.compress_codes(codec8, mid, np.zeros((2, 16)))
+    import constriction
+
+    class PanicException(BaseException):  # what a Rust panic inside constriction raises
+        pass
+
+    for exc, want in ((PanicException("boom"), StreamError), (KeyboardInterrupt(), KeyboardInterrupt),
+                      (SystemExit(3), SystemExit)):
+        class Decoder:
+            def __init__(self, words, exc=exc):
+                self.exc = exc
+
+            def decode(self, *args):
+                raise self.exc
+
+        monkeypatch.setattr(constriction.stream.queue, "RangeDecoder", Decoder)
+        with pytest.raises(want):
+            S.decompress_symbols(codec8, mid, good)
+
+
+def test_sample_budget_boundary(codec8):
+    """A chunk may claim up to (8 * payload bytes + 128) / (min bits / 2) samples, no more."""
+    mid = codec8.model_id(SHA)
+    per = codec8.min_bits_per_sample() / 2
+    for length in (4, 40):
+        payload = bytes(range(length))
+        most = math.floor((8 * length + 128) / per)
+        for n, refused in ((most, False), (most + 1, True)):
+            try:
+                S.decompress_symbols(codec8, mid, _forge(mid, 16, [(n, payload)]))
+                budget_error = False
+            except StreamError as exc:
+                budget_error = "can fit" in str(exc)
+            assert budget_error == refused, (length, n)
 
 
 # ------------------------------------------------------------------ codec frequency tables
