@@ -30,6 +30,7 @@ from edgeae.errors import BundleError, InputError, StreamError
 from edgeae.runtime import stream as S
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.contract import NonFiniteInput, SampleContract, check_codes
+from edgeae.runtime.varint import get_varint
 from tests._bundles import digits_features, digits_uint8, make_bundle, with_codec
 
 SHA = "0123456789abcdef" * 4  # a stand-in decoder digest
@@ -246,6 +247,79 @@ def test_sample_budget_boundary(codec8):
             except StreamError as exc:
                 budget_error = "can fit" in str(exc)
             assert budget_error == refused, (length, n)
+
+
+def _payloads(stream: bytes) -> list[tuple[int, bytes]]:
+    """(samples, payload) of each chunk, read from the framing of docs/FORMAT.md."""
+    pos, out = S.read_header(stream).header_size, []
+    while pos < len(stream):
+        n, pos = get_varint(stream, pos, "count")
+        length, pos = get_varint(stream, pos, "length")
+        out.append((n, stream[pos : pos + length]))
+        pos += length + 4
+    return out
+
+
+def _decodes(codec: LatentCodec, mid: bytes, n: int, payload: bytes, q: np.ndarray) -> bool:
+    try:
+        return np.array_equal(S.decompress_symbols(codec, mid, _forge(mid, codec.code_size, [(n, payload)])), q)
+    except StreamError:
+        return False
+
+
+def test_payloads_are_the_shortest_that_decode():
+    """The writer keeps the shortest payload, among constriction's words less up to 7 tail bytes
+    (the last kept byte rounded up first, then as is), that decodes back: nothing shorter
+    decodes, and at the kept length the rounded-up candidate is preferred. Small random
+    inputs (fixed seed) reach both kinds of trim: a whole zero word, and a rounded-up byte."""
+    import constriction
+
+    rng = np.random.default_rng(5)
+    codec = LatentCodec.fit(rng.standard_normal((800, 2)) * [3, 0.3], 4)
+    mid = codec.model_id(SHA)
+    trims = set()
+    for _ in range(300):
+        n = int(rng.integers(1, 6))
+        q = codec.quantize(rng.standard_normal((n, 2)) * [3, 0.3])
+        [(got_n, payload)] = _payloads(S.compress_codes(codec, mid, q))
+        assert got_n == n and _decodes(codec, mid, n, payload, q)
+        enc = constriction.stream.queue.RangeEncoder()
+        for d, model in enumerate(codec.entropy_models()):
+            enc.encode(np.ascontiguousarray(q[:, d]), model)
+        full = enc.get_compressed().astype("<u4").tobytes()
+        k = len(payload)
+        bumped = payload != full[:k]
+        assert len(full) - 7 <= k <= len(full)
+        assert not bumped or (payload[:-1] == full[: k - 1] and payload[-1] == full[k - 1] + 1)
+        trims.add((len(full) - k, bumped))
+        for m in range(max(len(full) - 7, 1), k + 1):
+            head = full[:m]
+            up = head[:-1] + bytes([head[-1] + 1]) if head[-1] != 0xFF else None
+            assert m == k or not _decodes(codec, mid, n, head, q)  # nothing shorter decodes
+            if up is not None and m < len(full) and not (m == k and bumped):  # untrimmed words stay as they are
+                assert not _decodes(codec, mid, n, up, q)
+    assert {(0, False), (4, False), (1, True)} <= trims  # every kind of trim was reached
+
+
+def test_bytes_past_the_end_read_as_zeros():
+    """docs/FORMAT.md: the decoder reads zeros past a payload's end, so explicit zero bytes at
+    the end change nothing (that is what lets the writer drop them)."""
+    rng = np.random.default_rng(8)
+    codec = LatentCodec.fit(rng.standard_normal((800, 2)) * [3, 0.3], 4)
+    mid = codec.model_id(SHA)
+    differ = 0
+    for _ in range(150):
+        n = int(rng.integers(1, 12))
+        payload = rng.integers(0, 256, int(rng.integers(1, 13))).astype(np.uint8).tobytes()
+        verdicts = []
+        for tail in (b"", b"\0", b"\0" * 4, b"\0" * 9):
+            try:
+                verdicts.append(S.decompress_symbols(codec, mid, _forge(mid, 2, [(n, payload + tail)])).tolist())
+            except StreamError:
+                verdicts.append(None)
+        assert all(v == verdicts[0] for v in verdicts), (n, payload.hex())
+        differ += verdicts[0] is not None
+    assert differ >= 20  # most random payloads decode to something: the comparison has content
 
 
 # ------------------------------------------------------------------ codec frequency tables
