@@ -357,6 +357,63 @@ def test_fitted_frequencies_follow_largest_remainder():
             assert sum(got) == 1 << precision and min(got) >= 1
 
 
+def _table(bits: int = 2, precision: int = 4, d: int = 2) -> dict:
+    n = 1 << bits
+    row = [(1 << precision) // n] * n
+    return {"format": "edgeae-latent-codec", "version": 1, "bits": bits, "precision": precision,
+            "lo": [0.0] * d, "hi": [1.0] * d, "freqs": [list(row) for _ in range(d)]}
+
+
+def _bad_tables():
+    """(name, record) pairs that are each wrong in one field."""
+    t = _table
+    yield "bits bool", {**t(), "bits": True}
+    yield "bits 9", {**t(9, 12), "bits": 9}
+    yield "bits 1", {**t(1, 4), "bits": 1}
+    yield "precision == bits", t(2, 2)
+    yield "precision 25", t(2, 25)
+    yield "precision bool", {**t(), "precision": True}
+    yield "no dims", {**t(), "lo": [], "hi": [], "freqs": []}
+    yield "hi short", {**t(), "hi": [1.0]}
+    yield "freqs short", {**t(), "freqs": t()["freqs"][:1]}
+    yield "lo bool", {**t(), "lo": [False, 0.0]}
+    yield "hi str", {**t(), "hi": [1.0, "1"]}
+    yield "lo > hi", {**t(), "lo": [0.0, 2.0]}
+    yield "lo nan", {**t(), "lo": [float("nan"), 0.0]}
+    yield "hi inf", {**t(), "hi": [1.0, float("inf")]}
+    yield "row not a list", {**t(), "freqs": [t()["freqs"][0], 7]}
+    yield "row short", {**t(), "freqs": [t()["freqs"][0], [8, 8]]}
+    yield "zero entry", {**t(), "freqs": [t()["freqs"][0], [0, 8, 4, 4]]}
+    yield "bool entry", {**t(), "freqs": [t()["freqs"][0], [True, 7, 4, 4]]}
+    yield "sum", {**t(), "freqs": [t()["freqs"][0], [4, 4, 4, 5]]}
+
+
+def test_codec_tables_from_manifests_are_checked():
+    for edge in (_table(2, 3), _table(2, 24), _table(8, 24), _table(2, 4, d=1)):
+        if edge["precision"] == 24:
+            n = 1 << edge["bits"]
+            edge["freqs"] = [[(1 << 24) // n] * n for _ in edge["lo"]]
+        LatentCodec.from_dict(edge)  # the edges of every rule are allowed
+    for name, record in _bad_tables():
+        with pytest.raises(BundleError):
+            LatentCodec.from_dict(record)
+            pytest.fail(name)
+
+
+def test_constant_dimension_is_one_symbol():
+    """A dimension constant in training (hi == lo) codes every value as symbol 0 and decodes
+    it back to that constant: no symbol beyond the table, whatever the new value."""
+    train = np.stack([np.random.default_rng(0).standard_normal(200), np.full(200, 0.25)], axis=1)
+    codec = LatentCodec.fit(train, 4)
+    assert codec.lo[1] == codec.hi[1] == 0.25
+    new = np.array([[0.0, 0.25], [0.1, 3.7], [0.2, -5.0], [0.3, 1.25]])
+    q = codec.quantize(new)
+    assert (q[:, 1] == 0).all()
+    np.testing.assert_array_equal(codec.dequantize(q)[:, 1], np.float32(0.25))
+    mid = codec.model_id(SHA)
+    np.testing.assert_array_equal(S.decompress_symbols(codec, mid, S.compress_codes(codec, mid, new)), q)
+
+
 # ------------------------------------------------------------------ tampered graph of the same size
 def test_decoder_changed_in_place_is_refused(tmp_path):
     folder, _ = make_bundle(tmp_path / "b", "image", precisions=("fp32",))
