@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps
+.PHONY: demo test test-fast lint bench mutation clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -89,5 +89,14 @@ bench: $(STAMP)
 bench-c: $(STAMP) c-tools
 	$(PY) -m benchmarks.c
 
+# Mutation testing (long: not part of `make test`). Python modules with mutmut, group by group,
+# each against its own test files; the C codec and kernel templates with tools/mutate_c.py on a
+# seeded sample (MUTATION_C_SAMPLE mutants per target). Scores and survivors: docs/testing.md.
+MUTATION_GROUPS ?=
+MUTATION_C_SAMPLE ?= 40
+mutation: $(STAMP) c-tools
+	$(PY) tools/mutation.py $(MUTATION_GROUPS)
+	$(PY) tools/mutate_c.py --sample $(MUTATION_C_SAMPLE)
+
 clean:
-	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules
+	rm -rf mutants $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules

@@ -200,6 +200,15 @@ def test_chunk_sample_count_bounds(code_size):
         S.read_header(_forge(mid, code_size, [(1, b"\1\2")])[:-1])
 
 
+def test_stream_model_id_and_zero_varint(codec8):
+    mid = codec8.model_id(SHA)
+    stream = S.compress_codes(codec8, mid, np.zeros((3, 16)))
+    assert S.stream_model_id(stream) == mid and S.stream_model_id(stream[: S.read_header(stream).header_size]) == mid
+    assert get_varint(b"\0", 0, "x") == (0, 1) and get_varint(b"\5\0", 1, "x") == (0, 2)  # zero is one 0 byte
+    with pytest.raises(StreamError):
+        get_varint(b"\x80\0", 0, "x")  # ... and never a padded 0x80 0x00
+
+
 def test_model_id_must_be_eight_bytes(codec8):
     for bad in ("abcdefgh", bytearray(8), b"1234567", b"123456789"):
         with pytest.raises(InputError):
