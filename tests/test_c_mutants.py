@@ -93,3 +93,72 @@ def test_decoder_refuses_quantile_one_past_the_end(tmp_path):
     (tmp_path / "c.bin").write_bytes(len(forged).to_bytes(4, "little") + forged)
     res = tool.run("verdicts", tmp_path / "c.bin", tmp_path / "sym.u8")
     assert res.stdout.split() == ["err", "-13"]  # EAE_ERR_DECODE, as in Python; never a symbol
+
+
+def test_decoder_refuses_chunk_counts_outside_the_limit(tmp_path):
+    """A chunk claiming 0 samples, or one more than 2^18 symbols allow, is refused by its count
+    (status -11, as Python), even when its payload is long enough for the sample budget."""
+    codec = LatentCodec.fit(np.random.default_rng(4).standard_normal((500, 16)), 6)
+    mid = codec.model_id(SHA)
+    valid = S.compress_codes(codec, mid, np.zeros((1, 16)))
+    header = valid[: S.read_header(valid).header_size]
+    limit = S.MAX_CHUNK_SYMBOLS // 16
+    records = []
+    for n in (0, limit + 1):
+        payload = bytes(range(256)) * (limit // 16)  # 65,536 bytes: the budget allows far more
+        body = S.put_varint(n) + S.put_varint(len(payload)) + payload
+        forged = header + body + zlib.crc32(body, zlib.crc32(header)).to_bytes(4, "little")
+        with pytest.raises(StreamError, match="claims"):
+            S.read_header(forged)
+        records.append(len(forged).to_bytes(4, "little") + forged)
+    tool = build_tool(tmp_path / "t", [(codec, mid)], prefix="n")
+    (tmp_path / "c.bin").write_bytes(b"".join(records))
+    assert tool.run("verdicts", tmp_path / "c.bin", tmp_path / "sym.u8").stdout.split() == ["err", "-11"] * 2
+
+
+_QMAIN = r"""
+#include <math.h>
+#include <stdio.h>
+#include "eae_codec.h"
+extern const eae_codec *const h_codecs[];
+int main(void) {
+    static const float codes[] = {%s};
+    uint8_t sym[%d];
+    float bad[16] = {0};
+    size_t i;
+    int rc = eae_quantize(h_codecs[0], codes, %d, sym);
+    printf("%%d", rc);
+    for (i = 0; i < sizeof sym; i++) printf(" %%d", sym[i]);
+    printf("\n%%d %%d %%d", eae_quantize(h_codecs[0], NULL, 0, NULL), eae_quantize(h_codecs[0], NULL, 1, sym),
+           eae_quantize(NULL, codes, 1, sym));
+    bad[15] = NAN;
+    printf(" %%d", eae_quantize(h_codecs[0], bad, 1, sym));
+    bad[15] = INFINITY;
+    printf(" %%d\n", eae_quantize(h_codecs[0], bad, 1, sym));
+    return 0;
+}
+"""
+
+
+def test_c_quantize_api(tmp_path):
+    """eae_quantize: Python's symbols; n = 0 with no buffers is fine; NULLs and NaN/inf refused."""
+    from edgeae.codegen.codec import CODEC_FILES, TEMPLATE_DIR, codec_sources
+
+    rng = np.random.default_rng(6)
+    codec = LatentCodec.fit(rng.standard_normal((500, 16)), 5)
+    codes = (rng.standard_normal((6, 16)) * 1.5).astype(np.float32)
+    h, c = codec_sources([(codec, codec.model_id(SHA))], "h", thresholds=True)
+    (tmp_path / "h_codec.h").write_text(h)
+    (tmp_path / "h_codec.c").write_text(c)
+    for name in CODEC_FILES:
+        shutil.copyfile(TEMPLATE_DIR / name, tmp_path / name)
+    values = ", ".join(f"{v!r}f" for v in codes.ravel().tolist())
+    (tmp_path / "main.c").write_text(_QMAIN % (values, codes.size, len(codes)))
+    exe = tmp_path / "q"
+    res = subprocess.run([CC, "-std=c99", "-O1", "-Wall", "-I", str(tmp_path), *(str(tmp_path / f) for f in
+                          ("eae_codec.c", "h_codec.c", "main.c")), "-o", str(exe), "-lm"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    first, second = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60).stdout.splitlines()
+    rc, *sym = map(int, first.split())
+    assert rc == 0 and sym == codec.quantize(codes).ravel().tolist()
+    assert second.split() == ["0", "-1", "-1", "-3", "-3"]
