@@ -118,7 +118,7 @@ def mutants_of(path: Path) -> list[Mutant]:
 
 def _scratch() -> Path:
     WORK.mkdir(parents=True, exist_ok=True)
-    for name in ("edgeae", "tests"):
+    for name in ("edgeae", "tests", "docs"):  # docs: the example main() a codegen test builds
         shutil.rmtree(WORK / name, ignore_errors=True)
         shutil.copytree(ROOT / name, WORK / name, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
     return WORK

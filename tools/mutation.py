@@ -59,10 +59,11 @@ def _scratch(group: str, modules: list[str], tests: list[str], per_test_timeout:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
-    for name in ("edgeae", "tests"):
+    for name in ("edgeae", "tests", "docs"):  # docs: the example main() a codegen test builds
         shutil.copytree(ROOT / name, work / name, ignore=ignore)
     section = {
         "source_paths": ["edgeae"],
+        "also_copy": ["docs"],
         "only_mutate": modules,
         "pytest_add_cli_args_test_selection": tests,
         "pytest_add_cli_args": ["-q", "-p", "no:cacheprovider", "-m", "not slow", "-x"],
