@@ -113,7 +113,13 @@ def run_group(group: str, children: int, per_test_timeout: float, limit: float |
         (work / "run.log").write_text(run.stdout + run.stderr, encoding="utf-8")
     except subprocess.TimeoutExpired:
         finished = False
-    seconds = time.monotonic() - t0
+    return summarize(group, finished, round(time.monotonic() - t0))
+
+
+def summarize(group: str, finished: bool | None = None, seconds: int | None = None) -> dict:
+    """Per-module counts and survivors of the last run of ``group`` (also after an interrupted run)."""
+    modules, tests = GROUPS[group]
+    work = WORK / group
     res = _mutmut(work, "results", "--all", "true")
     per: dict[str, dict[str, int]] = {}
     survivors = []
@@ -128,15 +134,16 @@ def run_group(group: str, children: int, per_test_timeout: float, limit: float |
         if status not in ("killed", "timeout", "segfault"):
             survivors.append(name)
     (work / "survivors.diff").write_text(_diffs(work, survivors), encoding="utf-8")
-    summary = {"group": group, "modules": modules, "tests": tests, "finished": finished, "seconds": round(seconds),
+    summary = {"group": group, "modules": modules, "tests": tests, "finished": finished, "seconds": seconds,
                "per_module": per, "survivors": survivors, "date": time.strftime("%Y-%m-%d", time.gmtime())}
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
 def _print(summary: dict) -> None:
-    state = "" if summary["finished"] else "  (stopped before the end: partial)"
-    print(f"{summary['group']}: {summary['seconds']} s{state}")
+    state = {True: "", False: "  (stopped before the end: partial)", None: "  (results on disk)"}[summary["finished"]]
+    took = "" if summary["seconds"] is None else f" {summary['seconds']} s"
+    print(f"{summary['group']}:{took}{state}")
     for module, counts in sorted(summary["per_module"].items()):
         caught = sum(counts.get(s, 0) for s in ("killed", "timeout", "segfault"))
         total = sum(counts.values())
@@ -152,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=10.0,
                     help="seconds added to 3x a mutant's normal test time before it counts as caught by a timeout")
     ap.add_argument("--limit", type=float, default=None, help="stop a group's run after this many seconds")
+    ap.add_argument("--summarize", action="store_true", help="print the last results of the groups; run nothing")
     args = ap.parse_args(argv)
     if args.list:
         for g, (mods, tests) in GROUPS.items():
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}", file=sys.stderr)
         return 2
     for g in args.groups or list(GROUPS):
-        _print(run_group(g, args.children, args.timeout, args.limit))
+        _print(summarize(g) if args.summarize else run_group(g, args.children, args.timeout, args.limit))
     return 0
 
 
