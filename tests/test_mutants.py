@@ -423,6 +423,38 @@ def test_constant_dimension_is_one_symbol():
     np.testing.assert_array_equal(S.decompress_symbols(codec, mid, S.compress_codes(codec, mid, new)), q)
 
 
+def test_codec_fit_options_and_inputs():
+    rng = np.random.default_rng(9)
+    grid = np.concatenate([np.repeat(np.arange(1, 15) / 15, 45), [0.0, 1.0]])  # on the 4-bit grid: min/max is
+    wild = np.concatenate([rng.uniform(-1, 1, 628), [1.3, -1.3, 1.3, -1.3]])  # exact; here clipping wins
+    codes = np.stack([wild, grid], axis=1)
+    auto = LatentCodec.fit(codes, 4)
+    assert auto.hi[1] == 1.0 and auto.lo[1] == 0.0 and auto.hi[0] < 1.3  # chosen per dimension
+    assert LatentCodec.fit(codes, 4, clip=0) == LatentCodec.fit(codes, 4, clip="minmax")
+    one = LatentCodec.fit(codes, 4, clip=1)
+    assert one.hi[0] == pytest.approx(np.percentile(wild, 99)) and one.lo[0] == pytest.approx(np.percentile(wild, 1))
+    LatentCodec.fit(codes, 4, clip=49.5)
+    for bad in (50, -1, "p1", None):
+        with pytest.raises(InputError):
+            LatentCodec.fit(codes, 4, clip=bad)
+    for bad in (np.array([["a", "b"]]), np.zeros((2, 2), dtype=bool), np.zeros((2, 2), dtype=complex)):
+        with pytest.raises(InputError):
+            auto.quantize(bad)
+    np.testing.assert_array_equal(auto.quantize(np.ones((2, 2), dtype=np.int64)), auto.quantize(np.ones((2, 2))))
+    for bad in (np.zeros((3, 3), dtype=np.int32), np.zeros(2, dtype=np.int32), np.zeros((1, 2, 2), dtype=np.int32)):
+        with pytest.raises(InputError):
+            auto.check_symbols(bad)
+
+
+def test_codec_bit_counts():
+    """min_bits_per_sample: the likeliest symbol of every dimension; expected bits: the mean cost."""
+    codec = LatentCodec.from_dict(_table(2, 4, d=2) | {"freqs": [[8, 4, 2, 2], [1, 1, 2, 12]]})
+    assert codec.min_bits_per_sample() == pytest.approx(1 + math.log2(16 / 12))
+    q = np.array([[0, 3], [2, 0]])
+    assert codec.expected_bits_per_sample(codec.dequantize(q)) == pytest.approx(((1 + math.log2(16 / 12)) + (3 + 4)) / 2)
+    assert codec.expected_bits_per_sample(np.zeros((0, 2))) == 0.0
+
+
 # ------------------------------------------------------------------ tampered graph of the same size
 def test_decoder_changed_in_place_is_refused(tmp_path):
     folder, _ = make_bundle(tmp_path / "b", "image", precisions=("fp32",))
