@@ -29,7 +29,7 @@ from edgeae.codegen.lower_int8 import multiplier
 from edgeae.errors import BundleError, InputError, StreamError
 from edgeae.runtime import stream as S
 from edgeae.runtime.codec import LatentCodec
-from edgeae.runtime.contract import NonFiniteInput, SampleContract, check_codes
+from edgeae.runtime.contract import NonFiniteInput, SampleContract, as_codes, check_codes
 from edgeae.runtime.varint import get_varint
 from tests._bundles import digits_features, digits_uint8, make_bundle, with_codec
 
@@ -70,6 +70,31 @@ def test_non_finite_last_sample_is_refused(n, bad):
         with pytest.raises(NonFiniteInput) as exc:
             check_codes(codes, "code")
         assert exc.value.index == n - 1
+
+
+def test_contract_edges():
+    img = SampleContract((1, 8, 8), "scale255", "uint8")  # pixels_only defaults to False: floats too
+    vec = SampleContract((64,), "standardize", "float32")
+    assert img.samples(np.full((2, 1, 8, 8), 0.5))[0].dtype == np.float32
+    assert img.samples(np.full((2, 8, 8), 255, dtype=np.int64))[0].dtype == np.uint8
+    assert img.samples(np.zeros((0, 1, 8, 8), dtype=np.int16))[0].shape == (0, 1, 8, 8)  # empty is fine
+    for bad in (np.full((1, 8, 8), 256, dtype=np.int64), np.full((1, 8, 8), -1, dtype=np.int64)):
+        with pytest.raises(InputError):
+            img.samples(bad)
+    for bad_shape in ((2, 8, 8, 3), (2, 63), (2, 8, 8, 2, 1)):
+        with pytest.raises(InputError):
+            img.samples(np.zeros(bad_shape, dtype=np.uint8))
+    with pytest.raises(InputError):
+        vec.samples(np.zeros((2, 8, 7), dtype=np.float32))
+    assert vec.samples(np.zeros((2, 8, 8), dtype=np.float32))[0].shape == (2, 64)
+    img.check_values(np.ones((3, 1, 8, 8), dtype=np.float32))  # all at the top of [0, 1]: allowed
+    img.check_values(np.full((3, 1, 8, 8), np.nextafter(np.float32(1), np.float32(2))))  # rounding slack
+    for v in (1.2, 1.5):
+        with pytest.raises(InputError):
+            img.check_values(np.full((3, 1, 8, 8), v, dtype=np.float32))
+    codes, single = as_codes([[0.0] * 16, [1.0] * 16], 16)
+    assert codes.shape == (2, 16) and codes.dtype == np.float32 and single is False
+    assert as_codes(list(range(16)), 16)[1] is True
 
 
 @pytest.fixture(scope="module")
