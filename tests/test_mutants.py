@@ -169,6 +169,39 @@ def test_failed_atomic_write_leaves_the_old_file(tmp_path):
     assert target.read_bytes() == b"new"
 
 
+def test_claim_and_commit_output_folders(tmp_path):
+    from edgeae.atomic import claim_output_dir, commit_staging_dir, staging_dir
+
+    def claim(out, overwrite=False):
+        return claim_output_dir(out, overwrite, "manifest.json", "is not a bundle", ValueError)
+
+    (tmp_path / "file").write_text("x")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "data.txt").write_text("keep")
+    for out, overwrite in ((tmp_path / "file", True), (full, False), (full, True)):  # a file; not ours
+        with pytest.raises(ValueError):
+            claim(out, overwrite)
+    assert (full / "data.txt").read_text() == "keep"
+    (full / "manifest.json").write_text("{}")
+    with pytest.raises(ValueError):
+        claim(full)  # ours, but no overwrite
+    for out in (full, tmp_path / "empty", tmp_path / "new"):
+        if out.name == "empty":
+            out.mkdir()
+        stage = claim(out, overwrite=True)
+        assert stage.is_dir() and not any(stage.iterdir()) and stage.parent == tmp_path and stage.name.startswith(".")
+        (stage / "manifest.json").write_text("new")
+        commit_staging_dir(stage, out)
+        assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file", "full", "new"]  # nothing left over
+    deep = tmp_path / "a" / "b" / "out"
+    stale = staging_dir(deep)
+    (stale / "junk").write_text("x")
+    again = staging_dir(deep)  # parents made; a stale staging folder is emptied
+    assert again == stale and not any(again.iterdir())
+
+
 @pytest.fixture(scope="module")
 def codec8() -> LatentCodec:
     return LatentCodec.fit(np.random.default_rng(0).standard_normal((500, 16)), 8)
