@@ -95,6 +95,8 @@ def test_contract_edges():
     codes, single = as_codes([[0.0] * 16, [1.0] * 16], 16)
     assert codes.shape == (2, 16) and codes.dtype == np.float32 and single is False
     assert as_codes(list(range(16)), 16)[1] is True
+    x, single = img.samples(np.full((8, 8), 3).tolist())  # a nested list: integer pixels, one sample
+    assert single is True and x.shape == (1, 1, 8, 8) and x.dtype == np.uint8
 
 
 @pytest.fixture(scope="module")
@@ -511,6 +513,9 @@ def test_codec_bit_counts():
     q = np.array([[0, 3], [2, 0]])
     assert codec.expected_bits_per_sample(codec.dequantize(q)) == pytest.approx(((1 + math.log2(16 / 12)) + (3 + 4)) / 2)
     assert codec.expected_bits_per_sample(np.zeros((0, 2))) == 0.0
+    for bad in ("", None, b"ab"):
+        with pytest.raises(BundleError):
+            codec.model_id(bad)
 
 
 # ------------------------------------------------------------------ tampered graph of the same size
