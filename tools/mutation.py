@@ -34,9 +34,9 @@ WORK = ROOT / "build" / "mutation"
 # group -> (modules to mutate, test files that run against them); priority order
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "stream": (["edgeae/runtime/stream.py", "edgeae/runtime/varint.py"],
-               ["tests/test_stream.py", "tests/test_mutants.py"]),
+               ["tests/test_stream.py", "tests/test_stream_mutants.py", "tests/test_mutants.py"]),
     "codec": (["edgeae/runtime/codec.py"],
-              ["tests/test_codec.py", "tests/test_stream.py", "tests/test_mutants.py"]),
+              ["tests/test_codec.py", "tests/test_stream.py", "tests/test_stream_mutants.py"]),
     "contract": (["edgeae/runtime/contract.py"], ["tests/test_contract.py", "tests/test_mutants.py"]),
     "atomic": (["edgeae/atomic.py"], ["tests/test_atomic.py", "tests/test_mutants.py"]),
     "codegen": (["edgeae/codegen/reference.py", "edgeae/codegen/lower_int8.py"],
