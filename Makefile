@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench bench-arm64 clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps arm64-tools
+.PHONY: demo test test-fast lint bench bench-arm64 mutation clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps arm64-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -100,5 +100,14 @@ bench-c: $(STAMP) c-tools
 bench-arm64: $(STAMP) arm64-tools
 	$(PY) -m benchmarks.arm64
 
+# Mutation testing (long: not part of `make test`). Python modules with mutmut, group by group,
+# each against its own test files; the C codec and kernel templates with tools/mutate_c.py on a
+# seeded sample (MUTATION_C_SAMPLE mutants per target). Scores and survivors: docs/testing.md.
+MUTATION_GROUPS ?=
+MUTATION_C_SAMPLE ?= 40
+mutation: $(STAMP) c-tools
+	$(PY) tools/mutation.py $(MUTATION_GROUPS)
+	$(PY) tools/mutate_c.py --sample $(MUTATION_C_SAMPLE)
+
 clean:
-	rm -rf $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules build/arm64
+	rm -rf mutants $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules build/arm64

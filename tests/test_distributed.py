@@ -24,6 +24,20 @@ def test_global_batch_splits_over_ranks():
         local_batch(63, ctx)
 
 
+@pytest.mark.parametrize("n", [1797, 1438])
+def test_shards_split_one_shuffle_between_ranks(n):
+    """Each rank trains on its own part of one epoch's shuffle: disjoint, together every sample
+    (DistributedSampler pads an odd count with one repeat), the same on every call."""
+    from edgeae.distributed import shard
+
+    parts = [shard(n, 4, 3, DistContext(rank=r, world=2, local_rank=r, backend="gloo")) for r in (0, 1)]
+    a, b = (set(p.tolist()) for p in parts)
+    assert len(parts[0]) == len(parts[1]) == (n + 1) // 2
+    assert a | b == set(range(n)) and len(a & b) == n % 2
+    assert all(shard(n, 4, 3, DistContext(r, 2, r, "gloo")).tolist() == parts[r].tolist() for r in (0, 1))
+    assert shard(n, 5, 3, DistContext(0, 2, 0, "gloo")).tolist() != parts[0].tolist()  # a new order each epoch
+
+
 def test_launcher_drops_its_own_option():
     args = ["--epochs", "3", "--nproc-per-node", "2", "--out", "r", "--nproc-per-node=4"]
     assert _without_option(args, "--nproc-per-node") == ["--epochs", "3", "--out", "r"]
@@ -66,6 +80,9 @@ def test_two_processes_match_one(tmp_path):
     assert two["processes"] == 2 and two["backend"] == "gloo"
     assert len(two["rank_params_sha256"]) == 2 and len(set(two["rank_params_sha256"])) == 1
     assert abs(two["val_psnr"] - one["val_psnr"]) < 0.5, (one["val_psnr"], two["val_psnr"])
+    # the reported training loss is per sample on both (the sum over ranks over all samples seen)
+    for a, b in zip(one["history"], two["history"], strict=True):
+        assert abs(b["train_loss"] / a["train_loss"] - 1) < 0.25, (a["train_loss"], b["train_loss"])
     assert two["epochs_run"] == one["epochs_run"] == 6
     # resume continues the job coherently on both ranks (state broadcast from rank 0)
     more = _train(tmp_path / "two", "--nproc-per-node", "2", "--resume", "--epochs", "8")
