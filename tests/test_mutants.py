@@ -25,7 +25,7 @@ import edgeae.runtime as rt
 from edgeae.atomic import atomic_write_bytes
 from edgeae.cli import cli
 from edgeae.codegen.lower_int8 import multiplier
-from edgeae.errors import BundleError, InputError
+from edgeae.errors import BundleError, EdgeAEError, InputError
 from edgeae.runtime import stream as S
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.contract import NonFiniteInput, SampleContract, as_codes, check_codes
@@ -198,8 +198,9 @@ def test_claim_and_commit_output_folders(tmp_path):
     deep = tmp_path / "a" / "b" / "out"
     stale = staging_dir(deep)
     (stale / "junk").write_text("x")
-    again = staging_dir(deep)  # parents made; a stale staging folder is emptied
-    assert again == stale and not any(again.iterdir())
+    again = staging_dir(deep)  # parents made; every writer gets its own new, empty folder
+    assert again != stale and again.parent == stale.parent and not any(again.iterdir())
+    assert (stale / "junk").read_text() == "x"  # a live writer's folder (ours) is left alone
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +215,8 @@ def test_failed_api_append_cuts_the_stream_back(tmp_path, codec8):
     S.append_file(codec8, mid, path, first)
     old = path.read_bytes()
     more = np.random.default_rng(2).standard_normal((4000, 16))
-    with pytest.raises(OSError), _file_size_limit(len(old) + 1000):  # part of the new chunk fits
+    with pytest.raises(EdgeAEError, match="the stream is unchanged"), \
+            _file_size_limit(len(old) + 1000):  # part of the new chunk fits
         S.append_file(codec8, mid, path, more)
     assert path.read_bytes() == old
     np.testing.assert_array_equal(S.decompress_symbols(codec8, mid, old), codec8.quantize(first))
