@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["U32", "U16", "RULES", "MOVE", "gamma", "crossings", "move", "unknown", "run_node", "session"]
+__all__ = ["U32", "U16", "RULES", "MOVE", "gamma", "crossings", "steps", "move", "unknown", "run_node", "session"]
 
 U32 = 2.0 ** -24  # unit roundoff of float32 (round to nearest)
 U16 = 2.0 ** -11  # unit roundoff of float16
@@ -32,9 +32,14 @@ def gamma(n: int, u: float) -> float:
 
 
 def crossings(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """How many rounding points k + 1/2 lie in [lo, hi]: how many steps apart two values in
-    that interval may round to (round half to even included)."""
+    """How many rounding points k + 1/2 lie in [lo, hi] (round half to even included)."""
     return np.maximum(np.floor(hi - 0.5) - np.ceil(lo - 0.5) + 1, 0.0)
+
+
+def steps(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """How many steps a value in [lo, hi] may round away from ``v`` (which lies in it): the
+    rounding points on the farther side."""
+    return np.maximum(crossings(lo, np.maximum(v, lo)), crossings(np.minimum(v, hi), hi))
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -166,7 +171,7 @@ def _batchnorm(w, node, ins, ds, outs):
 
 
 def _round(w, node, ins, ds, outs):
-    return [crossings(ins[0] - ds[0], ins[0] + ds[0])]
+    return [steps(ins[0], ins[0] - ds[0], ins[0] + ds[0])]
 
 
 def _cast(w, node, ins, ds, outs):
@@ -191,7 +196,7 @@ def _quantize(w, node, ins, ds, outs):
     qmin, qmax = _RANGE.get(np.dtype(q.dtype), (-np.inf, np.inf))
     r = d / np.abs(s) + 2 * (U32 + w.u_b) * np.abs(y)
     lo, hi = np.maximum(y - r, qmin - zp - 0.5), np.minimum(y + r, qmax - zp + 0.5)
-    return [np.where(lo <= hi, crossings(lo, hi), 0.0)]
+    return [np.where(lo <= hi, steps(y, lo, hi), 0.0)]
 
 
 def _dequantize(w, node, ins, ds, outs):
@@ -215,12 +220,12 @@ def _dynamic_quantize(w, node, ins, ds, outs):
     ds_ = 2 * dmax / 255 + 4 * (U32 + w.u_b) * s
     lo_min = min(0.0, float(x.min(initial=0.0)))
     zr = -lo_min / s
-    dz = crossings(zr - (dmax / s + abs(lo_min) * ds_ / (s * (s - ds_)) + 4 * U32 * abs(zr)),
-                   zr + (dmax / s + abs(lo_min) * ds_ / (s * (s - ds_)) + 4 * U32 * abs(zr)))
+    rz = dmax / s + abs(lo_min) * ds_ / (s * (s - ds_)) + 4 * U32 * abs(zr)
+    dz = steps(zr, zr - rz, zr + rz)
     v = x / s
     r = d / s + np.abs(x) * ds_ / (s * (s - ds_)) + 2 * (U32 + w.u_b) * np.abs(v)
     lo, hi = np.maximum(v - r, -zp - 0.5 - dz), np.minimum(v + r, 255 - zp + 0.5 + dz)
-    return [np.where(lo <= hi, crossings(lo, hi), 0.0) + dz, np.asarray(ds_), np.asarray(dz)]
+    return [np.where(lo <= hi, steps(v, lo, hi), 0.0) + dz, np.asarray(ds_), np.asarray(dz)]
 
 
 def move(w: Any, node: Any, values: dict[str, np.ndarray], ds: list) -> list[np.ndarray]:

@@ -289,7 +289,7 @@ def _validation_records(job: _Job) -> dict[str, Any]:
             "max_abs_error": checks.max_errors(files), "bounds": "derived per element (docs/export.md)",
             "atol": job.opts.atol, "criteria": _criteria(checks, p, job.raws),
             "reference_evaluator_max_abs_error": refs or None, "psnr": round(quality[p], 4),
-            "samples_psnr": carried.get(p),
+            "samples_psnr": carried.get(p), "psnr_peak": src.peak,
             "psnr_drop": round(quality["fp32"] - quality[p], 4), "latency_ms": latency[p], "threads": 1,
             "size": sizes[p], "size_ratio": round(sizes[p] / sizes["fp32"], 4), "notes": [],
         }
@@ -340,7 +340,7 @@ def _refuse_failures(job: _Job, validation: dict[str, Any]) -> None:
     for p, rec in validation.items():
         rec["passed"] = rec["psnr_drop"] <= opts.max_psnr_drop
         share = max(rec["psnr_drop"], 0.0) / opts.max_psnr_drop if opts.max_psnr_drop > 0 else float(rec["psnr_drop"] > 0)
-        rec["psnr_criterion"] = {"criterion": "psnr", "share": round(share, 4),
+        rec["psnr_criterion"] = {"criterion": "psnr", "share": round(share, 4), "max_psnr_drop": opts.max_psnr_drop,
                                  "margin_db": round(opts.max_psnr_drop - rec["psnr_drop"], 4)}
         if not rec["passed"]:
             problems.append(
