@@ -11,7 +11,7 @@ real inputs, and carries a bound ``D`` on ``|A - B|`` for every tensor:
   ``D_out = |W| D_in + |x| D_W + D_in D_W + (gamma_n^A + gamma_n^B) (|W||x| + |b|)``;
 - an element-wise function moves a value at most by its largest slope over
   ``[v - D, v + D]`` (Relu 1, Sigmoid <= 1/4, Tanh <= 1), plus its own rounding (16 ulps
-  and 2**-24 absolute for the library approximations of exp, tanh, logistic);
+  and 2**-22 absolute for the library approximations of exp, tanh, logistic);
 - data movement (Reshape, Transpose, Concat, MaxPool ...) moves ``D`` with the data;
 - a quantizer (QuantizeLinear, DynamicQuantizeLinear, Round, a float -> int Cast) turns a
   deviation into whole steps: the outputs may differ by as many steps as there are rounding

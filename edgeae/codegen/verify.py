@@ -130,6 +130,51 @@ def _psnr_check(bundle_dir: Path, manifest: Any, entry: Any, raw: bool, samples:
             "summary": f"end to end {got:.2f} dB on {len(x)} samples (fp32 recorded {want:.2f} dB)"}
 
 
+def _fp32_pair(manifest: Any, raw: bool) -> tuple[str, str]:
+    """The bundle's fp32 encoder and decoder files with this I/O."""
+    pick = {g.role: g.file for g in manifest.graphs if (g.precision, g.format, g.raw_io, g.fixed_batch)
+            == ("fp32", "onnx", raw, None)}
+    return pick["encoder"], pick["decoder"]
+
+
+def _fingerprint_check(bundle_dir: Path, manifest: Any, entry: Any, raw: bool, samples: np.ndarray, out: np.ndarray,
+                       problems: list[str], unit_name: str) -> dict[str, Any] | None:
+    """Per carried sample, the reconstruction's squared error vs the fp32 pair's the manifest
+    records; each may move only by what the rounding bound ``D`` of the reconstruction allows:
+    ``|mse(a) - mse(b)| <= mean(D (2 |x - a| + D))``. An fp32 graph from another model fails."""
+    from edgeae.numerics import deviation_bounds
+    from edgeae.runtime.preprocess import Normalizer
+
+    want = ((manifest.validation or {}).get("fp32") or {}).get("samples_mse_raw" if raw else "samples_mse")
+    if want is None or len(want) != len(samples):
+        return None
+    x = samples if raw else Normalizer(manifest.normalization, manifest.sample_shape).normalize(samples)
+    x = np.ascontiguousarray(x)
+    enc_file, dec_file = (bundle_dir / f for f in _fp32_pair(manifest, raw))
+    d_enc = deviation_bounds(enc_file, x).bounds["code"]
+    if entry.role == "encoder":
+        codes = np.ascontiguousarray(out.reshape(len(x), -1).astype(np.float32))
+        d_in = np.abs(codes - _run(enc_file, x)[0]) + d_enc
+        x_hat = _run(dec_file, codes)[0]
+    else:
+        codes, d_in, x_hat = _run(enc_file, x)[0].astype(np.float32), d_enc, out
+    bound = deviation_bounds(dec_file, codes, d_in=d_in).bounds["x_hat"]
+    n = len(x)
+    err = np.abs(np.asarray(x, np.float64).reshape(n, -1) - np.asarray(x_hat, np.float64).reshape(n, -1))
+    d = np.asarray(bound, np.float64).reshape(n, -1)
+    mse = np.mean(err * err, axis=1)
+    allowed = np.mean(d * (2 * err + d), axis=1) + 1e-12 * (1 + mse)
+    moved = np.abs(mse - np.asarray(want, np.float64))
+    over = int(np.count_nonzero(moved > allowed))
+    if over:
+        problems.append(f"{unit_name}: on {over} of {n} carried samples the reconstruction error moved beyond its "
+                        f"rounding bound from the fp32 value the manifest records (largest {moved.max():.3g}): "
+                        "the graph does not belong to this model")
+    share = float(np.max(np.where(allowed > 0, moved / allowed, 0.0), initial=0.0))
+    return {"samples": n, "over": over, "share": share,
+            "summary": f"per-sample error {share:.2g} of its bound on {n} samples"}
+
+
 def check_unit(unit: Unit, program: Program, bundle_dir: Path, manifest: Any, entry: Any, raw: bool,
                samples: np.ndarray, build_dir: Path) -> tuple[int, dict[str, Any]]:
     """Compile, run on the samples, compare; raises ValidationError (nothing is written) on a mismatch."""
@@ -165,6 +210,10 @@ def check_unit(unit: Unit, program: Program, bundle_dir: Path, manifest: Any, en
     carried = _psnr_check(bundle_dir, manifest, entry, raw, samples, got[0], problems, unit.name)
     if carried is not None:
         checks["psnr"] = carried
+    if entry.precision == "fp32":
+        fp = _fingerprint_check(bundle_dir, manifest, entry, raw, samples, got[0], problems, unit.name)
+        if fp is not None:
+            checks["fingerprint"] = fp
     if problems:
         raise ValidationError("generated C failed its check; nothing was written:\n  " + "\n  ".join(problems))
     return len(x), checks

@@ -303,6 +303,7 @@ def _validation_records(job: _Job) -> dict[str, Any]:
             rec["raw_io"] = {"max_abs_error": checks.max_errors(_pair_files(p, raw=True))}
         rec["notes"] += [n for n in checks.notes if n.split(":")[0] in files]
         validation[p] = rec
+    validation["fp32"].update(_fingerprints(job))
     return validation
 
 
@@ -325,6 +326,24 @@ def _carried_psnr(src: Source, pairs: dict[str, tuple[Any, Any]]) -> dict[str, f
         return {}
     xs = Normalizer(src.normalization, src.sample_shape).normalize(src.val_raw[:SAMPLES_KEPT]).astype(np.float32)
     return {p: round(psnr(xs, run(dec, run(enc, xs)["code"])["x_hat"], src.peak), 4) for p, (enc, dec) in pairs.items()}
+
+
+def _fingerprints(job: _Job) -> dict[str, list[float]]:
+    """Per carried sample, the squared error of the fp32 pair's reconstruction (model units, and
+    raw units with --raw-io): the fingerprint a later check of one graph of the bundle compares
+    with, within the bound its rounding allows (a graph from another model is far off)."""
+    src, d = job.src, job.d
+    if src.val_raw is None:
+        return {}
+    raw = np.asarray(src.val_raw[:SAMPLES_KEPT])
+    out = {}
+    for is_raw in job.raws:
+        x = raw if is_raw else Normalizer(src.normalization, src.sample_shape).normalize(raw).astype(np.float32)
+        enc, dec = session(d / graph_file("encoder", "fp32", is_raw)), session(d / graph_file("decoder", "fp32", is_raw))
+        x_hat = run(dec, run(enc, x)["code"])["x_hat"]
+        err = (np.asarray(x, np.float64) - np.asarray(x_hat, np.float64)).reshape(len(x), -1)
+        out["samples_mse_raw" if is_raw else "samples_mse"] = [float(v) for v in np.mean(err * err, axis=1)]
+    return out
 
 
 def _pair_files(precision: str, raw: bool) -> set[str]:
