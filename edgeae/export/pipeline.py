@@ -143,8 +143,8 @@ def _compare(folder: Path, p: str, raw: bool, ref: _Torch, x: np.ndarray, checks
         checks.add_bounded(dec_file, "x_hat", b, dec_got["x_hat"], x_hat, db, crit, atol=atol)
         e2e = run(dec, got["code"])["x_hat"]
         moved = np.abs(got["code"].astype(np.float64) - want["code"]) if got["code"].shape == code.shape else None
-        if moved is not None and np.isfinite(moved).all():
-            db = deviation_bounds(folder / dec_file, code, mode, d_in=moved).bounds["x_hat"]
+        if moved is not None and np.isfinite(moved).all():  # centred on the codes ONNX Runtime decoded
+            db = deviation_bounds(folder / dec_file, got["code"], mode, d_in=moved).bounds["x_hat"]
         checks.add_bounded(f"{enc_file}+{dec_file}", "end_to_end", b, e2e, x_hat, db, crit, atol=atol)
         if p in INT8_FORMATS:
             reference_check(folder / enc_file, xb, got, checks, b, against="onnxruntime", atol=atol)
