@@ -71,7 +71,8 @@ def _bounded(got: np.ndarray, want: np.ndarray, bound: np.ndarray) -> dict[str, 
     from edgeae.numerics import compare_bounded
 
     _, share, over = compare_bounded(got, want, bound)
-    return {"share": share, "over": over, "largest_bound": float(np.max(bound, initial=0.0))}
+    largest = float(np.max(bound, initial=0.0))
+    return {"share": share, "over": over, "largest_bound": largest, "tolerance": largest}
 
 
 def _int8_checks(unit: Unit, program: Program, bundle_dir: Path, entry: Any, x: np.ndarray, names: list[str],

@@ -30,13 +30,14 @@ from edgeae.export.quantize import INT8_FORMATS, quantize_graph
 from edgeae.export.validate import (
     BATCHES,
     Checks,
+    check_copy,
+    criteria_by_graph,
     measure_latency,
     reference_check,
     run,
     session,
     structure_problems,
     take_batch,
-    tightest,
 )
 from edgeae.numerics import deviation_bounds
 from edgeae.runtime.metrics import psnr
@@ -287,7 +288,7 @@ def _validation_records(job: _Job) -> dict[str, Any]:
                 refs[c.output] = max(refs.get(c.output, 0.0), c.max_abs_error)
         rec: dict[str, Any] = {
             "max_abs_error": checks.max_errors(files), "bounds": "derived per element (docs/export.md)",
-            "atol": job.opts.atol, "criteria": _criteria(checks, p, job.raws),
+            "atol": job.opts.atol, "criteria": criteria_by_graph(checks, [graph_file(r, p, raw) for raw in job.raws for r in ("encoder", "decoder")]),
             "reference_evaluator_max_abs_error": refs or None, "psnr": round(quality[p], 4),
             "samples_psnr": carried.get(p), "psnr_peak": src.peak,
             "psnr_drop": round(quality["fp32"] - quality[p], 4), "latency_ms": latency[p], "threads": 1,
@@ -305,18 +306,6 @@ def _validation_records(job: _Job) -> dict[str, Any]:
         validation[p] = rec
     validation["fp32"].update(_fingerprints(job))
     return validation
-
-
-def _criteria(checks: Checks, p: str, raws: list[bool]) -> dict[str, Any]:
-    """Graph file -> its tightest criterion and margin (:func:`edgeae.export.validate.tightest`)."""
-    out = {}
-    for raw in raws:
-        for role in ("encoder", "decoder"):
-            f = graph_file(role, p, raw)
-            t = tightest(checks, {f})
-            if t is not None:
-                out[f] = t
-    return out
 
 
 def _carried_psnr(src: Source, pairs: dict[str, tuple[Any, Any]]) -> dict[str, float]:
@@ -388,13 +377,13 @@ def _package(job: _Job, kept: list[str]) -> list[Any]:
                 if opts.fixed_batch and not raw:
                     fb = d / graph_file(role, p, fixed_batch=opts.fixed_batch)
                     P.write_fixed_batch(path, fb, opts.fixed_batch)
-                    _check_copy(fb, path, x_in, opts.fixed_batch, checks, opts.atol or 0.0)
+                    check_copy(fb, path, x_in, opts.fixed_batch, checks, opts.atol or 0.0)
                     fi, fo = G.tensor_specs(fb)
                     entries.append(graph_entry(fb, role, p, opts.opset, fi, fo, fixed_batch=opts.fixed_batch))
                 if opts.ort:
                     o = d / graph_file(role, p, raw, format="ort")
                     P.write_ort(path, o)
-                    _check_copy(o, path, x_in, 7, checks, opts.atol or 0.0)
+                    check_copy(o, path, x_in, 7, checks, opts.atol or 0.0)
                     entries.append(graph_entry(o, role, p, opts.opset, ins, outs, raw_io=raw, format="ort"))
     if opts.ort:
         P.write_required_operators(sorted(d.glob("*.ort")), d / P.ORT_CONFIG)
@@ -402,21 +391,6 @@ def _package(job: _Job, kept: list[str]) -> list[Any]:
         raise ValidationError("packaged graphs disagree with their sources; nothing was written:\n  "
                               + "\n  ".join(c.line() for c in checks.failures()))
     return entries
-
-
-def _check_copy(candidate: Path, source: Path, x: np.ndarray, batch: int, checks: Checks, atol: float) -> None:
-    """A packaged copy (.ort, fixed batch) vs its source graph in ONNX Runtime: two evaluations
-    of one graph, held to the same per-element bounds (a tie may round one step apart)."""
-    xb = take_batch(x, batch)
-    try:
-        got = run(session(candidate), xb)
-    except Exception as exc:
-        raise ExportError(f"{candidate.name} does not run in onnxruntime: {exc}") from exc
-    want = run(session(source), xb)
-    bounds = deviation_bounds(source, xb, "float").bounds
-    for name, value in want.items():
-        checks.add_bounded(candidate.name, name, batch, got.get(name, np.empty(0)), value, bounds[name], "copy",
-                           against=f"onnxruntime/{source.name}", atol=atol)
 
 
 def _write_manifest(job: _Job, entries: list[Any], validation: dict[str, Any]) -> Any:

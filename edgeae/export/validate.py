@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeae.errors import ExportError
 from edgeae.numerics import U16, U32, compare_bounded, deviation_bounds
 from edgeae.runtime.session import session_options
 
@@ -35,6 +36,8 @@ __all__ = [
     "reference_check",
     "structure_problems",
     "tightest",
+    "criteria_by_graph",
+    "check_copy",
     "measure_latency",
 ]
 
@@ -139,6 +142,31 @@ def tightest(checks: Checks, graphs: set[str]) -> dict[str, Any] | None:
             "output": best.output, "batch": best.batch, "against": best.against, "share": _num(best.share),
             "margin": _num(1 / best.share) if best.share > 0 else None, "max_abs_error": _num(best.max_abs_error),
             "largest_bound": _num(best.tolerance)}
+
+
+def criteria_by_graph(checks: Checks, files: list[str]) -> dict[str, Any]:
+    """Graph file -> its tightest criterion and margin (:func:`tightest`), for the manifest."""
+    out = {}
+    for f in files:
+        t = tightest(checks, {f})
+        if t is not None:
+            out[f] = t
+    return out
+
+
+def check_copy(candidate: Path, source: Path, x: np.ndarray, batch: int, checks: Checks, atol: float) -> None:
+    """A packaged copy (.ort, fixed batch) vs its source graph in ONNX Runtime: two evaluations
+    of one graph, held to the same per-element bounds (a tie may round one step apart)."""
+    xb = take_batch(x, batch)
+    try:
+        got = run(session(candidate), xb)
+    except Exception as exc:
+        raise ExportError(f"{candidate.name} does not run in onnxruntime: {exc}") from exc
+    want = run(session(source), xb)
+    bounds = deviation_bounds(source, xb, "float").bounds
+    for name, value in want.items():
+        checks.add_bounded(candidate.name, name, batch, got.get(name, np.empty(0)), value, bounds[name], "copy",
+                           against=f"onnxruntime/{source.name}", atol=atol)
 
 
 def _num(v: float) -> float | None:
