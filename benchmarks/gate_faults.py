@@ -24,15 +24,23 @@ __all__ = ["swap_rows", "scale_fp16", "one_layer_in_float", "corrupting", "other
 
 
 def swap_rows(model: onnx.ModelProto, src: Path) -> None:
-    """Swap the two most different rows of the largest 8-bit weight."""
-    w = max((i for i in model.graph.initializer if i.data_type == onnx.TensorProto.UINT8 and len(i.dims) >= 2),
-            key=lambda i: int(np.prod(i.dims)))
-    a = numpy_helper.to_array(w).copy()
-    flat = a.reshape(len(a), -1).astype(np.int32)
+    """Swap two output rows (channels) of the last layer's 8-bit weight, the two most different
+    ones, along the axis its consumer produces outputs on (DequantizeLinear's per-channel axis,
+    MatMulInteger's columns, ConvInteger's first axis). The last layer's outputs are the graph's
+    (codes, pixels), so the fault reaches them (a swap inside can hit two dead ReLU units)."""
+    eight = {i.name: i for i in model.graph.initializer if i.data_type == onnx.TensorProto.UINT8 and len(i.dims) >= 2}
+    user = [n for n in model.graph.node if any(k in eight for k in n.input)][-1]
+    w = eight[next(k for k in user.input if k in eight)]
+    axis = {"MatMulInteger": 1, "ConvInteger": 0}.get(user.op_type, 1)
+    for a in user.attribute:
+        if user.op_type == "DequantizeLinear" and a.name == "axis":
+            axis = a.i
+    arr = np.moveaxis(numpy_helper.to_array(w).copy(), axis, 0)
+    flat = arr.reshape(len(arr), -1).astype(np.int32)
     d = np.abs(flat[:, None, :] - flat[None, :, :]).sum(-1)
     i, j = np.unravel_index(int(d.argmax()), d.shape)
-    a[[i, j]] = a[[j, i]]
-    w.CopyFrom(numpy_helper.from_array(a, w.name))
+    arr[[i, j]] = arr[[j, i]]
+    w.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(np.moveaxis(arr, 0, axis)), w.name))
 
 
 def scale_fp16(model: onnx.ModelProto, src: Path) -> None:
@@ -108,8 +116,10 @@ def _export_refused(run: Path, out: Path, precisions: str) -> tuple[bool, str]:
     from edgeae.errors import ValidationError
     from edgeae.export import export
 
+    if out.exists():
+        shutil.rmtree(out)
     try:
-        export(run, out, precisions=precisions, latency_repeats=1, codec_bits="none", overwrite=True)
+        export(run, out, precisions=precisions, latency_repeats=1, codec_bits="none")
     except ValidationError as exc:
         return not out.exists(), str(exc).splitlines()[1].strip()[:200]
     return False, "exported"
@@ -119,12 +129,13 @@ def run_faults(run: Path, other_run: Path, bundle: Path, work: Path, haswell: bo
     """Every fault on one trained run (``other_run``: same shapes, other weights); one row each."""
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, precision, corrupt in (("int8-static weight rows swapped", "int8-static", swap_rows),
-                                     ("int8-dynamic weight rows swapped", "int8-dynamic", swap_rows),
-                                     ("int8-dynamic layer left in float", "int8-dynamic", one_layer_in_float),
-                                     ("fp16 weights 2% off", "fp16", scale_fp16)):
-        with corrupting(precision, corrupt):
-            refused, by = _export_refused(run, work / "b", f"fp32,{precision}")
+    for k, (name, precision, corrupt) in enumerate((
+            ("int8-static weight rows swapped", "int8-static", swap_rows),
+            ("int8-dynamic weight rows swapped", "int8-dynamic", swap_rows),
+            ("int8-dynamic layer left in float", "int8-dynamic", one_layer_in_float),
+            ("fp16 weights 2% off", "fp16", scale_fp16))):
+        with corrupting(precision, corrupt):  # a folder of its own: a refusal leaves nothing there
+            refused, by = _export_refused(run, work / f"fault-{k}", f"fp32,{precision}")
         rows.append({"fault": name, "refused": refused, "by": by})
     rows.append(_other_decoder_fault(run, other_run, work))
     if haswell:

@@ -134,12 +134,14 @@ def _int8_inputs(bundle: Path, work: Path) -> dict[str, str]:
 
 def run_matrix(data: list[str], kinds: list[str], seeds: list[int], epochs: list[int], raws: list[bool],
                cpus: list[str], faults: bool, work: Path, emulate_all: bool = True,
-               fault_on: set[str] | None = None, pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+               fault_on: set[str] | None = None, pairs: list[tuple[str, str]] | None = None,
+               emulate_on: set[str] | None = None) -> dict[str, Any]:
     """Train, export, check on emulated CPUs and inject faults; the counts and margins.
 
     ``emulate_all=False`` checks under emulation only the first seed / epochs, raw I/O off,
     of each data set x kind; ``fault_on`` limits faults to those "data:kind" pairs; ``pairs``
-    replaces data x kinds by a list of (data, kind)."""
+    replaces data x kinds by a list of (data, kind); ``emulate_on`` limits emulated checks to
+    those "data:kind" pairs."""
     from benchmarks.gate_faults import run_faults
 
     res: dict[str, Any] = {"exports": 0, "refused": 0, "refusals": [], "margins": {}, "emulated": {},
@@ -203,7 +205,7 @@ def _markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
              f"Run: `{meta['command']}` ({meta['seconds']:.0f} s). Subset: data {meta['data']}, kinds {meta['kinds']}, "
              f"pairs {meta['pairs'] or 'all'}, "
              f"seeds {meta['seeds']}, epochs {meta['epochs']}, raw I/O {meta['raws']}, precisions {PRECISIONS}; "
-             f"emulated checks on {meta['emulate']} bundles; faults on {meta['faults_on']}.", "",
+             f"emulated checks on {meta['emulate']} bundles of {meta['emulate_on']}; faults on {meta['faults_on']}.", "",
              "| | count |", "|---|---|",
              f"| exports tried (each with every precision) | {res['exports']} |",
              f"| exports refused (must be 0) | {res['refused']} |",
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--cpus", default="haswell,nehalem", help="emulated CPUs ('' for none)")
     ap.add_argument("--emulate", choices=["all", "first"], default="all",
                     help="first: only the first seed / epochs, raw I/O off, of each data set x kind")
+    ap.add_argument("--emulate-on", default="all", help="data:kind pairs to check under emulation")
     ap.add_argument("--faults-on", default="all", help="data:kind pairs to inject faults into, e.g. mnist:mlp")
     ap.add_argument("--pairs", default="", help="data:kind pairs instead of --data x --kinds, e.g. mnist:mlp")
     ap.add_argument("--no-faults", action="store_true")
@@ -260,11 +263,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         fault_on = None if a.faults_on == "all" else set(a.faults_on.split(","))
         pairs = [tuple(p.split(":")) for p in a.pairs.split(",") if p] or None
         res = run_matrix(split[0], split[1], seeds, epochs, raws, cpus, not a.no_faults, Path(tmp),
-                         a.emulate == "all", fault_on, pairs)
+                         a.emulate == "all", fault_on, pairs,
+                         None if a.emulate_on == "all" else set(a.emulate_on.split(",")))
     meta = {"machine": machine(), "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
             "numpy": np.__version__, "python": platform.python_version(), "cpus": cpus, "data": split[0],
             "kinds": split[1], "seeds": seeds, "epochs": epochs, "raws": a.raw_io, "emulate": a.emulate,
-            "faults_on": a.faults_on, "pairs": a.pairs,
+            "faults_on": a.faults_on, "pairs": a.pairs, "emulate_on": a.emulate_on,
             "command": "python -m benchmarks.gate_matrix " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seconds": time.perf_counter() - t0}
     out = Path(a.out)
