@@ -730,7 +730,9 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
 @click.option("--precision", "precisions", default="fp32", show_default=True,
               help="Comma-separated: fp32, fp16, int8-dynamic, int8-static, or int8 (the better int8 here).")
 @click.option("--opset", type=int, default=None, help="ONNX opset [default: 17, broad device support; min 15].")
-@click.option("--atol", type=float, default=1e-5, show_default=True, help="fp32 tolerance vs PyTorch.")
+@click.option("--atol", type=float, default=None,
+              help="Extra absolute allowance added to every derived per-element bound [default: none; the "
+                   "bounds follow from each graph's numerics, see docs/export.md].")
 @click.option("--raw-io", is_flag=True, help="Also write graphs that take raw samples (uint8) and return raw outputs.")
 @click.option("--calibration-samples", type=int, default=512, show_default=True, help="Training samples for int8-static.")
 @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
@@ -758,6 +760,16 @@ def export_cmd(run_dir: str, out_dir: str, targets: tuple[str, ...], **options) 
 
     result = export(run_dir, out_dir, **options)
     click.echo(result.table())
+    click.echo("tightest criterion per graph (share of its bound used; margin = bound / error):")
+    for p, rec in result.validation.items():
+        for graph, t in (rec.get("criteria") or {}).items():
+            margin = "exact" if t["margin"] is None else f"margin x{t['margin']:.3g}"
+            click.echo(f"  {graph:<32}{t['what']} vs {t['against']} ({t['output']}, batch {t['batch']}): "
+                       f"{t['share']:.3g} used, {margin}")
+        pc = rec.get("psnr_criterion")
+        if pc and p != "fp32":
+            click.echo(f"  {p + ' end to end':<32}held-out PSNR drop {rec['psnr_drop']:.3f} dB of "
+                       f"{options['max_psnr_drop']:g} allowed: {pc['share']:.3g} used, margin {pc['margin_db']:.3f} dB")
     codec = result.validation.get("fp32", {}).get("codec") or {}
     for bits, r in codec.items():
         click.echo(f"compression {bits}-bit: {r['bytes_per_sample']:.1f} bytes/sample, PSNR {r['psnr']:.2f} dB "

@@ -204,12 +204,30 @@ def test_output_folder_not_empty_or_not_writable(tmp_path, mlp_run):
     assert (full / "keep.txt").read_text() == "x"
 
 
-def test_failed_validation_leaves_nothing_behind(tmp_path, mlp_run):
+def test_failed_validation_leaves_nothing_behind(tmp_path, mlp_run, monkeypatch):
+    """fp32 graphs whose weights are 1% off (as a broken exporter would write them) are refused
+    output by output, and nothing is written."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgeae.export import graphs
+
+    real = graphs.export_graph
+
+    def one_percent_off(module, example, path, *args, **kwargs):
+        real(module, example, path, *args, **kwargs)
+        model = onnx.load(str(path))
+        for init in model.graph.initializer:
+            if len(init.dims) == 2:
+                init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.01), init.name))
+        onnx.save_model(model, str(path))
+
+    monkeypatch.setattr(graphs, "export_graph", one_percent_off)
     out = tmp_path / "bundle"
     with pytest.raises(ValidationError) as info:
-        export(mlp_run, out, atol=1e-12, latency_repeats=1)
+        export(mlp_run, out, latency_repeats=1)
     text = str(info.value)
-    assert "nothing was written" in text and "encoder.onnx code (batch 1, vs pytorch)" in text
+    assert "nothing was written" in text and "encoder.onnx code (batch 1, vs pytorch, float rounding bound)" in text
     assert "decoder.onnx x_hat" in text and "end_to_end" in text  # every mismatch is listed
     assert list(tmp_path.iterdir()) == []
 
@@ -220,12 +238,18 @@ def test_cli_export_and_errors(tmp_path, mlp_run):
     res = runner.invoke(cli, ["export", str(mlp_run), "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert "precision" in res.output and "fp32" in res.output
+    assert "tightest criterion per graph" in res.output
+    assert "encoder.onnx" in res.output and "float rounding bound vs" in res.output and "margin" in res.output
+    crit = read_manifest(out).validation["fp32"]["criteria"]
+    assert set(crit) == {"encoder.onnx", "decoder.onnx"} and all(0 <= c["share"] <= 1 for c in crit.values())
     assert f"next: edgeae info {out}; edgeae bench {out}" in res.output
     res = runner.invoke(cli, ["export", str(mlp_run), "-o", str(out)])
     assert res.exit_code == 1
     assert res.output == f"Error: {out} is not empty; choose another -o or pass --overwrite to replace it\n"
     res = runner.invoke(cli, ["export", str(mlp_run), "-o", str(out), "--precision", "int3"])
     assert res.exit_code == 1 and res.output.startswith("Error: unknown precision 'int3'")
+    res = runner.invoke(cli, ["export", str(mlp_run), "-o", str(tmp_path / "c"), "--atol", "-1"])
+    assert res.exit_code == 1 and res.output.startswith("Error: atol must be a number >= 0 (an allowance added")
 
 
 def test_overwrite_replaces_only_bundles(tmp_path, mlp_run):

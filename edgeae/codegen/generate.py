@@ -105,7 +105,7 @@ def _check_prefix(prefix: str) -> str:
 
 
 def _options(bundle_dir: Path, manifest, precisions, io: str, codec: bool | None, verify: bool,
-             max_samples: int) -> tuple[list[str], bool, bool, np.ndarray | None]:
+             max_samples: int | None) -> tuple[list[str], bool, bool, np.ndarray | None]:
     """Check the bundle against the options; the precisions, raw I/O, codec and verification samples to use."""
     from edgeae.runtime.bundle import verify_bundle
 
@@ -190,7 +190,7 @@ def generate_c(
     io: str = "auto",
     verify: bool = True,
     overwrite: bool = False,
-    max_samples: int = 64,
+    max_samples: int | None = None,
     codec: bool | None = None,
 ) -> CodegenResult:
     """Write C99 for every graph of the bundle (encoder, decoder) x precision into ``out_dir``.
@@ -198,7 +198,8 @@ def generate_c(
     ``io``: "raw" (uint8 pixels in and out, normalization folded in; needs a bundle exported
     with --raw-io), "model" (float model units), "auto" (raw when the bundle has it).
     ``verify``: compile and run on the bundle's held-out samples and compare (see module
-    docstring); a failed check raises and writes nothing.
+    docstring); a failed check raises and writes nothing. ``max_samples``: how many of the
+    samples the bundle carries to check on (None: all, 256 for bundles from ``edgeae export``).
     ``codec``: also write the bundle's C `.eae` codec and the one-call API
     ``<prefix>_compress_<p>`` (raw samples -> stream bytes; see
     :mod:`edgeae.codegen.compress_c`), checked byte for byte against Python's streams.

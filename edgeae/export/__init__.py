@@ -95,15 +95,15 @@ def _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop,
                 + (["raw_io"] if raw_io else []))
     if calibration_method not in CALIBRATION_METHODS:
         raise ConfigError(f"unknown calibration method {calibration_method!r}; choose one of: {', '.join(CALIBRATION_METHODS)}")
-    if not (atol > 0 and math.isfinite(atol)):
-        raise ConfigError(f"atol must be a positive number, got {atol}")
+    if atol is not None and not (atol >= 0 and math.isfinite(atol)):
+        raise ConfigError(f"atol must be a number >= 0 (an allowance added to the derived bounds), got {atol}")
     if fixed_batch is not None and int(fixed_batch) <= 0:
         raise ConfigError(f"fixed batch must be a positive integer, got {fixed_batch}")
     if int(latency_repeats) < 1:
         raise ConfigError(f"latency repeats must be a positive integer, got {latency_repeats}")
     if max_psnr_drop < 0:
         raise ConfigError(f"max PSNR drop must be >= 0 dB, got {max_psnr_drop}")
-    return Options(precs, opset, float(atol), bool(raw_io), calibration_method, float(max_psnr_drop), bool(ort),
+    return Options(precs, opset, None if atol is None else float(atol), bool(raw_io), calibration_method, float(max_psnr_drop), bool(ort),
                    None if fixed_batch is None else int(fixed_batch), bool(overwrite), int(latency_repeats))
 
 
@@ -112,7 +112,7 @@ def export(
     out_dir: str | Path,
     precisions: str | tuple[str, ...] | list[str] = ("fp32",),
     opset: int | None = None,
-    atol: float = 1e-5,
+    atol: float | None = None,
     raw_io: bool = False,
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     calibration_method: str = "minmax",
@@ -176,7 +176,7 @@ def export_modules(
     *,
     precisions: str | tuple[str, ...] | list[str] = ("fp32",),
     opset: int | None = None,
-    atol: float = 1e-5,
+    atol: float | None = None,
     calibration_data: Any = None,
     calibration_method: str = "minmax",
     max_psnr_drop: float = 1.0,

@@ -32,7 +32,8 @@ EMULATED_CPUS = {"haswell": "Haswell-v4", "epyc": "EPYC-Milan", "nehalem": "Neha
 
 
 def check_graphs(graphs: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """``{graph path: .npy of inputs}`` -> per graph: checks made, failures, max error, notes."""
+    """``{graph path: .npy of inputs}`` -> per graph: checks made, failures, max error, the largest
+    share of its bound any element used (<= 1 passes), notes."""
     report = {}
     for path, inputs in graphs.items():
         x = np.load(inputs)
@@ -43,6 +44,7 @@ def check_graphs(graphs: dict[str, str]) -> dict[str, dict[str, Any]]:
             reference_check(Path(path), xb, run(sess, xb), checks, b, against="onnxruntime")
         report[path] = {"checks": len(checks.items), "failures": [c.line() for c in checks.failures()],
                         "max_error": max((c.max_abs_error for c in checks.items), default=None),
+                        "max_share": max((c.share for c in checks.items if c.share is not None), default=None),
                         "notes": checks.notes}
     return report
 

@@ -30,17 +30,22 @@ from edgeae.export.quantize import INT8_FORMATS, quantize_graph
 from edgeae.export.validate import (
     BATCHES,
     Checks,
+    check_copy,
+    criteria_by_graph,
     measure_latency,
     reference_check,
     run,
     session,
+    structure_problems,
     take_batch,
 )
+from edgeae.numerics import deviation_bounds
 from edgeae.runtime.metrics import psnr
 from edgeae.runtime.preprocess import Normalizer
 
-__all__ = ["Source", "Options", "write_bundle", "graph_file"]
+__all__ = ["SAMPLES_KEPT", "Source", "Options", "write_bundle", "graph_file"]
 
+SAMPLES_KEPT = 256  # held-out samples a bundle carries (samples.npy) for later checks
 _INT8 = tuple(INT8_FORMATS)  # int8-dynamic, int8-static: the candidates of --precision int8
 
 
@@ -71,7 +76,7 @@ class Options:
 
     precisions: list[str]  # fp32 first; may hold the alias "int8"
     opset: int  # ai.onnx opset
-    atol: float  # fp32 tolerance vs PyTorch
+    atol: float | None  # extra absolute allowance on top of every derived bound (None: none)
     raw_io: bool  # also write raw-I/O graphs
     calibration_method: str  # minmax | entropy | percentile
     max_psnr_drop: float  # dB a variant may lose vs fp32
@@ -106,36 +111,50 @@ class _Torch:
         return self.dec(torch.from_numpy(np.ascontiguousarray(code))).numpy()
 
 
-def _compare(folder: Path, enc_file: str, dec_file: str, ref: _Torch, x: np.ndarray, checks: Checks,
-             tol: float | None, dec_tol: float | None, reference: str | None, fp16: bool = False) -> None:
+_MODE = {"fp32": "float", "fp16": "fp16"}  # precision -> deviation mode vs PyTorch (int8: "quantized")
+
+
+def _compare(folder: Path, p: str, raw: bool, ref: _Torch, x: np.ndarray, checks: Checks, atol: float) -> None:
     """encoder, decoder and decode(encode(x)) vs PyTorch at every batch size, plus onnx.reference.
 
-    ``reference``: "pytorch" compares ReferenceEvaluator with PyTorch (fp32 graphs, batch 7);
-    "onnxruntime" compares it with ONNX Runtime running the graph as the runtime does, at
-    every batch size (int8 graphs: the kernels ONNX Runtime picks for this CPU must compute
-    the graph's exact integer semantics); "onnxruntime-unoptimized" with the graph run as
-    written (fp16, batch 7); None skips it.
+    Each output element is held to its own bound (:func:`edgeae.numerics.deviation_bounds`):
+    fp32 the rounding of two float evaluations, fp16 that plus float16 weights and
+    activations, int8 the graph's own quantization error measured at every quantizer. The
+    end-to-end bound starts from the codes' measured deviation. onnx.reference runs fp32
+    graphs against PyTorch (batch 7), fp16 graphs against ONNX Runtime unoptimized (batch 7)
+    and int8 graphs against ONNX Runtime as the runtime runs them (every batch: the kernels it
+    picks for *this* CPU must compute the graph's exact integer semantics, one step per tie).
     """
+    enc_file, dec_file = graph_file("encoder", p, raw), graph_file("decoder", p, raw)
+    mode = _MODE.get(p, "quantized")
+    crit = mode
     enc, dec = session(folder / enc_file), session(folder / dec_file)
     for b in BATCHES:
         xb = take_batch(x, b)
         want = ref.encode(xb)
         got = run(enc, xb)
+        eb = deviation_bounds(folder / enc_file, xb, mode).bounds
         for name, value in want.items():
-            checks.add(enc_file, name, b, got.get(name, np.empty(0)), value, tol)
+            checks.add_bounded(enc_file, name, b, got.get(name, np.empty(0)), value, eb.get(name, 0.0), crit,
+                               atol=atol)
         x_hat = ref.decode(want["code"])
         code = want["code"].astype(np.float32)
         dec_got = run(dec, code)
-        checks.add(dec_file, "x_hat", b, dec_got["x_hat"], x_hat, dec_tol)
+        db = deviation_bounds(folder / dec_file, code, mode).bounds["x_hat"]
+        checks.add_bounded(dec_file, "x_hat", b, dec_got["x_hat"], x_hat, db, crit, atol=atol)
         e2e = run(dec, got["code"])["x_hat"]
-        checks.add(f"{enc_file}+{dec_file}", "end_to_end", b, e2e, x_hat, dec_tol)
-        if reference == "onnxruntime":
-            reference_check(folder / enc_file, xb, got, checks, b, against="onnxruntime")
-            reference_check(folder / dec_file, code, dec_got, checks, b, against="onnxruntime")
-        elif b == 7 and reference:
-            as_torch = reference == "pytorch"
-            reference_check(folder / enc_file, xb, want if as_torch else None, checks, b, fp16)
-            reference_check(folder / dec_file, code, {"x_hat": x_hat} if as_torch else None, checks, b, fp16)
+        moved = np.abs(got["code"].astype(np.float64) - want["code"]) if got["code"].shape == code.shape else None
+        if moved is not None and np.isfinite(moved).all():  # centred on the codes ONNX Runtime decoded
+            db = deviation_bounds(folder / dec_file, got["code"], mode, d_in=moved).bounds["x_hat"]
+        checks.add_bounded(f"{enc_file}+{dec_file}", "end_to_end", b, e2e, x_hat, db, crit, atol=atol)
+        if p in INT8_FORMATS:
+            reference_check(folder / enc_file, xb, got, checks, b, against="onnxruntime", atol=atol)
+            reference_check(folder / dec_file, code, dec_got, checks, b, against="onnxruntime", atol=atol)
+        elif b == 7 and not raw:
+            as_torch = p == "fp32"
+            reference_check(folder / enc_file, xb, want if as_torch else None, checks, b, p == "fp16", atol=atol)
+            reference_check(folder / dec_file, code, {"x_hat": x_hat} if as_torch else None, checks, b,
+                            p == "fp16", atol=atol)
 
 
 def _metadata(src: Source, role: str, precision: str, raw: bool) -> dict[str, Any]:
@@ -173,6 +192,7 @@ class _Job:
     variants: list[str]  # precisions beyond fp32, the int8 alias expanded
     raws: list[bool]  # [False] or [False, True] with --raw-io
     checks: Checks = field(default_factory=Checks)
+    problems: list[str] = field(default_factory=list)  # structural faults (a layer left in float)
 
     @property
     def precisions(self) -> list[str]:
@@ -184,8 +204,8 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
     packaging -> manifest. Any failed check raises before the manifest is written."""
     job = _start_job(src, d, opts)
     _write_graphs(job)
-    raw_tol = _check_graphs(job)
-    validation = _validation_records(job, raw_tol)
+    _check_graphs(job)
+    validation = _validation_records(job)
     if "int8" in opts.precisions:
         _choose_int8(d, opts, validation, job.raws)
     _refuse_failures(job, validation)
@@ -235,32 +255,28 @@ def _write_graphs(job: _Job) -> None:
         G.check_graph(f)
 
 
-def _check_graphs(job: _Job) -> float | None:
-    """2. Every graph vs PyTorch at batches 1, 7, 64, and in onnx.reference; the raw-I/O tolerance."""
+def _check_graphs(job: _Job) -> None:
+    """2. Every graph vs PyTorch at batches 1, 7, 64, and in onnx.reference; int8 graphs' structure."""
     src, opts = job.src, job.opts
-    raw_tol = None
-    if opts.raw_io:
-        raw_tol = 1.0 if src.normalization.raw_dtype == "uint8" else opts.atol * max(
-            1.0, float(np.abs(src.normalization.scale).max()), float(np.abs(src.normalization.offset).max()))
     for p in job.precisions:
-        tol = opts.atol if p == "fp32" else None
-        ref_mode = {"fp32": "pytorch", "fp16": "onnxruntime-unoptimized"}.get(p, "onnxruntime")
-        _compare(job.d, graph_file("encoder", p), graph_file("decoder", p), job.ref, src.val_x, job.checks, tol,
-                 tol, ref_mode, p == "fp16")
-        if opts.raw_io:
-            _compare(job.d, graph_file("encoder", p, True), graph_file("decoder", p, True), job.ref_raw, src.val_raw,
-                     job.checks, tol, raw_tol if p == "fp32" else None, ref_mode if p in INT8_FORMATS else None)
-    return raw_tol
+        for raw in job.raws:
+            ref, x = (job.ref_raw, src.val_raw) if raw else (job.ref, src.val_x)
+            _compare(job.d, p, raw, ref, x, job.checks, opts.atol or 0.0)
+            if p in INT8_FORMATS:
+                for role in ("encoder", "decoder"):
+                    job.problems += structure_problems(job.d / graph_file(role, p, raw), p)
 
 
-def _validation_records(job: _Job, raw_tol: float | None) -> dict[str, Any]:
-    """3. Per precision: errors, held-out PSNR and its drop, interleaved latency, size, notes."""
+def _validation_records(job: _Job) -> dict[str, Any]:
+    """3. Per precision: errors, the tightest criterion per graph and its margin, held-out PSNR
+    (all held-out samples and the bundle's own samples) and its drop, latency, size, notes."""
     d, src, checks = job.d, job.src, job.checks
     x_eval = src.val_x  # held-out samples, capped at MAX_VALIDATION_SAMPLES by export and export_modules
     pairs = {p: (session(d / graph_file("encoder", p)), session(d / graph_file("decoder", p)))
              for p in job.precisions}
     quality = {p: psnr(x_eval, run(dec, run(enc, x_eval)["code"])["x_hat"], src.peak)
                for p, (enc, dec) in pairs.items()}
+    carried = _carried_psnr(src, pairs)
     latency = measure_latency(pairs, src.val_x, repeats=job.opts.latency_repeats)
     sizes = {p: sum((d / graph_file(r, p)).stat().st_size for r in ("encoder", "decoder")) for p in pairs}
     validation: dict[str, Any] = {}
@@ -271,8 +287,10 @@ def _validation_records(job: _Job, raw_tol: float | None) -> dict[str, Any]:
             if c.graph in files and c.against.startswith("reference"):
                 refs[c.output] = max(refs.get(c.output, 0.0), c.max_abs_error)
         rec: dict[str, Any] = {
-            "max_abs_error": checks.max_errors(files), "tolerance": job.opts.atol if p == "fp32" else None,
+            "max_abs_error": checks.max_errors(files), "bounds": "derived per element (docs/export.md)",
+            "atol": job.opts.atol, "criteria": criteria_by_graph(checks, [graph_file(r, p, raw) for raw in job.raws for r in ("encoder", "decoder")]),
             "reference_evaluator_max_abs_error": refs or None, "psnr": round(quality[p], 4),
+            "samples_psnr": carried.get(p), "psnr_peak": src.peak,
             "psnr_drop": round(quality["fp32"] - quality[p], 4), "latency_ms": latency[p], "threads": 1,
             "size": sizes[p], "size_ratio": round(sizes[p] / sizes["fp32"], 4), "notes": [],
         }
@@ -283,11 +301,38 @@ def _validation_records(job: _Job, raw_tol: float | None) -> dict[str, Any]:
                 if latency[p][b] > latency["fp32"][b]:
                     rec["notes"].append(f"slower than fp32 at {b.replace('batch', 'batch ')}")
         if job.opts.raw_io:
-            rec["raw_io"] = {"max_abs_error": checks.max_errors(_pair_files(p, raw=True)),
-                             "tolerance": raw_tol if p == "fp32" else None}
+            rec["raw_io"] = {"max_abs_error": checks.max_errors(_pair_files(p, raw=True))}
         rec["notes"] += [n for n in checks.notes if n.split(":")[0] in files]
         validation[p] = rec
+    validation["fp32"].update(_fingerprints(job))
     return validation
+
+
+def _carried_psnr(src: Source, pairs: dict[str, tuple[Any, Any]]) -> dict[str, float]:
+    """PSNR per precision on the held-out samples the bundle carries (samples.npy), normalized
+    as the runtime does: what a later check of the bundle (``edgeae codegen``) recomputes."""
+    if src.val_raw is None:
+        return {}
+    xs = Normalizer(src.normalization, src.sample_shape).normalize(src.val_raw[:SAMPLES_KEPT]).astype(np.float32)
+    return {p: round(psnr(xs, run(dec, run(enc, xs)["code"])["x_hat"], src.peak), 4) for p, (enc, dec) in pairs.items()}
+
+
+def _fingerprints(job: _Job) -> dict[str, list[float]]:
+    """Per carried sample, the squared error of the fp32 pair's reconstruction (model units, and
+    raw units with --raw-io): the fingerprint a later check of one graph of the bundle compares
+    with, within the bound its rounding allows (a graph from another model is far off)."""
+    src, d = job.src, job.d
+    if src.val_raw is None:
+        return {}
+    raw = np.asarray(src.val_raw[:SAMPLES_KEPT])
+    out = {}
+    for is_raw in job.raws:
+        x = raw if is_raw else Normalizer(src.normalization, src.sample_shape).normalize(raw).astype(np.float32)
+        enc, dec = session(d / graph_file("encoder", "fp32", is_raw)), session(d / graph_file("decoder", "fp32", is_raw))
+        x_hat = run(dec, run(enc, x)["code"])["x_hat"]
+        err = (np.asarray(x, np.float64) - np.asarray(x_hat, np.float64)).reshape(len(x), -1)
+        out["samples_mse_raw" if is_raw else "samples_mse"] = [float(v) for v in np.mean(err * err, axis=1)]
+    return out
 
 
 def _pair_files(precision: str, raw: bool) -> set[str]:
@@ -299,15 +344,18 @@ def _pair_files(precision: str, raw: bool) -> set[str]:
 def _refuse_failures(job: _Job, validation: dict[str, Any]) -> None:
     """Mark each precision passed or not; any failed check or PSNR budget stops the export here."""
     opts, checks = job.opts, job.checks
-    problems = [c.line() for c in checks.failures()]
+    problems = [c.line() for c in checks.failures()] + job.problems
     for p, rec in validation.items():
         rec["passed"] = rec["psnr_drop"] <= opts.max_psnr_drop
+        share = max(rec["psnr_drop"], 0.0) / opts.max_psnr_drop if opts.max_psnr_drop > 0 else float(rec["psnr_drop"] > 0)
+        rec["psnr_criterion"] = {"criterion": "psnr", "share": round(share, 4), "max_psnr_drop": opts.max_psnr_drop,
+                                 "margin_db": round(opts.max_psnr_drop - rec["psnr_drop"], 4)}
         if not rec["passed"]:
             problems.append(
                 f"{p}: held-out PSNR drops {rec['psnr_drop']:.2f} dB (fp32 {validation['fp32']['psnr']:.2f} dB -> "
                 f"{rec['psnr']:.2f} dB), more than --max-psnr-drop {opts.max_psnr_drop:g}; try another "
                 "--calibration-method or more --calibration-samples, raise --max-psnr-drop, or leave it out")
-    validation["fp32"]["passed"] = validation["fp32"]["passed"] and not checks.failures()
+    validation["fp32"]["passed"] = validation["fp32"]["passed"] and not checks.failures() and not job.problems
     if problems:
         raise ValidationError(f"export validation failed ({len(problems)} problem(s)); nothing was written:\n  "
                               + "\n  ".join(problems))
@@ -329,13 +377,13 @@ def _package(job: _Job, kept: list[str]) -> list[Any]:
                 if opts.fixed_batch and not raw:
                     fb = d / graph_file(role, p, fixed_batch=opts.fixed_batch)
                     P.write_fixed_batch(path, fb, opts.fixed_batch)
-                    P.check_same_outputs(fb, path, x_in, opts.fixed_batch, checks, opts.atol)
+                    check_copy(fb, path, x_in, opts.fixed_batch, checks, opts.atol or 0.0)
                     fi, fo = G.tensor_specs(fb)
                     entries.append(graph_entry(fb, role, p, opts.opset, fi, fo, fixed_batch=opts.fixed_batch))
                 if opts.ort:
                     o = d / graph_file(role, p, raw, format="ort")
                     P.write_ort(path, o)
-                    P.check_same_outputs(o, path, x_in, 7, checks, opts.atol)
+                    check_copy(o, path, x_in, 7, checks, opts.atol or 0.0)
                     entries.append(graph_entry(o, role, p, opts.opset, ins, outs, raw_io=raw, format="ort"))
     if opts.ort:
         P.write_required_operators(sorted(d.glob("*.ort")), d / P.ORT_CONFIG)
@@ -352,8 +400,9 @@ def _write_manifest(job: _Job, entries: list[Any], validation: dict[str, Any]) -
     src, d = job.src, job.d
     samples = None
     if src.val_raw is not None:
-        np.save(d / "samples.npy", np.ascontiguousarray(src.val_raw[:256]))
-        samples = {"file": "samples.npy", "sha256": file_sha256(d / "samples.npy"), "count": int(min(256, len(src.val_raw)))}
+        np.save(d / "samples.npy", np.ascontiguousarray(src.val_raw[:SAMPLES_KEPT]))
+        samples = {"file": "samples.npy", "sha256": file_sha256(d / "samples.npy"),
+                   "count": int(min(SAMPLES_KEPT, len(src.val_raw)))}
     codec = _codec_tables(src, job.ref, job.opts, d, src.val_x, validation)
     manifest = Manifest(
         kind=src.kind, code_size=job.code_size, model=src.model, variational=src.variational,

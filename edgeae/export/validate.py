@@ -1,9 +1,15 @@
 """Checks that an exported graph computes what PyTorch computes, on real held-out samples.
 
-Every check is recorded (graph, output, batch, max abs error, tolerance); nothing stops at
-the first mismatch, so one :class:`edgeae.errors.ValidationError` lists them all. A second,
-independent implementation (``onnx.reference.ReferenceEvaluator``) runs every graph too,
-so an ONNX Runtime kernel bug cannot hide behind a matching exporter bug.
+Every check is recorded (graph, output, batch, max abs error, the share of its bound used,
+the criterion); nothing stops at the first mismatch, so one
+:class:`edgeae.errors.ValidationError` lists them all. A second, independent implementation
+(``onnx.reference.ReferenceEvaluator``) runs every graph too, so an ONNX Runtime kernel bug
+cannot hide behind a matching exporter bug.
+
+The bound of every output element follows from the graph's numerics
+(:func:`edgeae.numerics.deviation_bounds`, derived in docs/export.md): the rounding of each
+sum over its length and magnitude, a quantizer's tie worth one step, what later ops make
+of it. There is no absolute tolerance to guess; ``atol`` only adds an allowance.
 """
 
 from __future__ import annotations
@@ -15,23 +21,36 @@ from typing import Any
 
 import numpy as np
 
+from edgeae.errors import ExportError
+from edgeae.numerics import U16, U32, compare_bounded, deviation_bounds
 from edgeae.runtime.session import session_options
 
 __all__ = [
     "BATCHES",
-    "REFERENCE_ATOL",
-    "output_steps",
+    "CRITERIA",
     "Check",
     "Checks",
     "session",
     "run",
     "take_batch",
     "reference_check",
+    "structure_problems",
+    "tightest",
+    "criteria_by_graph",
+    "check_copy",
     "measure_latency",
 ]
 
 BATCHES = (1, 7, 64)  # batch sizes every graph is run at (odd 7 catches batch-axis bugs)
-REFERENCE_ATOL = 1e-4  # ReferenceEvaluator vs ONNX Runtime / PyTorch
+# criterion key -> what it compares, as printed by `edgeae export`
+CRITERIA = {
+    "float": "float rounding bound",  # fp32 graph vs PyTorch, or two evaluations of one graph
+    "fp16": "float16 rounding bound",  # fp16 graph vs the float32 model
+    "quantized": "quantization bound",  # int8 graph vs the float32 model (its own rounding, measured)
+    "semantics": "integer semantics, one step per tie",  # int8 graph: ORT kernels vs onnx.reference
+    "copy": "same graph, rounding bound",  # .ort / fixed-batch copies vs their source
+    "psnr": "held-out PSNR drop vs --max-psnr-drop",
+}
 
 
 @dataclass
@@ -42,16 +61,27 @@ class Check:
     output: str  # output name, e.g. "code"; "end_to_end" for decode(encode(x))
     batch: int | None  # batch size it ran at
     max_abs_error: float  # max |got - want|
-    tolerance: float | None  # None: recorded, not enforced
+    tolerance: float | None  # largest element bound (plus atol); None: recorded, not enforced
     against: str = "pytorch"  # pytorch | onnxruntime (what "want" came from)
+    share: float | None = None  # largest |got - want| / bound over the elements (<= 1 passes)
+    over: int = 0  # elements outside their bound
+    criterion: str = "float"  # a key of CRITERIA
 
     @property
     def passed(self) -> bool:
-        return self.tolerance is None or self.max_abs_error <= self.tolerance
+        if self.tolerance is None:
+            return True
+        if self.share is not None:
+            return self.share <= 1.0
+        return self.max_abs_error <= self.tolerance
 
     def line(self) -> str:
-        return (f"{self.graph} {self.output} (batch {self.batch}, vs {self.against}): max abs error "
-                f"{self.max_abs_error:.3g} > tolerance {self.tolerance:g}")
+        if self.share is None:
+            return (f"{self.graph} {self.output} (batch {self.batch}, vs {self.against}): max abs error "
+                    f"{self.max_abs_error:.3g} > tolerance {self.tolerance:g}")
+        return (f"{self.graph} {self.output} (batch {self.batch}, vs {self.against}, {CRITERIA[self.criterion]}): "
+                f"{self.over} element(s) outside their bound, max abs error {self.max_abs_error:.3g}, "
+                f"{self.share:.3g} x the bound (largest bound {self.tolerance:.3g})")
 
 
 @dataclass
@@ -63,6 +93,7 @@ class Checks:
 
     def add(self, graph: str, output: str, batch: int | None, got: np.ndarray, want: np.ndarray,
             tolerance: float | None, against: str = "pytorch") -> Check:
+        """A comparison against one scalar tolerance (None: recorded only)."""
         got = np.asarray(got, np.float64)
         want = np.asarray(want, np.float64)
         if got.shape != want.shape:
@@ -76,6 +107,15 @@ class Checks:
         self.items.append(check)
         return check
 
+    def add_bounded(self, graph: str, output: str, batch: int | None, got: Any, want: Any, bound: Any,
+                    criterion: str, against: str = "pytorch", atol: float = 0.0) -> Check:
+        """A comparison element by element against ``bound + atol`` (NaN or inf always fails)."""
+        b = np.asarray(bound, np.float64) + atol
+        err, share, over = compare_bounded(np.asarray(got), np.asarray(want), b)
+        check = Check(graph, output, batch, err, float(np.max(b, initial=0.0)), against, share, over, criterion)
+        self.items.append(check)
+        return check
+
     def failures(self) -> list[Check]:
         return [c for c in self.items if not c.passed]
 
@@ -86,6 +126,52 @@ class Checks:
             if c.graph in graphs and c.against == against:
                 out[c.output] = max(out.get(c.output, 0.0), c.max_abs_error)
         return out
+
+
+def tightest(checks: Checks, graphs: set[str]) -> dict[str, Any] | None:
+    """The enforced check of ``graphs`` that used the largest share of its bound: which
+    criterion, how much of it was used and the margin (bound / error; inf when exact)."""
+    best = None
+    for c in checks.items:
+        if c.graph in graphs and c.share is not None and c.tolerance is not None:
+            if best is None or c.share > best.share:
+                best = c
+    if best is None:
+        return None
+    return {"criterion": best.criterion, "what": CRITERIA[best.criterion], "graph": best.graph,
+            "output": best.output, "batch": best.batch, "against": best.against, "share": _num(best.share),
+            "margin": _num(1 / best.share) if best.share > 0 else None, "max_abs_error": _num(best.max_abs_error),
+            "largest_bound": _num(best.tolerance)}
+
+
+def criteria_by_graph(checks: Checks, files: list[str]) -> dict[str, Any]:
+    """Graph file -> its tightest criterion and margin (:func:`tightest`), for the manifest."""
+    out = {}
+    for f in files:
+        t = tightest(checks, {f})
+        if t is not None:
+            out[f] = t
+    return out
+
+
+def check_copy(candidate: Path, source: Path, x: np.ndarray, batch: int, checks: Checks, atol: float) -> None:
+    """A packaged copy (.ort, fixed batch) vs its source graph in ONNX Runtime: two evaluations
+    of one graph, held to the same per-element bounds (a tie may round one step apart)."""
+    xb = take_batch(x, batch)
+    try:
+        got = run(session(candidate), xb)
+    except Exception as exc:
+        raise ExportError(f"{candidate.name} does not run in onnxruntime: {exc}") from exc
+    want = run(session(source), xb)
+    bounds = deviation_bounds(source, xb, "float").bounds
+    for name, value in want.items():
+        checks.add_bounded(candidate.name, name, batch, got.get(name, np.empty(0)), value, bounds[name], "copy",
+                           against=f"onnxruntime/{source.name}", atol=atol)
+
+
+def _num(v: float) -> float | None:
+    """A finite float rounded for the manifest; inf / NaN become None (JSON has no inf)."""
+    return float(f"{v:.4g}") if math.isfinite(v) else None
 
 
 def session(path: Path, optimize: bool = True, threads: int = 1) -> Any:
@@ -110,7 +196,7 @@ def take_batch(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def reference_check(path: Path, x: np.ndarray, want: dict[str, np.ndarray] | None, checks: Checks,
-                    batch: int, fp16: bool = False, against: str = "pytorch") -> None:
+                    batch: int, fp16: bool = False, against: str = "pytorch", atol: float = 0.0) -> None:
     """Run ``path`` in onnx.reference and compare with ``want``, labelled ``against``.
 
     ``want`` is PyTorch's output (fp32 graphs) or, for quantized graphs, what ONNX Runtime
@@ -119,12 +205,11 @@ def reference_check(path: Path, x: np.ndarray, want: dict[str, np.ndarray] | Non
     the graph's exact integer semantics. When ``want`` is None, ONNX Runtime runs the graph
     unoptimized. Unsupported ops are noted, not failed.
 
-    Tolerances: 1e-4, plus for an output that leaves the graph through DequantizeLinear
-    (static int8) one step of its scale: ONNX Runtime's fused kernels sum the integer
-    products exactly and requantize once, onnx.reference sums dequantized floats, so a value
-    within float rounding of a half step may land one step apart (a saturating kernel is off
-    by many steps). fp16 graphs get a few float16 steps (2e-3 relative): onnx.reference
-    accumulates in float16 where ONNX Runtime accumulates in float32."""
+    Bounds: two evaluations of one graph (:func:`edgeae.numerics.deviation_bounds`, mode
+    "float"): float sums within their rounding bound, a quantizer within one step where its
+    input lies within that bound of a rounding tie, and what the later ops make of that step.
+    A saturating integer kernel is off by many steps where no tie is near. fp16 graphs: the
+    reference accumulates in float16 (``u_b`` = float16's unit roundoff)."""
     import onnx
 
     name = path.name
@@ -139,37 +224,50 @@ def reference_check(path: Path, x: np.ndarray, want: dict[str, np.ndarray] | Non
         return
     if want is None:
         want, against = run(session(path, optimize=False), x), "onnxruntime-unoptimized"
-    steps = output_steps(model)
+    dev = deviation_bounds(model, x, "float", u_b=U16 if fp16 else U32)
+    crit = "semantics" if _is_int8(model) else "float"
     for key, value in got.items():
         if key in want:
-            tol = REFERENCE_ATOL + steps.get(key, 0.0)
-            if fp16:
-                tol += 2e-3 * float(np.abs(np.asarray(want[key], np.float64)).max(initial=0.0))
-            checks.add(name, key, batch, value, want[key], tol, against=f"reference-evaluator/{against}")
+            checks.add_bounded(name, key, batch, value, want[key], dev.bounds[key], crit,
+                               against=f"reference-evaluator/{against}", atol=atol)
 
 
-_SHAPE_ONLY = {"Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze", "Transpose"}
+_INTEGER_OPS = {"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DequantizeLinear"}
+_WEIGHTED = {"MatMul", "Gemm", "Conv", "ConvTranspose"}
 
 
-def output_steps(model: Any) -> dict[str, float]:
-    """Graph output -> the scale of the DequantizeLinear it comes from (through shape-only ops).
+def _is_int8(model: Any) -> bool:
+    return any(n.op_type in _INTEGER_OPS for n in model.graph.node)
 
-    Only per-tensor (scalar) scales count; outputs computed in float have no entry."""
+
+def structure_problems(path: Path, precision: str) -> list[str]:
+    """What keeps an int8 graph from being int8: a weighted node left in float.
+
+    int8-dynamic: every MatMul / Gemm / Conv must be MatMulInteger / ConvInteger (ONNX
+    Runtime has no dynamic ConvTranspose, the one float layer such a graph may keep, noted in
+    the manifest); int8-static: every weighted node reads its weight and its activation
+    through DequantizeLinear of 8-bit values."""
+    import onnx
     from onnx import numpy_helper
 
-    producer = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name: i for i in model.graph.initializer}
-    steps = {}
-    for out in model.graph.output:
-        node = producer.get(out.name)
-        while node is not None and node.op_type in _SHAPE_ONLY:
-            node = producer.get(node.input[0])
-        if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in inits:
+    graph = onnx.load(str(path)).graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    problems = []
+    for n in graph.node:
+        if n.op_type not in _WEIGHTED:
             continue
-        scale = numpy_helper.to_array(inits[node.input[1]])
-        if scale.size == 1:
-            steps[out.name] = float(scale.reshape(()))
-    return steps
+        if precision == "int8-dynamic":
+            if n.op_type != "ConvTranspose":
+                problems.append(f"{path.name}: {n.op_type} {n.name!r} is left in float")
+            continue
+        for k, what in ((0, "activation"), (1, "weight")):
+            src = producer.get(n.input[k])
+            eight = src is not None and src.op_type == "DequantizeLinear" and (
+                what == "activation" or consts.get(src.input[0], np.zeros(0, np.float32)).dtype in (np.uint8, np.int8))
+            if not eight:
+                problems.append(f"{path.name}: {n.op_type} {n.name!r} reads its {what} in float, not from 8-bit values")
+    return problems
 
 
 def _reference_run(model: Any, x: np.ndarray) -> tuple[Any, list[np.ndarray]]:
