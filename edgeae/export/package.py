@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from edgeae.errors import ExportError
 from edgeae.export.graphs import check_graph, fix_batch
 from edgeae.export.quiet import quiet
-from edgeae.export.validate import Checks, run, session, take_batch
 from edgeae.runtime.session import create_session, session_options
 
-__all__ = ["ORT_CONFIG", "graph_file", "write_ort", "write_required_operators", "write_fixed_batch",
-           "check_same_outputs"]
+__all__ = ["ORT_CONFIG", "graph_file", "write_ort", "write_required_operators", "write_fixed_batch"]
 
 ORT_CONFIG = "required_operators.config"
 
@@ -64,17 +60,3 @@ def write_required_operators(ort_files: list[Path], config: Path) -> None:
 def write_fixed_batch(src: Path, dst: Path, batch: int) -> None:
     fix_batch(src, dst, batch)
     check_graph(dst)
-
-
-def check_same_outputs(candidate: Path, reference: Path, x: np.ndarray, batch: int, checks: Checks,
-                       tolerance: float) -> None:
-    """Run ``candidate`` and ``reference`` at ``batch`` on real samples; record each output's error."""
-    xb = take_batch(x, batch)
-    try:
-        got = run(session(candidate), xb)
-    except Exception as exc:
-        raise ExportError(f"{candidate.name} does not run in onnxruntime: {exc}") from exc
-    want = run(session(reference), xb)
-    for name, value in want.items():
-        checks.add(candidate.name, name, batch, got.get(name, np.empty(0)), value, tolerance,
-                   against=f"onnxruntime/{reference.name}")
