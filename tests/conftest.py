@@ -48,3 +48,12 @@ def mlp_bundle(mlp_run, tmp_path_factory) -> Path:
     export(mlp_run, out, precisions="fp32,int8-dynamic", raw_io=True, ort=True, fixed_batch=4,
            latency_repeats=3)
     return out
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium (the system one, driven by Playwright) for one test module's pages."""
+    from edgeae.web.headless import browser
+
+    with browser() as b:
+        yield b

@@ -18,7 +18,7 @@ import edgeae.runtime as rt
 from edgeae.runtime.compress import codecs_of, decompress
 from edgeae.runtime.stream import compress_codes
 from edgeae.web import MAX_IR_VERSION, MAX_OPSET, build_site
-from edgeae.web.headless import browser, missing, serve
+from edgeae.web.headless import missing, serve
 from tests._bundles import make_bundle
 from tests.test_web import add_codecs
 
@@ -59,12 +59,6 @@ def sites(mlp_run, tmp_path_factory):
     build_site(rawio, root / "rawio", ort_web=ORT_WEB, samples=4)
     build_site(mlp, root / "fp16", "fp16", ort_web=ORT_WEB, samples=SAMPLES)
     return {"root": root, "mlp": mlp, "vae": vae, "table": table, "rawio": rawio}
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from onnx import numpy_helper
 
 from edgeae.runtime.bundle import file_sha256
 from edgeae.web import build_site
-from edgeae.web.headless import browser, missing, serve
+from edgeae.web.headless import missing, serve
 from tests._bundles import make_bundle
 from tests.test_web import add_codecs
 
@@ -92,12 +92,6 @@ def sites(tmp_path_factory):
     (header / "decoder.onnx").write_bytes(bytes(data))
     _rehash(header, "decoder.onnx")
     return {"www": www, "img": img}
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
