@@ -26,6 +26,7 @@ interrupted is put back. Standard library only, so the runtime uses it too.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import re
@@ -51,7 +52,9 @@ _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{6})[
                        r"(?P<kind>partial|old)-(?P<dpid>\d+)-(?P<dhost>[0-9a-f]{6})[0-9a-f]{8})$")
 
 
+@functools.cache
 def _host() -> str:
+    """6 hex digits naming this machine (or container), computed once per process."""
     import hashlib
     import socket
 

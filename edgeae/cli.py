@@ -525,7 +525,7 @@ def _is_stream_file(path: str) -> bool:
 def _describe_stream(path: str) -> str:
     """What `info` prints for a stream: its sample count and framing, every CRC checked."""
     from edgeae.errors import StreamError
-    from edgeae.scale.bulk import read_header_file
+    from edgeae.runtime.stream import read_header_file
 
     try:
         info = read_header_file(path)

@@ -17,6 +17,7 @@ NodeProto.attribute -> AttributeProto.t / tensors / g / graphs (subgraphs of If 
 
 from __future__ import annotations
 
+import functools
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,7 @@ def _node(buf: memoryview, span: tuple[int, int], facts: GraphFacts, tensors: li
     return {inputs[i] for i in _WEIGHT_INPUTS.get(op, ()) if i < len(inputs) and inputs[i]}
 
 
-def scan_graph(path: str | Path) -> GraphFacts:
+def _scan(path: str | Path) -> GraphFacts:
     """External data locations and integer weight format of an ``.onnx`` file.
 
     Raises :class:`BundleError` when the file is not ONNX protobuf (a damaged or foreign file).
@@ -176,3 +177,23 @@ def scan_graph(path: str | Path) -> GraphFacts:
     except OSError as exc:
         raise BundleError(f"{path.name} cannot be read ({exc.strerror or exc})") from None
     return facts
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_unchanged(path: str, size: int, mtime_ns: int) -> GraphFacts:
+    return _scan(path)
+
+
+def scan_graph(path: str | Path) -> GraphFacts:
+    """External data locations and integer weight format of an ``.onnx`` file (read-only result).
+
+    One walk of the protobuf per file version: ``load`` and ``info`` ask twice (external data
+    for the hash check, then the weight format), so the result is kept while the file's size
+    and modification time stay the same. Raises :class:`BundleError` when the file is not ONNX
+    protobuf (a damaged or foreign file).
+    """
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return _scan(path)  # reports the file's own error
+    return _scan_unchanged(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)

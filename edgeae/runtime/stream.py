@@ -37,6 +37,7 @@ __all__ = [
     "append_codes",
     "append_file",
     "read_header",
+    "read_header_file",
 ]
 
 MAGIC = b"EA"  # two bytes, like gzip's, to keep the fixed overhead within budget
@@ -300,3 +301,15 @@ def decompress_symbols(codec: LatentCodec, model_id: bytes, data: bytes) -> np.n
 def decompress_codes(codec: LatentCodec, model_id: bytes, data: bytes) -> np.ndarray:
     """A stream -> float32 codes ``(N, D)`` at the quantization bin centres."""
     return codec.dequantize(decompress_symbols(codec, model_id, data))
+
+
+def read_header_file(path: str | os.PathLike) -> StreamInfo:
+    """:func:`read_header` of a stream file, memory-mapped (every chunk checked)."""
+    import mmap
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        view = memoryview(mm)
+        try:
+            return read_header(view)
+        finally:
+            view.release()

@@ -37,7 +37,7 @@ from edgeae.runtime.stream import (
     _header,
     _parse_header,
     decompress_codes,
-    read_header,
+    read_header_file,
 )
 from edgeae.scale.sources import RowSource, iter_blocks
 
@@ -78,7 +78,7 @@ def encode_block(model: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE
     try:
         model.contract.check_values(x, where)
     except NonFiniteInput as exc:  # the sample of the input, not of the block
-        raise NonFiniteInput(exc.what, first + exc.index) from None
+        raise exc.shifted(first) from None
     return np.asarray(model.encode(x, batch_size=batch_size), dtype=np.float32)
 
 
@@ -220,18 +220,6 @@ def _compress_into(model, source, path: Path, bits, append, batch_size, check, p
     report = _report(model, total, check)
     report["stream_samples"] = read_header_file(path).samples if append else total.samples  # the whole stream's
     return report
-
-
-def read_header_file(path: str | os.PathLike):
-    """:func:`~edgeae.runtime.stream.read_header` of a stream file, memory-mapped (every chunk checked)."""
-    import mmap
-
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        view = memoryview(mm)
-        try:
-            return read_header(view)
-        finally:
-            view.release()
 
 
 def _write_new(path: Path, write: Callable[[Path], dict]) -> dict:
