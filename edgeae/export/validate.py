@@ -61,24 +61,17 @@ class Check:
     output: str  # output name, e.g. "code"; "end_to_end" for decode(encode(x))
     batch: int | None  # batch size it ran at
     max_abs_error: float  # max |got - want|
-    tolerance: float | None  # largest element bound (plus atol); None: recorded, not enforced
+    tolerance: float  # largest element bound (plus atol)
     against: str = "pytorch"  # pytorch | onnxruntime (what "want" came from)
-    share: float | None = None  # largest |got - want| / bound over the elements (<= 1 passes)
+    share: float = 0.0  # largest |got - want| / bound over the elements (<= 1 passes)
     over: int = 0  # elements outside their bound
     criterion: str = "float"  # a key of CRITERIA
 
     @property
     def passed(self) -> bool:
-        if self.tolerance is None:
-            return True
-        if self.share is not None:
-            return self.share <= 1.0
-        return self.max_abs_error <= self.tolerance
+        return self.share <= 1.0
 
     def line(self) -> str:
-        if self.share is None:
-            return (f"{self.graph} {self.output} (batch {self.batch}, vs {self.against}): max abs error "
-                    f"{self.max_abs_error:.3g} > tolerance {self.tolerance:g}")
         return (f"{self.graph} {self.output} (batch {self.batch}, vs {self.against}, {CRITERIA[self.criterion]}): "
                 f"{self.over} element(s) outside their bound, max abs error {self.max_abs_error:.3g}, "
                 f"{self.share:.3g} x the bound (largest bound {self.tolerance:.3g})")
@@ -90,22 +83,6 @@ class Checks:
 
     items: list[Check] = field(default_factory=list)  # every comparison made
     notes: list[str] = field(default_factory=list)  # skipped checks and why
-
-    def add(self, graph: str, output: str, batch: int | None, got: np.ndarray, want: np.ndarray,
-            tolerance: float | None, against: str = "pytorch") -> Check:
-        """A comparison against one scalar tolerance (None: recorded only)."""
-        got = np.asarray(got, np.float64)
-        want = np.asarray(want, np.float64)
-        if got.shape != want.shape:
-            err = math.inf
-        else:
-            diff = np.abs(got - want)
-            err = float(diff.max()) if diff.size else 0.0
-            if not np.isfinite(diff).all():
-                err = math.inf
-        check = Check(graph, output, batch, err, tolerance, against)
-        self.items.append(check)
-        return check
 
     def add_bounded(self, graph: str, output: str, batch: int | None, got: Any, want: Any, bound: Any,
                     criterion: str, against: str = "pytorch", atol: float = 0.0) -> Check:
@@ -133,7 +110,7 @@ def tightest(checks: Checks, graphs: set[str]) -> dict[str, Any] | None:
     criterion, how much of it was used and the margin (bound / error; inf when exact)."""
     best = None
     for c in checks.items:
-        if c.graph in graphs and c.share is not None and c.tolerance is not None:
+        if c.graph in graphs:
             if best is None or c.share > best.share:
                 best = c
     if best is None:
