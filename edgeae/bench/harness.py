@@ -282,22 +282,25 @@ def run_bench(
                           method)
                     log(f"{provider} threads={t} {g} batch={b}: done")
     if ceiling and "fp32" in precisions and "encoder" in graphs:
-        b = max(batches)
-        try:  # the manifest's model record describes the layers; a malformed one skips the ceiling
-            shapes = encoder_matmuls(manifest.model or {"input_shape": list(manifest.sample_shape),
-                                                        "code_size": manifest.code_size}, b)
-            floats = sum(m * k + k * n + m * n for m, k, n in shapes)
-        except (KeyError, TypeError, ValueError) as exc:
-            shapes, why = None, f"the manifest's model record does not describe the layers ({exc!r})"
-        else:
-            why = f"the layers need {floats * 4 / 2**30:.1f} GiB of matrices" if floats > 2**28 else None
-        if why is None:
-            result.ceiling = {"batch": b, **measure_ceiling(shapes, min(max(duration, 0.2), 2.0), folder,
-                                                            _tile(feeds["edge"], b))}
-        else:
-            result.ceiling = {"batch": b, "error": f"ceiling skipped: {why}"}
+        result.ceiling = _ceiling(manifest, folder, feeds, max(batches), duration)
     result.finish()
     return result
+
+
+def _ceiling(manifest: Manifest, folder: Path, feeds: dict[str, np.ndarray], b: int,
+             duration: float) -> dict[str, Any]:
+    """The numpy matmul ceiling of the encoder's layers at batch ``b``, or why it was skipped."""
+    try:  # the manifest's model record describes the layers; a malformed one skips the ceiling
+        shapes = encoder_matmuls(manifest.model or {"input_shape": list(manifest.sample_shape),
+                                                    "code_size": manifest.code_size}, b)
+        floats = sum(m * k + k * n + m * n for m, k, n in shapes)
+    except (KeyError, TypeError, ValueError) as exc:
+        shapes, why = None, f"the manifest's model record does not describe the layers ({exc!r})"
+    else:
+        why = f"the layers need {floats * 4 / 2**30:.1f} GiB of matrices" if floats > 2**28 else None
+    if why is not None:
+        return {"batch": b, "error": f"ceiling skipped: {why}"}
+    return {"batch": b, **measure_ceiling(shapes, min(max(duration, 0.2), 2.0), folder, _tile(feeds["edge"], b))}
 
 
 def _check_run(manifest: Manifest, folder: Path, precisions: Sequence[str] | None, graphs: Sequence[str],
