@@ -27,7 +27,7 @@ import numpy as np
 
 from edgeae.errors import DataError, InputError
 
-__all__ = ["Dataset", "RowSource", "ArraySource", "iter_blocks", "check_finite", "as_samples", "check_samples",
+__all__ = ["Dataset", "RowSource", "ArraySource", "arrange", "iter_blocks", "check_finite", "as_samples", "check_samples",
            "resize_array", "shape_mismatch"]
 
 
