@@ -322,7 +322,8 @@ def test_fit_normalization_refuses_bad_arrays():
         "cannot fit a normalization to an array of shape (3,); need (N, ...) with N >= 1"
     )
     assert _err(fit_normalization, np.array([[1.0, np.nan]])) == (
-        "cannot fit a normalization: 1 values are NaN or infinite; clean the data first"
+        "the array to fit a normalization to contains NaN or infinite values (the first in sample 1); "
+        "clean or drop them first"
     )
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from edgeae.config import Normalization
-from edgeae.data.source import ArraySource, RowSource
+from edgeae.data.source import ArraySource, RowSource, check_finite
 from edgeae.errors import DataError
 
 __all__ = ["fit_normalization", "split_indices", "scan_statistics", "streaming_normalization"]
@@ -43,9 +43,7 @@ def fit_normalization(x: np.ndarray) -> Normalization:
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise DataError(f"cannot fit a normalization to {x.dtype} data; give numeric samples")
     flat = x.reshape(x.shape[0], -1).astype(np.float64)
-    bad = int(np.count_nonzero(~np.isfinite(flat)))
-    if bad:
-        raise DataError(f"cannot fit a normalization: {bad} values are NaN or infinite; clean the data first")
+    check_finite(flat, "the array to fit a normalization to")
     if flat.min() >= 0.0 and flat.max() <= 1.0:
         return _identity()
     mean = flat.mean(axis=0)
