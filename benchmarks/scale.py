@@ -168,10 +168,10 @@ def warm_dask(bundle: Path, x: Path, work: Path, repeats: int) -> dict:
     process, compress only, interleaved A B A B in one process."""
     from distributed import Client, LocalCluster
 
+    from edgeae.data import open_source
     from edgeae.runtime import load
     from edgeae.scale import bulk
     from edgeae.scale import dask as edask
-    from edgeae.scale.sources import open_source
 
     model = load(bundle, threads=1)
     source = open_source(x, model.sample_shape)

@@ -268,16 +268,6 @@ def _check_output(output: str, overwrite: bool, npy_only: bool = False) -> None:
             raise ConfigError(f"{output} is not empty; pass --overwrite to replace its images, or choose another -o")
 
 
-def _load_inputs(model, input_path: str, resize: str | None):
-    """Read samples for a loaded bundle through its input contract (docs/INPUT.md), checked whole."""
-    from edgeae.data import load_array_input, parse_resize
-
-    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
-    x, _ = model.contract.samples(x, input_path)
-    model.contract.check_values(x, input_path)
-    return x
-
-
 def _write_atomically(output, write) -> None:
     """``write(tmp_path)`` then rename onto ``output``: never half a file, the earlier one kept on failure.
 
@@ -333,7 +323,7 @@ def _write_samples(x_raw, output: str, is_image: bool) -> str:
         raise ConfigError(f"decoded samples are vectors, not images, so {output!r} cannot be a PNG folder: "
                           "use -o OUT.npy")
     from edgeae.atomic import commit_staging_dir, staging_dir
-    from edgeae.imageio import save_images, to_uint8
+    from edgeae.data.imageio import save_images, to_uint8
 
     folder = Path(output)
     try:
@@ -400,15 +390,9 @@ def encode_cmd(bundle, input_path, output, resize, dask_address, precision, prov
 
 def _check_dask(address: str | None) -> None:
     """--dask needs the dask extra; say so before any work."""
-    if address is None:
-        return
-    from edgeae.errors import ConfigError
+    from edgeae.scale import require_dask
 
-    try:
-        import dask  # noqa: F401
-        import distributed  # noqa: F401
-    except ImportError:
-        raise ConfigError("--dask needs Dask, which is not installed: pip install 'edgeae[dask]'") from None
+    require_dask(address)
 
 
 def _with_bar(fn, label: str):
@@ -417,25 +401,6 @@ def _with_bar(fn, label: str):
         return fn(None)
     with click.progressbar(length=None, label=label, file=sys.stderr, show_pos=True) as bar:
         return fn(bar.update)
-
-
-def _read_codes(path: str, code_size: int):
-    """A .npy file of codes ``(N, code_size)`` (or one code) -> float32 ``(N, code_size)``, checked."""
-    from edgeae.errors import InputError
-    from edgeae.npyfile import read_npy
-    from edgeae.runtime.contract import as_codes, check_codes
-
-    try:
-        with open(path, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
-    except OSError as exc:
-        raise InputError(f"cannot read codes file {path}: {exc.strerror}") from None
-    if is_zip:
-        raise InputError(f"{path} holds an .npz archive; expected a .npy array of codes, shape (N, {code_size}) "
-                         "as written by `edgeae encode`")
-    codes, _ = as_codes(read_npy(path), code_size, path)
-    check_codes(codes, path)
-    return codes
 
 
 @cli.command("decode")
@@ -450,9 +415,11 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
     \b
     Example: edgeae decode bundles/mnist codes.npy -o recon/
     """
+    from edgeae.data import read_codes
+
     _check_output(output, overwrite)
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    codes = _read_codes(codes_path, model.code_size)
+    codes = read_codes(codes_path, model.code_size)
     x = _run_with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p),
                            len(codes), batch_size, "decoding")
     click.echo(f"Decoded {len(codes)} codes -> {_write_samples(x, output, model.manifest.is_image)}")
@@ -472,13 +439,14 @@ def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, thr
     \b
     Example: edgeae reconstruct bundles/mnist t10k-images-idx3-ubyte.gz --precision int8-dynamic
     """
+    from edgeae.data import load_inputs
     from edgeae.runtime import reconstruction_summary
 
     if output:
         _check_output(output, overwrite)
 
     model = _load_model(bundle, precision, provider, threads, graph_format)
-    x = _load_inputs(model, input_path, resize)
+    x = load_inputs(model, input_path, resize)
     x_hat = _run_with_progress(lambda p: model.reconstruct(x, batch_size=batch_size, progress=p), len(x),
                                batch_size, "reconstructing")
     summary = reconstruction_summary(model.to_model_units(x), x_hat, model.manifest.normalization["mode"])
@@ -696,11 +664,11 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
         baseline = load_torch(torch_run)
     samples = None
     if data is not None:  # read here: the runtime itself stays free of the file-format loaders
+        from edgeae.data import open_source
         from edgeae.runtime import read_manifest
-        from edgeae.scale.sources import open_source
 
         src = open_source(str(data), read_manifest(bundle).sample_shape)
-        samples = src.read(src.n - 4096, src.n)  # the bench uses the last samples: never read a big file whole
+        samples = src.read(src.n - 4096, 4096)  # the bench uses the last samples: never read a big file whole
     result = run_bench(
         bundle, precisions=_bench_list(precision, "precision"), graphs=_bench_list(graph, "graph"),
         batches=_bench_ints(batch, "batch"), threads=_bench_ints(threads, "threads"),

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from edgeae.checkpoint import load_run
-from edgeae.data import prepare_data
 from edgeae.errors import ConfigError
+from edgeae.rows import prepare_data
 
 __all__ = ["sample_codes", "sample_grid"]
 
@@ -39,7 +39,7 @@ def sample_codes(run_dir: str | Path, n: int, seed: int = 0, loaded=None) -> tup
 
 def sample_grid(run_dir: str | Path, n: int, output: str | Path, seed: int = 0) -> tuple[Path, str]:
     """Decode :func:`sample_codes` and save them as a PNG grid (8 per row)."""
-    from edgeae.imageio import save_grid
+    from edgeae.data.imageio import save_grid
 
     cfg, model = load_run(run_dir)
     if not cfg.data.is_image or cfg.normalization.mode == "standardize":

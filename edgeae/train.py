@@ -40,10 +40,10 @@ from edgeae.config import (
     parse_int_list,
     parse_noise,
 )
-from edgeae.data import Split, prepare_data
 from edgeae.errors import ConfigError, TrainingError
 from edgeae.losses import check_loss_targets, kl_divergence, reconstruction_loss
 from edgeae.models import Autoencoder, build_model, default_code_size, default_hidden
+from edgeae.rows import Split, prepare_data
 from edgeae.runtime.metrics import psnr_from_mse as psnr
 from edgeae.runtime.metrics import psnr_peak
 
@@ -243,7 +243,7 @@ def _new_config(data: str, model: str, *, hidden, code_size, channels, activatio
                 code_activation, loss, noise, augment_shift, epochs, batch_size, lr, beta, patience, seed,
                 val_fraction, split, resize, device, latent_bits) -> tuple[RunConfig, Split]:
     """Settings of a new run, defaults filled in from the data (sizes, activations, loss)."""
-    from edgeae.scale.sources import open_training_source
+    from edgeae.data import open_training_source
 
     source, fmt, is_image = open_training_source(data, resize)  # a .npy is memory-mapped, not read
     data_cfg = DataConfig(source=str(data), format=fmt, sample_shape=source.sample_shape,
@@ -510,7 +510,7 @@ def _write_pictures(run_dir: Path, net, split_data: Split, val_in, cfg: RunConfi
         fig.savefig(run_dir / "loss.png")
         plt.close(fig)
     if cfg.data.is_image and cfg.normalization.mode != "standardize":
-        from edgeae.imageio import save_grid
+        from edgeae.data.imageio import save_grid
 
         n = min(12, len(split_data.val))
         with torch.no_grad():

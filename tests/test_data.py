@@ -175,7 +175,7 @@ def test_bad_arrays(tmp_path):
     np.save(p, np.zeros((2, 1, 2, 2, 2)))
     assert _err(load_dataset, p) == f"{p} holds an array of shape (2, 1, 2, 2, 2); at most 4 dimensions (N, C, H, W)"
     np.save(p, np.array([[1.0, np.nan], [np.inf, 2.0], [3.0, np.nan]]))
-    assert _err(load_dataset, p) == f"{p} contains 3 NaN or infinite values; clean or drop them first"
+    assert _err(load_dataset, p) == f"{p} contains NaN or infinite values (the first in sample 1); clean or drop them first"
     p.write_bytes(b"not numpy")
     assert _err(load_dataset, p).startswith(f"{p} could not be read as a numpy npy file (")
 
@@ -263,7 +263,7 @@ def test_bad_csv(tmp_path):
     p.write_text("1,2\n3,4,5\n")
     assert _err(load_dataset, p) == f"{p}, line 2: 3 columns, expected 2; make every row the same length"
     p.write_text("1,nan\ninf,2\n")
-    assert _err(load_dataset, p) == f"{p} contains 2 NaN or infinite values; clean or drop them first"
+    assert _err(load_dataset, p) == f"{p} contains NaN or infinite values (the first in sample 1); clean or drop them first"
     p.write_text("x,y\n")
     assert _err(load_dataset, p) == f"{p} has no data rows; give one sample per line of comma-separated numbers"
 
@@ -322,7 +322,8 @@ def test_fit_normalization_refuses_bad_arrays():
         "cannot fit a normalization to an array of shape (3,); need (N, ...) with N >= 1"
     )
     assert _err(fit_normalization, np.array([[1.0, np.nan]])) == (
-        "cannot fit a normalization: 1 values are NaN or infinite; clean the data first"
+        "the array to fit a normalization to contains NaN or infinite values (the first in sample 1); "
+        "clean or drop them first"
     )
 
 
@@ -361,7 +362,7 @@ def test_load_array_input_round_trips(tmp_path, rng):
     np.testing.assert_array_equal(load_array_input(tmp_path / "x.npy", (30,)), x.reshape(4, 30))
     np.save(tmp_path / "one.npy", x[0, 0])  # a single (H, W) sample gets a batch axis
     np.testing.assert_array_equal(load_array_input(tmp_path / "one.npy", (1, 6, 5)), x[:1])
-    from edgeae.imageio import save_images
+    from edgeae.data.imageio import save_images
 
     save_images(x, tmp_path / "pngs")
     np.testing.assert_array_equal(load_array_input(tmp_path / "pngs", (1, 6, 5)), x)
@@ -392,7 +393,7 @@ def test_data_and_imageio_import_without_torch_or_sklearn():
     import sys
 
     code = (
-        "import sys, edgeae.data, edgeae.imageio; "
+        "import sys, edgeae.data, edgeae.data.imageio; "
         "bad = [m for m in ('torch', 'onnx', 'sklearn') if m in sys.modules]; print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -415,7 +416,7 @@ def test_idx_folder_prefers_the_training_set(tmp_path):
 
 def _every_block(path, want=(1, 8, 8)) -> np.ndarray:
     """What encode / compress read: a RowSource for the model's shape, every block of it."""
-    from edgeae.scale.sources import iter_blocks, open_source
+    from edgeae.data import iter_blocks, open_source
 
     source = open_source(path, want)
     return np.concatenate([b for _, b in iter_blocks(source, 7)])
@@ -489,7 +490,7 @@ def test_csv_undecodable_first_row_is_refused_alike(tmp_path, first, expected):
 def test_npz_deflate_bomb_is_capped(tmp_path, monkeypatch):
     import zipfile
 
-    from edgeae import npyfile
+    from edgeae.data import npyfile
 
     path = tmp_path / "bomb.npz"
     n = 70 << 20  # 70 MiB of zeros: ~70 KiB deflated, above the 64 MiB every archive may expand to
@@ -509,7 +510,7 @@ def test_npz_deflate_bomb_is_capped(tmp_path, monkeypatch):
 
 
 def test_gzip_idx_bomb_is_capped(tmp_path, monkeypatch):
-    from edgeae import npyfile
+    from edgeae.data import npyfile
 
     path = _gz_idx(tmp_path / "b-images-idx3-ubyte.gz", (4096, 32, 32), bytes(4096 * 1024))
     monkeypatch.setattr(npyfile, "_EXPANSION_FLOOR", 0)  # a small file stands in for a large bomb

@@ -26,11 +26,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeae import npyfile
 from edgeae.cli import cli
-from edgeae.data import load_array_input, load_dataset
+from edgeae.data import iter_blocks, load_array_input, load_dataset, npyfile, open_source
 from edgeae.errors import DataError, EdgeAEError
-from edgeae.scale.sources import iter_blocks, open_source
 from tests._bundles import make_bundle, with_codec
 
 # 30 fixed examples per class in the suite; EDGEAE_FUZZ_EXAMPLES=N runs N fresh random ones (a deep run).

@@ -1,4 +1,4 @@
-"""Tests for edgeae.imageio: grids, per-sample PNGs, image shapes."""
+"""Tests for edgeae.data.imageio: grids, per-sample PNGs, image shapes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from edgeae.data import load_dataset
+from edgeae.data.imageio import is_image_shape, save_grid, save_images, to_uint8
 from edgeae.errors import DataError
-from edgeae.imageio import is_image_shape, save_grid, save_images, to_uint8
 
 
 def test_is_image_shape():

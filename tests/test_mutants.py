@@ -125,8 +125,8 @@ def codec_bundle(tmp_path_factory) -> Path:
 
 
 def test_ratio_is_raw_over_compressed(codec_bundle, tmp_path):
+    from edgeae.data import open_source
     from edgeae.scale import bulk
-    from edgeae.scale.sources import open_source
 
     x = digits_uint8()[:300]  # (300, 1, 8, 8) uint8: 64 raw bytes per sample
     np.save(tmp_path / "x.npy", x)

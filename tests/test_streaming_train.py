@@ -11,15 +11,18 @@ from safetensors.numpy import load_file
 
 import edgeae
 from edgeae.config import DataConfig
-from edgeae.data import fit_normalization, load_dataset, prepare_data, split_indices
-from edgeae.errors import DataError
-from edgeae.runtime.preprocess import Normalizer
-from edgeae.scale.sources import (
+from edgeae.data import (
     RowSource,
+    fit_normalization,
+    load_dataset,
     open_training_source,
     scan_statistics,
+    split_indices,
     streaming_normalization,
 )
+from edgeae.errors import DataError
+from edgeae.rows import prepare_data
+from edgeae.runtime.preprocess import Normalizer
 from tests._bundles import digits_features, digits_uint8
 
 

@@ -171,7 +171,7 @@ def _grid_tiles(path, n, h=8, w=8, per_row=8, scale=4):
 
 def test_cli_train_and_sample(tmp_path):
     from edgeae.data import load_dataset
-    from edgeae.imageio import to_uint8
+    from edgeae.data.imageio import to_uint8
     from edgeae.train import prepare_data
 
     runner = CliRunner()
@@ -273,7 +273,7 @@ def test_cli_resize_and_resume_end_to_end(tmp_path):
     """A 16x16 image folder trained at --resize 8x8, resumed, exported and reconstructed."""
     import edgeae.runtime as rt
     from edgeae.data import load_dataset
-    from edgeae.imageio import save_images
+    from edgeae.data.imageio import save_images
 
     big = np.kron(load_dataset("digits").x[:60], np.ones((1, 1, 2, 2), np.uint8))  # (60, 1, 16, 16)
     save_images(big, tmp_path / "imgs")
@@ -440,8 +440,9 @@ def test_config_errors_for_impossible_combinations(tmp_path):
 
 
 def test_run_data_must_match(tmp_path):
-    from edgeae.data import load_dataset, prepare_data
+    from edgeae.data import load_dataset
     from edgeae.errors import DataError
+    from edgeae.rows import prepare_data
 
     run = _quick(tmp_path, epochs=1)
     other = load_dataset("digits")

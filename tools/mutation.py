@@ -46,7 +46,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                                                "tests/test_mutants.py::test_decoder_changed_in_place_is_refused"]),
     "compress": (["edgeae/runtime/compress.py", "edgeae/runtime/preprocess.py"],
                  ["tests/test_compress.py", "tests/test_contract.py"]),
-    "readers": (["edgeae/data.py", "edgeae/npyfile.py"], ["tests/test_data.py", "tests/test_fuzz_parsers.py"]),
+    "readers": (["edgeae/data/load.py", "edgeae/data/source.py", "edgeae/data/npyfile.py"], ["tests/test_data.py", "tests/test_fuzz_parsers.py"]),
     "validate": (["edgeae/export/validate.py"], ["tests/test_export.py"]),
 }
 

@@ -133,7 +133,7 @@ def export(
     ``latent_bits`` first; ``None``/``"none"`` builds none.
     """
     from edgeae.checkpoint import load_run
-    from edgeae.data import prepare_data
+    from edgeae.rows import prepare_data
 
     opts = _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop, ort, fixed_batch,
                     overwrite, latency_repeats)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgeae.atomic import atomic_append, atomic_path
+from edgeae.data import RowSource, iter_blocks
 from edgeae.errors import ConfigError, StreamError
 from edgeae.runtime.compress import _pick, codecs_of
 from edgeae.runtime.contract import NonFiniteInput
@@ -39,7 +40,6 @@ from edgeae.runtime.stream import (
     decompress_codes,
     read_header_file,
 )
-from edgeae.scale.sources import RowSource, iter_blocks
 
 __all__ = ["block_rows", "BlockStats", "encode_block", "compress_block", "encode_to_npy", "compress_to_file",
            "stream_codec"]

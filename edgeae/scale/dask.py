@@ -37,10 +37,10 @@ import dask
 import dask.array as da
 import numpy as np
 
+from edgeae.data import ArraySource, RowSource
 from edgeae.errors import ConfigError
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.scale import bulk
-from edgeae.scale.sources import RowSource
 
 __all__ = ["ModelSpec", "worker_model", "as_dask_array", "encode", "encode_to_npy", "compress", "connect"]
 
@@ -100,18 +100,18 @@ def connect(address: str):
 def as_dask_array(source: RowSource, rows: int = 8192) -> da.Array:
     """A dask array over a :class:`RowSource` in blocks of ``rows`` samples, each read by the
     worker that uses it (pass ``bulk.block_rows(code_size)`` so no block is split again)."""
-    if source.kind == "memory":
+    if isinstance(source, ArraySource):
         return da.from_array(source.array, chunks=(rows, *source.sample_shape))
     parts = []
     for start in range(0, source.n, rows):
         count = min(rows, source.n - start)
-        block = dask.delayed(_read, pure=True)(source, start, start + count)
+        block = dask.delayed(_read, pure=True)(source, start, count)
         parts.append(da.from_delayed(block, shape=(count, *source.sample_shape), dtype=source.dtype))
     return da.concatenate(parts, axis=0)
 
 
-def _read(source: RowSource, start: int, stop: int) -> np.ndarray:
-    return source.read(start, stop)
+def _read(source: RowSource, start: int, count: int) -> np.ndarray:
+    return source.read(start, count)
 
 
 def _blocks(x: da.Array, code_size: int) -> da.Array:

@@ -1,6 +1,6 @@
 """``edgeae encode`` / ``edgeae compress`` on files: one process, or a Dask cluster.
 
-Both read the input through a :class:`~edgeae.scale.sources.RowSource` and write the
+Both read the input through a :class:`~edgeae.data.RowSource` and write the
 output block by block, so memory stays flat however large the input is; with ``dask``
 (``local:N`` or ``tcp://HOST:PORT``) the blocks run on the cluster's workers and the
 client writes their results in block order (same bytes as one process).
@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from edgeae.data import open_source
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.scale import bulk
-from edgeae.scale.sources import open_source
 
 __all__ = ["encode_file", "compress_file"]
 

@@ -2,11 +2,11 @@
 
 One header check for every reader: :func:`idx_layout` is what both the whole-file reader
 (:func:`read_idx`, used by ``load_dataset`` and ``reconstruct``) and the block reader
-(:class:`edgeae.scale.sources.RowSource`, used by ``encode``, ``compress`` and Dask) see,
+(:class:`IdxSource`, used by training, ``encode``, ``compress`` and Dask) see,
 so a file is accepted or refused the same way by every command. A header is checked
 against the bytes there before anything is allocated: a raw file must be exactly as long
 as its dims say; a gzipped one may not claim more than deflate can expand to (the cap of
-:func:`edgeae.npyfile.expansion_cap`), and is read in bounded blocks.
+:func:`edgeae.data.npyfile.expansion_cap`), and is read in bounded blocks.
 """
 
 from __future__ import annotations
@@ -14,16 +14,18 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgeae.data.npyfile import CAP_HINT, expansion_cap
+from edgeae.data.source import Dataset, RowSource, as_samples
 from edgeae.errors import DataError
-from edgeae.npyfile import CAP_HINT, expansion_cap
 
-__all__ = ["IDX_DTYPES", "IdxLayout", "check_gz_length", "idx_images_file", "idx_layout", "idx_read_error", "read_idx", "read_idx_rows",
-           "READ_ERRORS"]
+__all__ = ["IDX_DTYPES", "IdxLayout", "IdxSource", "check_gz_length", "idx_images_file", "idx_layout",
+           "idx_read_error", "load_idx", "open_idx", "read_idx", "read_idx_rows", "READ_ERRORS"]
 
 # IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/).
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -179,3 +181,96 @@ def _read_at_most(f, limit: int) -> bytes:
         blocks.append(block)
         got += len(block)
     return b"".join(blocks)
+
+
+# --- whole data sets and row sources ------------------------------------------------------------
+
+
+def load_idx(path: str | Path, labels: bool = True) -> Dataset:
+    """The images of an IDX file or folder, with the matching labels file's labels when ``labels``."""
+    image_file = idx_images_file(path)
+    if len(idx_layout(image_file).dims) == 1:  # before the body: the block reader's order of checks
+        raise DataError(f"{image_file} holds a 1-D array (labels?); give the images file")
+    x = as_samples(read_idx(image_file), image_file)
+    label_file = image_file.with_name(image_file.name.replace("images-idx3", "labels-idx1"))
+    if not labels or label_file == image_file or not label_file.exists():
+        return Dataset(x, None, str(path), "idx", x.ndim == 4)
+    lab = read_idx(label_file)
+    if lab.ndim != 1 or len(lab) != len(x):
+        raise DataError(
+            f"{label_file} holds labels of shape {lab.shape}, but {image_file} has {len(x)} images; "
+            "give the matching pair of files"
+        )
+    return Dataset(x, lab.astype(np.int64), str(path), "idx", x.ndim == 4)
+
+
+@dataclass(frozen=True)
+class IdxSource(RowSource):
+    """The samples of an IDX images file: memory-mapped when raw, read forwards when gzipped."""
+
+    file: str = ""  # the images file (an IDX folder's)
+    offset: int = 0  # byte offset of the first sample (in the decompressed stream for .gz)
+    file_dtype: str = ""  # stored (big-endian) dtype
+    file_shape: tuple[int, ...] = ()  # stored shape of one sample
+    gz: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "idx-gz" if self.gz else "idx"
+
+    def _layout(self) -> IdxLayout:
+        return IdxLayout(Path(self.file), (self.n, *self.file_shape), np.dtype(self.file_dtype), self.offset,
+                         self.gz)
+
+    def _map(self) -> np.ndarray:
+        """A memory map for one call, dropped after it (pages read stay out of the resident set)."""
+        return np.memmap(self.file, dtype=self.file_dtype, mode="r", offset=self.offset,
+                         shape=(self.n, *self.file_shape))
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        if not self.gz:
+            return self._map()[start:stop]
+        layout = self._layout()
+        try:
+            with gzip.open(self.file, "rb") as f:
+                f.seek(self.offset + start * layout.row_bytes)
+                return read_idx_rows(f, layout, stop - start, start)
+        except READ_ERRORS as exc:
+            raise idx_read_error(self.file, exc) from None
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        return super()._take(idx) if self.gz else self._map()[idx]
+
+    def _convert(self, raw: np.ndarray, first_row: int | None) -> np.ndarray:
+        return as_samples(raw, self.path, first_row)
+
+    def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """A gzipped file is read forwards through one open file instead of re-seeking."""
+        if not self.gz:
+            yield from super().blocks(rows)
+            return
+        layout = self._layout()
+        try:
+            with gzip.open(self.file, "rb") as f:
+                f.seek(self.offset)
+                for start in range(0, self.n, rows):
+                    count = min(rows, self.n - start)
+                    yield start, self._finish(read_idx_rows(f, layout, count, start), start)
+        except READ_ERRORS as exc:
+            raise idx_read_error(self.file, exc) from None
+
+
+def open_idx(path: str | Path) -> IdxSource:
+    """An IDX images file (or the one in a folder), checked by the same rules as :func:`load_idx`.
+
+    A gzipped file is checked end to end first, so a cut or overlong download is refused
+    before any sample is read, as the whole-file reader does. The sample shape is settled
+    by the caller (:func:`edgeae.data.load.settle`).
+    """
+    layout = idx_layout(idx_images_file(path))
+    if len(layout.dims) < 2:
+        raise DataError(f"{layout.path} holds a 1-D array (labels?); give the images file")
+    if layout.gz:
+        check_gz_length(layout)
+    return IdxSource(str(layout.path), layout.dims[0], (), "", file=str(layout.path), offset=layout.offset,
+                     file_dtype=layout.dtype.str, file_shape=layout.dims[1:], gz=layout.gz)

@@ -19,13 +19,15 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, ClassVar
 
 import numpy as np
 
+from edgeae.data.source import RowSource, as_samples, check_samples
 from edgeae.errors import DataError
 
-__all__ = ["CAP_HINT", "NpyLayout", "expansion_cap", "npy_layout", "npz_keys", "read_npy", "read_npz"]
+__all__ = ["CAP_HINT", "NpyLayout", "NpySource", "expansion_cap", "npy_layout", "npz_keys", "open_npy",
+           "read_array_file", "read_npy", "read_npz"]
 
 _DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032x: a larger declared size is a lie
 _MAX_DIM = np.iinfo(np.intp).max  # numpy cannot index past it, even in an empty array
@@ -168,3 +170,76 @@ def npz_keys(path: str | Path) -> list[str]:
             return [i.filename[:-4] for i in z.infolist() if i.filename.endswith(".npy")]
     except Exception as exc:
         raise DataError(f"{path} could not be read as a numpy npz file ({_why(exc)})") from None
+
+
+# --- data sets and row sources ------------------------------------------------------------------
+
+
+def read_array_file(path: str | Path, fmt: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The array of a .npy, or the ``x`` (or only) array of a .npz, plus ``y``/``labels``.
+
+    Headers are checked against the file before anything is allocated.
+    """
+    labels = None
+    if fmt == "npy":
+        arr = read_npy(path)
+    else:
+        keys = npz_keys(path)
+        if "x" in keys:
+            key = "x"
+        elif len(keys) == 1:
+            key = keys[0]
+        else:
+            raise DataError(
+                f"{path} holds arrays {keys or '(none)'}; name the samples 'x' "
+                "(np.savez(path, x=samples, y=labels)) or save one array"
+            )
+        label_key = next((k for k in ("y", "labels") if key == "x" and k in keys), None)
+        arrays = read_npz(path, [key] + ([label_key] if label_key else []))
+        arr, labels = arrays[key], arrays.get(label_key) if label_key else None
+    if labels is not None:
+        if labels.ndim != 1 or labels.dtype.kind not in "iub":
+            raise DataError(f"{path}: labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+        labels = labels.astype(np.int64)
+    return arr, labels
+
+
+@dataclass(frozen=True)
+class NpySource(RowSource):
+    """The rows of a ``.npy`` file, memory-mapped: the stored dtype and shape, any rank.
+
+    With ``samples`` (training) rows become :func:`~edgeae.data.source.as_samples`'s
+    uint8 / float32 channels-first samples, as the whole-file reader gives them.
+    """
+
+    file: str = ""
+
+    kind: ClassVar[str] = "npy"
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        return read_npy(self.file, mmap=True)[start:stop]
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        """A memory map for the call, dropped after it: pages read stay out of the resident set."""
+        return read_npy(self.file, mmap=True)[idx]
+
+    def _convert(self, raw: np.ndarray, first_row: int | None) -> np.ndarray:
+        if self.samples or self.resize is not None:
+            return as_samples(raw, self.path, first_row)
+        return raw  # the stored dtype: the model's input contract casts it
+
+
+def open_npy(path: str | Path, samples: bool = False) -> NpySource:
+    """A memory-mapped ``.npy`` of ``(N, ...)`` rows (the header checked, nothing read).
+
+    ``samples`` checks the header as training samples (numeric, 2 to 4 dims, N >= 1).
+    """
+    mm = read_npy(path, mmap=True)
+    if samples:
+        check_samples(mm.shape, mm.dtype, path)
+    elif mm.ndim >= 2 and mm.shape[0] == 0:
+        raise DataError(f"{path} holds no samples (shape {mm.shape}); give at least one")
+    elif mm.ndim < 2:
+        raise DataError(f"{path} holds an array of shape {mm.shape}; give samples as (N, ...) with N >= 1 "
+                        "(one sample: use load_array_input)")
+    return NpySource(str(path), int(mm.shape[0]), (), "", samples=samples, file=str(path))

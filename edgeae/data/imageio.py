@@ -1,20 +1,27 @@
-"""Image files in and out (numpy + Pillow, no torch): read one image, save grids and samples.
+"""Image files in and out (numpy + Pillow, no torch): read images, save grids and samples.
 
-Used by the data loaders (reading PNG/JPEG), by training (``reconstructions.png``:
+Used by the data loaders (PNG/JPEG files and folders, whole or as an
+:class:`ImageFolderSource`), by training (``reconstructions.png``:
 originals over reconstructions) and by the runtime CLI (one PNG per decoded sample).
 Arrays are channels-first ``(N, C, H, W)``, ``uint8`` pixels or floats in [0, 1].
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from edgeae.data.source import Dataset, RowSource
 from edgeae.errors import DataError
 
-__all__ = ["check_one_frame", "is_image_shape", "read_image", "save_grid", "save_images", "to_uint8"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "check_one_frame", "image_files", "is_image_shape",
+           "load_images", "open_image_folder", "read_image", "save_grid", "save_images", "to_uint8"]
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_GRAY_MODES = ("L", "1", "LA", "I", "F")  # Pillow modes that read_image returns as (H, W)
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _GAP = 128  # grey 1-pixel border between tiles, visible on black and white images
 
@@ -153,3 +160,85 @@ def save_images(x: np.ndarray, folder: str | Path) -> list[Path]:
         _to_pil(img).save(p, format="PNG")
         paths.append(p)
     return paths
+
+
+# --- data sets and row sources ------------------------------------------------------------------
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images of a folder in sample order (sorted names), other files left out."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _stack(arrays: list[np.ndarray], colour: bool) -> np.ndarray:
+    """Decoded images -> (n, C, H, W): any colour image makes every image RGB."""
+    if colour:
+        arrays = [a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]
+        return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))  # (n, H, W, 3) -> (n, 3, H, W)
+    return np.stack(arrays)[:, None]  # (n, 1, H, W)
+
+
+def load_images(path: Path, resize: tuple[int, int] | None) -> Dataset:
+    """One image file or a folder of them, decoded whole, resized while decoding."""
+    files = image_files(path) if path.is_dir() else [path]
+    arrays = [read_image(f, resize) for f in files]
+    first = arrays[0].shape[:2]
+    for f, a in zip(files, arrays, strict=True):
+        if a.shape[:2] != first:
+            raise DataError(
+                f"images in {path} have different sizes: {files[0].name} is "
+                f"{first[0]}x{first[1]} and {f.name} is {a.shape[0]}x{a.shape[1]} (HxW); "
+                f"pass --resize HxW (e.g. --resize {first[0]}x{first[1]}) to resize them all"
+            )
+    x = _stack(arrays, any(a.ndim == 3 for a in arrays))
+    return Dataset(np.ascontiguousarray(x), None, str(path), "images", True)
+
+
+@dataclass(frozen=True)
+class ImageFolderSource(RowSource):
+    """The images of a folder, one file per sample, decoded when read."""
+
+    file: str = ""  # the folder
+    index: tuple[str, ...] = ()  # file names in sample order
+    colour: bool = False  # any colour image makes every image RGB (as load_images does)
+
+    kind: ClassVar[str] = "images"
+    _resizes_itself: ClassVar[bool] = True
+
+    def _decode(self, names) -> np.ndarray:
+        return _stack([read_image(Path(self.file) / name, self.resize) for name in names], self.colour)
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        return self._decode(self.index[start:stop])
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        return self._decode([self.index[i] for i in idx])
+
+
+def open_image_folder(path: Path, resize: tuple[int, int] | None) -> ImageFolderSource:
+    """Scan image headers only (mode, size): colour and size checks without decoding pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    files = image_files(path)
+    colour, first = False, None
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                mode, size = img.mode, img.size
+                check_one_frame(img, f)
+        except DataError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise DataError(f"{f} is too large to decode safely ({exc}); shrink the image first") from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"{f} could not be read as an image ({exc}); remove or replace it") from None
+        except Exception as exc:  # Pillow's frame scan raises EOFError, SyntaxError, ... on damaged files
+            raise DataError(f"{f} could not be read as an image ({type(exc).__name__}: {exc}); "
+                            "remove or replace it") from None
+        colour = colour or not (mode in _GRAY_MODES or mode.startswith("I;16"))
+        first = first or (f, size)
+        if resize is None and size != first[1]:
+            raise DataError(f"images in {path} have different sizes: {first[0].name} is {first[1][1]}x{first[1][0]} "
+                            f"and {f.name} is {size[1]}x{size[0]} (HxW); pass --resize HxW to resize them all")
+    return ImageFolderSource(str(path), len(files), (), "", resize=resize, file=str(path),
+                             index=tuple(f.name for f in files), colour=colour)
