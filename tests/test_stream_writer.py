@@ -16,50 +16,38 @@ from edgeae.runtime.bundle import Manifest
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.compress import codec_of_stream, codecs_of, pick_codec
 from edgeae.runtime.stream import StreamWriter
+from tests._streams import SHA
+from tests._streams import codes as _codes
 
-SHA = "0123456789abcdef" * 4  # a stand-in decoder digest
 ROOT = Path(__file__).resolve().parents[1]
+CODEC = LatentCodec.fit(_codes(2000), 6)  # 6-bit tables for 16 dims
+MID = CODEC.model_id(SHA)
 
 
-def _codes(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, d)) * np.linspace(3, 0.2, d)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def codec() -> LatentCodec:
-    return LatentCodec.fit(_codes(2000), 6)
-
-
-@pytest.fixture(scope="module")
-def mid(codec) -> bytes:
-    return codec.model_id(SHA)
-
-
-def test_begin_append_is_compress_codes(codec, mid):
-    w = StreamWriter.begin(codec, mid)
+def test_begin_append_is_compress_codes():
+    w = StreamWriter.begin(CODEC, MID)
     parts = [_codes(5, seed=1), _codes(1, seed=2), _codes(40, seed=3)]
     data = w.header + b"".join(w.append(p) for p in parts)
-    one = S.compress_codes(codec, mid, parts[0])
+    one = S.compress_codes(CODEC, MID, parts[0])
     assert data[: len(one)] == one  # the first append is exactly a whole stream's chunk
-    np.testing.assert_array_equal(S.decompress_symbols(codec, mid, data), codec.quantize(np.concatenate(parts)))
+    np.testing.assert_array_equal(S.decompress_symbols(CODEC, MID, data), CODEC.quantize(np.concatenate(parts)))
     info = w.finish()
     assert info == S.read_header(data)
     assert (info.samples, info.chunks, info.size) == (46, 3, len(data))
 
 
-def test_resume_bytes_continues_like_append_codes(codec, mid):
-    data = S.compress_codes(codec, mid, _codes(7))
-    w = StreamWriter.resume(codec, mid, data)
+def test_resume_bytes_continues_like_append_codes():
+    data = S.compress_codes(CODEC, MID, _codes(7))
+    w = StreamWriter.resume(CODEC, MID, data)
     assert w.info == S.read_header(data) and w.header == data[: w.info.header_size]
-    assert w.append(_codes(3, seed=4)) == S.append_codes(codec, mid, data, _codes(3, seed=4))
+    assert w.append(_codes(3, seed=4)) == S.append_codes(CODEC, MID, data, _codes(3, seed=4))
     assert w.info.samples == 10 and w.info.chunks == 2
 
 
-def test_file_writer_is_a_valid_stream_after_every_step(codec, mid, tmp_path):
+def test_file_writer_is_a_valid_stream_after_every_step(tmp_path):
     path = tmp_path / "s.eae"
     with path.open("w+b") as f:
-        w = StreamWriter.begin(codec, mid, f)
+        w = StreamWriter.begin(CODEC, MID, f)
         assert S.read_header_file(path).samples == 0  # the header alone: a valid, empty stream
         for k, n in enumerate((1, 9, 300)):
             w.append(_codes(n, seed=k))
@@ -67,48 +55,48 @@ def test_file_writer_is_a_valid_stream_after_every_step(codec, mid, tmp_path):
         info = w.finish()
     assert (info.samples, info.chunks) == (310, 3)
     with path.open("r+b") as f:  # a later process picks the stream up again
-        w = StreamWriter.resume(codec, mid, f)
+        w = StreamWriter.resume(CODEC, MID, f)
         w.append(_codes(2, seed=9))
         assert w.finish().samples == 312
     expect = np.concatenate([_codes(1, seed=0), _codes(9, seed=1), _codes(300, seed=2), _codes(2, seed=9)])
-    np.testing.assert_array_equal(S.decompress_symbols(codec, mid, path.read_bytes()), codec.quantize(expect))
+    np.testing.assert_array_equal(S.decompress_symbols(CODEC, MID, path.read_bytes()), CODEC.quantize(expect))
 
 
-def test_begin_refuses_a_file_that_holds_something(codec, mid, tmp_path):
+def test_begin_refuses_a_file_that_holds_something(tmp_path):
     path = tmp_path / "s.eae"
-    path.write_bytes(S.compress_codes(codec, mid, _codes(2)))
+    path.write_bytes(S.compress_codes(CODEC, MID, _codes(2)))
     with path.open("r+b") as f, pytest.raises(InputError, match="begin needs an empty file; resume"):
-        StreamWriter.begin(codec, mid, f)
+        StreamWriter.begin(CODEC, MID, f)
 
 
-def test_resume_refuses_another_decoders_stream(codec, mid, tmp_path):
-    other_decoder = S.compress_codes(codec, codec.model_id("f" * 64), _codes(3))
-    with pytest.raises(StreamError, match=f"model id {codec.model_id('f' * 64).hex()}, not this model"):
-        StreamWriter.resume(codec, mid, other_decoder)
+def test_resume_refuses_another_decoders_stream(tmp_path):
+    other_decoder = S.compress_codes(CODEC, CODEC.model_id("f" * 64), _codes(3))
+    with pytest.raises(StreamError, match=f"model id {CODEC.model_id('f' * 64).hex()}, not this model"):
+        StreamWriter.resume(CODEC, MID, other_decoder)
     narrow = LatentCodec.fit(_codes(500, d=8), 6)  # another code size under the same id
     with pytest.raises(StreamError, match="code size 8 does not match the codec's 16"):
-        StreamWriter.resume(codec, mid, S.compress_codes(narrow, mid, _codes(2, d=8)))
+        StreamWriter.resume(CODEC, MID, S.compress_codes(narrow, MID, _codes(2, d=8)))
     path = tmp_path / "other.eae"
     path.write_bytes(other_decoder)
     with path.open("r+b") as f, pytest.raises(StreamError, match="not this model"):
-        StreamWriter.resume(codec, mid, f)
+        StreamWriter.resume(CODEC, MID, f)
     assert path.read_bytes() == other_decoder
 
 
-def test_resume_refuses_a_damaged_tail_and_an_empty_file(codec, mid, tmp_path):
-    data = bytearray(S.compress_codes(codec, mid, _codes(5)))
+def test_resume_refuses_a_damaged_tail_and_an_empty_file(tmp_path):
+    data = bytearray(S.compress_codes(CODEC, MID, _codes(5)))
     data[-1] ^= 1  # the last chunk's CRC
     with pytest.raises(StreamError, match="CRC-32 mismatch"):
-        StreamWriter.resume(codec, mid, bytes(data))
+        StreamWriter.resume(CODEC, MID, bytes(data))
     (tmp_path / "e.eae").touch()
     with (tmp_path / "e.eae").open("r+b") as f, pytest.raises(StreamError, match="stream is empty"):
-        StreamWriter.resume(codec, mid, f)
+        StreamWriter.resume(CODEC, MID, f)
 
 
-def test_refused_input_writes_nothing(codec, mid, tmp_path):
+def test_refused_input_writes_nothing(tmp_path):
     path = tmp_path / "s.eae"
     with path.open("w+b") as f:
-        w = StreamWriter.begin(codec, mid, f)
+        w = StreamWriter.begin(CODEC, MID, f)
         w.append(_codes(4))
         before, info = path.read_bytes(), w.info
         bad = _codes(3)
@@ -116,29 +104,29 @@ def test_refused_input_writes_nothing(codec, mid, tmp_path):
         with pytest.raises(InputError):
             w.append(bad)
         with pytest.raises(InputError, match="outside 0..63"):
-            w.append(codec.quantize(_codes(2)) + 64)
+            w.append(CODEC.quantize(_codes(2)) + 64)
         assert path.read_bytes() == before and w.info == info
         w.append(_codes(1, seed=5))  # the writer goes on as if the refusals never happened
         assert w.finish().samples == 5
     assert S.read_header_file(path).samples == 5
 
 
-def test_append_chunks_checks_them_against_this_stream(codec, mid, tmp_path):
-    worker = StreamWriter.begin(codec, mid)  # e.g. on a Dask worker
+def test_append_chunks_checks_them_against_this_stream(tmp_path):
+    worker = StreamWriter.begin(CODEC, MID)  # e.g. on a Dask worker
     chunk = worker.append(_codes(6, seed=7))
     path = tmp_path / "s.eae"
     with path.open("w+b") as f:
-        w = StreamWriter.begin(codec, mid, f)
+        w = StreamWriter.begin(CODEC, MID, f)
         assert w.append_chunks(chunk) == 6
         before = path.read_bytes()
-        alien = StreamWriter.begin(codec, codec.model_id("f" * 64)).append(_codes(2))
+        alien = StreamWriter.begin(CODEC, CODEC.model_id("f" * 64)).append(_codes(2))
         with pytest.raises(StreamError, match="CRC-32 mismatch"):  # its CRCs are seeded by another header
             w.append_chunks(alien)
         with pytest.raises(StreamError):
             w.append_chunks(chunk[:-1])
         assert path.read_bytes() == before
         w.finish()
-    assert path.read_bytes() == S.compress_codes(codec, mid, _codes(6, seed=7))
+    assert path.read_bytes() == S.compress_codes(CODEC, MID, _codes(6, seed=7))
 
 
 def _run(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -148,18 +136,16 @@ def _run(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
         import numpy as np
         from edgeae.runtime.codec import LatentCodec
         from edgeae.runtime.stream import StreamWriter
-        def codes(n, d=16, seed=0):
-            rng = np.random.default_rng(seed)
-            return (rng.standard_normal((n, d)) * np.linspace(3, 0.2, d)).astype(np.float32)
+        from tests._streams import SHA, codes
         codec = LatentCodec.fit(codes(2000), 6)
-        mid = codec.model_id({SHA!r})
+        mid = codec.model_id(SHA)
         path = {str(tmp_path / 's.eae')!r}
     """)
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(script)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
-def test_failed_append_is_cut_back(codec, mid, tmp_path):
+def test_failed_append_is_cut_back(tmp_path):
     """A write that fails half way (the file size limit: EFBIG, as a full disk gives ENOSPC) leaves
     the stream as it was, and the writer can go on once there is room."""
     r = _run("""
@@ -184,10 +170,10 @@ def test_failed_append_is_cut_back(codec, mid, tmp_path):
     assert r.stdout.split() == ["failed", str(errno.EFBIG), "True", "True", "samples", "23"]
     data = (tmp_path / "s.eae").read_bytes()
     expect = np.concatenate([_codes(20, seed=1), _codes(3, seed=3)])
-    np.testing.assert_array_equal(S.decompress_symbols(codec, mid, data), codec.quantize(expect))
+    np.testing.assert_array_equal(S.decompress_symbols(CODEC, MID, data), CODEC.quantize(expect))
 
 
-def test_crash_between_chunks_leaves_a_readable_stream(codec, mid, tmp_path):
+def test_crash_between_chunks_leaves_a_readable_stream(tmp_path):
     r = _run("""
         f = open(path, "w+b")
         w = StreamWriter.begin(codec, mid, f)
@@ -199,7 +185,7 @@ def test_crash_between_chunks_leaves_a_readable_stream(codec, mid, tmp_path):
     data = (tmp_path / "s.eae").read_bytes()
     assert (S.read_header(data).samples, S.read_header(data).chunks) == (13, 2)
     expect = np.concatenate([_codes(4, seed=1), _codes(9, seed=2)])
-    np.testing.assert_array_equal(S.decompress_symbols(codec, mid, data), codec.quantize(expect))
+    np.testing.assert_array_equal(S.decompress_symbols(CODEC, MID, data), CODEC.quantize(expect))
 
 
 # ----------------------------------------------------------------------------- codecs_of(manifest)
