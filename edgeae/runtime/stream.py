@@ -306,9 +306,7 @@ def compress_codes(codec: LatentCodec, model_id: bytes, q_or_codes: np.ndarray) 
     return w.header + w.append(q_or_codes)
 
 
-def append_codes(
-    codec: LatentCodec, model_id: bytes, stream: bytes, q_or_codes: np.ndarray
-) -> bytes:
+def append_codes(codec: LatentCodec, model_id: bytes, stream: bytes, q_or_codes: np.ndarray) -> bytes:
     """The bytes to append to ``stream`` (at least its header) to add ``q_or_codes``.
 
     ``stream + append_codes(...)`` is a valid stream; what ``stream`` holds is checked first.
@@ -316,9 +314,7 @@ def append_codes(
     return StreamWriter.resume(codec, model_id, stream).append(q_or_codes)
 
 
-def append_file(
-    codec: LatentCodec, model_id: bytes, path: str | os.PathLike, q_or_codes: np.ndarray
-) -> StreamInfo:
+def append_file(codec: LatentCodec, model_id: bytes, path: str | os.PathLike, q_or_codes: np.ndarray) -> StreamInfo:
     """Append samples to the stream file at ``path`` (created if missing or empty): all or nothing.
 
     The existing file is checked first (header, framing, CRCs; :meth:`StreamWriter.resume`)
