@@ -85,7 +85,7 @@ def bundles(tmp_path_factory):
 def test_runtime_load_int8_is_int8_static(bundles):
     static, dynamic = bundles
     assert rt.load(static, precision="int8").precision == "int8-static"
-    with pytest.raises(BundleError, match=r"^precision 'int8' \(int8-static\) \(onnx\) is not in bundle .*"
+    with pytest.raises(BundleError, match=r"^precision 'int8' \(int8-static, onnx\) is not in bundle .*"
                                           r"available encoder precisions: fp32, int8-dynamic"):
         rt.load(dynamic, precision="int8")
 
@@ -100,7 +100,7 @@ def test_runtime_commands_take_int8(bundles, tmp_path):
     assert r.exit_code == 0 and "[int8-static, " in r.output, r.output
     r = CliRunner().invoke(cli, ["encode", str(dynamic), str(tmp_path / "x.npy"), "-o", str(tmp_path / "d.npy"),
                                  "--precision", "int8"])
-    assert r.exit_code == 1 and r.output.startswith(f"Error: precision 'int8' (int8-static) (onnx) is not in bundle "
+    assert r.exit_code == 1 and r.output.startswith(f"Error: precision 'int8' (int8-static, onnx) is not in bundle "
                                                     f"{dynamic}"), r.output
     assert "Traceback" not in r.output
 
@@ -124,8 +124,8 @@ def test_codegen_int8_is_int8_static(bundles, tmp_path):
     from edgeae.codegen import generate_c
 
     _, dynamic = bundles
-    with pytest.raises(BundleError, match=r"precision 'int8' \(int8-static\) is not in bundle .*it has: fp32, "
-                                          r"int8-dynamic"):
+    with pytest.raises(BundleError, match=rf"precision 'int8' \(int8-static\) is not in bundle {dynamic}; it has: "
+                                          r"fp32, int8-dynamic"):
         generate_c(dynamic, tmp_path / "c", precisions="int8", verify=False)
     with pytest.raises(ConfigError, match="precision 'int8-dynamic' cannot be generated as C"):
         generate_c(dynamic, tmp_path / "c", precisions="int8-dynamic", verify=False)

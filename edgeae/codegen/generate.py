@@ -76,7 +76,7 @@ def _start(out_dir: Path, overwrite: bool) -> Path:
                             "codegen.json); --overwrite only replaces generated C folders", ConfigError)
 
 
-def _chosen_precisions(value, available: list[str]) -> list[str]:
+def _chosen_precisions(value, available: list[str], where: str) -> list[str]:
     """The precisions to generate: those asked for (the one parser; int8 = int8-static), or every one C can."""
     from edgeae.runtime.precision import parse_precisions
 
@@ -91,7 +91,7 @@ def _chosen_precisions(value, available: list[str]) -> list[str]:
             raise ConfigError(f"precision {p!r} cannot be generated as C; choose from: fp32, int8-static (int8). "
                               "int8-dynamic quantizes activations per call with float ranges and fp16 needs "
                               "half-float hardware: export with --precision fp32,int8-static")
-    return parse_precisions(value, available)  # as given, so a message names an alias
+    return parse_precisions(value, available, where)  # as given, so a message names an alias
 
 
 def _check_prefix(prefix: str) -> str:
@@ -112,7 +112,7 @@ def _options(bundle_dir: Path, manifest, precisions, io: str, codec: bool | None
     if problems:
         raise ConfigError(f"bundle {bundle_dir} does not check out: " + "; ".join(problems))
     avail = manifest.precisions("encoder")
-    chosen = _chosen_precisions(precisions, avail)
+    chosen = _chosen_precisions(precisions, avail, str(bundle_dir))
     has_raw = any(g.raw_io for g in manifest.graphs)
     if io == "raw" and not has_raw:
         raise ConfigError(f"bundle {bundle_dir} has no raw-I/O graphs; re-export with --raw-io or use --io model")

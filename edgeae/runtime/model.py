@@ -31,7 +31,7 @@ from edgeae.runtime.contract import (
 )
 from edgeae.runtime.graphscan import scan_graph
 from edgeae.runtime.iocheck import ORT_TYPES, io_problems
-from edgeae.runtime.precision import ALIASES, shown
+from edgeae.runtime.precision import ALIASES
 from edgeae.runtime.preprocess import Normalizer
 from edgeae.runtime.session import (
     create_session,
@@ -286,8 +286,9 @@ def _select(manifest: Manifest, folder: Path, role: str, precision: str, format:
     if entry is None:
         have = manifest.precisions(role, format)
         known = "" if precision in PRECISIONS else f" (precisions are {', '.join(PRECISIONS)}; int8 = int8-static)"
+        kind = f"{precision}, {format}" if asked in ALIASES else format  # 'int8' (int8-static, onnx)
         raise BundleError(
-            f"precision {shown(asked)} ({format}) is not in bundle {folder}{known}; available {role} "
+            f"precision {asked!r} ({kind}) is not in bundle {folder}{known}; available {role} "
             f"precisions: {', '.join(have) or 'none'}; choose one of them or re-export with it"
         )
     problems = graph_problems(folder, entry)
