@@ -176,18 +176,11 @@ def _graph_record(entry: GraphEntry, output: str) -> dict[str, Any]:
 
 def _codecs(manifest: Manifest) -> list[dict[str, Any]]:
     """Every codec record with its 8-byte model id (hex): the page writes the same headers."""
-    from edgeae.runtime.codec import LatentCodec
-    from edgeae.runtime.compress import decoder_sha256
+    from edgeae.runtime.compress import codecs_of
 
     if manifest.codec is None:
         return []
-    sha = decoder_sha256(manifest)
-    records = manifest.codec if isinstance(manifest.codec, list) else [manifest.codec]
-    out = []
-    for rec in records:
-        codec = LatentCodec.from_dict(rec)
-        out.append({**codec.to_dict(), "model_id": codec.model_id(sha).hex()})
-    return out
+    return [{**codec.to_dict(), "model_id": mid.hex()} for codec, mid in codecs_of(manifest)]
 
 
 def _samples(manifest: Manifest, folder: Path, limit: int) -> np.ndarray | None:
