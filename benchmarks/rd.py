@@ -156,7 +156,7 @@ def measure_bundle(name: str, bundle: Path, x_test: np.ndarray) -> list[RDPoint]
     x_float = model.reconstruct(x_test)  # (N, *shape) model units, unquantized codes
     psnr_float = psnr(x_float, model.to_model_units(x_test))
     points = []
-    for codec, _ in codecs_of(model):
+    for codec, _ in codecs_of(model.manifest):
         stream = compress(model, x_test, codec.bits)
         x_hat = decompress(model, stream)  # raw uint8, as a receiver gets it
         points.append(RDPoint(

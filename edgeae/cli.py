@@ -227,7 +227,7 @@ def _runtime_options(f):
     f = click.option("--provider", default="auto", show_default=True,
                      help="auto (CUDA if available, else CPU), cpu, cuda, coreml, ... or an ORT provider name.")(f)
     f = click.option("--precision", default="fp32", show_default=True,
-                     help="Graph precision in the bundle: fp32, fp16, int8-dynamic, int8-static.")(f)
+                     help="Graph precision in the bundle: fp32, fp16, int8-dynamic, int8-static (int8 = int8-static).")(f)
     return f
 
 
@@ -604,7 +604,7 @@ def _bench_ints(text: str, name: str) -> list[int]:
 
 @cli.command("bench")
 @click.argument("bundle", type=click.Path())
-@click.option("--precision", default=None, help="Comma-separated precisions [default: all in the bundle].")
+@click.option("--precision", default=None, help="Comma-separated precisions (int8 = int8-static) [default: all in the bundle].")
 @click.option("--graph", default="encoder,decoder,end-to-end", show_default=True, help="Graphs to time.")
 @click.option("--batch", default="1,8,64,256", show_default=True, help="Batch sizes.")
 @click.option("--threads", default="1,N", show_default=True, help="Intra-op thread counts (N = all cores).")
@@ -696,7 +696,7 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
 @click.argument("run_dir", type=click.Path())
 @click.option("-o", "--out", "out_dir", required=True, help="Bundle folder to write (must be empty or new).")
 @click.option("--precision", "precisions", default="fp32", show_default=True,
-              help="Comma-separated: fp32, fp16, int8-dynamic, int8-static, or int8 (the better int8 here).")
+              help="Comma-separated: fp32, fp16, int8-dynamic, int8-static (int8 = int8-static).")
 @click.option("--opset", type=int, default=None, help="ONNX opset [default: 17, broad device support; min 15].")
 @click.option("--atol", type=float, default=None,
               help="Extra absolute allowance added to every derived per-element bound [default: none; the "
@@ -757,7 +757,7 @@ def export_cmd(run_dir: str, out_dir: str, targets: tuple[str, ...], **options) 
 @click.argument("bundle", type=click.Path())
 @click.option("-o", "--out", "out_dir", required=True, help="Folder for the .h/.c files (must be empty or new).")
 @click.option("--precision", "precisions", default=None,
-              help="Comma-separated: fp32, int8-static (int8) [default: those the bundle has].")
+              help="Comma-separated: fp32, int8-static (int8 = int8-static) [default: those the bundle has].")
 @click.option("--prefix", default="eae", show_default=True, help="Prefix of every C symbol and file name.")
 @click.option("--io", type=click.Choice(["auto", "raw", "model"]), default="auto", show_default=True,
               help="raw: uint8 pixels in/out (bundles exported with --raw-io); model: float model units.")
@@ -797,7 +797,7 @@ def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, 
 @click.argument("bundle", type=click.Path())
 @click.option("-o", "--output", required=True, help="Site folder to write (index.html, the page's .mjs modules, graphs, site.json).")
 @click.option("--precision", default="fp32", show_default=True,
-              help="Graph precisions the page offers, e.g. fp32,int8-dynamic or fp16 (first = default).")
+              help="Graph precisions the page offers, e.g. fp32,int8 or fp16 (first = default; int8 = int8-static).")
 @click.option("--ort-web", type=click.Path(), default=None,
               help="dist/ folder of an npm onnxruntime-web: copy its WASM build so the page works offline "
                    "[default: load it from a public CDN].")

@@ -238,9 +238,12 @@ def test_cli_json_to_file_and_plot(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--precision", "fp8"], "Error: unknown precision 'fp8'; choose from: fp32, fp16, int8-dynamic, int8-static\n"),
+    (["--precision", "fp8"], "Error: unknown precision 'fp8'; choose from: fp32, fp16, int8-dynamic, int8-static "
+                             "(int8 = int8-static)\n"),
     (["--precision", "fp16"], "Error: precision 'fp16' is not in bundle {b}; it has: fp32, int8-dynamic "
-                              "(re-export with --precision to add it)\n"),
+                              "(re-export with --precision fp16 to add it)\n"),
+    (["--precision", "int8"], "Error: precision 'int8' (int8-static) is not in bundle {b}; it has: fp32, "
+                              "int8-dynamic (re-export with --precision int8-static to add it)\n"),
     (["--graph", "enc"], "Error: unknown graph 'enc'; choose from: encoder, decoder, end-to-end\n"),
     (["--batch", "0"], "Error: --batch must be positive integers, got '0'\n"),
     (["--threads", "one"], "Error: --threads must be comma-separated positive integers, got 'one'\n"),

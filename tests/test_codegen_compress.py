@@ -122,7 +122,7 @@ def test_c_stream_equals_python_and_decodes_with_the_cli(bundle, generated, tmp_
     assert len(data) == int(length)
     model = load(bundle, precision="int8-static")
     codes = model.encode(x)  # ONNX Runtime's int8 codes; the C encoder equals them on this bundle
-    codec, mid = codecs_of(model)[0]
+    codec, mid = codecs_of(model.manifest)[0]
     assert data == compress_codes(codec, mid, codes) == compress(model, x)
     out = tmp_path / "x.npy"
     res = CliRunner().invoke(cli, ["decompress", str(bundle), str(tmp_path / "s.eae"), "-o", str(out)])

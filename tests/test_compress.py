@@ -80,8 +80,8 @@ def test_rate_and_quality(model, digits, bits, min_psnr, max_bytes):
 
 def test_default_bits_is_first_codec(model, digits):
     data = compress(model, digits[1][:5])
-    assert read_header(data).model_id == codecs_of(model)[0][1]
-    assert codecs_of(model)[0][0].bits == 6
+    assert read_header(data).model_id == codecs_of(model.manifest)[0][1]
+    assert codecs_of(model.manifest)[0][0].bits == 6
 
 
 def test_decompress_finds_codec_by_id(model, digits):

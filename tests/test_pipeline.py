@@ -59,7 +59,7 @@ def test_compress_round_trip_across_precisions(mlp_bundle):
     # what the receiver gets equals decoding the quantized codes directly
     from edgeae.runtime.compress import codecs_of
 
-    codec = [c for c, _ in codecs_of(fp32) if c.bits == 4][0]
+    codec = [c for c, _ in codecs_of(fp32.manifest) if c.bits == 4][0]
     direct = fp32.decode(codec.dequantize(codec.quantize(codes)), raw=True)
     assert np.array_equal(back, direct)
 

@@ -15,15 +15,10 @@ from hypothesis import strategies as st
 from edgeae.errors import InputError, StreamError
 from edgeae.runtime import stream as S
 from edgeae.runtime.codec import LatentCodec
+from tests._streams import SHA
+from tests._streams import codes as _codes
 
 GOLDEN = Path(__file__).parent / "golden"
-SHA = "0123456789abcdef" * 4  # a stand-in decoder digest
-
-
-def _codes(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, d)) * np.linspace(3, 0.2, d)).astype(np.float32)
-
 
 @pytest.fixture(scope="module")
 def codec() -> LatentCodec:

@@ -109,7 +109,7 @@ def test_codes_and_reconstructions_match_python(mlp_page, sites, precision):
 
 def test_eae_bytes_equal_python_at_every_bit_depth(mlp_page, sites):
     model = rt.load(sites["mlp"], providers="cpu")
-    codecs = codecs_of(model)
+    codecs = codecs_of(model.manifest)
     assert sorted(c.bits for c, _ in codecs) == [4, 6, 8]
     codes = np.array(mlp_page.evaluate(
         "async (n) => { const out = []; for (let k = 0; k < n; k++) out.push(await edgeae.encode(edgeae.sample(k))); return out; }",

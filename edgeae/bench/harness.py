@@ -38,8 +38,9 @@ from edgeae.bench.timing import (
 )
 from edgeae.config import CONV_KINDS, VARIATIONAL_KINDS
 from edgeae.errors import ConfigError
-from edgeae.runtime.bundle import PRECISIONS, Manifest, read_manifest
+from edgeae.runtime.bundle import Manifest, read_manifest
 from edgeae.runtime.metrics import psnr, psnr_peak
+from edgeae.runtime.precision import parse_precisions
 from edgeae.runtime.session import create_session, resolve_providers, session_options
 
 __all__ = ["GRAPHS", "DEFAULT_BATCHES", "run_bench", "encoder_matmuls", "measure_ceiling", "check_options"]
@@ -58,14 +59,7 @@ def check_options(manifest: Manifest, folder: str | Path, precisions: Sequence[s
                   providers: Sequence[str]) -> tuple[list[str], list[str]]:
     """Validate every option before anything runs; returns (precisions, ORT provider names)."""
     have = manifest.precisions("encoder")
-    if precisions is None:
-        precisions = have
-    for p in precisions:
-        if p not in PRECISIONS:
-            raise ConfigError(f"unknown precision {p!r}; choose from: {', '.join(PRECISIONS)}")
-        if p not in have:
-            raise ConfigError(f"precision {p!r} is not in bundle {folder}; it has: {', '.join(have)} "
-                              "(re-export with --precision to add it)")
+    precisions = have if precisions is None else parse_precisions(precisions, have, str(folder), allow_empty=True)
     for g in graphs:
         if g not in GRAPHS:
             raise ConfigError(f"unknown graph {g!r}; choose from: {', '.join(GRAPHS)}")

@@ -31,19 +31,12 @@ CODEC_FILES = ("eae_codec.h", "eae_codec.c")  # copied as they are into every ou
 TOOL_FILE = "eae_codec_tool.c"  # a host command-line harness (tests, benchmarks)
 
 
-class _Holder:
-    """Something with a ``.manifest``, the shape :func:`codecs_of` expects."""
-
-    def __init__(self, manifest: object) -> None:
-        self.manifest = manifest
-
-
 def bundle_codecs(bundle_dir: str | Path) -> list[tuple[LatentCodec, bytes]]:
     """Every (codec, model id) of a bundle, in manifest order (validated, as the runtime does)."""
     from edgeae.runtime.bundle import read_manifest
     from edgeae.runtime.compress import codecs_of
 
-    return list(codecs_of(_Holder(read_manifest(bundle_dir))))
+    return codecs_of(read_manifest(bundle_dir))
 
 
 def _select(options: list[tuple[LatentCodec, bytes]], bits: int | list[int] | None):

@@ -262,12 +262,7 @@ def check_compress(folder: Path, build: Path, prefix: str, units: list[Unit], bu
     from edgeae.runtime.compress import codecs_of
     from edgeae.runtime.stream import append_codes, compress_codes, decompress_codes, read_header
 
-    class _M:
-        pass
-
-    holder = _M()
-    holder.manifest = manifest
-    codec, mid = codecs_of(holder)[0]
+    codec, mid = codecs_of(manifest)[0]
     d = codec.code_size
     cc, cxx = find_compiler("gcc"), find_compiler("g++")
     build.mkdir(parents=True, exist_ok=True)
@@ -399,13 +394,7 @@ def _target_unit(bundle_dir: Path, c_dir: Path, tag: str, samples: int) -> tuple
                     np.load(bundle_dir / manifest.samples["file"])[:samples])
     unit = SimpleNamespace(name=g["name"], inputs=[tuple(t) for t in g["inputs"]],
                            outputs=[tuple(t) for t in g["outputs"]])
-
-    class _M:
-        pass
-
-    holder = _M()
-    holder.manifest = manifest
-    codec, mid = codecs_of(holder)[0]
+    codec, mid = codecs_of(manifest)[0]
     return prefix, unit, x, codec, mid
 
 

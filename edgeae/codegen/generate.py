@@ -76,23 +76,22 @@ def _start(out_dir: Path, overwrite: bool) -> Path:
                             "codegen.json); --overwrite only replaces generated C folders", ConfigError)
 
 
-def _parse_precisions(value, available: list[str]) -> list[str]:
+def _chosen_precisions(value, available: list[str], where: str) -> list[str]:
+    """The precisions to generate: those asked for (the one parser; int8 = int8-static), or every one C can."""
+    from edgeae.runtime.precision import parse_precisions
+
     if value is None:
         chosen = [p for p in available if p in SUPPORTED_PRECISIONS]
         if not chosen:
             raise ConfigError(f"the bundle has no fp32 or int8-static graphs (it has: {', '.join(available)})")
         return chosen
-    items = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value)
-    items = [("int8-static" if p == "int8" else p) for p in items if p]
+    items = parse_precisions(value)
     for p in items:
         if p not in SUPPORTED_PRECISIONS:
             raise ConfigError(f"precision {p!r} cannot be generated as C; choose from: fp32, int8-static (int8). "
                               "int8-dynamic quantizes activations per call with float ranges and fp16 needs "
                               "half-float hardware: export with --precision fp32,int8-static")
-        if p not in available:
-            raise ConfigError(f"the bundle has no {p} graphs (it has: {', '.join(available)}); re-export with "
-                              f"--precision {p}")
-    return list(dict.fromkeys(items))
+    return parse_precisions(value, available, where)  # as given, so a message names an alias
 
 
 def _check_prefix(prefix: str) -> str:
@@ -113,7 +112,7 @@ def _options(bundle_dir: Path, manifest, precisions, io: str, codec: bool | None
     if problems:
         raise ConfigError(f"bundle {bundle_dir} does not check out: " + "; ".join(problems))
     avail = manifest.precisions("encoder")
-    chosen = _parse_precisions(precisions, avail)
+    chosen = _chosen_precisions(precisions, avail, str(bundle_dir))
     has_raw = any(g.raw_io for g in manifest.graphs)
     if io == "raw" and not has_raw:
         raise ConfigError(f"bundle {bundle_dir} has no raw-I/O graphs; re-export with --raw-io or use --io model")

@@ -91,8 +91,7 @@ def _options(precisions, opset, atol, raw_io, calibration_method, max_psnr_drop,
              overwrite, latency_repeats) -> Options:
     precs = parse_precisions(precisions)
     opset = DEFAULT_OPSET if opset is None else int(opset)
-    check_opset(opset, [p for p in precs if p != "int8"] + (["int8-static"] if "int8" in precs else [])
-                + (["raw_io"] if raw_io else []))
+    check_opset(opset, precs + (["raw_io"] if raw_io else []))
     if calibration_method not in CALIBRATION_METHODS:
         raise ConfigError(f"unknown calibration method {calibration_method!r}; choose one of: {', '.join(CALIBRATION_METHODS)}")
     if atol is not None and not (atol >= 0 and math.isfinite(atol)):
@@ -204,8 +203,7 @@ def export_modules(
                     overwrite, latency_repeats)
     x = _as_array(example_input, "example_input")[:MAX_VALIDATION_SAMPLES]
     calib = None if calibration_data is None else _as_array(calibration_data, "calibration_data")
-    wants_static = "int8-static" in opts.precisions or "int8" in opts.precisions
-    if wants_static and (calib is None or len(calib) == 0):
+    if "int8-static" in opts.precisions and (calib is None or len(calib) == 0):
         raise ConfigError(
             "int8-static needs calibration data (training samples) to set activation ranges; "
             "pass calibration_data=... or use int8-dynamic"

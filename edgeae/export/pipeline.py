@@ -46,7 +46,6 @@ from edgeae.runtime.preprocess import Normalizer
 __all__ = ["SAMPLES_KEPT", "Source", "Options", "write_bundle", "graph_file"]
 
 SAMPLES_KEPT = 256  # held-out samples a bundle carries (samples.npy) for later checks
-_INT8 = tuple(INT8_FORMATS)  # int8-dynamic, int8-static: the candidates of --precision int8
 
 
 @dataclass
@@ -74,7 +73,7 @@ class Source:
 class Options:
     """Export settings, already validated."""
 
-    precisions: list[str]  # fp32 first; may hold the alias "int8"
+    precisions: list[str]  # fp32 first; stored names (the alias int8 is resolved when parsed)
     opset: int  # ai.onnx opset
     atol: float | None  # extra absolute allowance on top of every derived bound (None: none)
     raw_io: bool  # also write raw-I/O graphs
@@ -206,8 +205,6 @@ def _build(src: Source, d: Path, opts: Options) -> tuple[Any, Checks]:
     _write_graphs(job)
     _check_graphs(job)
     validation = _validation_records(job)
-    if "int8" in opts.precisions:
-        _choose_int8(d, opts, validation, job.raws)
     _refuse_failures(job, validation)
     entries = _package(job, [p for p in job.precisions if p in validation])
     return _write_manifest(job, entries, validation), job.checks
@@ -225,8 +222,6 @@ def _start_job(src: Source, d: Path, opts: Options) -> _Job:
         raw_dec = G.RawDecoder(src.decoder, nz.offset, nz.scale, src.normalization.raw_dtype == "uint8")
         ref_raw = _Torch(raw_enc, raw_dec, src.variational)
     variants = [p for p in opts.precisions if p != "fp32"]
-    if "int8" in variants:
-        variants = [p for p in variants if p != "int8"] + [p for p in _INT8 if p not in variants]
     return _Job(src, d, opts, ref, ref_raw, code_size, variants, [False, True] if opts.raw_io else [False])
 
 
@@ -444,28 +439,6 @@ def _role_input(src: Source, ref: _Torch, role: str, raw: bool) -> np.ndarray:
     if role == "encoder":
         return src.val_raw[:64] if raw else src.val_x[:64]
     return ref.encode(src.val_x[:64])["code"].astype(np.float32)
-
-
-def _choose_int8(d: Path, opts: Options, validation: dict[str, Any], raws: list[bool]) -> None:
-    """The ``int8`` alias: keep the int8 variant with the better held-out PSNR; when both are
-    within 0.25 dB, keep the one faster at batch 64 on this machine. The other is deleted."""
-    explicit = set(opts.precisions) & set(_INT8)
-    a, b = (validation[p] for p in _INT8)
-    if abs(a["psnr"] - b["psnr"]) > 0.25:
-        win = _INT8[0] if a["psnr"] > b["psnr"] else _INT8[1]
-        why = "higher held-out PSNR"
-    else:
-        win = _INT8[0] if a["latency_ms"]["batch64"] <= b["latency_ms"]["batch64"] else _INT8[1]
-        why = "PSNR within 0.25 dB, faster at batch 64"
-    lose = _INT8[1] if win == _INT8[0] else _INT8[0]
-    validation[win]["notes"].append(
-        f"chosen for --precision int8 over {lose} ({why}: {validation[win]['psnr']:.2f} vs {validation[lose]['psnr']:.2f} dB, "
-        f"{validation[win]['latency_ms']['batch64']:.3f} vs {validation[lose]['latency_ms']['batch64']:.3f} ms at batch 64)")
-    if lose not in explicit:
-        del validation[lose]
-        for raw in raws:
-            for role in ("encoder", "decoder"):
-                (d / graph_file(role, lose, raw)).unlink()
 
 
 def _tools() -> dict[str, str]:

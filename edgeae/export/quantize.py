@@ -26,7 +26,8 @@ import onnx
 from edgeae.errors import ConfigError, ExportError
 from edgeae.export.graphs import gemm_to_matmul
 from edgeae.export.quiet import quiet
-from edgeae.runtime.bundle import PRECISIONS
+from edgeae.runtime.precision import PRECISIONS
+from edgeae.runtime.precision import parse_precisions as parse_names
 
 __all__ = ["PRECISIONS", "CALIBRATION_METHODS", "INT8_FORMATS", "parse_precisions", "quantize_graph"]
 
@@ -48,21 +49,11 @@ INT8_FORMATS: dict[str, dict[str, object]] = {
 
 
 def parse_precisions(value: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"fp32,int8"`` -> ``["fp32", "int8"]``; fp32 is always included (the reference); order kept."""
-    items = [p.strip() for p in value.split(",")] if isinstance(value, str) else [str(p).strip() for p in value]
-    items = [p for p in items if p]
-    allowed = PRECISIONS + ("int8",)
-    for p in items:
-        if p not in allowed:
-            raise ConfigError(
-                f"unknown precision {p!r}; choose from: {', '.join(allowed)} "
-                "(comma-separated, e.g. --precision fp32,int8-dynamic)"
-            )
-    out = ["fp32"]
-    for p in items:
-        if p not in out:
-            out.append(p)
-    return out
+    """``"fp32,int8"`` -> ``["fp32", "int8-static"]``: the precisions to export, fp32 (the reference) first.
+
+    Names and the alias ``int8`` (= int8-static) as everywhere: :mod:`edgeae.runtime.precision`.
+    """
+    return list(dict.fromkeys(["fp32", *parse_names(value, allow_empty=True)]))
 
 
 class _Reader:

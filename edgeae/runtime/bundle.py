@@ -26,6 +26,7 @@ from edgeae.atomic import atomic_write_text
 from edgeae.config import MODEL_KINDS, VARIATIONAL_KINDS
 from edgeae.errors import BundleError
 from edgeae.runtime.graphscan import scan_graph
+from edgeae.runtime.precision import PRECISIONS
 from edgeae.runtime.schema import (
     DTYPES,
     MAX_DIM,
@@ -68,7 +69,6 @@ __all__ = [
 FORMAT = "edgeae-bundle"
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 ROLES = ("encoder", "decoder")
 GRAPH_FORMATS = ("onnx", "ort")
 MANIFEST_NAME = "manifest.json"

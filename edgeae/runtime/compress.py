@@ -30,7 +30,10 @@ from edgeae.runtime.stream import (
 
 _HEADER_MAX = 16  # bytes: magic, version, model id and a varint code size (docs/FORMAT.md)
 
-__all__ = ["compress", "decompress", "append", "codecs_of", "decoder_sha256", "compression_report"]
+__all__ = ["compress", "decompress", "append", "codecs_of", "pick_codec", "codec_of_stream", "decoder_sha256",
+           "compression_report"]
+
+Codecs = list[tuple[LatentCodec, bytes]]  # every (codec, model id) of a bundle, manifest order
 
 
 def _manifest(manifest: Any) -> Manifest:
@@ -39,10 +42,10 @@ def _manifest(manifest: Any) -> Manifest:
         return manifest
     if isinstance(manifest, dict):
         return Manifest.from_dict(manifest)
-    raise BundleError(f"manifest is {type(manifest).__name__}; expected a manifest record")
+    raise BundleError(f"manifest is {type(manifest).__name__}; expected a manifest record (a dict or Manifest)")
 
 
-def decoder_sha256(manifest: Any) -> str:
+def decoder_sha256(manifest: Manifest | dict[str, Any]) -> str:
     """SHA-256 of the bundle's reference decoder (fp32 ONNX, dynamic batch).
 
     All precisions of one bundle share this id, so a stream written with an int8 encoder
@@ -57,20 +60,13 @@ def decoder_sha256(manifest: Any) -> str:
     return ref.sha256
 
 
-_CODECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> [(codec, id)]
+def codecs_of(manifest: Manifest | dict[str, Any]) -> Codecs:
+    """Every (codec, model id) a bundle's manifest (``manifest.json`` as a dict, or a Manifest) offers, in order.
 
-
-def codecs_of(model: Any) -> list[tuple[LatentCodec, bytes]]:
-    """Every (codec, model id) the bundle offers, in manifest order.
-
-    Built once per loaded model: validating the tables, hashing the model id and building
-    the entropy models costs milliseconds, far more than coding one sample.
+    The tables are validated and the model ids hashed here; a loaded model's are built once
+    and kept (:func:`compress` and friends), since that costs far more than coding a sample.
     """
-    try:
-        return _CODECS[model]
-    except (KeyError, TypeError):
-        pass
-    manifest = _manifest(model.manifest)
+    manifest = _manifest(manifest)
     record = manifest.codec
     if record is None:
         raise BundleError(
@@ -88,6 +84,52 @@ def codecs_of(model: Any) -> list[tuple[LatentCodec, bytes]]:
                 f"{manifest.code_size}; re-export the bundle"
             )
         out.append((codec, codec.model_id(sha)))
+    return out
+
+
+def pick_codec(codecs: Codecs, bits: int | None = None) -> tuple[LatentCodec, bytes]:
+    """The codec for ``bits`` (None: the bundle's first, its default); ConfigError naming those it has."""
+    if bits is None:
+        return codecs[0]
+    for codec, mid in codecs:
+        if codec.bits == bits:
+            return codec, mid
+    have = sorted({c.bits for c, _ in codecs})
+    raise ConfigError(
+        f"bits={bits} has no codec tables in this bundle; available: {have} "
+        "(omit bits, or re-export with tables for that bit depth)"
+    )
+
+
+def codec_of_stream(codecs: Codecs, stream_id: bytes, where: str = "stream",
+                    bits: int | None = None) -> tuple[LatentCodec, bytes]:
+    """The codec whose model id a stream's header names (the one to decode or append with).
+
+    ``bits``, when given, must be that codec's (an append keeps the stream's bit depth).
+    StreamError when the stream was written by another bundle, naming both ids.
+    """
+    for codec, mid in codecs:
+        if mid == stream_id:
+            if bits is not None and codec.bits != bits:
+                raise ConfigError(f"{where} holds {codec.bits}-bit codes; omit --bits or pass --bits {codec.bits}")
+            return codec, mid
+    have = ", ".join(m.hex() for _, m in codecs)
+    raise StreamError(
+        f"{where} was written for model id {stream_id.hex()}, not this model ({have}); "
+        "use the bundle that wrote it"
+    )
+
+
+_CODECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its Codecs
+
+
+def _model_codecs(model: Any) -> Codecs:
+    """:func:`codecs_of` a loaded model's manifest, built once per model."""
+    try:
+        return _CODECS[model]
+    except (KeyError, TypeError):
+        pass
+    out = codecs_of(model.manifest)
     try:
         _CODECS[model] = out
     except TypeError:  # an object that cannot be weakly referenced: no caching
@@ -95,26 +137,12 @@ def codecs_of(model: Any) -> list[tuple[LatentCodec, bytes]]:
     return out
 
 
-def _pick(model: Any, bits: int | None) -> tuple[LatentCodec, bytes]:
-    options = codecs_of(model)
-    if bits is None:
-        return options[0]
-    for codec, mid in options:
-        if codec.bits == bits:
-            return codec, mid
-    have = sorted({c.bits for c, _ in options})
-    raise ConfigError(
-        f"bits={bits} has no codec tables in this bundle; available: {have} "
-        "(omit bits, or re-export with tables for that bit depth)"
-    )
-
-
 def compress(model: Any, x: np.ndarray, bits: int | None = None, batch_size: int | None = None) -> bytes:
     """Raw samples ``(N, *input_shape)`` -> one .eae stream (see docs/FORMAT.md).
 
     ``batch_size``: samples per encoder call (None: the model's default).
     """
-    codec, mid = _pick(model, bits)
+    codec, mid = pick_codec(_model_codecs(model), bits)
     codes = np.asarray(_encode(model, x, batch_size))
     return compress_codes(codec, mid, codes.reshape(-1, codec.code_size))  # one sample: (1, D)
 
@@ -124,18 +152,12 @@ def decompress(model: Any, data: bytes, batch_size: int | None = None) -> np.nda
 
     ``batch_size``: codes per decoder call (None: the model's default).
     """
-    stream_id = stream_model_id(data)  # the header picks the codec; decoding checks the chunks
-    for codec, mid in codecs_of(model):
-        if mid == stream_id:
-            codes = decompress_codes(codec, mid, data)
-            if batch_size is None:
-                return model.decode(codes, raw=True)
-            return model.decode(codes, raw=True, batch_size=batch_size)
-    have = ", ".join(m.hex() for _, m in codecs_of(model))
-    raise StreamError(
-        f"stream was written for model id {stream_id.hex()}, not this model ({have}); "
-        "decompress it with the bundle that wrote it"
-    )
+    # the header picks the codec; decoding checks the chunks
+    codec, mid = codec_of_stream(_model_codecs(model), stream_model_id(data))
+    codes = decompress_codes(codec, mid, data)
+    if batch_size is None:
+        return model.decode(codes, raw=True)
+    return model.decode(codes, raw=True, batch_size=batch_size)
 
 
 def append(
@@ -143,23 +165,20 @@ def append(
 ) -> StreamInfo:
     """Append raw samples to the stream file ``path`` (created if missing); all or nothing.
 
-    Returns the whole stream's :class:`StreamInfo` (``.samples``: every sample it now holds).
+    The stream keeps its codec (the one its header names). Returns the whole stream's
+    :class:`StreamInfo` (``.samples``: every sample it now holds).
     """
-    codec, mid = _pick(model, bits)
+    codecs = _model_codecs(model)
     if os.path.isdir(path):
         raise ConfigError(f"{path} is a folder; give the stream file to append to (e.g. {os.path.join(path, 'out.eae')})")
+    codec, mid = pick_codec(codecs, bits)
     if os.path.exists(path) and os.path.getsize(path) > 0:
         try:
             with open(path, "rb") as f:
                 head = f.read(_HEADER_MAX)
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-        stream_id = stream_model_id(head)  # keep the file's codec
-        for c, m in codecs_of(model):
-            if m == stream_id:
-                if bits is not None and c.bits != bits:
-                    raise ConfigError(f"{path} holds {c.bits}-bit codes; omit --bits or pass --bits {c.bits}")
-                codec, mid = c, m
+        codec, mid = codec_of_stream(codecs, stream_model_id(head), str(path), bits)
     codes = np.asarray(_encode(model, x, batch_size)).reshape(-1, codec.code_size)  # one sample: (1, D)
     return append_file(codec, mid, path, codes)
 

@@ -31,6 +31,7 @@ from edgeae.runtime.contract import (
 )
 from edgeae.runtime.graphscan import scan_graph
 from edgeae.runtime.iocheck import ORT_TYPES, io_problems
+from edgeae.runtime.precision import ALIASES
 from edgeae.runtime.preprocess import Normalizer
 from edgeae.runtime.session import (
     create_session,
@@ -280,13 +281,14 @@ def _bad_output(y: np.ndarray, shape: tuple[int, ...]) -> None:
     raise BundleError(f"graph returned shape {y.shape[1:]} per sample, manifest says {shape}; re-export the bundle")
 
 
-def _select(manifest: Manifest, folder: Path, role: str, precision: str, format: str) -> GraphEntry:
+def _select(manifest: Manifest, folder: Path, role: str, precision: str, format: str, asked: str) -> GraphEntry:
     entry = manifest.find_graph(role, precision, format)
     if entry is None:
         have = manifest.precisions(role, format)
-        known = "" if precision in PRECISIONS else f" (precisions are {', '.join(PRECISIONS)})"
+        known = "" if precision in PRECISIONS else f" (precisions are {', '.join(PRECISIONS)}; int8 = int8-static)"
+        kind = f"{precision}, {format}" if asked in ALIASES else format  # 'int8' (int8-static, onnx)
         raise BundleError(
-            f"precision {precision!r} ({format}) is not in bundle {folder}{known}; available {role} "
+            f"precision {asked!r} ({kind}) is not in bundle {folder}{known}; available {role} "
             f"precisions: {', '.join(have) or 'none'}; choose one of them or re-export with it"
         )
     problems = graph_problems(folder, entry)
@@ -315,7 +317,7 @@ def load(
 
     Args:
         bundle_dir: folder written by ``edgeae export``.
-        precision: fp32 | fp16 | int8-dynamic | int8-static (whatever the bundle has).
+        precision: fp32 | fp16 | int8-dynamic | int8-static (whatever the bundle has); int8 = int8-static.
         providers: "auto" (CUDA if available, else CPU), "cpu", "cuda", ORT names, or a list.
         threads: intra-op threads; None = edgeae's default (1, lowest batch-1 latency), 0 = all cores.
         format: "onnx" or "ort" (the ORT flatbuffer copies, for mobile builds).
@@ -330,7 +332,8 @@ def load(
         raise BundleError(f"format {format!r} is not one of: onnx, ort")
     if not isinstance(precision, str):
         raise BundleError(f"precision must be a str ({', '.join(PRECISIONS)}), got {type(precision).__name__}")
-    entries = [_select(manifest, folder, role, precision, format) for role in ("encoder", "decoder")]
+    asked, precision = precision, ALIASES.get(precision, precision)  # int8 = int8-static, as everywhere
+    entries = [_select(manifest, folder, role, precision, format, asked) for role in ("encoder", "decoder")]
     names = resolve_providers(providers)
     options = options if options is not None else session_options(threads)
     encoder = _Graph(folder, entries[0], manifest, names, options, "code")

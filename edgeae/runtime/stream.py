@@ -15,10 +15,14 @@ is checked. Appending writes one more chunk and never touches earlier bytes.
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import os
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -27,18 +31,9 @@ from edgeae.errors import ConfigError, InputError, StreamError
 from edgeae.runtime.codec import LatentCodec
 from edgeae.runtime.varint import get_varint, put_varint
 
-__all__ = [
-    "MAGIC",
-    "VERSION",
-    "StreamInfo",
-    "compress_codes",
-    "decompress_codes",
-    "decompress_symbols",
-    "append_codes",
-    "append_file",
-    "read_header",
-    "read_header_file",
-]
+__all__ = ["MAGIC", "VERSION", "MAX_CHUNK_SYMBOLS", "StreamInfo", "StreamWriter", "compress_codes", "append_codes",
+           "append_file", "decompress_codes", "decompress_symbols", "read_header", "read_header_file",
+           "stream_model_id"]
 
 MAGIC = b"EA"  # two bytes, like gzip's, to keep the fixed overhead within budget
 VERSION = 1  # container version; readers refuse others
@@ -193,71 +188,152 @@ def _symbols(codec: LatentCodec, q_or_codes: np.ndarray) -> np.ndarray:
     return codec.quantize(arr)
 
 
-def _chunk_bytes(codec: LatentCodec, q: np.ndarray, seed: int) -> bytes:
-    per = max(1, MAX_CHUNK_SYMBOLS // codec.code_size)
-    out = bytearray()
-    for s in range(0, q.shape[0], per):
-        part = q[s : s + per]
-        payload = _encode(codec, part)
-        body = put_varint(part.shape[0]) + put_varint(len(payload)) + payload
-        out += body + zlib.crc32(body, seed).to_bytes(4, "little")
-    return bytes(out)
+class StreamWriter:
+    """An open ``.eae`` stream written chunk by chunk: the Python ``eae_writer`` (eae_codec.h).
+
+        begin(codec, id[, file]) -> header | resume(codec, id, stream) -> append(q)* -> finish()
+
+    ``begin`` starts a stream and ``resume`` continues one whose header names this codec
+    (model id and code size, as ``eae_writer_resume`` checks; Python also checks every chunk
+    it is given, so nothing is appended behind a damaged tail where no reader reaches it).
+    ``append`` codes samples into chunks of at most ``MAX_CHUNK_SYMBOLS`` symbols and returns
+    the bytes added; ``append_chunks`` adds chunks another writer of the same stream coded
+    (a Dask worker). Without a file the bytes are only returned, like the C caller's buffer.
+
+    With a file the writer writes there, and the stream in it is valid after ``begin`` (no
+    samples) and after every append returns: chunks are coded and checked before any byte is
+    written, written whole and flushed, and an append that fails half way (a full disk) is
+    cut back to the stream as it was. A crash between appends leaves a readable stream of the
+    earlier chunks. ``finish`` makes the stream durable (fsync) and returns its StreamInfo.
+    """
+
+    def __init__(self, codec: LatentCodec, model_id: bytes, info: StreamInfo, header: bytes,
+                 file: BinaryIO | None = None) -> None:
+        """Use :meth:`begin` or :meth:`resume`; ``info`` describes the stream so far."""
+        self.codec, self.model_id, self.header, self.file = codec, model_id, header, file
+        self._seed = zlib.crc32(header)  # every chunk's CRC-32 starts from the header's
+        self._info = info
+
+    @classmethod
+    def begin(cls, codec: LatentCodec, model_id: bytes, file: BinaryIO | None = None) -> StreamWriter:
+        """Start a stream: its header goes to ``file`` (a new, empty binary file) if given."""
+        header = _header(model_id, codec.code_size)
+        w = cls(codec, model_id, StreamInfo(VERSION, model_id, codec.code_size, 0, 0, len(header), 0, 0),
+                header, file)
+        if file is not None and os.fstat(file.fileno()).st_size != 0:
+            raise InputError("begin needs an empty file; resume a stream to add to it")
+        w._add(header, 0, 0, 0)
+        return w
+
+    @classmethod
+    def resume(cls, codec: LatentCodec, model_id: bytes, stream: bytes | BinaryIO) -> StreamWriter:
+        """Continue ``stream`` (bytes, or a binary file opened for reading and writing).
+
+        StreamError when its header is not this codec's or a chunk it holds is damaged.
+        """
+        if isinstance(stream, (bytes, bytearray, memoryview)):
+            return cls._resume(codec, model_id, stream, None)
+        with _mapped(stream.fileno()) as view:
+            return cls._resume(codec, model_id, view, stream)
+
+    @classmethod
+    def _resume(cls, codec: LatentCodec, model_id: bytes, data, file: BinaryIO | None) -> StreamWriter:
+        _, got_id, code_size, hlen = _parse_header(data)
+        _check_model(got_id, code_size, codec, model_id)
+        info = read_header(data)  # every chunk's framing and CRC-32
+        return cls(codec, model_id, info, bytes(data[:hlen]), file)
+
+    @property
+    def info(self) -> StreamInfo:
+        """The whole stream so far (earlier chunks included)."""
+        return self._info
+
+    def append(self, q_or_codes: np.ndarray) -> bytes:
+        """Add codes ``(n, D)`` (floats, quantized here) or symbols (ints); -> the bytes added."""
+        q = _symbols(self.codec, q_or_codes)
+        per = max(1, MAX_CHUNK_SYMBOLS // self.codec.code_size)
+        out, payload = bytearray(), 0
+        for s in range(0, q.shape[0], per):
+            part = q[s : s + per]
+            coded = _encode(self.codec, part)
+            body = put_varint(part.shape[0]) + put_varint(len(coded)) + coded
+            out += body + zlib.crc32(body, self._seed).to_bytes(4, "little")
+            payload += len(coded)
+        self._add(bytes(out), q.shape[0], -(-q.shape[0] // per), payload)
+        return bytes(out)
+
+    def append_chunks(self, data: bytes) -> int:
+        """Add whole chunks coded by another writer of this stream; -> their sample count.
+
+        Their framing and CRC-32s are checked first: chunks of another codec or stream fail
+        the CRC (it is seeded by the header) and nothing is written.
+        """
+        samples = chunks = payload = 0
+        for n, body in _chunks(data, 0, self._seed, self.codec.code_size):
+            samples, chunks, payload = samples + n, chunks + 1, payload + len(body)
+        self._add(bytes(data), samples, chunks, payload)
+        return samples
+
+    def finish(self) -> StreamInfo:
+        """Make what was written durable (fsync: on disk even if power fails); -> the whole stream's info."""
+        if self.file is not None:
+            os.fsync(self.file.fileno())
+        return self._info
+
+    def _add(self, data: bytes, samples: int, chunks: int, payload: int) -> None:
+        """Write ``data`` behind the stream, all of it or (cut back) none of it; then count it."""
+        if self.file is not None and data:
+            end = self._info.size
+            fd = self.file.fileno()
+            try:
+                self.file.flush()  # the file object's own buffer first: the writer owns the file now
+                os.lseek(fd, end, os.SEEK_SET)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except BaseException:
+                os.ftruncate(fd, end)  # the stream as it was: earlier chunks intact, no partial chunk
+                raise
+        i = self._info
+        self._info = dataclasses.replace(i, samples=i.samples + samples, chunks=i.chunks + chunks,
+                                         payload_bytes=i.payload_bytes + payload, size=i.size + len(data))
 
 
 # ------------------------------------------------------------------ public
 def compress_codes(codec: LatentCodec, model_id: bytes, q_or_codes: np.ndarray) -> bytes:
     """Codes ``(N, D)`` (floats, quantized here) or symbols (ints) -> a whole stream."""
-    q = _symbols(codec, q_or_codes)
-    header = _header(model_id, codec.code_size)
-    return header + _chunk_bytes(codec, q, zlib.crc32(header))
+    w = StreamWriter.begin(codec, model_id)
+    return w.header + w.append(q_or_codes)
 
 
-def append_codes(
-    codec: LatentCodec, model_id: bytes, stream: bytes, q_or_codes: np.ndarray
-) -> bytes:
+def append_codes(codec: LatentCodec, model_id: bytes, stream: bytes, q_or_codes: np.ndarray) -> bytes:
     """The bytes to append to ``stream`` (at least its header) to add ``q_or_codes``.
 
-    ``stream + append_codes(...)`` is a valid stream; only the header is read.
+    ``stream + append_codes(...)`` is a valid stream; what ``stream`` holds is checked first.
     """
-    _, got_id, code_size, hlen = _parse_header(stream)
-    _check_model(got_id, code_size, codec, model_id)
-    q = _symbols(codec, q_or_codes)
-    return _chunk_bytes(codec, q, zlib.crc32(bytes(stream[:hlen])))
+    return StreamWriter.resume(codec, model_id, stream).append(q_or_codes)
 
 
-def append_file(
-    codec: LatentCodec, model_id: bytes, path: str | os.PathLike, q_or_codes: np.ndarray
-) -> StreamInfo:
+def append_file(codec: LatentCodec, model_id: bytes, path: str | os.PathLike, q_or_codes: np.ndarray) -> StreamInfo:
     """Append samples to the stream file at ``path`` (created if missing or empty): all or nothing.
 
-    The existing file is checked first (header, framing, CRCs) so samples are never
-    appended behind a damaged tail where no reader could reach them. The new chunks are
-    added to a copy that replaces the file in one rename (:func:`edgeae.atomic.atomic_append`):
-    a crash, a full disk or ``kill -9`` leaves the stream as it was, with none of the new
-    samples, never some of them. Returns the whole stream's :class:`StreamInfo`.
+    The existing file is checked first (header, framing, CRCs; :meth:`StreamWriter.resume`)
+    so samples are never appended behind a damaged tail where no reader could reach them.
+    The new chunks are added to a copy that replaces the file in one rename
+    (:func:`edgeae.atomic.atomic_append`): a crash, a full disk or ``kill -9`` leaves the
+    stream as it was, with none of the new samples, never some of them. Returns the whole
+    stream's :class:`StreamInfo`.
     """
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; give the stream file to append to (e.g. {path / 'out.eae'})")
     try:
-        with atomic_append(path) as (tmp, size):
-            if size == 0:
-                data = compress_codes(codec, model_id, q_or_codes)
-                tmp.write_bytes(data)
-                return read_header(data)
-            old = tmp.read_bytes()
-            info = read_header(old)  # the one full check of the existing stream
-            _check_model(info.model_id, info.code_size, codec, model_id)
-            extra = append_codes(codec, model_id, old, q_or_codes)
-            with tmp.open("ab") as f:
-                f.write(extra)
-                f.flush()
-                os.fsync(f.fileno())  # on a device that may lose power, the chunk is on disk on return
+        with atomic_append(path) as (tmp, size), open(tmp, "r+b") as f:
+            w = StreamWriter.resume(codec, model_id, f) if size else StreamWriter.begin(codec, model_id, f)
+            w.append(q_or_codes)
+            return w.finish()
     except OSError as exc:
         raise ConfigError(f"cannot append to {path}: {exc.strerror or exc}; the stream is unchanged") from None
-    new = read_header(old[: info.header_size] + extra)  # header + the new chunks only
-    return dataclasses.replace(info, samples=info.samples + new.samples, chunks=info.chunks + new.chunks,
-                               payload_bytes=info.payload_bytes + new.payload_bytes, size=info.size + len(extra))
 
 
 def stream_model_id(data: bytes) -> bytes:
@@ -305,11 +381,19 @@ def decompress_codes(codec: LatentCodec, model_id: bytes, data: bytes) -> np.nda
 
 def read_header_file(path: str | os.PathLike) -> StreamInfo:
     """:func:`read_header` of a stream file, memory-mapped (every chunk checked)."""
-    import mmap
+    with open(path, "rb") as f, _mapped(f.fileno()) as view:
+        return read_header(view)
 
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+
+@contextmanager
+def _mapped(fd: int) -> Iterator[memoryview]:
+    """A read-only memory map of the open file ``fd`` (``b""`` for an empty file, which mmap refuses)."""
+    if os.fstat(fd).st_size == 0:
+        yield memoryview(b"")
+        return
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
         view = memoryview(mm)
         try:
-            return read_header(view)
+            yield view
         finally:
             view.release()

@@ -18,7 +18,6 @@ does for every power-of-two code size up to 64); otherwise it is equal to this b
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +27,11 @@ import numpy as np
 
 from edgeae.atomic import atomic_append, atomic_path
 from edgeae.data import RowSource, iter_blocks
-from edgeae.errors import ConfigError, StreamError
-from edgeae.runtime.compress import _pick, codecs_of
+from edgeae.errors import ConfigError
+from edgeae.runtime.compress import codec_of_stream, codecs_of, pick_codec
 from edgeae.runtime.contract import NonFiniteInput
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
-from edgeae.runtime.stream import (
-    MAX_CHUNK_SYMBOLS,
-    _chunk_bytes,
-    _header,
-    _parse_header,
-    decompress_codes,
-    read_header_file,
-)
+from edgeae.runtime.stream import MAX_CHUNK_SYMBOLS, StreamWriter, decompress_codes, stream_model_id
 
 __all__ = ["block_rows", "BlockStats", "encode_block", "compress_block", "encode_to_npy", "compress_to_file",
            "stream_codec"]
@@ -88,43 +80,30 @@ def compress_block(model: Any, x: np.ndarray, bits: int | None, batch_size: int 
 
     With ``check`` the chunk is decoded again (as a receiver would) for the PSNR.
     """
-    codec, mid = _pick(model, bits)
-    header = _header(mid, codec.code_size)
+    codec, mid = pick_codec(codecs_of(model.manifest), bits)
+    writer = StreamWriter.begin(codec, mid)  # the chunk a writer of this stream appends, here or on a worker
     codes = encode_block(model, x, batch_size, where, first).reshape(-1, codec.code_size)
-    chunk = _chunk_bytes(codec, codec.quantize(codes), zlib.crc32(header))
+    chunk = writer.append(codes)
     stats = BlockStats(len(x), int(x.nbytes), len(chunk))
     if check:
-        x_hat = model.decode(decompress_codes(codec, mid, header + chunk), batch_size=batch_size, raw=True)
+        x_hat = model.decode(decompress_codes(codec, mid, writer.header + chunk), batch_size=batch_size, raw=True)
         d = model.to_model_units(x).astype(np.float64) - model.to_model_units(x_hat)
         stats.se, stats.values = float(np.sum(d * d)), int(d.size)
     return chunk, stats
 
 
 def stream_codec(model: Any, path: str | os.PathLike, bits: int | None, append: bool, where: str | None = None):
-    """(codec, model id, header bytes to write) for a new stream or an append to ``path``.
+    """(codec, model id) for a new stream, or for an append to ``path``: the codec its header names.
 
+    Only the header is read here; the writer checks the rest when it resumes the stream.
     ``where`` names the stream in messages (``path`` may be the private copy an append adds to).
     """
-    p, where = Path(path), where or str(path)
+    p, codecs = Path(path), codecs_of(model.manifest)
     if append and p.exists() and p.stat().st_size > 0:
         with p.open("rb") as f:
-            head = f.read(16)
-        _, stream_id, _, _ = _parse_header(head)
-        for codec, mid in codecs_of(model):
-            if mid == stream_id:
-                if bits is not None and codec.bits != bits:
-                    raise ConfigError(f"{where} holds {codec.bits}-bit codes; omit --bits or pass --bits {codec.bits}")
-                _check_stream_file(p)
-                return codec, mid, b""
-        raise StreamError(f"{where} was written for model id {stream_id.hex()}, not this bundle; "
-                          "append with the bundle that wrote it")
-    codec, mid = _pick(model, bits)
-    return codec, mid, _header(mid, codec.code_size)
-
-
-def _check_stream_file(p: Path) -> None:
-    """Check every chunk of an existing stream (memory-mapped) before appending behind it."""
-    read_header_file(p)
+            head = f.read(16)  # magic, version, model id, varint code size
+        return codec_of_stream(codecs, stream_model_id(head), where or str(path), bits)
+    return pick_codec(codecs, bits)
 
 
 def local_blocks(source: RowSource, rows: int, fn: Callable[[np.ndarray, int], Any]) -> Iterator[tuple[int, Any]]:
@@ -192,33 +171,32 @@ def compress_to_file(model: Any, source: RowSource | None, output: str | os.Path
     if append:
         return _append(Path(output), lambda tmp: _compress_into(model, source, tmp, bits, True, batch_size, check,
                                                                 progress, results, str(output)))
-    codec_header = stream_codec(model, output, bits, False)
+    codec_mid = stream_codec(model, output, bits, False)
     return _write_new(Path(output), lambda tmp: _compress_into(model, source, tmp, bits, False, batch_size, check,
-                                                               progress, results, str(output), codec_header))
+                                                               progress, results, str(output), codec_mid))
 
 
 def _compress_into(model, source, path: Path, bits, append, batch_size, check, progress, results, where,
-                   codec_header=None) -> dict[str, Any]:
+                   codec_mid=None) -> dict[str, Any]:
     """Write the stream (or, appending, the new chunks after the copy's) to ``path``; -> the report."""
-    codec, mid, header = codec_header or stream_codec(model, path, bits, append, where)
-    if results is None:
-        blocks = local_blocks(source, block_rows(codec.code_size),
-                              lambda b, first: compress_block(model, b, codec.bits, batch_size, check, source.path,
-                                                             first))
-    else:
-        blocks = results(codec.bits)
-    total = BlockStats(stream_bytes=len(header))
-    with path.open("ab") as f:
-        f.write(header)
+    codec, mid = codec_mid or stream_codec(model, path, bits, append, where)
+    with path.open("r+b") as f:
+        resume = append and path.stat().st_size > 0  # the one full check of the stream, before any block is coded
+        writer = StreamWriter.resume(codec, mid, f) if resume else StreamWriter.begin(codec, mid, f)
+        total = BlockStats(stream_bytes=0 if resume else len(writer.header))  # the bytes this call adds
+        if results is None:
+            blocks = local_blocks(source, block_rows(codec.code_size), lambda b, first: compress_block(
+                model, b, codec.bits, batch_size, check, source.path, first))
+        else:
+            blocks = results(codec.bits)
         for _, (chunk, stats) in blocks:
-            f.write(chunk)
+            writer.append_chunks(chunk)
             total += stats
             if progress is not None:
                 progress(stats.samples)
-        f.flush()
-        os.fsync(f.fileno())  # on a device that may lose power, the chunks are on disk on return
+        info = writer.finish()  # on a device that may lose power, the chunks are on disk on return
     report = _report(model, total, check)
-    report["stream_samples"] = read_header_file(path).samples if append else total.samples  # the whole stream's
+    report["stream_samples"] = info.samples  # the whole stream's
     return report
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from edgeae.errors import BundleError, ConfigError, StreamError, ValidationError
-from edgeae.runtime.bundle import PRECISIONS, GraphEntry, Manifest, graph_problems, read_manifest
+from edgeae.runtime.bundle import GraphEntry, Manifest, graph_problems, read_manifest
+from edgeae.runtime.precision import parse_precisions
 from edgeae.runtime.varint import get_varint
 
 # The public names are listed once, in edgeae/web/__init__.py.
@@ -152,16 +153,13 @@ def _check_graph(folder: Path, entry: GraphEntry) -> None:
         )
 
 
-def _pick_graphs(manifest: Manifest, folder: Path, precisions: list[str]) -> dict[str, dict[str, GraphEntry]]:
+def _pick_graphs(manifest: Manifest, folder: Path, asked) -> dict[str, dict[str, GraphEntry]]:
+    """Each precision's (encoder, decoder) entries, checked; ``asked`` as given (messages name an alias)."""
+    have = [p for p in manifest.precisions("encoder") if p in manifest.precisions("decoder")]
+    precisions = parse_precisions(asked, have, str(folder))  # BundleError naming what the bundle has
     chosen = {}
     for precision in precisions:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision {precision!r} is not one of: {', '.join(PRECISIONS)}")
         pair = {role: manifest.find_graph(role, precision) for role in ("encoder", "decoder")}
-        if None in pair.values():
-            have = [p for p in manifest.precisions("encoder") if p in manifest.precisions("decoder")]
-            raise BundleError(f"precision {precision!r} is not in bundle {folder}; available: "
-                              f"{', '.join(have) or 'none'}; pass --precision with one of them")
         for entry in pair.values():
             _check_graph(folder, entry)
         chosen[precision] = pair
@@ -178,18 +176,11 @@ def _graph_record(entry: GraphEntry, output: str) -> dict[str, Any]:
 
 def _codecs(manifest: Manifest) -> list[dict[str, Any]]:
     """Every codec record with its 8-byte model id (hex): the page writes the same headers."""
-    from edgeae.runtime.codec import LatentCodec
-    from edgeae.runtime.compress import decoder_sha256
+    from edgeae.runtime.compress import codecs_of
 
     if manifest.codec is None:
         return []
-    sha = decoder_sha256(manifest)
-    records = manifest.codec if isinstance(manifest.codec, list) else [manifest.codec]
-    out = []
-    for rec in records:
-        codec = LatentCodec.from_dict(rec)
-        out.append({**codec.to_dict(), "model_id": codec.model_id(sha).hex()})
-    return out
+    return [{**codec.to_dict(), "model_id": mid.hex()} for codec, mid in codecs_of(manifest)]
 
 
 def _samples(manifest: Manifest, folder: Path, limit: int) -> np.ndarray | None:
@@ -253,12 +244,8 @@ def _ort_files(ort_web: Path) -> str:
 
 
 def _precision_list(precisions: str | list[str] | tuple[str, ...], samples: int) -> list[str]:
-    """The precisions as a list without repeats; checks them and ``samples`` before any file is read."""
-    if isinstance(precisions, str):
-        precisions = [p.strip() for p in precisions.split(",") if p.strip()]
-    precisions = list(dict.fromkeys(precisions))
-    if not precisions:
-        raise ConfigError("no precision given; pass e.g. --precision fp32 or fp32,int8-dynamic")
+    """The precisions (the one parser: int8 = int8-static, no repeats); checks them and ``samples`` before any file is read."""
+    precisions = parse_precisions(precisions)
     if not isinstance(samples, int) or samples < 0:
         raise ConfigError(f"samples={samples!r} must be a non-negative int")
     return precisions
@@ -336,9 +323,9 @@ def build_site(
             its codes and ``.eae`` bytes with the Python runtime on the embedded samples.
     """
     folder, out = Path(bundle_dir), Path(out_dir)
-    precisions = _precision_list(precisions, samples)
+    asked, precisions = precisions, _precision_list(precisions, samples)
     manifest = read_manifest(folder)
-    graphs = _pick_graphs(manifest, folder, precisions)
+    graphs = _pick_graphs(manifest, folder, asked)
     ort_dir = Path(ort_web) if ort_web is not None else None
     ort_version = _ort_files(ort_dir) if ort_dir is not None else ORT_WEB_VERSION
     _check_out(out, overwrite)
