@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeae import callable_module
 from edgeae import distributed as ddp
 from edgeae.atomic import atomic_write_text
 from edgeae.checkpoint import (
@@ -188,7 +187,9 @@ def train(
 
     Example::
 
-        result = edgeae.train("digits", model="conv", code_size=16, epochs=20, out="runs/digits")
+        from edgeae.train import train
+
+        result = train("digits", model="conv", code_size=16, epochs=20, out="runs/digits")
         print(result.metrics["val_psnr"])
     """
     log = log or (lambda msg: None)
@@ -520,6 +521,3 @@ def _write_pictures(run_dir: Path, net, split_data: Split, val_in, cfg: RunConfi
             rows.append(val_in[:n].numpy())
         rows.append(recon)
         save_grid(rows, run_dir / "reconstructions.png")
-
-
-callable_module(__name__, train)
