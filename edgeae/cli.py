@@ -117,7 +117,8 @@ def main() -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--out", default=None, help="Run folder [default: runs/<data>-<model>-<code>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
-@click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier run in --out; it is kept until the new run ends (docs/outputs.md).")
 @click.option("--nproc-per-node", type=click.IntRange(1), default=None,
               help="Train on N local processes (torchrun + DDP; gloo on CPU, NCCL on CUDA). "
                    "--batch-size stays the global batch. See docs/scaling.md.")
@@ -211,7 +212,6 @@ def sample_cmd(run_dir: str, count: int, output: str, seed: int, overwrite: bool
     from edgeae.sampling import sample_grid
 
     check_file(output, overwrite)
-
     path, how = sample_grid(run_dir, count, output, seed=seed)
     click.echo(f"Wrote {count} {how} to {path}")
 
@@ -221,7 +221,8 @@ def sample_cmd(run_dir: str, count: int, output: str, seed: int, overwrite: bool
 
 def _runtime_options(f):
     """--precision / --provider / --threads / --batch-size / --format / --overwrite, shared by the runtime commands."""
-    f = click.option("--overwrite", is_flag=True, help="Replace an existing output file or PNG folder.")(f)
+    f = click.option("--overwrite", is_flag=True,
+                     help="Replace an existing output file, or a PNG folder written earlier (docs/outputs.md).")(f)
     f = click.option("--format", "graph_format", type=click.Choice(["onnx", "ort"]), default="onnx",
                      show_default=True, help="Graph files to run (ort = ORT flatbuffer copies).")(f)
     f = click.option("--batch-size", type=click.IntRange(1), default=4096, show_default=True,
