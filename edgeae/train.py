@@ -229,15 +229,27 @@ def _train(ctx: ddp.DistContext | None, data, model, out, resume, overwrite, pro
         start = time.perf_counter()
         interrupted = _fit(loop, progress, log)
         result = _finish(loop, time.perf_counter() - start, interrupted)
-    except BaseException:
-        if main and where != run_dir:
+    except BaseException as exc:
+        if where == run_dir:
+            raise
+        if main:
             shutil.rmtree(where, ignore_errors=True)  # the earlier run stays as it was
+        if isinstance(exc, TrainingError):
+            raise TrainingError(_staged(str(exc), where, run_dir)) from None
         raise
     if where != run_dir:
         if main:
             commit_staging_dir(where, run_dir)
         result.run_dir = run_dir
     return result
+
+
+def _staged(message: str, where: Path, run_dir: Path) -> str:
+    """A failure message of a run built beside ``run_dir`` (now removed): what is left is the earlier run."""
+    earlier = f"{run_dir} still holds the earlier run"
+    for said in (f"The best checkpoint so far is kept in {where}", f"nothing was saved in {where}"):
+        message = message.replace(said, earlier)
+    return message.replace(str(where), str(run_dir))
 
 
 def _resume_config(out: str | Path | None, epochs: int) -> tuple[RunConfig, Split, Path, bool]:

@@ -173,11 +173,11 @@ def test_train_overwrite_keeps_the_earlier_run_until_the_new_one_ends(tmp_path, 
     tr.train(out=run, epochs=1, hidden="16", code_size=4)
     before = _snapshot(run)
 
-    def fails(*args, **kwargs):
-        raise TrainingError("the loss became nan")
+    def fails(loop, *args):
+        raise TrainingError(f"the loss became nan. The best checkpoint so far is kept in {loop.run_dir}")
 
     monkeypatch.setattr(tr, "_finish", fails)
-    with pytest.raises(TrainingError):
+    with pytest.raises(TrainingError, match=f"^the loss became nan. {run} still holds the earlier run$"):
         tr.train(out=run, epochs=1, overwrite=True, hidden="16", code_size=8)
     monkeypatch.undo()
     assert _snapshot(run) == before and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
