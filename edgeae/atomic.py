@@ -241,14 +241,17 @@ def claim_output_dir(out_dir: Path, overwrite: bool, marker: str | Callable[[Pat
 
 @contextmanager
 def output_dir(out_dir: str | os.PathLike, overwrite: bool, marker: str | Callable[[Path], bool], foreign: str,
-               error: type[Exception], what: str = "") -> Iterator[Path]:
+               error: type[Exception]) -> Iterator[Path]:
     """Yield a staging folder to build ``out_dir`` in; it replaces ``out_dir`` in one step when the block ends.
 
-    :func:`claim_output_dir` first; any failure (an exception, Ctrl-C) removes the staging
-    folder and leaves an earlier ``out_dir`` as it was; ``kill -9`` leaves a leftover that
-    the next write to ``out_dir`` removes.
+    Refusals as :func:`claim_output_dir` (raised as ``error``); a folder that cannot be
+    written raises ``OSError``, for the caller to word. Any failure in the block (an
+    exception, Ctrl-C) removes the staging folder and leaves an earlier ``out_dir`` as it
+    was; ``kill -9`` leaves a leftover that the next write to ``out_dir`` removes.
     """
-    tmp = claim_output_dir(Path(out_dir), overwrite, marker, foreign, error, what)
+    clean_leftovers(out_dir)
+    check_output_dir(out_dir, overwrite, marker, foreign, error)
+    tmp = staging_dir(out_dir)
     try:
         yield tmp
         commit_staging_dir(tmp, out_dir)

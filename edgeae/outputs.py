@@ -117,7 +117,7 @@ def write_samples(x_raw, output: str, is_image: bool, overwrite: bool = True) ->
     from edgeae.imageio import save_images, to_uint8
 
     try:
-        with output_dir(output, overwrite, numbered_pngs, _NOT_IMAGES, ConfigError, "PNG images ") as tmp:
+        with output_dir(output, overwrite, numbered_pngs, _NOT_IMAGES, ConfigError) as tmp:
             n = len(save_images(to_uint8(x_raw), tmp))
     except OSError as exc:
         raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None

@@ -357,7 +357,7 @@ def build_site(
     reference = _reference(folder, precisions, x, codecs)
     report = SiteReport(out=out, precisions=precisions, ort_version=ort_version,
                         samples=0 if x is None else len(x), bits=[c["bits"] for c in codecs])
-    with output_dir(out, overwrite, "site.json", _FOREIGN, ConfigError, "the site ") as tmp:
+    with output_dir(out, overwrite, "site.json", _FOREIGN, ConfigError) as tmp:
         _write_site(tmp, folder, graphs, report, ort_dir, ort_version)
         if not codecs:
             report.notes.append("the bundle has no codec tables: the page shows no .eae sizes "
