@@ -33,12 +33,12 @@ import re
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_append", "atomic_write_bytes", "atomic_write_text", "claim_output_dir",
-           "staging_dir", "commit_staging_dir", "clean_leftovers"]
+__all__ = ["atomic_path", "atomic_append", "atomic_write_bytes", "atomic_write_text", "check_output_dir",
+           "claim_output_dir", "output_dir", "staging_dir", "commit_staging_dir", "clean_leftovers"]
 
 try:
     import fcntl
@@ -202,28 +202,62 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def claim_output_dir(out_dir: Path, overwrite: bool, marker: str, foreign: str, error: type[Exception],
-                     what: str = "") -> Path:
-    """Refuse an output folder that is not ours to replace; return the staging folder to build in.
+def check_output_dir(out_dir: str | os.PathLike, overwrite: bool, marker: str | Callable[[Path], bool],
+                     foreign: str, error: type[Exception]) -> None:
+    """Refuse an output folder that is not ours to replace (the one ``--overwrite`` rule for folders).
 
-    Leftovers of an interrupted earlier run are recovered first (:func:`clean_leftovers`).
-    A non-empty ``out_dir`` is replaced only with ``overwrite`` and only when it holds
-    ``marker`` (the file every folder of this kind has); ``foreign`` ends the message that
-    refuses another folder. Errors are raised as ``error`` with the fix in the message.
+    A file is refused; a non-empty folder is replaced only with ``overwrite`` and only when it
+    is one edgeae wrote: it holds the file ``marker`` (the one every folder of this kind has),
+    or ``marker(folder)`` is true. ``foreign`` ends the message that refuses another folder.
+    Errors are raised as ``error`` with the fix in the message. Nothing is written.
     """
-    clean_leftovers(out_dir)
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise error(f"{out_dir} exists and is not a folder; choose another -o")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not overwrite:
             raise error(f"{out_dir} is not empty; choose another -o or pass --overwrite to replace it")
-        if not (out_dir / marker).is_file():
+        ours = marker(out_dir) if callable(marker) else (out_dir / marker).is_file()
+        if not ours:
             raise error(f"{out_dir} {foreign}: choose another -o")
+
+
+def claim_output_dir(out_dir: Path, overwrite: bool, marker: str | Callable[[Path], bool], foreign: str,
+                     error: type[Exception], what: str = "") -> Path:
+    """Refuse an output folder that is not ours to replace; return the staging folder to build in.
+
+    Leftovers of an interrupted earlier run are recovered first (:func:`clean_leftovers`),
+    then :func:`check_output_dir` decides. A failure to create the staging folder is raised
+    as ``error`` too.
+    """
+    clean_leftovers(out_dir)
+    check_output_dir(out_dir, overwrite, marker, foreign, error)
     try:
         return staging_dir(out_dir)
     except OSError as exc:
-        raise error(f"cannot write {what}into {out_dir.resolve().parent} ({exc.strerror}); "
+        raise error(f"cannot write {what}into {Path(out_dir).resolve().parent} ({exc.strerror}); "
                     "choose a writable -o") from None
+
+
+@contextmanager
+def output_dir(out_dir: str | os.PathLike, overwrite: bool, marker: str | Callable[[Path], bool], foreign: str,
+               error: type[Exception]) -> Iterator[Path]:
+    """Yield a staging folder to build ``out_dir`` in; it replaces ``out_dir`` in one step when the block ends.
+
+    Refusals as :func:`claim_output_dir` (raised as ``error``); a folder that cannot be
+    written raises ``OSError``, for the caller to word. Any failure in the block (an
+    exception, Ctrl-C) removes the staging folder and leaves an earlier ``out_dir`` as it
+    was; ``kill -9`` leaves a leftover that the next write to ``out_dir`` removes.
+    """
+    clean_leftovers(out_dir)
+    check_output_dir(out_dir, overwrite, marker, foreign, error)
+    tmp = staging_dir(out_dir)
+    try:
+        yield tmp
+        commit_staging_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def staging_dir(out_dir: str | os.PathLike) -> Path:

@@ -117,7 +117,8 @@ def main() -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--out", default=None, help="Run folder [default: runs/<data>-<model>-<code>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
-@click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier run in --out; it is kept until the new run ends (docs/outputs.md).")
 @click.option("--nproc-per-node", type=click.IntRange(1), default=None,
               help="Train on N local processes (torchrun + DDP; gloo on CPU, NCCL on CUDA). "
                    "--batch-size stays the global batch. See docs/scaling.md.")
@@ -204,10 +205,13 @@ class _TrainingBar:
 @click.option("-n", "count", type=click.IntRange(1, 1024), default=64, show_default=True)
 @click.option("-o", "--output", default="samples.png", show_default=True, help="PNG grid to write.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def sample_cmd(run_dir: str, count: int, output: str, seed: int) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing PNG file.")
+def sample_cmd(run_dir: str, count: int, output: str, seed: int, overwrite: bool) -> None:
     """Decode samples: prior draws for a VAE, interpolations between real codes otherwise."""
+    from edgeae.outputs import check_file
     from edgeae.sampling import sample_grid
 
+    check_file(output, overwrite)
     path, how = sample_grid(run_dir, count, output, seed=seed)
     click.echo(f"Wrote {count} {how} to {path}")
 
@@ -217,7 +221,8 @@ def sample_cmd(run_dir: str, count: int, output: str, seed: int) -> None:
 
 def _runtime_options(f):
     """--precision / --provider / --threads / --batch-size / --format / --overwrite, shared by the runtime commands."""
-    f = click.option("--overwrite", is_flag=True, help="Replace an existing output file or PNG folder.")(f)
+    f = click.option("--overwrite", is_flag=True,
+                     help="Replace an existing output file, or a PNG folder written earlier (docs/outputs.md).")(f)
     f = click.option("--format", "graph_format", type=click.Choice(["onnx", "ort"]), default="onnx",
                      show_default=True, help="Graph files to run (ort = ORT flatbuffer copies).")(f)
     f = click.option("--batch-size", type=click.IntRange(1), default=4096, show_default=True,
@@ -231,125 +236,13 @@ def _runtime_options(f):
     return f
 
 
-def _load_model(bundle: str, precision: str, provider: str, threads: int | None, graph_format: str):
-    from edgeae.runtime import load
-
-    providers = [p.strip() for p in provider.split(",")] if "," in provider else provider
-    return load(bundle, precision=precision, providers=providers, threads=threads, format=graph_format)
-
-
-def _run_with_progress(fn, n: int, batch_size: int, label: str):
-    """Call ``fn(progress)``; a progress bar is shown on a terminal when there is more than one chunk."""
-    if not (sys.stderr.isatty() and n > batch_size):
+def _with_progress(fn, label: str, total: int | None = None, batch_size: int = 0):
+    """Call ``fn(progress)``, with a progress bar on a terminal: of ``total`` samples when known (shown
+    only when they take more than one batch of ``batch_size``), else a running count."""
+    if not sys.stderr.isatty() or (total is not None and total <= batch_size):
         return fn(None)
-    with click.progressbar(length=n, label=label, file=sys.stderr) as bar:
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=total is None) as bar:
         return fn(bar.update)
-
-
-def _check_output(output: str, overwrite: bool, npy_only: bool = False) -> None:
-    """Refuse, before any work, an output that would replace existing data without --overwrite."""
-    from pathlib import Path
-
-    from edgeae.errors import ConfigError
-
-    path = Path(output)
-    is_npy = output.lower().endswith(".npy")
-    if npy_only and not is_npy:
-        raise ConfigError(f"-o {output!r} must be a .npy file, e.g. -o codes.npy")
-    if is_npy:
-        if path.is_dir():
-            raise ConfigError(f"-o {output} is a folder; give a .npy file name")
-        if path.exists() and not overwrite:
-            raise ConfigError(f"{output} already exists; pass --overwrite to replace it, or choose another -o")
-    elif path.exists():
-        if not path.is_dir():
-            raise ConfigError(f"-o {output} is a file; give a folder for PNG images or a .npy file name")
-        if any(path.iterdir()) and not overwrite:
-            raise ConfigError(f"{output} is not empty; pass --overwrite to replace its images, or choose another -o")
-
-
-def _write_atomically(output, write) -> None:
-    """``write(tmp_path)`` then rename onto ``output``: never half a file, the earlier one kept on failure.
-
-    Any failure (full disk, read-only folder, Ctrl-C) removes the temporary file; a
-    write error becomes ``Error: cannot write OUTPUT: ...``.
-    """
-    from pathlib import Path
-
-    from edgeae.atomic import atomic_path
-    from edgeae.errors import ConfigError
-
-    try:
-        with atomic_path(output) as tmp:
-            write(tmp)
-    except OSError as exc:
-        kept = " (the earlier file is unchanged)" if Path(output).exists() else ""
-        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}{kept}") from None
-
-
-def _save_npy(output: str, array) -> None:
-    """Write a .npy file atomically (temporary file + rename): never half a file."""
-    import numpy as np
-
-    class _Sink:  # not a "real" file to numpy: it writes blocks through f.write, whose errors keep errno
-        def __init__(self, f):
-            self.write = f.write
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.save(_Sink(f), array)
-            f.flush()
-
-    _write_atomically(output, write)
-
-
-def _write_samples(x_raw, output: str, is_image: bool) -> str:
-    """``.npy`` -> one array of raw units; anything else -> a folder of PNG files (images only).
-
-    PNGs are written into a temporary folder beside ``output`` and moved in only when all
-    of them were written, so a full disk or Ctrl-C leaves the earlier folder as it was. A
-    folder holding only numbered PNGs (what this writes) is swapped whole, in one step.
-    """
-    import os
-    import shutil
-    from pathlib import Path
-
-    from edgeae.errors import ConfigError
-
-    if output.lower().endswith(".npy"):
-        _save_npy(output, x_raw)
-        return f"{output} {tuple(x_raw.shape)} {x_raw.dtype}"
-    if not is_image:
-        raise ConfigError(f"decoded samples are vectors, not images, so {output!r} cannot be a PNG folder: "
-                          "use -o OUT.npy")
-    from edgeae.atomic import commit_staging_dir, staging_dir
-    from edgeae.data.imageio import save_images, to_uint8
-
-    folder = Path(output)
-    try:
-        tmp = staging_dir(folder)
-    except OSError as exc:
-        raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
-    try:
-        paths = save_images(to_uint8(x_raw), tmp)
-        ours = folder.is_dir() and all(p.suffix == ".png" and p.stem.isdigit() for p in folder.iterdir())
-        if folder.is_dir() and not ours:  # --overwrite beside other files: earlier numbered images go
-            for old in folder.glob("*.png"):
-                if old.stem.isdigit():
-                    old.unlink()
-            for p in paths:
-                os.replace(p, folder / p.name)
-            tmp.rmdir()
-        else:  # a new folder, or one of our images only: swapped whole
-            commit_staging_dir(tmp, folder)
-            paths = [folder / p.name for p in paths]
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ConfigError(f"cannot write PNG images to {output}: {exc.strerror or exc}; nothing was replaced") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return f"{output}/ ({len(paths)} PNG files)"
 
 
 def _dask_option(f):
@@ -377,11 +270,12 @@ def encode_cmd(bundle, input_path, output, resize, dask_address, precision, prov
              edgeae encode bundles/mnist big.npy -o codes.npy --dask local:2
     """
     from edgeae.data import parse_resize
+    from edgeae.outputs import check_samples_output
     from edgeae.scale.files import encode_file
 
-    _check_output(output, overwrite, npy_only=True)
+    check_samples_output(output, overwrite, npy_only=True)
     _check_dask(dask_address)
-    model, n, d = _with_bar(lambda p: encode_file(
+    model, n, d = _with_progress(lambda p: encode_file(
         bundle, input_path, output, resize=parse_resize(resize), precision=precision, provider=provider,
         threads=threads, graph_format=graph_format, batch_size=batch_size, dask=dask_address, progress=p),
         "encoding")
@@ -395,12 +289,6 @@ def _check_dask(address: str | None) -> None:
     require_dask(address)
 
 
-def _with_bar(fn, label: str):
-    """Call ``fn(progress)`` with a progress bar on a terminal (length unknown up front)."""
-    if not sys.stderr.isatty():
-        return fn(None)
-    with click.progressbar(length=None, label=label, file=sys.stderr, show_pos=True) as bar:
-        return fn(bar.update)
 
 
 @cli.command("decode")
@@ -416,13 +304,15 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
     Example: edgeae decode bundles/mnist codes.npy -o recon/
     """
     from edgeae.data import read_codes
+    from edgeae.outputs import check_samples_output, write_samples
+    from edgeae.runtime import load
 
-    _check_output(output, overwrite)
-    model = _load_model(bundle, precision, provider, threads, graph_format)
+    check_samples_output(output, overwrite)
+    model = load(bundle, precision=precision, providers=provider, threads=threads, format=graph_format)
     codes = read_codes(codes_path, model.code_size)
-    x = _run_with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p),
-                           len(codes), batch_size, "decoding")
-    click.echo(f"Decoded {len(codes)} codes -> {_write_samples(x, output, model.manifest.is_image)}")
+    x = _with_progress(lambda p: model.decode(codes, batch_size=batch_size, raw=True, progress=p), "decoding",
+                       len(codes), batch_size)
+    click.echo(f"Decoded {len(codes)} codes -> {write_samples(x, output, model.manifest.is_image, overwrite)}")
 
 
 @cli.command("reconstruct")
@@ -440,19 +330,20 @@ def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, thr
     Example: edgeae reconstruct bundles/mnist t10k-images-idx3-ubyte.gz --precision int8-dynamic
     """
     from edgeae.data import load_inputs
-    from edgeae.runtime import reconstruction_summary
+    from edgeae.outputs import check_samples_output, write_samples
+    from edgeae.runtime import load, reconstruction_summary
 
     if output:
-        _check_output(output, overwrite)
+        check_samples_output(output, overwrite)
 
-    model = _load_model(bundle, precision, provider, threads, graph_format)
+    model = load(bundle, precision=precision, providers=provider, threads=threads, format=graph_format)
     x = load_inputs(model, input_path, resize)
-    x_hat = _run_with_progress(lambda p: model.reconstruct(x, batch_size=batch_size, progress=p), len(x),
-                               batch_size, "reconstructing")
+    x_hat = _with_progress(lambda p: model.reconstruct(x, batch_size=batch_size, progress=p), "reconstructing",
+                           len(x), batch_size)
     summary = reconstruction_summary(model.to_model_units(x), x_hat, model.manifest.normalization["mode"])
     click.echo(f"Reconstructed {summary} [{model.precision}, {model.providers[0]}]")
     if output:
-        where = _write_samples(model.normalizer.denormalize(x_hat), output, model.manifest.is_image)
+        where = write_samples(model.normalizer.denormalize(x_hat), output, model.manifest.is_image, overwrite)
         click.echo(f"Wrote {where}")
 
 
@@ -541,7 +432,7 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, dask_address
                           "it, or choose another -o")
     _check_dask(dask_address)
     t0 = time.perf_counter()
-    _, r = _with_bar(lambda p: compress_file(
+    _, r = _with_progress(lambda p: compress_file(
         bundle, input_path, output, bits=bits, append=append_, resize=parse_resize(resize), precision=precision,
         provider=provider, threads=threads, graph_format=graph_format, batch_size=batch_size,
         check=not append_, dask=dask_address, progress=p), "compressing")
@@ -571,11 +462,13 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
     from pathlib import Path
 
     from edgeae.errors import StreamError
+    from edgeae.outputs import check_samples_output, write_samples
+    from edgeae.runtime import load
     from edgeae.runtime.compress import decompress
     from edgeae.runtime.stream import read_header
 
-    _check_output(output, overwrite)
-    model = _load_model(bundle, precision, provider, threads, graph_format)
+    check_samples_output(output, overwrite)
+    model = load(bundle, precision=precision, providers=provider, threads=threads, format=graph_format)
     try:
         data = Path(stream_path).read_bytes()
     except OSError as exc:
@@ -583,7 +476,7 @@ def decompress_cmd(bundle, stream_path, output, precision, provider, threads, ba
     x = decompress(model, data, batch_size)
     chunks = read_header(data).chunks
     click.echo(f"Decompressed {len(x)} samples (the whole stream: {chunks} chunk{'s' * (chunks != 1)}) -> "
-               f"{_write_samples(x, output, model.manifest.is_image)}")
+               f"{write_samples(x, output, model.manifest.is_image, overwrite)}")
 
 
 # ---- benchmark (base install; --torch and --plot need the train extra) ---------------------
@@ -629,8 +522,9 @@ def _bench_ints(text: str, name: str) -> list[int]:
 @click.option("--no-check", is_flag=True, help="Skip the self-check (each variant alone in a timeit loop).")
 @click.option("--method", type=click.Choice(["blocks", "calls"]), default="blocks", show_default=True,
               help="blocks: interleaved blocks; calls: variants alternated call by call (shows that method's bias).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing -o report or --plot PNG.")
 def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iterations, rounds, warmup, fmt, output,
-              plot, torch_run, data, max_psnr_drop, no_bare, no_ceiling, no_check, method):
+              plot, torch_run, data, max_psnr_drop, no_bare, no_ceiling, no_check, method, overwrite):
     """Measure latency, throughput, memory, size and PSNR of a bundle's precisions.
 
     Variants run in interleaved blocks on real held-out samples, next to a bare
@@ -649,7 +543,11 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
     from edgeae.bench.plots import plot as draw
     from edgeae.bench.plots import require_matplotlib
     from edgeae.errors import ConfigError
+    from edgeae.outputs import check_file, write_file
 
+    for path in (output, plot):  # before minutes of timing
+        if path:
+            check_file(path, overwrite)
     if plot:
         require_matplotlib()
     baseline = None
@@ -679,9 +577,7 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
     )
     text = result.render(fmt)
     if output:
-        from edgeae.atomic import atomic_write_text
-
-        atomic_write_text(output, text)
+        write_file(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         click.echo(f"Wrote {output} ({len(result.rows)} rows, {fmt})")
     else:
         click.echo(text, nl=False)
@@ -807,7 +703,7 @@ def codegen_cmd(bundle: str, out_dir: str, precisions: str | None, prefix: str, 
 @click.option("--check", is_flag=True,
               help="Open the site in headless Chromium (needs chromium + pip install playwright) and compare "
                    "its codes and .eae bytes with the Python runtime.")
-@click.option("--overwrite", is_flag=True, help="Replace the files of a non-empty site folder.")
+@click.option("--overwrite", is_flag=True, help="Replace a site folder written earlier by edgeae web.")
 def web_cmd(bundle, output, precision, ort_web, samples, title, check, overwrite):
     """Write a static page that encodes on the device (phone or desktop) with onnxruntime-web.
 

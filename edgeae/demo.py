@@ -7,7 +7,6 @@ torch-free runtime -> compress them to a latent bitstream, next to PNG / WebP / 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,17 +37,16 @@ def run_demo(out: str | Path = "demo", data: str = "digits", epochs: int = 50) -
         if extra:
             raise ConfigError(f"{out} holds files that are not an earlier demo's ({', '.join(extra[:5])}); "
                               "choose another --out")
-        shutil.rmtree(out)
-    run_dir, bundle_dir = out / "run", out / "bundle"
+    run_dir, bundle_dir = out / "run", out / "bundle"  # each replaced in one step when its new one is whole
 
     _say(f"1. train: MLP autoencoder on {data} -> {run_dir}")
-    result = train(data, "mlp", out=run_dir, epochs=epochs, log=lambda m: None)
+    result = train(data, "mlp", out=run_dir, epochs=epochs, log=lambda m: None, overwrite=True)
     m = result.metrics
     _say(f"   {m['epochs_run']} epochs in {m['seconds']:.1f} s, validation PSNR {m['val_psnr']:.2f} dB")
     _say(f"   files: {', '.join(sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(('last', 'optim', 'state'))))}")
 
     _say(f"\n2. export: split encoder/decoder ONNX graphs, fp32 + int8 -> {bundle_dir}")
-    exported = export(run_dir, bundle_dir, precisions=("fp32", "int8"))
+    exported = export(run_dir, bundle_dir, precisions=("fp32", "int8"), overwrite=True)
     _say("   " + exported.table().replace("\n", "\n   "))
 
     _say("\n3. runtime (numpy + onnxruntime only): held-out digits")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeae import callable_module
 from edgeae import distributed as ddp
-from edgeae.atomic import atomic_write_text
+from edgeae.atomic import atomic_write_text, clean_leftovers, commit_staging_dir, staging_dir
 from edgeae.checkpoint import (
     CONFIG_FILE,
-    RUN_FILES,
     WEIGHTS_FILE,
     load_resume_state,
     load_weights,
@@ -188,7 +187,9 @@ def train(
 
     Example::
 
-        result = edgeae.train("digits", model="conv", code_size=16, epochs=20, out="runs/digits")
+        from edgeae.train import train
+
+        result = train("digits", model="conv", code_size=16, epochs=20, out="runs/digits")
         print(result.metrics["val_psnr"])
     """
     log = log or (lambda msg: None)
@@ -214,17 +215,41 @@ def _train(ctx: ddp.DistContext | None, data, model, out, resume, overwrite, pro
         progress, log = None, (lambda msg: None)  # one rank reports
     if resume:
         cfg, split_data, run_dir, more_epochs = _resume_config(out, epochs)
+        where = run_dir
     else:
         cfg, split_data = _new_config(data, model, epochs=epochs, **options)
-        run_dir = _prepare_run_dir(out, cfg, overwrite) if ctx is None or ctx.is_main else None
-        run_dir = ddp.broadcast_object(run_dir, ctx)  # the others wait until rank 0 has prepared it
+        dirs = _prepare_run_dir(out, cfg, overwrite) if ctx is None or ctx.is_main else None
+        run_dir, where = ddp.broadcast_object(dirs, ctx)  # the others wait until rank 0 has prepared it
         more_epochs = False
-    loop = _Loop.start(cfg, split_data, run_dir, resume, more_epochs, ctx)
-    if loop.is_main:
-        cfg.save(run_dir / CONFIG_FILE)
-    start = time.perf_counter()
-    interrupted = _fit(loop, progress, log)
-    return _finish(loop, time.perf_counter() - start, interrupted)
+    main = ctx is None or ctx.is_main
+    try:
+        loop = _Loop.start(cfg, split_data, where, resume, more_epochs, ctx)
+        if loop.is_main:
+            cfg.save(where / CONFIG_FILE)
+        start = time.perf_counter()
+        interrupted = _fit(loop, progress, log)
+        result = _finish(loop, time.perf_counter() - start, interrupted)
+    except BaseException as exc:
+        if where == run_dir:
+            raise
+        if main:
+            shutil.rmtree(where, ignore_errors=True)  # the earlier run stays as it was
+        if isinstance(exc, TrainingError):
+            raise TrainingError(_staged(str(exc), where, run_dir)) from None
+        raise
+    if where != run_dir:
+        if main:
+            commit_staging_dir(where, run_dir)
+        result.run_dir = run_dir
+    return result
+
+
+def _staged(message: str, where: Path, run_dir: Path) -> str:
+    """A failure message of a run built beside ``run_dir`` (now removed): what is left is the earlier run."""
+    earlier = f"{run_dir} still holds the earlier run"
+    for said in (f"The best checkpoint so far is kept in {where}", f"nothing was saved in {where}"):
+        message = message.replace(said, earlier)
+    return message.replace(str(where), str(run_dir))
 
 
 def _resume_config(out: str | Path | None, epochs: int) -> tuple[RunConfig, Split, Path, bool]:
@@ -273,9 +298,17 @@ def _new_config(data: str, model: str, *, hidden, code_size, channels, activatio
     return RunConfig(model=mcfg, data=data_cfg, normalization=norm, train=tcfg), split_data
 
 
-def _prepare_run_dir(out: str | Path | None, cfg: RunConfig, overwrite: bool) -> Path:
-    """The run folder of a new run: created, and emptied of an earlier run's files on --overwrite."""
+def _prepare_run_dir(out: str | Path | None, cfg: RunConfig, overwrite: bool) -> tuple[Path, Path]:
+    """-> (run folder, folder to write the run in).
+
+    A new run is written in place (each file atomically, so ``--resume`` can continue a
+    run that was stopped). One that replaces an earlier run (``--overwrite``, only over a
+    folder holding config.json) is built in a staging folder beside it and swapped in when
+    it ends (:func:`edgeae.atomic.commit_staging_dir`): a run that fails or is killed
+    leaves the earlier one as it was.
+    """
     run_dir = Path(out) if out is not None else default_run_dir(cfg.data.source, cfg.model.kind, cfg.model.code_size)
+    clean_leftovers(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file; give a folder for the run")
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -283,10 +316,12 @@ def _prepare_run_dir(out: str | Path | None, cfg: RunConfig, overwrite: bool) ->
             raise ConfigError(
                 f"{run_dir} is not empty; choose another --out, --resume to continue that run, or --overwrite"
             )
-        for name in RUN_FILES:  # an earlier run's results must not pass for this run's
-            (run_dir / name).unlink(missing_ok=True)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError(f"{run_dir} is not an edgeae run folder (no {CONFIG_FILE}); --overwrite only "
+                              "replaces runs: choose another --out")
+        return run_dir, staging_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return run_dir, run_dir
 
 
 @dataclass
@@ -497,6 +532,8 @@ def _write_pictures(run_dir: Path, net, split_data: Split, val_in, cfg: RunConfi
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edgeae.outputs import save_figure
+
     if history:
         fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
         epochs = [h["epoch"] for h in history]
@@ -507,7 +544,7 @@ def _write_pictures(run_dir: Path, net, split_data: Split, val_in, cfg: RunConfi
         ax.set_yscale("log")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(run_dir / "loss.png")
+        save_figure(fig, run_dir / "loss.png")
         plt.close(fig)
     if cfg.data.is_image and cfg.normalization.mode != "standardize":
         from edgeae.data.imageio import save_grid
@@ -520,6 +557,3 @@ def _write_pictures(run_dir: Path, net, split_data: Split, val_in, cfg: RunConfi
             rows.append(val_in[:n].numpy())
         rows.append(recon)
         save_grid(rows, run_dir / "reconstructions.png")
-
-
-callable_module(__name__, train)

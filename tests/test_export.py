@@ -111,8 +111,16 @@ def test_ort_and_fixed_batch_copies_give_the_same_outputs(mlp_bundle):
     np.testing.assert_allclose(fixed.run(["code"], {"x": x[:4]})[0], want, atol=1e-6)
 
 
-def test_edgeae_export_is_callable():
-    assert callable(edgeae.export) and edgeae.export.export is export
+def test_source_constructors_are_keyword_only(mlp_run):
+    from edgeae.export import Source
+
+    with pytest.raises(TypeError):
+        Source.from_run(mlp_run)
+    with pytest.raises(TypeError):
+        Source.from_modules(None, None, None)
+    src = Source.from_run(run_dir=mlp_run, codec=False)
+    assert src.kind == "mlp" and src.sample_shape == (1, 8, 8) and src.codec_x is None
+    assert src.val_raw.dtype == np.uint8 and len(src.val_x) == len(src.val_raw) and src.calib_raw is None
 
 
 def test_export_modules_exports_a_plain_pair(tmp_path):

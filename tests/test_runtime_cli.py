@@ -179,7 +179,7 @@ def test_outputs_are_never_replaced_silently(tmp_path):
     pngs = tmp_path / "png"
     assert runner.invoke(cli, ["decode", str(b), str(codes), "-o", str(pngs)]).exit_code == 0
     res = runner.invoke(cli, ["decode", str(b), str(codes), "-o", str(pngs)])
-    assert res.output.strip() == f"Error: {pngs} is not empty; pass --overwrite to replace its images, or choose another -o"
+    assert res.output.strip() == f"Error: {pngs} is not empty; choose another -o or pass --overwrite to replace it"
     np.save(tmp_path / "two.npy", np.load(codes)[:2])
     assert runner.invoke(cli, ["decode", str(b), str(tmp_path / "two.npy"), "-o", str(pngs), "--overwrite"]).exit_code == 0
     assert len(list(pngs.glob("*.png"))) == 2  # no stale images from the earlier run

@@ -9,7 +9,6 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-import edgeae
 from edgeae.config import DataConfig
 from edgeae.data import (
     RowSource,
@@ -21,8 +20,10 @@ from edgeae.data import (
     streaming_normalization,
 )
 from edgeae.errors import DataError
+from edgeae.export import export
 from edgeae.rows import prepare_data
 from edgeae.runtime.preprocess import Normalizer
+from edgeae.train import train
 from tests._bundles import digits_features, digits_uint8
 
 
@@ -138,8 +139,8 @@ def test_memory_mapped_training_equals_in_memory(tmp_path):
     kw = dict(model="mlp", epochs=2, batch_size=64, device="cpu", hidden="32", code_size=8, noise="gaussian:0.05")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(RowSource, "take", counting_take)
-        a = edgeae.train(str(tmp_path / "x.npy"), out=tmp_path / "a", **kw)
-    b = edgeae.train(str(tmp_path / "x.npz"), out=tmp_path / "b", **kw)
+        a = train(str(tmp_path / "x.npy"), out=tmp_path / "a", **kw)
+    b = train(str(tmp_path / "x.npz"), out=tmp_path / "b", **kw)
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
     assert a.metrics["val_psnr"] == b.metrics["val_psnr"]
@@ -150,7 +151,7 @@ def test_memory_mapped_training_equals_in_memory(tmp_path):
 def test_export_reads_only_its_samples(tmp_path):
     x = np.tile(digits_uint8()[:, 0], (2, 1, 1))
     np.save(tmp_path / "x.npy", x)
-    edgeae.train(str(tmp_path / "x.npy"), out=tmp_path / "run", model="mlp", epochs=1, device="cpu",
+    train(str(tmp_path / "x.npy"), out=tmp_path / "run", model="mlp", epochs=1, device="cpu",
                  hidden="32", code_size=8)
     reads = []
     take = RowSource.take
@@ -161,7 +162,7 @@ def test_export_reads_only_its_samples(tmp_path):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(RowSource, "take", counting_take)
-        res = edgeae.export(tmp_path / "run", tmp_path / "bundle", precisions="int8-static",
+        res = export(tmp_path / "run", tmp_path / "bundle", precisions="int8-static",
                             calibration_samples=100, codec_bits="none", latency_repeats=1)
     assert res.manifest.validation
     # held-out samples (raw and normalized) and the calibration rows; never the whole file

@@ -9,7 +9,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import edgeae
 from edgeae.checkpoint import load_run
 from edgeae.cli import cli
 from edgeae.errors import CheckpointError, ConfigError, TrainingError
@@ -153,8 +152,15 @@ def test_load_run_errors(tmp_path):
         load_run(result.run_dir)
 
 
-def test_package_level_callable(tmp_path):
-    result = edgeae.train(out=tmp_path / "x", epochs=1)
+def test_plain_functions_no_callable_modules(tmp_path):
+    import types
+
+    import edgeae.export
+    import edgeae.train as train_module
+
+    assert type(train_module) is types.ModuleType and type(edgeae.export) is types.ModuleType
+    assert not callable(train_module) and not callable(edgeae.export)
+    result = train(out=tmp_path / "x", epochs=1)
     assert result.run_dir.exists()
 
 

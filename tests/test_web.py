@@ -108,8 +108,11 @@ def test_refusals(bundle, tmp_path, fake_dist):
         build_site(bundle, tmp_path / "a", "int4")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    with pytest.raises(ConfigError, match="is not empty; pass --overwrite"):
+    with pytest.raises(ConfigError, match="is not empty; choose another -o or pass --overwrite"):
         build_site(bundle, tmp_path / "full")
+    with pytest.raises(ConfigError, match=r"is not an edgeae site \(no site.json\); --overwrite only replaces sites"):
+        build_site(bundle, tmp_path / "full", overwrite=True)
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["x"]
     (fake_dist / ORT_WEB_FILES[2]).unlink()
     with pytest.raises(ConfigError, match="lacks ort-wasm-simd-threaded.wasm: pass the dist/ folder"):
         build_site(bundle, tmp_path / "b", ort_web=fake_dist)

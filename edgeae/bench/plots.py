@@ -68,10 +68,12 @@ def plot(result: BenchResult, path: str | Path, title: str | None = None) -> Pat
     fig.legend(handles=_legend_handles(variants, dashes), loc="lower center", ncol=4, fontsize=9, frameon=False)
     fig.suptitle(title or f"{Path(result.bundle).name} ({result.kind})", fontsize=12)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from edgeae.outputs import save_figure
+
+    try:
+        return save_figure(fig, path, dpi=110)  # whole or not at all
+    finally:
+        plt.close(fig)
 
 
 def _latency_panel(ax: Any, ok: list[Row], graph: str, variants: list[str], dashes: dict) -> None:

@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from edgeae.atomic import claim_output_dir, commit_staging_dir
-from edgeae.config import Normalization
 from edgeae.errors import ExportError, ValidationError
 from edgeae.export import graphs as G
 from edgeae.export import package as P
 from edgeae.export.package import graph_file
 from edgeae.export.quantize import INT8_FORMATS, quantize_graph
+from edgeae.export.source import Source
 from edgeae.export.validate import (
     BATCHES,
     Checks,
@@ -43,30 +43,9 @@ from edgeae.numerics import deviation_bounds
 from edgeae.runtime.metrics import psnr
 from edgeae.runtime.preprocess import Normalizer
 
-__all__ = ["SAMPLES_KEPT", "Source", "Options", "write_bundle", "graph_file"]
+__all__ = ["SAMPLES_KEPT", "Options", "write_bundle", "graph_file"]
 
 SAMPLES_KEPT = 256  # held-out samples a bundle carries (samples.npy) for later checks
-
-
-@dataclass
-class Source:
-    """What to export and the data to check it with."""
-
-    encoder: nn.Module  # x (B, *shape) -> code (B, K) | (mean, log_var)
-    decoder: nn.Module  # code (B, K) -> x_hat (B, *shape)
-    variational: bool  # encoder returns (mean, log_var)
-    sample_shape: tuple[int, ...]  # one sample, no batch axis
-    normalization: Normalization  # raw <-> model units
-    kind: str  # mlp | conv | vae | conv-vae
-    model: dict[str, Any]  # ModelConfig as a dict (may be empty for foreign modules)
-    is_image: bool  # samples are (C, H, W) images
-    val_x: np.ndarray  # (N, *shape) float32 held-out samples in model units
-    val_raw: np.ndarray | None  # (N, *shape) the same samples raw (uint8 / float32)
-    calib_x: np.ndarray | None  # (M, *shape) float32 training samples for int8-static
-    calib_raw: np.ndarray | None  # (M, *shape) the same raw
-    peak: float  # PSNR peak in model units
-    codec_x: np.ndarray | None = None  # (K, *shape) training samples (model units) for codec tables
-    codec_range: tuple[float, float] | None = None  # fixed code range of a quantization-trained model
 
 
 @dataclass

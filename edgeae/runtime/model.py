@@ -318,7 +318,8 @@ def load(
     Args:
         bundle_dir: folder written by ``edgeae export``.
         precision: fp32 | fp16 | int8-dynamic | int8-static (whatever the bundle has); int8 = int8-static.
-        providers: "auto" (CUDA if available, else CPU), "cpu", "cuda", ORT names, or a list.
+        providers: "auto" (CUDA if available, else CPU), "cpu", "cuda", ORT names, a list of them,
+            or one comma-separated string ("cuda,cpu", as the CLI's --provider gives it).
         threads: intra-op threads; None = edgeae's default (1, lowest batch-1 latency), 0 = all cores.
         format: "onnx" or "ort" (the ORT flatbuffer copies, for mobile builds).
         options: an ``onnxruntime.SessionOptions`` replacing edgeae's defaults.
@@ -334,6 +335,8 @@ def load(
         raise BundleError(f"precision must be a str ({', '.join(PRECISIONS)}), got {type(precision).__name__}")
     asked, precision = precision, ALIASES.get(precision, precision)  # int8 = int8-static, as everywhere
     entries = [_select(manifest, folder, role, precision, format, asked) for role in ("encoder", "decoder")]
+    if isinstance(providers, str) and "," in providers:
+        providers = [p.strip() for p in providers.split(",")]
     names = resolve_providers(providers)
     options = options if options is not None else session_options(threads)
     encoder = _Graph(folder, entries[0], manifest, names, options, "code")

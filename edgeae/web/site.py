@@ -10,6 +10,7 @@ Data flow::
 The reference codes and ``.eae`` bytes let the page check itself against the Python
 runtime on the device (the self-check box, pass or FAIL), the way export checks ONNX against
 PyTorch; each graph's SHA-256 in ``site.json`` lets it refuse a changed or damaged graph.
+The site is built beside ``out_dir`` and swapped in whole (:func:`edgeae.atomic.output_dir`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeae.atomic import check_output_dir, output_dir
 from edgeae.errors import BundleError, ConfigError, StreamError, ValidationError
 from edgeae.runtime.bundle import GraphEntry, Manifest, graph_problems, read_manifest
 from edgeae.runtime.precision import parse_precisions
@@ -251,12 +253,19 @@ def _precision_list(precisions: str | list[str] | tuple[str, ...], samples: int)
     return precisions
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an output path that is a file, or a non-empty folder without ``overwrite``."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} exists and is not a folder; choose another -o")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} is not empty; pass --overwrite to replace its files, or choose another -o")
+_FOREIGN = "is not an edgeae site (no site.json); --overwrite only replaces sites"
+
+
+def _write_site(out: Path, folder: Path, graphs: dict[str, dict[str, GraphEntry]], report: SiteReport,
+                ort_dir: Path | None, ort_version: str) -> None:
+    """The graphs, onnxruntime-web (or a note on the CDN) and the page's own files into ``out``."""
+    for pair in graphs.values():
+        for entry in pair.values():
+            shutil.copyfile(folder / entry.file, out / entry.file)
+    _copy_runtime(out, report, ort_dir, ort_version)
+    static = resources.files("edgeae.web") / "static"
+    for name in ASSETS:
+        (out / name).write_bytes((static / name).read_bytes())
 
 
 def _copy_runtime(out: Path, report: SiteReport, ort_dir: Path | None, ort_version: str) -> None:
@@ -317,7 +326,7 @@ def build_site(
         ort_web: the ``dist/`` folder of an npm ``onnxruntime-web``: its WASM build is copied so the
             page works offline. None: the page loads onnxruntime-web from a public CDN.
         samples: how many held-out samples of the bundle to embed (0 = none).
-        overwrite: replace the files of an existing, non-empty ``out_dir``.
+        overwrite: replace an earlier site in ``out_dir`` (a folder holding site.json), in one step.
         title: the name the page shows (default: the bundle folder's name).
         check: open the written site in headless Chromium (``edgeae.web.headless``) and compare
             its codes and ``.eae`` bytes with the Python runtime on the embedded samples.
@@ -328,27 +337,22 @@ def build_site(
     graphs = _pick_graphs(manifest, folder, asked)
     ort_dir = Path(ort_web) if ort_web is not None else None
     ort_version = _ort_files(ort_dir) if ort_dir is not None else ORT_WEB_VERSION
-    _check_out(out, overwrite)
+    check_output_dir(out, overwrite, "site.json", _FOREIGN, ConfigError)  # before any work
 
     codecs = _codecs(manifest)
     x = _samples(manifest, folder, samples)
     reference = _reference(folder, precisions, x, codecs)
-    out.mkdir(parents=True, exist_ok=True)
     report = SiteReport(out=out, precisions=precisions, ort_version=ort_version,
                         samples=0 if x is None else len(x), bits=[c["bits"] for c in codecs])
-    for pair in graphs.values():
-        for entry in pair.values():
-            shutil.copyfile(folder / entry.file, out / entry.file)
-    _copy_runtime(out, report, ort_dir, ort_version)
-    if not codecs:
-        report.notes.append("the bundle has no codec tables: the page shows no .eae sizes "
-                            "(re-export with codec tables to compress)")
-    site = _site_json(manifest, folder, title, precisions, graphs, codecs, x, reference, report, ort_version)
-    (out / "site.json").write_text(json.dumps(site, separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
-    static = resources.files("edgeae.web") / "static"
-    for name in ASSETS:
-        (out / name).write_bytes((static / name).read_bytes())
-    report.files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    with output_dir(out, overwrite, "site.json", _FOREIGN, ConfigError) as tmp:
+        _write_site(tmp, folder, graphs, report, ort_dir, ort_version)
+        if not codecs:
+            report.notes.append("the bundle has no codec tables: the page shows no .eae sizes "
+                                "(re-export with codec tables to compress)")
+        site = _site_json(manifest, folder, title, precisions, graphs, codecs, x, reference, report, ort_version)
+        (tmp / "site.json").write_text(json.dumps(site, separators=(",", ":"), allow_nan=False) + "\n",
+                                       encoding="utf-8")
+        report.files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
     if check:
         report.check = _check_in_browser(out, reference)
     return report
