@@ -21,15 +21,14 @@ is measured and reported: see docs/embedded.md.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeae.codegen.build import C_FLAGS, CXX_FLAGS, find_compiler
 from edgeae.codegen.emit import Unit
-from edgeae.errors import ConfigError, ExportError, ValidationError
+from edgeae.codegen.toolchain import build_c, check_cxx, run_program
+from edgeae.errors import ConfigError, ValidationError
 
 __all__ = ["compress_sources", "check_compress", "codec_prefix"]
 
@@ -243,17 +242,6 @@ int main(int argc, char **argv)
 """
 
 
-def _run(cmd: list[str], what: str, **kw: Any) -> subprocess.CompletedProcess:
-    try:
-        res = subprocess.run(cmd, capture_output=True, timeout=300, **kw)
-    except subprocess.TimeoutExpired:
-        raise ExportError(f"{what} timed out: {' '.join(cmd)}") from None
-    if res.returncode != 0:
-        err = res.stderr.decode(errors="replace") if isinstance(res.stderr, bytes) else res.stderr
-        raise ExportError(f"{what} failed ({' '.join(cmd)}):\n{err[-3000:]}")
-    return res
-
-
 def check_compress(folder: Path, build: Path, prefix: str, units: list[Unit], bundle_dir: Path,
                    samples: np.ndarray, raw: bool, manifest: Any) -> dict[str, Any]:
     """Compile the one-call API with each encoder, compress the held-out samples in C and compare
@@ -269,12 +257,10 @@ def check_compress(folder: Path, build: Path, prefix: str, units: list[Unit], bu
     holder.manifest = manifest
     codec, mid = codecs_of(holder)[0]
     d = codec.code_size
-    cc, cxx = find_compiler("gcc"), find_compiler("g++")
     build.mkdir(parents=True, exist_ok=True)
     cp = codec_prefix(prefix)
-    libs = [str(folder / "eae_codec.c"), str(folder / f"{cp}_codec.c"), str(folder / f"{prefix}_compress.c")]
-    _run([cxx, *CXX_FLAGS, "-I", str(folder), "-x", "c++", "-c", str(folder / f"{prefix}_compress.c"),
-          "-o", str(build / f"{prefix}_compress.cpp.o")], f"compiling {prefix}_compress.c as C++17")
+    libs = [folder / "eae_codec.c", folder / f"{cp}_codec.c", folder / f"{prefix}_compress.c"]
+    check_cxx(folder / f"{prefix}_compress.c", build / f"{prefix}_compress.cpp.o", include=folder)
     x = unit_inputs(bundle_dir, manifest, "encoder", raw, samples)
     (build / "samples.bin").write_bytes(np.ascontiguousarray(x).tobytes())
     n = len(x)
@@ -284,10 +270,9 @@ def check_compress(folder: Path, build: Path, prefix: str, units: list[Unit], bu
         src = build / f"check_{tag}.c"
         src.write_text(_harness(prefix, u, d), encoding="utf-8")
         exe = build / f"check_{tag}"
-        _run([cc, *C_FLAGS, "-O2", "-I", str(folder), *libs, *(str(folder / f"{v.name}.c") for v in units),
-              str(src), "-o", str(exe), "-lm"], f"compiling {prefix}_compress.c with the {tag} encoder as C99")
-        res = _run([str(exe), str(build / "samples.bin"), str(n)], f"running {exe.name}")
-        data = res.stdout
+        build_c([*libs, *(folder / f"{v.name}.c" for v in units), src], exe,
+                f"compiling {prefix}_compress.c with the {tag} encoder as C99", include=folder)
+        data = run_program([exe, build / "samples.bin", n], b"", f"running {exe.name}")
         codes = np.frombuffer(data[: n * d * 4], np.float32).reshape(n, d)
         at = n * d * 4
         streams = []
@@ -324,181 +309,3 @@ def check_compress(folder: Path, build: Path, prefix: str, units: list[Unit], bu
             entry["symbols"] = int(q_c.size)
         out[tag] = entry
     return out
-
-
-# ------------------------------------------------------------ Cortex-M under QEMU
-def _target_main(prefix: str, tag: str, it: str, xn: int, x: np.ndarray, repeats: int) -> str:
-    from edgeae.codegen.cortexm import CALIBRATION_LOOPS
-    from edgeae.codegen.cortexm import _array as c_array
-
-    n = len(x)
-    return f"""#include <stdio.h>
-#include <string.h>
-#include "{prefix}_compress.h"
-
-{c_array("samples", it, np.asarray(x).reshape(n, -1)[:, :xn])}
-static uint8_t buf[1024 + {n}u * 64u];
-
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-
-int main(void)
-{{
-    int i, r;
-    size_t len = 0, j;
-    uint32_t t0, t1;
-    uintptr_t sp;
-    uint8_t *top, *low, *p;
-    SYST_RVR = 0xFFFFFFu; SYST_CVR = 0u; SYST_CSR = 5u;
-    t0 = SYST_CVR;
-    __asm volatile(".syntax unified\\n ldr r0, ={CALIBRATION_LOOPS}\\n1: subs r0, #1\\n bne 1b" ::: "r0", "cc");
-    t1 = SYST_CVR;
-    printf("calib %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
-    for (i = 0; i < {n}; ++i) {{ /* one stream per sample (batch 1) */
-        if ({prefix}_compress_{tag}(samples + (size_t)i * {xn}u, 1, buf, sizeof buf, &len) != EAE_OK) return 3;
-        printf("stream");
-        for (j = 0; j < len; ++j) printf(" %02x", buf[j]);
-        printf("\\n");
-    }}
-    t0 = SYST_CVR;
-    for (r = 0; r < {repeats}; ++r) (void){prefix}_compress_{tag}(samples, 1, buf, sizeof buf, &len);
-    t1 = SYST_CVR;
-    printf("ticks %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
-    __asm volatile("mov %0, sp" : "=r"(sp));
-    top = (uint8_t *)(sp - 64);
-    low = top - 16384;
-    memset(low, 0xA5, (size_t)(top - low));
-    (void){prefix}_compress_{tag}(samples, 1, buf, sizeof buf, &len);
-    for (p = low; p < top && *p == 0xA5; p++) {{
-    }}
-    printf("stack %lu\\n", (unsigned long)(top - p + 64));
-    return 0;
-}}
-"""
-
-
-def _target_unit(bundle_dir: Path, c_dir: Path, tag: str, samples: int) -> tuple[str, Any, np.ndarray, Any, Any]:
-    """Check the generated folder and read what the firmware needs: prefix, encoder unit, inputs, codec."""
-    import json
-    from types import SimpleNamespace
-
-    from edgeae.codegen.verify import unit_inputs
-    from edgeae.runtime.bundle import read_manifest
-    from edgeae.runtime.compress import codecs_of
-
-    report = json.loads((c_dir / "codegen.json").read_text())
-    prefix = report["prefix"]
-    if not report.get("compress"):
-        raise ConfigError(f"{c_dir} has no one-call compression (generated without codec tables or with --no-codec)")
-    g = next((g for g in report["graphs"] if g["role"] == "encoder" and g["name"].endswith(f"_{tag}")), None)
-    if g is None:
-        raise ConfigError(f"{c_dir} has no {tag} encoder")
-    manifest = read_manifest(bundle_dir)
-    x = unit_inputs(bundle_dir, manifest, "encoder", report["io"] == "raw",
-                    np.load(bundle_dir / manifest.samples["file"])[:samples])
-    unit = SimpleNamespace(name=g["name"], inputs=[tuple(t) for t in g["inputs"]],
-                           outputs=[tuple(t) for t in g["outputs"]])
-
-    class _M:
-        pass
-
-    holder = _M()
-    holder.manifest = manifest
-    codec, mid = codecs_of(holder)[0]
-    return prefix, unit, x, codec, mid
-
-
-def _host_streams(w: Path, c_dir: Path, unit: Any, x: np.ndarray, codec: Any, mid: Any) -> list[bytes]:
-    """Python's stream bytes, one per sample, for the codes the host-compiled C encoder computes."""
-    import shutil
-
-    from edgeae.codegen.build import build_harness, run_harness
-    from edgeae.runtime.stream import compress_codes
-
-    host_dir = w / "host"
-    host_dir.mkdir(exist_ok=True)
-    for ext in (".c", ".h"):
-        shutil.copyfile(c_dir / f"{unit.name}{ext}", host_dir / f"{unit.name}{ext}")
-    host_codes = run_harness(build_harness(unit, host_dir, cxx=None), unit, [x])[0]
-    return [compress_codes(codec, mid, host_codes[i:i + 1]) for i in range(len(x))]
-
-
-def _target_firmware(w: Path, c_dir: Path, prefix: str, tag: str, unit: Any, x: np.ndarray, target: str,
-                     repeats: int) -> tuple[str, dict[str, tuple[int, int, int]]]:
-    """Cross-compile and link the compression firmware in ``w``, run it under qemu; its output and object sizes."""
-    from edgeae.codegen.cortexm import _LINK, _STARTUP, TARGETS
-    from edgeae.codegen.cortexm import _run as run_cmd
-
-    (_, it, xn) = unit.inputs[0]
-    flags, machine = TARGETS[target]
-    cp = codec_prefix(prefix)
-    (w / "startup.c").write_text(_STARTUP)
-    (w / "link.ld").write_text(_LINK)
-    (w / "main.c").write_text(_target_main(prefix, tag, it, xn, x, repeats))
-    cc = ["arm-none-eabi-gcc", *flags, "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections",
-          "-fdata-sections", "-I", str(c_dir)]
-    objs = []
-    for name in ("eae_codec", f"{cp}_codec", f"{prefix}_compress", unit.name):
-        obj = w / f"{name}.o"
-        run_cmd([*cc, "-Werror", "-c", str(c_dir / f"{name}.c"), "-o", str(obj)], f"cross-compiling {name}.c")
-        objs.append(obj)
-    elf = w / "fw.elf"
-    run_cmd([*cc, "--specs=rdimon.specs", "-nostartfiles", "-T", str(w / "link.ld"), str(w / "startup.c"),
-             str(w / "main.c"), *map(str, objs), "-o", str(elf), "-lm", "-Wl,--gc-sections"],
-            f"linking the {target} compression firmware")
-    # what the firmware keeps: sizes of the sections --gc-sections left, per object
-    sizes = {}
-    for o in objs:
-        row = run_cmd(["arm-none-eabi-size", str(o)], "arm-none-eabi-size").splitlines()[1].split()
-        sizes[o.stem] = (int(row[0]), int(row[1]), int(row[2]))
-    out = run_cmd(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-                   "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
-                  f"running the compression firmware on {machine}", timeout=600)
-    return out, sizes
-
-
-def run_compress_target(bundle_dir: str | Path, c_dir: str | Path, tag: str = "int8", target: str = "cortex-m4f",
-                        samples: int = 8, work: str | Path | None = None, repeats: int = 4) -> dict[str, Any]:
-    """Build ``PREFIX_compress_<tag>`` (encoder + codec, a folder written by ``edgeae codegen``)
-    for a Cortex-M, compress ``samples`` held-out samples one stream each under qemu-system-arm,
-    and compare every stream with Python's bytes for the host C encoder's codes.
-
-    Returns instructions per compressed sample (sample 0, batch 1, ``-icount shift=0``), flash
-    (text + data of encoder, codec, tables and the compress glue), RAM (data + bss + painted
-    stack) and ``equal_host`` (every stream byte-identical to the host's).
-    """
-    import re
-    import tempfile
-
-    from edgeae.codegen.cortexm import TARGETS, toolchain_problem
-
-    problem = toolchain_problem()
-    if problem:
-        raise ExportError(f"cannot run on Cortex-M: {problem}")
-    if target not in TARGETS:
-        raise ConfigError(f"unknown Cortex-M target {target!r}; choose from {', '.join(TARGETS)}")
-    bundle_dir, c_dir = Path(bundle_dir), Path(c_dir)
-    prefix, unit, x, codec, mid = _target_unit(bundle_dir, c_dir, tag, samples)
-    machine = TARGETS[target][1]
-    with tempfile.TemporaryDirectory() as tmp:
-        w = Path(work) if work else Path(tmp)
-        w.mkdir(parents=True, exist_ok=True)
-        want = _host_streams(w, c_dir, unit, x, codec, mid)
-        out, sizes = _target_firmware(w, c_dir, prefix, tag, unit, x, target, repeats)
-    got = [bytes(int(b, 16) for b in line.split()) for line in re.findall(r"^stream ?(.*)$", out, re.M)]
-    if len(got) != len(x):
-        raise ExportError(f"the {target} compression firmware printed {len(got)} streams, expected {len(x)}:\n"
-                          f"{out[-2000:]}")
-    from edgeae.codegen.cortexm import CALIBRATION_LOOPS
-
-    per_tick = 2 * CALIBRATION_LOOPS / int(re.search(r"^calib (\d+)", out, re.M).group(1))
-    ticks = int(re.search(r"^ticks (\d+)", out, re.M).group(1))
-    stack = int(re.search(r"^stack (\d+)", out, re.M).group(1))
-    flash = sum(t + d for t, d, _ in sizes.values())
-    return {"target": target, "machine": machine, "unit": unit.name, "samples": len(x),
-            "equal_host": got == want, "streams_differ": sum(a != b for a, b in zip(got, want, strict=True)),
-            "bytes_per_sample": sum(map(len, got)) / len(got),
-            "instructions_per_sample": round(ticks * per_tick / repeats),
-            "flash_bytes": flash, "flash_by_object": {k: t + d for k, (t, d, _) in sizes.items()},
-            "ram_bytes": sum(d + b for _, d, b in sizes.values()) + stack, "stack_bytes": stack}

@@ -1,0 +1,133 @@
+"""The C templates compile as C after substitution; one prefix rule; the one subprocess wrapper."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeae.codegen import kernels_int8 as Q
+from edgeae.codegen.kernels import DSP, FP32, INT8_REQUANT
+from edgeae.codegen.names import DEFAULT_PREFIX, check_prefix
+from edgeae.codegen.templates import C_DIR, fill, read
+from edgeae.codegen.toolchain import linker_script, run_tool
+from edgeae.errors import ConfigError, ExportError
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT = ["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-std=c99"]
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None,
+                               reason="gcc is needed to lint the C templates (apt-get install build-essential)")
+# what a generated unit defines before its kernels (edgeae.codegen.emit), kernels non-static so
+# that an unused one is no warning
+_PRELUDE = """#include <stddef.h>
+#include <stdint.h>
+#define PFX_KERNEL
+#define PFX_RESTRICT restrict
+"""
+_TYPES = ("uint8_t", "int8_t")
+
+
+def _lint(tmp_path: Path, name: str, text: str, cc: str = "gcc", flags: tuple[str, ...] = ()) -> None:
+    src = tmp_path / name
+    src.write_text(text)
+    res = subprocess.run([cc, *LINT, *flags, "-I", str(tmp_path), str(src)], capture_output=True, text=True)
+    assert res.returncode == 0, f"{name}:\n{res.stderr}"
+
+
+@needs_gcc
+def test_fp32_kernels_compile_as_c(tmp_path):
+    _lint(tmp_path, "fp32.c", _PRELUDE + "".join(FP32.values()))
+
+
+@needs_gcc
+@pytest.mark.parametrize("wzp", [False, True])
+def test_int8_kernels_compile_as_c_for_every_type(tmp_path, wzp):
+    """requant + dsp + the four int8 kernels, for every (x, w, y) type combination."""
+    for k, (xt, wt, yt) in enumerate(itertools.product(_TYPES, _TYPES, _TYPES)):
+        parts = [Q.qrows(xt, wt, yt, wzp)[1], Q.qdense(xt, wt, yt, wzp)[1], Q.qconv(xt, wt, yt, wzp)[1],
+                 Q.qconvt(xt, wt, yt, wzp)[1]]
+        text = _PRELUDE + DSP + INT8_REQUANT + "".join(parts)
+        assert "${" not in text and "$" not in text
+        _lint(tmp_path, f"int8_{k}.c", text)
+
+
+@needs_gcc
+def test_firmware_templates_compile_as_c(tmp_path):
+    """The Cortex-M startup and the compression firmware's main (against a stand-in header)."""
+    arm = shutil.which("arm-none-eabi-gcc")
+    cc, flags = (arm, ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")) if arm else ("gcc", ())
+    _lint(tmp_path, "startup.c", read("cortexm_startup.c"), cc, flags)
+    (tmp_path / "t_compress.h").write_text(
+        "#include <stddef.h>\n#include <stdint.h>\n#define EAE_OK 0\n"
+        "int t_compress_int8(const uint8_t *x, size_t n, uint8_t *out, size_t cap, size_t *len);\n")
+    main = fill("compress_target_main.c", prefix="t", tag="int8", n=3, xn=2, repeats=4, calib=100000,
+                samples="static const uint8_t samples[6] = {1, 2, 3, 4, 5, 6};\n")
+    _lint(tmp_path, "main.c", main, cc, flags)
+
+
+def test_fill_refuses_a_missing_value():
+    with pytest.raises(KeyError, match=r"qconvt.c needs a value for \$\{zw\}"):
+        fill("qconvt.c", name="k", xt="uint8_t", wt="int8_t", yt="int8_t", xe="a", we="b", wterm="w")
+
+
+def test_linker_script_per_board():
+    assert "LENGTH = 4M\n" in linker_script("mps2-an386") and "LENGTH = 4M }" in linker_script("mps2-an385")
+    assert "LENGTH = 512K\n" in linker_script("mps3-an547") and "${" not in linker_script("mps3-an547")
+
+
+def test_templates_ship_as_package_data():
+    """Every file in edgeae/codegen/c matches a package-data pattern, so an installed wheel has it."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = {f for p in patterns["edgeae.codegen"] for f in C_DIR.parent.glob(p)}  # as setuptools globs
+    files = sorted(C_DIR.iterdir())
+    assert files and not set(files) - shipped, "not package data: " + ", ".join(f.name for f in set(files) - shipped)
+
+
+# ------------------------------------------------------------ the prefix rule
+@pytest.mark.parametrize("good", [DEFAULT_PREFIX, "sensor_ae", "eaex", "a", "m" * 31])
+def test_prefix_rule_accepts(good):
+    assert check_prefix(good) == good
+
+
+@pytest.mark.parametrize("bad,why", [("eae", "clash"), ("eae_mnist", "clash"), ("9lives", "not a C identifier"),
+                                     ("Model", "not a C identifier"), ("", "not a C identifier"),
+                                     ("m" * 32, "not a C identifier"), (None, "not a C identifier")])
+def test_prefix_rule_refuses(bad, why):
+    with pytest.raises(ConfigError, match=why):
+        check_prefix(bad)
+
+
+def test_default_prefix_cannot_clash_with_the_codec():
+    """Every name the generators derive from the default stays outside the codec's eae_ namespace."""
+    for stem in (f"{DEFAULT_PREFIX}_encoder_int8", f"{DEFAULT_PREFIX}_compress", f"{DEFAULT_PREFIX}_latent_codec"):
+        assert not stem.startswith("eae") and stem.upper() != "EAE_CODEC"
+
+
+def test_codegen_cli_refuses_a_clashing_prefix(tmp_path):
+    pytest.importorskip("onnx")
+    from click.testing import CliRunner
+
+    from edgeae.cli import cli
+
+    res = CliRunner().invoke(cli, ["codegen", str(tmp_path / "missing"), "-o", str(tmp_path / "c"), "--prefix", "eae"])
+    assert res.exit_code != 0 and res.output.startswith("Error: prefix 'eae' would clash")
+    assert "Traceback" not in res.output and not (tmp_path / "c").exists()
+
+
+# ------------------------------------------------------------ the one subprocess wrapper
+def test_run_tool_names_a_missing_tool_and_its_package():
+    with pytest.raises(ExportError, match=r"qemu-system-armx is not installed \(Debian/Ubuntu: apt-get install"):
+        run_tool(["qemu-system-armx", "-version"], "probing")
+
+
+def test_run_tool_reports_failure_output_and_timeout():
+    with pytest.raises(ExportError, match=r"(?s)failing failed with exit status 3 .*boom"):
+        run_tool([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"], "failing")
+    with pytest.raises(ExportError, match="sleeping timed out after 0.5 s"):
+        run_tool([sys.executable, "-c", "import time; time.sleep(5)"], "sleeping", timeout=0.5)
+    assert run_tool([sys.executable, "-c", "print('ok')"], "printing").stdout == "ok\n"
