@@ -69,6 +69,27 @@ def test_firmware_templates_compile_as_c(tmp_path):
     _lint(tmp_path, "main.c", main, cc, flags)
 
 
+@needs_gcc
+def test_compress_templates_compile_as_c(tmp_path):
+    """<prefix>_compress.h/.c from c/compress*.{h,c}, for a VAE-like encoder (three outputs) and a
+    plain one, against the codec's header and stand-in encoder and table headers."""
+    from edgeae.codegen.codec import TEMPLATE_DIR
+    from edgeae.codegen.compress_c import compress_sources
+    from edgeae.codegen.emit import Unit
+
+    shutil.copyfile(TEMPLATE_DIR / "eae_codec.h", tmp_path / "eae_codec.h")
+    (tmp_path / "t_latent_codec.h").write_text('#include "eae_codec.h"\nextern const eae_codec *const t_latent_codecs[1];\n')
+    (tmp_path / "t_encoder_int8.h").write_text("#include <stdint.h>\nint t_encoder_int8(const uint8_t *x, float *code);\n")
+    (tmp_path / "t_encoder_fp32.h").write_text(
+        "int t_encoder_fp32(const float *x, float *code, float *mean, float *log_var);\n")
+    units = [Unit("t_encoder_int8", "", "", 0, 0, [("x", "uint8_t", 64)], [("code", "float", 8)]),
+             Unit("t_encoder_fp32", "", "", 0, 0, [("x", "float", 64)], [("code", "float", 8), ("mean", "float", 8),
+                                                                         ("log_var", "float", 8)])]
+    h, c = compress_sources("t", units, 8)
+    (tmp_path / "t_compress.h").write_text(h)
+    _lint(tmp_path, "t_compress.c", c)
+
+
 def test_fill_refuses_a_missing_value():
     with pytest.raises(KeyError, match=r"qconvt.c needs a value for \$\{zw\}"):
         fill("qconvt.c", name="k", xt="uint8_t", wt="int8_t", yt="int8_t", xe="a", we="b", wterm="w")
