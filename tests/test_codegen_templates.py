@@ -57,7 +57,7 @@ def test_int8_kernels_compile_as_c_for_every_type(tmp_path, wzp):
 
 @needs_gcc
 def test_firmware_templates_compile_as_c(tmp_path):
-    """The Cortex-M startup and the compression firmware's main (against a stand-in header)."""
+    """The Cortex-M startup and the firmware mains of a unit and of the compression (against stand-in headers)."""
     arm = shutil.which("arm-none-eabi-gcc")
     cc, flags = (arm, ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")) if arm else ("gcc", ())
     _lint(tmp_path, "startup.c", read("cortexm_startup.c"), cc, flags)
@@ -67,6 +67,12 @@ def test_firmware_templates_compile_as_c(tmp_path):
     main = fill("compress_target_main.c", prefix="t", tag="int8", n=3, xn=2, repeats=4, calib=100000,
                 samples="static const uint8_t samples[6] = {1, 2, 3, 4, 5, 6};\n")
     _lint(tmp_path, "main.c", main, cc, flags)
+    (tmp_path / "t_encoder_int8.h").write_text("#include <stdint.h>\nint t_encoder_int8(const uint8_t *x, float *code);\n")
+    unit = fill("cortexm_main.c", unit="t_encoder_int8", n=1, repeats=4, calib=100000, paint=32768,
+                arrays="static const uint8_t samples0[2] = {1, 2};\nstatic float out0[1];\nstatic uint8_t in0[2];",
+                args="in0, out0", load="memcpy(in0, samples0 + (size_t)i * 2u, sizeof in0);",
+                load0="memcpy(in0, samples0, sizeof in0);", prints='printf(" %d", (int)out0[0]); (void)j;')
+    _lint(tmp_path, "unit_main.c", unit, cc, flags)
 
 
 @needs_gcc

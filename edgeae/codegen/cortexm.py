@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgeae.codegen.build import NUMPY_TYPES
+from edgeae.codegen.templates import fill
 from edgeae.codegen.toolchain import (
     CALIBRATION_LOOPS,
     OPT,
@@ -77,14 +78,12 @@ def c_array(name: str, ctype: str, values: np.ndarray) -> str:
 
 
 def _main(unit: Any, inputs: list[np.ndarray]) -> str:
+    """The firmware's main.c (c/cortexm_main.c): samples as const arrays, outputs printed in hex/decimal."""
     n = len(inputs[0])
-    lines = ["#include <stdio.h>", "#include <string.h>", f'#include "{unit.name}.h"', ""]
-    for k, (arr, (_, ct, size)) in enumerate(zip(inputs, unit.inputs, strict=True)):
-        lines.append(c_array(f"samples{k}", ct, np.asarray(arr).reshape(n, -1)[:, :size]))
-    for k, (_, ct, size) in enumerate(unit.outputs):
-        lines.append(f"static {ct} out{k}[{size}];")
-    for k, (_, ct, size) in enumerate(unit.inputs):
-        lines.append(f"static {ct} in{k}[{size}];")
+    arrays = [c_array(f"samples{k}", ct, np.asarray(arr).reshape(n, -1)[:, :size])
+              for k, (arr, (_, ct, size)) in enumerate(zip(inputs, unit.inputs, strict=True))]
+    arrays += [f"static {ct} out{k}[{size}];" for k, (_, ct, size) in enumerate(unit.outputs)]
+    arrays += [f"static {ct} in{k}[{size}];" for k, (_, ct, size) in enumerate(unit.inputs)]
     args = ", ".join([f"in{k}" for k in range(len(unit.inputs))] + [f"out{k}" for k in range(len(unit.outputs))])
     load = " ".join(f"memcpy(in{k}, samples{k} + (size_t)i * {size}u, sizeof in{k});"
                     for k, (_, _, size) in enumerate(unit.inputs))
@@ -95,48 +94,9 @@ def _main(unit: Any, inputs: list[np.ndarray]) -> str:
                           f'printf(" %08lx", (unsigned long)b); }}')
         else:
             prints.append(f'for (j = 0; j < {size}; ++j) printf(" %d", (int)out{k}[j]);')
-    lines.append(f"""
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-
-static uint32_t ticks(void) {{ return SYST_CVR; }} /* counts down */
-
-int main(void)
-{{
-    int i, j, r;
-    uint32_t t0, t1;
-    uintptr_t sp;
-    volatile uint32_t *p;
-    SYST_RVR = 0xFFFFFFu; SYST_CVR = 0u; SYST_CSR = 5u; /* processor clock, no interrupt */
-    t0 = ticks();
-    __asm volatile(".syntax unified\\n ldr r0, ={CALIBRATION_LOOPS}\\n1: subs r0, #1\\n bne 1b" ::: "r0", "cc");
-    t1 = ticks();
-    printf("calib %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
-    for (i = 0; i < {n}; ++i) {{
-        {load}
-        if ({unit.name}({args}) != 0) return 3;
-        printf("out %d", i);
-        {" ".join(prints)}
-        printf("\\n");
-    }}
-    {load.replace("(size_t)i", "(size_t)0")}
-    t0 = ticks();
-    for (r = 0; r < {REPEATS}; ++r) (void){unit.name}({args});
-    t1 = ticks();
-    printf("ticks %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
-    /* stack: paint {STACK_PAINT} bytes below main's sp (a loop in registers, no call), run once,
-       find the lowest word the call changed */
-    __asm volatile("mov %0, sp" : "=r"(sp));
-    for (p = (uint32_t *)(sp - {STACK_PAINT}u); p < (uint32_t *)sp; ++p) *p = 0xA5A5A5A5u;
-    (void){unit.name}({args});
-    for (p = (uint32_t *)(sp - {STACK_PAINT}u); p < (uint32_t *)sp && *p == 0xA5A5A5A5u; ++p) {{
-    }}
-    printf("stack %lu\\n", (unsigned long)(sp - (uintptr_t)p));
-    return 0;
-}}
-""")
-    return "\n".join(lines)
+    return fill("cortexm_main.c", unit=unit.name, arrays="\n".join(arrays), n=n, args=args, load=load,
+                load0=load.replace("(size_t)i", "(size_t)0"), prints=" ".join(prints), calib=CALIBRATION_LOOPS,
+                repeats=REPEATS, paint=STACK_PAINT)
 
 
 def _stack(su: Path, entry: str) -> int:
