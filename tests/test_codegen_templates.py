@@ -96,6 +96,30 @@ def test_compress_templates_compile_as_c(tmp_path):
     _lint(tmp_path, "t_compress.c", c)
 
 
+@needs_gcc
+def test_host_harness_templates_compile_as_c(tmp_path):
+    """The host harness of a unit (c/host_harness.c) and of the one-call compression
+    (c/compress_check_main.c), against stand-in headers."""
+    from edgeae.codegen.build import harness_source
+    from edgeae.codegen.codec import TEMPLATE_DIR
+    from edgeae.codegen.emit import Unit
+
+    (tmp_path / "t_encoder_int8.h").write_text(
+        "#include <stdint.h>\n#define T_ENCODER_INT8_ARENA_BYTES 10\nint t_encoder_int8(const uint8_t *x, float *code);\n"
+        "int t_encoder_int8_arena(const uint8_t *x, float *code, void *arena);\n")
+    _lint(tmp_path, "harness.c", harness_source(Unit("t_encoder_int8", "", "", 10, 0, [("x", "uint8_t", 64)],
+                                                        [("code", "float", 8)])))
+    shutil.copyfile(TEMPLATE_DIR / "eae_codec.h", tmp_path / "eae_codec.h")
+    (tmp_path / "t_compress.h").write_text(
+        '#include "eae_codec.h"\nsize_t t_compress_bound(size_t n);\n'
+        "int t_compress_begin(eae_writer *w, const eae_codec *codec, uint8_t *out, size_t cap, size_t *len);\n"
+        "int t_compress_int8(const uint8_t *x, size_t n, uint8_t *out, size_t cap, size_t *len);\n"
+        "int t_compress_append_int8(eae_writer *w, const uint8_t *x, size_t n, uint8_t *out, size_t cap, size_t *len);\n")
+    check = fill("compress_check_main.c", prefix="t", tag="int8", unit="t_encoder_int8", it="uint8_t", xn=64,
+                 code_size=8, extra="", args="code")
+    _lint(tmp_path, "check.c", check)
+
+
 def test_fill_refuses_a_missing_value():
     with pytest.raises(KeyError, match=r"qconvt.c needs a value for \$\{zw\}"):
         fill("qconvt.c", name="k", xt="uint8_t", wt="int8_t", yt="int8_t", xe="a", we="b", wterm="w")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeae.codegen.emit import Unit
+from edgeae.codegen.templates import fill
 from edgeae.codegen.toolchain import build_c, check_cxx, run_program
 from edgeae.errors import ExportError
 
@@ -23,32 +24,14 @@ NUMPY_TYPES = {"float": np.float32, "uint8_t": np.uint8, "int8_t": np.int8}  # C
 
 
 def harness_source(unit: Unit) -> str:
-    """A C program: samples on stdin -> outputs on stdout; odd samples use the caller's arena."""
+    """A C program (c/host_harness.c): samples on stdin -> outputs on stdout; odd samples use the caller's arena."""
     decl = [f"static {ct} in{k}[{n}];" for k, (_, ct, n) in enumerate(unit.inputs)]
     decl += [f"static {ct} out{k}[{n}];" for k, (_, ct, n) in enumerate(unit.outputs)]
     reads = " && ".join(f"fread(in{k}, sizeof in{k}, 1, stdin) == 1" for k in range(len(unit.inputs)))
     args = ", ".join([f"in{k}" for k in range(len(unit.inputs))] + [f"out{k}" for k in range(len(unit.outputs))])
     writes = "\n        ".join(f"fwrite(out{k}, sizeof out{k}, 1, stdout);" for k in range(len(unit.outputs)))
-    up = unit.name.upper()
-    return f"""/* Test harness for {unit.name}: raw samples on stdin, raw outputs on stdout. */
-#include <stdio.h>
-#include "{unit.name}.h"
-
-{chr(10).join(decl)}
-static float arena_f[({up}_ARENA_BYTES + 3) / 4 + 1];
-
-int main(void)
-{{
-    long k = 0;
-    while ({reads}) {{
-        int rc = (k & 1) ? {unit.name}_arena({args}, arena_f) : {unit.name}({args});
-        if (rc != 0) return 2;
-        {writes}
-        ++k;
-    }}
-    return 0;
-}}
-"""
+    return fill("host_harness.c", unit=unit.name, up=unit.name.upper(), buffers="\n".join(decl), reads=reads,
+                args=args, writes=writes)
 
 
 def build_harness(unit: Unit, folder: Path, cc: str = "gcc", flags: list[str] | None = None,

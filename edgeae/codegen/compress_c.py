@@ -74,58 +74,8 @@ def compress_sources(prefix: str, encoders: list[Unit], code_size: int) -> tuple
 
 def _harness(prefix: str, u: Unit, code_size: int) -> str:
     """samples file -> stdout: C codes (N, D) f32, then u32 length + one stream of all N, then
-    u32 length + header and one append per sample."""
-    tag, (_, it, xn) = _tag(u), u.inputs[0]
-    return f"""/* check of {prefix}_compress_{tag}: SAMPLES N -> codes, one stream, appended stream */
-#include <stdio.h>
-#include <stdlib.h>
-#include "{prefix}_compress.h"
-#include "{u.name}.h"
-
-static void put(const uint8_t *p, size_t n)
-{{
-    unsigned char l[4];
-    l[0] = (unsigned char)n; l[1] = (unsigned char)(n >> 8); l[2] = (unsigned char)(n >> 16);
-    l[3] = (unsigned char)(n >> 24);
-    fwrite(l, 1, 4, stdout);
-    fwrite(p, 1, n, stdout);
-}}
-
-int main(int argc, char **argv)
-{{
-    size_t n, i, len = 0, pos, part;
-    {it} *x;
-    uint8_t *buf;
-    size_t cap;
-    FILE *f;
-    eae_writer w;
-    float code[{code_size}];
-    {"".join(f"float o{k}[{m}]; " for k, (_, _, m) in enumerate(u.outputs) if k)}
-    if (argc != 3) return 2;
-    n = (size_t)strtoul(argv[2], NULL, 10);
-    x = ({it} *)malloc(n * {xn}u * sizeof *x + 1);
-    cap = {prefix}_compress_bound(n) + 64u * n + 64u;
-    buf = (uint8_t *)malloc(cap);
-    f = fopen(argv[1], "rb");
-    if (!x || !buf || !f || fread(x, sizeof *x, n * {xn}u, f) != n * {xn}u) return 3;
-    fclose(f);
-    for (i = 0; i < n; ++i) {{
-        if ({u.name}(x + i * {xn}u, {", ".join(["code"] + [f"o{k}" for k in range(1, len(u.outputs))])}) != 0) return 4;
-        fwrite(code, sizeof code, 1, stdout);
-    }}
-    if ({prefix}_compress_{tag}(x, n, buf, {prefix}_compress_bound(n), &len) != EAE_OK) return 5;
-    put(buf, len);
-    if ({prefix}_compress_begin(&w, NULL, buf, cap, &pos) != EAE_OK) return 7;
-    for (i = 0; i < n; ++i) {{
-        if ({prefix}_compress_append_{tag}(&w, x + i * {xn}u, 1, buf + pos, cap - pos, &part) != EAE_OK) return 8;
-        pos += part;
-    }}
-    put(buf, pos);
-    free(x);
-    free(buf);
-    return 0;
-}}
-"""
+    u32 length + header and one append per sample (c/compress_check_main.c)."""
+    return fill("compress_check_main.c", **_values(prefix, u, code_size))
 
 
 def check_compress(folder: Path, build: Path, prefix: str, units: list[Unit], bundle_dir: Path,

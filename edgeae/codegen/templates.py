@@ -14,7 +14,8 @@ Templates: the fp32 kernels (``dense_f32.c``, ``conv_f32.c``, ``convt_f32.c``), 
 (``requant.c``, ``dsp.c``, ``qrows.c``, ``qdense.c``, ``qconv.c``, ``qconvt.c``), the one-call
 compression API (``compress.h``, ``compress.c``, and per encoder ``compress_proto.h`` and
 ``compress_body.c``), and the Cortex-M firmware pieces the toolchain builds with
-(``cortexm_startup.c``, ``cortexm_link.ld``, ``cortexm_main.c``, ``compress_target_main.c``).
+(``cortexm_startup.c``, ``cortexm_link.ld``, ``cortexm_main.c``, ``compress_target_main.c``)
+and the host harnesses (``host_harness.c``, ``compress_check_main.c``).
 
 Every template is compiled with ``-Wall -Wextra -Werror`` after substitution by
 ``tests/test_codegen_templates.py``.
