@@ -171,7 +171,7 @@ def codegen_check(bundle: Path, model: str, work: Path, n: int = 8) -> dict[str,
 
     c_dir = work / "c"
     if not (c_dir / "codegen.json").is_file():
-        generate_c(bundle, c_dir, prefix="eae", codec=False, overwrite=True)
+        generate_c(bundle, c_dir, prefix="model", codec=False, overwrite=True)
     report = json.loads((c_dir / "codegen.json").read_text())
     manifest = read_manifest(bundle)
     x_raw = np.load(bundle / manifest.samples["file"])[:n]

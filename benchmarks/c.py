@@ -229,7 +229,7 @@ def bench_model(model: str, rounds: int, round_s: float, cortex: bool, log, cmsi
             + (f", emx {stats['emx-onnx-cgen -O2']['p50_us']:.2f} us" if "emx-onnx-cgen -O2" in stats else ""))
     cortex_rows, cmsis_rows = [], []
     if cortex:
-        from edgeae.codegen.cortexm import toolchain_problem
+        from edgeae.codegen.toolchain import toolchain_problem
 
         problem = toolchain_problem()
         if problem:

@@ -148,7 +148,7 @@ def _library(root: Path, flags: list[str], work: Path) -> list[Path]:
 
 def run_cmsis(program, x_codes: np.ndarray, target: str, root: Path, work: Path) -> dict:
     """Instructions per inference and measured stack of CMSIS-NN on ``program``'s layer shapes."""
-    from edgeae.codegen import cortexm as cm
+    from edgeae.codegen import toolchain as cm
 
     flags, machine = cm.TARGETS[target]
     objs = _library(root, flags, work / f"lib-{target}")
@@ -160,10 +160,10 @@ def run_cmsis(program, x_codes: np.ndarray, target: str, root: Path, work: Path)
     (fw / "startup.c").write_text(cm.STARTUP_SOURCE)
     (fw / "link.ld").write_text(cm.linker_script(machine))
     elf = fw / "fw.elf"
-    subprocess.run(["arm-none-eabi-gcc", *flags, "-O2", "-std=gnu99", "-ffunction-sections", "-fdata-sections",
-                    "-I", str(root / "Include"), "--specs=rdimon.specs", "-nostartfiles", "-T", str(fw / "link.ld"),
-                    str(fw / "startup.c"), str(fw / "main.c"), *map(str, objs), "-o", str(elf), "-lm",
-                    "-Wl,--gc-sections"], check=True, capture_output=True)
+    cm.run_tool([*cm.arm_gcc(target, "-O2", "-std=gnu99", "-ffunction-sections", "-fdata-sections"),
+                 "-I", root / "Include", "--specs=rdimon.specs", "-nostartfiles", "-T", fw / "link.ld",
+                 fw / "startup.c", fw / "main.c", *objs, "-o", elf, "-lm", "-Wl,--gc-sections"],
+                "linking the CMSIS-NN firmware")
     _, per_tick, ticks, stack = cm.qemu_run(elf, machine, "CMSIS-NN layers")
     kinds = [s.kind for s in program.steps if s.kind in ("qdense", "qconv")]
     return {"target": target, "instructions": round(ticks * per_tick / cm.REPEATS), "stack_bytes": stack,

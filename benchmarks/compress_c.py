@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from edgeae.codegen import generate_c
-    from edgeae.codegen.compress_c import run_compress_target
+    from edgeae.codegen.cortexm_codec import run_compress_target
     from edgeae.runtime import load, read_manifest
     from edgeae.runtime.compress import compress
 

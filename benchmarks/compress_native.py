@@ -83,14 +83,15 @@ def _build_app(work: Path) -> Path | None:
 
 def _targets(bundle: Path, bits: int, work: Path, codes: np.ndarray, streams: list[bytes]) -> dict:
     """The default table only, with and without quantizer thresholds, on each Cortex-M."""
-    from edgeae.codegen.codec import TARGETS, run_codec_target, write_codec
+    from edgeae.codegen.codec import write_codec
+    from edgeae.codegen.cortexm_codec import CODEC_TARGETS, run_codec_target
     from edgeae.errors import ConfigError
 
     out = {}
     for thresholds in (True, False):
         folder = work / f"target-{'thresholds' if thresholds else 'double'}"
         write_codec(bundle, folder, bits=bits, thresholds=thresholds)
-        for cpu in TARGETS:
+        for cpu in CODEC_TARGETS:
             try:
                 r = run_codec_target(folder, "model", codes, cpu)
             except ConfigError as exc:

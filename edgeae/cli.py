@@ -654,7 +654,8 @@ def export_cmd(run_dir: str, out_dir: str, targets: tuple[str, ...], **options) 
 @click.option("-o", "--out", "out_dir", required=True, help="Folder for the .h/.c files (must be empty or new).")
 @click.option("--precision", "precisions", default=None,
               help="Comma-separated: fp32, int8-static (int8 = int8-static) [default: those the bundle has].")
-@click.option("--prefix", default="eae", show_default=True, help="Prefix of every C symbol and file name.")
+@click.option("--prefix", default="model", show_default=True,
+              help="Prefix of every C symbol and file name (not eae, the C codec's own).")
 @click.option("--io", type=click.Choice(["auto", "raw", "model"]), default="auto", show_default=True,
               help="raw: uint8 pixels in/out (bundles exported with --raw-io); model: float model units.")
 @click.option("--no-verify", is_flag=True, help="Skip compiling and checking on the held-out samples.")

@@ -218,7 +218,9 @@ def test_buffer_too_small_is_refused_never_overrun(tmp_path, golden_codec):
 
 def test_write_codec_checks_its_arguments(tmp_path):
     with pytest.raises(ConfigError, match="not a C identifier"):
-        codec_sources([], prefix="9lives")
+        write_codec(tmp_path / "missing", tmp_path / "out", prefix="9lives")
+    with pytest.raises(ConfigError, match="clash with the C codec's own names"):
+        write_codec(tmp_path / "missing", tmp_path / "out", prefix="eae")  # would overwrite eae_codec.h
     (tmp_path / "file").write_text("x")
     with pytest.raises(Exception, match="manifest"):
         write_codec(tmp_path / "missing", tmp_path / "out")

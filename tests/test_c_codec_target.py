@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeae.codegen.codec import CODEC_FILES, TARGETS, TEMPLATE_DIR, codec_sources, run_codec_target
+from edgeae.codegen.codec import CODEC_FILES, TEMPLATE_DIR, codec_sources
+from edgeae.codegen.cortexm_codec import CODEC_TARGETS, run_codec_target
 from edgeae.runtime import stream as S
 from edgeae.runtime.codec import LatentCodec
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.mark.parametrize("cpu", sorted(TARGETS))
+@pytest.mark.parametrize("cpu", sorted(CODEC_TARGETS))
 def test_target_writes_the_host_bytes(tmp_path, cpu):
     """Golden tables (5 bits, D = 8) and 8-bit tables at 20-bit precision (D = 16): every
     one-sample stream and a 40-sample stream equal Python's; the target decodes its own."""

@@ -44,22 +44,22 @@ def test_pca_raw_bundle_fp32_and_int8(pca_raw, tmp_path):
     out = tmp_path / "c"
     result = generate_c(pca_raw, out)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["codegen.json", *sorted(f"eae_{r}_{p}.{e}" for r in ("encoder", "decoder")
+    assert names == ["codegen.json", *sorted(f"model_{r}_{p}.{e}" for r in ("encoder", "decoder")
                                               for p in ("fp32", "int8") for e in ("c", "h"))]
     by = {g.name: g for g in result.graphs}
     # raw I/O: uint8 pixels in, uint8 pixels out
-    assert by["eae_encoder_fp32"].inputs[0][1] == "uint8_t" and by["eae_decoder_int8"].outputs[0][1] == "uint8_t"
+    assert by["model_encoder_fp32"].inputs[0][1] == "uint8_t" and by["model_decoder_int8"].outputs[0][1] == "uint8_t"
     for g in result.graphs:
         assert g.samples == 64
         if g.precision == "fp32":
             assert all(c["max_abs"] <= c["tolerance"] for c in g.checks["onnxruntime"]["outputs"].values())
         else:
             assert all(c["differ"] == 0 for c in g.checks["reference"]["outputs"].values())
-    head = _header(out, "eae_encoder_int8")
-    assert "#define EAE_ENCODER_INT8_X_SIZE 64" in head and "#define EAE_ENCODER_INT8_CODE_SIZE 16" in head
-    assert f"#define EAE_ENCODER_INT8_ARENA_BYTES {by['eae_encoder_int8'].arena_bytes}" in head
-    assert by["eae_encoder_int8"].sha256 in head and 'extern "C"' in head
-    src = (out / "eae_encoder_int8.c").read_text()
+    head = _header(out, "model_encoder_int8")
+    assert "#define MODEL_ENCODER_INT8_X_SIZE 64" in head and "#define MODEL_ENCODER_INT8_CODE_SIZE 16" in head
+    assert f"#define MODEL_ENCODER_INT8_ARENA_BYTES {by['model_encoder_int8'].arena_bytes}" in head
+    assert by["model_encoder_int8"].sha256 in head and 'extern "C"' in head
+    src = (out / "model_encoder_int8.c").read_text()
     assert "float" not in src.split("/* ---- kernels ---- */")[1].split("/* ---- the graph ---- */")[0]
     assert "malloc" not in src and "math.h" not in src
     report = json.loads((out / "codegen.json").read_text())
@@ -85,11 +85,11 @@ def test_vae_bundle_three_outputs(tmp_path):
 def test_conv_bundle_fp32_and_int8(conv, tmp_path):
     result = generate_c(conv, tmp_path / "c")
     kinds = {g.name: g for g in result.graphs}
-    assert set(kinds) == {"eae_encoder_fp32", "eae_decoder_fp32", "eae_encoder_int8", "eae_decoder_int8"}
-    src = (tmp_path / "c" / "eae_decoder_int8.c").read_text()
+    assert set(kinds) == {"model_encoder_fp32", "model_decoder_fp32", "model_encoder_int8", "model_decoder_int8"}
+    src = (tmp_path / "c" / "model_decoder_int8.c").read_text()
     assert "qconvt" in src and "_table[" in src  # transposed conv as integer kernel; sigmoid as a table
     # the arena is smaller than keeping every intermediate tensor
-    assert kinds["eae_decoder_fp32"].arena_bytes < 4 * (32 + 4 * 4 * 4 + 8 * 8) + 1
+    assert kinds["model_decoder_fp32"].arena_bytes < 4 * (32 + 4 * 4 * 4 + 8 * 8) + 1
 
 
 def test_int8_under_sanitizers_matches_reference(conv, tmp_path):
@@ -123,8 +123,8 @@ def test_fast_math_refuses_float_input_int8(conv, pca_raw, tmp_path):
     result = generate_c(conv, tmp_path / "c", io="model", precisions="int8-static", verify=False)
     by = {g.role: g for g in result.graphs}
     assert by["encoder"].inputs[0][1] == "float"
-    enc = tmp_path / "c" / "eae_encoder_int8.c"
-    assert "-ffast-math" in _header(tmp_path / "c", "eae_encoder_int8")
+    enc = tmp_path / "c" / "model_encoder_int8.c"
+    assert "-ffast-math" in _header(tmp_path / "c", "model_encoder_int8")
     res = subprocess.run(["gcc", "-std=c99", "-O2", "-ffast-math", "-c", str(enc), "-o", str(tmp_path / "e.o")],
                          capture_output=True, text=True)
     assert res.returncode != 0 and "without -ffast-math" in res.stderr
@@ -251,7 +251,7 @@ def test_cli_codegen(pca_raw, tmp_path):
     out = tmp_path / "c"
     res = CliRunner().invoke(cli, ["codegen", str(pca_raw), "-o", str(out), "--precision", "int8"])
     assert res.exit_code == 0, res.output
-    assert "eae_encoder_int8.c" in res.output and (out / "eae_decoder_int8.h").is_file()
+    assert "model_encoder_int8.c" in res.output and (out / "model_decoder_int8.h").is_file()
     res = CliRunner().invoke(cli, ["codegen", str(pca_raw), "-o", str(out), "--precision", "int8"])
     assert res.exit_code == 1 and "Error:" in res.output and "--overwrite" in res.output
     res = CliRunner().invoke(cli, ["codegen", str(tmp_path / "nope"), "-o", str(tmp_path / "d")])
@@ -269,8 +269,8 @@ def test_generated_main_example_builds_as_c_and_cpp(pca_raw, tmp_path):
     for cc, std in (("gcc", "-std=c99"), ("g++", "-std=c++17")):
         lang = ["-x", "c++"] if cc == "g++" else []
         exe = out / f"demo_{cc}"
-        subprocess.run([cc, std, "-Wall", "-Werror", "-O2", *lang, str(out / "main.c"), str(out / "eae_encoder_int8.c"),
-                        str(out / "eae_decoder_int8.c"), "-o", str(exe)], check=True, capture_output=True)
+        subprocess.run([cc, std, "-Wall", "-Werror", "-O2", *lang, str(out / "main.c"), str(out / "model_encoder_int8.c"),
+                        str(out / "model_decoder_int8.c"), "-o", str(exe)], check=True, capture_output=True)
         res = subprocess.run([str(exe), str(out / "x.raw")], check=True, capture_output=True, text=True)
         assert res.stdout.startswith("code[0] =") and "pixels" in res.stdout
 
@@ -324,7 +324,7 @@ def test_cli_export_target_c(mlp_run, tmp_path):
     res = CliRunner().invoke(cli, ["export", str(mlp_run), "-o", str(out), "--precision", "fp32,int8-static",
                                    "--raw-io", "--codec-bits", "none", "--target", "onnx", "--target", "c"])
     assert res.exit_code == 0, res.output
-    assert (out / "c" / "eae_encoder_int8.c").is_file() and (out / "c" / "codegen.json").is_file()
+    assert (out / "c" / "model_encoder_int8.c").is_file() and (out / "c" / "codegen.json").is_file()
     assert "0 LSB vs integer reference" in res.output
 
 
@@ -424,4 +424,4 @@ def test_fp32_op_coverage_batchnorm_matmul_tanh_add(tmp_path):
     result = generate_c(folder, tmp_path / "c")
     for g in result.graphs:
         assert g.checks["onnxruntime"]["outputs"][g.outputs[0][0]]["max_abs"] <= 1e-5
-    assert "BatchNormalization folded" in (tmp_path / "c" / "eae_encoder_fp32.c").read_text()
+    assert "BatchNormalization folded" in (tmp_path / "c" / "model_encoder_fp32.c").read_text()

@@ -145,8 +145,8 @@ def test_codec_flags(bundle, tmp_path):
 @pytest.mark.parametrize("tag,target", [("int8", "cortex-m4f"), ("fp32", "cortex-m4f"), ("int8", "cortex-m3")])
 def test_compress_on_cortex_m(bundle, generated, tag, target, tmp_path):
     """Encoder + codec under qemu-system-arm write the host's bytes, sample by sample."""
-    from edgeae.codegen.compress_c import run_compress_target
-    from edgeae.codegen.cortexm import toolchain_problem
+    from edgeae.codegen.cortexm_codec import run_compress_target
+    from edgeae.codegen.toolchain import toolchain_problem
 
     problem = toolchain_problem()
     if problem:

@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("onnx")
 
 from edgeae.codegen import generate_c  # noqa: E402
-from edgeae.codegen.cortexm import run_generated, toolchain_problem  # noqa: E402
+from edgeae.codegen.cortexm import run_generated  # noqa: E402
+from edgeae.codegen.toolchain import toolchain_problem  # noqa: E402
 from tests._bundles import make_bundle  # noqa: E402
 from tests._codegen_bundles import add_int8_static, conv_bundle  # noqa: E402
 
@@ -40,7 +41,7 @@ def test_pca_bundle_on_cortex_m(pca, tmp_path):
     folder = pca
     generate_c(folder, tmp_path / "c")
     results = run_generated(folder, tmp_path / "c", samples=4)
-    assert {(r.unit, r.target) for r in results} >= {("eae_encoder_int8", "cortex-m0"), ("eae_encoder_fp32", "cortex-m4f")}
+    assert {(r.unit, r.target) for r in results} >= {("model_encoder_int8", "cortex-m0"), ("model_encoder_fp32", "cortex-m4f")}
     _check(results)
 
 
@@ -56,10 +57,10 @@ def test_dsp_path_compiled_for_m4_only(pca, tmp_path):
     portable loops on Cortex-M3 / M0; -D<UNIT>_NO_DSP forces the portable loops."""
     import subprocess
 
-    from edgeae.codegen.cortexm import TARGETS
+    from edgeae.codegen.toolchain import TARGETS
 
     generate_c(pca, tmp_path / "c", precisions="int8-static", verify=False)
-    src = tmp_path / "c" / "eae_encoder_int8.c"
+    src = tmp_path / "c" / "model_encoder_int8.c"
 
     def asm(target: str, *extra: str) -> str:
         cmd = ["arm-none-eabi-gcc", *TARGETS[target][0], "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
@@ -67,5 +68,5 @@ def test_dsp_path_compiled_for_m4_only(pca, tmp_path):
         return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
     assert "smlad" in asm("cortex-m4f")
-    assert "smlad" not in asm("cortex-m4f", "-DEAE_ENCODER_INT8_NO_DSP")
+    assert "smlad" not in asm("cortex-m4f", "-DMODEL_ENCODER_INT8_NO_DSP")
     assert "smlad" not in asm("cortex-m3")

@@ -1,7 +1,7 @@
 """Mutation testing of the C sources: operator and constant swaps, each built and run against the C tests.
 
-Targets: the C codec (``edgeae/codegen/eae_codec.c``) and the C kernel templates held as
-strings in ``edgeae/codegen/kernels.py``. Each mutant changes one token of C code (comments,
+Targets: the C codec (``edgeae/codegen/eae_codec.c``) and the fp32 C kernel templates
+(``edgeae/codegen/c/{dense,conv,convt}_f32.c``). Each mutant changes one token of C code (comments,
 string literals and ``#include`` lines are left alone):
 
     <  <=  >  >=  ==  !=     relational operators, each to its neighbour or negation
@@ -39,11 +39,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "mutation-c"
 
-# target -> (file, test selection)
-TARGETS: dict[str, tuple[str, list[str]]] = {
-    "codec": ("edgeae/codegen/eae_codec.c",
+# target -> (files, test selection)
+TARGETS: dict[str, tuple[tuple[str, ...], list[str]]] = {
+    "codec": (("edgeae/codegen/eae_codec.c",),
               ["tests/test_c_codec.py", "tests/test_c_mutants.py"]),
-    "kernels": ("edgeae/codegen/kernels.py",
+    "kernels": (tuple(f"edgeae/codegen/c/{k}.c" for k in ("dense_f32", "conv_f32", "convt_f32")),
                 ["tests/test_codegen.py",
                  "tests/test_c_mutants.py::test_generated_requant_rounds_half_to_even_like_the_reference"]),
 }
@@ -61,9 +61,10 @@ class Mutant:
     old: str
     new: str
     line: int
+    file: str = ""  # relative to the root
 
     def describe(self) -> str:
-        return f"line {self.line}: {self.old!r} -> {self.new!r}"
+        return f"{self.file} line {self.line}: {self.old!r} -> {self.new!r}"
 
 
 def _c_regions(path: Path, text: str) -> list[tuple[int, int]]:
@@ -90,7 +91,8 @@ def _skipped(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
     return spans
 
 
-def mutants_of(path: Path) -> list[Mutant]:
+def mutants_of(path: Path, rel: str = "") -> list[Mutant]:
+    """Every mutant of ``path`` (``rel``: its name relative to the root, kept on each mutant)."""
     text = path.read_text(encoding="utf-8")
     out = []
     for lo, hi in _c_regions(path, text):
@@ -107,12 +109,12 @@ def mutants_of(path: Path) -> list[Mutant]:
                 news = {value + 1} | ({1 - value} if value in (0, 1) else set())
                 for v in sorted(news):
                     new = (hex(v) if digits.lower().startswith("0x") else str(v)) + suffix
-                    out.append(Mutant(s, tok, new, line))
+                    out.append(Mutant(s, tok, new, line, rel))
             else:
                 prev = text[s - 1] if s else " "
                 if tok in ("+", "-") and (prev in "eE" or text[s + 1 : s + 2] == "="):
                     continue  # an exponent (1e-6) or part of a compound operator
-                out.extend(Mutant(s, tok, new, line) for new in _SWAPS[tok])
+                out.extend(Mutant(s, tok, new, line, rel) for new in _SWAPS[tok])
     return out
 
 
@@ -136,12 +138,12 @@ def _pytest(work: Path, tests: list[str], timeout: float) -> tuple[str, float]:
 
 
 def run_target(name: str, sample: int | None, seed: int, timeout: float) -> dict:
-    rel, tests = TARGETS[name]
+    files, tests = TARGETS[name]
+    rel = ", ".join(files)
     work = _scratch()
-    target = work / rel
-    original = target.read_text(encoding="utf-8")
-    every = mutants_of(target)
-    chosen = sorted(random.Random(seed).sample(every, sample), key=lambda m: m.start) if sample and \
+    originals = {f: (work / f).read_text(encoding="utf-8") for f in files}
+    every = [m for f in files for m in mutants_of(work / f, f)]
+    chosen = sorted(random.Random(seed).sample(every, sample), key=lambda m: (m.file, m.start)) if sample and \
         sample < len(every) else every
     status, t_clean = _pytest(work, tests, timeout)
     if status != "survived":
@@ -150,13 +152,17 @@ def run_target(name: str, sample: int | None, seed: int, timeout: float) -> dict
     rows = []
     try:
         for i, m in enumerate(chosen, 1):
+            original = originals[m.file]
             assert original[m.start : m.start + len(m.old)] == m.old
-            target.write_text(original[: m.start] + m.new + original[m.start + len(m.old):], encoding="utf-8")
+            (work / m.file).write_text(original[: m.start] + m.new + original[m.start + len(m.old):], encoding="utf-8")
             st, secs = _pytest(work, tests, limit)
-            rows.append({"line": m.line, "old": m.old, "new": m.new, "status": st, "seconds": round(secs, 1)})
+            (work / m.file).write_text(original, encoding="utf-8")
+            rows.append({"file": m.file, "line": m.line, "old": m.old, "new": m.new, "status": st,
+                         "seconds": round(secs, 1)})
             print(f"[{i}/{len(chosen)}] {st:8s} {m.describe()}", flush=True)
     finally:
-        target.write_text(original, encoding="utf-8")
+        for f, original in originals.items():
+            (work / f).write_text(original, encoding="utf-8")
     caught = sum(r["status"] != "survived" for r in rows)
     summary = {"target": name, "file": rel, "tests": tests, "mutants": len(every), "ran": len(rows),
                "seed": seed if chosen is not every else None, "caught": caught,
@@ -166,7 +172,7 @@ def run_target(name: str, sample: int | None, seed: int, timeout: float) -> dict
     print(f"{name} ({rel}): {caught}/{len(rows)} caught ({100 * caught / max(len(rows), 1):.1f}%) "
           f"of {len(rows)} run, {len(every)} mutants in all")
     for r in summary["survived"]:
-        print(f"  survived: line {r['line']}: {r['old']!r} -> {r['new']!r}")
+        print(f"  survived: {r['file']} line {r['line']}: {r['old']!r} -> {r['new']!r}")
     return summary
 
 
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for t in args.targets or list(TARGETS):
         if args.list:
-            print(f"{t}: {len(mutants_of(ROOT / TARGETS[t][0]))} mutants in {TARGETS[t][0]}")
+            print(f"{t}: {sum(len(mutants_of(ROOT / f)) for f in TARGETS[t][0])} mutants in {', '.join(TARGETS[t][0])}")
         else:
             run_target(t, args.sample, args.seed, args.timeout)
     return 0

@@ -2,49 +2,46 @@
 
 ::
 
-    unit .c/.h + held-out samples (const arrays) + startup + linker script
-      -> arm-none-eabi-gcc (Cortex-M4F hard-float | Cortex-M3 / M0 soft-float), -fstack-usage
-      -> qemu-system-arm -M mps2-an386 | mps2-an385, semihosting, -icount shift=0
+    unit .c/.h + held-out samples (const arrays) + the SysTick harness (this module)
+      -> toolchain: arm-none-eabi-gcc (Cortex-M4F hard-float | Cortex-M3 / M0 soft-float | M55),
+         -fstack-usage; qemu-system-arm -M mps2-an386 | mps2-an385 | mps3-an547, semihosting,
+         -icount shift=0
       -> outputs (bit patterns) vs the host build; instructions per inference;
          flash = text + data of the unit's own object file; RAM = its data + bss + the stack
          one call uses, measured by painting the stack in QEMU and scanning it afterwards
 
-Instructions are counted with SysTick: under ``-icount shift=0`` QEMU advances virtual time
-by 1 ns per instruction, and a calibration loop of known length fixes instructions per
-tick (40 at the boards' 25 MHz). The Cortex-M0 build (ARMv6-M instructions only) runs on
-the AN385 board's Cortex-M3, which executes every ARMv6-M instruction.
+How instructions and the stack are counted: :mod:`edgeae.codegen.toolchain`, which runs every
+compiler and QEMU; this module writes the firmware's ``main`` and reads what it printed.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeae.codegen.build import _NP
+from edgeae.codegen.build import NUMPY_TYPES
+from edgeae.codegen.templates import fill
+from edgeae.codegen.toolchain import (
+    CALIBRATION_LOOPS,
+    OPT,
+    REPEATS,
+    STACK_PAINT,
+    TARGETS,
+    arm_gcc,
+    firmware_files,
+    object_sizes,
+    qemu_run,
+    run_tool,
+    toolchain_problem,
+)
 from edgeae.errors import ExportError
 
-__all__ = ["LINKER_SCRIPT", "STARTUP_SOURCE", "TARGETS", "CortexResult", "linker_script", "qemu_run",
-           "run_generated", "run_unit", "toolchain_problem"]
-
-# target -> (compiler flags, QEMU machine)
-TARGETS = {
-    "cortex-m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
-    "cortex-m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
-    "cortex-m0": (["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
-    "cortex-m55": (["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"], "mps3-an547"),
-}
-# machine -> (code memory, data memory): MPS2 boards map 4 MiB of each; the AN547 its 512 KiB TCMs
-_MEMORY = {"mps3-an547": ("512K", "512K")}
-OPT = ["-O2"]
-CALIBRATION_LOOPS = 100000  # 2 instructions each (subs + bne)
-REPEATS = 4  # timed inferences on sample 0
-STACK_PAINT = 32768  # bytes of stack painted below main's frame before the measured call
+__all__ = ["TARGETS", "CortexResult", "c_array", "run_generated", "run_unit", "toolchain_problem"]
 
 
 @dataclass
@@ -69,84 +66,8 @@ class CortexResult:
         return dict(self.__dict__)
 
 
-def toolchain_problem() -> str | None:
-    """Why Cortex-M runs cannot happen here, or None."""
-    for tool, pkg in (("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
-                      ("arm-none-eabi-size", "binutils-arm-none-eabi"), ("qemu-system-arm", "qemu-system-arm")):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (Debian: apt-get install {pkg})"
-    probe = subprocess.run(["arm-none-eabi-gcc", "-print-file-name=librdimon.a"], capture_output=True, text=True)
-    if probe.returncode != 0 or "/" not in probe.stdout:
-        return "newlib's semihosting library is missing (Debian: apt-get install libnewlib-arm-none-eabi)"
-    return None
-
-
-_STARTUP = r"""/* Minimal Cortex-M startup: vector table, .data/.bss setup, FPU on, semihosting, main, exit. */
-#include <stdint.h>
-#include <stdlib.h>
-extern uint32_t __etext, __data_start__, __data_end__, __bss_start__, __bss_end__, __stack_top;
-extern int main(void);
-extern void initialise_monitor_handles(void);
-void Reset_Handler(void);
-static void hang(void) { for (;;) {} }
-__attribute__((section(".isr_vector"), used)) void (*const vectors[16])(void) = {
-    (void (*)(void))&__stack_top, Reset_Handler, hang, hang, hang, hang, hang, 0, 0, 0, 0, hang, hang, 0, hang, hang,
-};
-void Reset_Handler(void)
-{
-    uint32_t *src = &__etext, *dst = &__data_start__;
-    while (dst < &__data_end__) *dst++ = *src++;
-    for (dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0;
-#if defined(__ARM_FP)
-    *(volatile uint32_t *)0xE000ED88u |= (0xFu << 20); /* CPACR: CP10, CP11 full access */
-    __asm volatile("dsb\n isb");
-#endif
-    initialise_monitor_handles();
-    exit(main());
-}
-"""
-
-_LINK = """MEMORY { FLASH (rx) : ORIGIN = 0x00000000, LENGTH = 4M
-         RAM (rwx)  : ORIGIN = 0x20000000, LENGTH = 4M }
-ENTRY(Reset_Handler)
-SECTIONS {
-  .text : { KEEP(*(.isr_vector)) *(.text*) *(.rodata*) . = ALIGN(4); } > FLASH
-  .ARM.exidx : { *(.ARM.exidx*) } > FLASH
-  . = ALIGN(4);
-  __etext = .;
-  .data : AT(__etext) { __data_start__ = .; *(.data*) . = ALIGN(4); __data_end__ = .; } > RAM
-  .bss : { __bss_start__ = .; *(.bss*) *(COMMON) . = ALIGN(4); __bss_end__ = .; } > RAM
-  end = .; _end = .; __end__ = .;
-  __stack_top = ORIGIN(RAM) + LENGTH(RAM);
-}
-"""
-
-
-STARTUP_SOURCE = _STARTUP  # for other firmware measured the same way (benchmarks: CMSIS-NN)
-LINKER_SCRIPT = _LINK
-
-
-def linker_script(machine: str) -> str:
-    """The harness's linker script for a QEMU machine (its code and data memory sizes)."""
-    code, data = _MEMORY.get(machine, ("4M", "4M"))
-    return _LINK.replace("LENGTH = 4M\n", f"LENGTH = {code}\n", 1).replace("LENGTH = 4M }", f"LENGTH = {data} }}", 1)
-
-
-def qemu_run(elf: Path, machine: str, what: str) -> tuple[str, float, int, int]:
-    """Run a firmware built on this harness's pattern in QEMU (-icount shift=0); returns its output,
-    instructions per SysTick tick (from the calibration loop), the printed ``ticks`` and ``stack``."""
-    out = _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-                "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
-               f"running {what} on {machine}", timeout=600)
-    calib = int(re.search(r"^calib (\d+)", out, re.M).group(1))
-    ticks = int(re.search(r"^ticks (\d+)", out, re.M).group(1))
-    stack = int(re.search(r"^stack (\d+)", out, re.M).group(1))
-    if stack >= STACK_PAINT:
-        raise ExportError(f"{what} on {machine}: the call used all {STACK_PAINT} painted stack bytes")
-    return out, 2 * CALIBRATION_LOOPS / calib, ticks, stack
-
-
-def _array(name: str, ctype: str, values: np.ndarray) -> str:
+def c_array(name: str, ctype: str, values: np.ndarray) -> str:
+    """``static const`` C array of ``values`` (floats as exact %.9g literals), for firmware samples."""
     flat = values.reshape(-1)
     if ctype == "float":
         items = [f"{float(v):.9g}f" if ("." in f"{float(v):.9g}" or "e" in f"{float(v):.9g}") else f"{float(v):.1f}f"
@@ -157,14 +78,12 @@ def _array(name: str, ctype: str, values: np.ndarray) -> str:
 
 
 def _main(unit: Any, inputs: list[np.ndarray]) -> str:
+    """The firmware's main.c (c/cortexm_main.c): samples as const arrays, outputs printed in hex/decimal."""
     n = len(inputs[0])
-    lines = ["#include <stdio.h>", "#include <string.h>", f'#include "{unit.name}.h"', ""]
-    for k, (arr, (_, ct, size)) in enumerate(zip(inputs, unit.inputs, strict=True)):
-        lines.append(_array(f"samples{k}", ct, np.asarray(arr).reshape(n, -1)[:, :size]))
-    for k, (_, ct, size) in enumerate(unit.outputs):
-        lines.append(f"static {ct} out{k}[{size}];")
-    for k, (_, ct, size) in enumerate(unit.inputs):
-        lines.append(f"static {ct} in{k}[{size}];")
+    arrays = [c_array(f"samples{k}", ct, np.asarray(arr).reshape(n, -1)[:, :size])
+              for k, (arr, (_, ct, size)) in enumerate(zip(inputs, unit.inputs, strict=True))]
+    arrays += [f"static {ct} out{k}[{size}];" for k, (_, ct, size) in enumerate(unit.outputs)]
+    arrays += [f"static {ct} in{k}[{size}];" for k, (_, ct, size) in enumerate(unit.inputs)]
     args = ", ".join([f"in{k}" for k in range(len(unit.inputs))] + [f"out{k}" for k in range(len(unit.outputs))])
     load = " ".join(f"memcpy(in{k}, samples{k} + (size_t)i * {size}u, sizeof in{k});"
                     for k, (_, _, size) in enumerate(unit.inputs))
@@ -175,58 +94,9 @@ def _main(unit: Any, inputs: list[np.ndarray]) -> str:
                           f'printf(" %08lx", (unsigned long)b); }}')
         else:
             prints.append(f'for (j = 0; j < {size}; ++j) printf(" %d", (int)out{k}[j]);')
-    lines.append(f"""
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-
-static uint32_t ticks(void) {{ return SYST_CVR; }} /* counts down */
-
-int main(void)
-{{
-    int i, j, r;
-    uint32_t t0, t1;
-    uintptr_t sp;
-    volatile uint32_t *p;
-    SYST_RVR = 0xFFFFFFu; SYST_CVR = 0u; SYST_CSR = 5u; /* processor clock, no interrupt */
-    t0 = ticks();
-    __asm volatile(".syntax unified\\n ldr r0, ={CALIBRATION_LOOPS}\\n1: subs r0, #1\\n bne 1b" ::: "r0", "cc");
-    t1 = ticks();
-    printf("calib %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
-    for (i = 0; i < {n}; ++i) {{
-        {load}
-        if ({unit.name}({args}) != 0) return 3;
-        printf("out %d", i);
-        {" ".join(prints)}
-        printf("\\n");
-    }}
-    {load.replace("(size_t)i", "(size_t)0")}
-    t0 = ticks();
-    for (r = 0; r < {REPEATS}; ++r) (void){unit.name}({args});
-    t1 = ticks();
-    printf("ticks %lu\\n", (unsigned long)((t0 - t1) & 0xFFFFFFu));
-    /* stack: paint {STACK_PAINT} bytes below main's sp (a loop in registers, no call), run once,
-       find the lowest word the call changed */
-    __asm volatile("mov %0, sp" : "=r"(sp));
-    for (p = (uint32_t *)(sp - {STACK_PAINT}u); p < (uint32_t *)sp; ++p) *p = 0xA5A5A5A5u;
-    (void){unit.name}({args});
-    for (p = (uint32_t *)(sp - {STACK_PAINT}u); p < (uint32_t *)sp && *p == 0xA5A5A5A5u; ++p) {{
-    }}
-    printf("stack %lu\\n", (unsigned long)(sp - (uintptr_t)p));
-    return 0;
-}}
-""")
-    return "\n".join(lines)
-
-
-def _run(cmd: list[str], what: str, timeout: int = 300) -> str:
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ExportError(f"{what} timed out after {timeout} s: {' '.join(cmd)}") from None
-    if res.returncode != 0:
-        raise ExportError(f"{what} failed ({' '.join(cmd)}):\n{(res.stderr or res.stdout)[-3000:]}")
-    return res.stdout
+    return fill("cortexm_main.c", unit=unit.name, arrays="\n".join(arrays), n=n, args=args, load=load,
+                load0=load.replace("(size_t)i", "(size_t)0"), prints=" ".join(prints), calib=CALIBRATION_LOOPS,
+                repeats=REPEATS, paint=STACK_PAINT)
 
 
 def _stack(su: Path, entry: str) -> int:
@@ -245,34 +115,26 @@ def _stack(su: Path, entry: str) -> int:
     return top + max(kernels, default=0) + req
 
 
-def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: list[np.ndarray], target: str,
-             work: Path) -> CortexResult:
-    """Build ``unit`` (its .c/.h in ``folder``) for ``target``, run it in QEMU on ``inputs``; compare."""
-    if target not in TARGETS:
-        raise ExportError(f"unknown Cortex-M target {target!r}; choose from {', '.join(TARGETS)}")
-    problem = toolchain_problem()
-    if problem:
-        raise ExportError(f"cannot run on Cortex-M: {problem}")
-    flags, machine = TARGETS[target]
-    work = Path(work) / f"{unit.name}-{target}"
+def _firmware(unit: Any, folder: Path, inputs: list[np.ndarray], target: str, work: Path) -> tuple[Path, Path]:
+    """Cross-compile ``unit`` (its .c/.h in ``folder``) and link it with the harness; (firmware, object)."""
     work.mkdir(parents=True, exist_ok=True)
     for ext in (".c", ".h"):
         shutil.copyfile(Path(folder) / f"{unit.name}{ext}", work / f"{unit.name}{ext}")
-    (work / "startup.c").write_text(_STARTUP)
-    (work / "link.ld").write_text(linker_script(machine))
+    startup, link = firmware_files(work, TARGETS[target][1])
     (work / "main.c").write_text(_main(unit, inputs))
-    cc = ["arm-none-eabi-gcc", *flags, *OPT, "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
-          "-fdata-sections"]
+    cc = arm_gcc(target, *OPT, "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections")
     obj = work / f"{unit.name}.o"
-    _run([*cc, "-pedantic", "-fstack-usage", "-c", str(work / f"{unit.name}.c"), "-o", str(obj)],
-         f"cross-compiling {unit.name}.c for {target}")
+    run_tool([*cc, "-pedantic", "-fstack-usage", "-c", work / f"{unit.name}.c", "-o", obj],
+             f"cross-compiling {unit.name}.c for {target}")
     elf = work / "fw.elf"
-    _run([*cc, "-Wno-pedantic", "--specs=rdimon.specs", "-nostartfiles", "-T", str(work / "link.ld"), "-I", str(work),
-          str(work / "startup.c"), str(work / "main.c"), str(obj), "-o", str(elf), "-lm", "-Wl,--gc-sections"],
-         f"linking the {target} test firmware")
-    size = _run(["arm-none-eabi-size", str(obj)], "arm-none-eabi-size").splitlines()[1].split()
-    text, data, bss = int(size[0]), int(size[1]), int(size[2])
-    out, per_tick, ticks, stack = qemu_run(elf, machine, unit.name)
+    run_tool([*cc, "-Wno-pedantic", "--specs=rdimon.specs", "-nostartfiles", "-T", link, "-I", work,
+              startup, work / "main.c", obj, "-o", elf, "-lm", "-Wl,--gc-sections"],
+             f"linking the {target} test firmware")
+    return elf, obj
+
+
+def _outputs(unit: Any, out: str) -> list[list[np.ndarray]]:
+    """The ``out <i> ...`` lines the firmware printed -> per output, one array per sample."""
     got: list[list[np.ndarray]] = [[] for _ in unit.outputs]
     for line in re.findall(r"^out \d+ (.*)$", out, re.M):
         vals = line.split()
@@ -283,7 +145,23 @@ def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: li
             if ct == "float":
                 got[k].append(np.array([int(v, 16) for v in chunk], np.uint32).view(np.float32))
             else:
-                got[k].append(np.array([int(v) for v in chunk]).astype(_NP[ct]))
+                got[k].append(np.array([int(v) for v in chunk]).astype(NUMPY_TYPES[ct]))
+    return got
+
+
+def run_unit(unit: Any, folder: Path, inputs: list[np.ndarray], host_outputs: list[np.ndarray], target: str,
+             work: Path) -> CortexResult:
+    """Build ``unit`` (its .c/.h in ``folder``) for ``target``, run it in QEMU on ``inputs``; compare."""
+    if target not in TARGETS:
+        raise ExportError(f"unknown Cortex-M target {target!r}; choose from {', '.join(TARGETS)}")
+    problem = toolchain_problem()
+    if problem:
+        raise ExportError(f"cannot run on Cortex-M: {problem}")
+    work = Path(work) / f"{unit.name}-{target}"
+    elf, obj = _firmware(unit, folder, inputs, target, work)
+    text, data, bss = object_sizes([obj])[obj.stem]
+    out, per_tick, ticks, stack = qemu_run(elf, TARGETS[target][1], unit.name)
+    got = _outputs(unit, out)
     n = len(inputs[0])
     if any(len(g) != n for g in got):
         raise ExportError(f"{unit.name} on {target}: expected {n} outputs, the firmware printed:\n{out[-2000:]}")

@@ -2,7 +2,7 @@
  * mps2-an385 Cortex-M3, which also runs ARMv6-M Cortex-M0 builds), talking to the host
  * through ARM semihosting.
  *
- * Build (see edgeae.codegen.codec.run_codec_target, tests/test_c_codec_target.py):
+ * Build (see edgeae.codegen.cortexm_codec.run_codec_target, tests/test_c_codec_target.py):
  *   arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -O2 -std=c99
  *     -masm-syntax-unified
  *     -nostartfiles -T eae_codec_target.ld -DEAE_PREFIX=model -I. eae_codec.c model_codec.c

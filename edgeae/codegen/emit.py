@@ -16,7 +16,7 @@ __all__ = ["Unit", "emit"]
 class Unit:
     """What :func:`emit` produces for one graph."""
 
-    name: str  # symbol prefix and file stem, e.g. "eae_encoder_int8"
+    name: str  # symbol prefix and file stem, e.g. "model_encoder_int8"
     header: str  # <name>.h
     source: str  # <name>.c
     arena_bytes: int

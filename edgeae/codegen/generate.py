@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgeae.atomic import claim_output_dir, commit_staging_dir
+from edgeae.codegen.names import DEFAULT_PREFIX, check_prefix
 from edgeae.errors import ConfigError
 
 __all__ = ["CodegenResult", "GraphReport", "generate_c", "SUPPORTED_PRECISIONS"]
@@ -94,15 +95,6 @@ def _chosen_precisions(value, available: list[str], where: str) -> list[str]:
     return parse_precisions(value, available, where)  # as given, so a message names an alias
 
 
-def _check_prefix(prefix: str) -> str:
-    import re
-
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", prefix or ""):
-        raise ConfigError(f"prefix {prefix!r} must be a lowercase C identifier (a-z, 0-9, _; starting with a "
-                          "letter; at most 31 characters), e.g. --prefix sensor_ae")
-    return prefix
-
-
 def _options(bundle_dir: Path, manifest, precisions, io: str, codec: bool | None, verify: bool,
              max_samples: int | None) -> tuple[list[str], bool, bool, np.ndarray | None]:
     """Check the bundle against the options; the precisions, raw I/O, codec and verification samples to use."""
@@ -167,10 +159,10 @@ def _write_graph(tmp: Path, bundle_dir: Path, manifest, p: str, role: str, raw: 
 def _write_compress(tmp: Path, bundle_dir: Path, manifest, prefix: str, encoders: list, verify: bool,
                     samples: np.ndarray | None, raw: bool) -> dict[str, Any]:
     """Write the C codec and the one-call compression, (optionally) check them; their report."""
-    from edgeae.codegen.codec import write_codec
+    from edgeae.codegen.codec import bundle_codecs, write_codec_files
     from edgeae.codegen.compress_c import check_compress, codec_prefix, compress_sources
 
-    write_codec(bundle_dir, tmp, prefix=codec_prefix(prefix))
+    write_codec_files(bundle_codecs(bundle_dir), tmp, codec_prefix(prefix), origin=f"bundle {bundle_dir.name}")
     h, c = compress_sources(prefix, encoders, manifest.code_size)
     (tmp / f"{prefix}_compress.h").write_text(h, encoding="utf-8")
     (tmp / f"{prefix}_compress.c").write_text(c, encoding="utf-8")
@@ -185,7 +177,7 @@ def generate_c(
     bundle_dir: str | Path,
     out_dir: str | Path,
     precisions: str | list[str] | None = None,
-    prefix: str = "eae",
+    prefix: str = DEFAULT_PREFIX,
     io: str = "auto",
     verify: bool = True,
     overwrite: bool = False,
@@ -206,7 +198,7 @@ def generate_c(
     """
     from edgeae.runtime.bundle import read_manifest
 
-    prefix = _check_prefix(prefix)
+    prefix = check_prefix(prefix)
     if io not in ("auto", "raw", "model"):
         raise ConfigError(f"io {io!r} must be one of: auto, raw, model")
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)

@@ -1,0 +1,20 @@
+/* Cortex-M4/M7/M33/M55 (ARMv7E-M / ARMv8-M DSP): two 8x8-bit products per SMLAD. Four bytes
+   are loaded as one word; SXTB16/UXTB16 widen bytes 0 and 2, and (rotated by 8) bytes 1 and
+   3, into 16-bit pairs. Define PFX_NO_DSP to build the portable loops instead. */
+#include <string.h>
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(PFX_NO_DSP)
+#define PFX_DSP 1
+#include <arm_acle.h>
+static inline uint32_t PFX_load4(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline int32_t PFX_s16e(uint32_t v) { return (int32_t)__sxtb16((int32_t)v); }
+static inline int32_t PFX_u16e(uint32_t v) { return (int32_t)__uxtb16(v); }
+#if defined(__GNUC__)
+static inline int32_t PFX_s16o(uint32_t v) { int32_t r; __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v)); return r; }
+static inline int32_t PFX_u16o(uint32_t v) { int32_t r; __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v)); return r; }
+#else
+static inline int32_t PFX_s16o(uint32_t v) { return (int32_t)__sxtb16((int32_t)((v >> 8) | (v << 24))); }
+static inline int32_t PFX_u16o(uint32_t v) { return (int32_t)__uxtb16((v >> 8) | (v << 24)); }
+#endif
+#else
+#define PFX_DSP 0
+#endif

@@ -1,0 +1,79 @@
+/* y[n] = clamp(yzp + requant(bias[n] - wzp[n] * sx + sum_k x[k] * w[n][k])), sx = sum_k x[k]
+   (the caller's), for the rows-by-four weight layout; rows go four at a time. */
+PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w,
+        const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
+        const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift, int32_t sx,
+        ${yt} *PFX_RESTRICT y, size_t ys, int K, int N, int32_t yzp, int32_t lo, int32_t hi)
+{
+    const ${wt} *PFX_RESTRICT g = w;
+    const int T = K % 4, N4 = N - N % 4;
+    int n, k, t;
+    int32_t v;
+    (void)wzp;
+    (void)sx;
+    for (n = 0; n < N4; n += 4) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#if PFX_DSP
+        uint32_t xv, wv;
+        int32_t xe, xo;
+        for (k = 0; k + 4 <= K; k += 4, g += 16) {
+            xv = PFX_load4(x + k + 0); xe = ${xe}e(xv); xo = ${xe}o(xv);
+            wv = PFX_load4(g + 0); a0 = __smlad(${we}e(wv), xe, a0); a0 = __smlad(${we}o(wv), xo, a0);
+            wv = PFX_load4(g + 4); a1 = __smlad(${we}e(wv), xe, a1); a1 = __smlad(${we}o(wv), xo, a1);
+            wv = PFX_load4(g + 8); a2 = __smlad(${we}e(wv), xe, a2); a2 = __smlad(${we}o(wv), xo, a2);
+            wv = PFX_load4(g + 12); a3 = __smlad(${we}e(wv), xe, a3); a3 = __smlad(${we}o(wv), xo, a3);
+        }
+#elif defined(__thumb__) || defined(__arm__)
+        for (k = 0; k + 4 <= K; k += 4, g += 16) {
+            const int32_t x0 = (int32_t)x[k], x1 = (int32_t)x[k + 1], x2 = (int32_t)x[k + 2], x3 = (int32_t)x[k + 3];
+            a0 += x0 * (int32_t)g[0] + x1 * (int32_t)g[1] + x2 * (int32_t)g[2] + x3 * (int32_t)g[3];
+            a1 += x0 * (int32_t)g[4] + x1 * (int32_t)g[5] + x2 * (int32_t)g[6] + x3 * (int32_t)g[7];
+            a2 += x0 * (int32_t)g[8] + x1 * (int32_t)g[9] + x2 * (int32_t)g[10] + x3 * (int32_t)g[11];
+            a3 += x0 * (int32_t)g[12] + x1 * (int32_t)g[13] + x2 * (int32_t)g[14] + x3 * (int32_t)g[15];
+        }
+#else
+        { /* hosts: 16 lanes (4 rows x 4 inputs), the inputs repeated to match; vectorizes */
+            int32_t acc[16];
+            ${xt} xr[16];
+            int l;
+            for (l = 0; l < 16; ++l) acc[l] = 0;
+            for (k = 0; k + 4 <= K; k += 4, g += 16) {
+                memcpy(xr, x + k, 4);
+                memcpy(xr + 4, x + k, 4);
+                memcpy(xr + 8, x + k, 4);
+                memcpy(xr + 12, x + k, 4);
+#pragma GCC unroll 1
+                for (l = 0; l < 16; ++l) acc[l] += (int32_t)xr[l] * (int32_t)g[l];
+            }
+            a0 = acc[0] + acc[1] + acc[2] + acc[3];
+            a1 = acc[4] + acc[5] + acc[6] + acc[7];
+            a2 = acc[8] + acc[9] + acc[10] + acc[11];
+            a3 = acc[12] + acc[13] + acc[14] + acc[15];
+        }
+#endif
+        for (t = 0; t < T; ++t) {
+            const int32_t xk = (int32_t)x[k + t];
+            a0 += xk * (int32_t)g[t];
+            a1 += xk * (int32_t)g[T + t];
+            a2 += xk * (int32_t)g[2 * T + t];
+            a3 += xk * (int32_t)g[3 * T + t];
+        }
+        g += 4 * T;
+        {
+            v = yzp + PFX_requant(a0${corr0} + bias[n + 0], mult[n + 0], shift[n + 0]);
+            y[(size_t)(n + 0) * ys] = (${yt})(v < lo ? lo : (v > hi ? hi : v));
+            v = yzp + PFX_requant(a1${corr1} + bias[n + 1], mult[n + 1], shift[n + 1]);
+            y[(size_t)(n + 1) * ys] = (${yt})(v < lo ? lo : (v > hi ? hi : v));
+            v = yzp + PFX_requant(a2${corr2} + bias[n + 2], mult[n + 2], shift[n + 2]);
+            y[(size_t)(n + 2) * ys] = (${yt})(v < lo ? lo : (v > hi ? hi : v));
+            v = yzp + PFX_requant(a3${corr3} + bias[n + 3], mult[n + 3], shift[n + 3]);
+            y[(size_t)(n + 3) * ys] = (${yt})(v < lo ? lo : (v > hi ? hi : v));
+        }
+    }
+    for (n = N4; n < N; ++n, g += K) { /* the last N % 4 rows, plain */
+        int32_t a0 = 0;
+        for (k = 0; k < K; ++k) a0 += (int32_t)x[k] * (int32_t)g[k];
+        v = yzp + PFX_requant(a0${corr0} + bias[n + 0], mult[n + 0], shift[n + 0]);
+            y[(size_t)(n + 0) * ys] = (${yt})(v < lo ? lo : (v > hi ? hi : v));
+    }
+}
