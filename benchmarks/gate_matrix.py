@@ -151,6 +151,18 @@ def _int8_inputs(bundle: Path, work: Path) -> dict[str, str]:
     return out
 
 
+def _inject(res: dict[str, Any], d: str, kind: str, run: Path, other: Path, bundle: Path, work: Path,
+            haswell: bool) -> None:
+    """Every deliberate fault on one trained run (``other``: same shapes, other weights)."""
+    from benchmarks.gate_faults import run_faults
+
+    for case in run_faults(run, other, bundle, work / f"faults-{d}-{kind}", haswell):
+        res["faults"]["tried"] += 1
+        res["faults"]["refused"] += case["refused"]
+        res["faults"]["cases"].append({"data": d, "kind": kind, **case})
+        print(f"  fault {case['fault']}: {'refused' if case['refused'] else 'PASSED'}", flush=True)
+
+
 def run_matrix(data: list[str], kinds: list[str], seeds: list[int], epochs: list[int], raws: list[bool],
                cpus: list[str], faults: bool, work: Path, emulate_all: bool = True,
                fault_on: set[str] | None = None, pairs: list[tuple[str, str]] | None = None,
@@ -161,8 +173,6 @@ def run_matrix(data: list[str], kinds: list[str], seeds: list[int], epochs: list
     of each data set x kind; ``fault_on`` limits faults to those "data:kind" pairs; ``pairs``
     replaces data x kinds by a list of (data, kind); ``emulate_on`` limits emulated checks to
     those "data:kind" pairs."""
-    from benchmarks.gate_faults import run_faults
-
     res: dict[str, Any] = {"exports": 0, "refused": 0, "refusals": [], "margins": {}, "emulated": {},
                            "faults": {"tried": 0, "refused": 0, "cases": []}, "rows": []}
     pairs = [(d, k) for d in data for k in kinds] if pairs is None else pairs
@@ -170,7 +180,12 @@ def run_matrix(data: list[str], kinds: list[str], seeds: list[int], epochs: list
         for ep in epochs:
             for seed in seeds:
                 t0 = time.perf_counter()
-                run = _train(d, kind, seed, ep, work)
+                try:
+                    run = _train(d, kind, seed, ep, work)
+                except Exception as exc:  # a model that cannot be trained on this data is no export to judge
+                    res.setdefault("not_trained", []).append(f"{d} {kind} seed {seed}: {type(exc).__name__}: {exc}")
+                    print(f"{d} {kind} seed {seed}: not trained ({exc})", flush=True)
+                    continue
                 for raw in raws:
                     bundle = work / f"bundle-{d}-{kind}-{seed}-{ep}-{'raw' if raw else 'model'}"
                     refused, validation = _export(run, bundle, raw)
@@ -201,12 +216,7 @@ def run_matrix(data: list[str], kinds: list[str], seeds: list[int], epochs: list
                           f"({time.perf_counter() - t0:.0f} s)", flush=True)
                 if faults and seed == seeds[0] and ep == epochs[0] and (fault_on is None or f"{d}:{kind}" in fault_on):
                     bundle = work / f"bundle-{d}-{kind}-{seed}-{ep}-{'raw' if raws[0] else 'model'}"
-                    other = _train(d, kind, seed + 100, ep, work)
-                    for case in run_faults(run, other, bundle, work / f"faults-{d}-{kind}", "haswell" in cpus):
-                        res["faults"]["tried"] += 1
-                        res["faults"]["refused"] += case["refused"]
-                        res["faults"]["cases"].append({"data": d, "kind": kind, **case})
-                        print(f"  fault {case['fault']}: {'refused' if case['refused'] else 'PASSED'}", flush=True)
+                    _inject(res, d, kind, run, _train(d, kind, seed + 100, ep, work), bundle, work, "haswell" in cpus)
                 if progress is not None:
                     progress(res)
     if faults:
@@ -251,6 +261,8 @@ def _markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         m = f.get("margin")
         lines.append(f"| {f.get('data', '-')} | {f.get('kind', '-')} | {f['fault']} | {f['refused']} | "
                      f"{'-' if m is None else f'x{m:.3g}'} | {f['by']} |")
+    if res.get("not_trained"):
+        lines += ["", "Not trained (no export to judge):", ""] + [f"- {t}" for t in res["not_trained"]]
     if res["refusals"]:
         lines += ["", "Refused exports:", ""] + [f"- {r['data']} {r['kind']} seed {r['seed']} epochs {r['epochs']} "
                                                 f"raw {r['raw_io']}: {r['refused'][:300]}" for r in res["refusals"]]
