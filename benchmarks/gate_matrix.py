@@ -89,15 +89,20 @@ def _train(data: str, kind: str, seed: int, epochs: int, work: Path) -> Path:
 
     src, kw = _source(data, work)
     run = work / f"run-{data}-{kind}-{seed}-{epochs}"
-    if not (run / "config.json").exists():
+    if not (run / "metrics.json").exists():  # written last: a run cut short is trained again
         train(src, out=run, epochs=epochs, seed=seed, overwrite=True, patience=1000, **KINDS[kind], **kw)
     return run
 
 
 def _export(run: Path, out: Path, raw: bool) -> tuple[str | None, dict[str, Any]]:
-    """(refusal message or None, validation) of one export with every precision."""
+    """(refusal message or None, validation) of one export with every precision; a bundle this
+    matrix already wrote from the same run (``--work``) is read back, not exported again."""
     from edgeae.errors import EdgeAEError
     from edgeae.export import export
+
+    done = out / "manifest.json"
+    if done.exists() and done.stat().st_mtime > (run / "metrics.json").stat().st_mtime:
+        return None, json.loads(done.read_text())["validation"]
 
     try:
         r = export(run, out, precisions=PRECISIONS, raw_io=raw, latency_repeats=2, codec_bits="none", overwrite=True)
@@ -269,6 +274,41 @@ def _markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(parts: list[Path], out: Path) -> dict[str, Any]:
+    """One report from matrix parts run separately (processes or machines): counts added,
+    margins the largest share of each, rows, refusals and faults listed together."""
+    res: dict[str, Any] = {"exports": 0, "refused": 0, "refusals": [], "margins": {}, "emulated": {},
+                           "faults": {"tried": 0, "refused": 0, "cases": []}, "rows": [], "not_trained": []}
+    metas = []
+    for part in parts:
+        r = json.loads(part.with_suffix(".json").read_text())
+        metas.append(r.pop("meta"))
+        for k in ("exports", "refused"):
+            res[k] += r[k]
+        for k in ("refusals", "rows", "not_trained"):
+            res[k] += r.get(k, [])
+        for c, v in r["margins"].items():
+            res["margins"][c] = max(res["margins"].get(c, 0.0), v)
+        for cpu, e in r["emulated"].items():
+            agg = res["emulated"].setdefault(cpu, {"graphs": 0, "refused": 0, "max_share": 0.0})
+            agg["graphs"] += e["graphs"]
+            agg["refused"] += e["refused"]
+            agg["max_share"] = max(agg["max_share"], e["max_share"])
+        for k in ("tried", "refused"):
+            res["faults"][k] += r["faults"][k]
+        res["faults"]["cases"] += r["faults"]["cases"]
+    meta = {**metas[0], "parts": metas, "complete": all(m["complete"] for m in metas),
+            "seconds": max(m["seconds"] for m in metas),
+            "command": " ; ".join(m["command"] for m in metas), "cpus": sorted({c for m in metas for c in m["cpus"]})}
+    for key in ("data", "kinds", "seeds", "epochs"):
+        meta[key] = sorted({str(v) for m in metas for v in m[key]})
+    for key in ("pairs", "emulate_on", "faults_on", "raws", "emulate"):
+        meta[key] = " + ".join(str(m[key]) for m in metas)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, **res}, indent=1, default=str))
+    out.with_suffix(".md").write_text(_markdown(res, meta))
+    return res
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import platform
     import sys
@@ -294,7 +334,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-faults", action="store_true")
     ap.add_argument("--work", default="", help="folder kept for trained runs (reused when run again)")
     ap.add_argument("--out", default=str(RESULTS / "gate_matrix"), help="path without suffix for .json / .md")
+    ap.add_argument("--merge", default="", help="comma-separated outputs of earlier runs (paths without suffix) "
+                    "to combine into --out; nothing is run")
     a = ap.parse_args(argv)
+    if a.merge:
+        return merge([Path(p) for p in a.merge.split(",")], Path(a.out))
     split = [s for s in a.data.split(",") if s], [s for s in a.kinds.split(",") if s]
     seeds, epochs = [int(s) for s in a.seeds.split(",")], [int(e) for e in a.epochs.split(",")]
     raws = [v == "on" for v in a.raw_io.split(",")]

@@ -182,3 +182,34 @@ def test_8_bit_weights_are_checked_against_the_float_weights(tmp_path):
         onnx.save_model(bad, str(path))
         record, problems, _, _ = weight_check(path, src)
         assert problems and record["share"] > 10, (p, record)
+
+
+def test_export_latency_is_timed_in_blocks():
+    """The manifest's latency record uses the benchmark's method: every variant in blocks of
+    calls (warm, its own weights in cache), not alternated call by call."""
+    from types import SimpleNamespace
+
+    from edgeae.export.validate import measure_latency
+
+    log = []
+
+    class Graph:
+        def __init__(self, tag):
+            self.tag = tag
+
+        def get_inputs(self):
+            return [SimpleNamespace(name="x")]
+
+        def run(self, names, feeds):
+            log.append(self.tag)
+            return [np.zeros((len(feeds["x"]), 2), np.float32)]
+
+    pairs = {p: (Graph(p), Graph(p + "-dec")) for p in ("a", "b")}
+    out = measure_latency(pairs, np.zeros((4, 3), np.float32), batches=(1,), repeats=12)
+    assert set(out) == {"a", "b"} and all(out[p]["batch1"] >= 0 for p in out)
+    encs = [t for t in log if not t.endswith("-dec")]
+    runs = [encs[0]]
+    for t in encs[1:]:
+        if t != runs[-1]:
+            runs.append(t)
+    assert len(runs) < len(encs) / 2  # consecutive calls of one variant: blocks, not A B A B
