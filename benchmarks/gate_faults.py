@@ -190,7 +190,8 @@ def _qint8_fault(bundle: Path, work: Path) -> dict[str, Any]:
     np.save(work / "x.npy", x.astype(np.float32))
     bad = qint8_graph(bundle / "encoder.onnx", work / "encoder.qint8.onnx")
     report = run_emulated("haswell", {str(bad): str(work / "x.npy")}, timeout=3600)[str(bad)]
-    by = (report["failures"] or ["passed"])[0][:220]
+    by = (report["failures"] or [f"passed: max error {report['max_error']:.3g} from the integer semantics "
+                                 "(0: no u8 x s8 pair saturated on these samples, so there was no wrong output)"])[0][:220]
     return {"fault": "int8 (QInt8) weights under emulated haswell", "refused": bool(report["failures"]),
             "by": by, "margin": margin_of(by)}
 

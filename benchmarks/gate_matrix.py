@@ -300,8 +300,8 @@ def merge(parts: list[Path], out: Path) -> dict[str, Any]:
     meta = {**metas[0], "parts": metas, "complete": all(m["complete"] for m in metas),
             "seconds": max(m["seconds"] for m in metas),
             "command": " ; ".join(m["command"] for m in metas), "cpus": sorted({c for m in metas for c in m["cpus"]})}
-    for key in ("data", "kinds", "seeds", "epochs"):
-        meta[key] = sorted({str(v) for m in metas for v in m[key]})
+    for key, col in (("data", "data"), ("kinds", "kind"), ("seeds", "seed"), ("epochs", "epochs")):
+        meta[key] = sorted({row[col] for row in res["rows"]})  # what the parts ran, not their defaults
     for key in ("pairs", "emulate_on", "faults_on", "raws", "emulate"):
         meta[key] = " + ".join(str(m[key]) for m in metas)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, **res}, indent=1, default=str))
