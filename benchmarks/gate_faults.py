@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import onnx
 from onnx import numpy_helper
 
 __all__ = ["swap_rows", "scale_fp16", "one_layer_in_float", "corrupting", "other_decoder", "qint8_graph",
-           "run_faults", "nan_fault", "describe"]
+           "run_faults", "nan_fault", "describe", "margin_of"]
 
 
 def swap_rows(model: onnx.ModelProto, src: Path) -> None:
@@ -121,8 +122,26 @@ def _export_refused(run: Path, out: Path, precisions: str) -> tuple[bool, str]:
     try:
         export(run, out, precisions=precisions, latency_repeats=1, codec_bits="none")
     except ValidationError as exc:
-        return not out.exists(), str(exc).splitlines()[1].strip()[:200]
+        return not out.exists(), _problems(str(exc))
     return False, "exported"
+
+
+def _problems(message: str) -> str:
+    """Each criterion that refused, once (its first problem line): what refused and by how much."""
+    seen, lines = set(), []
+    for line in message.splitlines()[1:]:
+        line = line.strip()
+        kind = re.sub(r"[\d.e+-]+", "#", line.split(":", 1)[-1].split(",")[0])[:60]
+        if kind not in seen:
+            seen.add(kind)
+            lines.append(line[:220])
+    return " | ".join(lines[:3])
+
+
+def margin_of(by: str) -> float | None:
+    """The largest 'N x the bound' (or 'x the half step') a refusal reports: how far past its bound."""
+    found = [float(m) for m in re.findall(r"([0-9.]+(?:e[+-]?[0-9]+)?|inf) x the", by)]
+    return max(found) if found else None
 
 
 def run_faults(run: Path, other_run: Path, bundle: Path, work: Path, haswell: bool) -> list[dict[str, Any]]:
@@ -136,7 +155,7 @@ def run_faults(run: Path, other_run: Path, bundle: Path, work: Path, haswell: bo
             ("fp16 weights 2% off", "fp16", scale_fp16))):
         with corrupting(precision, corrupt):  # a folder of its own: a refusal leaves nothing there
             refused, by = _export_refused(run, work / f"fault-{k}", f"fp32,{precision}")
-        rows.append({"fault": name, "refused": refused, "by": by})
+        rows.append({"fault": name, "refused": refused, "by": by, "margin": margin_of(by)})
     rows.append(_other_decoder_fault(run, other_run, work))
     if haswell:
         rows.append(_qint8_fault(bundle, work))
@@ -155,8 +174,9 @@ def _other_decoder_fault(run: Path, other_run: Path, work: Path) -> dict[str, An
     try:
         generate_c(a, work / "c", precisions="fp32", overwrite=True)
     except ValidationError as exc:
-        return {"fault": "decoder from another model, manifest hash updated", "refused": True,
-                "by": str(exc).splitlines()[1].strip()[:200]}
+        by = _problems(str(exc))
+        return {"fault": "decoder from another model, manifest hash updated", "refused": True, "by": by,
+                "margin": margin_of(by)}
     return {"fault": "decoder from another model, manifest hash updated", "refused": False, "by": "generated"}
 
 
@@ -170,8 +190,10 @@ def _qint8_fault(bundle: Path, work: Path) -> dict[str, Any]:
     np.save(work / "x.npy", x.astype(np.float32))
     bad = qint8_graph(bundle / "encoder.onnx", work / "encoder.qint8.onnx")
     report = run_emulated("haswell", {str(bad): str(work / "x.npy")}, timeout=3600)[str(bad)]
+    by = (report["failures"] or [f"passed: max error {report['max_error']:.3g} from the integer semantics "
+                                 "(0: no u8 x s8 pair saturated on these samples, so there was no wrong output)"])[0][:220]
     return {"fault": "int8 (QInt8) weights under emulated haswell", "refused": bool(report["failures"]),
-            "by": (report["failures"] or ["passed"])[0][:200]}
+            "by": by, "margin": margin_of(by)}
 
 
 def nan_fault(out: Path) -> dict[str, Any]:
@@ -195,7 +217,8 @@ def nan_fault(out: Path) -> dict[str, Any]:
     try:
         export_modules(nn.Sequential(nn.Linear(16, 4)), NaNDecoder(), x, out, latency_repeats=1, overwrite=True)
     except ValidationError as exc:
-        return {"fault": "NaN-producing decoder", "refused": not out.exists(), "by": str(exc).splitlines()[1].strip()[:200]}
+        by = _problems(str(exc))
+        return {"fault": "NaN-producing decoder", "refused": not out.exists(), "by": by, "margin": margin_of(by)}
     return {"fault": "NaN-producing decoder", "refused": False, "by": "exported"}
 
 

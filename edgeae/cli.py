@@ -630,6 +630,8 @@ def export_cmd(run_dir: str, out_dir: str, targets: tuple[str, ...], **options) 
             margin = "exact" if t["margin"] is None else f"margin x{t['margin']:.3g}"
             click.echo(f"  {graph:<32}{t['what']} vs {t['against']} ({t['output']}, batch {t['batch']}): "
                        f"{t['share']:.3g} used, {margin}")
+        for graph, t in (rec.get("weights_criterion") or {}).items():
+            click.echo(f"  {graph:<32}{t['what']}: largest {t['largest_steps']:.3g} steps, {t['share']:.3g} used")
         pc = rec.get("psnr_criterion")
         if pc and p != "fp32":
             click.echo(f"  {p + ' end to end':<32}held-out PSNR drop {rec['psnr_drop']:.3f} dB of "

@@ -9,13 +9,16 @@ real inputs, and carries a bound ``D`` on ``|A - B|`` for every tensor:
   ``gamma_n * sum|w||x|`` of the exact sum, ``gamma_n = n u / (1 - n u)`` (Higham,
   *Accuracy and Stability of Numerical Algorithms*, 2nd ed., Lemma 3.1 and eq. 3.5), so
   ``D_out = |W| D_in + |x| D_W + D_in D_W + (gamma_n^A + gamma_n^B) (|W||x| + |b|)``;
-- an element-wise function moves a value at most by its largest slope over
-  ``[v - D, v + D]`` (Relu 1, Sigmoid <= 1/4, Tanh <= 1), plus its own rounding (16 ulps
-  and 2**-22 absolute for the library approximations of exp, tanh, logistic);
+- a non-decreasing element-wise function (Relu, Clip, Sigmoid, Tanh, Exp) moves a value
+  at most by its secant over ``[v - D, v + D]``, ``max(f(v + D) - f(v), f(v) - f(v - D))``,
+  which never exceeds the function's range (a Sigmoid output moves at most 1, a Clip
+  output its width), plus its own rounding (16 ulps and 2**-22 absolute for the library
+  approximations of exp, tanh, logistic);
 - data movement (Reshape, Transpose, Concat, MaxPool ...) moves ``D`` with the data;
 - a quantizer (QuantizeLinear, DynamicQuantizeLinear, Round, a float -> int Cast) turns a
   deviation into whole steps: the outputs may differ by as many steps as there are rounding
   points (half-integers) within ``[v - D, v + D]``; zero when no tie is near, one at a tie;
+  never more than the distance to the far end of the 8-bit range both outputs lie in;
 - integer products (MatMulInteger, ConvInteger) are exact: ``D_out = |W - z_W| D_in``.
 
 Modes: ``"float"`` (two float evaluations of the same graph), ``"fp16"`` (the float16 graph
@@ -36,7 +39,7 @@ import numpy as np
 from edgeae import numerics_rules as R
 from edgeae.numerics_rules import U16, U32
 
-__all__ = ["U32", "U16", "Deviation", "deviation_bounds", "compare_bounded"]
+__all__ = ["U32", "U16", "Deviation", "deviation_bounds", "graph_values", "compare_bounded"]
 
 _SHAPES = {"Shape", "Constant", "ConstantOfShape", "Size", "Range"}  # no data flows through them
 
@@ -70,17 +73,20 @@ def compare_bounded(got: np.ndarray, want: np.ndarray, bound: np.ndarray) -> tup
 
 
 def deviation_bounds(model: Any, x: np.ndarray, mode: str = "float", d_in: np.ndarray | None = None,
-                     u_b: float = U32) -> Deviation:
+                     u_b: float = U32, values: dict[str, np.ndarray] | None = None,
+                     weight_steps: dict[str, np.ndarray] | None = None) -> Deviation:
     """Per-element bounds on how far two evaluations of ``model`` (ModelProto or path) on
-    ``x`` may differ; ``d_in`` bounds how far the two evaluations' inputs already differ."""
-    import onnx
-
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model))
+    ``x`` may differ; ``d_in`` bounds how far the two evaluations' inputs already differ.
+    ``values`` (:func:`graph_values` of the same model and input) saves running the graph
+    again when one batch is bounded in several modes. ``weight_steps`` ("quantized" mode):
+    8-bit initializer -> how far each weight measured from its float weight, in steps
+    (:func:`edgeae.export.weightcheck.weight_steps`); used where it is below the half step
+    (one step at the range's ends) rounding allows, which stays the bound elsewhere."""
+    model = _load(model)
     if mode not in ("float", "fp16", "quantized"):
         raise ValueError(f"unknown mode {mode!r}")
-    walk = _Walk(model, mode, u_b)
-    values = walk.evaluate(x)
+    walk = _Walk(model, mode, u_b, weight_steps)
+    values = walk.evaluate(x) if values is None else values
     name = model.graph.input[0].name
     walk.d[name] = np.zeros(np.shape(x)) if d_in is None else np.asarray(d_in, np.float64)
     for node in model.graph.node:
@@ -90,13 +96,25 @@ def deviation_bounds(model: Any, x: np.ndarray, mode: str = "float", d_in: np.nd
                      {o: values[o] for o in outs}, walk.notes)
 
 
+def graph_values(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of ``model`` (ModelProto or path) on ``x``: the graph run as written, no fusions."""
+    model = _load(model)
+    return _Walk(model, "float", U32).evaluate(x)
+
+
+def _load(model: Any) -> Any:
+    import onnx
+
+    return model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+
+
 class _Walk:
     """One pass over the graph: values from ONNX Runtime, bounds by the rules above."""
 
-    def __init__(self, model: Any, mode: str, u_b: float):
+    def __init__(self, model: Any, mode: str, u_b: float, weight_steps: dict[str, np.ndarray] | None = None):
         from onnx import numpy_helper
 
-        self.model, self.mode, self.u_b = model, mode, u_b
+        self.model, self.mode, self.u_b, self.weight_steps = model, mode, u_b, weight_steps or {}
         self.consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
         for n in model.graph.node:
             if n.op_type == "Constant":
@@ -138,7 +156,16 @@ class _Walk:
             if self.mode == "fp16" and c.dtype == np.float16:
                 return U16 * np.abs(c.astype(np.float64))  # rounded from the float32 weight
             if self.mode == "quantized" and c.dtype in (np.uint8, np.int8) and c.ndim >= 1:
-                return np.full(c.shape, 0.5)  # an 8-bit weight is within half a step of the float one
+                # an 8-bit weight is within half a step of the float one, one step at the range's ends
+                # (the rounded zero point may clip the extreme weight; edgeae.export.validate.weight_steps)
+                lo, hi = np.iinfo(c.dtype).min, np.iinfo(c.dtype).max
+                rounding = np.where((c == lo) | (c == hi), 1.0, 0.5)
+                measured = self.weight_steps.get(name)
+                if measured is not None and np.shape(measured) == c.shape:
+                    return np.minimum(np.asarray(measured, np.float64) + 2.0 ** -20, rounding)
+                return rounding
+            if self.mode == "quantized" and c.dtype == np.int32 and name.endswith("_quantized"):
+                return np.full(c.shape, 0.5)  # an int32 bias, rounded to a step of s_x s_w
             return np.zeros(np.shape(c))
         return np.zeros(np.shape(values.get(name, 0.0)))
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["U32", "U16", "RULES", "MOVE", "gamma", "crossings", "steps", "move", "unknown", "run_node", "session"]
+__all__ = ["U32", "U16", "RULES", "MOVE", "gamma", "crossings", "steps", "secant", "within", "move", "unknown", "run_node",
+           "session"]
 
 U32 = 2.0 ** -24  # unit roundoff of float32 (round to nearest)
 U16 = 2.0 ** -11  # unit roundoff of float16
@@ -40,6 +41,13 @@ def steps(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """How many steps a value in [lo, hi] may round away from ``v`` (which lies in it): the
     rounding points on the farther side."""
     return np.maximum(crossings(lo, np.maximum(v, lo)), crossings(np.minimum(v, hi), hi))
+
+
+def within(v: np.ndarray, d: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """A bound ``d`` on an output both evaluations keep in ``[lo, hi]`` (an 8-bit integer):
+    never more than the distance from ``v`` to the far end of the range."""
+    v = np.asarray(v, np.float64)
+    return np.minimum(d, np.maximum(v - lo, hi - v))
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -127,22 +135,39 @@ def _integer(w, node, ins, ds, outs):
     return [p]
 
 
-def _slope_rule(slope):
+def secant(f: Any, v: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """How far a non-decreasing ``f`` can move from ``f(v)`` for an input within ``d`` of ``v``:
+    ``max(f(v + d) - f(v), f(v) - f(v - d))``, exact for the interval, so never more than
+    ``f``'s range (a Sigmoid output moves at most 1, a Tanh output 2, a Clip output its width)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        fv = f(v)
+        out = np.maximum(f(v + d) - fv, fv - f(v - d))
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def _monotone_rule(f):
+    """An increasing library function (exp, tanh, logistic): the secant over ``[v - D, v + D]``
+    plus its own rounding in both evaluations."""
     def rule(w, node, ins, ds, outs):
-        v, d = ins[0], ds[0]
-        near = np.maximum(np.abs(v) - d, 0.0)  # the point of the interval closest to 0
         fn = FN_ULPS * (w.u_of(outs[0]) + w.u_b) * np.abs(outs[0]) + 2 * FN_ABS
-        return [slope(near, v, d) * d + fn]
+        return [secant(f, ins[0], ds[0]) + fn]
     return rule
 
 
-def _sigmoid_slope(near, v, d):
-    s = 1.0 / (1.0 + np.exp(-near))
-    return s * (1 - s)
+def _sigmoid(v):
+    return 0.5 * (1.0 + np.tanh(0.5 * v))  # the logistic without overflow for large |v|
 
 
 def _relu(w, node, ins, ds, outs):
-    return [np.where(ins[0] + ds[0] <= 0, 0.0, ds[0])]
+    return [secant(lambda v: np.maximum(v, 0.0), ins[0], ds[0])]
+
+
+def _clip(w, node, ins, ds, outs):
+    """Clip to [lo, hi] (inputs from opset 11, attributes before): the secant, never more than hi - lo."""
+    a = _attrs(node)
+    lo = ins[1] if len(ins) > 1 and ins[1] is not None else a.get("min", -np.inf)
+    hi = ins[2] if len(ins) > 2 and ins[2] is not None else a.get("max", np.inf)
+    return [secant(lambda v: np.clip(v, lo, hi), ins[0], ds[0])]
 
 
 def _addsub(w, node, ins, ds, outs):
@@ -177,9 +202,10 @@ def _round(w, node, ins, ds, outs):
 def _cast(w, node, ins, ds, outs):
     v, d, out = ins[0], ds[0], outs[0]
     if out is not None and np.issubdtype(out.dtype, np.integer):
+        lo, hi = _RANGE.get(np.dtype(out.dtype), (-np.inf, np.inf))
         if np.all(v == np.round(v)):
-            return [np.ceil(d)]  # integral values that differ by whole steps keep them
-        return [np.maximum(np.floor(v + d) - np.ceil(v - d) + 1, 0.0)]
+            return [within(out, np.ceil(d), lo, hi)]  # integral values that differ by whole steps keep them
+        return [within(out, np.maximum(np.floor(v + d) - np.ceil(v - d) + 1, 0.0), lo, hi)]
     if out is not None and out.dtype == np.float16:
         return [d + (U16 + (w.u_b if w.u_b == U16 else 0.0)) * np.abs(out)]
     return [d]
@@ -191,9 +217,9 @@ def _quantize(w, node, ins, ds, outs):
     s = _axis(ins[1], x.ndim, axis)
     zp = _axis(ins[2], x.ndim, axis) if len(ins) > 2 and ins[2] is not None else 0.0
     y = x / s
-    if w.mode == "quantized":  # the graph's own rounding and clipping, measured, plus the input's
-        return [d / np.abs(s) + np.abs((q.astype(np.float64) - zp) - y) + 2 * U32 * np.abs(y)]
     qmin, qmax = _RANGE.get(np.dtype(q.dtype), (-np.inf, np.inf))
+    if w.mode == "quantized":  # the graph's own rounding and clipping, measured, plus the input's
+        return [within(q, d / np.abs(s) + np.abs((q.astype(np.float64) - zp) - y) + 2 * U32 * np.abs(y), qmin, qmax)]
     r = d / np.abs(s) + 2 * (U32 + w.u_b) * np.abs(y)
     lo, hi = np.maximum(y - r, qmin - zp - 0.5), np.minimum(y + r, qmax - zp + 0.5)
     return [np.where(lo <= hi, steps(y, lo, hi), 0.0)]
@@ -215,7 +241,8 @@ def _dynamic_quantize(w, node, ins, ds, outs):
     x, d = ins[0], ds[0]
     y, s, zp = (np.asarray(o, np.float64) for o in outs)
     if w.mode == "quantized":
-        return [d / s + np.abs((y - zp) - x / s) + 2 * U32 * np.abs(x / s), np.zeros(()), np.zeros(())]
+        return [within(y, d / s + np.abs((y - zp) - x / s) + 2 * U32 * np.abs(x / s), 0, 255), np.zeros(()),
+                np.zeros(())]
     dmax = float(d.max(initial=0.0))
     ds_ = 2 * dmax / 255 + 4 * (U32 + w.u_b) * s
     lo_min = min(0.0, float(x.min(initial=0.0)))
@@ -254,10 +281,8 @@ RULES = {
     "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "ConvTranspose": _conv,
     "MatMulInteger": _integer, "ConvInteger": _integer,
     "Relu": _relu, "LeakyRelu": lambda w, n, i, d, o: [d[0] * max(1.0, abs(_attrs(n).get("alpha", 0.01)))],
-    "Sigmoid": _slope_rule(_sigmoid_slope),
-    "Tanh": _slope_rule(lambda near, v, d: 1 - np.tanh(near) ** 2),
-    "Exp": _slope_rule(lambda near, v, d: np.exp(v + d)),
-    "Abs": lambda w, n, i, d, o: [d[0]], "Neg": lambda w, n, i, d, o: [d[0]], "Clip": lambda w, n, i, d, o: [d[0]],
+    "Sigmoid": _monotone_rule(_sigmoid), "Tanh": _monotone_rule(np.tanh), "Exp": _monotone_rule(np.exp),
+    "Abs": lambda w, n, i, d, o: [d[0]], "Neg": lambda w, n, i, d, o: [d[0]], "Clip": _clip,
     "Add": _addsub, "Sub": _addsub, "Mul": _mul, "Div": _div, "BatchNormalization": _batchnorm,
     "Round": _round, "Cast": _cast, "QuantizeLinear": _quantize, "DequantizeLinear": _dequantize,
     "DynamicQuantizeLinear": _dynamic_quantize,
@@ -271,13 +296,12 @@ def session(blob: bytes) -> Any:
     """A one-thread ONNX Runtime session running a serialized model as written (cached)."""
     import onnxruntime as ort
 
+    from edgeae.runtime.session import session_options
+
     if blob not in _SESSIONS:
         if len(_SESSIONS) > 256:
             _SESSIONS.clear()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.log_severity_level = 3
+        opts = session_options(1, optimization="disabled")
         _SESSIONS[blob] = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
     return _SESSIONS[blob]
 

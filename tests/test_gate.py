@@ -112,3 +112,104 @@ def test_fp16_weights_are_half_a_float16_step_from_the_float32_ones():
     assert compare_bounded(_ort(m, x), exact, bound)[1] <= 1
     off = _ort(_model(m.graph.node, {"w": (w * 1.02).astype(np.float16)}), x)  # weights 2% off
     assert compare_bounded(off, exact, bound)[2] > 0
+
+
+@pytest.mark.parametrize("op, lo, hi", [("Sigmoid", 0.0, 1.0), ("Tanh", -1.0, 1.0), ("Relu", 0.0, np.inf)])
+def test_a_bound_never_exceeds_what_the_function_can_move(op, lo, hi):
+    """A huge deviation before a monotone function (int8 against PyTorch deep in a model) is
+    capped by the function: the secant over [v - D, v + D], within the output's range, and
+    exact for the interval (no point of it moves further)."""
+    rng = np.random.default_rng(1)
+    m = _model([helper.make_node("Mul", ["x", "k"], ["h"]), helper.make_node(op, ["h"], ["y"])], {"k": np.float32(1)})
+    x = rng.normal(scale=4, size=(4, 16)).astype(np.float32)
+    d_in = np.full(x.shape, 50.0)
+    bound = deviation_bounds(m, x, d_in=d_in).bounds["y"]
+    f = {"Sigmoid": lambda v: 1 / (1 + np.exp(-v)), "Tanh": np.tanh, "Relu": lambda v: np.maximum(v, 0)}[op]
+    v = x.astype(np.float64)
+    far = np.maximum(np.abs(f(v + 50) - f(v)), np.abs(f(v - 50) - f(v)))
+    assert np.all(bound >= far) and np.all(bound <= far + 1e-5)
+    assert bound.max() <= (hi - lo) + 1e-5
+
+
+def test_clip_and_an_8_bit_output_cap_the_bound_by_their_range():
+    m = _model([helper.make_node("Clip", ["x", "lo", "hi"], ["c"]),
+                helper.make_node("QuantizeLinear", ["c", "s", "z"], ["y"])],
+               {"lo": np.float32(0), "hi": np.float32(1), "s": np.float32(1 / 255), "z": np.uint8(0)},
+               TensorProto.UINT8)
+    x = np.array([[-3.0, 0.0, 0.5, 1.0, 9.0]], np.float32)
+    b = deviation_bounds(m, x, d_in=np.full(x.shape, 1e3)).bounds["y"][0]
+    assert b.max() <= 255 and b[2] <= 128  # 0.5 -> 127 or 128: at most 128 steps to either end
+    q = deviation_bounds(m, x, "quantized", d_in=np.full(x.shape, 1e3)).bounds["y"][0]
+    assert q.max() <= 255
+
+
+def _int8_graphs(tmp_path):
+    """A float MatMul graph and its int8 forms as the exporter writes them."""
+    import onnx
+
+    from edgeae.export.quantize import quantize_graph
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(32, 8)).astype(np.float32)
+    src = tmp_path / "f.onnx"
+    m = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], {"w": w})
+    m.graph.input[0].CopyFrom(helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32]))
+    m.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8]))
+    onnx.save_model(m, str(src))
+    calib = rng.random((64, 32), dtype=np.float32)
+    out = {}
+    for p in ("int8-dynamic", "int8-static"):
+        out[p] = tmp_path / f"{p}.onnx"
+        quantize_graph(src, out[p], p, calib, "minmax", "x")
+    return src, out
+
+
+def test_8_bit_weights_are_checked_against_the_float_weights(tmp_path):
+    """Each 8-bit weight lies within half a step of the float weight it came from; two rows
+    swapped (the quantizer fault) are many steps off and refused with a wide margin."""
+    import onnx
+
+    from benchmarks.gate_faults import swap_rows
+    from edgeae.export.weightcheck import weight_check
+
+    src, graphs = _int8_graphs(tmp_path)
+    for p, path in graphs.items():
+        record, problems, notes, _ = weight_check(path, src)
+        assert not problems and not notes, (p, problems, notes)
+        assert 0.9 < record["share"] <= 1 and record["largest_steps"] <= 0.5 + 1e-3
+        bad = onnx.load(str(path))
+        swap_rows(bad, src)
+        onnx.save_model(bad, str(path))
+        record, problems, _, _ = weight_check(path, src)
+        assert problems and record["share"] > 10, (p, record)
+
+
+def test_export_latency_is_timed_in_blocks():
+    """The manifest's latency record uses the benchmark's method: every variant in blocks of
+    calls (warm, its own weights in cache), not alternated call by call."""
+    from types import SimpleNamespace
+
+    from edgeae.export.validate import measure_latency
+
+    log = []
+
+    class Graph:
+        def __init__(self, tag):
+            self.tag = tag
+
+        def get_inputs(self):
+            return [SimpleNamespace(name="x")]
+
+        def run(self, names, feeds):
+            log.append(self.tag)
+            return [np.zeros((len(feeds["x"]), 2), np.float32)]
+
+    pairs = {p: (Graph(p), Graph(p + "-dec")) for p in ("a", "b")}
+    out = measure_latency(pairs, np.zeros((4, 3), np.float32), batches=(1,), repeats=12)
+    assert set(out) == {"a", "b"} and all(out[p]["batch1"] >= 0 for p in out)
+    encs = [t for t in log if not t.endswith("-dec")]
+    runs = [encs[0]]
+    for t in encs[1:]:
+        if t != runs[-1]:
+            runs.append(t)
+    assert len(runs) < len(encs) / 2  # consecutive calls of one variant: blocks, not A B A B

@@ -35,10 +35,9 @@ PSNR_SLACK_DB = 0.01  # PSNR a correct C unit may lose beyond --max-psnr-drop (f
 def _session(path: Path, optimize: bool = True):
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    if not optimize:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    from edgeae.runtime.session import session_options
+
+    opts = session_options(1, optimization="all" if optimize else "disabled")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
@@ -47,17 +46,52 @@ def _run(path: Path, x: np.ndarray, optimize: bool = True) -> list[np.ndarray]:
     return [np.asarray(v).reshape(len(x), -1) for v in sess.run(None, {sess.get_inputs()[0].name: x})]
 
 
+class _Memo:
+    """ONNX Runtime outputs and rounding bounds of the bundle's graphs, once per graph and input:
+    the unit's own check, the PSNR check and the fingerprint check share them."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple, Any] = {}
+
+    def _key(self, what: str, path: Path, x: np.ndarray) -> tuple:
+        import hashlib
+
+        x = np.ascontiguousarray(x)
+        return what, str(path), x.shape, x.dtype.str, hashlib.blake2b(x.tobytes(), digest_size=16).digest()
+
+    def run(self, path: Path, x: np.ndarray, optimize: bool = True) -> list[np.ndarray]:
+        key = self._key(f"run{optimize}", path, x)
+        if key not in self._done:
+            self._done[key] = _run(path, np.ascontiguousarray(x), optimize)
+        return self._done[key]
+
+    def bounds(self, path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+        from edgeae.numerics import deviation_bounds
+
+        key = self._key("bounds", path, x)
+        if key not in self._done:
+            self._done[key] = deviation_bounds(path, np.ascontiguousarray(x)).bounds
+        return self._done[key]
+
+
 def unit_inputs(bundle_dir: Path, manifest: Any, role: str, raw: bool, samples: np.ndarray) -> np.ndarray:
     """The graph input for ``samples``: raw or normalized samples (encoder), fp32 codes (decoder)."""
+    x = _samples_input(manifest, raw, samples)
+    return x if role == "encoder" else _fp32_codes(bundle_dir, manifest, raw, x)
+
+
+def _samples_input(manifest: Any, raw: bool, samples: np.ndarray) -> np.ndarray:
+    """The samples as an encoder with this I/O takes them: raw, or normalized as the runtime does."""
     from edgeae.runtime.preprocess import Normalizer
 
     x = samples if raw else Normalizer(manifest.normalization, manifest.sample_shape).normalize(samples)
-    x = np.ascontiguousarray(x)
-    if role == "encoder":
-        return x
-    enc = next(g for g in manifest.graphs if (g.role, g.precision, g.format, g.raw_io, g.fixed_batch)
-               == ("encoder", "fp32", "onnx", raw, None))
-    return np.ascontiguousarray(_run(bundle_dir / enc.file, x)[0].astype(np.float32))
+    return np.ascontiguousarray(x)
+
+
+def _fp32_codes(bundle_dir: Path, manifest: Any, raw: bool, x: np.ndarray, memo: _Memo | None = None) -> np.ndarray:
+    """The bundle's fp32 encoder (this I/O) on encoder inputs ``x``, in ONNX Runtime."""
+    enc = bundle_dir / _fp32_pair(manifest, raw)[0]
+    return np.ascontiguousarray((memo or _Memo()).run(enc, x)[0].astype(np.float32))
 
 
 def compare(got: np.ndarray, want: np.ndarray) -> dict[str, Any]:
@@ -76,11 +110,10 @@ def _bounded(got: np.ndarray, want: np.ndarray, bound: np.ndarray) -> dict[str, 
 
 
 def _int8_checks(unit: Unit, program: Program, bundle_dir: Path, entry: Any, x: np.ndarray, names: list[str],
-                 got: list[np.ndarray], ort_opt: list[np.ndarray], checks: dict[str, Any]) -> list[str]:
+                 got: list[np.ndarray], memo: _Memo, checks: dict[str, Any]) -> list[str]:
     """0 LSB vs the integer reference (enforced); vs ONNX Runtime measured, with the share of
     the integer-semantics bound used."""
     from edgeae.codegen.reference import run_reference
-    from edgeae.numerics import deviation_bounds
 
     ref = run_reference(program, [x])
     per = {n: compare(g, r) for n, g, r in zip(names, got, ref, strict=True)}
@@ -88,8 +121,8 @@ def _int8_checks(unit: Unit, program: Program, bundle_dir: Path, entry: Any, x: 
     problems = [f"{unit.name}: output {n} differs from the integer reference on {c['differ']} of "
                 f"{c['elements']} elements (max {c['max_abs']:.3g}); the C kernels are wrong" for n, c in bad.items()]
     checks["reference"] = {"outputs": per, "summary": "0 LSB vs integer reference" if not bad else "MISMATCH"}
-    bounds = deviation_bounds(bundle_dir / entry.file, x).bounds
-    ort_off = _run(bundle_dir / entry.file, x, optimize=False)
+    bounds = memo.bounds(bundle_dir / entry.file, x)
+    ort_opt, ort_off = memo.run(bundle_dir / entry.file, x), memo.run(bundle_dir / entry.file, x, optimize=False)
     for label, want in (("onnxruntime", ort_opt), ("onnxruntime_unoptimized", ort_off)):
         per_o = {n: {**compare(g, w), **_bounded(g, w, np.asarray(bounds[n], np.float64).reshape(len(x), -1))}
                  for n, g, w in zip(names, got, want, strict=True)}
@@ -101,7 +134,7 @@ def _int8_checks(unit: Unit, program: Program, bundle_dir: Path, entry: Any, x: 
 
 
 def _psnr_check(bundle_dir: Path, manifest: Any, entry: Any, raw: bool, samples: np.ndarray, out: np.ndarray,
-                problems: list[str], unit_name: str) -> dict[str, Any] | None:
+                problems: list[str], unit_name: str, memo: _Memo) -> dict[str, Any] | None:
     """End to end on the samples: C encoder -> fp32 decoder, or fp32 encoder -> C decoder, vs the
     fp32 PSNR the manifest records (skipped for bundles written before it was recorded)."""
     from edgeae.runtime.metrics import psnr, psnr_peak
@@ -115,9 +148,7 @@ def _psnr_check(bundle_dir: Path, manifest: Any, entry: Any, raw: bool, samples:
     x = nz.normalize(samples).astype(np.float32)
     out = out.reshape((len(x), -1))
     if entry.role == "encoder":
-        dec = next(g for g in manifest.graphs if (g.role, g.precision, g.format, g.raw_io, g.fixed_batch)
-                   == ("decoder", "fp32", "onnx", False, None))
-        x_hat = _run(bundle_dir / dec.file, np.ascontiguousarray(out.astype(np.float32)))[0]
+        x_hat = memo.run(bundle_dir / _fp32_pair(manifest, False)[1], out.astype(np.float32))[0]
     else:
         x_hat = nz.normalize(out.reshape(samples.shape)) if raw else out
     peak = float(rec.get("psnr_peak") or psnr_peak(manifest.normalization["mode"], x))
@@ -125,8 +156,8 @@ def _psnr_check(bundle_dir: Path, manifest: Any, entry: Any, raw: bool, samples:
     allowed = float((rec.get("psnr_criterion") or {}).get("max_psnr_drop", 0.0)) + PSNR_SLACK_DB
     if got < want - allowed:
         problems.append(f"{unit_name}: end to end on the bundle's {len(x)} samples PSNR {got:.2f} dB, more than "
-                        f"{allowed:g} dB below the {want:.2f} dB the manifest records for fp32: the graph does not "
-                        "belong to this model")
+                        f"{allowed:g} dB below the {want:.2f} dB the manifest records for fp32 (a drop "
+                        f"{(want - got) / allowed:.3g} x the allowed): the graph does not belong to this model")
     return {"psnr": round(got, 4), "manifest_fp32": want, "allowed_drop_db": allowed,
             "summary": f"end to end {got:.2f} dB on {len(x)} samples (fp32 recorded {want:.2f} dB)"}
 
@@ -139,26 +170,24 @@ def _fp32_pair(manifest: Any, raw: bool) -> tuple[str, str]:
 
 
 def _fingerprint_check(bundle_dir: Path, manifest: Any, entry: Any, raw: bool, samples: np.ndarray, out: np.ndarray,
-                       problems: list[str], unit_name: str) -> dict[str, Any] | None:
+                       problems: list[str], unit_name: str, memo: _Memo) -> dict[str, Any] | None:
     """Per carried sample, the reconstruction's squared error vs the fp32 pair's the manifest
     records; each may move only by what the rounding bound ``D`` of the reconstruction allows:
     ``|mse(a) - mse(b)| <= mean(D (2 |x - a| + D))``. An fp32 graph from another model fails."""
     from edgeae.numerics import deviation_bounds
-    from edgeae.runtime.preprocess import Normalizer
 
     want = ((manifest.validation or {}).get("fp32") or {}).get("samples_mse_raw" if raw else "samples_mse")
     if want is None or len(want) != len(samples):
         return None
-    x = samples if raw else Normalizer(manifest.normalization, manifest.sample_shape).normalize(samples)
-    x = np.ascontiguousarray(x)
+    x = _samples_input(manifest, raw, samples)
     enc_file, dec_file = (bundle_dir / f for f in _fp32_pair(manifest, raw))
-    d_enc = deviation_bounds(enc_file, x).bounds["code"]
+    d_enc = memo.bounds(enc_file, x)["code"]
     if entry.role == "encoder":
         codes = np.ascontiguousarray(out.reshape(len(x), -1).astype(np.float32))
-        d_in = np.abs(codes - _run(enc_file, x)[0]) + d_enc
-        x_hat = _run(dec_file, codes)[0]
+        d_in = np.abs(codes - memo.run(enc_file, x)[0]) + d_enc
+        x_hat = memo.run(dec_file, codes)[0]
     else:
-        codes, d_in, x_hat = _run(enc_file, x)[0].astype(np.float32), d_enc, out
+        codes, d_in, x_hat = _fp32_codes(bundle_dir, manifest, raw, x, memo), d_enc, out
     bound = deviation_bounds(dec_file, codes, d_in=d_in).bounds["x_hat"]
     n = len(x)
     err = np.abs(np.asarray(x, np.float64).reshape(n, -1) - np.asarray(x_hat, np.float64).reshape(n, -1))
@@ -167,11 +196,11 @@ def _fingerprint_check(bundle_dir: Path, manifest: Any, entry: Any, raw: bool, s
     allowed = np.mean(d * (2 * err + d), axis=1) + 1e-12 * (1 + mse)
     moved = np.abs(mse - np.asarray(want, np.float64))
     over = int(np.count_nonzero(moved > allowed))
+    share = float(np.max(np.where(allowed > 0, moved / allowed, 0.0), initial=0.0))
     if over:
         problems.append(f"{unit_name}: on {over} of {n} carried samples the reconstruction error moved beyond its "
-                        f"rounding bound from the fp32 value the manifest records (largest {moved.max():.3g}): "
-                        "the graph does not belong to this model")
-    share = float(np.max(np.where(allowed > 0, moved / allowed, 0.0), initial=0.0))
+                        f"rounding bound from the fp32 value the manifest records (largest {moved.max():.3g}, "
+                        f"{share:.3g} x the bound): the graph does not belong to this model")
     return {"samples": n, "over": over, "share": share,
             "summary": f"per-sample error {share:.2g} of its bound on {n} samples"}
 
@@ -184,16 +213,15 @@ def check_unit(unit: Unit, program: Program, bundle_dir: Path, manifest: Any, en
         (build_dir / f"{unit.name}{ext}").write_text(getattr(unit, "header" if ext == ".h" else "source"),
                                                      encoding="utf-8")
     exe = build_harness(unit, build_dir)
-    x = unit_inputs(bundle_dir, manifest, entry.role, raw, samples)
+    memo = _Memo()
+    x = _samples_input(manifest, raw, samples)
+    x = x if entry.role == "encoder" else _fp32_codes(bundle_dir, manifest, raw, x, memo)
     got = run_harness(exe, unit, [x])
-    ort_opt = _run(bundle_dir / entry.file, x)
     checks: dict[str, Any] = {}
     problems = []
     names = [t for t, _, _ in unit.outputs]
     if entry.precision == "fp32":
-        from edgeae.numerics import deviation_bounds
-
-        bounds = deviation_bounds(bundle_dir / entry.file, x).bounds
+        ort_opt, bounds = memo.run(bundle_dir / entry.file, x), memo.bounds(bundle_dir / entry.file, x)
         per = {}
         for name, g, w in zip(names, got, ort_opt, strict=True):
             c = compare(g, w)
@@ -207,12 +235,12 @@ def check_unit(unit: Unit, program: Program, bundle_dir: Path, manifest: Any, en
         worst = max(v["share"] for v in per.values())
         checks["onnxruntime"] = {"outputs": per, "summary": f"{worst:.2g} of the rounding bound vs ONNX Runtime"}
     else:
-        problems += _int8_checks(unit, program, bundle_dir, entry, x, names, got, ort_opt, checks)
-    carried = _psnr_check(bundle_dir, manifest, entry, raw, samples, got[0], problems, unit.name)
+        problems += _int8_checks(unit, program, bundle_dir, entry, x, names, got, memo, checks)
+    carried = _psnr_check(bundle_dir, manifest, entry, raw, samples, got[0], problems, unit.name, memo)
     if carried is not None:
         checks["psnr"] = carried
     if entry.precision == "fp32":
-        fp = _fingerprint_check(bundle_dir, manifest, entry, raw, samples, got[0], problems, unit.name)
+        fp = _fingerprint_check(bundle_dir, manifest, entry, raw, samples, got[0], problems, unit.name, memo)
         if fp is not None:
             checks["fingerprint"] = fp
     if problems:

@@ -14,6 +14,7 @@ of it. There is no absolute tolerance to guess; ``atol`` only adds an allowance.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgeae.errors import ExportError
-from edgeae.numerics import U16, U32, compare_bounded, deviation_bounds
+from edgeae.numerics import U16, U32, Deviation, compare_bounded, deviation_bounds, graph_values
 from edgeae.runtime.session import session_options
 
 __all__ = [
@@ -35,12 +36,14 @@ __all__ = [
     "take_batch",
     "reference_check",
     "structure_problems",
+
     "tightest",
     "criteria_by_graph",
     "check_copy",
     "measure_latency",
 ]
 
+_VALUES_KEPT = 4  # graph runs (every tensor of one batch) a Checks keeps for bounds in other modes
 BATCHES = (1, 7, 64)  # batch sizes every graph is run at (odd 7 catches batch-axis bugs)
 # criterion key -> what it compares, as printed by `edgeae export`
 CRITERIA = {
@@ -49,6 +52,7 @@ CRITERIA = {
     "quantized": "quantization bound",  # int8 graph vs the float32 model (its own rounding, measured)
     "semantics": "integer semantics, one step per tie",  # int8 graph: ORT kernels vs onnx.reference
     "copy": "same graph, rounding bound",  # .ort / fixed-batch copies vs their source
+    "weights": "8-bit weights vs the float weights, half a step",  # int8 graph's weights vs the fp32 graph's
     "psnr": "held-out PSNR drop vs --max-psnr-drop",
 }
 
@@ -83,6 +87,31 @@ class Checks:
 
     items: list[Check] = field(default_factory=list)  # every comparison made
     notes: list[str] = field(default_factory=list)  # skipped checks and why
+    _memo: dict[tuple, Any] = field(default_factory=dict, repr=False)  # bounds and graph values, once each
+    weight_steps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # int8 graph file -> its weights'
+    # measured distance from their float weights, in steps (edgeae.export.weightcheck), for "quantized" bounds
+
+    def bounds(self, model: Path, x: np.ndarray, mode: str = "float", u_b: float = U32,
+               d_in: np.ndarray | None = None) -> Deviation:
+        """:func:`edgeae.numerics.deviation_bounds` of the graph file ``model`` on ``x``, computed
+        once per graph, input and mode: the comparisons with PyTorch, onnx.reference and the
+        packaged copies share them, and the graph runs once per input for all modes."""
+        import onnx
+
+        graph = (str(model), *_stamp(model))
+        key = ("bounds", graph, _digest(x), mode, u_b, None if d_in is None else _digest(d_in))
+        if key not in self._memo:
+            proto = self._memo.get(("model", graph)) or self._memo.setdefault(("model", graph), onnx.load(str(model)))
+            vkey = ("values", graph, _digest(x))
+            values = self._memo.pop(vkey, None)
+            values = graph_values(proto, x) if values is None else values
+            self._memo[vkey] = values  # every tensor of a batch: kept for the last few inputs only
+            stale = [k for k in self._memo if k[0] == "values"][:-_VALUES_KEPT]
+            for k in stale:
+                del self._memo[k]
+            steps = self.weight_steps.get(Path(model).name) if mode == "quantized" else None
+            self._memo[key] = deviation_bounds(proto, x, mode, d_in=d_in, u_b=u_b, values=values, weight_steps=steps)
+        return self._memo[key]
 
     def add_bounded(self, graph: str, output: str, batch: int | None, got: Any, want: Any, bound: Any,
                     criterion: str, against: str = "pytorch", atol: float = 0.0) -> Check:
@@ -103,6 +132,16 @@ class Checks:
             if c.graph in graphs and c.against == against:
                 out[c.output] = max(out.get(c.output, 0.0), c.max_abs_error)
         return out
+
+
+def _digest(a: np.ndarray) -> tuple:
+    a = np.ascontiguousarray(a)
+    return a.shape, a.dtype.str, hashlib.blake2b(a.tobytes(), digest_size=16).digest()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = Path(path).stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def tightest(checks: Checks, graphs: set[str]) -> dict[str, Any] | None:
@@ -140,7 +179,7 @@ def check_copy(candidate: Path, source: Path, x: np.ndarray, batch: int, checks:
     except Exception as exc:
         raise ExportError(f"{candidate.name} does not run in onnxruntime: {exc}") from exc
     want = run(session(source), xb)
-    bounds = deviation_bounds(source, xb, "float").bounds
+    bounds = checks.bounds(source, xb).bounds
     for name, value in want.items():
         checks.add_bounded(candidate.name, name, batch, got.get(name, np.empty(0)), value, bounds[name], "copy",
                            against=f"onnxruntime/{source.name}", atol=atol)
@@ -201,7 +240,7 @@ def reference_check(path: Path, x: np.ndarray, want: dict[str, np.ndarray] | Non
         return
     if want is None:
         want, against = run(session(path, optimize=False), x), "onnxruntime-unoptimized"
-    dev = deviation_bounds(model, x, "float", u_b=U16 if fp16 else U32)
+    dev = checks.bounds(path, x, u_b=U16 if fp16 else U32)
     crit = "semantics" if _is_int8(model) else "float"
     for key, value in got.items():
         if key in want:
@@ -264,18 +303,21 @@ def _reference_run(model: Any, x: np.ndarray) -> tuple[Any, list[np.ndarray]]:
 
 def measure_latency(pairs: dict[str, tuple[Any, Any]], x: np.ndarray, batches: tuple[int, ...] = (1, 64),
                     repeats: int = 30) -> dict[str, dict[str, float]]:
-    """Median end-to-end (encode + decode) milliseconds per variant, variants interleaved.
+    """Median end-to-end (encode + decode) milliseconds per variant, on real samples.
 
-    Sessions are warmed up first; each round runs every variant once (A B C A B C ...) so
-    machine drift hits all of them alike. Inputs are real samples.
+    The benchmark's method (:func:`edgeae.bench.timing.blocks`): every variant is warmed up,
+    then timed in blocks, round after round (the first variant rotating), each block running
+    one variant warm as a user runs one model, so machine drift hits all alike without
+    charging a variant for the cache state the previous one left. ``repeats`` timed calls
+    per variant and batch, spread over the rounds; the figure is the median call.
     """
-    from edgeae.bench.timing import interleave
+    from edgeae.bench.timing import blocks
 
     result: dict[str, dict[str, float]] = {name: {} for name in pairs}
     for b in batches:
         xb = take_batch(x, b)
-        times = interleave([_end_to_end(enc, dec, xb) for enc, dec in pairs.values()], iterations=repeats, warmup=1)
-        for name, ns in zip(pairs, times, strict=True):
+        times = blocks([_end_to_end(enc, dec, xb) for enc, dec in pairs.values()], iterations=repeats, warmup=1)
+        for name, ns in zip(pairs, times.calls, strict=True):
             result[name][f"batch{b}"] = round(float(np.median(ns)) / 1e6, 4)
     return result
 
