@@ -120,21 +120,23 @@ def test_cpuinfo_text():
 
 
 @pytest.mark.parametrize("machine", ["aarch64", "arm64", "x86_64"])
-def test_arm64_sessions_leave_out_the_fma_fusion(monkeypatch, machine):
-    """On ARM64 the runtime's sessions leave out MatMulIntegerToFloatFusion (x86's bits); x86 keeps it."""
+def test_arm64_sessions_leave_out_the_fma_fusion_and_kleidiai(monkeypatch, machine):
+    """On ARM64 the runtime's sessions leave out MatMulIntegerToFloatFusion and KleidiAI's kernels
+    (x86's bits; fp32 closest to x86's on SME CPUs); x86 keeps both."""
     import platform
 
     from edgeae.runtime.session import session_options
 
     monkeypatch.setattr(platform, "machine", lambda: machine)
-    key = "optimization.disable_specified_optimizers"
-    opts = session_options(1)
-    if machine == "x86_64":
-        with pytest.raises(RuntimeError, match="does not have configuration"):
-            opts.get_session_config_entry(key)
-    else:
-        assert opts.get_session_config_entry(key) == "MatMulIntegerToFloatFusion"
-        assert session_options(1, **{key: ""}).get_session_config_entry(key) == ""  # a caller's entry wins
+    for key, arm, mine in (("optimization.disable_specified_optimizers", "MatMulIntegerToFloatFusion", ""),
+                           ("mlas.disable_kleidiai", "1", "0")):
+        opts = session_options(1)
+        if machine == "x86_64":
+            with pytest.raises(RuntimeError, match="does not have configuration"):
+                opts.get_session_config_entry(key)
+        else:
+            assert opts.get_session_config_entry(key) == arm
+            assert session_options(1, **{key: mine}).get_session_config_entry(key) == mine  # a caller's entry wins
 
 
 def test_compress_without_the_range_coder_is_a_clear_error(monkeypatch, mlp_bundle, tmp_path):
