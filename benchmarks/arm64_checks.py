@@ -213,13 +213,15 @@ def codegen_check(bundle: Path, model: str, work: Path, n: int = 8) -> dict[str,
 
 DISABLE = "optimization.disable_specified_optimizers"  # session config key: optimizers left out
 KLEIDIAI = "mlas.disable_kleidiai"  # "1": MLAS's own kernels instead of Arm's KleidiAI (SME) ones
+_ORT = {DISABLE: "", KLEIDIAI: "0"}  # ONNX Runtime's own defaults, overriding the runtime's ARM64 ones
 SETTINGS = {  # name -> (optimization level, session config entries)
-    "all": ("all", {DISABLE: ""}),  # "": no optimizer left out (overrides the runtime's ARM64 default)
-    "basic": ("basic", {}),
-    "disabled": ("disabled", {}),
-    "all-no-DynamicQuantizeMatMulFusion": ("all", {DISABLE: "DynamicQuantizeMatMulFusion"}),
-    "all-no-MatMulIntegerToFloatFusion": ("all", {DISABLE: "MatMulIntegerToFloatFusion"}),
-    "all-no-KleidiAI": ("all", {KLEIDIAI: "1"}),
+    "edgeae": ("all", {}),  # the runtime's defaults (ARM64: the FMA fusion and KleidiAI left out)
+    "all": ("all", _ORT),
+    "basic": ("basic", _ORT),
+    "disabled": ("disabled", _ORT),
+    "all-no-DynamicQuantizeMatMulFusion": ("all", {**_ORT, DISABLE: "DynamicQuantizeMatMulFusion"}),
+    "all-no-MatMulIntegerToFloatFusion": ("all", {**_ORT, DISABLE: "MatMulIntegerToFloatFusion"}),
+    "all-no-KleidiAI": ("all", {**_ORT, KLEIDIAI: "1"}),
 }
 
 
