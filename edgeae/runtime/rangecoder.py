@@ -99,13 +99,13 @@ def _ranges(probs: list[int]) -> tuple[list[int], list[int], int]:
     """The sequential part: per symbol the scale and whether a word left; the final range."""
     scales = [0] * len(probs)
     shifted = [0] * len(probs)
-    rng = _RANGE_START
+    rng, least = _RANGE_START, _RANGE_MIN
     for k, p in enumerate(probs):
-        s = rng >> PRECISION
+        s = rng >> 24  # PRECISION
         scales[k] = s
         rng = s * p
-        if rng < _RANGE_MIN:
-            rng <<= _WORD
+        if rng < least:
+            rng <<= 32  # one word
             shifted[k] = 1
     return scales, shifted, rng
 
@@ -168,21 +168,22 @@ def decode(cdf: np.ndarray, payload: bytes, n: int) -> np.ndarray:
     out = np.empty((len(tables), n), dtype=np.int32)
     diff = (words[0] << _WORD) | words[1]  # point - lower; lower starts at 0
     rng, pos = _RANGE_START, 2
+    search, one, least, word = bisect_right, _ONE, _RANGE_MIN, _WORD  # locals: the loop's hot names
     for d, row in enumerate(tables):
         got = [0] * n
         for i in range(n):
-            scale = rng >> PRECISION
+            scale = rng >> 24  # PRECISION
             quantile = diff // scale
-            if quantile >= _ONE:
+            if quantile >= one:
                 raise StreamError(
                     f"chunk payload cannot be decoded (invalid data at symbol {d * n + i}); stream corrupt")
-            s = bisect_right(row, quantile) - 1
+            s = search(row, quantile) - 1
             left = row[s]
             diff -= scale * left
             rng = scale * (row[s + 1] - left)
-            if rng < _RANGE_MIN:
-                rng <<= _WORD
-                diff = (diff << _WORD) | (words[pos] if pos < n_words else 0)
+            if rng < least:
+                rng <<= word
+                diff = (diff << word) | (words[pos] if pos < n_words else 0)
                 pos += 1
             got[i] = s
         out[d] = got
