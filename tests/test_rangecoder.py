@@ -206,3 +206,37 @@ def test_the_coder_choice(monkeypatch):
     monkeypatch.setenv("EDGEAE_CODER", "constriction")
     with pytest.raises(ConfigError, match="not installed"):
         range_coder()
+
+
+def _stream_verdict(codec: LatentCodec, mid: bytes, data: bytes):
+    try:
+        return S.decompress_symbols(codec, mid, data).tolist()
+    except StreamError:
+        return "refused"
+
+
+def test_damaged_streams_get_the_same_verdict(monkeypatch):
+    """Every truncation and bit flip of a two-chunk stream, and chunks forged with valid CRCs
+    (random payloads and counts, the quantile-2**24 one): the built-in coder decodes what
+    constriction decodes and refuses what it refuses."""
+    import zlib
+
+    rng = np.random.default_rng(21)
+    codec = LatentCodec.fit(rng.standard_normal((2000, 16)), 6)
+    mid = codec.model_id(SHA)
+    valid = S.compress_codes(codec, mid, rng.standard_normal((5, 16)))
+    valid += S.append_codes(codec, mid, valid, rng.standard_normal((3, 16)))
+    header = valid[: S.read_header(valid).header_size]
+    cases = [valid[:k] for k in range(len(valid) + 1)]
+    cases += [bytes(valid[:i]) + bytes([valid[i] ^ 1 << b]) + valid[i + 1:] for i in range(len(valid)) for b in range(8)]
+    for _ in range(300):
+        payload = rng.integers(0, 256, int(rng.integers(0, 65))).astype(np.uint8).tobytes()
+        body = S.put_varint(int(rng.integers(1, 12))) + S.put_varint(len(payload)) + payload
+        cases.append(header + body + zlib.crc32(body, zlib.crc32(header)).to_bytes(4, "little"))
+    verdicts = {}
+    for coder in ("builtin", "constriction"):
+        monkeypatch.setenv("EDGEAE_CODER", coder)
+        verdicts[coder] = [_stream_verdict(codec, mid, c) for c in cases]
+    assert verdicts["builtin"] == verdicts["constriction"]
+    decoded = sum(v != "refused" for v in verdicts["builtin"][len(valid) + 1:])
+    assert decoded > 50 and "refused" in verdicts["builtin"]  # both kinds of verdict were reached
