@@ -1,9 +1,10 @@
 """ARM64 (aarch64) under emulation computes what x86_64 computes: the CLI, examples/cpp, generated C.
 
 A bundle is exported here and run on qemu-aarch64-static CPU models that make ONNX Runtime
-pick different kernels (benchmarks/arm64.py): Cortex-A53 (NEON, no dot product) for the
-runtime's CLI in Debian's arm64 CPython with PyPI's aarch64 wheels, Neoverse-N1 (dot
-product) for the cross-compiled C++ app, and qemu's `max` (dot product, I8MM, SVE2) for
+pick different kernels (benchmarks/arm64.py): Cortex-A53 (NEON, no dot product) and qemu's
+`max` (dot product, I8MM, SVE2, SME) for the runtime's CLI in Debian's arm64 CPython with
+PyPI's aarch64 wheels (compress / decompress with the built-in range coder: no constriction
+wheel there), Neoverse-N1 (dot product) for the cross-compiled C++ app, and `max` for
 the generated C. int8 results must be bit-identical to this machine's, fp32 within 1e-5,
 .eae streams byte-identical. The full matrix (four CPU models, MNIST) is
 ``python -m benchmarks.arm64``. Slow; skips, saying why, without qemu-aarch64-static, the
@@ -43,8 +44,10 @@ def _checks():
 
 
 @pytest.mark.slow
-def test_cli_on_cortex_a53_matches_x86(bundle, tmp_path):
-    r = _checks().cli_check(bundle, "cortex-a53", tmp_path, n=8)
+@pytest.mark.parametrize("cpu", ["cortex-a53", "max"])
+def test_cli_matches_x86(bundle, tmp_path, cpu):
+    """Every command there vs here; on `max` (SME) too, with KleidiAI's fp32 kernels left out."""
+    r = _checks().cli_check(bundle, cpu, tmp_path, n=8)
     assert r["info_same"], r
     for p in ("int8-dynamic", "int8-static"):
         assert r["encode"][p]["identical"], (p, r["encode"][p])
