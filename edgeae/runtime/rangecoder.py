@@ -25,7 +25,7 @@ import numpy as np
 
 from edgeae.errors import StreamError
 
-__all__ = ["PRECISION", "cdf_table", "encode", "shortest_payload", "trim", "decode"]
+__all__ = ["PRECISION", "Message", "cdf_table", "encode", "shortest_payload", "trim", "decode"]
 
 PRECISION = 24  # bits of constriction's categorical models
 _ONE = 1 << PRECISION
@@ -50,7 +50,7 @@ def cdf_table(freqs: np.ndarray, precision: int) -> np.ndarray:
     return cdf
 
 
-class _Message:
+class Message:
     """An encoded message: its words (sealed) and its final interval ``[low, low + width)``."""
 
     def __init__(self, low: int, width: int, body_words: int) -> None:
@@ -110,14 +110,14 @@ def _ranges(probs: list[int]) -> tuple[list[int], list[int], int]:
     return scales, shifted, rng
 
 
-def encode(cdf: np.ndarray, q: np.ndarray) -> _Message:
+def encode(cdf: np.ndarray, q: np.ndarray) -> Message:
     """Symbols ``(n, D)`` (each in ``0..L-1``) -> the message, coded dim-major."""
     qt = np.ascontiguousarray(np.asarray(q, dtype=np.int64).T)  # (D, n): dim 0's symbols first
     rows = np.arange(qt.shape[0])[:, None]
     left = cdf[rows, qt].ravel()
     probs = (cdf[rows, qt + 1].ravel() - left).tolist()
     if not probs:
-        return _Message(0, _RANGE_START, -1)
+        return Message(0, _RANGE_START, -1)
     scales, shifted, width = _ranges(probs)
     moved = np.asarray(shifted, dtype=np.int64)
     total = int(moved.sum())  # R: words that left the state
@@ -130,7 +130,7 @@ def encode(cdf: np.ndarray, q: np.ndarray) -> _Message:
     acc_lo[at] = np.add.reduceat(terms & np.uint64(_MASK32), starts)  # sums of < 2**32 terms
     acc_hi[at + 1] = np.add.reduceat(terms >> np.uint64(_WORD), starts)
     low = _digits_to_int(acc_lo) + _digits_to_int(acc_hi)
-    return _Message(low, width, total)
+    return Message(low, width, total)
 
 
 def shortest_payload(cdf: np.ndarray, q: np.ndarray, trim_tries: int) -> bytes:
