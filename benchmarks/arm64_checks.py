@@ -48,8 +48,10 @@ def _precisions(bundle: Path, role: str) -> list[str]:
     return [p for p in ENCODERS if p in have]
 
 
-def _jobs(bundle: Path, x: Path, codes_in: Path, out: Path) -> list[list[str]]:
-    """info, encode (each precision), decode (each precision, of this machine's fp32 codes), compress, decompress."""
+def _jobs(bundle: Path, x: Path, host: Path, out: Path) -> list[list[str]]:
+    """info, encode (each precision), decode (each precision, of this machine's fp32 codes), compress,
+    decompress (of this machine's fp32 stream)."""
+    codes_in = host / "codes.fp32.npy"
     b = str(bundle)
     jobs = [["info", b]]
     jobs += [["encode", b, str(x), "-o", str(out / f"codes.{p}.npy"), "--precision", p, "--overwrite"]
@@ -58,7 +60,7 @@ def _jobs(bundle: Path, x: Path, codes_in: Path, out: Path) -> list[list[str]]:
              for p in _precisions(bundle, "decoder")]
     jobs += [["compress", b, str(x), "-o", str(out / f"stream.{p}.eae"), "--precision", p]
              for p in ("fp32", "int8-dynamic") if p in _precisions(bundle, "encoder")]
-    jobs += [["decompress", b, str(out / "stream.fp32.eae"), "-o", str(out / "decompressed.npy"), "--overwrite"]]
+    jobs += [["decompress", b, str(host / "stream.fp32.eae"), "-o", str(out / "decompressed.npy"), "--overwrite"]]
     return jobs
 
 
@@ -76,11 +78,12 @@ def cli_check(bundle: Path, model: str, work: Path, n: int = 16) -> dict[str, An
     for d in (host, arm):
         d.mkdir(exist_ok=True)
     if not (host / "done.json").is_file():
-        res = A.run_batch(None, _jobs(bundle, x, host / "codes.fp32.npy", host), host)
+        res = A.run_batch(None, _jobs(bundle, x, host, host), host)
         (host / "done.json").write_text(json.dumps([_status(r) for r in res]))
     host_status = json.loads((host / "done.json").read_text())
-    res = A.run_batch(model, _jobs(bundle, x, host / "codes.fp32.npy", arm), arm)
-    report: dict[str, Any] = {"samples": n, "commands": {}, "encode": {}, "decode": {}, "streams": {}}
+    res = A.run_batch(model, _jobs(bundle, x, host, arm), arm)
+    report: dict[str, Any] = {"samples": n, "commands": {}, "encode": {}, "decode": {}, "streams": {},
+                              "decompress": None}
     for r, hs in zip(res, host_status, strict=True):
         key = " ".join([r["argv"][0], *[a for a in r["argv"] if a in ENCODERS]])
         report["commands"][key] = {"arm64": _status(r), "x86_64": hs}
@@ -95,6 +98,8 @@ def cli_check(bundle: Path, model: str, work: Path, n: int = 16) -> dict[str, An
     for f in sorted(host.glob("stream.*.eae")):
         mine = arm / f.name
         report["streams"][f.name] = (mine.read_bytes() == f.read_bytes()) if mine.is_file() else None
+    if (arm / "decompressed.npy").is_file():  # this machine's stream, decoded there
+        report["decompress"] = compare(np.load(arm / "decompressed.npy"), np.load(host / "decompressed.npy"))
     return report
 
 
@@ -208,13 +213,15 @@ def codegen_check(bundle: Path, model: str, work: Path, n: int = 8) -> dict[str,
 
 DISABLE = "optimization.disable_specified_optimizers"  # session config key: optimizers left out
 KLEIDIAI = "mlas.disable_kleidiai"  # "1": MLAS's own kernels instead of Arm's KleidiAI (SME) ones
+_ORT = {DISABLE: "", KLEIDIAI: "0"}  # ONNX Runtime's own defaults, overriding the runtime's ARM64 ones
 SETTINGS = {  # name -> (optimization level, session config entries)
-    "all": ("all", {DISABLE: ""}),  # "": no optimizer left out (overrides the runtime's ARM64 default)
-    "basic": ("basic", {}),
-    "disabled": ("disabled", {}),
-    "all-no-DynamicQuantizeMatMulFusion": ("all", {DISABLE: "DynamicQuantizeMatMulFusion"}),
-    "all-no-MatMulIntegerToFloatFusion": ("all", {DISABLE: "MatMulIntegerToFloatFusion"}),
-    "all-no-KleidiAI": ("all", {KLEIDIAI: "1"}),
+    "edgeae": ("all", {}),  # the runtime's defaults (ARM64: the FMA fusion and KleidiAI left out)
+    "all": ("all", _ORT),
+    "basic": ("basic", _ORT),
+    "disabled": ("disabled", _ORT),
+    "all-no-DynamicQuantizeMatMulFusion": ("all", {**_ORT, DISABLE: "DynamicQuantizeMatMulFusion"}),
+    "all-no-MatMulIntegerToFloatFusion": ("all", {**_ORT, DISABLE: "MatMulIntegerToFloatFusion"}),
+    "all-no-KleidiAI": ("all", {**_ORT, KLEIDIAI: "1"}),
 }
 
 

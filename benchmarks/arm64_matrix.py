@@ -112,8 +112,11 @@ def install_check(work: Path) -> dict:
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from pip._internal.cli.main import main; "
             "sys.exit(main(['install', '--dry-run', '--quiet', '--ignore-installed', '--only-binary=:all:', "
             "'--report', sys.argv[2], '--target', sys.argv[3], sys.argv[4]]))")
-    res = A.emulated("cortex-a76", [str(A.PYTHON), "-c", code, str(Path(pip.__file__).parents[1]), str(report),
-                                    str(work / "target"), str(wheel)], timeout=1800, text=True)
+    for _ in range(2):  # once more after a failure: PyPI over the network can fail for a moment
+        res = A.emulated("cortex-a76", [str(A.PYTHON), "-c", code, str(Path(pip.__file__).parents[1]), str(report),
+                                        str(work / "target"), str(wheel)], timeout=1800, text=True)
+        if res.returncode == 0:
+            break
     if res.returncode != 0:
         return {"ok": False, "error": res.stderr.strip().splitlines()[-1:]}
     r = json.loads(report.read_text())

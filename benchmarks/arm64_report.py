@@ -24,8 +24,9 @@ def _cli_rows(name: str, cpu: str, r: dict) -> list[str]:
     failed = [f"`{k}`: {v['arm64']}" for k, v in cli["commands"].items() if v["arm64"] != "ok"]
     streams = ", ".join(f"{k}: {'same bytes' if v else ('differ' if v is False else 'not written')}"
                         for k, v in cli["streams"].items())
+    back = verdict(cli.get("decompress")) if cli.get("decompress") else "not run"
     return [f"| {name} | {cpu} | {enc} | {dec} | {'same' if cli['info_same'] else 'differs'} | {streams} | "
-            f"{'<br>'.join(failed) or 'all ok'} |"]
+            f"{back} | {'<br>'.join(failed) or 'all ok'} |"]
 
 
 def _cpp_rows(name: str, cpu: str, r: dict) -> list[str]:
@@ -63,8 +64,11 @@ def markdown(out: dict[str, Any]) -> str:
     lines += ["", f"Every figure compares the emulated aarch64 result with this machine's on the same "
               f"{out['samples']} held-out MNIST samples. No timing is taken under emulation.", "",
               "## The CLI in the aarch64 CPython", "",
-              "Encode: codes of each precision; decode: raw outputs of this machine's fp32 codes.", "",
-              "| model | CPU | encode | decode | info | .eae | commands that failed |", "|---|---|---|---|---|---|---|"]
+              "Encode: codes of each precision; decode: raw outputs of this machine's fp32 codes; .eae: "
+              "`compress` there (the built-in range coder: no aarch64 wheel of constriction) vs here "
+              "(constriction); decompress: this machine's fp32 stream decompressed there vs here.", "",
+              "| model | CPU | encode | decode | info | .eae | decompress | commands that failed |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, per in out["models"].items():
         for cpu, r in per["cpus"].items():
             lines += _cli_rows(name, cpu, r)
@@ -83,7 +87,11 @@ def markdown(out: dict[str, Any]) -> str:
     settings = next(iter(next(iter(out["models"].values()))["cpus"].values()))["settings"]
     names = list(dict.fromkeys(k.split("|")[1] for k in settings))
     lines += ["", "## Graphs under ONNX Runtime settings: emulated ARM vs x86", "",
-              "Optimization level, and the optimizer left out (session config `optimization.disable_specified_optimizers`); `all` here is the optimizer left in, overriding the runtime's ARM64 default.", "",
+              "`edgeae`: the runtime's session defaults (on ARM64 `MatMulIntegerToFloatFusion` and KleidiAI "
+              "left out). The others start from ONNX Runtime's own defaults (every optimizer and KleidiAI in, "
+              "overriding the runtime's ARM64 defaults): the optimization level, an optimizer left out "
+              "(`optimization.disable_specified_optimizers`), or KleidiAI's kernels left out "
+              "(`mlas.disable_kleidiai = 1`).", "",
               "| model | CPU | graph | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     for name, per in out["models"].items():
         for cpu, r in per["cpus"].items():

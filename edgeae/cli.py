@@ -34,11 +34,10 @@ class _Group(click.Group):
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except ModuleNotFoundError as exc:
-            if exc.name == "constriction":  # no wheel of it for Linux on ARM64 (nor Windows on ARM)
+            if exc.name == "constriction":  # found, but it cannot be imported (a broken install)
                 raise click.ClickException(
-                    ".eae streams need the constriction package, which is not installed (PyPI has no "
-                    "wheel of it for this platform): encode, decode and info work without it; write and "
-                    "read streams here with the C++ app or the generated C codec (docs/deploy.md)") from None
+                    "the constriction package cannot be imported; set EDGEAE_CODER=builtin to code .eae "
+                    "streams with edgeae's built-in range coder (the same bytes), or reinstall it") from None
             if exc.name not in _TRAIN_EXTRA:
                 raise
             raise click.ClickException(

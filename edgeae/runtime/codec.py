@@ -7,28 +7,34 @@ Data flow (one sample, ``D = code_size``)::
 
 The tables are fitted once on training codes (at export time) and stored in the bundle
 manifest under ``"codec"`` as plain integers and floats, so an encoder and a decoder on
-different machines build bit-identical entropy models. numpy + stdlib + ``constriction``.
+different machines build bit-identical entropy models. The range coder is ``constriction``
+where it is installed, else the built-in :mod:`edgeae.runtime.rangecoder` (the same bytes);
+``EDGEAE_CODER=builtin`` or ``=constriction`` picks one (:func:`range_coder`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edgeae.config import MAX_LATENT_BITS, MIN_LATENT_BITS
-from edgeae.errors import BundleError, InputError
+from edgeae.errors import BundleError, ConfigError, InputError, StreamError
+from edgeae.runtime import rangecoder
 
-__all__ = ["LatentCodec", "CODEC_FORMAT", "DEFAULT_PRECISION", "MIN_BITS", "MAX_BITS"]
+__all__ = ["LatentCodec", "CODEC_FORMAT", "DEFAULT_PRECISION", "MIN_BITS", "MAX_BITS", "CODER_ENV", "range_coder"]
 
 CODEC_FORMAT = "edgeae-latent-codec"  # "format" field of a codec record
 CODEC_VERSION = 1  # bumped on any change that alters the coded bytes
 DEFAULT_PRECISION = 16  # frequencies of one dimension sum to 2**precision
 MIN_BITS, MAX_BITS = MIN_LATENT_BITS, MAX_LATENT_BITS  # edgeae.config holds the range
 _MAX_PRECISION = 24  # constriction's categorical models resolve 24-bit probabilities
+CODER_ENV = "EDGEAE_CODER"  # "builtin" | "constriction" | unset or "auto": constriction if installed
 # Candidate clipping percentiles for calibration; per dimension the one with the
 # smallest quantization + clipping error on the training codes wins.
 _CLIP_PERCENTILES = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0)
@@ -249,6 +255,28 @@ class LatentCodec:
         f = np.asarray(self.freqs, dtype=np.float64)
         return np.log2(f) - self.precision
 
+    def encode_symbols(self, q: np.ndarray, trim_tries: int) -> bytes:
+        """Symbols ``(n, D)`` -> the shortest payload that decodes back to exactly ``q``.
+
+        The range coder's 32-bit words less up to ``trim_tries`` tail bytes (the last kept
+        byte rounded up first, then as is) where the decoder, reading zeros past the end,
+        still recovers every symbol (docs/FORMAT.md). Both coders pick the same bytes.
+        """
+        if range_coder() == "builtin":
+            return rangecoder.shortest_payload(self._cdf(), q, trim_tries)
+        return _constriction_payload(self, q, trim_tries)
+
+    def decode_symbols(self, payload: bytes, n: int) -> np.ndarray:
+        """A payload of ``n`` samples -> ``(n, D)`` int32 symbols; StreamError if it cannot decode."""
+        if range_coder() == "builtin":
+            return rangecoder.decode(self._cdf(), payload, n)
+        return _constriction_decode(self, payload, n)
+
+    def _cdf(self) -> np.ndarray:
+        if "cdf" not in self._cache:
+            self._cache["cdf"] = rangecoder.cdf_table(np.asarray(self.freqs, dtype=np.int64), self.precision)
+        return self._cache["cdf"]
+
     def entropy_models(self) -> list:
         """One constriction categorical model per dimension (built once, cached).
 
@@ -266,6 +294,65 @@ class LatentCodec:
                 for row in self.freqs
             ]
         return self._cache["models"]
+
+
+def range_coder() -> str:
+    """``"constriction"`` or ``"builtin"``: ``$EDGEAE_CODER`` if set, else constriction where installed.
+
+    Both write and read the same bytes; constriction is faster, the built-in coder runs
+    wherever numpy does (PyPI has no constriction wheel for Linux on ARM64).
+    """
+    want = os.environ.get(CODER_ENV, "auto").strip().lower() or "auto"
+    if want not in ("auto", "builtin", "constriction"):
+        raise ConfigError(f"{CODER_ENV}={want!r} is not a range coder; use builtin, constriction or auto")
+    if want == "auto":
+        return "constriction" if _has_constriction() else "builtin"
+    if want == "constriction" and not _has_constriction():
+        raise ConfigError(f"{CODER_ENV}=constriction, but constriction is not installed "
+                          f"(pip install constriction, or unset {CODER_ENV} for the built-in coder)")
+    return want
+
+
+def _has_constriction() -> bool:
+    try:
+        return importlib.util.find_spec("constriction") is not None
+    except ValueError:  # a module set to None in sys.modules
+        return False
+
+
+def _constriction_decode(codec: LatentCodec, payload: bytes, n: int) -> np.ndarray:
+    """constriction's decoder; any complaint of it (a Rust panic too) becomes StreamError."""
+    import constriction  # its submodules are attributes, not importable modules
+
+    out = np.empty((codec.code_size, n), dtype=np.int32)  # (D, n): dim-major order
+    try:
+        padded = bytes(payload) + b"\0" * ((-len(payload)) % 4 + 8)  # zeros past the end; 2 spare words
+        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+        for d, model in enumerate(codec.entropy_models()):
+            out[d] = dec.decode(model, n)
+    except BaseException as exc:  # constriction raises AssertionError; a Rust panic is a
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise  # BaseException (PanicException); never swallow KeyboardInterrupt
+        raise StreamError(f"chunk payload cannot be decoded ({exc}); stream corrupt") from exc
+    return out.T
+
+
+def _constriction_payload(codec: LatentCodec, q: np.ndarray, trim_tries: int) -> bytes:
+    """:meth:`LatentCodec.encode_symbols` with constriction: each trim candidate is decoded."""
+    import constriction
+
+    enc = constriction.stream.queue.RangeEncoder()
+    for d, model in enumerate(codec.entropy_models()):
+        enc.encode(np.ascontiguousarray(q[:, d]), model)
+    full = enc.get_compressed().astype("<u4").tobytes()
+
+    def holds(cand: bytes) -> bool:
+        try:
+            return np.array_equal(_constriction_decode(codec, cand, q.shape[0]), q)
+        except StreamError:
+            return False
+
+    return rangecoder.trim(full, holds, trim_tries)
 
 
 def _as_codes(codes: Any, code_size: int | None) -> np.ndarray:

@@ -57,7 +57,11 @@ DEFAULT_THREADS = 1
 # On ARM64, ONNX Runtime's fused MatMulIntegerToFloat (int8-dynamic graphs) computes
 # scale * acc + bias with one fused multiply-add where x86 rounds twice, so codes differ by
 # an ulp; unfused, ARM64 computes x86's bits (benchmarks/results/arm64.md). x86 keeps it.
-_ARM64_CONFIG = {"optimization.disable_specified_optimizers": "MatMulIntegerToFloatFusion"}
+# On CPUs with SME, Arm's KleidiAI fp32 GEMM kernels sum in another order than MLAS's own:
+# fp32 codes move by up to 3.2e-5 from x86's; with MLAS's kernels, by up to 3.8e-6 (emulated).
+# A caller's own entry for either key wins ("" / "0" bring the fusion / KleidiAI back).
+_ARM64_CONFIG = {"optimization.disable_specified_optimizers": "MatMulIntegerToFloatFusion",
+                 "mlas.disable_kleidiai": "1"}
 
 
 def available_providers() -> list[str]:

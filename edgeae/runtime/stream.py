@@ -131,54 +131,19 @@ def _chunks(data: bytes, pos: int, seed: int, code_size: int):
 
 
 # --------------------------------------------------------------- coding
-def _words(payload: bytes) -> np.ndarray:
-    """Payload bytes -> uint32 words for the range decoder (zero-padded; 2 spare words)."""
-    padded = payload + b"\0" * ((-len(payload)) % 4 + 8)
-    return np.frombuffer(padded, dtype="<u4").astype(np.uint32)
-
-
 def _decode(codec: LatentCodec, payload: bytes, n: int) -> np.ndarray:
     """payload -> (n, D) int32 symbols; any coder complaint becomes StreamError."""
-    import constriction  # its submodules are attributes, not importable modules
-
-    out = np.empty((codec.code_size, n), dtype=np.int32)  # (D, n): dim-major order
-    try:
-        dec = constriction.stream.queue.RangeDecoder(_words(payload))
-        for d, model in enumerate(codec.entropy_models()):
-            out[d] = dec.decode(model, n)
-    except BaseException as exc:  # constriction raises AssertionError; a Rust panic is a
-        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-            raise  # BaseException (PanicException); never swallow KeyboardInterrupt
-        raise StreamError(f"chunk payload cannot be decoded ({exc}); stream corrupt") from exc
-    return out.T
+    return codec.decode_symbols(payload, n)
 
 
 def _encode(codec: LatentCodec, q: np.ndarray) -> bytes:
     """(n, D) symbols -> shortest payload that decodes back to exactly ``q``.
 
-    constriction emits 32-bit words; the writer drops up to ``_TRIM_TRIES`` tail bytes
-    (optionally rounding the last kept byte up) when the decoder, reading zeros beyond the
-    end, still recovers every symbol. Verified by decoding, so always exact.
+    The range coder's 32-bit words less up to ``_TRIM_TRIES`` tail bytes (optionally
+    rounding the last kept byte up) when the decoder, reading zeros beyond the end, still
+    recovers every symbol (:meth:`LatentCodec.encode_symbols`).
     """
-    import constriction
-
-    enc = constriction.stream.queue.RangeEncoder()
-    for d, model in enumerate(codec.entropy_models()):
-        enc.encode(np.ascontiguousarray(q[:, d]), model)
-    full = enc.get_compressed().astype("<u4").tobytes()
-    n = q.shape[0]
-    for k in range(min(_TRIM_TRIES, len(full)), 0, -1):
-        head = full[: len(full) - k]
-        cands = [head]
-        if head and head[-1] != 0xFF:
-            cands.insert(0, head[:-1] + bytes([head[-1] + 1]))
-        for cand in cands:
-            try:
-                if np.array_equal(_decode(codec, cand, n), q):
-                    return cand
-            except StreamError:
-                pass
-    return full
+    return codec.encode_symbols(q, _TRIM_TRIES)
 
 
 def _symbols(codec: LatentCodec, q_or_codes: np.ndarray) -> np.ndarray:

@@ -228,6 +228,9 @@ struct Encoder {
         // ARM64's fused MatMulIntegerToFloat rounds scale * acc + bias once (FMA), x86 twice:
         // unfused, int8-dynamic codes are x86's bits (as edgeae.runtime.session does)
         o.AddConfigEntry("optimization.disable_specified_optimizers", "MatMulIntegerToFloatFusion");
+        // on SME CPUs Arm's KleidiAI fp32 kernels sum in another order: 3.2e-5 from x86's
+        // codes, against 0 with MLAS's own kernels (emulated `max`)
+        o.AddConfigEntry("mlas.disable_kleidiai", "1");
 #endif
         return o;
     }
