@@ -46,7 +46,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "codegen": (["edgeae/codegen/reference.py", "edgeae/codegen/lower_int8.py"],
                 ["tests/test_codegen.py", "tests/test_mutants.py::test_multiplier_rounds_to_nearest",
                  "tests/test_c_mutants.py"]),
-    "bundle": (["edgeae/runtime/bundle.py"], ["tests/test_runtime.py", "tests/test_fuzz_parsers.py",
+    "bundle": (["edgeae/runtime/bundle.py"], ["tests/test_mutants_bundle.py", "tests/test_runtime.py",
                                                "tests/test_mutants.py::test_decoder_changed_in_place_is_refused"]),
     "compress": (["edgeae/runtime/compress.py", "edgeae/runtime/preprocess.py"],
                  ["tests/test_compress.py", "tests/test_contract.py"]),
