@@ -136,3 +136,11 @@ def test_identity_costs_no_copy_and_scale_only_has_no_offset():
     np.testing.assert_array_equal(offset_only.denormalize(np.array([[0.0, 2.0]], np.float32)), [[1.0, 3.0]])
     np.testing.assert_array_equal(scale_only.normalize(np.array([[1.0, 3.0]], np.float32)), [[0.5, 1.5]])
     np.testing.assert_array_equal(scale_only.denormalize(np.array([[0.5, 1.5]], np.float32)), [[1.0, 3.0]])
+
+
+def test_denormalize_gives_float32_for_any_float_input():
+    """Decoder outputs arrive as float32, but an API caller may pass float64 codes' reconstructions."""
+    for rec in (_record("identity", "float32", [0.0], [1.0]), _record("standardize", "float32", [1.0], [2.0])):
+        n = Normalizer(rec, (3,))
+        y = n.denormalize(np.array([[0.25, 0.5, 1.0]], np.float64))
+        assert y.dtype == np.float32
