@@ -71,20 +71,30 @@ def test_dense_step():
     assert 0 < np.count_nonzero(got == 0) + np.count_nonzero(got == 255) < got.size or len(set(got.ravel())) > 3
 
 
-def _geometry(conv: bool) -> dict:
+def _geometry() -> dict:
+    """A grouped, strided, dilated, padded ConvTranspose."""
     g = {"C": 4, "H": 5, "W": 4, "M": 6, "KH": 3, "KW": 2, "SH": 2, "SW": 1, "PT": 1, "PL": 1, "DH": 1, "DW": 2, "G": 2}
-    if conv:
-        g["OH"] = (g["H"] + 2 * g["PT"] - g["DH"] * (g["KH"] - 1) - 1) // g["SH"] + 1
-        g["OW"] = (g["W"] + 2 * g["PL"] - g["DW"] * (g["KW"] - 1) - 1) // g["SW"] + 1
-    else:
-        g["OH"] = (g["H"] - 1) * g["SH"] - 2 * g["PT"] + g["DH"] * (g["KH"] - 1) + 1
-        g["OW"] = (g["W"] - 1) * g["SW"] - 2 * g["PL"] + g["DW"] * (g["KW"] - 1) + 1
+    g["OH"] = (g["H"] - 1) * g["SH"] - 2 * g["PT"] + g["DH"] * (g["KH"] - 1) + 1
+    g["OW"] = (g["W"] - 1) * g["SW"] - 2 * g["PL"] + g["DW"] * (g["KW"] - 1) + 1
     return g
 
 
-def test_conv_step():
+_CONV_SHAPES = {  # the general case, and two where padding or the dilated kernel outgrow the input
+    "grouped, strided, dilated": {"C": 4, "H": 5, "W": 4, "M": 6, "KH": 3, "KW": 2, "SH": 2, "SW": 1, "PT": 1,
+                                  "PL": 1, "DH": 1, "DW": 2, "G": 2},
+    "1x1 input, padding 3": {"C": 1, "H": 1, "W": 1, "M": 2, "KH": 1, "KW": 1, "SH": 1, "SW": 1, "PT": 3, "PL": 3,
+                             "DH": 1, "DW": 1, "G": 1},
+    "2x2 input, 3x3 kernel, dilation 2": {"C": 2, "H": 2, "W": 2, "M": 2, "KH": 3, "KW": 3, "SH": 1, "SW": 1,
+                                          "PT": 2, "PL": 2, "DH": 2, "DW": 2, "G": 1},
+}
+
+
+@pytest.mark.parametrize("name", list(_CONV_SHAPES))
+def test_conv_step(name):
     rng = np.random.default_rng(2)
-    g = _geometry(True)
+    g = dict(_CONV_SHAPES[name])
+    g["OH"] = (g["H"] + 2 * g["PT"] - g["DH"] * (g["KH"] - 1) - 1) // g["SH"] + 1
+    g["OW"] = (g["W"] + 2 * g["PL"] - g["DW"] * (g["KW"] - 1) - 1) // g["SW"] + 1
     C, H, W, M, OH, OW = (g[k] for k in ("C", "H", "W", "M", "OH", "OW"))
     cg, mg = C // g["G"], M // g["G"]
     q = {**g, "w_v": rng.integers(0, 256, (M, cg, g["KH"], g["KW"])).astype(np.uint8),
@@ -110,12 +120,12 @@ def test_conv_step():
                                     acc += (xs[i, c, iy, ix] - 120) * w
                     want[i, m, oy, ox] = _finish(acc, q, m)
     assert got.dtype == np.uint8 and got.tolist() == want.reshape(n, -1).tolist()
-    assert len(set(got.ravel().tolist())) > 10
+    assert len(set(got.ravel().tolist())) > 2
 
 
 def test_conv_transpose_step():
     rng = np.random.default_rng(3)
-    g = _geometry(False)
+    g = _geometry()
     C, H, W, M, OH, OW = (g[k] for k in ("C", "H", "W", "M", "OH", "OW"))
     cg, mg = C // g["G"], M // g["G"]
     q = {**g, "w_v": rng.integers(-128, 128, (C, mg, g["KH"], g["KW"])).astype(np.int8),
