@@ -268,3 +268,45 @@ def test_verify_bundle(folder, tmp_path):
                                     "re-copy the bundle"]
     (copy_ / "manifest.json").unlink()
     assert verify_bundle(copy_) == [f"{copy_}/manifest.json not found: is {copy_} a bundle written by `edgeae export`?"]
+
+
+def test_samples_file_record(folder, tmp_path):
+    m = read_manifest(folder)
+    sha = m.samples["sha256"]
+    m.samples = {"file": "held.npy", "sha256": sha}
+    assert m.samples_file(tmp_path) == (tmp_path / "held.npy", "held.npy: file is missing")
+    m.samples = {"sha256": sha}  # no file named: the default name
+    assert m.samples_file(folder) == (folder / "samples.npy", None)
+    m.samples = {"file": "samples.npy"}  # no hash recorded: nothing matches it
+    path, problem = m.samples_file(folder)
+    assert problem == (f"samples.npy: SHA-256 mismatch (expected , got {sha}); the file was modified: re-export "
+                       "or re-copy the bundle")
+
+
+def test_created_is_utc_whatever_the_local_zone(data, monkeypatch):
+    import datetime as dt
+    import time
+
+    monkeypatch.setenv("TZ", "Etc/GMT-9")  # nine hours east of UTC
+    time.tzset()
+    try:
+        stamp = Manifest.from_dict({k: v for k, v in data.items() if k != "created"}).created
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    when = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 300
+
+
+def test_external_data_outside_the_folder_is_refused(folder, tmp_path):
+    model = onnx.load(folder / "encoder.onnx")
+    onnx.save(model, tmp_path / "enc.onnx", save_as_external_data=True, location="enc.bin", size_threshold=0)
+    m = onnx.load(tmp_path / "enc.onnx", load_external_data=False)
+    for t in m.graph.initializer:
+        for kv in t.external_data:
+            if kv.key == "location":
+                kv.value = "../enc.bin"
+    onnx.save(m, tmp_path / "out.onnx")
+    got = _refused(graph_entry, tmp_path / "out.onnx", "encoder", "fp32", 17, [("x", ["batch", 64], "float32")],
+                   [("code", ["batch", 16], "float32")])
+    assert got == _BAD + "out.onnx keeps external data in '../enc.bin', outside the bundle folder"
