@@ -179,19 +179,26 @@ def test_quantize_dequantize_lut_copy_and_a_chain():
     assert got.dtype == np.uint8 and got.tolist() == [want]
     assert want[:2] == [3, 3] and want[3] == 0 and want[4] == 110 and want[7] == 0 and want[9] == 255
 
+    # the quotient is a float32 division: near half steps float64 would round to the other neighbour
+    near = np.array([[-7.481250286102295, -7.443750381469727, -7.331250190734863]], np.float32)
+    wide = np.rint(near.astype(np.float64) / np.float64(np.float32(scale))) + 300
+    q32 = run_reference(_program("quantize", {"scale": scale, "zp": 300, "lo": 0, "hi": 1000}, "float32", 3,
+                                 "int32", 3), [near])[0]
+    assert q32.tolist() == [[100, 102, 104]] != wide.tolist()
+
     s8 = np.array([[-128, -1, 0, 1, 127]], np.int8)
     deq = run_reference(_program("dequantize", {"scale": 0.5, "zp": -2}, "int8", 5, "float32", 5), [s8])[0]
     assert deq.dtype == np.float32 and deq.tolist() == [[-63.0, 0.5, 1.0, 1.5, 64.5]]
 
     table = np.arange(256, dtype=np.int64)[::-1].astype(np.uint8)
     lut8 = run_reference(_program("lut", {"table_v": table}, "int8", 5, "uint8", 5), [s8])[0]
-    assert lut8.tolist() == [[255 - 0, 255 - 127, 255 - 128, 255 - 129, 255 - 255]]
+    assert lut8.dtype == np.uint8 and lut8.tolist() == [[255 - 0, 255 - 127, 255 - 128, 255 - 129, 255 - 255]]
     u8 = np.array([[0, 5, 255, 7]], np.uint8)
     assert run_reference(_program("lut", {"table_v": table}, "uint8", 4, "uint8", 4), [u8])[0].tolist() == \
         [[255, 250, 0, 248]]
     per = np.stack([np.arange(256) % 251, (np.arange(256) * 3) % 256]).astype(np.uint8)  # period 2 along the sample
     got = run_reference(_program("lut", {"table_v": per}, "uint8", 4, "uint8", 4), [u8])[0]
-    assert got.tolist() == [[0, 15, 4, 21]]
+    assert got.dtype == np.uint8 and got.tolist() == [[0, 15, 4, 21]]
 
     cp = run_reference(_program("copy", {}, "uint8", 4, "int32", 4), [u8])[0]
     assert cp.dtype == np.int32 and cp.tolist() == u8.tolist()
@@ -209,3 +216,10 @@ def test_quantize_dequantize_lut_copy_and_a_chain():
 def test_unknown_step_is_refused():
     with pytest.raises(ValueError, match="^the int8 reference has no step 'fma'$"):
         run_reference(_program("fma", {}, "uint8", 2, "uint8", 2), [np.zeros((1, 2), np.uint8)])
+
+
+def test_inputs_must_match_the_program():
+    p = _program("copy", {}, "uint8", 2, "uint8", 2)
+    x = np.zeros((1, 2), np.uint8)
+    with pytest.raises(ValueError):
+        run_reference(p, [x, x])
