@@ -187,3 +187,19 @@ def test_outputs_and_the_error_object():
     back = pickle.loads(pickle.dumps(odd.shifted(2)))
     assert type(back) is NonFiniteInput and str(back) == "z is odd (first in sample 3); note"
     assert (back.what, back.index, back.note, back.problem) == ("z", 3, "note", "is odd")
+
+
+def test_default_names_and_no_overflow_warning():
+    import warnings
+
+    img = SampleContract(IMG, "scale255", "uint8")
+    x = np.zeros((1, 1, 2, 3), np.float32)
+    x[0, 0, 0, 0] = np.nan
+    assert str(pytest.raises(NonFiniteInput, img.check_values, x).value).startswith("x contains NaN or inf")
+    assert _msg(img.arrange, np.zeros(5)).startswith("x has shape (5,); ")
+    assert _msg(img.cast, np.zeros(2, complex)).startswith("x has dtype complex128; ")
+    assert _msg(as_codes, np.zeros(3), 2).startswith("code has shape (3,); ")
+    huge = np.full((2, 4), 3e38, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow that finds the sample is expected, not a warning for users
+        assert pytest.raises(NonFiniteInput, check_codes, huge).value.index == 0
