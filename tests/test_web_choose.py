@@ -115,22 +115,25 @@ def test_decision_rule_on_measured_numbers(tmp_path):
 @needs_node
 def test_blocks_on_a_fake_clock(tmp_path):
     """fp32 costs 1.0 ms a call and int8 0.25 ms on a clock that steps by 0.1 ms: 12 rounds of
-    rotating blocks, every timed stretch >= 20 steps, exact per-call figures, one untimed call a block."""
+    rotating blocks, every timed stretch >= 20 steps, 3 to 50 stretches a block, exact per-call
+    figures, one untimed call a block."""
     body = """
 let t = 0; const log = [];
 const runner = (name, ms) => async () => { t += ms; log.push(name); };
 const out = await r.measureBlocks({ fp32: runner("fp32", 1.0), int8: runner("int8", 0.25) },
   { rounds: 12, durationMs: 240, resolution: 0.1, clock: () => t });
 const plan = { fp32: r.blockPlan(1.0, 0.1, 10), int8: r.blockPlan(0.25, 0.1, 10) };
-console.log(JSON.stringify({ out, plan, log, decision: r.decide(out, "fp32") }));
+const few = r.blockPlan(20, 0.1, 10), many = r.blockPlan(0.001, 0.005, 1000);  // a slow call; a fast one
+console.log(JSON.stringify({ out, plan, few, many, log, decision: r.decide(out, "fp32") }));
 """
     got = _js(tmp_path, body)
     out, plan, log = got["out"], got["plan"], got["log"]
     assert plan == {"fp32": {"perStretch": 2, "stretches": 5}, "int8": {"perStretch": 8, "stretches": 5}}
+    assert got["few"] == {"perStretch": 1, "stretches": 3} and got["many"]["stretches"] == 50
     for name, ms in (("fp32", 1.0), ("int8", 0.25)):
         assert out[name]["rounds_ms"] == pytest.approx([ms] * 12)
         assert out[name]["calls_per_block"] == plan[name]["perStretch"] * plan[name]["stretches"]
-    want = ["fp32"] * 3 + ["int8"] * 9  # warm-ups: one call, then calls until 20 timer steps passed
+    want = ["fp32"] * 11 + ["int8"] * 41  # warm-ups: one call, then five times calls until 20 timer steps passed
     for order in block_order(2, 12):  # one untimed call, then the timed stretches
         want += [n for i in order for n in [("fp32", "int8")[i]] * (1 + out[("fp32", "int8")[i]]["calls_per_block"])]
     assert log == want

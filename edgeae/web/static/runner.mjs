@@ -263,6 +263,8 @@ export const ROUNDS = 12; // as bench.timing.ROUNDS: a 95% interval of the media
 export const MIN_GAIN = 0.05; // as bench.report: a gain within the method's 5% never picks a variant
 export const LEVEL = 0.95;
 export const SUB_STEPS = 20; // a timed stretch spans at least 20 timer steps (runner.measure's rule)
+export const MIN_STRETCHES = 3; // a block's figure is the median of at least 3 stretches
+export const WARMUP_PASSES = 5;
 export const STORE_PREFIX = "edgeae.precision.v1:";
 
 /** Runner indices per round, the first one rotating ([[0, 1, 2], [1, 2, 0], [2, 0, 1], ...]). */
@@ -340,27 +342,31 @@ export function decide(measured, base, { minGain = MIN_GAIN, eligible = null, le
 /** Calls of one runner per timed stretch, and stretches per block, for a block of `blockMs`. */
 export function blockPlan(callMs, resolution, blockMs) {
   const perStretch = Math.max(1, Math.ceil((SUB_STEPS * resolution) / Math.max(callMs, 1e-6)));
-  const stretches = Math.max(1, Math.floor(blockMs / (perStretch * Math.max(callMs, 1e-6))));
-  return { perStretch, stretches: Math.min(stretches, 50) };
+  const stretches = Math.floor(blockMs / (perStretch * Math.max(callMs, 1e-6)));
+  return { perStretch, stretches: Math.min(Math.max(stretches, MIN_STRETCHES), 50) };
 }
 
 /**
  * Time `runners` ({name: async () => ...}) in interleaved blocks: `rounds` rounds, each with
  * one block of every runner (first one rotating). A block makes one untimed call (the
- * variant's weights come back into cache), then timed stretches of `perStretch` calls each
- * (a stretch spans >= 20 timer steps, so a coarse browser timer never reads 0); the block's
- * figure is the median stretch's ms per call. `durationMs` is shared equally by the blocks.
+ * variant's weights come back into cache), then 3 to 50 timed stretches of `perStretch` calls
+ * each (a stretch spans >= 20 timer steps, so a coarse browser timer never reads 0); the
+ * block's figure is the median stretch's ms per call. `durationMs` is shared equally by the blocks.
  * Returns {name: {rounds_ms, calls_per_block}}.
  */
 export async function measureBlocks(runners, { rounds = ROUNDS, durationMs = 1500, resolution = 0.1,
   clock = () => performance.now() } = {}) {
   const names = Object.keys(runners), plans = {};
-  for (const name of names) { // warm-up: the cost of one call, over >= 20 timer steps
-    await runners[name]();
-    let calls = 0;
-    const t0 = clock();
-    do { await runners[name](); calls++; } while (clock() - t0 < SUB_STEPS * resolution && calls < 10000);
-    plans[name] = blockPlan((clock() - t0) / calls, resolution, durationMs / (rounds * names.length));
+  for (const name of names) { // warm-up: one call, then the cost of a call over >= 20 timer steps, five
+    await runners[name](); //    times; the least plans the blocks (first calls and pauses are slow)
+    let callMs = Infinity;
+    for (let pass = 0; pass < WARMUP_PASSES; pass++) {
+      let calls = 0;
+      const t0 = clock();
+      do { await runners[name](); calls++; } while (clock() - t0 < SUB_STEPS * resolution && calls < 10000);
+      callMs = Math.min(callMs, (clock() - t0) / calls);
+    }
+    plans[name] = blockPlan(callMs, resolution, durationMs / (rounds * names.length));
   }
   const out = Object.fromEntries(names.map((n) => [n, { rounds_ms: [], calls_per_block: 0 }]));
   for (const order of blockOrder(names.length, rounds)) {
