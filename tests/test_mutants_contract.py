@@ -203,3 +203,19 @@ def test_default_names_and_no_overflow_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the overflow that finds the sample is expected, not a warning for users
         assert pytest.raises(NonFiniteInput, check_codes, huge).value.index == 0
+
+
+def test_samples_names_the_array_at_every_step():
+    import warnings
+
+    img = SampleContract(IMG, "scale255", "uint8")
+    assert _msg(img.samples, np.zeros(5), "batch").startswith("batch has shape (5,); ")
+    assert _msg(img.samples, np.full(IMG, 300), "pix").startswith("pix holds integer pixels from 300 to 300; ")
+    raw_only = SampleContract(IMG, "scale255", "uint8", pixels_only=True)
+    assert _msg(raw_only.samples, np.zeros(IMG, np.float32), "f").startswith("f has dtype float32; expected uint8")
+    vec = SampleContract((2,), "standardize", "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float64 beyond float32's range becomes inf quietly, then is refused as such
+        y = vec.cast(np.array([[1e300, -1e300]]))
+    assert y.dtype == np.float32 and np.isinf(y).all()
+    assert pytest.raises(NonFiniteInput, vec.check_values, y).value.index == 0
