@@ -310,3 +310,52 @@ def test_external_data_outside_the_folder_is_refused(folder, tmp_path):
     got = _refused(graph_entry, tmp_path / "out.onnx", "encoder", "fp32", 17, [("x", ["batch", 64], "float32")],
                    [("code", ["batch", 16], "float32")])
     assert got == _BAD + "out.onnx keeps external data in '../enc.bin', outside the bundle folder"
+
+
+def test_more_refusals_of_read_manifest(folder, tmp_path, monkeypatch):
+    import shutil
+
+    out = Path(shutil.copytree(folder, tmp_path / "c"))
+    path = out / "manifest.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "validation": {"note": "\ud800"}}))  # JSON escapes the lone surrogate
+    assert _refused(read_manifest, out) == (
+        _BAD + "manifest.validation holds a string that is not valid Unicode ('\\ud800'); re-export the bundle")
+    path.write_text('{"format": ')
+    assert _refused(read_manifest, out) == (f"{path} is not valid JSON (JSONDecodeError: Expecting value: line 1 "
+                                            "column 12 (char 11)); re-export the bundle")
+    path.write_text(json.dumps(data))
+
+    def denied(self, *a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    assert _refused(read_manifest, out) == f"{path} cannot be read (Permission denied); check the bundle's permissions"
+
+
+def test_graph_problems_from_the_graph_itself(folder, tmp_path):
+    import shutil
+
+    out = Path(shutil.copytree(folder, tmp_path / "c"))
+    entry = read_manifest(out).find_graph("encoder", "fp32")
+    (out / entry.file).write_bytes(b"\x0a\xff\xff\xff\xff\x0f not a graph")  # a field longer than the file
+    fresh = GraphEntry.from_dict({**entry.to_dict(), "size": (out / entry.file).stat().st_size,
+                                  "sha256": file_sha256(out / entry.file)})
+    problems = graph_problems(out, fresh)
+    assert len(problems) == 1 and problems[0].startswith("encoder.onnx") and problems[0] != "None"
+
+
+def test_external_data_size_and_roles(folder, tmp_path):
+    model = onnx.load(folder / "encoder.onnx")
+    onnx.save(model, tmp_path / "enc.onnx", save_as_external_data=True, location="enc.bin", size_threshold=0)
+    e = graph_entry(tmp_path / "enc.onnx", "encoder", "fp32", 17, [("x", ["batch", 1, 8, 8], "float32")],
+                    [("code", ["batch", 16], "float32")])
+    bin_ = tmp_path / "enc.bin"
+    size = bin_.stat().st_size
+    bin_.write_bytes(bin_.read_bytes()[:-4])
+    assert graph_problems(tmp_path, e) == [f"enc.bin: size {size - 4} bytes, manifest says {size} (truncated or "
+                                           "replaced file; re-export or re-copy the bundle) (external data of enc.onnx)"]
+    m = read_manifest(folder)
+    m.graphs = [g for g in m.graphs if not (g.role == "decoder" and g.precision == "int8-dynamic")]
+    assert m.precisions("encoder") == ["fp32", "int8-dynamic"] and m.precisions("decoder") == ["fp32"]
+    assert all("external_data" not in g for g in m.to_dict()["graphs"])
