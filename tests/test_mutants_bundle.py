@@ -359,3 +359,16 @@ def test_external_data_size_and_roles(folder, tmp_path):
     m.graphs = [g for g in m.graphs if not (g.role == "decoder" and g.precision == "int8-dynamic")]
     assert m.precisions("encoder") == ["fp32", "int8-dynamic"] and m.precisions("decoder") == ["fp32"]
     assert all("external_data" not in g for g in m.to_dict()["graphs"])
+
+
+def test_smallest_accepted_values(data):
+    assert TensorSpec.coerce(("x", ["n", "b" * 64, 1], "float32")).shape == ["n", "b" * 64, 1]
+    g = GraphEntry.from_dict({**data["graphs"][0], "opset": 1, "size": 0})
+    assert (g.opset, g.size) == (1, 0)
+    small = copy.deepcopy(data)
+    small["code_size"] = 1
+    for g in small["graphs"]:
+        for spec in g["inputs"] + g["outputs"]:
+            if spec["name"] == "code":
+                spec["shape"] = ["batch", 1]
+    assert Manifest.from_dict(small).code_size == 1
