@@ -239,7 +239,7 @@ def test_js_sha256_equals_hashlib(tmp_path):
     folder = _modules(tmp_path)
     (folder / "blobs.json").write_text(json.dumps([base64.b64encode(b).decode() for b in blobs]))
     (folder / "run.mjs").write_text(
-        "import fs from 'fs'; import { sha256, sha256Hex } from './runner.mjs';\n"
+        "import fs from 'fs'; import { sha256, sha256Hex } from './coder.mjs';\n"
         "const hex = (b) => Buffer.from(b).toString('hex');\n"
         "const blobs = JSON.parse(fs.readFileSync('blobs.json')).map((s) => new Uint8Array(Buffer.from(s, 'base64')));\n"
         "const out = []; for (const b of blobs) out.push([hex(sha256(b)), await sha256Hex(b)]);\n"

@@ -72,7 +72,7 @@ def _open(chromium, url, name, width=360):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{url}{name}/")
+    page.goto(f"{url}{name}/?precision=fp32")  # fp32 where offered: no timing, no switch (test_web_choose.py)
     page.wait_for_selector("body[data-ready='1']", timeout=90_000)
     page.errors = errors
     return page

@@ -113,7 +113,7 @@ def _open(chromium, url, name, size=PHONE, touch=False, wait=True, init=None):
     page = ctx.new_page()
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(f"{url}{name}/")
+    page.goto(f"{url}{name}/?precision=fp32")  # fp32 where offered: no timing, no switch (test_web_choose.py)
     if wait:
         page.wait_for_selector("body[data-ready='1'], body[data-error]", state="attached", timeout=60_000)
     return page

@@ -308,6 +308,8 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
             raise BundleError(f"{path} is {path.stat().st_size} bytes, more than a manifest can be "
                               f"({_MAX_MANIFEST_BYTES}); re-export the bundle")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except BundleError:  # the size refusal above (a ValueError too): not a JSON problem
+        raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, ints over 4300 digits
         raise BundleError(f"{path} is not valid JSON ({type(exc).__name__}: {str(exc)[:200]}); "
                           "re-export the bundle") from None

@@ -4,8 +4,9 @@
 //
 // The arithmetic of constriction 0.5's RangeEncoder (32-bit words, 64-bit state) with
 // Categorical models quantized to 24-bit CDFs, reproduced in exact integer (BigInt) steps
-// (docs/FORMAT.md, docs/web.md). No DOM and no imports: the browser page and Node (any
-// package.json "type": the .mjs name makes it an ES module) load the same file.
+// (docs/FORMAT.md, docs/web.md); and the SHA-256 that checks the graphs. No DOM and no
+// imports: the browser page and Node (any package.json "type": the .mjs name makes it an ES
+// module) load the same file.
 
 // ------------------------------------------------------------------ .eae coder
 const M64 = (1n << 64n) - 1n;
@@ -219,4 +220,54 @@ export function compressSymbols(codec, q, n) {
 /** Float codes of n samples -> a .eae stream (quantized with the codec first). */
 export function compressCodes(codec, codes, n) {
   return compressSymbols(codec, quantize(codec, codes), n);
+}
+
+// ------------------------------------------------------------------ SHA-256 (the graphs' hash check)
+const K = Uint32Array.from([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
+  0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
+  0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+  0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
+  0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+  0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]);
+const ror = (x, n) => (x >>> n) | (x << (32 - n));
+
+/** SHA-256 of bytes in plain JS (FIPS 180-4). Web Crypto exists only in secure contexts
+ *  (https, localhost): a phone opening http://192.168.x.y:8000 checks the graphs with this. */
+export function sha256(bytes) {
+  const n = bytes.length, total = ((n + 72) >> 6) << 6;
+  const buf = new Uint8Array(total);
+  buf.set(bytes);
+  buf[n] = 0x80;
+  const view = new DataView(buf.buffer);
+  view.setUint32(total - 8, Math.floor(n / 2 ** 29));
+  view.setUint32(total - 4, (n * 8) >>> 0);
+  const H = Uint32Array.from([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+  const W = new Uint32Array(64);
+  for (let off = 0; off < total; off += 64) {
+    for (let i = 0; i < 16; i++) W[i] = view.getUint32(off + 4 * i);
+    for (let i = 16; i < 64; i++) {
+      const a = W[i - 15], b = W[i - 2];
+      W[i] = W[i - 16] + (ror(a, 7) ^ ror(a, 18) ^ (a >>> 3)) + W[i - 7] + (ror(b, 17) ^ ror(b, 19) ^ (b >>> 10));
+    }
+    let [a, b, c, d, e, f, g, h] = H;
+    for (let i = 0; i < 64; i++) {
+      const t1 = (h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + W[i]) | 0;
+      const t2 = ((ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+    }
+    [a, b, c, d, e, f, g, h].forEach((v, i) => { H[i] += v; });
+  }
+  const out = new Uint8Array(32);
+  H.forEach((v, i) => new DataView(out.buffer).setUint32(4 * i, v));
+  return out;
+}
+
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** Hex SHA-256: Web Crypto where the browser offers it, else the plain-JS digest. */
+export async function sha256Hex(bytes) {
+  const subtle = globalThis.crypto && globalThis.crypto.subtle;
+  return hex(subtle ? new Uint8Array(await subtle.digest("SHA-256", bytes)) : sha256(bytes));
 }

@@ -3,14 +3,18 @@
 //   site.json -> onnxruntime-web (this site's ort/ or the CDN) -> Runner (graphs hash-checked)
 //     -> views: drawing pad / held-out samples / feature form -> code, .eae sizes, PSNR
 //     -> self-check against the Python runtime, shown as pass or FAIL at the top
+//     -> the precision for this device: ?precision= in the address, else the one remembered for
+//        this device and bundle, else every precision timed here (runner.mjs: decide)
 //
 // Every failure on the way ends in one visible state: the reason in #status (aria-live) and
 // no empty controls. No framework, no build step: coder.mjs and runner.mjs hold the logic,
 // inputs.mjs the drawing pad and the sample strip.
 
-import { compressCodes, compressSymbols, cdfOf, crc32, dequantize, quantize, rangeDecode, rangeEncode } from "./coder.mjs";
+import { compressCodes, compressSymbols, cdfOf, crc32, dequantize, quantize, rangeDecode, rangeEncode, sha256Hex }
+  from "./coder.mjs";
 import { drawingPad, padToSample, paint, sampleStrip } from "./inputs.mjs";
-import { Runner, measure, now, peakOf, prod, psnr, sampleAt, selfCheck } from "./runner.mjs";
+import { ROUNDS, Runner, decide, deviceOf, measure, measureBlocks, now, peakOf, prod, psnr, recall, remember, sampleAt,
+  selfCheck, storageKey } from "./runner.mjs";
 
 const $ = (id) => document.getElementById(id);
 const fmt = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : "∞");
@@ -72,6 +76,8 @@ class Page {
     this.last = null;
     this.check = null;
     this.busy = Promise.resolve();
+    this.choice = null; // how this.precision was chosen (choosePrecision)
+    this.chosen = Promise.resolve(); // settles when the first choice is made; the JS API waits for it
   }
 
   codec(bits) { return this.site.codecs.find((c) => c.bits === bits); }
@@ -136,6 +142,17 @@ class Page {
   }
 
   queue(fn) { this.busy = this.busy.then(fn).catch((err) => status(`Error: ${err.message}`, true)); return this.busy; }
+
+  /** Run precision p from now on: its graphs checked and loaded, the last sample again, its self-check. */
+  async usePrecision(p) {
+    this.precision = p;
+    $("precision").value = p;
+    status(`Checking and loading the ${p} graphs…`);
+    await this.runner.open(p);
+    if (this.last) await this.show(Float32Array.from(this.last.raw));
+    await this.selfCheck();
+    status(`Ready (${p}).`, !this.check?.ok && !!this.check);
+  }
 
   /** Self-check of the current precision; its verdict goes to the banner. */
   async selfCheck() {
@@ -222,10 +239,14 @@ function api(site, runner, page) {
     timing: runner.timing,
     quantize, dequantize, compressSymbols, compressCodes, cdfOf, rangeEncode, rangeDecode, crc32,
     /** Raw sample (flat array, raw units) -> Array code. */
-    async encode(raw, precision = page.precision) { return Array.from((await runner.encode(raw, precision)).code); },
+    async encode(raw, precision) {
+      await page.chosen;
+      return Array.from((await runner.encode(raw, precision ?? page.precision)).code);
+    },
     /** Code -> {model, raw} reconstruction arrays. */
-    async decode(code, precision = page.precision) {
-      const d = await runner.decode(code, precision);
+    async decode(code, precision) {
+      await page.chosen;
+      const d = await runner.decode(code, precision ?? page.precision);
       return { model: Array.from(d.model), raw: Array.from(d.raw) };
     },
     /** Code -> the bytes of a one-sample .eae stream at `bits`. */
@@ -240,7 +261,9 @@ function api(site, runner, page) {
     last: () => page.last,
     setPrecision(p) { page.precision = p; },
     /** n encode calls on held-out sample k, one at a time: per-call milliseconds and summary. */
-    async bench(n = 100, k = 0, precision = page.precision) {
+    async bench(n = 100, k = 0, precision) {
+      await page.chosen;
+      precision ??= page.precision;
       const x = sample(k), times = [];
       await runner.encode(x, precision); // warm-up
       const t0 = now();
@@ -251,8 +274,109 @@ function api(site, runner, page) {
         block_mean_ms: block, timer_resolution_ms: runner.timing.resolution_ms, times_ms: times };
     },
     /** The page against the Python runtime's results stored by `edgeae web` (runner.selfCheck). */
-    selfCheck(precision = page.precision) { return selfCheck(site, runner, precision); },
+    async selfCheck(precision) { await page.chosen; return selfCheck(site, runner, precision ?? page.precision); },
+    /** How the precision was chosen: {source: url | single | measured | stored | override, choice, rows, ...}. */
+    choice: () => page.choice,
+    /** Time every precision again (interleaved blocks), choose and remember, as "Measure again" does. */
+    measure() { return page.queue(() => choosePrecision(page, true)).then(() => page.choice); },
   };
+}
+
+// ---- the precision for this device (runner.mjs: measureBlocks, decide; docs/web.md)
+/** localStorage, or a stand-in that forgets where the browser refuses storage. */
+function storage() {
+  try {
+    if (globalThis.localStorage) return globalThis.localStorage;
+  } catch { /* storage disabled, or a sandboxed frame */ }
+  const m = new Map();
+  return { getItem: (k) => m.get(k) ?? null, setItem: (k, v) => m.set(k, v) };
+}
+
+async function choiceKey(page) {
+  page.key ??= await storageKey(deviceOf(navigator, page.site.ort.version), page.site, sha256Hex);
+  return page.key;
+}
+
+/** Every precision of the site timed here, in interleaved blocks of encode + decode calls on one
+ *  held-out sample; only precisions whose self-check passed (or that have none) may win. */
+async function measurePrecisions(page) {
+  const { site, runner } = page, eligible = [];
+  for (const p of site.precisions) {
+    await runner.open(p);
+    const c = p === page.precision && page.check ? page.check : await selfCheck(site, runner, p);
+    if (!c || c.ok) eligible.push(p);
+  }
+  const x = site.samples ? sampleAt(site, 0) : new Float32Array(runner.size);
+  const runners = Object.fromEntries(site.precisions.map((p) => [p, async () => {
+    await runner.decode((await runner.encode(x, p)).code, p);
+  }]));
+  const measured = await measureBlocks(runners, { resolution: runner.timing.resolution_ms });
+  const d = decide(measured, site.precisions[0], { eligible });
+  const each = (f) => Object.fromEntries(Object.entries(measured).map(([p, m]) => [p, f(m)]));
+  return { choice: d.choice, measured_choice: d.choice, base: d.base, why: d.why, rows: d.rows, eligible,
+    rounds: ROUNDS, rounds_ms: each((m) => m.rounds_ms), calls_per_block: each((m) => m.calls_per_block),
+    device: deviceOf(navigator, site.ort.version), measured_at: new Date().toISOString(), override: false };
+}
+
+/** The precision to run, and why: the address's ?precision=, else the choice remembered for this
+ *  device and bundle, else measured now. `force` (Measure again): measure whatever was remembered. */
+async function choosePrecision(page, force = false) {
+  const { site } = page, asked = new URLSearchParams(location.search).get("precision");
+  let rec;
+  if (!force && site.precisions.includes(asked)) rec = { choice: asked, source: "url" };
+  else if (site.precisions.length < 2) rec = { choice: site.precisions[0], source: "single" };
+  else {
+    const key = await choiceKey(page), stored = force ? null : recall(storage(), key, site);
+    if (stored) rec = { ...stored, source: stored.override ? "override" : "stored" };
+    else {
+      $("speed-ui").hidden = false;
+      $("speed").textContent = `Timing ${site.precisions.join(", ")} on this device…`;
+      $("speed-table").innerHTML = "";
+      rec = await measurePrecisions(page);
+      remember(storage(), key, rec);
+      rec = { ...rec, source: "measured" };
+    }
+  }
+  page.choice = rec;
+  if (rec.choice !== page.precision) await page.usePrecision(rec.choice);
+  showChoice(page);
+  return rec;
+}
+
+/** The user picked precision p: it stays picked on this device for this bundle. */
+async function overridePrecision(page, p) {
+  if (page.site.precisions.length < 2) return;
+  const { source, ...rec } = { ...(page.choice?.rows ? page.choice : {}), choice: p, override: true };
+  remember(storage(), await choiceKey(page), rec);
+  page.choice = { ...rec, source: "override" };
+  showChoice(page);
+}
+
+const span = (lo, hi, f) => (lo === null || lo === undefined ? "" : ` [${f(lo)}–${f(hi)}]`);
+
+/** What was measured, the precision running, and why. */
+function showChoice(page) {
+  const c = page.choice, box = $("speed-ui");
+  document.body.dataset.choice = c.source;
+  box.hidden = c.source === "single";
+  const rows = Object.entries(c.rows || {});
+  $("speed-table").innerHTML = !rows.length ? "" : `<tr><th>precision</th><th>ms per encode + decode</th>` +
+    `<th>speed-up vs ${c.base}</th></tr>` + rows.map(([p, r]) => `<tr class="${p === c.choice ? "on" : ""}" ` +
+      `data-precision="${p}"><td>${p}${r.eligible ? "" : " (self-check failed)"}</td><td>${fmtMs(r.ms)}` +
+      `${span(r.lo, r.hi, fmtMs)}</td><td>${p === c.base ? "default" : r.ratio === undefined ? "–"
+        : `${fmt(r.ratio)}x${span(r.ratio_lo, r.ratio_hi, fmt)}`}</td></tr>`).join("");
+  const how = `${c.rounds} rounds of interleaved blocks of encode + decode calls (onnxruntime-web, WASM, one thread); ` +
+    `medians with 95% intervals. Another precision replaces ${c.base} only when its whole speed-up interval lies ` +
+    `above 1.05 and its interval of ms per call does not overlap ${c.base}'s.`;
+  const when = c.source === "measured" ? "Timed just now" : `Timed on ${String(c.measured_at).slice(0, 10)} and ` +
+    "remembered for this device and bundle";
+  $("speed").textContent = c.source === "url"
+    ? `Running ${c.choice}: set by this page's address (?precision=${c.choice}); nothing was timed.`
+    : c.source === "override"
+      ? `Running ${c.choice}: your choice, remembered for this device and bundle` +
+        (c.measured_choice ? ` (the timing below picked ${c.measured_choice}: ${c.why}).` : ".") +
+        " Measure again to let the timing choose."
+      : `Running ${c.choice}: ${c.why}. ${when}: ${how}`;
 }
 
 async function loadSite() {
@@ -289,13 +413,10 @@ function controls(site, page) {
   const precSel = $("precision");
   precSel.innerHTML = site.precisions.map((p) => `<option>${p}</option>`).join("");
   precSel.addEventListener("change", () => page.queue(async () => {
-    page.precision = precSel.value;
-    status(`Checking and loading the ${page.precision} graphs…`);
-    await page.runner.open(page.precision);
-    if (page.last) await page.show(Float32Array.from(page.last.raw));
-    await page.selfCheck();
-    status(`Ready (${page.precision}).`, !page.check?.ok && !!page.check);
+    await page.usePrecision(precSel.value);
+    await overridePrecision(page, precSel.value);
   }));
+  $("remeasure").addEventListener("click", () => page.queue(() => choosePrecision(page, true)));
   const bitsSel = $("bits");
   bitsSel.innerHTML = site.codecs.map((c) => `<option value="${c.bits}">${c.bits} bits</option>`).join("");
   $("bits-label").hidden = !site.codecs.length;
@@ -336,6 +457,7 @@ async function main() {
     : `Ready: graphs match site.json (SHA-256); session ${fmt(t.session_ms[p], 1)} ms` +
       (p in t.first_call_ms ? `, first call ${fmtMs(t.first_call_ms[p])} ms. ` : ". ") + next, check && !check.ok);
   document.body.dataset.ready = "1";
+  page.chosen = page.queue(() => choosePrecision(page));
 }
 
 main().catch((err) => {

@@ -1,67 +1,18 @@
 // runner.mjs: the graphs of one site in onnxruntime-web, checked before they run.
 //
-//   site.json graph record -> fetch -> size + SHA-256 (Web Crypto, or the fallback below)
+//   site.json graph record -> fetch -> size + SHA-256 (Web Crypto, or coder.mjs's plain-JS digest)
 //     -> InferenceSession (WASM, one thread)
 //   raw sample -> normalize -> encoder -> code;  code -> decoder -> model units -> raw units
 //   held-out samples -> encoder -> codes and .eae bytes vs the Python runtime's (selfCheck)
+//   every precision -> interleaved blocks of calls -> the one to run on this device (decide)
 //
-// No DOM: Node can import it (the drawing rule inkToSample is tested there). onnxruntime-web
+// No DOM: Node can import it (the drawing rule inkToSample and the precision choice are tested there). onnxruntime-web
 // is passed in (`new Runner(ort, site)`), so this module imports only the coder.
 
-import { compressSymbols, quantize, rint } from "./coder.mjs";
+import { compressSymbols, quantize, rint, sha256Hex } from "./coder.mjs";
 
 export const prod = (a) => a.reduce((x, y) => x * y, 1);
 export const now = () => performance.now();
-
-// ------------------------------------------------------------------ SHA-256
-const K = Uint32Array.from([
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
-  0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
-  0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
-  0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
-  0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-  0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]);
-const ror = (x, n) => (x >>> n) | (x << (32 - n));
-
-/** SHA-256 of bytes in plain JS (FIPS 180-4). Web Crypto exists only in secure contexts
- *  (https, localhost): a phone opening http://192.168.x.y:8000 checks the graphs with this. */
-export function sha256(bytes) {
-  const n = bytes.length, total = ((n + 72) >> 6) << 6;
-  const buf = new Uint8Array(total);
-  buf.set(bytes);
-  buf[n] = 0x80;
-  const view = new DataView(buf.buffer);
-  view.setUint32(total - 8, Math.floor(n / 2 ** 29));
-  view.setUint32(total - 4, (n * 8) >>> 0);
-  const H = Uint32Array.from([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
-  const W = new Uint32Array(64);
-  for (let off = 0; off < total; off += 64) {
-    for (let i = 0; i < 16; i++) W[i] = view.getUint32(off + 4 * i);
-    for (let i = 16; i < 64; i++) {
-      const a = W[i - 15], b = W[i - 2];
-      W[i] = W[i - 16] + (ror(a, 7) ^ ror(a, 18) ^ (a >>> 3)) + W[i - 7] + (ror(b, 17) ^ ror(b, 19) ^ (b >>> 10));
-    }
-    let [a, b, c, d, e, f, g, h] = H;
-    for (let i = 0; i < 64; i++) {
-      const t1 = (h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + W[i]) | 0;
-      const t2 = ((ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
-      h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
-    }
-    [a, b, c, d, e, f, g, h].forEach((v, i) => { H[i] += v; });
-  }
-  const out = new Uint8Array(32);
-  H.forEach((v, i) => new DataView(out.buffer).setUint32(4 * i, v));
-  return out;
-}
-
-const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-
-/** Hex SHA-256: Web Crypto where the browser offers it, else the plain-JS digest. */
-export async function sha256Hex(bytes) {
-  const subtle = globalThis.crypto && globalThis.crypto.subtle;
-  return hex(subtle ? new Uint8Array(await subtle.digest("SHA-256", bytes)) : sha256(bytes));
-}
 
 /** A graph file of the site, refused unless its size and SHA-256 are the ones in site.json. */
 export async function fetchGraph(rec) {
@@ -296,4 +247,177 @@ export async function selfCheck(site, runner, precision) {
   const ok = maxDiff <= ref.code_tol && wrong === 0 && coder === total;
   return { precision, samples: ref.codes.length, max_code_diff: maxDiff, code_tol: ref.code_tol, eae_equal: equal,
     eae_moved: moved, eae_wrong: wrong, coder_equal: coder, eae_total: total, ok };
+}
+
+// ------------------------------------------------------------------ precision choice
+// Which precision runs fastest on this device, measured here (docs/web.md, "Precision on this
+// device"), by the method of edgeae/bench/timing.py:
+//   every precision the site offers -> interleaved blocks of encode + decode calls, 12 rounds
+//     (each round runs a block of every variant, the first one rotating, so the browser's and
+//     the machine's noise hits all of them alike) -> per round, each variant's ms per call
+//   -> decide(): the default, unless another variant is resolvably more than 5% faster
+//   -> remembered per device and bundle (localStorage) until the user overrides or re-measures
+// The clock, the storage and the digest are passed in: Node runs these on fake ones.
+
+export const ROUNDS = 12; // as bench.timing.ROUNDS: a 95% interval of the median between the 3rd and 10th values
+export const MIN_GAIN = 0.05; // as bench.report: a gain within the method's 5% never picks a variant
+export const LEVEL = 0.95;
+export const SUB_STEPS = 20; // a timed stretch spans at least 20 timer steps (runner.measure's rule)
+export const MIN_STRETCHES = 3; // a block's figure is the median of at least 3 stretches
+export const WARMUP_PASSES = 5;
+export const STORE_PREFIX = "edgeae.precision.v1:";
+
+/** Runner indices per round, the first one rotating ([[0, 1, 2], [1, 2, 0], [2, 0, 1], ...]). */
+export function blockOrder(n, rounds) {
+  return Array.from({ length: rounds }, (_, r) => Array.from({ length: n }, (_, i) => (r + i) % n));
+}
+
+export function median(values) {
+  const v = [...values].sort((a, b) => a - b), n = v.length;
+  if (!n) return NaN;
+  return n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+function binom(n, k) {
+  let c = 1;
+  for (let i = 1; i <= k; i++) c = (c * (n - k + i)) / i;
+  return c;
+}
+
+/** Median and its distribution-free interval (order statistics of the sign test), as
+ *  bench.timing.median_ci: lo/hi are null when there are too few values for the level. */
+export function medianCI(values, level = LEVEL) {
+  const v = [...values].sort((a, b) => a - b), n = v.length;
+  if (!n) return { median: NaN, lo: null, hi: null };
+  let k = 0, tail = 0;
+  while (k < Math.floor(n / 2)) {
+    tail += binom(n, k) / 2 ** n;
+    if (tail > (1 - level) / 2) break;
+    k++;
+  }
+  if (k === 0) return { median: median(v), lo: null, hi: null };
+  return { median: median(v), lo: v[k - 1], hi: v[n - k] };
+}
+
+/** How many times faster `fast` ran than `slow`, round by round (both lists: ms per call in
+ *  each round; the blocks of one round are adjacent in time, so the machine's state cancels). */
+export function pairedRatio(slow, fast, level = LEVEL) {
+  if (!slow || !fast || !slow.length || slow.length !== fast.length) return null;
+  const { median: ratio, lo, hi } = medianCI(slow.map((s, i) => s / fast[i]), level);
+  const resolved = lo !== null && (lo > 1 || hi < 1);
+  return { ratio, lo, hi, rounds: slow.length, resolved, faster: resolved && lo > 1 };
+}
+
+/**
+ * The precision to run: `base` (the site's default) unless another eligible precision is
+ * resolvably faster: its paired ratio against `base` lies wholly above 1 + minGain, and its
+ * own interval of ms per call lies wholly below base's (the two intervals do not overlap).
+ * Among those, the highest median ratio. `measured`: {precision: {rounds_ms: [...]}};
+ * `eligible`: the precisions allowed to win (the self-check passed); base always is.
+ * Returns {choice, base, rows: {p: {ms, lo, hi, ratio, ratio_lo, ratio_hi, eligible, faster}}, why}.
+ */
+export function decide(measured, base, { minGain = MIN_GAIN, eligible = null, level = LEVEL } = {}) {
+  const rows = {};
+  for (const [p, m] of Object.entries(measured)) {
+    const ci = medianCI(m.rounds_ms, level);
+    rows[p] = { ms: ci.median, lo: ci.lo, hi: ci.hi, eligible: p === base || !eligible || eligible.includes(p) };
+  }
+  const b = rows[base];
+  if (!b) throw new Error(`the default precision ${base} was not measured`);
+  let choice = base, best = null;
+  for (const [p, row] of Object.entries(rows)) {
+    if (p === base) continue;
+    const cmp = pairedRatio(measured[base].rounds_ms, measured[p].rounds_ms, level);
+    Object.assign(row, cmp ? { ratio: cmp.ratio, ratio_lo: cmp.lo, ratio_hi: cmp.hi } : {});
+    const apart = row.hi !== null && b.lo !== null && row.hi < b.lo;
+    row.faster = !!cmp && cmp.lo !== null && cmp.lo > 1 + minGain && apart;
+    if (row.faster && row.eligible && (best === null || cmp.ratio > best.ratio)) { choice = p; best = cmp; }
+  }
+  const why = best
+    ? `${choice} is ${best.ratio.toFixed(2)}x ${base} [${best.lo.toFixed(2)}–${best.hi.toFixed(2)}] on this device`
+    : `no other precision is resolvably more than ${Math.round(minGain * 100)}% faster than ${base} on this device`;
+  return { choice, base, rows, why };
+}
+
+/** Calls of one runner per timed stretch, and stretches per block, for a block of `blockMs`. */
+export function blockPlan(callMs, resolution, blockMs) {
+  const perStretch = Math.max(1, Math.ceil((SUB_STEPS * resolution) / Math.max(callMs, 1e-6)));
+  const stretches = Math.floor(blockMs / (perStretch * Math.max(callMs, 1e-6)));
+  return { perStretch, stretches: Math.min(Math.max(stretches, MIN_STRETCHES), 50) };
+}
+
+/**
+ * Time `runners` ({name: async () => ...}) in interleaved blocks: `rounds` rounds, each with
+ * one block of every runner (first one rotating). A block makes one untimed call (the
+ * variant's weights come back into cache), then 3 to 50 timed stretches of `perStretch` calls
+ * each (a stretch spans >= 20 timer steps, so a coarse browser timer never reads 0); the
+ * block's figure is the median stretch's ms per call. `durationMs` is shared equally by the blocks.
+ * Returns {name: {rounds_ms, calls_per_block}}.
+ */
+export async function measureBlocks(runners, { rounds = ROUNDS, durationMs = 1500, resolution = 0.1,
+  clock = () => performance.now() } = {}) {
+  const names = Object.keys(runners), plans = {};
+  for (const name of names) { // warm-up: one call, then the cost of a call over >= 20 timer steps, five
+    await runners[name](); //    times; the least plans the blocks (first calls and pauses are slow)
+    let callMs = Infinity;
+    for (let pass = 0; pass < WARMUP_PASSES; pass++) {
+      let calls = 0;
+      const t0 = clock();
+      do { await runners[name](); calls++; } while (clock() - t0 < SUB_STEPS * resolution && calls < 10000);
+      callMs = Math.min(callMs, (clock() - t0) / calls);
+    }
+    plans[name] = blockPlan(callMs, resolution, durationMs / (rounds * names.length));
+  }
+  const out = Object.fromEntries(names.map((n) => [n, { rounds_ms: [], calls_per_block: 0 }]));
+  for (const order of blockOrder(names.length, rounds)) {
+    for (const i of order) {
+      const name = names[i], run = runners[name], { perStretch, stretches } = plans[name], per = [];
+      await run();
+      for (let s = 0; s < stretches; s++) {
+        const t0 = clock();
+        for (let c = 0; c < perStretch; c++) await run();
+        per.push((clock() - t0) / perStretch);
+      }
+      out[name].rounds_ms.push(median(per));
+      out[name].calls_per_block = perStretch * stretches;
+    }
+  }
+  return out;
+}
+
+/** The device as far as a page can tell: browser, its version, cores; with the runtime's version. */
+export function deviceOf(nav, ortVersion) {
+  return `${nav.userAgent || "unknown browser"} | ${nav.hardwareConcurrency || "?"} cores | onnxruntime-web ${ortVersion}`;
+}
+
+/** What identifies the graphs the page runs: every graph file's SHA-256, by precision and role. */
+export function bundleText(site) {
+  return Object.keys(site.graphs).sort().map((p) =>
+    ["encoder", "decoder"].map((role) => `${p}:${role}:${site.graphs[p][role].sha256}`).join("\n")).join("\n");
+}
+
+/** The storage key of one device and bundle: a digest of both (`digest`: text -> hex). */
+export async function storageKey(device, site, digest) {
+  return STORE_PREFIX + (await digest(new TextEncoder().encode(`${device}\n${bundleText(site)}`)));
+}
+
+/** A remembered choice, or null when none is stored or it no longer fits the site. */
+export function recall(storage, key, site) {
+  let rec = null;
+  try {
+    rec = JSON.parse(storage.getItem(key) || "null");
+  } catch {
+    return null; // storage refused (private mode) or a damaged record: measure again
+  }
+  return rec && typeof rec === "object" && site.precisions.includes(rec.choice) ? rec : null;
+}
+
+/** Store a choice record; a storage that refuses (quota, private mode) only costs a re-measure. */
+export function remember(storage, key, rec) {
+  try {
+    storage.setItem(key, JSON.stringify(rec));
+    return true;
+  } catch {
+    return false;
+  }
 }
