@@ -145,3 +145,13 @@ def test_basicmotions_end_to_end(tmp_path):
     rmse = float(np.sqrt(np.mean((m.reconstruct(te, raw=True) - te) ** 2)))
     mean_rmse = float(np.sqrt(np.mean((tr.x.mean(axis=(0, 2))[None, :, None] - te) ** 2)))
     assert rmse < mean_rmse
+
+
+def test_bench_counts_conv1d_work():
+    """The bench's ceiling counts the 1-D convolutions' multiply-adds from the manifest's config."""
+    from edgeae.bench.harness import encoder_matmuls
+
+    shapes = encoder_matmuls({"kind": "conv1d-vae", "input_shape": [6, 100], "code_size": 16,
+                              "channels": [16, 32]}, 2)
+    # 100 -> 50 -> 25 steps; kernel 5; two heads (mean, log-variance) of the VAE
+    assert shapes == [(100, 30, 16), (50, 80, 32), (2, 800, 16), (2, 800, 16)]
