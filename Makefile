@@ -10,7 +10,7 @@ RT_VENV := .venv-runtime
 RT_STAMP := $(RT_VENV)/.installed
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench bench-arm64 mutation clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps arm64-tools
+.PHONY: demo test test-fast lint bench bench-arm64 mutation clean install runtime-env system-tools c-tools native-tools web-tools cpp-deps arm64-tools timeseries-data
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -81,7 +81,13 @@ cpp-deps: $(STAMP)
 arm64-tools: $(STAMP) system-tools cpp-deps
 	@PYTHON=$(abspath $(PY)) tools/arm64_sysroot.sh || echo "note: the ARM64 tests will skip"
 
-test: $(STAMP) $(RT_STAMP) system-tools web-tools cpp-deps arm64-tools
+# Real UCR/UEA time-series data sets (BasicMotions, GunPoint, ItalyPowerDemand, ...): the .ts files
+# the aeon wheel on PyPI bundles, extracted into build/timeseries/ (tools/timeseries_data.py; aeon is
+# never installed). Failures do not stop `make test`; the time-series tests on real data skip.
+timeseries-data: $(STAMP)
+	@$(PY) tools/timeseries_data.py || echo "note: the time-series tests on real data will skip"
+
+test: $(STAMP) $(RT_STAMP) system-tools web-tools cpp-deps arm64-tools timeseries-data
 	$(VENV)/bin/ruff check edgeae tests benchmarks
 	EDGEAE_RUNTIME_PYTHON=$(abspath $(RT_VENV))/bin/python $(PY) -m pytest -q -m "slow or not slow"
 
@@ -110,4 +116,4 @@ mutation: $(STAMP) c-tools
 	$(PY) tools/mutate_c.py --sample $(MUTATION_C_SAMPLE)
 
 clean:
-	rm -rf mutants $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules build/arm64
+	rm -rf mutants $(VENV) $(RT_VENV) $(DEMO) .pytest_cache .ruff_cache node_modules build/arm64 build/timeseries

@@ -20,6 +20,7 @@ from edgeae.errors import ConfigError
 __all__ = [
     "MODEL_KINDS",
     "CONV_KINDS",
+    "CONV1D_KINDS",
     "VARIATIONAL_KINDS",
     "NORMALIZATION_MODES",
     "MIN_LATENT_BITS",
@@ -38,9 +39,10 @@ __all__ = [
 ]
 
 CONFIG_VERSION = 1
-MODEL_KINDS = ("mlp", "conv", "vae", "conv-vae")
-CONV_KINDS = ("conv", "conv-vae")  # stride-2 conv encoder, transposed-conv decoder
-VARIATIONAL_KINDS = ("vae", "conv-vae")  # encoder returns (mean, log_var)
+MODEL_KINDS = ("mlp", "conv", "vae", "conv-vae", "conv1d", "conv1d-vae")
+CONV_KINDS = ("conv", "conv-vae")  # images (C, H, W): stride-2 conv encoder, transposed-conv decoder
+CONV1D_KINDS = ("conv1d", "conv1d-vae")  # signals (C, T): the same over time, channels = sensor axes
+VARIATIONAL_KINDS = ("vae", "conv-vae", "conv1d-vae")  # encoder returns (mean, log_var)
 # How raw samples become model inputs: uint8 / 255 | floats as they are | (x - mean) / std.
 NORMALIZATION_MODES = ("scale255", "identity", "standardize")
 MIN_LATENT_BITS, MAX_LATENT_BITS = 2, 8  # bits per code dimension: quantized training and codec tables
@@ -95,14 +97,14 @@ def parse_noise(text: str | None) -> tuple[str, float] | None:
 class ModelConfig:
     """Architecture of an autoencoder; enough to rebuild it with :func:`edgeae.models.build_model`."""
 
-    kind: str = "mlp"  # mlp | conv | vae (MLP-based VAE) | conv-vae
-    input_shape: tuple[int, ...] = (64,)  # one sample, no batch axis: (D,) or (C, H, W)
+    kind: str = "mlp"  # mlp | conv | vae (MLP-based VAE) | conv-vae | conv1d | conv1d-vae
+    input_shape: tuple[int, ...] = (64,)  # one sample, no batch axis: (D,), (C, T) signals or (C, H, W)
     hidden: tuple[int, ...] = ()  # MLP encoder hidden sizes; () = textbook default scaled to input
     decoder_hidden: tuple[int, ...] | None = None  # None mirrors `hidden`
     code_size: int = 16  # bottleneck width
     activation: str = "relu"  # hidden-layer activation
     output_activation: str = "sigmoid"  # decoder output: sigmoid for [0, 1] data, identity otherwise
-    channels: tuple[int, ...] = (16, 32)  # conv encoder channels, one strided conv per entry
+    channels: tuple[int, ...] = (16, 32)  # conv / conv1d encoder channels, one strided conv per entry
     code_activation: str = "identity"  # activation on the code (textbook MLP uses relu)
 
     def __post_init__(self) -> None:
@@ -124,18 +126,29 @@ class ModelConfig:
                 f"model {self.kind!r} needs image data of shape (C, H, W), got samples of shape "
                 f"{self.input_shape}; use --model mlp for vectors"
             )
-        if self.is_conv and not self.channels:
+        if self.is_conv1d and len(self.input_shape) != 2:
+            raise ConfigError(
+                f"model {self.kind!r} needs signals of shape (C, T) (channels x time steps), got samples of "
+                f"shape {self.input_shape}; use --model conv for images, mlp for vectors"
+            )
+        if (self.is_conv or self.is_conv1d) and not self.channels:
             raise ConfigError(f"model {self.kind!r} needs at least one conv layer: give --channels, e.g. 16,32")
         if self.is_conv and self.input_shape[0] not in (1, 3):
             raise ConfigError(
                 f"model {self.kind!r} supports 1 or 3 channels, got {self.input_shape[0]}"
             )
-        if not self.is_conv and not self.channels:
+        if not self.is_conv and not self.is_conv1d and not self.channels:
             self.channels = (16, 32)
 
     @property
     def is_conv(self) -> bool:
+        """A 2-D conv model over images (C, H, W)."""
         return self.kind in CONV_KINDS
+
+    @property
+    def is_conv1d(self) -> bool:
+        """A 1-D conv model over signals (C, T)."""
+        return self.kind in CONV1D_KINDS
 
     @property
     def is_variational(self) -> bool:

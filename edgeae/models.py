@@ -1,8 +1,11 @@
-"""Autoencoder models: MLP, convolutional, and variational (MLP or conv).
+"""Autoencoder models: MLP, convolutional (images, or 1-D over signals), and variational.
 
 Every model follows one contract so that export can split it::
 
     x -> encoder -> code -> decoder -> x_hat        (B, *input_shape) -> (B, K) -> (B, *input_shape)
+
+``input_shape`` is ``(D,)`` for vectors, ``(C, H, W)`` for images (``conv``) and ``(C, T)``
+for multi-channel signals (``conv1d``: channels are sensor axes, strided along time).
 
 - ``model.encoder(x)`` returns the code ``(B, K)``; for VAEs it returns ``(mean, log_var)``
   and the deterministic code is the mean.
@@ -96,16 +99,55 @@ class _ConvBody(nn.Sequential):
         super().__init__(*layers)
 
 
+_KERNEL_1D = 5  # conv1d kernel (stride 2, padding 2: T -> ceil(T / 2), as conv_sizes): 5 steps see a
+# sensor's local shape at every level; the transposed convolutions mirror it
+
+
+class _Conv1dBody(nn.Sequential):
+    """Stride-2 1-D convolutions over time: (B, C, T) -> (B, channels[-1] * t)."""
+
+    def __init__(self, in_channels: int, channels: tuple[int, ...], activation: str):
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for ch in channels:
+            layers += [nn.Conv1d(prev, ch, _KERNEL_1D, stride=2, padding=_KERNEL_1D // 2), _act(activation)]
+            prev = ch
+        layers.append(nn.Flatten())
+        super().__init__(*layers)
+
+
+def _conv1d_decoder(cfg: ModelConfig) -> list[nn.Module]:
+    """code (B, K) -> (B, C, T): a linear layer to the deepest level, then transposed 1-D convs."""
+    c, t = cfg.input_shape
+    n = len(cfg.channels)
+    ts = conv_sizes(t, n)
+    chans = list(cfg.channels)
+    layers: list[nn.Module] = [nn.Linear(cfg.code_size, chans[-1] * ts[-1]), _act(cfg.activation),
+                               nn.Unflatten(1, (chans[-1], ts[-1]))]
+    for i in range(n - 1, -1, -1):
+        out_ch = chans[i - 1] if i > 0 else c
+        pad = ts[i] - (2 * ts[i + 1] - 1)  # output_padding restoring the encoder's length at this level
+        layers.append(nn.ConvTranspose1d(chans[i], out_ch, _KERNEL_1D, stride=2, padding=_KERNEL_1D // 2,
+                                         output_padding=pad))
+        if i > 0:
+            layers.append(_act(cfg.activation))
+    return layers
+
+
 class Encoder(nn.Module):
     """x (B, *input_shape) -> code (B, K), or (mean, log_var) for a VAE."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.variational = cfg.is_variational
-        if cfg.is_conv:
+        if cfg.is_conv1d:
+            c, t = cfg.input_shape
+            self.body: nn.Module = _Conv1dBody(c, cfg.channels, cfg.activation)
+            feat = cfg.channels[-1] * conv_sizes(t, len(cfg.channels))[-1]
+        elif cfg.is_conv:
             c, h, w = cfg.input_shape
             hs, ws = conv_sizes(h, len(cfg.channels)), conv_sizes(w, len(cfg.channels))
-            self.body: nn.Module = _ConvBody(c, cfg.channels, cfg.activation)
+            self.body = _ConvBody(c, cfg.channels, cfg.activation)
             feat = cfg.channels[-1] * hs[-1] * ws[-1]
         else:
             self.body = nn.Sequential(nn.Flatten(), _MLPBody([cfg.input_size, *cfg.hidden], cfg.activation))
@@ -132,7 +174,9 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if cfg.is_conv:
+        if cfg.is_conv1d:
+            self.net = nn.Sequential(*_conv1d_decoder(cfg), _act(cfg.output_activation))
+        elif cfg.is_conv:
             c, h, w = cfg.input_shape
             n = len(cfg.channels)
             hs, ws = conv_sizes(h, n), conv_sizes(w, n)
@@ -230,7 +274,16 @@ class Autoencoder(nn.Module):
 
 def build_model(cfg: ModelConfig, latent_bits: int | None = None) -> Autoencoder:
     """Build the model a config describes; errors name sizes that cannot be mapped."""
-    if cfg.is_conv:
+    if cfg.is_conv1d:
+        c, t = cfg.input_shape
+        n = len(cfg.channels)
+        if t < 2**n:
+            raise ConfigError(
+                f"signals of {t} steps are too short for {n} stride-2 conv1d layers (channels "
+                f"{','.join(map(str, cfg.channels))}); need at least {2**n} steps: use fewer --channels "
+                f"or longer windows"
+            )
+    elif cfg.is_conv:
         _, h, w = cfg.input_shape
         n = len(cfg.channels)
         if min(h, w) < 2**n:

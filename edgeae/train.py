@@ -151,7 +151,7 @@ def _evaluate(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor, tcfg
 
 
 def train(
-    data: str = "digits",
+    data: str | Path | Any = "digits",
     model: str = "mlp",
     out: str | Path | None = None,
     *,
@@ -181,6 +181,12 @@ def train(
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train an autoencoder and write a run folder; see the module docstring for its files.
+
+    ``data`` is a source path (see :mod:`edgeae.data`), a loaded :class:`edgeae.data.Dataset`
+    or an array of samples: ``(N, C, T)`` signals (e.g. windows from :mod:`edgeae.data.tsfile`, each
+    channel standardized with the training part's statistics), ``(N, D)`` vectors or
+    ``(N, C, H, W)`` images. A run trained from memory is exported with ``export(..., data=)``
+    given the same samples.
 
     ``progress`` is called after every batch (a progress bar, say); without it ``log``
     gets one line per epoch.
@@ -268,12 +274,10 @@ def _new_config(data: str, model: str, *, hidden, code_size, channels, activatio
                 code_activation, loss, noise, augment_shift, epochs, batch_size, lr, beta, patience, seed,
                 val_fraction, split, resize, device, latent_bits) -> tuple[RunConfig, Split]:
     """Settings of a new run, defaults filled in from the data (sizes, activations, loss)."""
-    from edgeae.data import open_training_source
-
-    source, fmt, is_image = open_training_source(data, resize)  # a .npy is memory-mapped, not read
-    data_cfg = DataConfig(source=str(data), format=fmt, sample_shape=source.sample_shape,
+    source, fmt, is_image, norm = _open_data(data, resize, val_fraction, split, seed)
+    data_cfg = DataConfig(source=str(data) if isinstance(data, (str, Path)) else source.path, format=fmt, sample_shape=source.sample_shape,
                           is_image=is_image, resize=resize, val_fraction=val_fraction, split=split, seed=seed)
-    split_data, norm = prepare_data(source, data_cfg)
+    split_data, norm = prepare_data(source, data_cfg, norm)
     data_cfg.n_train, data_cfg.n_val = len(split_data.train), len(split_data.val)
     shape = tuple(source.sample_shape)
     size = math.prod(shape)
@@ -296,6 +300,35 @@ def _new_config(data: str, model: str, *, hidden, code_size, channels, activatio
                        patience=patience, seed=seed, device=device, latent_bits=latent_bits)
     check_loss_targets(loss, float(split_data.train.min()), float(split_data.train.max()), mcfg.output_activation)
     return RunConfig(model=mcfg, data=data_cfg, normalization=norm, train=tcfg), split_data
+
+
+def _open_data(data, resize, val_fraction: float, split: str, seed: int):
+    """``(rows, format, is_image, normalization or None)`` of a path, a Dataset or an array.
+
+    Signals ``(N, C, T)`` in memory get one mean and std per channel, fitted on the samples
+    the split gives to training (:func:`edgeae.data.tsfile.fit_channel_normalization`); other
+    data leave the choice to :func:`edgeae.data.prepare_data` (None).
+    """
+    from edgeae.data import ArraySource, Dataset, open_training_source, split_indices
+
+    if not isinstance(data, (Dataset, np.ndarray)):
+        return (*open_training_source(data, resize), None)  # a .npy is memory-mapped, not read
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind not in "biuf" or data.ndim not in (2, 3, 4) or len(data) == 0:
+            raise ConfigError(f"train on an array of samples: (N, C, T) signals, (N, D) vectors or (N, C, H, W) "
+                              f"images with N >= 1, got a {data.dtype} array of shape {data.shape}")
+        x = data if data.dtype == np.uint8 else np.ascontiguousarray(data, dtype=np.float32)
+        data = Dataset(x, None, "array", "array", x.ndim == 4)
+    if resize is not None:
+        raise ConfigError("--resize applies to image files; resize samples in memory before training")
+    norm = None
+    if data.x.ndim == 3 and not data.is_image and data.x.dtype.kind == "f":
+        from edgeae.data.tsfile import fit_channel_normalization
+
+        train_idx, _ = split_indices(len(data), val_fraction, seed, split == "ordered")
+        norm = fit_channel_normalization(data.x[train_idx])
+    rows = ArraySource.of(data.x, data.source)
+    return rows, data.format, data.is_image, norm
 
 
 def _prepare_run_dir(out: str | Path | None, cfg: RunConfig, overwrite: bool) -> tuple[Path, Path]:

@@ -36,7 +36,7 @@ from edgeae.bench.timing import (
     peak_rss_mb,
     timed_load,
 )
-from edgeae.config import CONV_KINDS, VARIATIONAL_KINDS
+from edgeae.config import CONV1D_KINDS, CONV_KINDS, VARIATIONAL_KINDS
 from edgeae.errors import ConfigError
 from edgeae.runtime.bundle import Manifest, read_manifest
 from edgeae.runtime.metrics import psnr, psnr_peak
@@ -90,7 +90,14 @@ def encoder_matmuls(model: dict[str, Any], batch: int) -> list[tuple[int, int, i
     code = int(model["code_size"])
     heads = 2 if kind in VARIATIONAL_KINDS else 1
     out: list[tuple[int, int, int]] = []
-    if kind in CONV_KINDS:
+    if kind in CONV1D_KINDS:  # stride-2 1-D convs of kernel 5 (edgeae.models): (B*t, C_in*5) @ (C_in*5, C_out)
+        c, t = shape
+        for ch in model.get("channels") or (16, 32):
+            t = _conv_size(t)
+            out.append((batch * t, c * 5, int(ch)))
+            c = int(ch)
+        feat = c * t
+    elif kind in CONV_KINDS:
         c, h, w = shape
         for ch in model.get("channels") or (16, 32):
             h, w = _conv_size(h), _conv_size(w)

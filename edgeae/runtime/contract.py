@@ -60,6 +60,12 @@ def layouts(sample_shape: tuple[int, ...]) -> list[tuple[str, str, str]]:
             rows.append((_fmt((h, w)), _fmt(("N", h, w)), "grayscale without a channel axis"))
         rows.append((_fmt((h, w, c)), _fmt(("N", h, w, c)), "channel-last"))
         rows.append((_fmt((c * h * w,)), _fmt(("N", c * h * w)), "flat vectors"))
+    elif len(s) == 2:
+        c, t = s
+        if c == 1:
+            rows.append((_fmt((t,)), _fmt(("N", t)), "one channel without a channel axis"))
+        elif c != t:  # (T, C) is (C, T) read the other way round: only where the two cannot be confused
+            rows.append((_fmt((t, c)), _fmt(("N", t, c)), "channel-last (time steps as rows)"))
     else:
         rows.append(("-", "(N, ...) with as many values per sample", "images into a vector model"))
     return rows
@@ -105,12 +111,33 @@ class SampleContract:
                 return x.reshape(1, *s), True
             if len(shape) == 2 and shape[1] == self.size:
                 return x.reshape(shape[0], *s), False
+        elif len(s) == 2:
+            arranged = self._signals(x)
+            if arranged is not None:
+                return arranged
         elif len(shape) >= 3 and math.prod(shape[1:]) == self.size:
             return x.reshape(shape[0], *s), False
         accepted = "; ".join(f"{one} or {batch} ({name})" if one != "-" else f"{batch} ({name})"
                              for one, batch, name in layouts(s))
         raise InputError(f"{what} has shape {shape}; expected one sample or a batch: {accepted}; "
                          "see docs/INPUT.md")
+
+    def _signals(self, x: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        """Signals ``(C, T)``: one channel without its axis, or channel-last ``(T, C)`` rows.
+
+        No reshape of other layouts: a ``(N, T, C)`` array reshaped to ``(N, C, T)`` would mix
+        channels silently, so only a transpose (where ``C != T``) or a new axis is used.
+        """
+        (c, t), shape = self.sample_shape, x.shape
+        if c == 1 and shape == (t,):
+            return x.reshape(1, 1, t), True
+        if c == 1 and len(shape) == 2 and shape[1] == t:
+            return x.reshape(shape[0], 1, t), False
+        if c != t and shape == (t, c):
+            return x.T[None], True
+        if c != t and len(shape) == 3 and shape[1:] == (t, c):
+            return x.transpose(0, 2, 1), False
+        return None
 
     # ---- dtype ------------------------------------------------------------------------------
     def cast(self, x: np.ndarray, what: str = "x") -> np.ndarray:
