@@ -211,7 +211,7 @@ def _cast(w, node, ins, ds, outs):
     return [d]
 
 
-def _quantize(w, node, ins, ds, outs):
+def quantize_symbols(w, node, ins, ds, outs):
     x, d, q = ins[0], ds[0], outs[0]
     axis = _attrs(node).get("axis", 1)
     s = _axis(ins[1], x.ndim, axis)
@@ -284,7 +284,7 @@ RULES = {
     "Sigmoid": _monotone_rule(_sigmoid), "Tanh": _monotone_rule(np.tanh), "Exp": _monotone_rule(np.exp),
     "Abs": lambda w, n, i, d, o: [d[0]], "Neg": lambda w, n, i, d, o: [d[0]], "Clip": _clip,
     "Add": _addsub, "Sub": _addsub, "Mul": _mul, "Div": _div, "BatchNormalization": _batchnorm,
-    "Round": _round, "Cast": _cast, "QuantizeLinear": _quantize, "DequantizeLinear": _dequantize,
+    "Round": _round, "Cast": _cast, "QuantizeLinear": quantize_symbols, "DequantizeLinear": _dequantize,
     "DynamicQuantizeLinear": _dynamic_quantize,
 }
 

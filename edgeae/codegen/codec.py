@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeae.codegen.names import DEFAULT_PREFIX, check_prefix
 from edgeae.errors import BundleError, ConfigError
-from edgeae.runtime.codec import LatentCodec, _quantize
+from edgeae.runtime.codec import LatentCodec, quantize_symbols
 
 __all__ = ["bundle_codecs", "codec_sources", "write_codec", "write_codec_files", "TEMPLATE_DIR", "CODEC_FILES",
            "TOOL_FILE"]
@@ -111,7 +111,7 @@ def _thresholds(codec: LatentCodec) -> np.ndarray:
 
     def reaches(o: np.ndarray) -> np.ndarray:
         vals = _unordered(np.minimum(o, sentinel - 1)).astype(np.float64)  # (top, D)
-        return (_quantize(vals, lo_, hi_, codec.bits) >= need) & (o < sentinel)
+        return (quantize_symbols(vals, lo_, hi_, codec.bits) >= need) & (o < sentinel)
 
     lo = np.full((top, d), first, np.int64)
     hi = np.full((top, d), sentinel, np.int64)

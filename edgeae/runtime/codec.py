@@ -27,7 +27,7 @@ from edgeae.config import MAX_LATENT_BITS, MIN_LATENT_BITS
 from edgeae.errors import BundleError, ConfigError, InputError, StreamError
 from edgeae.runtime import rangecoder
 
-__all__ = ["LatentCodec", "CODEC_FORMAT", "DEFAULT_PRECISION", "MIN_BITS", "MAX_BITS", "CODER_ENV", "range_coder"]
+__all__ = ["LatentCodec", "CODEC_FORMAT", "DEFAULT_PRECISION", "MIN_BITS", "MAX_BITS", "CODER_ENV", "range_coder", "quantize_symbols"]
 
 CODEC_FORMAT = "edgeae-latent-codec"  # "format" field of a codec record
 CODEC_VERSION = 1  # bumped on any change that alters the coded bytes
@@ -127,13 +127,13 @@ class LatentCodec:
         for p in cands:
             c_lo = np.percentile(codes, p, axis=0)
             c_hi = np.percentile(codes, 100.0 - p, axis=0)
-            rec = _dequantize(_quantize(codes, c_lo, c_hi, bits), c_lo, c_hi, bits)
+            rec = _dequantize(quantize_symbols(codes, c_lo, c_hi, bits), c_lo, c_hi, bits)
             err = ((rec - codes) ** 2).mean(axis=0)
             better = err < best_err
             best_err = np.where(better, err, best_err)
             lo = np.where(better, c_lo, lo)
             hi = np.where(better, c_hi, hi)
-        q = _quantize(codes, lo, hi, bits)
+        q = quantize_symbols(codes, lo, hi, bits)
         n_sym = 1 << bits
         freqs = [
             _smoothed_freqs(np.bincount(q[:, d], minlength=n_sym), precision).tolist()
@@ -158,7 +158,7 @@ class LatentCodec:
         if not np.isfinite(c).all():
             raise InputError("codes contain NaN or inf; the encoder output must be finite")
         lo, hi = self._arrays()
-        return _quantize(c.astype(np.float64), lo, hi, self.bits)
+        return quantize_symbols(c.astype(np.float64), lo, hi, self.bits)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """Symbols ``(N, D)`` -> float32 codes at the bin centres ``lo + q * step``."""
@@ -365,8 +365,9 @@ def _as_codes(codes: Any, code_size: int | None) -> np.ndarray:
     return c
 
 
-def _quantize(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
-    """(N, D) float64 -> (N, D) int32: clip(round((c - lo) / step), 0, L-1)."""
+def quantize_symbols(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
+    """(N, D) float64 -> (N, D) int32: clip(round((c - lo) / step), 0, L-1), the codec's symbols
+    (the generated C's threshold tables are built from the same rule)."""
     top = (1 << bits) - 1
     step = (hi - lo) / top
     safe = np.where(step > 0, step, 1.0)
