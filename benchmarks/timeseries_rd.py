@@ -93,7 +93,7 @@ def edgeae_points(name: str, bundle: Path, code: int, test: np.ndarray, data_ran
 
     model = rt.load(bundle)
     rows = []
-    for codec, _ in codecs_of(model):
+    for codec, _ in codecs_of(model.manifest):
         sizes, chunks, recon = [], [], np.empty_like(test)
         for i, w in enumerate(test):
             blob = compress(model, w, bits=codec.bits)  # one window: its own stream, header included

@@ -137,7 +137,7 @@ def test_graph_entry_round_trip(data):
     ({"variational": "yes"}, _BAD + "variational 'yes' has the wrong type (str)"),
     ({"codec": 3}, _BAD + "codec 3 has the wrong type (int)"),
     ({"code_size": 0}, _BAD + "code_size 0 must be an int from 1 to 16777216"),
-    ({"kind": "rnn"}, _BAD + "kind 'rnn' is not one of: mlp, conv, vae, conv-vae"),
+    ({"kind": "rnn"}, _BAD + "kind 'rnn' is not one of: mlp, conv, vae, conv-vae, conv1d, conv1d-vae"),
 ])
 def test_manifest_refusals(data, change, message):
     for k, v in change.items():

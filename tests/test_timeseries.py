@@ -136,7 +136,7 @@ def test_basicmotions_end_to_end(tmp_path):
         assert codes.shape == (40, 16) and np.isfinite(codes).all()
         blob = compress(m, te)
         back = decompress(m, blob)
-        codec, mid = codecs_of(m)[0]
+        codec, mid = codecs_of(m.manifest)[0]
         np.testing.assert_array_equal(back, m.decode(decompress_codes(codec, mid, blob), raw=True))
         assert back.shape == te.shape and len(blob) < te.nbytes / 20
         one = compress(m, te[3])  # one window alone: its own stream, header included
