@@ -39,7 +39,7 @@ ORT_WEB_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/d
 ORT_WEB_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 MAX_IR_VERSION = 13  # newest ONNX IR version onnxruntime-web 1.30 loads (IR 14 is refused; checked in Chromium)
 MAX_OPSET = 26  # newest ai.onnx opset onnxruntime-web 1.30 accepts (27 is refused; checked in Chromium)
-ASSETS = ("index.html", "page.mjs", "inputs.mjs", "runner.mjs", "coder.mjs", "style.css")  # the page, in edgeae/web/static/
+ASSETS = ("index.html", "page.mjs", "inputs.mjs", "signals.mjs", "runner.mjs", "coder.mjs", "style.css")  # the page, in edgeae/web/static/
 DEFAULT_SAMPLES = 24  # held-out samples the page offers (and the self-check covers)
 _PAGE_DTYPES = ("float32", "uint8")  # tensor dtypes the page can feed and read
 CHECK_FP32_TOL = 1e-4  # self-check: max |code difference| page vs Python for fp32 and fp16 graphs
@@ -222,6 +222,11 @@ def _reference(folder: Path, precisions: list[str], x: np.ndarray | None,
     return ref
 
 
+def _is_signal(manifest: Manifest) -> bool:
+    """(C, T) windows of sensor signals: the page plots each channel over time (not an image, not features)."""
+    return not manifest.is_image and len(manifest.sample_shape) == 2
+
+
 def _code_tol(precision: str, codes: np.ndarray) -> float:
     """Largest |code difference| page vs Python the self-check accepts (docs/web.md)."""
     if precision.startswith("int8"):
@@ -295,6 +300,7 @@ def _site_json(manifest: Manifest, folder: Path, title: str | None, precisions: 
         "bundle": title or folder.resolve().name, "kind": manifest.kind, "variational": bool(manifest.variational),
         "code_size": manifest.code_size, "sample_shape": list(manifest.sample_shape),
         "is_image": manifest.is_image,
+        "is_signal": _is_signal(manifest),
         "normalization": {k: norm[k] for k in ("mode", "raw_dtype", "offset", "scale")},
         "precisions": precisions,
         "graphs": {p: {"encoder": _graph_record(pair["encoder"], "code"),

@@ -93,18 +93,19 @@ function keyPad(pad, cursor, stroke, update, clear) {
 }
 
 /** n held-out samples as buttons in `strip`: one Tab stop, arrows (Home, End) move along it;
- *  draw(canvas, k) paints thumbnail k, pick(k) runs on a tap, click or Enter. */
-export function sampleStrip(strip, hint, n, draw, pick) {
+ *  draw(canvas, k) paints thumbnail k, pick(k) runs on a tap, click or Enter; `noun` names them
+ *  ("held-out sample 3", or "held-out window 3" for signals). */
+export function sampleStrip(strip, hint, n, draw, pick, noun = "held-out sample") {
   const thumbs = [];
   for (let k = 0; k < n; k++) {
     const b = document.createElement("button");
     b.type = "button";
     b.className = "thumb";
     b.tabIndex = k === 0 ? 0 : -1;
-    b.setAttribute("aria-label", `held-out sample ${k}`);
+    b.setAttribute("aria-label", `${noun} ${k}`);
     const c = document.createElement("canvas");
-    draw(c, k);
     b.appendChild(c);
+    draw(c, k); // the thumbnail's button is its parent by now
     b.addEventListener("click", () => pick(k));
     b.addEventListener("focus", () => thumbs.forEach((t, i) => { t.tabIndex = i === k ? 0 : -1; }));
     thumbs.push(b);
@@ -117,7 +118,7 @@ export function sampleStrip(strip, hint, n, draw, pick) {
     ev.preventDefault();
     thumbs[Math.min(Math.max(to, 0), n - 1)].focus();
   });
-  const say = () => stripHint(strip, hint, n);
+  const say = () => stripHint(strip, hint, n, `${noun.split(" ").pop()}s`);
   strip.addEventListener("scroll", say, { passive: true });
   addEventListener("resize", say);
   say();
@@ -125,7 +126,7 @@ export function sampleStrip(strip, hint, n, draw, pick) {
 
 /** Says that the strip scrolls, and which samples show: "samples 1–6 of 24 · scroll for more →";
  *  fades (CSS, classes on the strip's box) mark the sides with more. */
-function stripHint(strip, el, n) {
+function stripHint(strip, el, n, plural) {
   const box = strip.parentElement;
   const over = strip.scrollWidth > strip.clientWidth + 1;
   const left = over && strip.scrollLeft > 4, right = over && strip.scrollLeft + strip.clientWidth < strip.scrollWidth - 4;
@@ -135,5 +136,5 @@ function stripHint(strip, el, n) {
   if (!over) return;
   const pitch = strip.scrollWidth / n;
   const first = Math.floor(strip.scrollLeft / pitch) + 1, shown = Math.min(n, Math.floor((strip.scrollLeft + strip.clientWidth) / pitch));
-  el.textContent = `samples ${first}–${Math.max(first, shown)} of ${n} · ${left ? "← " : ""}scroll for more${right ? " →" : ""}`;
+  el.textContent = `${plural} ${first}–${Math.max(first, shown)} of ${n} · ${left ? "← " : ""}scroll for more${right ? " →" : ""}`;
 }

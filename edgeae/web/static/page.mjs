@@ -1,20 +1,21 @@
 // page.mjs: the page of one edgeae bundle and its JS API (window.edgeae).
 //
 //   site.json -> onnxruntime-web (this site's ort/ or the CDN) -> Runner (graphs hash-checked)
-//     -> views: drawing pad / held-out samples / feature form -> code, .eae sizes, PSNR
+//     -> views: drawing pad / held-out samples / feature form / signal plots -> code, .eae sizes, PSNR or RMSE
 //     -> self-check against the Python runtime, shown as pass or FAIL at the top
 //     -> the precision for this device: ?precision= in the address, else the one remembered for
 //        this device and bundle, else every precision timed here (runner.mjs: decide)
 //
 // Every failure on the way ends in one visible state: the reason in #status (aria-live) and
 // no empty controls. No framework, no build step: coder.mjs and runner.mjs hold the logic,
-// inputs.mjs the drawing pad and the sample strip.
+// inputs.mjs the drawing pad and the sample strip, signals.mjs the plots of (C, T) windows.
 
 import { compressCodes, compressSymbols, cdfOf, crc32, dequantize, quantize, rangeDecode, rangeEncode, sha256Hex }
   from "./coder.mjs";
 import { drawingPad, padToSample, paint, sampleStrip } from "./inputs.mjs";
 import { ROUNDS, Runner, decide, deviceOf, measure, measureBlocks, now, peakOf, prod, psnr, recall, remember, sampleAt,
   selfCheck, storageKey } from "./runner.mjs";
+import { measureWindows, plotChannels, rmse, sparkline, windowTable } from "./signals.mjs";
 
 const $ = (id) => document.getElementById(id);
 const fmt = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : "∞");
@@ -74,6 +75,8 @@ class Page {
     this.precision = site.precisions[0];
     this.bits = site.codecs.length ? site.codecs[0].bits : null;
     this.last = null;
+    this.window = null; // the held-out window shown (signal bundles)
+    this.windows = []; // every held-out window's .eae bytes and RMSE (signal bundles: measureWindows)
     this.check = null;
     this.busy = Promise.resolve();
     this.choice = null; // how this.precision was chosen (choosePrecision)
@@ -97,12 +100,24 @@ class Page {
     }, res);
     const x = r.modelUnits(raw, p);
     const peak = peakOf(r.norm, x);
-    for (const row of eae) row.psnr = psnr(x, (await r.decode(row.code_hat, p)).model, peak);
-    this.last = { raw: Array.from(raw), code: Array.from(e.code), x_hat: Array.from(d.model),
-      psnr: psnr(x, d.model, peak), encode_ms: te.ms, decode_ms: td.ms, coder_ms: tc.ms,
+    for (const row of eae) {
+      const q = await r.decode(row.code_hat, p);
+      Object.assign(row, { psnr: psnr(x, q.model, peak), rmse: rmse(raw, q.raw) });
+    }
+    this.last = { raw: Array.from(raw), code: Array.from(e.code), x_hat: Array.from(d.model), x_hat_raw: Array.from(d.raw),
+      psnr: psnr(x, d.model, peak), rmse: rmse(raw, d.raw), rmse_model: rmse(x, d.model),
+      encode_ms: te.ms, decode_ms: td.ms, coder_ms: tc.ms,
       calls: { encode: te.calls, decode: td.calls, coder: tc.calls },
       bytes: Object.fromEntries(eae.map((row) => [row.bits, row.stream.length])), eae };
     this.render(raw, d);
+    return this.last;
+  }
+
+  /** Held-out window k (signal bundles): plotted, and its row marked in the table of windows. */
+  async showWindow(k) {
+    this.window = k;
+    await this.show(sampleAt(this.site, k));
+    this.renderWindows();
     return this.last;
   }
 
@@ -111,21 +126,27 @@ class Page {
     if (site.is_image) {
       paint($("input-view"), raw, site.sample_shape, uint8);
       paint($("recon-view"), d.raw, site.sample_shape, uint8);
+    } else if (site.is_signal) {
+      L.rmse_channels = plotChannels($("signal-plots"), raw, d.raw, site.sample_shape);
+      $("signal-which").textContent = this.window === null ? "" : `${this.window}`;
     } else {
       const rows = Array.from(raw, (v, i) => `<tr><td>f${i}</td><td>${fmt(v, 3)}</td><td>${fmt(d.raw[i], 3)}</td></tr>`);
       $("recon-table").innerHTML = `<tr><th>feature</th><th>input</th><th>reconstruction</th></tr>${rows.join("")}`;
     }
-    $("quality").textContent = `PSNR ${fmt(L.psnr)} dB`;
+    $("quality").textContent = site.is_signal ? `RMSE ${L.rmse.toPrecision(3)} (data units)` +
+      (this.runner.norm.bounded ? "" : ` · ${L.rmse_model.toPrecision(3)} std`) : `PSNR ${fmt(L.psnr)} dB`;
     const many = Math.max(L.calls.encode, L.calls.decode, L.calls.coder) > 1;
     $("latency").textContent = `encode ${fmtMs(L.encode_ms)} ms · decode ${fmtMs(L.decode_ms)} ms · entropy coder ` +
       `${fmtMs(L.coder_ms)} ms` + (many ? ` (means over repeated calls: this browser's timer steps by ` +
       `${fmtMs(this.runner.timing.resolution_ms)} ms)` : "");
     barChart($("code-chart"), L.code);
     $("code-caption").textContent = `${L.code.length} numbers (float32: ${4 * L.code.length} bytes; the sample: ${raw.length} values)`;
+    const rmseCol = site.is_signal; // signals: the error in the data's units; images and features: PSNR
     $("eae-table").innerHTML = L.eae.length
-      ? `<tr><th>bits</th><th>.eae bytes</th><th>PSNR (dB)</th></tr>` +
+      ? `<tr><th>bits</th><th>.eae bytes</th><th>${rmseCol ? "RMSE" : "PSNR (dB)"}</th></tr>` +
         L.eae.map((row) => `<tr class="${row.bits === this.bits ? "on" : ""}"><td>${row.bits}</td>` +
-          `<td data-bits="${row.bits}">${row.stream.length}</td><td>${fmt(row.psnr)}</td></tr>`).join("")
+          `<td data-bits="${row.bits}">${row.stream.length}</td>` +
+          `<td>${rmseCol ? row.rmse.toPrecision(3) : fmt(row.psnr)}</td></tr>`).join("")
       : `<tr><td>no codec tables in this bundle</td></tr>`;
     $("download").disabled = !L.eae.length;
     if (site.variational) this.setSliders(L.code);
@@ -150,6 +171,7 @@ class Page {
     status(`Checking and loading the ${p} graphs…`);
     await this.runner.open(p);
     if (this.last) await this.show(Float32Array.from(this.last.raw));
+    if (this.site.is_signal) await this.measureWindows();
     await this.selfCheck();
     status(`Ready (${p}).`, !this.check?.ok && !!this.check);
   }
@@ -179,6 +201,37 @@ class Page {
       (k) => this.queue(() => this.show(sampleAt(site, k))));
   }
 
+  // ---- signal windows (C, T): held-out windows in the strip, plots per channel, the table of windows
+  initSignal() {
+    $("signal-ui").hidden = false;
+    const site = this.site, n = site.samples ? site.samples.shape[0] : 0;
+    const [C, T] = site.sample_shape;
+    $("signal-shape").textContent = `${C} channel${C > 1 ? "s" : ""} x ${T} time steps; ` +
+      (n ? "pick a held-out window below." : "this site has no held-out windows (built with --samples 0).");
+    if (!n) return;
+    $("samples-title").textContent = "Held-out windows";
+    $("samples-ui").hidden = false;
+    $("windows-ui").hidden = false;
+    sampleStrip($("sample-strip"), $("strip-hint"), n, (canvas, k) => {
+      canvas.parentElement.classList.add("sig");
+      sparkline(canvas, sampleAt(site, k), site.sample_shape);
+    }, (k) => this.queue(() => this.showWindow(k)), "held-out window");
+  }
+  /** Every held-out window through the current precision (signals.measureWindows), then the table. */
+  async measureWindows() {
+    this.windows = await measureWindows(this.site, this.runner, this.precision);
+    this.renderWindows();
+    return this.windows;
+  }
+  renderWindows() {
+    if (!this.site.is_signal || !this.windows.length) return;
+    windowTable($("windows-table"), this.windows, this.site.codecs, this.bits, this.window, !this.runner.norm.bounded);
+    const std = this.runner.norm.bounded ? "" : "; RMSE / std: in the standardized units of each channel";
+    $("windows-caption").textContent = `${this.windows.length} held-out windows through the ${this.precision} graphs: ` +
+      `bytes of each window's own .eae stream (header included) at every bit depth; RMSE of the reconstruction ` +
+      `from the unquantized code, in the data's units${std}.`;
+  }
+
   // ---- tabular input: a form of the features
   initTable() {
     $("table-ui").hidden = false;
@@ -202,6 +255,7 @@ class Page {
   // ---- VAE: sliders over the first latent dims, and samples from the prior N(0, I)
   initVae() {
     $("vae-ui").hidden = false;
+    $("gen-view").hidden = !this.site.is_image; // signals: plots in #gen-plots
     const k = Math.min(6, this.site.code_size), box = $("sliders");
     this.z = new Float32Array(this.site.code_size);
     box.innerHTML = Array.from({ length: k }, (_, i) =>
@@ -224,6 +278,7 @@ class Page {
       const t = await measure(async () => { d = await this.runner.decode(this.z, this.precision); },
         this.runner.timing.resolution_ms);
       if (this.site.is_image) paint($("gen-view"), d.raw, this.site.sample_shape, this.runner.norm.uint8);
+      else if (this.site.is_signal) plotChannels($("gen-plots"), d.raw, null, this.site.sample_shape);
       $("gen-caption").textContent = `decoded in ${fmtMs(t.ms)} ms` + (t.calls > 1 ? ` (mean of ${t.calls} calls)` : "");
     });
   }
@@ -257,8 +312,10 @@ function api(site, runner, page) {
     },
     sample,
     /** Run the page on held-out sample k (as a tap on its thumbnail does). */
-    show(k) { return page.queue(() => page.show(sample(k))).then(() => page.last); },
+    show(k) { return page.queue(() => (site.is_signal ? page.showWindow(k) : page.show(sample(k)))).then(() => page.last); },
     last: () => page.last,
+    /** Signal bundles: every held-out window's .eae bytes per bit depth and RMSE, as the table shows them. */
+    windows: () => page.queue(() => null).then(() => page.windows),
     setPrecision(p) { page.precision = p; },
     /** n encode calls on held-out sample k, one at a time: per-call milliseconds and summary. */
     async bench(n = 100, k = 0, precision) {
@@ -423,6 +480,7 @@ function controls(site, page) {
   bitsSel.addEventListener("change", () => {
     page.bits = +bitsSel.value;
     if (page.last) page.render(page.last.raw, { raw: page.runner.norm.denormalize(page.last.x_hat) });
+    page.renderWindows();
   });
   $("download").addEventListener("click", () => page.download());
 }
@@ -442,17 +500,21 @@ async function main() {
   await runner.open(page.precision);
   controls(site, page);
   $("app").hidden = false;
-  if (site.is_image) page.initImage(); else page.initTable();
+  if (site.is_image) page.initImage(); else if (site.is_signal) page.initSignal(); else page.initTable();
   if (site.variational) page.initVae();
   window.edgeae = api(site, runner, page);
   if (site.samples) {
     const x = sampleAt(site, 0);
     await runner.decode((await runner.encode(x, page.precision)).code, page.precision); // the first, slow call
-    await page.show(x);
+    if (site.is_signal) {
+      await page.measureWindows();
+      await page.showWindow(0);
+    } else await page.show(x);
   }
   const check = await page.selfCheck();
   const t = runner.timing, p = page.precision;
-  const next = site.is_image ? "Draw a digit or tap a sample." : "Edit the features or pick a sample.";
+  const next = site.is_image ? "Draw a digit or tap a sample." : site.is_signal ? "Pick a held-out window."
+    : "Edit the features or pick a sample.";
   status(check && !check.ok ? "Self-check FAILED: see the red box; the results below are not trustworthy."
     : `Ready: graphs match site.json (SHA-256); session ${fmt(t.session_ms[p], 1)} ms` +
       (p in t.first_call_ms ? `, first call ${fmtMs(t.first_call_ms[p])} ms. ` : ". ") + next, check && !check.ok);
