@@ -7,7 +7,8 @@
 
 Usage: ``python -m benchmarks.web [--model mnist-mlp | --bundle DIR] [--rounds 5] [--screenshot PATH]``;
 ``--screenshots DIR`` only writes the page at 360x740, 740x360 (phone, landscape) and 1280x800
-into DIR (docs/img: web-<w>x<h>.png, and web.png as the phone one), a "7" drawn on its pad.
+into DIR (docs/img: web-<w>x<h>.png, and web.png as the phone one), a "7" drawn on its pad; for a
+signal bundle ((C, T) windows) web-signals-<w>x<h>.png with held-out window 1 plotted.
 ``--model`` trains and exports once (cached under benchmarks/work/, like benchmarks.run).
 Needs Chromium, ``pip install playwright`` and ``npm ci`` (onnxruntime-web); see docs/web.md.
 """
@@ -157,13 +158,16 @@ SCREEN_SIZES = ((360, 740), (740, 360), (1280, 800))  # phone, phone in landscap
 
 
 def screenshots(bundle: Path, name: str, out_dir: Path, log=print) -> list[Path]:
-    """The page of ``bundle`` at each of SCREEN_SIZES (full page, 2x pixels), a "7" drawn on its pad."""
+    """The page of ``bundle`` at each of SCREEN_SIZES (full page, 2x pixels), a "7" drawn on its pad
+    (signal bundles: held-out window 1 plotted, files named web-signals-<w>x<h>.png)."""
     from edgeae.runtime.bundle import read_manifest
     from edgeae.web import build_site
     from edgeae.web.headless import browser, serve
 
     site_dir = HERE / "work" / "web" / name
-    precisions = [p for p in ("fp32", "int8-dynamic") if p in read_manifest(bundle).precisions()]
+    manifest = read_manifest(bundle)
+    signal = not manifest.is_image and len(manifest.sample_shape) == 2
+    precisions = [p for p in ("fp32", "int8-dynamic") if p in manifest.precisions()]
     build_site(bundle, site_dir, precisions, ort_web=ORT_WEB, overwrite=True, title=name)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -172,9 +176,14 @@ def screenshots(bundle: Path, name: str, out_dir: Path, log=print) -> list[Path]
             page = b.new_page(viewport={"width": w, "height": h}, device_scale_factor=2, has_touch=w < 1000)
             page.goto(url)
             page.wait_for_selector("body[data-ready='1']", state="attached", timeout=120_000)
-            _draw(page, "7")
+            if signal:
+                page.evaluate("edgeae.show(1)")
+            else:
+                _draw(page, "7")
             page.evaluate("window.scrollTo(0, 0)")
-            for path in [out_dir / f"web-{w}x{h}.png"] + ([out_dir / "web.png"] if (w, h) == SCREEN_SIZES[0] else []):
+            paths = [out_dir / f"web-signals-{w}x{h}.png"] if signal else \
+                [out_dir / f"web-{w}x{h}.png"] + ([out_dir / "web.png"] if (w, h) == SCREEN_SIZES[0] else [])
+            for path in paths:
                 page.screenshot(path=str(path), full_page=True)
                 written.append(path)
                 log(f"wrote {_rel(path)}")
