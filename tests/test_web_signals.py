@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,9 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 _why = missing() or (None if (ORT_WEB / "ort.wasm.min.mjs").is_file() else
                      f"onnxruntime-web not found at {ORT_WEB} (npm ci at the repo root, or set EDGEAE_ORT_WEB)")
 needs_browser = pytest.mark.skipif(_why is not None, reason=_why or "")
-pytestmark = pytest.mark.slow  # training, export and a browser start (~40 s)
+slow = pytest.mark.slow  # training, export and a browser start (~40 s)
+NODE = shutil.which("node")
+STATIC = ROOT / "edgeae" / "web" / "static"
 
 C, T = 3, 40
 FP32_TOL = 1e-4  # WASM vs native kernels, relative to a channel's range (measured ~1e-7)
@@ -45,6 +49,25 @@ def made_up_signals(n: int = 96, seed: int = 0) -> np.ndarray:
     phase = rng.uniform(0, 2 * np.pi, (n, C, 1))
     scale = np.array([1.0, 20.0, 0.05])[None, :, None]
     return (scale * np.sin(2 * np.pi * freq * t + phase) + [[[3.0], [-40.0], [0.5]]]).astype(np.float32)
+
+
+@pytest.mark.skipif(NODE is None, reason="node not installed (apt-get install nodejs)")
+def test_plot_scales_under_node(tmp_path):
+    """signals.mjs's axis rules: round ticks inside the range, headroom around both series, a band for a flat line."""
+    for name in ("signals.mjs", "runner.mjs", "coder.mjs"):
+        shutil.copyfile(STATIC / name, tmp_path / name)
+    script = (f"import {{ ticks, valueRange, rmse }} from '{(tmp_path / 'signals.mjs').as_uri()}';\n"
+              "console.log(JSON.stringify({ a: ticks(-13.2, 21.7), b: ticks(0, 99, 5), c: ticks(2.951, 3.049),"
+              " r: valueRange([[1, 2, 3], [0.5, 2.5]]), flat: valueRange([[4, 4]]), zero: valueRange([[0]]),"
+              " e: rmse([1, 2, 3, 4], [1, 2, 3, 0]), part: rmse([1, 2, 3, 4], [0, 2, 3, 0], 1, 3) }));")
+    (tmp_path / "t.mjs").write_text(script)
+    got = json.loads(subprocess.run([NODE, str(tmp_path / "t.mjs")], capture_output=True, text=True, check=True,
+                                    timeout=60).stdout)
+    assert got["a"] == [-10, 0, 10, 20] and got["b"] == [0, 20, 40, 60, 80]
+    np.testing.assert_allclose(got["c"], [2.96, 2.98, 3.0, 3.02, 3.04])
+    np.testing.assert_allclose(got["r"], [0.5 - 0.15, 3 + 0.15])
+    assert got["flat"] == pytest.approx([3.6, 4.4]) and got["zero"] == [-1, 1]
+    assert got["e"] == 2 and got["part"] == 0
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +89,7 @@ def sites(tmp_path_factory):
     return {"root": base / "www", **out}
 
 
+@slow
 def test_site_json_marks_signal_bundles(sites, tmp_path):
     """site.json says is_signal for (C, T) windows; the page ships signals.mjs (no other JS)."""
     build_site(sites["conv1d"], tmp_path / "s", samples=4)
@@ -127,6 +151,7 @@ def _tol(plot):
     return (plot["hi"] - plot["lo"]) * (PX / plot["box"][3] + FP32_TOL)
 
 
+@slow
 @needs_browser
 @pytest.mark.parametrize("k", [0, 3])
 def test_plots_per_channel_match_python(conv_page, sites, k):
@@ -155,6 +180,7 @@ def test_plots_per_channel_match_python(conv_page, sites, k):
     assert conv_page.inner_text("#quality").startswith("RMSE ") and not conv_page.errors
 
 
+@slow
 @needs_browser
 def test_bytes_per_window_equal_python_compress(conv_page, sites):
     model = rt.load(sites["conv1d"], providers="cpu")
@@ -181,6 +207,7 @@ def test_bytes_per_window_equal_python_compress(conv_page, sites):
     assert check["ok"] and check["eae_equal"] == check["eae_total"] == len(bits) * len(x)
 
 
+@slow
 @needs_browser
 def test_strip_and_codec_menu(conv_page, sites):
     """A tap on a window's thumbnail plots it and marks its row; the codec menu marks its column."""
@@ -199,6 +226,7 @@ def test_strip_and_codec_menu(conv_page, sites):
     assert conv_page.inner_text("#eae-table th >> nth=2") == "RMSE"
 
 
+@slow
 @needs_browser
 def test_phone_layout_and_accessibility(conv_page):
     assert conv_page.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scrolling
@@ -211,6 +239,7 @@ def test_phone_layout_and_accessibility(conv_page):
     assert not [v for v in found if v["impact"] in ("serious", "critical")], found
 
 
+@slow
 @needs_browser
 def test_vae_generates_signals(chromium, url, sites):
     """conv1d-vae: the prior's draws are plotted per channel, one line each, as the decoder gives them."""
