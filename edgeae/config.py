@@ -124,7 +124,8 @@ class ModelConfig:
         if self.is_conv and len(self.input_shape) != 3:
             raise ConfigError(
                 f"model {self.kind!r} needs image data of shape (C, H, W), got samples of shape "
-                f"{self.input_shape}; use --model mlp for vectors"
+                f"{self.input_shape}; use --model mlp for vectors" + (
+                    ", conv1d for (C, T) signals" if len(self.input_shape) == 2 else "")
             )
         if self.is_conv1d and len(self.input_shape) != 2:
             raise ConfigError(
