@@ -325,3 +325,20 @@ def test_basicmotions_cli_end_to_end(tmp_path):
     assert code == 0 and np.load(tmp_path / "codes.npy").shape == (40, 16)
     code, out = _run("train", "--resume", "--out", run, "--epochs", "8", "--device", "cpu")
     assert code == 0 and "(8 epochs)" in out, out
+
+
+@pytest.mark.skipif(not (TIMESERIES / "GunPoint").is_dir() or not BASIC.is_dir(), reason=_NO_DATA)
+def test_real_ts_files_as_data_sources():
+    """GunPoint (1 x 150) and BasicMotions (6 x 100) as the data layer reads them for every command."""
+    gun = TIMESERIES / "GunPoint" / "GunPoint_TRAIN.ts"
+    ds = load_dataset(gun)
+    assert ds.format == "ts" and ds.x.shape == (50, 1, 150) and ds.labels is not None
+    cut = load_dataset(gun, signal=SignalSpec(window=50, hop=25))
+    np.testing.assert_array_equal(cut.x, window_series(read_ts(gun).x, 50, 25))  # 5 windows per case
+    assert cut.x.shape == (250, 1, 50) and cut.labels.tolist()[:5] == [ds.labels[0]] * 5
+    test = BASIC / "BasicMotions_TEST.ts"
+    src = open_source(test, (6, 100))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in src.blocks(7)]), read_ts(test).x)
+    np.testing.assert_array_equal(load_array_input(test, (6, 100)), read_ts(test).x)
+    with pytest.raises(DataError, match=r"holds samples of shape \(6, 100\), but the model expects \(1, 150\)"):
+        open_source(test, (1, 150))
