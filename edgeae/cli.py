@@ -89,7 +89,16 @@ def main() -> None:
 
 @cli.command("train")
 @click.option("--data", default="digits", show_default=True,
-              help="digits (built in), an IDX file/folder, .npy/.npz, an image folder, or a CSV file.")
+              help="digits (built in), an IDX file/folder, .npy/.npz, an image folder, a CSV file, or a "
+                   "UCR/UEA .ts file of signals.")
+@click.option("--signal", is_flag=True,
+              help="Signals: a .npy/.npz/.csv holds windows (N, C, T), or (N, T) of one channel (a 3-D .npy "
+                   "is otherwise grayscale images). .ts files are always signals. See docs/timeseries.md.")
+@click.option("--window", type=int, default=None, metavar="LENGTH",
+              help="Signals: cut a (T, C) recording (.csv with one column per channel, 2-D .npy) or each case "
+                   "of a .ts / (N, C, T) .npy into windows of LENGTH steps.")
+@click.option("--hop", type=int, default=None, metavar="STEPS",
+              help="Steps between window starts [default: LENGTH, no overlap].")
 @click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default="mlp", show_default=True)
 @click.option("--hidden", default=None, help="MLP hidden sizes, e.g. 512,128 [default: one layer, ~16% of the input].")
 @click.option("--code-size", type=int, default=None, help="Bottleneck width [default: 32, or input/4 for small inputs].")
@@ -130,6 +139,8 @@ def train_cmd(model_kind: str, resize: str | None, nproc_per_node: int | None, *
       edgeae train --data ../data/mnist --model conv --code-size 32 --split ordered
       edgeae train --model vae --beta 0.5 --out runs/vae
       edgeae train --noise gaussian:0.3 --out runs/denoise
+      edgeae train --data BasicMotions_TRAIN.ts --model conv1d --code-size 16 --out runs/motions
+      edgeae train --data walk.csv --window 100 --hop 50 --model conv1d --out runs/walk
       edgeae train --data ../data/mnist --nproc-per-node 2 --out runs/ddp
     """
     import os
@@ -244,6 +255,16 @@ def _with_progress(fn, label: str, total: int | None = None, batch_size: int = 0
         return fn(bar.update)
 
 
+def _window_options(f):
+    """--window / --hop: cut signal files into a signal bundle's windows (encode, compress, reconstruct)."""
+    f = click.option("--hop", type=int, default=None, metavar="STEPS",
+                     help="Signals: steps between window starts [default: the window length].")(f)
+    return click.option("--window", type=int, default=None, metavar="LENGTH",
+                        help="Signals: cut a (T, C) recording (.csv with one column per channel, .npy) or each "
+                             "case of a .ts / (N, C, T) file into windows [default with --hop: the bundle's "
+                             "window length].")(f)
+
+
 def _dask_option(f):
     return click.option("--dask", "dask_address", default=None, metavar="local:N|tcp://HOST:PORT",
                         help="Run the blocks on Dask: a local cluster of N one-thread workers, or a "
@@ -255,11 +276,12 @@ def _dask_option(f):
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, help="Codes file to write (.npy), shape (N, code_size).")
 @click.option("--resize", default=None, help="Resize images to HxW before encoding (e.g. 28x28).")
+@_window_options
 @_dask_option
 @_runtime_options
-def encode_cmd(bundle, input_path, output, resize, dask_address, precision, provider, threads, batch_size,
-               graph_format, overwrite):
-    """Encode samples (.npy/.npz, IDX, image file or folder, CSV) to latent codes.
+def encode_cmd(bundle, input_path, output, resize, window, hop, dask_address, precision, provider, threads,
+               batch_size, graph_format, overwrite):
+    """Encode samples (.npy/.npz, IDX, image file or folder, CSV, .ts) to latent codes.
 
     Inputs are read block by block (a .npy is memory-mapped), so memory stays flat
     however many samples there are.
@@ -276,8 +298,8 @@ def encode_cmd(bundle, input_path, output, resize, dask_address, precision, prov
     _check_dask(dask_address)
     model, n, d = _with_progress(lambda p: encode_file(
         bundle, input_path, output, resize=parse_resize(resize), precision=precision, provider=provider,
-        threads=threads, graph_format=graph_format, batch_size=batch_size, dask=dask_address, progress=p),
-        "encoding")
+        threads=threads, graph_format=graph_format, batch_size=batch_size, dask=dask_address, progress=p,
+        window=window, hop=hop), "encoding")
     click.echo(f"Encoded {n} samples -> {output} {(n, d)} float32 [{model.precision}, {model.providers[0]}]")
 
 
@@ -320,9 +342,10 @@ def decode_cmd(bundle, codes_path, output, precision, provider, threads, batch_s
 @click.option("-o", "--output", default=None,
               help="Also write reconstructions: OUT.npy (raw units) or a folder for PNG images.")
 @click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
+@_window_options
 @_runtime_options
-def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, threads, batch_size, graph_format,
-                    overwrite):
+def reconstruct_cmd(bundle, input_path, output, resize, window, hop, precision, provider, threads, batch_size,
+                    graph_format, overwrite):
     """Encode and decode samples; print MSE (and PSNR for [0, 1]-scaled data).
 
     \b
@@ -336,7 +359,7 @@ def reconstruct_cmd(bundle, input_path, output, resize, precision, provider, thr
         check_samples_output(output, overwrite)
 
     model = load(bundle, precision=precision, providers=provider, threads=threads, format=graph_format)
-    x = load_inputs(model, input_path, resize)
+    x = load_inputs(model, input_path, resize, window, hop)
     x_hat = _with_progress(lambda p: model.reconstruct(x, batch_size=batch_size, progress=p), "reconstructing",
                            len(x), batch_size)
     summary = reconstruction_summary(model.to_model_units(x), x_hat, model.manifest.normalization["mode"])
@@ -405,10 +428,11 @@ def _describe_stream(path: str) -> str:
               help="Code bit depth; the bundle must hold tables for it [default: the bundle's first].")
 @click.option("--append", "append_", is_flag=True, help="Append to an existing stream instead of refusing.")
 @click.option("--resize", default=None, help="Resize images to HxW first (e.g. 28x28).")
+@_window_options
 @_dask_option
 @_runtime_options
-def compress_cmd(bundle, input_path, output, bits, append_, resize, dask_address, precision, provider, threads,
-                 batch_size, graph_format, overwrite):
+def compress_cmd(bundle, input_path, output, bits, append_, resize, window, hop, dask_address, precision, provider,
+                 threads, batch_size, graph_format, overwrite):
     """Compress samples to a latent bitstream and report bytes per sample and PSNR.
 
     The input is read and written block by block (one stream chunk per block), so memory
@@ -417,6 +441,8 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, dask_address
     \b
     Example: edgeae compress bundles/mnist t10k-images-idx3-ubyte.gz -o digits.eae --bits 4
              edgeae compress bundles/mnist big.npy -o big.eae --dask tcp://scheduler:8786
+             edgeae compress bundles/motions BasicMotions_TEST.ts -o motions.eae
+             edgeae compress bundles/walk walk.csv --hop 100 -o walk.eae
     """
     import time
     from pathlib import Path
@@ -434,7 +460,7 @@ def compress_cmd(bundle, input_path, output, bits, append_, resize, dask_address
     _, r = _with_progress(lambda p: compress_file(
         bundle, input_path, output, bits=bits, append=append_, resize=parse_resize(resize), precision=precision,
         provider=provider, threads=threads, graph_format=graph_format, batch_size=batch_size,
-        check=not append_, dask=dask_address, progress=p), "compressing")
+        check=not append_, dask=dask_address, progress=p, window=window, hop=hop), "compressing")
     seconds = time.perf_counter() - t0
     if append_:
         click.echo(f"Appended {r['samples']} samples to {output}: it holds {r['stream_samples']} samples "

@@ -124,12 +124,14 @@ class ModelConfig:
         if self.is_conv and len(self.input_shape) != 3:
             raise ConfigError(
                 f"model {self.kind!r} needs image data of shape (C, H, W), got samples of shape "
-                f"{self.input_shape}; use --model mlp for vectors"
+                f"{self.input_shape}; use --model mlp for vectors" + (
+                    ", conv1d for (C, T) signals" if len(self.input_shape) == 2 else "")
             )
         if self.is_conv1d and len(self.input_shape) != 2:
             raise ConfigError(
                 f"model {self.kind!r} needs signals of shape (C, T) (channels x time steps), got samples of "
-                f"shape {self.input_shape}; use --model conv for images, mlp for vectors"
+                f"shape {self.input_shape}; use --model conv for images, mlp for vectors (a (N, C, T) .npy "
+                "reads as grayscale images unless --signal says it holds signals)"
             )
         if (self.is_conv or self.is_conv1d) and not self.channels:
             raise ConfigError(f"model {self.kind!r} needs at least one conv layer: give --channels, e.g. 16,32")
@@ -191,11 +193,14 @@ class Normalization:
 class DataConfig:
     """Where the data came from and how it was split."""
 
-    source: str = "digits"  # digits | path to IDX / .npy / .npz / image folder / CSV
-    format: str = "digits"  # digits | idx | npy | npz | images | csv
+    source: str = "digits"  # digits | path to IDX / .npy / .npz / image folder / CSV / .ts
+    format: str = "digits"  # digits | idx | npy | npz | images | csv | ts
     sample_shape: tuple[int, ...] = (1, 8, 8)  # one sample as fed to the model
     is_image: bool = True  # (C, H, W) samples that can be shown as pictures
     resize: tuple[int, int] | None = None  # (H, W) for image folders
+    signal: bool = False  # (C, T) signal windows: a .ts file, --signal or --window (read again so on export)
+    window: int | None = None  # steps per window cut from the recordings / cases (None: windows as stored)
+    hop: int | None = None  # steps between window starts (None: the window length)
     val_fraction: float = 0.1  # share of samples held out for validation
     split: str = "random"  # random (seeded shuffle) | ordered (last samples held out)
     seed: int = 0  # split seed
@@ -207,6 +212,12 @@ class DataConfig:
         if self.resize is not None:
             self.resize = (int(self.resize[0]), int(self.resize[1]))
         _choice("split", self.split, ("random", "ordered"))
+        for name in ("window", "hop"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"data {name} must be a positive whole number of time steps, got {value!r}")
+        if self.hop is not None and self.window is None:
+            raise ConfigError("a data hop needs a window length")
         if not (0.0 < self.val_fraction < 1.0):
             raise ConfigError(f"val fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
 

@@ -26,6 +26,7 @@ from edgeae.data import (
     ArraySource,
     Dataset,
     RowSource,
+    SignalSpec,
     open_training_source,
     scan_statistics,
     split_indices,
@@ -126,7 +127,8 @@ def prepare_data(dataset: Dataset | RowSource | str | Path | Any, data_cfg: Data
 
     ``dataset`` is a loaded :class:`~edgeae.data.Dataset`, an opened
     :class:`~edgeae.data.RowSource` or a source path (``digits``, a file or folder, read
-    with ``resize``): a ``.npy``, raw IDX file or image folder is then never read whole.
+    with ``resize``, and as signals cut as ``data_cfg`` says: ``signal``, ``window``,
+    ``hop``): a ``.npy``, raw IDX file or image folder is then never read whole.
     For a trained run (``data_cfg.n_train`` set) the data must still be the data it was
     trained on: same sample shape and count, else the split and normalization would differ.
     """
@@ -135,7 +137,8 @@ def prepare_data(dataset: Dataset | RowSource | str | Path | Any, data_cfg: Data
     elif isinstance(dataset, RowSource):
         source = dataset
     else:
-        source = open_training_source(dataset, resize)[0]
+        spec = SignalSpec(data_cfg.signal, data_cfg.window, data_cfg.hop)
+        source = open_training_source(dataset, resize, spec)[0]
     if data_cfg.n_train and (tuple(source.sample_shape) != tuple(data_cfg.sample_shape)
                              or len(source) != data_cfg.n_train + data_cfg.n_val):
         raise DataError(

@@ -173,6 +173,9 @@ def train(
     val_fraction: float = 0.1,
     split: str = "random",
     resize: tuple[int, int] | None = None,
+    signal: bool = False,
+    window: int | None = None,
+    hop: int | None = None,
     device: str = "auto",
     latent_bits: int | None = None,
     resume: bool = False,
@@ -187,6 +190,13 @@ def train(
     channel standardized with the training part's statistics), ``(N, D)`` vectors or
     ``(N, C, H, W)`` images. A run trained from memory is exported with ``export(..., data=)``
     given the same samples.
+
+    Signal files (docs/timeseries.md): a UCR/UEA ``.ts`` file is read as ``(N, C, T)``
+    cases; ``window=LENGTH`` (``hop=STEPS``) cuts a ``(T, C)`` recording (``.csv`` with one
+    column per channel, 2-D ``.npy``) or each case into windows; ``signal=True`` reads a
+    ``(N, C, T)`` ``.npy`` as signal windows (not grayscale images). Each channel is
+    standardized with the training split's mean and std, and ``config.json`` records the
+    windowing, so ``export`` and ``resume`` read the same windows again.
 
     ``progress`` is called after every batch (a progress bar, say); without it ``log``
     gets one line per epoch.
@@ -206,7 +216,7 @@ def train(
                         output_activation=output_activation, code_activation=code_activation, loss=loss,
                         noise=noise, augment_shift=augment_shift, batch_size=batch_size, lr=lr, beta=beta,
                         patience=patience, seed=seed, val_fraction=val_fraction, split=split, resize=resize,
-                        device=device, latent_bits=latent_bits)
+                        signal=signal, window=window, hop=hop, device=device, latent_bits=latent_bits)
     except BaseException:
         ddp.shutdown(ctx, wait=False)  # no barrier: the other ranks may be inside a collective call
         raise
@@ -272,11 +282,16 @@ def _resume_config(out: str | Path | None, epochs: int) -> tuple[RunConfig, Spli
 
 def _new_config(data: str, model: str, *, hidden, code_size, channels, activation, output_activation,
                 code_activation, loss, noise, augment_shift, epochs, batch_size, lr, beta, patience, seed,
-                val_fraction, split, resize, device, latent_bits) -> tuple[RunConfig, Split]:
+                val_fraction, split, resize, signal, window, hop, device, latent_bits) -> tuple[RunConfig, Split]:
     """Settings of a new run, defaults filled in from the data (sizes, activations, loss)."""
-    source, fmt, is_image, norm = _open_data(data, resize, val_fraction, split, seed)
-    data_cfg = DataConfig(source=str(data) if isinstance(data, (str, Path)) else source.path, format=fmt, sample_shape=source.sample_shape,
-                          is_image=is_image, resize=resize, val_fraction=val_fraction, split=split, seed=seed)
+    from edgeae.data import SignalSpec
+
+    spec = SignalSpec(bool(signal), window, hop)
+    source, fmt, is_image, norm = _open_data(data, resize, val_fraction, split, seed, spec)
+    data_cfg = DataConfig(source=str(data) if isinstance(data, (str, Path)) else source.path, format=fmt,
+                          sample_shape=source.sample_shape, is_image=is_image, resize=resize,
+                          signal=spec.active or fmt == "ts", window=spec.window, hop=spec.hop,
+                          val_fraction=val_fraction, split=split, seed=seed)
     split_data, norm = prepare_data(source, data_cfg, norm)
     data_cfg.n_train, data_cfg.n_val = len(split_data.train), len(split_data.val)
     shape = tuple(source.sample_shape)
@@ -302,17 +317,31 @@ def _new_config(data: str, model: str, *, hidden, code_size, channels, activatio
     return RunConfig(model=mcfg, data=data_cfg, normalization=norm, train=tcfg), split_data
 
 
-def _open_data(data, resize, val_fraction: float, split: str, seed: int):
+def _open_data(data, resize, val_fraction: float, split: str, seed: int, spec):
     """``(rows, format, is_image, normalization or None)`` of a path, a Dataset or an array.
 
-    Signals ``(N, C, T)`` in memory get one mean and std per channel, fitted on the samples
-    the split gives to training (:func:`edgeae.data.tsfile.fit_channel_normalization`); other
-    data leave the choice to :func:`edgeae.data.prepare_data` (None).
+    Signals ``(N, C, T)`` (a signal file, or in memory) get one mean and std per channel,
+    fitted on the samples the split gives to training
+    (:func:`edgeae.data.tsfile.fit_channel_normalization`); other data leave the choice to
+    :func:`edgeae.rows.prepare_data` (None).
     """
-    from edgeae.data import ArraySource, Dataset, open_training_source, split_indices
+    from edgeae.data import (
+        ArraySource,
+        Dataset,
+        channel_normalization,
+        open_training_source,
+        split_indices,
+    )
 
     if not isinstance(data, (Dataset, np.ndarray)):
-        return (*open_training_source(data, resize), None)  # a .npy is memory-mapped, not read
+        rows, fmt, is_image = open_training_source(data, resize, spec)  # a .npy is memory-mapped, not read
+        if not (spec.active or fmt == "ts"):
+            return rows, fmt, is_image, None
+        train_idx, _ = split_indices(len(rows), val_fraction, seed, split == "ordered")
+        return rows, fmt, is_image, channel_normalization(rows, train_idx)
+    if spec.active:
+        raise ConfigError("signal / window / hop read signal files; cut arrays in memory with "
+                          "edgeae.data.tsfile.window_series before training")
     if isinstance(data, np.ndarray):
         if data.dtype.kind not in "biuf" or data.ndim not in (2, 3, 4) or len(data) == 0:
             raise ConfigError(f"train on an array of samples: (N, C, T) signals, (N, D) vectors or (N, C, H, W) "

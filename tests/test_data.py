@@ -24,7 +24,7 @@ from edgeae.runtime.preprocess import Normalizer
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 SUPPORTED = (
     "'digits', an MNIST IDX file (*-idx3-ubyte[.gz]) or a folder holding one, "
-    "a .npy/.npz array, a PNG/JPEG image or a folder of them, or a .csv file"
+    "a .npy/.npz array, a PNG/JPEG image or a folder of them, a .csv file, or a UCR/UEA .ts file"
 )
 
 

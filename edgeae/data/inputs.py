@@ -15,18 +15,22 @@ import numpy as np
 
 from edgeae.data.load import load_array_input, parse_resize
 from edgeae.data.npyfile import read_npy
+from edgeae.data.signals import spec_for_model
 from edgeae.errors import InputError
 
 __all__ = ["load_inputs", "read_codes", "is_npz_file"]
 
 
-def load_inputs(model: Any, input_path: str, resize: str | None = None) -> np.ndarray:
+def load_inputs(model: Any, input_path: str, resize: str | None = None, window: int | None = None,
+                hop: int | None = None) -> np.ndarray:
     """Samples of ``input_path`` for ``model`` (a loaded bundle): arranged into its sample
     shape, cast by its contract (uint8 pixels or float32) and checked finite, whole.
 
-    ``resize`` is the command line's ``HxW`` text (or None).
+    ``resize`` is the command line's ``HxW`` text (or None); ``window`` / ``hop`` cut a
+    signal recording into the model's windows (:func:`~edgeae.data.signals.spec_for_model`).
     """
-    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize))
+    spec = spec_for_model(window, hop, model.sample_shape)
+    x = load_array_input(input_path, model.sample_shape, resize=parse_resize(resize), signal=spec)
     x, _ = model.contract.samples(x, input_path)
     model.contract.check_values(x, input_path)
     return x

@@ -1,15 +1,18 @@
 """Opening a data set: format detection, whole data sets and row sources (numpy + Pillow).
 
-    "digits" | IDX | .npy | .npz | image file/folder | CSV
+    "digits" | IDX | .npy | .npz | image file/folder | CSV | .ts
         -> detect_format -> the format's module -> RowSource (read(start, count))
                                                 -> Dataset (every row, + labels)
+    signals (.ts, or a SignalSpec: --signal / --window / --hop) -> signals.WindowSource
 
 :func:`open_training_source` gives the samples training reads, without reading them all: a
 ``.npy`` or raw IDX file is memory-mapped and an image folder is a file list; the other
 sources (``digits``, ``.npz``, CSV, gzipped IDX, one image) are read whole once and held
 as an :class:`~edgeae.data.source.ArraySource`. :func:`load_dataset` reads all of a data
 set's rows (8-bit images stay ``uint8`` so the exact pixels travel to the runtime,
-everything else becomes ``float32``) plus its labels. :func:`open_source` and
+everything else becomes ``float32``) plus its labels. A ``.ts`` file, and any file read
+with an active :class:`~edgeae.data.signals.SignalSpec`, gives signal windows ``(N, C, T)``
+(:mod:`edgeae.data.signals`). :func:`open_source` and
 :func:`load_array_input` read files for a trained model (``encode``, ``compress``, Dask,
 ``reconstruct``): rows arranged into the model's sample shape by the runtime's input
 contract (docs/INPUT.md).
@@ -27,16 +30,17 @@ from edgeae.data.digits import load_digits
 from edgeae.data.idxfile import load_idx, open_idx
 from edgeae.data.imageio import IMAGE_SUFFIXES, load_images, open_image_folder
 from edgeae.data.npyfile import open_npy, read_array_file, read_npy
+from edgeae.data.signals import SignalSpec, load_signals, open_signals
 from edgeae.data.source import ArraySource, Dataset, RowSource, arrange, as_samples, resize_array
 from edgeae.errors import DataError, InputError
 
 __all__ = ["FORMATS", "SUPPORTED", "detect_format", "load_dataset", "load_array_input", "open_source",
            "open_training_source", "parse_resize"]
 
-FORMATS = ("digits", "idx", "npy", "npz", "images", "csv")
+FORMATS = ("digits", "idx", "npy", "npz", "images", "csv", "ts")
 SUPPORTED = (
     "'digits', an MNIST IDX file (*-idx3-ubyte[.gz]) or a folder holding one, "
-    "a .npy/.npz array, a PNG/JPEG image or a folder of them, or a .csv file"
+    "a .npy/.npz array, a PNG/JPEG image or a folder of them, a .csv file, or a UCR/UEA .ts file"
 )
 
 
@@ -69,25 +73,44 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if "ubyte" in path.name or ("idx" in path.name.lower() and suffix in (".gz", "")):
         return "idx"
-    for fmt, suffixes in (("npy", (".npy",)), ("npz", (".npz",)), ("images", IMAGE_SUFFIXES), ("csv", (".csv",))):
+    for fmt, suffixes in (("npy", (".npy",)), ("npz", (".npz",)), ("images", IMAGE_SUFFIXES), ("csv", (".csv",)),
+                          ("ts", (".ts",))):
         if suffix in suffixes:
             return fmt
     raise DataError(f"{path}: unknown data format {suffix or '(no extension)'!r}; give {SUPPORTED}")
 
 
-def load_dataset(source: str | Path = "digits", resize: tuple[int, int] | None = None) -> Dataset:
+def _signals(name: str, fmt: str, signal: SignalSpec | None, resize: tuple[int, int] | None) -> SignalSpec | None:
+    """The spec to read ``name`` as signals with (``.ts`` files always), or None: not signals."""
+    if fmt != "ts" and (signal is None or not signal.active):
+        return None
+    if fmt not in ("ts", "npy", "npz", "csv"):
+        raise DataError(f"{name} holds {'images' if fmt != 'idx' else 'IDX images'}; signals (--signal, "
+                        "--window) are read from .ts, .npy/.npz or .csv files")
+    if resize is not None:
+        raise DataError(f"--resize applies to images only; {name} is read as signals")
+    return signal or SignalSpec()
+
+
+def load_dataset(source: str | Path = "digits", resize: tuple[int, int] | None = None,
+                 signal: SignalSpec | None = None) -> Dataset:
     """Read every sample of ``source`` (and its labels); see the module docstring for formats.
 
     ``resize=(H, W)`` resizes images (bilinear) as they are read; it is refused for vectors.
+    ``signal`` reads the file as signal windows (:mod:`edgeae.data.signals`).
     """
     name = str(source)
     if name == "digits":
+        _signals(name, "digits", signal, resize)
         ds = load_digits()
     else:
         path = Path(source)
         if not path.exists():
             raise DataError(f"{path} not found: give {SUPPORTED}")
         fmt = detect_format(path)
+        spec = _signals(name, fmt, signal, resize)
+        if spec is not None:
+            return load_signals(path, fmt, spec)
         if fmt == "idx":
             ds = load_idx(path)
         elif fmt in ("npy", "npz"):
@@ -114,12 +137,15 @@ def _settle(src: RowSource, path: str) -> RowSource:
     return replace(src, sample_shape=tuple(first.shape[1:]), dtype=first.dtype.name)
 
 
-def open_training_source(source: str | Path,
-                         resize: tuple[int, int] | None = None) -> tuple[RowSource, str, bool]:
+def open_training_source(source: str | Path, resize: tuple[int, int] | None = None,
+                         signal: SignalSpec | None = None) -> tuple[RowSource, str, bool]:
     """``(rows, format, is_image)`` of a training data set: exactly the samples
     :func:`load_dataset` reads, without reading them all (see the module docstring)."""
     name, p = str(source), Path(source)
     fmt = "" if name == "digits" or not p.exists() else detect_format(p)
+    spec = _signals(name, fmt or "digits", signal, resize) if fmt or name == "digits" else None
+    if spec is not None:
+        return _settle(open_signals(p, fmt, spec), name), fmt, False
     src = None
     if fmt == "npy":
         src = open_npy(p, samples=True)
@@ -129,23 +155,27 @@ def open_training_source(source: str | Path,
     elif fmt == "images" and p.is_dir():
         src = open_image_folder(p, resize)
     if src is None:
-        ds = load_dataset(source, resize)
+        ds = load_dataset(source, resize, signal)
         return ArraySource.of(ds.x, name), ds.format, ds.is_image
     src = _settle(replace(src, resize=resize), name)
     return src, fmt, len(src.sample_shape) == 3
 
 
 def open_source(path: str | Path, sample_shape: tuple[int, ...] = (),
-                resize: tuple[int, int] | None = None) -> RowSource:
+                resize: tuple[int, int] | None = None, signal: SignalSpec | None = None) -> RowSource:
     """A :class:`RowSource` of ``path`` for a model of ``sample_shape`` (empty: rows as stored).
 
-    Blocks read exactly as :func:`load_array_input` reads the whole file.
+    Blocks read exactly as :func:`load_array_input` reads the whole file; ``signal`` cuts
+    signal files into windows (:mod:`edgeae.data.signals`).
     """
     p = Path(path)
     want = tuple(int(v) for v in sample_shape)
     if str(path) != "digits" and not p.exists():
-        raise DataError(f"{path} not found: give a .npy/.npz, IDX, image folder or CSV file")
+        raise DataError(f"{path} not found: give a .npy/.npz, IDX, image folder, CSV or .ts file")
     fmt = "memory" if str(path) == "digits" else detect_format(p)
+    spec = _signals(str(path), "digits" if fmt == "memory" else fmt, signal, resize)
+    if spec is not None:
+        return _settle(replace(open_signals(p, fmt, spec), want=want), str(path))
     if fmt == "npy" and want and _one_sample(p, want):
         fmt = "memory"
     if fmt == "npy":
@@ -174,18 +204,23 @@ def _one_sample(p: Path, want: tuple[int, ...]) -> bool:
 
 
 def load_array_input(
-    path: str | Path, sample_shape: tuple[int, ...], resize: tuple[int, int] | None = None
+    path: str | Path, sample_shape: tuple[int, ...], resize: tuple[int, int] | None = None,
+    signal: SignalSpec | None = None,
 ) -> np.ndarray:
     """Read raw samples ``(N, *sample_shape)`` from any supported file for a trained model.
 
     The file's array goes through the runtime's input contract (docs/INPUT.md): one sample
     or a batch, grayscale without a channel axis, channel-last or flat vectors of the same
     size are all arranged into the model's layout. The dtype is left as stored (the
-    loaded model's contract casts it); ``resize`` applies to images.
+    loaded model's contract casts it); ``resize`` applies to images, ``signal`` cuts signal
+    files into windows.
     """
     want = tuple(int(v) for v in sample_shape)
     p = Path(path)
-    if p.suffix.lower() in (".npy", ".npz") and p.is_file():
+    fmt = detect_format(p) if p.exists() else ""
+    if fmt == "ts" or (signal is not None and signal.active):
+        x = load_dataset(path, resize, signal).x
+    elif p.suffix.lower() in (".npy", ".npz") and p.is_file():
         x, _ = read_array_file(p, p.suffix.lower()[1:])
         if x.ndim >= 2 and x.shape[0] == 0:  # before arranging: the file's own shape, as the block reader says
             raise DataError(f"{path} holds no samples (shape {x.shape}); give at least one")

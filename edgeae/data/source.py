@@ -68,9 +68,13 @@ def check_finite(x: np.ndarray, where: object, first_row: int | None = 0) -> Non
 
 def shape_mismatch(path: str | Path, got: tuple[int, ...], want: tuple[int, ...]) -> DataError:
     """The one error for samples of another shape than the model's (whole-file and block readers)."""
-    fix = "pass --resize HxW to resize images" if len(want) == 3 and len(got) in (2, 3) else (
-        "give data with the shape the model was trained on"
-    )
+    if len(want) == 3 and len(got) in (2, 3):
+        fix = "pass --resize HxW to resize images"
+    elif len(want) == 2 and len(got) <= 1:  # a signal model given the time steps of a recording
+        fix = (f"give (N, {want[0]}, {want[1]}) windows, or cut a (T, {want[0]}) recording into the model's "
+               f"windows with --window {want[1]} (and --hop STEPS)")
+    else:
+        fix = "give data with the shape the model was trained on"
     return DataError(f"{path} holds samples of shape {got}, but the model expects {want}; {fix}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from edgeae.data import open_source
+from edgeae.data import open_source, spec_for_model
 from edgeae.runtime.model import DEFAULT_BATCH_SIZE
 from edgeae.scale import bulk
 
@@ -19,12 +19,12 @@ __all__ = ["encode_file", "compress_file"]
 
 
 def _setup(bundle: str, input_path: str, resize, precision: str, provider: str, threads: int | None,
-           graph_format: str):
+           graph_format: str, window: int | None = None, hop: int | None = None):
     from edgeae.runtime import load
 
     providers = [p.strip() for p in provider.split(",")] if "," in provider else provider
     model = load(bundle, precision=precision, providers=providers, threads=threads, format=graph_format)
-    return model, open_source(input_path, model.sample_shape, resize)
+    return model, open_source(input_path, model.sample_shape, resize, spec_for_model(window, hop, model.sample_shape))
 
 
 def _on_dask(address: str, bundle: str, source, precision, provider, threads, graph_format, run):
@@ -47,9 +47,13 @@ def _on_dask(address: str, bundle: str, source, precision, provider, threads, gr
 
 def encode_file(bundle: str, input_path: str, output: str, *, resize=None, precision: str = "fp32",
                 provider: str = "auto", threads: int | None = None, graph_format: str = "onnx",
-                batch_size: int = DEFAULT_BATCH_SIZE, dask: str | None = None, progress=None):
-    """Encode every sample of ``input_path`` into the ``.npy`` file ``output``; -> (model, n, D)."""
-    model, source = _setup(bundle, input_path, resize, precision, provider, threads, graph_format)
+                batch_size: int = DEFAULT_BATCH_SIZE, dask: str | None = None, progress=None,
+                window: int | None = None, hop: int | None = None):
+    """Encode every sample of ``input_path`` into the ``.npy`` file ``output``; -> (model, n, D).
+
+    ``window`` / ``hop`` cut a signal recording into the model's windows (docs/timeseries.md).
+    """
+    model, source = _setup(bundle, input_path, resize, precision, provider, threads, graph_format, window, hop)
     if dask:
         n, d = _on_dask(dask, bundle, source, precision, provider, threads, graph_format,
                         lambda ed, spec, x: ed.encode_to_npy(spec, x, output, batch_size=batch_size,
@@ -62,9 +66,13 @@ def encode_file(bundle: str, input_path: str, output: str, *, resize=None, preci
 def compress_file(bundle: str, input_path: str, output: str, *, bits: int | None = None, append: bool = False,
                   resize=None, precision: str = "fp32", provider: str = "auto", threads: int | None = None,
                   graph_format: str = "onnx", batch_size: int = DEFAULT_BATCH_SIZE, check: bool = True,
-                  dask: str | None = None, progress=None) -> tuple[Any, dict[str, Any]]:
-    """Compress every sample of ``input_path`` into the stream ``output``; -> (model, report)."""
-    model, source = _setup(bundle, input_path, resize, precision, provider, threads, graph_format)
+                  dask: str | None = None, progress=None, window: int | None = None,
+                  hop: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Compress every sample of ``input_path`` into the stream ``output``; -> (model, report).
+
+    ``window`` / ``hop`` cut a signal recording into the model's windows (docs/timeseries.md).
+    """
+    model, source = _setup(bundle, input_path, resize, precision, provider, threads, graph_format, window, hop)
     if dask:
         report = _on_dask(dask, bundle, source, precision, provider, threads, graph_format,
                           lambda ed, spec, x: ed.compress(spec, x, output, bits=bits, append=append,
