@@ -254,6 +254,7 @@ def test_an_earlier_folder_that_cannot_be_deleted_does_not_fail_the_commit(tmp_p
 
 
 def test_a_failed_exchange_is_raised_with_its_errno_and_changes_nothing(tmp_path):
+    ctypes.set_errno(0)  # ctypes' own copy of errno: what an earlier call left there must not answer for this one
     _fill_old(tmp_path)
     with pytest.raises(OSError) as e:
         commit_staging_dir(tmp_path / ".out.partial-gone", tmp_path / "out")

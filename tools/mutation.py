@@ -34,7 +34,8 @@ WORK = ROOT / "build" / "mutation"
 # group -> (modules to mutate, test files that run against them); priority order
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "stream": (["edgeae/runtime/stream.py", "edgeae/runtime/varint.py"],
-               ["tests/test_stream.py", "tests/test_stream_mutants.py", "tests/test_mutants.py"]),
+               ["tests/test_stream.py", "tests/test_stream_mutants.py", "tests/test_mutants.py",
+                "tests/test_stream_writer.py"]),
     "codec": (["edgeae/runtime/codec.py"],
               ["tests/test_codec.py", "tests/test_mutants_codec.py", "tests/test_stream.py",
                "tests/test_stream_mutants.py"]),
@@ -51,7 +52,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "bundle": (["edgeae/runtime/bundle.py"], ["tests/test_mutants_bundle.py", "tests/test_runtime.py",
                                                "tests/test_mutants.py::test_decoder_changed_in_place_is_refused"]),
     "compress": (["edgeae/runtime/compress.py", "edgeae/runtime/preprocess.py"],
-                 ["tests/test_compress.py", "tests/test_contract.py"]),
+                 ["tests/test_compress.py", "tests/test_contract.py", "tests/test_stream_writer.py",
+                  "tests/test_mutants_runtime.py"]),
     "readers": (["edgeae/data/load.py", "edgeae/data/source.py", "edgeae/data/npyfile.py"], ["tests/test_data.py", "tests/test_fuzz_parsers.py"]),
     "validate": (["edgeae/export/validate.py"], ["tests/test_export.py"]),
 }
