@@ -35,7 +35,7 @@ WORK = ROOT / "build" / "mutation"
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "stream": (["edgeae/runtime/stream.py", "edgeae/runtime/varint.py"],
                ["tests/test_stream.py", "tests/test_stream_mutants.py", "tests/test_mutants.py",
-                "tests/test_stream_writer.py"]),
+                "tests/test_stream_writer.py", "tests/test_mutants_stream_writer.py"]),
     "codec": (["edgeae/runtime/codec.py"],
               ["tests/test_codec.py", "tests/test_mutants_codec.py", "tests/test_stream.py",
                "tests/test_stream_mutants.py"]),
