@@ -80,6 +80,8 @@ def _dead_pid() -> int:
 def _killed(code: str, cwd: Path) -> int:
     """Run ``code`` in a fresh interpreter that ends itself with SIGKILL; -> its PID."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if env.get("MUTANT_UNDER_TEST") == "stats":  # mutmut's coverage pass reads its settings from the
+        del env["MUTANT_UNDER_TEST"]  # current folder, which the child's is not; a mutant still runs in it
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return int(proc.stdout.split()[0])

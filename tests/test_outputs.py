@@ -32,6 +32,8 @@ def _snapshot(folder: Path) -> dict[str, str]:
 def _killed_writing(code: str, cwd: Path) -> None:
     """Run ``code`` in a fresh interpreter; it must end itself with SIGKILL part way through a write."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if env.get("MUTANT_UNDER_TEST") == "stats":  # mutmut's coverage pass reads its settings from the
+        del env["MUTANT_UNDER_TEST"]  # current folder, which the child's is not; a mutant still runs in it
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr

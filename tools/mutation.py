@@ -34,7 +34,8 @@ WORK = ROOT / "build" / "mutation"
 # group -> (modules to mutate, test files that run against them); priority order
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "stream": (["edgeae/runtime/stream.py", "edgeae/runtime/varint.py"],
-               ["tests/test_stream.py", "tests/test_stream_mutants.py", "tests/test_mutants.py"]),
+               ["tests/test_stream.py", "tests/test_stream_mutants.py", "tests/test_mutants.py",
+                "tests/test_stream_writer.py", "tests/test_mutants_stream_writer.py"]),
     "codec": (["edgeae/runtime/codec.py"],
               ["tests/test_codec.py", "tests/test_mutants_codec.py", "tests/test_stream.py",
                "tests/test_stream_mutants.py"]),
@@ -43,14 +44,16 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                                                    "tests/test_mutants_contract.py"]),
     "preprocess": (["edgeae/runtime/preprocess.py"], ["tests/test_mutants_runtime.py"]),
     "reference": (["edgeae/codegen/reference.py"], ["tests/test_mutants_reference.py"]),
-    "atomic": (["edgeae/atomic.py", "edgeae/outputs.py"], ["tests/test_atomic.py", "tests/test_outputs.py", "tests/test_mutants.py"]),
+    "atomic": (["edgeae/atomic.py", "edgeae/outputs.py"],
+               ["tests/test_atomic.py", "tests/test_outputs.py", "tests/test_mutants.py", "tests/test_mutants_atomic.py"]),
     "codegen": (["edgeae/codegen/reference.py", "edgeae/codegen/lower_int8.py"],
                 ["tests/test_codegen.py", "tests/test_mutants.py::test_multiplier_rounds_to_nearest",
                  "tests/test_c_mutants.py"]),
     "bundle": (["edgeae/runtime/bundle.py"], ["tests/test_mutants_bundle.py", "tests/test_runtime.py",
                                                "tests/test_mutants.py::test_decoder_changed_in_place_is_refused"]),
     "compress": (["edgeae/runtime/compress.py", "edgeae/runtime/preprocess.py"],
-                 ["tests/test_compress.py", "tests/test_contract.py"]),
+                 ["tests/test_compress.py", "tests/test_contract.py", "tests/test_stream_writer.py",
+                  "tests/test_mutants_runtime.py"]),
     "readers": (["edgeae/data/load.py", "edgeae/data/source.py", "edgeae/data/npyfile.py"], ["tests/test_data.py", "tests/test_fuzz_parsers.py"]),
     "validate": (["edgeae/export/validate.py"], ["tests/test_export.py"]),
 }
