@@ -217,7 +217,9 @@ def generate_c(
     samples the bundle carries to check on (None: all, 256 for bundles from ``edgeae export``).
     ``codec``: also write the bundle's C `.eae` codec and the one-call API
     ``<prefix>_compress_<p>`` (raw samples -> stream bytes; see
-    :mod:`edgeae.codegen.compress_c`), checked byte for byte against Python's streams.
+    :mod:`edgeae.codegen.compress_c`), checked byte for byte against Python's streams; for
+    signal bundles (input (C, T)) also the streaming API ``<prefix>_stream_*`` (time steps in,
+    one chunk per window; :mod:`edgeae.codegen.stream_c`), checked the same way.
     None (default): when the bundle has codec tables.
     """
     from edgeae.runtime.bundle import read_manifest
