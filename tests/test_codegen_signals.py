@@ -84,6 +84,10 @@ def test_stream_layout_only_for_signal_windows(signals):
     assert lay.channels == 6 and lay.steps == SIG_STEPS
     nz = np.asarray(m.normalization["offset"], np.float32).reshape(6, SIG_STEPS)
     np.testing.assert_array_equal(lay.offset, nz[:, 0])
+    raw = stream_layout(m, raw=True)  # raw-I/O encoders fold the normalization in: the stream passes samples on
+    assert not raw.offset.any() and (raw.inv_scale == 1).all()
+    m.normalization = dict(m.normalization, offset=np.arange(6 * SIG_STEPS, dtype=np.float32).tolist())
+    assert "differs along time" in stream_layout(m, raw=False)
     m.input = dict(m.input, shape=[1, 4, 4])
     assert "not a signal window" in stream_layout(m, raw=False)
 
