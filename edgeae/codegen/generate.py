@@ -69,6 +69,11 @@ class CodegenResult:
                     f"{c['symbols_differ']}/{c['symbols']} symbols differ from `edgeae compress` (ONNX Runtime codes)")
                 lines.append(f"compress_{tag}: {self.compress['samples']} samples -> {c['bytes_per_sample']:.2f} "
                              f"bytes/sample ({self.compress['bits']}-bit), = Python for the C codes, {same}")
+        st = self.compress.get("stream", {})
+        if st.get("runs"):
+            lines.append(f"stream: {st['channels']} x {st['steps']} windows, ring {st['ring_bytes']} B; "
+                         f"{len(st['runs'])} pushes (hops {sorted({r['hop'] for r in st['runs']})}, blocks, restarts) "
+                         "= Python's header + one append per window")
         return "\n".join(lines)
 
 
@@ -170,7 +175,26 @@ def _write_compress(tmp: Path, bundle_dir: Path, manifest, prefix: str, encoders
     if verify:
         compress_report.update(check_compress(tmp, tmp / ".build", prefix, encoders, bundle_dir, samples,
                                               raw, manifest))
+    compress_report["stream"] = _write_stream(tmp, bundle_dir, manifest, prefix, encoders, verify, samples, raw)
     return compress_report
+
+
+def _write_stream(tmp: Path, bundle_dir: Path, manifest, prefix: str, encoders: list, verify: bool,
+                  samples: np.ndarray | None, raw: bool) -> dict[str, Any]:
+    """Signal bundles: the streaming API (time steps in, one chunk per window), (optionally) checked."""
+    from edgeae.codegen.stream_c import check_stream, stream_layout, stream_sources
+
+    layout = stream_layout(manifest, raw)
+    if isinstance(layout, str):
+        return {"written": False, "why": layout}
+    h, c = stream_sources(prefix, encoders, manifest.code_size, layout)
+    (tmp / f"{prefix}_stream.h").write_text(h, encoding="utf-8")
+    (tmp / f"{prefix}_stream.c").write_text(c, encoding="utf-8")
+    report: dict[str, Any] = {"written": True, "files": [f"{prefix}_stream.h", f"{prefix}_stream.c"]}
+    if verify:
+        report.update(check_stream(tmp, tmp / ".build", prefix, encoders, bundle_dir, samples, raw, manifest,
+                                   layout))
+    return report
 
 
 def generate_c(
@@ -193,7 +217,9 @@ def generate_c(
     samples the bundle carries to check on (None: all, 256 for bundles from ``edgeae export``).
     ``codec``: also write the bundle's C `.eae` codec and the one-call API
     ``<prefix>_compress_<p>`` (raw samples -> stream bytes; see
-    :mod:`edgeae.codegen.compress_c`), checked byte for byte against Python's streams.
+    :mod:`edgeae.codegen.compress_c`), checked byte for byte against Python's streams; for
+    signal bundles (input (C, T)) also the streaming API ``<prefix>_stream_*`` (time steps in,
+    one chunk per window; :mod:`edgeae.codegen.stream_c`), checked the same way.
     None (default): when the bundle has codec tables.
     """
     from edgeae.runtime.bundle import read_manifest

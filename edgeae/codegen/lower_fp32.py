@@ -6,7 +6,7 @@ Lowering rules (batch 1, shapes static):
   stored (K, N) so the inner loop runs over outputs (vectorizes without reassociation);
   alpha and beta are folded into the stored weight and bias.
 - Conv / ConvTranspose, 2-D, any stride / padding / dilation / group -> ``conv_f32`` /
-  ``convt_f32``; BatchNormalization becomes a per-channel multiply-add.
+  ``convt_f32``; 1-D ones (N, C, T) run on the same kernels as 2-D with height 1; BatchNormalization becomes a per-channel multiply-add.
 - Reshape / Flatten / Squeeze / Unsqueeze / Identity move no data (the output names the same
   bytes); a copy is made only when a graph output must own them.
 - Chains of elementwise operators (Relu, LeakyRelu, Sigmoid, Tanh, Clip, Round, Cast, Add /
@@ -20,7 +20,7 @@ import numpy as np
 from edgeae.codegen.graph import Graph, Node, UnsupportedOpError
 from edgeae.codegen.program import Program, Step
 
-__all__ = ["lower_fp32", "ALIAS_OPS", "POINTWISE_OPS", "reshape_alias"]
+__all__ = ["lower_fp32", "ALIAS_OPS", "POINTWISE_OPS", "reshape_alias", "conv_params", "as_2d_weight"]
 
 ALIAS_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 POINTWISE_OPS = ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Round", "Cast", "Add", "Sub", "Mul", "Div",
@@ -37,6 +37,39 @@ def _f(v: float) -> str:
     if "e" not in s and "." not in s:
         s += ".0"
     return s + "f"
+
+
+def as_2d_weight(w: np.ndarray) -> np.ndarray:
+    """A 1-D convolution's weight (M, C, K) as the 2-D kernels' (M, C, 1, K); 2-D weights unchanged."""
+    return w.reshape(w.shape[:2] + (1,) + w.shape[2:]) if w.ndim == 3 else w
+
+
+def conv_params(node: Node, xs: tuple[int, ...], ys: tuple[int, ...], w: np.ndarray) -> dict:
+    """Shape, stride, padding, dilation and group of a Conv / ConvTranspose as the 2-D kernels read them.
+
+    A 1-D convolution over (N, C, T) runs as a 2-D one over (N, C, 1, T) with a (1, K) kernel:
+    height 1, stride 1, no padding or dilation along it; its bytes are laid out the same way.
+    """
+    a = node.attrs
+    one_d = len(xs) == 3 and w.ndim == 3 and len(ys) == 3
+    if not one_d and (len(xs) != 4 or w.ndim != 4 or len(ys) != 4):
+        raise UnsupportedOpError(f"{node.where()}: only 1-D (N, C, T) and 2-D (N, C, H, W) convolutions are "
+                                 f"supported, got input {xs} and weight {w.shape}")
+    if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and not a.get("pads"):
+        raise UnsupportedOpError(f"{node.where()}: auto_pad={a['auto_pad']} is not supported; export with "
+                                 "explicit pads")
+    if node.op == "ConvTranspose" and "output_shape" in a:
+        raise UnsupportedOpError(f"{node.where()}: ConvTranspose output_shape is not supported")
+    rank = 1 if one_d else 2
+    pads = list(a.get("pads", [0] * 2 * rank))
+    s = list(a.get("strides", [1] * rank))
+    d = list(a.get("dilations", [1] * rank))
+    if one_d:  # height 1: (T) -> (1, T)
+        xs, ys, pads, s, d = (xs[0], xs[1], 1, xs[2]), (ys[0], ys[1], 1, ys[2]), [0, pads[0]], [1, s[0]], [1, d[0]]
+        w = as_2d_weight(w)
+    return {"C": xs[1], "H": xs[2], "W": xs[3], "M": ys[1], "OH": ys[2], "OW": ys[3],
+            "KH": int(w.shape[2]), "KW": int(w.shape[3]), "SH": s[0], "SW": s[1], "PT": pads[0], "PL": pads[1],
+            "DH": d[0], "DW": d[1], "G": int(a.get("group", 1))}
 
 
 def reshape_alias(g: Graph, node: Node) -> None:
@@ -142,28 +175,10 @@ class _Lowering:
         scratch = self.p.add_buffer(f"{y}/partial_sums", "float32", (n,)).name  # lives for this step only
         self.p.steps.append(Step("dense_f32", node.name, [self.buf(x)], [self.out(y), scratch], params))
 
-    def _conv_params(self, node: Node, transposed: bool) -> dict:
-        a = node.attrs
-        x, y = node.inputs[0], node.outputs[0]
-        xs, ys = self.g.shapes[x], self.g.shapes[y]
-        w = self.const(node, 1)
-        if len(xs) != 4 or w.ndim != 4:
-            raise UnsupportedOpError(f"{node.where()}: only 2-D convolutions (N, C, H, W) are supported")
-        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and not a.get("pads"):
-            raise UnsupportedOpError(f"{node.where()}: auto_pad={a['auto_pad']} is not supported; export with "
-                                     "explicit pads")
-        if transposed and "output_shape" in a:
-            raise UnsupportedOpError(f"{node.where()}: ConvTranspose output_shape is not supported")
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        s = list(a.get("strides", [1, 1]))
-        d = list(a.get("dilations", [1, 1]))
-        return {"C": xs[1], "H": xs[2], "W": xs[3], "M": ys[1], "OH": ys[2], "OW": ys[3],
-                "KH": int(w.shape[2]), "KW": int(w.shape[3]), "SH": s[0], "SW": s[1], "PT": pads[0], "PL": pads[1],
-                "DH": d[0], "DW": d[1], "G": int(a.get("group", 1))}
-
     def _conv(self, node: Node, transposed: bool) -> None:
-        params = self._conv_params(node, transposed)
-        w = self.const(node, 1).astype(np.float32)
+        w = self.const(node, 1)
+        params = conv_params(node, self.g.shapes[node.inputs[0]], self.g.shapes[node.outputs[0]], w)
+        w = as_2d_weight(w).astype(np.float32)
         b = self.const(node, 2, required=False)
         bias = np.zeros(params["M"], np.float32) if b is None else b.astype(np.float32)
         writes = [self.out(node.outputs[0])]

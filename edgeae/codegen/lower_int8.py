@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from edgeae.codegen.graph import Graph, Node, UnsupportedOpError
-from edgeae.codegen.lower_fp32 import ALIAS_OPS, reshape_alias
+from edgeae.codegen.lower_fp32 import ALIAS_OPS, as_2d_weight, conv_params, reshape_alias
 from edgeae.codegen.lower_int8_tables import COMPUTE_OPS, QRANGE, TableLowering
 from edgeae.codegen.program import Program, Step
 
@@ -169,10 +169,10 @@ class _Int8(TableLowering):
             trans = bool(a.get("transB", 0)) if node.op == "Gemm" else False
             w = wq if trans else wq.T  # (N, K)
             out_axis = 0 if trans else 1
-        elif node.op == "Conv":
-            w, out_axis = wq, 0
+        elif node.op == "Conv":  # a 1-D convolution's (M, C, K) as (M, C, 1, K): the 2-D kernels with height 1
+            w, out_axis = as_2d_weight(wq), 0
         else:
-            w, out_axis = wq, 1
+            w, out_axis = as_2d_weight(wq), 1
         return w, out_axis
 
     def _bias(self, node: Node, sx: float, sw_c: np.ndarray, n_out: int) -> np.ndarray:
@@ -291,21 +291,8 @@ class _Int8(TableLowering):
         self._add_step(node, qnode, relu, x_buf, out.name, kind, params, bias, w, has_wzp)
 
     def _conv(self, node: Node) -> dict:
-        a = node.attrs
-        xs, ys = self.g.shapes[node.inputs[0]], self.g.shapes[node.outputs[0]]
         w = self.g.consts[self.prod[node.inputs[1]].inputs[0]]
-        if len(xs) != 4 or w.ndim != 4:
-            raise UnsupportedOpError(f"{node.where()}: only 2-D convolutions are supported")
-        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and not a.get("pads"):
-            raise UnsupportedOpError(f"{node.where()}: auto_pad={a['auto_pad']} is not supported")
-        if "output_shape" in a:
-            raise UnsupportedOpError(f"{node.where()}: ConvTranspose output_shape is not supported")
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        s = list(a.get("strides", [1, 1]))
-        d = list(a.get("dilations", [1, 1]))
-        return {"C": xs[1], "H": xs[2], "W": xs[3], "M": ys[1], "OH": ys[2], "OW": ys[3], "KH": int(w.shape[2]),
-                "KW": int(w.shape[3]), "SH": s[0], "SW": s[1], "PT": pads[0], "PL": pads[1], "DH": d[0], "DW": d[1],
-                "G": int(a.get("group", 1))}
+        return conv_params(node, self.g.shapes[node.inputs[0]], self.g.shapes[node.outputs[0]], w)
 
     # ---- elementwise regions -> tables ------------------------------------------------------------
     def run(self) -> Program:

@@ -13,9 +13,11 @@ Two marks, nothing else:
 Templates: the fp32 kernels (``dense_f32.c``, ``conv_f32.c``, ``convt_f32.c``), the int8 ones
 (``requant.c``, ``dsp.c``, ``qrows.c``, ``qdense.c``, ``qconv.c``, ``qconvt.c``), the one-call
 compression API (``compress.h``, ``compress.c``, and per encoder ``compress_proto.h`` and
-``compress_body.c``), and the Cortex-M firmware pieces the toolchain builds with
-(``cortexm_startup.c``, ``cortexm_link.ld``, ``cortexm_main.c``, ``compress_target_main.c``)
-and the host harnesses (``host_harness.c``, ``compress_check_main.c``).
+``compress_body.c``), the streaming API of signal bundles (``stream.h``, ``stream.c``,
+``stream_proto.h``, ``stream_body.c``), and the Cortex-M firmware pieces the toolchain builds with
+(``cortexm_startup.c``, ``cortexm_link.ld``, ``cortexm_main.c``, ``compress_target_main.c``,
+``stream_target_main.c``) and the host harnesses (``host_harness.c``, ``compress_check_main.c``,
+``stream_check_main.c``).
 
 Every template is compiled with ``-Wall -Wextra -Werror`` after substitution by
 ``tests/test_codegen_templates.py``.
