@@ -88,8 +88,9 @@ def test_conv_bundle_fp32_and_int8(conv, tmp_path):
     assert set(kinds) == {"model_encoder_fp32", "model_decoder_fp32", "model_encoder_int8", "model_decoder_int8"}
     src = (tmp_path / "c" / "model_decoder_int8.c").read_text()
     assert "qconvt" in src and "_table[" in src  # transposed conv as integer kernel; sigmoid as a table
-    # the arena is smaller than keeping every intermediate tensor
-    assert kinds["model_decoder_fp32"].arena_bytes < 4 * (32 + 4 * 4 * 4 + 8 * 8) + 1
+    # the arena is smaller than keeping every intermediate tensor and every scratch column (8 output
+    # pixels x the taps of a phase: 8 x 8 channels x 2 x 2 for the first ConvTranspose, 8 x 4 x 2 x 2)
+    assert kinds["model_decoder_fp32"].arena_bytes < 4 * (32 + 4 * 4 * 4 + 8 * 8 + 8 * 32 + 8 * 16)
 
 
 def test_int8_under_sanitizers_matches_reference(conv, tmp_path):
