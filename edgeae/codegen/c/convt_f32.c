@@ -14,6 +14,7 @@ PFX_KERNEL void PFX_convt_f32(const float *PFX_RESTRICT x, const float *PFX_REST
     const int cg = C / G, mg = M / G;
     const float *PFX_RESTRICT wp = w; /* walks the phases' matrices forward */
     float tile[32];
+    int gy[8], gx[8], at[8], off[8]; /* at: where each pixel of a block goes in a channel's plane */
     int gi, ry, rx, ky, kx, c, j, m, r, q0;
     for (gi = 0; gi < G; ++gi) {
         const float *PFX_RESTRICT xg = x + (size_t)gi * (size_t)cg * (size_t)(H * W);
@@ -28,28 +29,36 @@ PFX_KERNEL void PFX_convt_f32(const float *PFX_RESTRICT x, const float *PFX_REST
                 taps = cg * nky * nkx;
                 for (q0 = 0; q0 < Q; q0 += 8) {
                     const int nq = Q - q0 < 8 ? Q - q0 : 8;
-                    int at[8]; /* where each pixel of the block goes in a channel's plane */
-                    for (j = 0; j < 8; ++j) {
-                        float *cj = col + j;
-                        const int oy = ry + SH * ((q0 + j) / GW), ox = rx + SW * ((q0 + j) % GW);
-                        at[j] = oy * OW + ox;
-                        if (j >= nq) {
-                            for (c = 0; c < taps; ++c) cj[(size_t)c * 8u] = 0.0f;
-                            continue;
-                        }
-                        for (c = 0; c < cg; ++c) {
-                            const float *xc = xg + (size_t)c * (size_t)(H * W);
-                            for (ky = 0; ky < KH; ++ky) {
-                                const int ty = oy + PT - ky * DH, iy = ty / SH;
-                                if ((ty % SH + SH) % SH != 0) continue; /* another phase's tap */
-                                for (kx = 0; kx < KW; ++kx) {
-                                    const int tx = ox + PL - kx * DW, ix = tx / SW;
-                                    if ((tx % SW + SW) % SW != 0) continue;
-                                    *cj = (ty >= 0 && iy < H && tx >= 0 && ix < W) ? xc[iy * W + ix] : 0.0f;
-                                    cj += 8;
-                                }
+                    int kyi = 0;
+                    for (j = 0; j < 8; ++j) { /* the block's pixels: phase grid (gy, gx) */
+                        gy[j] = (q0 + j) / GW;
+                        gx[j] = (q0 + j) % GW;
+                        at[j] = (ry + SH * gy[j]) * OW + rx + SW * gx[j];
+                    }
+                    for (ky = 0; ky < KH; ++ky) {
+                        const int dy = ry + PT - ky * DH; /* iy = gy + dy / SH for this phase's taps */
+                        int kxi = 0;
+                        if ((dy % SH + SH) % SH != 0) continue; /* another phase's tap */
+                        for (kx = 0; kx < KW; ++kx) {
+                            const int dx = rx + PL - kx * DW;
+                            float *PFX_RESTRICT ct;
+                            if ((dx % SW + SW) % SW != 0) continue;
+                            ct = col + (size_t)(kyi * nkx + kxi) * 8u; /* tap (c, ky, kx), c = 0 */
+                            for (j = 0; j < 8; ++j) {
+                                const int iy = gy[j] + dy / SH, ix = gx[j] + dx / SW;
+                                off[j] = (j < nq && iy >= 0 && iy < H && ix >= 0 && ix < W) ? iy * W + ix : -1;
                             }
+                            for (c = 0; c < cg; ++c, ct += (size_t)(nky * nkx) * 8u) {
+                                const float *PFX_RESTRICT xc = xg + (size_t)c * (size_t)(H * W);
+                                PFX_UNROLL8
+                        for (j = 0; j < 8; ++j) { /* padding reads element 0 and keeps 0 */
+                            const float v = xc[off[j] >= 0 ? off[j] : 0];
+                            ct[j] = off[j] >= 0 ? v : 0.0f;
                         }
+                            }
+                            ++kxi;
+                        }
+                        ++kyi;
                     }
                     for (m = 0; m + 4 <= mg; m += 4) {
                         PFX_tile4_f32(col, wp + m, mg, bg + m, taps, tile);
