@@ -12,48 +12,39 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
 {
     const int cg = C / G, mg = M / G, taps = cg * KH * KW, T4 = (taps + 3) / 4 * 4, P = OH * OW;
     int32_t acc[32], sx[8];
-    int at[8];
+    int at[8], iy0[8], ix0[8], off[8]; /* off: a tap's input element per pixel; -1 padding, -2 no pixel */
     int gi, p0, j, t, c, ky, kx, m;
     for (gi = 0; gi < G; ++gi) {
         const ${wt} *PFX_RESTRICT wg = w + (size_t)gi * (size_t)mg * (size_t)taps;
         const ${xt} *PFX_RESTRICT xg = x + (size_t)gi * (size_t)cg * (size_t)(H * W);
         for (p0 = 0; p0 < P; p0 += 8) {
             const int np = P - p0 < 8 ? P - p0 : 8;
-            for (j = 0; j < 8; ++j) { /* pixel p0 + j's patch */
-                const int oy = (p0 + j) / OW, ox = (p0 + j) % OW;
-                const int iy0 = oy * SH - PT, ix0 = ox * SW - PL;
-                int32_t s = 0;
-                at[j] = p0 + j;
-                t = 0;
-                if (j >= np) {
-                    for (; t < taps; ++t) col[PFX_COL(t, j)] = 0;
-                } else if (iy0 >= 0 && iy0 + (KH - 1) * DH < H && ix0 >= 0 && ix0 + (KW - 1) * DW < W) {
-                    for (c = 0; c < cg; ++c) { /* inside the image: no tests */
-                        const ${xt} *xc = xg + (size_t)c * (size_t)(H * W) + iy0 * W + ix0;
-                        for (ky = 0; ky < KH; ++ky)
-                            for (kx = 0; kx < KW; ++kx, ++t) {
-                                const int16_t v = (int16_t)xc[ky * DH * W + kx * DW];
-                                col[PFX_COL(t, j)] = v;
-                                s += v;
-                            }
+            for (j = 0; j < 8; ++j) { /* the block's pixels: top-left input of each patch */
+                iy0[j] = (p0 + j) / OW * SH - PT;
+                ix0[j] = (p0 + j) % OW * SW - PL;
+                sx[j] = 0;
+            }
+            for (ky = 0; ky < KH; ++ky) {
+                for (kx = 0; kx < KW; ++kx) {
+                    for (j = 0; j < 8; ++j) {
+                        const int iy = iy0[j] + ky * DH, ix = ix0[j] + kx * DW;
+                        off[j] = j >= np ? -2 : (iy >= 0 && iy < H && ix >= 0 && ix < W) ? iy * W + ix : -1;
                     }
-                } else {
-                    for (c = 0; c < cg; ++c) {
-                        const ${xt} *xc = xg + (size_t)c * (size_t)(H * W);
-                        for (ky = 0; ky < KH; ++ky) {
-                            const int iy = iy0 + ky * DH;
-                            for (kx = 0; kx < KW; ++kx, ++t) {
-                                const int ix = ix0 + kx * DW;
-                                const int16_t v = (int16_t)((iy >= 0 && iy < H && ix >= 0 && ix < W) ? (int32_t)xc[iy * W + ix] : xzp);
-                                col[PFX_COL(t, j)] = v;
-                                s += v;
-                            }
+                    for (c = 0, t = ky * KW + kx; c < cg; ++c, t += KH * KW) {
+                        const ${xt} *PFX_RESTRICT xc = xg + (size_t)c * (size_t)(H * W);
+                        PFX_UNROLL8
+                        for (j = 0; j < 8; ++j) { /* padding: xzp (a pixel past the end: 0) */
+                            const int32_t v = xc[off[j] >= 0 ? off[j] : 0];
+                            const int16_t u = (int16_t)(off[j] >= 0 ? v : off[j] == -1 ? xzp : 0);
+                            col[PFX_COL(t, j)] = u;
+                            sx[j] += u;
                         }
                     }
                 }
-                for (; t < T4; ++t) col[PFX_COL(t, j)] = 0;
-                sx[j] = s;
             }
+            for (t = taps; t < T4; ++t)
+                for (j = 0; j < 8; ++j) col[PFX_COL(t, j)] = 0;
+            for (j = 0; j < 8; ++j) at[j] = p0 + j;
             for (m = 0; m + 4 <= mg; m += 4) {
                 ${tile4}(col, wg + (size_t)m * (size_t)taps, taps, acc);
                 ${store}(acc, 4, gi * mg + m, bias, wzp, mult, shift, sx, y, (size_t)P, at, np, yzp, lo_q, hi_q);

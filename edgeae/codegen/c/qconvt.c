@@ -15,7 +15,7 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
     const int cg = C / G, mg = M / G;
     const ${wt} *PFX_RESTRICT wp = w; /* walks the phases' matrices forward */
     int32_t acc[32], sx[8];
-    int at[8];
+    int gy[8], gx[8], at[8], off[8]; /* off: a tap's input element per pixel, -1 outside */
     int gi, ry, rx, ky, kx, c, j, t, m, q0;
     for (gi = 0; gi < G; ++gi) {
         const ${xt} *PFX_RESTRICT xg = x + (size_t)gi * (size_t)cg * (size_t)(H * W);
@@ -29,32 +29,40 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
                 T4 = (taps + 3) / 4 * 4;
                 for (q0 = 0; q0 < Q; q0 += 8) {
                     const int nq = Q - q0 < 8 ? Q - q0 : 8;
-                    for (j = 0; j < 8; ++j) {
-                        const int oy = ry + SH * ((q0 + j) / GW), ox = rx + SW * ((q0 + j) % GW);
-                        int32_t s = 0;
-                        at[j] = oy * OW + ox;
-                        t = 0;
-                        if (j < nq) {
-                            for (c = 0; c < cg; ++c) {
-                                const ${xt} *xc = xg + (size_t)c * (size_t)(H * W);
-                                for (ky = 0; ky < KH; ++ky) {
-                                    const int ty = oy + PT - ky * DH, iy = ty / SH;
-                                    if ((ty % SH + SH) % SH != 0) continue; /* another phase's tap */
-                                    for (kx = 0; kx < KW; ++kx) {
-                                        const int tx = ox + PL - kx * DW, ix = tx / SW;
-                                        int16_t v;
-                                        if ((tx % SW + SW) % SW != 0) continue;
-                                        v = (int16_t)((ty >= 0 && iy < H && tx >= 0 && ix < W) ? (int32_t)xc[iy * W + ix] - xzp : 0);
-                                        col[PFX_COL(t, j)] = v;
-                                        s += v;
-                                        ++t;
-                                    }
+                    int kyi = 0;
+                    for (j = 0; j < 8; ++j) { /* the block's pixels: phase grid (gy, gx) */
+                        gy[j] = (q0 + j) / GW;
+                        gx[j] = (q0 + j) % GW;
+                        at[j] = (ry + SH * gy[j]) * OW + rx + SW * gx[j];
+                        sx[j] = 0;
+                    }
+                    for (ky = 0; ky < KH; ++ky) {
+                        const int dy = ry + PT - ky * DH; /* iy = gy + dy / SH for this phase's taps */
+                        int kxi = 0;
+                        if ((dy % SH + SH) % SH != 0) continue; /* another phase's tap */
+                        for (kx = 0; kx < KW; ++kx) {
+                            const int dx = rx + PL - kx * DW;
+                            if ((dx % SW + SW) % SW != 0) continue;
+                            for (j = 0; j < 8; ++j) {
+                                const int iy = gy[j] + dy / SH, ix = gx[j] + dx / SW;
+                                off[j] = (j < nq && iy >= 0 && iy < H && ix >= 0 && ix < W) ? iy * W + ix : -1;
+                            }
+                            for (c = 0, t = kyi * nkx + kxi; c < cg; ++c, t += nky * nkx) {
+                                const ${xt} *PFX_RESTRICT xc = xg + (size_t)c * (size_t)(H * W);
+                                PFX_UNROLL8
+                                for (j = 0; j < 8; ++j) { /* outside the input: 0 */
+                                    const int32_t v = xc[off[j] >= 0 ? off[j] : 0];
+                                    const int16_t u = (int16_t)(off[j] >= 0 ? v - xzp : 0);
+                                    col[PFX_COL(t, j)] = u;
+                                    sx[j] += u;
                                 }
                             }
+                            ++kxi;
                         }
-                        for (; t < T4; ++t) col[PFX_COL(t, j)] = 0;
-                        sx[j] = s;
+                        ++kyi;
                     }
+                    for (t = taps; t < T4; ++t)
+                        for (j = 0; j < 8; ++j) col[PFX_COL(t, j)] = 0;
                     for (m = 0; m + 4 <= mg; m += 4) {
                         ${tile4}(col, wp + (size_t)m * (size_t)taps, taps, acc);
                         ${store}(acc, 4, gi * mg + m, bias, wzp, mult, shift, sx, y, (size_t)(OH * OW), at, nq, yzp, lo_q, hi_q);

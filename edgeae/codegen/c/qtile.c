@@ -13,6 +13,11 @@
    Every order gives the same integers (exact int32 sums). */
 #if !defined(PFX_QTILE)
 #define PFX_QTILE 1
+#if defined(__GNUC__)
+#define PFX_UNROLL8 _Pragma("GCC unroll 8") /* the 8 lanes of a block as straight code */
+#else
+#define PFX_UNROLL8
+#endif
 #if (defined(__SSE2__) || defined(_M_X64)) && !defined(PFX_NO_VECTOR)
 #include <emmintrin.h>
 #if defined(__AVX2__)
