@@ -113,13 +113,20 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
     }
     g += 4 * T4;
 #else
-    for (r = 0; r < 32; ++r) acc[r] = 0;
-    for (t = 0; t < T4; t += 4, g += 16)
-        for (r = 0; r < 4; ++r)
-            for (u = 0; u < 4; ++u) {
-                const int32_t wv = (int32_t)g[4 * r + u];
-                for (j = 0; j < 8; ++j) acc[8 * r + j] += wv * (int32_t)col[PFX_COL(t + u, j)];
-            }
+    for (j = 0; j < 8; ++j) { /* four rows of one pixel, the sums in registers (Cortex-M0/M3) */
+        const ${wt} *PFX_RESTRICT h = g;
+        const int16_t *PFX_RESTRICT c = col + (size_t)j * 2u;
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (t = 0; t < T4; t += 4, h += 16, c += 32) {
+            const int32_t x0 = c[0], x1 = c[1], x2 = c[16], x3 = c[17];
+            s0 += x0 * (int32_t)h[0] + x1 * (int32_t)h[1] + x2 * (int32_t)h[2] + x3 * (int32_t)h[3];
+            s1 += x0 * (int32_t)h[4] + x1 * (int32_t)h[5] + x2 * (int32_t)h[6] + x3 * (int32_t)h[7];
+            s2 += x0 * (int32_t)h[8] + x1 * (int32_t)h[9] + x2 * (int32_t)h[10] + x3 * (int32_t)h[11];
+            s3 += x0 * (int32_t)h[12] + x1 * (int32_t)h[13] + x2 * (int32_t)h[14] + x3 * (int32_t)h[15];
+        }
+        acc[j] = s0; acc[8 + j] = s1; acc[16 + j] = s2; acc[24 + j] = s3;
+    }
+    g += 4 * T4;
 #endif
     for (r = 0; r < 4; ++r) /* the T % 4 last taps of each row */
         for (u = 0; u < TL; ++u) {
@@ -145,12 +152,15 @@ static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
     }
     _mm_storeu_si128((__m128i *)(void *)acc, _mm_add_epi32(a0, b0));
     _mm_storeu_si128((__m128i *)(void *)(acc + 4), _mm_add_epi32(a1, b1));
-#else
-    for (j = 0; j < 8; ++j) acc[j] = 0;
-    t = 0;
-#endif
     for (; t < T; ++t) {
         const int32_t wv = (int32_t)g[t];
         for (j = 0; j < 8; ++j) acc[j] += wv * (int32_t)col[PFX_COL(t, j)];
     }
+#else
+    for (j = 0; j < 8; ++j) { /* one pixel at a time, its sum in a register */
+        int32_t s0 = 0;
+        for (t = 0; t < T; ++t) s0 += (int32_t)g[t] * (int32_t)col[PFX_COL(t, j)];
+        acc[j] = s0;
+    }
+#endif
 }
