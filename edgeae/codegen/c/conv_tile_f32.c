@@ -1,7 +1,8 @@
 /* The inner product of the fp32 convolutions: a block of 8 output pixels. The caller copies
    their inputs to col (for each tap t, the 8 pixels' inputs at col[8t .. 8t+7], 0 where a tap
    is padding or a pixel is past the end), and a tile computes R output channels of the block:
-   out[r][j] = b[r] + sum_t w[t * ws + r] * col[8t + j], terms in the order t = 0, 1, 2, ...
+   out[r][j] = b[r] + sum_t w[t * ws + r] * col[8t + j], terms in the order t = 0, 1, 2, ... (a
+   lone channel, PFX_tile1_f32, in two sums, even and odd taps, added at the end).
    Where the compiler has GNU C vectors (gcc, clang) the 8 lanes of a channel are one vector
    (two SSE registers, one AVX register), so a tap is one column load and R multiply-adds by a
    broadcast weight, and R independent sums hide the adder's latency; elsewhere (Cortex-M,
