@@ -48,8 +48,9 @@ def test_fp32_kernels_compile_as_c(tmp_path):
 def test_int8_kernels_compile_as_c_for_every_type(tmp_path, wzp):
     """requant + dsp + the four int8 kernels, for every (x, w, y) type combination."""
     for k, (xt, wt, yt) in enumerate(itertools.product(_TYPES, _TYPES, _TYPES)):
-        parts = [Q.qrows(xt, wt, yt, wzp)[1], Q.qdense(xt, wt, yt, wzp)[1], Q.qconv(xt, wt, yt, wzp)[1],
-                 Q.qconvt(xt, wt, yt, wzp)[1]]
+        helpers = {**Q.conv_helpers("uint8_t", yt, wzp), **Q.conv_helpers("int8_t", yt, wzp)}
+        parts = [Q.qrows(xt, wt, yt, wzp)[1], Q.qdense(xt, wt, yt, wzp)[1], *helpers.values(),
+                 Q.qconv(xt, wt, yt, wzp)[1], Q.qconvt(xt, wt, yt, wzp)[1]]
         text = _PRELUDE + DSP + INT8_REQUANT + "".join(parts)
         assert "${" not in text and "$" not in text
         _lint(tmp_path, f"int8_{k}.c", text)
@@ -121,8 +122,8 @@ def test_host_harness_templates_compile_as_c(tmp_path):
 
 
 def test_fill_refuses_a_missing_value():
-    with pytest.raises(KeyError, match=r"qconvt.c needs a value for \$\{zw\}"):
-        fill("qconvt.c", name="k", xt="uint8_t", wt="int8_t", yt="int8_t", xe="a", we="b", wterm="w")
+    with pytest.raises(KeyError, match=r"qconvt.c needs a value for \$\{store\}"):
+        fill("qconvt.c", name="k", xt="uint8_t", wt="int8_t", yt="int8_t", xe="a", we="b", tile4="t4", tile1="t1")
 
 
 def test_linker_script_per_board():

@@ -90,9 +90,10 @@ class _Emitter:
                 f"{self.ptr(s.writes[1])}, {q['K']}, {q['N']});")
 
     def s_conv_f32(self, s: Step, kind: str = "conv_f32") -> str:
+        self.kernels.setdefault("conv_tile_f32", K.FP32["conv_tile_f32"])
         self.kernels[kind] = K.FP32[kind]
         q = s.params
-        col = "".join(f" {self.ptr(b)}," for b in s.writes[1:])  # conv_f32: the im2col column
+        col = "".join(f" {self.ptr(b)}," for b in s.writes[1:])  # the column of 8 pixels' patches
         return (f"PFX_{kind}({self.cptr(s.reads[0])}, PFX_{q['w']}, PFX_{q['b']}, {self.ptr(s.writes[0])},{col}\n"
                 f"        {self._conv_args(q)});")
 
@@ -125,10 +126,13 @@ class _Emitter:
         yt = self.p.buffers[s.writes[0]].ctype
         wt = CTYPES[self.p.consts[s.params["w"]].dtype.name]
         self.kernels["requant"] = K.INT8_REQUANT
-        if s.kind in ("qdense", "qconv"):  # both run on the row kernel
-            self.kernels.setdefault("dsp", K.DSP)
+        self.kernels.setdefault("dsp", K.DSP)
+        if s.kind == "qdense":  # the row kernel
             rows, text = K.qrows(xt, wt, yt, s.params["wzp"] is not None)
             self.kernels[rows] = text
+        else:  # the convolutions' tiles and requantize-and-store
+            for name, text in K.conv_helpers(wt, yt, s.params["wzp"] is not None).items():
+                self.kernels.setdefault(name, text)
         return xt, wt, yt
 
     def s_qdense(self, s: Step) -> str:
@@ -142,7 +146,7 @@ class _Emitter:
                 f"{q['hi']});")
 
     def s_qconv(self, s: Step, fn=K.qconv) -> str:
-        """qconv's scratch is the im2col column (x's type), qconvt's the int32 sums of a channel."""
+        """The scratch of both is the int16 column of 8 output pixels' inputs."""
         xt, wt, yt = self._q(s)
         q = s.params
         name, text = fn(xt, wt, yt, q["wzp"] is not None)
@@ -217,8 +221,8 @@ def _facts(p: Program, name: str, meta: dict, arena: int) -> _Facts:
     outs = [(t, p.buffers[t].ctype, p.buffers[t].numel) for t in p.outputs]
     sig_args = ", ".join([f"const {ct} *{_param(t)}" for t, ct, _ in ins] + [f"{ct} *{_param(t)}" for t, ct, _ in outs])
     fp = p.precision == "fp32"
-    # 4-byte alignment when the arena holds floats or int32 sums (int8 convolutions)
-    wide = fp or any(b.kind == "arena" and b.dtype in ("float32", "int32") for b in p.buffers.values())
+    # 4-byte alignment when the arena holds floats or an int16 column (int8 convolutions)
+    wide = fp or any(b.kind == "arena" and b.dtype in ("float32", "int32", "int16") for b in p.buffers.values())
     libm = fp and any(("expf" in x or "tanhf" in x or "rintf" in x) for s in p.steps
                       for x in s.params.get("exprs", []))
     guard = any(s.kind == "quantize" for s in p.steps)

@@ -10,10 +10,18 @@ take their C types from the layer.
 
 from __future__ import annotations
 
-from edgeae.codegen.kernels_int8 import DSP, INT8_REQUANT, qconv, qconvt, qdense, qrows
+from edgeae.codegen.kernels_int8 import (
+    DSP,
+    INT8_REQUANT,
+    conv_helpers,
+    qconv,
+    qconvt,
+    qdense,
+    qrows,
+)
 from edgeae.codegen.templates import read
 
-__all__ = ["DSP", "FP32", "INT8_REQUANT", "qconv", "qconvt", "qdense", "qrows"]
+__all__ = ["DSP", "FP32", "INT8_REQUANT", "conv_helpers", "qconv", "qconvt", "qdense", "qrows"]
 
 # kernel -> its C text (a leading blank line separates kernels in the unit)
-FP32 = {name: "\n" + read(f"{name}.c") for name in ("dense_f32", "conv_f32", "convt_f32")}
+FP32 = {name: "\n" + read(f"{name}.c") for name in ("dense_f32", "conv_tile_f32", "conv_f32", "convt_f32")}

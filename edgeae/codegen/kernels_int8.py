@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from edgeae.codegen.templates import fill, read
 
-__all__ = ["DSP", "INT8_REQUANT", "qconv", "qconvt", "qdense", "qrows"]
+__all__ = ["DSP", "INT8_REQUANT", "conv_helpers", "qconv", "qconvt", "qdense", "qrows", "qstore", "qtile"]
 
 INT8_REQUANT = "\n" + read("requant.c")
 DSP = "\n" + read("dsp.c")
@@ -56,20 +56,53 @@ def qdense(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
     return name, "\n" + fill("qdense.c", name=name, rows=rows, sumx=sumx, **_types(xt, wt, yt))
 
 
-def qconv(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
-    """(name, C text) of an int8 2-D convolution: im2col of one pixel, then :func:`qrows`.
+def qtile(wt: str) -> tuple[str, str]:
+    """(name stem, C text) of the convolutions' int8 tiles for weight type ``wt``:
+    ``<stem>4`` (a rows-by-four block of 4 output rows) and ``<stem>1`` (a plain row), each
+    against the 8 pixels of an int16 column (``c/qtile.c``: SSE2 / AVX2 PMADDWD on x86, SMLAD
+    with DSP, plain C elsewhere; the same integers on all)."""
+    w = wt[0]
+    signed = wt == "int8_t"
+    lo128 = "_mm_srai_epi16(_mm_unpacklo_epi8(wv, wv), 8)" if signed else "_mm_unpacklo_epi8(wv, _mm_setzero_si128())"
+    hi128 = "_mm_srai_epi16(_mm_unpackhi_epi8(wv, wv), 8)" if signed else "_mm_unpackhi_epi8(wv, _mm_setzero_si128())"
+    cvt = "_mm256_cvtepi8_epi16" if signed else "_mm256_cvtepu8_epi16"
+    text = fill("qtile.c", w=w, wt=wt, lo128=lo128, hi128=hi128, cvt256=cvt, we="PFX_s16" if signed else "PFX_u16")
+    return f"PFX_qtile{w}_", "\n" + text.replace(f"PFX_qtile4_{w}", f"PFX_qtile{w}_4").replace(
+        f"PFX_qtile1_{w}", f"PFX_qtile{w}_1")
 
-    The column holds the C/G * KH * KW input codes of one output pixel, padding as the input
-    zero point (whose products cancel in the bias fold), so it is exactly a dense layer's input."""
-    rows, _ = qrows(xt, wt, yt, wzp)
-    name = _name("qconv", xt, wt, yt, wzp)
-    zoff = "wzp + (size_t)gi * (size_t)mg" if wzp else "wzp"
-    return name, "\n" + fill("qconv.c", name=name, rows=rows, zoff=zoff, **_types(xt, wt, yt))
+
+def qstore(yt: str, wzp: bool) -> tuple[str, str]:
+    """(name, C text) of the convolutions' requantize-and-store of a tile (``c/qstore.c``)."""
+    name = f"PFX_qstore_{yt[0]}{'z' if wzp else ''}"
+    return name, "\n" + fill("qstore.c", name=name, yt=yt, corr=" - wzp[n] * sx[j]" if wzp else "",
+                             corrdoc=" - wzp[n] * sx[j]" if wzp else "")
+
+
+def conv_helpers(wt: str, yt: str, wzp: bool) -> dict[str, str]:
+    """name -> C text of what :func:`qconv` and :func:`qconvt` call (emitted once per unit)."""
+    tile, tile_text = qtile(wt)
+    store, store_text = qstore(yt, wzp)
+    return {tile: tile_text, store: store_text}
+
+
+def _conv_fill(template: str, kind: str, xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
+    name = _name(kind, xt, wt, yt, wzp)
+    tile, _ = qtile(wt)
+    store, _ = qstore(yt, wzp)
+    return name, "\n" + fill(template, name=name, tile4=f"{tile}4", tile1=f"{tile}1", store=store,
+                             **_types(xt, wt, yt))
+
+
+def qconv(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
+    """(name, C text) of an int8 2-D convolution: 8 pixels' patches to an int16 column, then
+    tiles of 4 output rows x 8 pixels (:func:`conv_helpers`, emitted with it).
+
+    The column holds raw input codes, padding as the input zero point (whose products cancel in
+    the bias fold), so each pixel is exactly a dense layer's input."""
+    return _conv_fill("qconv.c", "qconv", xt, wt, yt, wzp)
 
 
 def qconvt(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
-    """(name, C text) of an int8 transposed convolution (scatter into OH*OW int32 sums)."""
-    name = _name("qconvt", xt, wt, yt, wzp)
-    zw = "const int32_t zw = wzp[m];" if wzp else ""
-    wterm = "((int32_t)wq - zw)" if wzp else "(int32_t)wq"
-    return name, "\n" + fill("qconvt.c", name=name, zw=zw, wterm=wterm, **_types(xt, wt, yt))
+    """(name, C text) of an int8 transposed convolution: a gather by sub-pixel phase (inputs minus
+    the input zero point in the column), on the same tiles as :func:`qconv`."""
+    return _conv_fill("qconvt.c", "qconvt", xt, wt, yt, wzp)

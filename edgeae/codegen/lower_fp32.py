@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeae.codegen.conv_layout import COLUMN_PIXELS, convt_phase_matrices
 from edgeae.codegen.graph import Graph, Node, UnsupportedOpError
 from edgeae.codegen.program import Program, Step
 
@@ -182,11 +183,12 @@ class _Lowering:
         b = self.const(node, 2, required=False)
         bias = np.zeros(params["M"], np.float32) if b is None else b.astype(np.float32)
         writes = [self.out(node.outputs[0])]
-        if not transposed:  # taps by outputs per group; one pixel's patch (im2col column) as scratch
-            g = params["G"]
-            w = np.concatenate([grp.reshape(len(grp), -1).T.reshape(-1) for grp in np.split(w, g)])
-            taps = params["C"] // g * params["KH"] * params["KW"]
-            writes.append(self.p.add_buffer(f"{node.outputs[0]}/column", "float32", (taps,)).name)
+        # taps by outputs per group (transposed: per group and phase); 8 pixels' patches as scratch
+        mats = (list(convt_phase_matrices(w, params)) if transposed else
+                [grp.reshape(len(grp), -1) for grp in np.split(w, params["G"])])
+        w = np.concatenate([m.T.reshape(-1) for m in mats])
+        writes.append(self.p.add_buffer(f"{node.outputs[0]}/column", "float32",
+                                        (COLUMN_PIXELS * max(m.shape[1] for m in mats),)).name)
         params["w"] = self.p.add_const(f"{node.name}_weight", np.ascontiguousarray(w))
         params["b"] = self.p.add_const(f"{node.name}_bias", bias)
         kind = "convt_f32" if transposed else "conv_f32"

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from edgeae.codegen.conv_layout import conv_column, convt_phase_matrices
 from edgeae.codegen.graph import Graph, Node, UnsupportedOpError
 from edgeae.codegen.lower_fp32 import ALIAS_OPS, as_2d_weight, conv_params, reshape_alias
 from edgeae.codegen.lower_int8_tables import COMPUTE_OPS, QRANGE, TableLowering
@@ -211,6 +212,8 @@ class _Int8(TableLowering):
             kind = "qconvt"
             taps = params["KH"] * params["KW"] * params["C"] // params["G"]
             bound = taps * span * max(wspan, 1) + int(np.max(np.abs(bias)))
+            # with weight zero points the kernel sums (x - zx) * w and (x - zx) * zw apart
+            bound = max(bound, 2 * taps * span * max(abs(v) for v in QRANGE[wq.dtype.name]) + int(np.max(np.abs(bias))))
         else:  # dense, or a convolution as dense over each pixel's im2col column
             if node.op == "Conv":
                 params.update(self._conv(node))
@@ -239,19 +242,18 @@ class _Int8(TableLowering):
         params["bias_v"] = bias.astype(np.int32)
         params["w_v"] = np.ascontiguousarray(w)
         base = node.name
-        stored = params["w_v"] if kind == "qconvt" else rows_by_four(params["w_v"].reshape(len(bias), -1),
-                                                                    params.get("G", 1))
+        if kind == "qconvt":  # one rows-by-four matrix per group and sub-pixel phase
+            stored = np.concatenate([rows_by_four(m) for m in convt_phase_matrices(params["w_v"], params)])
+        else:
+            stored = rows_by_four(params["w_v"].reshape(len(bias), -1), params.get("G", 1))
         params["w"] = self.p.add_const(f"{base}_weight", stored)
         params["bias"] = self.p.add_const(f"{base}_bias", params["bias_v"])
         params["wzp"] = self.p.add_const(f"{base}_wzp", params["wzp_v"]) if has_wzp else None
         params["mult"] = self.p.add_const(f"{base}_mult", params["mult_v"])
         params["shift"] = self.p.add_const(f"{base}_shift", params["shift_v"])
         writes = [out]
-        if kind == "qconvt":  # one output channel's int32 sums, for this step only
-            writes.append(self.p.add_buffer(f"{out}/int32_sums", "int32", (params["OH"] * params["OW"],)).name)
-        elif kind == "qconv":  # one pixel's input patch (im2col column), for this step only
-            taps = params["KH"] * params["KW"] * params["C"] // params["G"]
-            writes.append(self.p.add_buffer(f"{out}/column", self.p.buffers[x_buf].dtype, (taps,)).name)
+        if kind in ("qconv", "qconvt"):  # 8 output pixels' inputs as int16 (taps to a multiple of 4), this step only
+            writes.append(self.p.add_buffer(f"{out}/column", "int16", (conv_column(params, kind == "qconvt"),)).name)
         self.p.steps.append(Step(kind, f"{node.name}{' + Relu' if relu else ''} -> {qnode.name}", [x_buf], writes,
                                  params))
 

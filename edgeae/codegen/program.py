@@ -22,7 +22,7 @@ import numpy as np
 __all__ = ["Buffer", "Step", "Program", "CTYPES", "c_ident"]
 
 # numpy dtype name -> C type
-CTYPES = {"float32": "float", "uint8": "uint8_t", "int8": "int8_t", "int32": "int32_t"}
+CTYPES = {"float32": "float", "uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
 ALIGN = 16  # arena offsets: enough for any scalar type and for SIMD loads
 
 

@@ -10,8 +10,9 @@ Two marks, nothing else:
   them with :class:`string.Template`; a placeholder without a value is an error, never a
   silent leftover.
 
-Templates: the fp32 kernels (``dense_f32.c``, ``conv_f32.c``, ``convt_f32.c``), the int8 ones
-(``requant.c``, ``dsp.c``, ``qrows.c``, ``qdense.c``, ``qconv.c``, ``qconvt.c``), the one-call
+Templates: the fp32 kernels (``dense_f32.c``, ``conv_tile_f32.c``, ``conv_f32.c``, ``convt_f32.c``),
+the int8 ones (``requant.c``, ``dsp.c``, ``qrows.c``, ``qdense.c``, ``qtile.c``, ``qstore.c``,
+``qconv.c``, ``qconvt.c``), the one-call
 compression API (``compress.h``, ``compress.c``, and per encoder ``compress_proto.h`` and
 ``compress_body.c``), the streaming API of signal bundles (``stream.h``, ``stream.c``,
 ``stream_proto.h``, ``stream_body.c``), and the Cortex-M firmware pieces the toolchain builds with

@@ -1,37 +1,57 @@
-/* int8 2-D convolution, NCHW, weight (M, C/G, KH, KW) stored rows-by-four per group: for each
-   group and output pixel, the pixel's input patch is copied to col (C/G*KH*KW codes of the
-   arena; padding = the input zero point xzp) and the group's M/G outputs are computed by
-   ${rows} as a dense layer (input zero point folded into the bias at generation). */
+/* int8 2-D convolution, NCHW, weight (M, C/G, KH, KW) stored rows-by-four per group. The output
+   pixels go eight at a time (a block, row-major across rows): their input patches are copied
+   to col as int16 codes (C/G*KH*KW taps each, padding = the input zero point xzp, whose
+   products cancel in the bias, folded at generation; see ${tile4}), and every four output
+   channels of the group are one tile of int32 sums, requantized by ${store}. */
 PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w,
         const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
         const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift, ${yt} *PFX_RESTRICT y,
-        ${xt} *PFX_RESTRICT col,
+        int16_t *PFX_RESTRICT col,
         int C, int H, int W, int M, int OH, int OW, int KH, int KW,
         int SH, int SW, int PT, int PL, int DH, int DW, int G, int32_t xzp, int32_t yzp, int32_t lo_q, int32_t hi_q)
 {
-    const int cg = C / G, mg = M / G, taps = cg * KH * KW;
-    int gi, oy, ox, c, ky, kx;
+    const int cg = C / G, mg = M / G, taps = cg * KH * KW, T4 = (taps + 3) / 4 * 4, P = OH * OW;
+    int32_t acc[32], sx[8];
+    int at[8], iy0[8], ix0[8], off[8]; /* off: a tap's input element per pixel; -1 padding, -2 no pixel */
+    int gi, p0, j, t, c, ky, kx, m;
     for (gi = 0; gi < G; ++gi) {
         const ${wt} *PFX_RESTRICT wg = w + (size_t)gi * (size_t)mg * (size_t)taps;
-        for (oy = 0; oy < OH; ++oy) {
-            for (ox = 0; ox < OW; ++ox) {
-                int32_t sx = 0;
-                int t = 0;
-                for (c = 0; c < cg; ++c) {
-                    const ${xt} *xc = x + (size_t)(gi * cg + c) * (size_t)(H * W);
-                    for (ky = 0; ky < KH; ++ky) {
-                        const int iy = oy * SH - PT + ky * DH;
-                        for (kx = 0; kx < KW; ++kx) {
-                            const int ix = ox * SW - PL + kx * DW;
-                            const ${xt} v = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[iy * W + ix] : (${xt})xzp;
-                            col[t++] = v;
-                            sx += (int32_t)v;
+        const ${xt} *PFX_RESTRICT xg = x + (size_t)gi * (size_t)cg * (size_t)(H * W);
+        for (p0 = 0; p0 < P; p0 += 8) {
+            const int np = P - p0 < 8 ? P - p0 : 8;
+            for (j = 0; j < 8; ++j) { /* the block's pixels: top-left input of each patch */
+                iy0[j] = (p0 + j) / OW * SH - PT;
+                ix0[j] = (p0 + j) % OW * SW - PL;
+                sx[j] = 0;
+            }
+            for (ky = 0; ky < KH; ++ky) {
+                for (kx = 0; kx < KW; ++kx) {
+                    for (j = 0; j < 8; ++j) {
+                        const int iy = iy0[j] + ky * DH, ix = ix0[j] + kx * DW;
+                        off[j] = j >= np ? -2 : (iy >= 0 && iy < H && ix >= 0 && ix < W) ? iy * W + ix : -1;
+                    }
+                    for (c = 0, t = ky * KW + kx; c < cg; ++c, t += KH * KW) {
+                        const ${xt} *PFX_RESTRICT xc = xg + (size_t)c * (size_t)(H * W);
+                        PFX_UNROLL8
+                        for (j = 0; j < 8; ++j) { /* padding: xzp (a pixel past the end: 0) */
+                            const int32_t v = xc[off[j] >= 0 ? off[j] : 0];
+                            const int16_t u = (int16_t)(off[j] >= 0 ? v : off[j] == -1 ? xzp : 0);
+                            col[PFX_COL(t, j)] = u;
+                            sx[j] += u;
                         }
                     }
                 }
-                ${rows}(col, wg, bias + (size_t)gi * (size_t)mg, ${zoff}, mult + (size_t)gi * (size_t)mg,
-                    shift + (size_t)gi * (size_t)mg, sx, y + (size_t)gi * (size_t)mg * (size_t)(OH * OW) + (size_t)(oy * OW + ox),
-                    (size_t)(OH * OW), taps, mg, yzp, lo_q, hi_q);
+            }
+            for (t = taps; t < T4; ++t)
+                for (j = 0; j < 8; ++j) col[PFX_COL(t, j)] = 0;
+            for (j = 0; j < 8; ++j) at[j] = p0 + j;
+            for (m = 0; m + 4 <= mg; m += 4) {
+                ${tile4}(col, wg + (size_t)m * (size_t)taps, taps, acc);
+                ${store}(acc, 4, gi * mg + m, bias, wzp, mult, shift, sx, y, (size_t)P, at, np, yzp, lo_q, hi_q);
+            }
+            for (; m < mg; ++m) {
+                ${tile1}(col, wg + (size_t)m * (size_t)taps, taps, acc);
+                ${store}(acc, 1, gi * mg + m, bias, wzp, mult, shift, sx, y, (size_t)P, at, np, yzp, lo_q, hi_q);
             }
         }
     }

@@ -1,0 +1,166 @@
+/* The inner product of the int8 convolutions: a block of 8 output pixels. The caller copies
+   their input codes to col as int16 (PFX_COL(t, j): tap t of pixel j; taps rounded up to a
+   multiple of 4 with zeros) and a tile computes the int32 sums of R output rows of the block,
+   acc[r][j] = sum_t w[r][t] * col(t, j), for the rows-by-four weight layout (R = 4: blocks of
+   4 taps x 4 rows, 16 bytes, then the 4 rows' T % 4 last taps; R = 1: a plain row of T bytes).
+   Layouts of col, and how a tap pair meets a weight pair:
+   - x86 (SSE2, AVX2): for each tap pair (t, t+1), the 8 pixels' two codes in turn, so one
+     PMADDWD multiplies 4 (SSE2) or 8 (AVX2) pixels' pairs by a broadcast weight pair and adds
+     each pair's two products: 16 products in 2 instructions per row;
+   - Cortex-M with DSP: for each 4 taps, each pixel's codes in the order t, t+2, t+1, t+3, the
+     order in which SXTB16 / UXTB16 widen a weight word, so two SMLAD take 4 products;
+   - elsewhere: the x86 order, plain loops.
+   Every order gives the same integers (exact int32 sums). */
+#if !defined(PFX_QTILE)
+#define PFX_QTILE 1
+#if defined(__GNUC__)
+#define PFX_UNROLL8 _Pragma("GCC unroll 8") /* the 8 lanes of a block as straight code */
+#else
+#define PFX_UNROLL8
+#endif
+#if (defined(__SSE2__) || defined(_M_X64)) && !defined(PFX_NO_VECTOR)
+#include <emmintrin.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#define PFX_AVX2 1
+#else
+#define PFX_AVX2 0
+#endif
+#define PFX_SSE2 1
+#else
+#define PFX_SSE2 0
+#define PFX_AVX2 0
+#endif
+#if PFX_DSP
+#define PFX_COL(t, j) ((size_t)((t) >> 2) * 32u + (size_t)(j) * 4u + (size_t)((((t) & 1) << 1) | (((t) >> 1) & 1)))
+#else
+#define PFX_COL(t, j) ((size_t)((t) >> 1) * 16u + (size_t)(j) * 2u + (size_t)((t) & 1))
+#endif
+#endif
+
+/* acc[8 r + j], r < 4: the four rows of one rows-by-four block against the 8 pixels of col */
+static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+{
+    const int T4 = T - T % 4, TL = T % 4;
+    int t, r, j, u;
+#if PFX_AVX2
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    const __m256i k0 = _mm256_set1_epi32(0), k1 = _mm256_set1_epi32(1), k2 = _mm256_set1_epi32(2),
+                  k3 = _mm256_set1_epi32(3), k4 = _mm256_set1_epi32(4), k5 = _mm256_set1_epi32(5),
+                  k6 = _mm256_set1_epi32(6), k7 = _mm256_set1_epi32(7);
+    for (t = 0; t < T4; t += 4, g += 16) {
+        const __m256i wv = ${cvt256}(_mm_loadu_si128((const __m128i *)(const void *)g)); /* rows 0-3 x taps t..t+3 */
+        const __m256i c0 = _mm256_loadu_si256((const __m256i *)(const void *)(col + (size_t)t * 8u));
+        const __m256i c1 = _mm256_loadu_si256((const __m256i *)(const void *)(col + (size_t)t * 8u + 16u));
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(c0, _mm256_permutevar8x32_epi32(wv, k0)));
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(c1, _mm256_permutevar8x32_epi32(wv, k1)));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(c0, _mm256_permutevar8x32_epi32(wv, k2)));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(c1, _mm256_permutevar8x32_epi32(wv, k3)));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(c0, _mm256_permutevar8x32_epi32(wv, k4)));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(c1, _mm256_permutevar8x32_epi32(wv, k5)));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(c0, _mm256_permutevar8x32_epi32(wv, k6)));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(c1, _mm256_permutevar8x32_epi32(wv, k7)));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)acc, a0);
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 8), a1);
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 16), a2);
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 24), a3);
+#elif PFX_SSE2
+    __m128i a00 = _mm_setzero_si128(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    for (t = 0; t < T4; t += 4, g += 16) {
+        const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)g);
+        const __m128i wl = ${lo128}, wh = ${hi128}; /* rows 0, 1 and rows 2, 3 as int16 */
+        const int16_t *c = col + (size_t)t * 8u;
+        const __m128i c0 = _mm_loadu_si128((const __m128i *)(const void *)c); /* pair t, t+1: pixels 0-3 */
+        const __m128i c1 = _mm_loadu_si128((const __m128i *)(const void *)(c + 8)); /* pixels 4-7 */
+        const __m128i c2 = _mm_loadu_si128((const __m128i *)(const void *)(c + 16)); /* pair t+2, t+3 */
+        const __m128i c3 = _mm_loadu_si128((const __m128i *)(const void *)(c + 24));
+        __m128i p = _mm_shuffle_epi32(wl, 0x00);
+        a00 = _mm_add_epi32(a00, _mm_madd_epi16(c0, p)); a01 = _mm_add_epi32(a01, _mm_madd_epi16(c1, p));
+        p = _mm_shuffle_epi32(wl, 0x55);
+        a00 = _mm_add_epi32(a00, _mm_madd_epi16(c2, p)); a01 = _mm_add_epi32(a01, _mm_madd_epi16(c3, p));
+        p = _mm_shuffle_epi32(wl, 0xaa);
+        a10 = _mm_add_epi32(a10, _mm_madd_epi16(c0, p)); a11 = _mm_add_epi32(a11, _mm_madd_epi16(c1, p));
+        p = _mm_shuffle_epi32(wl, 0xff);
+        a10 = _mm_add_epi32(a10, _mm_madd_epi16(c2, p)); a11 = _mm_add_epi32(a11, _mm_madd_epi16(c3, p));
+        p = _mm_shuffle_epi32(wh, 0x00);
+        a20 = _mm_add_epi32(a20, _mm_madd_epi16(c0, p)); a21 = _mm_add_epi32(a21, _mm_madd_epi16(c1, p));
+        p = _mm_shuffle_epi32(wh, 0x55);
+        a20 = _mm_add_epi32(a20, _mm_madd_epi16(c2, p)); a21 = _mm_add_epi32(a21, _mm_madd_epi16(c3, p));
+        p = _mm_shuffle_epi32(wh, 0xaa);
+        a30 = _mm_add_epi32(a30, _mm_madd_epi16(c0, p)); a31 = _mm_add_epi32(a31, _mm_madd_epi16(c1, p));
+        p = _mm_shuffle_epi32(wh, 0xff);
+        a30 = _mm_add_epi32(a30, _mm_madd_epi16(c2, p)); a31 = _mm_add_epi32(a31, _mm_madd_epi16(c3, p));
+    }
+    _mm_storeu_si128((__m128i *)(void *)acc, a00); _mm_storeu_si128((__m128i *)(void *)(acc + 4), a01);
+    _mm_storeu_si128((__m128i *)(void *)(acc + 8), a10); _mm_storeu_si128((__m128i *)(void *)(acc + 12), a11);
+    _mm_storeu_si128((__m128i *)(void *)(acc + 16), a20); _mm_storeu_si128((__m128i *)(void *)(acc + 20), a21);
+    _mm_storeu_si128((__m128i *)(void *)(acc + 24), a30); _mm_storeu_si128((__m128i *)(void *)(acc + 28), a31);
+#elif PFX_DSP
+    for (j = 0; j < 8; ++j) { /* four rows of one pixel: a quad of codes is one LDRD, 4 SMLAD per row pair */
+        const ${wt} *PFX_RESTRICT h = g;
+        const int16_t *PFX_RESTRICT c = col + (size_t)j * 4u;
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (t = 0; t < T4; t += 4, h += 16, c += 32) {
+            const int32_t xe = (int32_t)PFX_load4(c), xo = (int32_t)PFX_load4(c + 2); /* (t, t+2), (t+1, t+3) */
+            uint32_t wv;
+            wv = PFX_load4(h + 0); s0 = __smlad(${we}e(wv), xe, s0); s0 = __smlad(${we}o(wv), xo, s0);
+            wv = PFX_load4(h + 4); s1 = __smlad(${we}e(wv), xe, s1); s1 = __smlad(${we}o(wv), xo, s1);
+            wv = PFX_load4(h + 8); s2 = __smlad(${we}e(wv), xe, s2); s2 = __smlad(${we}o(wv), xo, s2);
+            wv = PFX_load4(h + 12); s3 = __smlad(${we}e(wv), xe, s3); s3 = __smlad(${we}o(wv), xo, s3);
+        }
+        acc[j] = s0; acc[8 + j] = s1; acc[16 + j] = s2; acc[24 + j] = s3;
+    }
+    g += 4 * T4;
+#else
+    for (j = 0; j < 8; ++j) { /* four rows of one pixel, the sums in registers (Cortex-M0/M3) */
+        const ${wt} *PFX_RESTRICT h = g;
+        const int16_t *PFX_RESTRICT c = col + (size_t)j * 2u;
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (t = 0; t < T4; t += 4, h += 16, c += 32) {
+            const int32_t x0 = c[0], x1 = c[1], x2 = c[16], x3 = c[17];
+            s0 += x0 * (int32_t)h[0] + x1 * (int32_t)h[1] + x2 * (int32_t)h[2] + x3 * (int32_t)h[3];
+            s1 += x0 * (int32_t)h[4] + x1 * (int32_t)h[5] + x2 * (int32_t)h[6] + x3 * (int32_t)h[7];
+            s2 += x0 * (int32_t)h[8] + x1 * (int32_t)h[9] + x2 * (int32_t)h[10] + x3 * (int32_t)h[11];
+            s3 += x0 * (int32_t)h[12] + x1 * (int32_t)h[13] + x2 * (int32_t)h[14] + x3 * (int32_t)h[15];
+        }
+        acc[j] = s0; acc[8 + j] = s1; acc[16 + j] = s2; acc[24 + j] = s3;
+    }
+    g += 4 * T4;
+#endif
+    for (r = 0; r < 4; ++r) /* the T % 4 last taps of each row */
+        for (u = 0; u < TL; ++u) {
+            const int32_t wv = (int32_t)g[r * TL + u];
+            for (j = 0; j < 8; ++j) acc[8 * r + j] += wv * (int32_t)col[PFX_COL(T4 + u, j)];
+        }
+}
+
+/* acc[j]: one plain row of T weights against the 8 pixels of col */
+static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+{
+    int t, j;
+#if PFX_SSE2
+    __m128i a0 = _mm_setzero_si128(), a1 = a0, b0 = a0, b1 = a0;
+    for (t = 0; t + 4 <= T; t += 4) { /* two tap pairs, two sums each */
+        const int16_t *c = col + (size_t)t * 8u;
+        const __m128i p = _mm_set1_epi32((int32_t)((uint32_t)(uint16_t)(int16_t)g[t] | ((uint32_t)(uint16_t)(int16_t)g[t + 1] << 16)));
+        const __m128i q = _mm_set1_epi32((int32_t)((uint32_t)(uint16_t)(int16_t)g[t + 2] | ((uint32_t)(uint16_t)(int16_t)g[t + 3] << 16)));
+        a0 = _mm_add_epi32(a0, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)c), p));
+        a1 = _mm_add_epi32(a1, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(c + 8)), p));
+        b0 = _mm_add_epi32(b0, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(c + 16)), q));
+        b1 = _mm_add_epi32(b1, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(c + 24)), q));
+    }
+    _mm_storeu_si128((__m128i *)(void *)acc, _mm_add_epi32(a0, b0));
+    _mm_storeu_si128((__m128i *)(void *)(acc + 4), _mm_add_epi32(a1, b1));
+    for (; t < T; ++t) {
+        const int32_t wv = (int32_t)g[t];
+        for (j = 0; j < 8; ++j) acc[j] += wv * (int32_t)col[PFX_COL(t, j)];
+    }
+#else
+    for (j = 0; j < 8; ++j) { /* one pixel at a time, its sum in a register */
+        int32_t s0 = 0;
+        for (t = 0; t < T; ++t) s0 += (int32_t)g[t] * (int32_t)col[PFX_COL(t, j)];
+        acc[j] = s0;
+    }
+#endif
+}
