@@ -548,8 +548,9 @@ def _bench_ints(text: str, name: str) -> list[int]:
 @click.option("--method", type=click.Choice(["blocks", "calls"]), default="blocks", show_default=True,
               help="blocks: interleaved blocks; calls: variants alternated call by call (shows that method's bias).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing -o report or --plot PNG.")
+@_window_options
 def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iterations, rounds, warmup, fmt, output,
-              plot, torch_run, data, max_psnr_drop, no_bare, no_ceiling, no_check, method, overwrite):
+              plot, torch_run, data, max_psnr_drop, no_bare, no_ceiling, no_check, method, overwrite, window, hop):
     """Measure latency, throughput, memory, size and PSNR of a bundle's precisions.
 
     Variants run in interleaved blocks on real held-out samples, next to a bare
@@ -562,6 +563,7 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
       edgeae bench bundles/mnist
       edgeae bench bundles/mnist --batch 1,256 --threads 1 --format markdown -o bench.md
       edgeae bench bundles/mnist --torch runs/mnist --plot bench.png
+      edgeae bench bundles/walk --data walk_test.csv --window 100 --hop 50
     """
 
     from edgeae.bench.harness import run_bench
@@ -586,11 +588,14 @@ def bench_cmd(bundle, precision, graph, batch, threads, provider, duration, iter
 
         baseline = load_torch(torch_run)
     samples = None
+    if data is None and (window is not None or hop is not None):
+        raise click.UsageError("--window / --hop cut the --data file into windows; give --data FILE")
     if data is not None:  # read here: the runtime itself stays free of the file-format loaders
-        from edgeae.data import open_source
+        from edgeae.data import open_source, spec_for_model
         from edgeae.runtime import read_manifest
 
-        src = open_source(str(data), read_manifest(bundle).sample_shape)
+        shape = read_manifest(bundle).sample_shape
+        src = open_source(str(data), shape, signal=spec_for_model(window, hop, shape))
         samples = src.read(src.n - 4096, 4096)  # the bench uses the last samples: never read a big file whole
     result = run_bench(
         bundle, precisions=_bench_list(precision, "precision"), graphs=_bench_list(graph, "graph"),

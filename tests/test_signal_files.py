@@ -197,6 +197,16 @@ def test_spec_for_a_trained_model():
         spec_for_model(None, 4, (1, 8, 8))
 
 
+def test_longer_cases_than_the_model_name_the_window_to_cut(tmp_path):
+    """A .ts whose cases are longer than the model's windows is refused with the --window to give."""
+    ts = _tiny_ts(tmp_path / "t.ts")  # three cases of (2, 12)
+    with pytest.raises(DataError, match="cut each case into the model's windows with --window 4"):
+        load_array_input(ts, (2, 4))
+    with pytest.raises(DataError, match="give data with the shape the model was trained on"):
+        load_array_input(ts, (3, 4))  # another channel count: no window fixes it
+    assert load_array_input(ts, (2, 4), signal=spec_for_model(None, 4, (2, 4))).shape == (9, 2, 4)
+
+
 def test_signal_options_only_for_signal_files(tmp_path):
     with pytest.raises(DataError, match=r"digits holds images; signals .* are read from .ts, .npy/.npz or .csv"):
         load_dataset("digits", signal=SignalSpec(signal=True))
@@ -282,6 +292,14 @@ def test_windowed_csv_trains_exports_and_compresses_without_data_arguments(tmp_p
     assert code == 0, out
     code, out = _run("compress", bundle, csv, "--hop", "64", "-o", tmp_path / "w.eae")
     assert code == 0 and "Compressed 9 samples" in out, out
+    bench = ("bench", bundle, "--data", csv, "--graph", "encoder", "--batch", "1", "--threads", "1", "--duration",
+             "0.02", "--rounds", "6", "--no-check", "--no-ceiling", "--no-bare")
+    code, out = _run(*bench, "--window", "64", "--hop", "32")
+    assert code == 0 and "walk.csv (last 17 samples)" in out, out
+    code, out = _run(*bench)
+    assert code == 1 and "with --window 64" in out, out
+    code, out = _run(*bench[:2], "--hop", "32")
+    assert code == 2 and "give --data FILE" in out, out
     code, out = _run("decompress", bundle, tmp_path / "w.eae", "-o", tmp_path / "back.npy")
     assert code == 0, out
     assert np.load(tmp_path / "back.npy").shape == (9, 3, 64)

@@ -73,6 +73,8 @@ def shape_mismatch(path: str | Path, got: tuple[int, ...], want: tuple[int, ...]
     elif len(want) == 2 and len(got) <= 1:  # a signal model given the time steps of a recording
         fix = (f"give (N, {want[0]}, {want[1]}) windows, or cut a (T, {want[0]}) recording into the model's "
                f"windows with --window {want[1]} (and --hop STEPS)")
+    elif len(want) == 2 and len(got) == 2 and got[0] == want[0] and got[1] > want[1]:  # longer cases
+        fix = f"cut each case into the model's windows with --window {want[1]} (and --hop STEPS)"
     else:
         fix = "give data with the shape the model was trained on"
     return DataError(f"{path} holds samples of shape {got}, but the model expects {want}; {fix}")
