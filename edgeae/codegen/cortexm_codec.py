@@ -32,9 +32,9 @@ from edgeae.codegen.toolchain import (
     CALIBRATION_LOOPS,
     TARGETS,
     arm_gcc,
-    firmware_files,
     object_sizes,
     read_counters,
+    run_firmware,
     run_qemu,
     run_tool,
     toolchain_problem,
@@ -168,22 +168,11 @@ def _compress_firmware(w: Path, c_dir: Path, prefix: str, tag: str, unit: Any, x
                        repeats: int) -> tuple[str, dict[str, tuple[int, int, int]]]:
     """Cross-compile and link the compression firmware in ``w``, run it under qemu; its output and object sizes."""
     (_, it, xn) = unit.inputs[0]
-    machine = TARGETS[target][1]
-    startup, link = firmware_files(w, machine)
     samples = c_array("samples", it, np.asarray(x).reshape(len(x), -1)[:, :xn])
-    (w / "main.c").write_text(fill("compress_target_main.c", prefix=prefix, tag=tag, samples=samples, n=len(x),
-                                   xn=xn, repeats=repeats, calib=CALIBRATION_LOOPS))
-    cc = arm_gcc(target, "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections",
-                 "-I", str(c_dir))
-    objs = []
-    for name in ("eae_codec", f"{codec_prefix(prefix)}_codec", f"{prefix}_compress", unit.name):
-        objs.append(w / f"{name}.o")
-        run_tool([*cc, "-Werror", "-c", c_dir / f"{name}.c", "-o", objs[-1]], f"cross-compiling {name}.c")
-    elf = w / "fw.elf"
-    run_tool([*cc, "--specs=rdimon.specs", "-nostartfiles", "-T", link, startup, w / "main.c", *objs, "-o", elf,
-              "-lm", "-Wl,--gc-sections"], f"linking the {target} compression firmware")
-    # what the firmware keeps: sizes of the sections --gc-sections left, per object
-    return run_qemu(elf, machine, "the compression firmware"), object_sizes(objs)
+    main = fill("compress_target_main.c", prefix=prefix, tag=tag, samples=samples, n=len(x), xn=xn,
+                repeats=repeats, calib=CALIBRATION_LOOPS)
+    units = ["eae_codec", f"{codec_prefix(prefix)}_codec", f"{prefix}_compress", unit.name]
+    return run_firmware(w, c_dir, target, main, units, "compression firmware")
 
 
 def run_compress_target(bundle_dir: str | Path, c_dir: str | Path, tag: str = "int8", target: str = "cortex-m4f",

@@ -32,12 +32,8 @@ from edgeae.codegen.templates import fill
 from edgeae.codegen.toolchain import (
     CALIBRATION_LOOPS,
     TARGETS,
-    arm_gcc,
-    firmware_files,
-    object_sizes,
     read_counters,
-    run_qemu,
-    run_tool,
+    run_firmware,
     toolchain_problem,
 )
 from edgeae.errors import ConfigError, ExportError
@@ -96,21 +92,11 @@ def _expected(w: Path, bundle_dir: Path, c_dir: Path, unit: Any, windows: np.nda
 def _firmware(w: Path, c_dir: Path, prefix: str, tag: str, unit: Any, recording: np.ndarray, hop: int,
               per_case: int, target: str, repeats: int) -> tuple[str, dict[str, tuple[int, int, int]]]:
     """Cross-compile and link the streaming firmware in ``w``, run it under qemu; its output and object sizes."""
-    machine = TARGETS[target][1]
-    startup, link = firmware_files(w, machine)
-    (w / "main.c").write_text(fill("stream_target_main.c", prefix=prefix, UP=prefix.upper(), tag=tag,
-                                   recording=c_array("recording", "float", recording), n=len(recording), hop=hop,
-                                   per_case=per_case, repeats=repeats, calib=CALIBRATION_LOOPS))
-    cc = arm_gcc(target, "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections",
-                 "-I", str(c_dir))
-    objs = []
-    for name in ("eae_codec", f"{codec_prefix(prefix)}_codec", f"{prefix}_stream", unit.name):
-        objs.append(w / f"{name}.o")
-        run_tool([*cc, "-Werror", "-c", c_dir / f"{name}.c", "-o", objs[-1]], f"cross-compiling {name}.c")
-    elf = w / "fw.elf"
-    run_tool([*cc, "--specs=rdimon.specs", "-nostartfiles", "-T", link, startup, w / "main.c", *objs, "-o", elf,
-              "-lm", "-Wl,--gc-sections"], f"linking the {target} streaming firmware")
-    return run_qemu(elf, machine, "the streaming firmware"), object_sizes(objs)
+    main = fill("stream_target_main.c", prefix=prefix, UP=prefix.upper(), tag=tag,
+                recording=c_array("recording", "float", recording), n=len(recording), hop=hop, per_case=per_case,
+                repeats=repeats, calib=CALIBRATION_LOOPS)
+    units = ["eae_codec", f"{codec_prefix(prefix)}_codec", f"{prefix}_stream", unit.name]
+    return run_firmware(w, c_dir, target, main, units, "streaming firmware")
 
 
 def run_stream_target(bundle_dir: str | Path, c_dir: str | Path, recording: np.ndarray, hop: int,

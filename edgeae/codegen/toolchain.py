@@ -34,7 +34,7 @@ from edgeae.errors import EdgeAEError, ExportError
 __all__ = ["C_FLAGS", "CXX_FLAGS", "TARGETS", "OPT", "CALIBRATION_LOOPS", "REPEATS", "STACK_PAINT",
            "STARTUP_SOURCE", "LINKER_SCRIPT", "install_hint", "find_tool", "find_compiler", "run_tool", "build_c",
            "check_cxx", "run_program", "toolchain_problem", "arm_gcc", "linker_script", "firmware_files",
-           "object_sizes", "run_qemu", "read_counters", "qemu_run"]
+           "object_sizes", "run_qemu", "read_counters", "qemu_run", "run_firmware"]
 
 C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 CXX_FLAGS = ["-std=c++17", "-Wall", "-Werror"]
@@ -177,6 +177,27 @@ def run_qemu(elf: Path, machine: str, what: str, timeout: float = 600,
                     "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", elf],
                    f"running {what} on {machine}", timeout=timeout, error=error)
     return res.stdout + res.stderr
+
+
+def run_firmware(work: Path, c_dir: Path, target: str, main_source: str, units: list[str],
+                 what: str) -> tuple[str, dict[str, tuple[int, int, int]]]:
+    """Build a semihosting firmware in ``work`` from ``main_source`` and the generated ``units``
+    (``c_dir/<unit>.c``, -O2, warnings as errors), link it with --gc-sections, run it under
+    qemu: what it printed and the (text, data, bss) of each unit's object."""
+    cc = arm_gcc(target, "-O2", "-std=c99", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections",
+                 "-I", str(c_dir))
+    machine = TARGETS[target][1]
+    startup, link = firmware_files(work, machine)
+    (work / "main.c").write_text(main_source)
+    objs = []
+    for name in units:
+        objs.append(work / f"{name}.o")
+        run_tool([*cc, "-Werror", "-c", c_dir / f"{name}.c", "-o", objs[-1]], f"cross-compiling {name}.c")
+    elf = work / "fw.elf"
+    run_tool([*cc, "--specs=rdimon.specs", "-nostartfiles", "-T", link, startup, work / "main.c", *objs, "-o", elf,
+              "-lm", "-Wl,--gc-sections"], f"linking the {target} {what}")
+    # what the firmware keeps: sizes of the sections --gc-sections left, per object
+    return run_qemu(elf, machine, f"the {what}"), object_sizes(objs)
 
 
 def read_counters(out: str, what: str) -> tuple[float, int, int]:
