@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,15 @@ def chromium():
 
     with browser() as b:
         yield b
+
+
+@pytest.fixture
+def notes():
+    """The messages the library logs to ``edgeae`` during the test (the CLI prints them on stderr)."""
+    got: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: got.append(record.getMessage())
+    log = logging.getLogger("edgeae")
+    log.addHandler(handler)
+    yield got
+    log.removeHandler(handler)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -57,18 +56,6 @@ def test_staging_dir_replaces_a_folder_in_one_step(tmp_path):
 # ---- several writers, and writers that died ----------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def notes():
-    """The messages the library logs to ``edgeae`` during the test (the CLI prints them on stderr)."""
-    got: list[str] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: got.append(record.getMessage())
-    log = logging.getLogger("edgeae")
-    log.addHandler(handler)
-    yield got
-    log.removeHandler(handler)
 
 
 def _dead_pid() -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 import shutil
 import subprocess
@@ -38,18 +37,6 @@ from edgeae.outputs import (
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_PID = 4194304  # above Linux's largest PID (PID_MAX_LIMIT): no process ever has these
-
-
-@pytest.fixture
-def notes():
-    """The messages the library logs to ``edgeae`` during the test."""
-    got: list[str] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: got.append(record.getMessage())
-    log = logging.getLogger("edgeae")
-    log.addHandler(handler)
-    yield got
-    log.removeHandler(handler)
 
 
 def _tmp_name(target: str, pid: int, tail: str = "0a1b2c3d") -> str:
