@@ -20,6 +20,7 @@ from edgeae.runtime.stream import compress_codes
 from edgeae.web import MAX_IR_VERSION, MAX_OPSET, build_site
 from edgeae.web.headless import missing, serve
 from tests._bundles import make_bundle
+from tests._web_pages import open_page
 from tests.test_web import add_codecs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,14 +69,8 @@ def url(sites):
 
 
 def _open(chromium, url, name, width=360):
-    page = chromium.new_page(viewport={"width": width, "height": 780}, device_scale_factor=2, has_touch=True)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{url}{name}/?precision=fp32")  # fp32 where offered: no timing, no switch (test_web_choose.py)
-    page.wait_for_selector("body[data-ready='1']", timeout=90_000)
-    page.errors = errors
-    return page
+    # fp32 where offered: no timing, no switch (test_web_choose.py)
+    return open_page(chromium, f"{url}{name}/?precision=fp32", width, device_scale_factor=2, has_touch=True)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import edgeae.runtime as rt
 from edgeae.runtime.compress import codecs_of, compress
 from edgeae.web import build_site
 from edgeae.web.headless import missing, serve
+from tests._web_pages import open_page
 
 ROOT = Path(__file__).resolve().parents[1]
 ORT_WEB = Path(os.environ.get("EDGEAE_ORT_WEB", ROOT / "node_modules" / "onnxruntime-web" / "dist"))
@@ -111,14 +112,8 @@ def url(sites):
 
 
 def _open(chromium, url, name, width=360):
-    page = chromium.new_page(viewport={"width": width, "height": 780})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{url}{name}/")
-    page.wait_for_selector("body[data-ready='1']", timeout=90_000)
+    page = open_page(chromium, f"{url}{name}/", width)
     page.evaluate("edgeae.page.busy")
-    page.errors = errors
     return page
 
 
