@@ -12,6 +12,7 @@ import pytest
 
 import edgeae.runtime as rt
 from edgeae.errors import BundleError, InputError, ProviderError
+from edgeae.runtime.contract import NonFiniteInput
 from edgeae.runtime.session import max_supported_opset, resolve_providers
 from tests._bundles import (
     add_ort_copies,
@@ -101,6 +102,14 @@ def test_standardize_bundle_normalizes_float_features(tmp_path):
                                rtol=1e-4, atol=1e-3)
     counts = np.rint(raw).astype(np.int64)  # integers are cast to float32 (docs/INPUT.md)
     np.testing.assert_array_equal(model.encode(counts), model.encode(counts.astype(np.float32)))
+    # the one-chunk fast path normalizes as the chunked path does, bit for bit, one sample or a batch
+    chunked = model.encode(raw, batch_size=7)
+    np.testing.assert_array_equal(model.encode(raw), chunked)
+    np.testing.assert_array_equal(model.encode(raw[3]), chunked[3])
+    bad = raw[:4].copy()
+    bad[2, 5] = np.nan
+    with pytest.raises(NonFiniteInput, match="sample 2"):
+        model.encode(bad)
 
 
 def test_raw_io_bundle_takes_uint8_and_matches_normal_bundle(tmp_path, image_model):

@@ -116,14 +116,16 @@ class EdgeModel:
         self._encoder = encoder
         self._decoder = decoder
         self._floats_are_raw = norm["mode"] == "standardize"
-        # The fast path (one chunk, no cast, no normalization): decided here, so a call
-        # only compares its dtype and shape with these and runs the graph.
+        # The fast path (one chunk in the bundle's layout, no cast): decided here, so a call
+        # only compares its dtype and shape with these, normalizes float data units
+        # (standardized signals and vectors) and runs the graph.
         if encoder.fixed_batch:
             self._fast_dtype = None
         elif encoder.raw_io:
             self._fast_dtype = encoder.input_dtype
         else:
-            self._fast_dtype = None if self._floats_are_raw else _FLOAT32
+            self._fast_dtype = _FLOAT32
+        self._fast_norm = self.normalizer.normalize if self._floats_are_raw and not encoder.raw_io else None
         self._code_tail = (self.code_size,)
         self._bounded = self.contract.bounded
         self._enc_call, self._enc_outputs, self._enc_input = encoder.call, encoder.output_names, encoder.input_name
@@ -161,8 +163,9 @@ class EdgeModel:
                     s = _vdot(x, x)
                     if not ((s <= x.size) if self._bounded else math.isfinite(s)):
                         self.contract.check_values(x, "x")
+                feed = x if self._fast_norm is None else self._fast_norm(x)
                 try:
-                    y = self._enc_call(self._enc_outputs, {self._enc_input: x}, None)[0]
+                    y = self._enc_call(self._enc_outputs, {self._enc_input: feed}, None)[0]
                 except Exception as exc:  # onnxruntime's own exception types
                     raise _run_failure(self._encoder.entry.file, exc, len(x)) from None
                 if y.shape[1:] != self._code_tail:
