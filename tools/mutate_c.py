@@ -1,7 +1,8 @@
 """Mutation testing of the C sources: operator and constant swaps, each built and run against the C tests.
 
-Targets: the C codec (``edgeae/codegen/eae_codec.c``) and the fp32 C kernel templates
-(``edgeae/codegen/c/{dense,conv,convt}_f32.c``). Each mutant changes one token of C code (comments,
+Targets: the C codec (``edgeae/codegen/eae_codec.c``), the fp32 C kernel templates
+(``edgeae/codegen/c/{dense,conv,convt,conv_tile}_f32.c``) and the int8 ones
+(``edgeae/codegen/c/q*.c``, ``requant.c``). Each mutant changes one token of C code (comments,
 string literals and ``#include`` lines are left alone):
 
     <  <=  >  >=  ==  !=     relational operators, each to its neighbour or negation
@@ -43,9 +44,16 @@ WORK = ROOT / "build" / "mutation-c"
 TARGETS: dict[str, tuple[tuple[str, ...], list[str]]] = {
     "codec": (("edgeae/codegen/eae_codec.c",),
               ["tests/test_c_codec.py", "tests/test_c_mutants.py"]),
-    "kernels": (tuple(f"edgeae/codegen/c/{k}.c" for k in ("dense_f32", "conv_f32", "convt_f32")),
+    "kernels": (tuple(f"edgeae/codegen/c/{k}.c" for k in ("dense_f32", "conv_f32", "convt_f32", "conv_tile_f32")),
                 ["tests/test_codegen.py",
                  "tests/test_c_mutants.py::test_generated_requant_rounds_half_to_even_like_the_reference"]),
+    # the int8 templates (dense rows, convolution tiles and stores, requantization); the host
+    # tests build the portable and SSE2 forms: DSP-only and AVX2-only lines need a Cortex-M
+    # or an -march build to be reached
+    "int8": (tuple(f"edgeae/codegen/c/{k}.c" for k in ("qdense", "qrows", "qconv", "qconvt", "qtile", "qstore",
+                                                      "requant")),
+             ["tests/test_codegen.py",
+              "tests/test_c_mutants.py::test_generated_requant_rounds_half_to_even_like_the_reference"]),
 }
 
 _SWAPS = {"<": ["<="], "<=": ["<"], ">": [">="], ">=": [">"], "==": ["!="], "!=": ["=="],
