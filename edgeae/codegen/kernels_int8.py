@@ -25,22 +25,61 @@ def _types(xt: str, wt: str, yt: str) -> dict[str, str]:
             "we": "PFX_u16" if wt == "uint8_t" else "PFX_s16"}
 
 
+def _mve(xt: str, wt: str) -> str:
+    """The Helium loop of :func:`qrows`: 16 inputs of four rows at a time. VLD4 of 32-bit
+    elements splits 64 bytes of the layout (4 blocks of [rows 0..3 x 4 inputs]) into one vector
+    per row, its 16 bytes in input order. With x and w of one signedness a VMLADAV adds a row's
+    16 products (uint8 sums as uint32: exact under the generator's 2^31 bound); with mixed signs
+    both sides widen to int16, the even bytes (VMOVLB) and the odd ones (VMOVLT) in turn."""
+    def vec(t: str) -> str:
+        return "u8" if t == "uint8_t" else "s8"
+    head = ["for (; k + 16 <= K; k += 16, g += 64) {",
+            "    const uint32x4x4_t wq = vld4q_u32((const uint32_t *)(const void *)g); /* row r: wq.val[r] */",
+            f"    const {xt[:-2]}x16_t xv = vldrbq_{vec(xt)}(x + k);"]
+    if xt == wt:
+        s, at = vec(xt), ("uint32_t" if xt == "uint8_t" else "int32_t")
+        body = [f"    a{j} = (int32_t)vmladavaq_{s}(({at})a{j}, xv, vreinterpretq_{s}_u32(wq.val[{j}]));"
+                for j in range(4)]
+    else:
+        def wide(half: str, t: str, v: str) -> str:
+            s = vec(t)
+            w = f"vmovl{half}q_{s}({v})"
+            return w if s == "s8" else f"vreinterpretq_s16_u16({w})"
+        body = [f"    const int16x8_t xb = {wide('b', xt, 'xv')}, xt = {wide('t', xt, 'xv')};"]
+        for j in range(4):
+            wr = f"vreinterpretq_{vec(wt)}_u32(wq.val[{j}])"
+            body += [f"    a{j} = vmladavaq_s16(a{j}, xb, {wide('b', wt, wr)});",
+                     f"    a{j} = vmladavaq_s16(a{j}, xt, {wide('t', wt, wr)});"]
+    return "\n        ".join([*head, *body, "}"])
+
+
 def qrows(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
-    """(name, C text) of the int8 row kernel: N outputs of one column (a dense layer, or one
-    pixel of a convolution after im2col), y[n * ys] for n < N.
+    """(name, C text) of the int8 row kernel: N outputs of one column (a dense layer), y[n * ys]
+    for n < N.
 
     The weight is stored rows-by-four (see :func:`edgeae.codegen.lower_int8.rows_by_four`):
     for each group of four rows, blocks of 4 inputs (row 0's 4 bytes, row 1's, 2's, 3's), then
     the K % 4 last inputs of each row; any N % 4 last rows follow in plain order. One pointer
     walks it forward, so on a Cortex-M four int32 sums, the input pair and the pointer stay in
     registers: with DSP each 16 products take 3 loads (two LDRD), 10 byte-pair widenings and
-    8 SMLAD; without, plain C. On hosts a block is 16 lanes against the 4 inputs repeated four
-    times, which compilers vectorize at -O2 (the unroll pragma stops -O3 from unrolling the lane
-    loop before the vectorizer sees it). With weight zero points each row subtracts
+    8 SMLAD; without, plain C. With Helium (Cortex-M55) four blocks at a time are one VLD4 (a
+    vector per row), one input load and four VMLADAV: 64 products in 9 instructions
+    (:func:`_mve`); the K % 16 last inputs take the SMLAD loop. On hosts a block is 16 lanes
+    against the 4 inputs repeated four times, which compilers vectorize at -O2 (the unroll
+    pragma stops -O3 from unrolling the lane loop before the vectorizer sees it). Every path
+    gives the same integers (exact int32 sums). With weight zero points each row subtracts
     ``wzp[n] * sx`` (``${corr0..3}`` in the template)."""
     name = _name("qrows", xt, wt, yt, wzp)
     corr = {f"corr{j}": (f" - wzp[n + {j}] * sx" if wzp else "") for j in range(4)}
-    return name, "\n" + fill("qrows.c", name=name, **_types(xt, wt, yt), **corr)
+    return name, "\n" + fill("qrows.c", name=name, mve=_mve(xt, wt), **_types(xt, wt, yt), **corr)
+
+
+def _sumx(xt: str) -> str:
+    """``sx = sum_k x[k]`` for the weight zero points: 16 codes per VADDVA with Helium."""
+    s, at = ("u8", "uint32_t") if xt == "uint8_t" else ("s8", "int32_t")
+    return "\n    ".join(["int32_t sx = 0;", "int k = 0;", "#if PFX_MVE",
+                           f"for (; k + 16 <= K; k += 16) sx = (int32_t)vaddvaq_{s}(({at})sx, vldrbq_{s}(x + k));",
+                           "#endif", "for (; k < K; ++k) sx += (int32_t)x[k];"])
 
 
 def qdense(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
@@ -51,8 +90,7 @@ def qdense(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
     input zero point is folded into the bias at generation time."""
     rows, _ = qrows(xt, wt, yt, wzp)
     name = _name("qdense", xt, wt, yt, wzp)
-    sumx = ("int32_t sx = 0;\n    int k;\n    for (k = 0; k < K; ++k) sx += (int32_t)x[k];" if wzp else
-            "const int32_t sx = 0;")
+    sumx = _sumx(xt) if wzp else "const int32_t sx = 0;"
     return name, "\n" + fill("qdense.c", name=name, rows=rows, sumx=sumx, **_types(xt, wt, yt))
 
 
