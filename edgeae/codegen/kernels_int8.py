@@ -97,14 +97,17 @@ def qdense(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
 def qtile(wt: str) -> tuple[str, str]:
     """(name stem, C text) of the convolutions' int8 tiles for weight type ``wt``:
     ``<stem>4`` (a rows-by-four block of 4 output rows) and ``<stem>1`` (a plain row), each
-    against the 8 pixels of an int16 column (``c/qtile.c``: SSE2 / AVX2 PMADDWD on x86, SMLAD
-    with DSP, plain C elsewhere; the same integers on all)."""
+    against the 8 pixels of an int16 column (``c/qtile.c``: SSE2 / AVX2 PMADDWD on x86, VLD4 +
+    VMLADAV with Helium, SMLAD with DSP, plain C elsewhere; the same integers on all)."""
     w = wt[0]
     signed = wt == "int8_t"
     lo128 = "_mm_srai_epi16(_mm_unpacklo_epi8(wv, wv), 8)" if signed else "_mm_unpacklo_epi8(wv, _mm_setzero_si128())"
     hi128 = "_mm_srai_epi16(_mm_unpackhi_epi8(wv, wv), 8)" if signed else "_mm_unpackhi_epi8(wv, _mm_setzero_si128())"
     cvt = "_mm256_cvtepi8_epi16" if signed else "_mm256_cvtepu8_epi16"
-    text = fill("qtile.c", w=w, wt=wt, lo128=lo128, hi128=hi128, cvt256=cvt, we="PFX_s16" if signed else "PFX_u16")
+    mvb, mvt = (f"vmovl{h}q_s8(vreinterpretq_s8_u32(v))" if signed else
+                f"vreinterpretq_s16_u16(vmovl{h}q_u8(vreinterpretq_u8_u32(v)))" for h in "bt")
+    text = fill("qtile.c", w=w, wt=wt, lo128=lo128, hi128=hi128, cvt256=cvt, we="PFX_s16" if signed else "PFX_u16",
+                mvb=mvb, mvt=mvt)
     return f"PFX_qtile{w}_", "\n" + text.replace(f"PFX_qtile4_{w}", f"PFX_qtile{w}_4").replace(
         f"PFX_qtile1_{w}", f"PFX_qtile{w}_1")
 

@@ -10,7 +10,7 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
         int C, int H, int W, int M, int OH, int OW, int KH, int KW,
         int SH, int SW, int PT, int PL, int DH, int DW, int G, int32_t xzp, int32_t yzp, int32_t lo_q, int32_t hi_q)
 {
-    const int cg = C / G, mg = M / G, taps = cg * KH * KW, T4 = (taps + 3) / 4 * 4, P = OH * OW;
+    const int cg = C / G, mg = M / G, taps = cg * KH * KW, T4 = PFX_COLTAPS(taps), P = OH * OW;
     int32_t acc[32], sx[8];
     int at[8], iy0[8], ix0[8], off[8]; /* off: a tap's input element per pixel; -1 padding, -2 no pixel */
     int gi, p0, j, t, c, ky, kx, m;

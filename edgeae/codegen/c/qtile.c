@@ -9,6 +9,9 @@
      each pair's two products: 16 products in 2 instructions per row;
    - Cortex-M with DSP: for each 4 taps, each pixel's codes in the order t, t+2, t+1, t+3, the
      order in which SXTB16 / UXTB16 widen a weight word, so two SMLAD take 4 products;
+   - Cortex-M55 with Helium: for each 16 taps, each pixel's 8 even taps then its 8 odd ones
+     (taps rounded up to a multiple of 16 with zeros), the order in which VMOVLB / VMOVLT
+     widen the 16 weight bytes of a row that one VLD4 of 4 blocks gives: two VMLADAV take 16;
    - elsewhere: the x86 order, plain loops.
    Every order gives the same integers (exact int32 sums). */
 #if !defined(PFX_QTILE)
@@ -31,11 +34,20 @@
 #define PFX_SSE2 0
 #define PFX_AVX2 0
 #endif
-#if PFX_DSP
+#if PFX_MVE
+#define PFX_COL(t, j) ((size_t)((t) >> 4) * 128u + (size_t)(j) * 16u + (size_t)(((t) & 1) << 3) + (size_t)(((t) & 15) >> 1))
+#define PFX_COLTAPS(n) (((n) + 15) / 16 * 16)
+#elif PFX_DSP
 #define PFX_COL(t, j) ((size_t)((t) >> 2) * 32u + (size_t)(j) * 4u + (size_t)((((t) & 1) << 1) | (((t) >> 1) & 1)))
+#define PFX_COLTAPS(n) (((n) + 3) / 4 * 4)
 #else
 #define PFX_COL(t, j) ((size_t)((t) >> 1) * 16u + (size_t)(j) * 2u + (size_t)((t) & 1))
+#define PFX_COLTAPS(n) (((n) + 3) / 4 * 4)
 #endif
+#endif
+#if PFX_MVE /* a row's 16 weight bytes (one VLD4 vector) as int16: the even taps, the odd taps */
+static inline int16x8_t PFX_qwb_${w}(uint32x4_t v) { return ${mvb}; }
+static inline int16x8_t PFX_qwt_${w}(uint32x4_t v) { return ${mvt}; }
 #endif
 
 /* acc[8 r + j], r < 4: the four rows of one rows-by-four block against the 8 pixels of col */
@@ -96,6 +108,45 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
     _mm_storeu_si128((__m128i *)(void *)(acc + 8), a10); _mm_storeu_si128((__m128i *)(void *)(acc + 12), a11);
     _mm_storeu_si128((__m128i *)(void *)(acc + 16), a20); _mm_storeu_si128((__m128i *)(void *)(acc + 20), a21);
     _mm_storeu_si128((__m128i *)(void *)(acc + 24), a30); _mm_storeu_si128((__m128i *)(void *)(acc + 28), a31);
+#elif PFX_MVE
+    if (((uintptr_t)(const void *)g & 3u) == 0u) { /* weights on a word (VLD4.32); else the plain loop */
+        const int T16 = T4 - T4 % 16;
+        const uint32x4_t step = vmulq_n_u32(vidupq_n_u32(0u, 1), 16u); /* a row's words of blocks 0..3 */
+        for (j = 0; j < 8; ++j) { /* four rows of one pixel, 16 taps at a time */
+            const ${wt} *PFX_RESTRICT h = g;
+            const int16_t *PFX_RESTRICT c = col + (size_t)j * 16u;
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (t = 0; t < T16; t += 16, h += 64, c += 128) {
+                const uint32x4x4_t wq = vld4q_u32((const uint32_t *)(const void *)h); /* row r: wq.val[r] */
+                const int16x8_t ce = vldrhq_s16(c), co = vldrhq_s16(c + 8);
+                s0 = vmladavaq_s16(s0, ce, PFX_qwb_${w}(wq.val[0])); s0 = vmladavaq_s16(s0, co, PFX_qwt_${w}(wq.val[0]));
+                s1 = vmladavaq_s16(s1, ce, PFX_qwb_${w}(wq.val[1])); s1 = vmladavaq_s16(s1, co, PFX_qwt_${w}(wq.val[1]));
+                s2 = vmladavaq_s16(s2, ce, PFX_qwb_${w}(wq.val[2])); s2 = vmladavaq_s16(s2, co, PFX_qwt_${w}(wq.val[2]));
+                s3 = vmladavaq_s16(s3, ce, PFX_qwb_${w}(wq.val[3])); s3 = vmladavaq_s16(s3, co, PFX_qwt_${w}(wq.val[3]));
+            }
+            if (t < T4) { /* 4, 8 or 12 taps left: each row's words gathered, zeros past them */
+                const mve_pred16_t p = vctp32q((uint32_t)(T4 - t) / 4u);
+                const int16x8_t ce = vldrhq_s16(c), co = vldrhq_s16(c + 8);
+                uint32x4_t wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)h, step, p);
+                s0 = vmladavaq_s16(s0, ce, PFX_qwb_${w}(wv)); s0 = vmladavaq_s16(s0, co, PFX_qwt_${w}(wv));
+                wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(h + 4), step, p);
+                s1 = vmladavaq_s16(s1, ce, PFX_qwb_${w}(wv)); s1 = vmladavaq_s16(s1, co, PFX_qwt_${w}(wv));
+                wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(h + 8), step, p);
+                s2 = vmladavaq_s16(s2, ce, PFX_qwb_${w}(wv)); s2 = vmladavaq_s16(s2, co, PFX_qwt_${w}(wv));
+                wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(h + 12), step, p);
+                s3 = vmladavaq_s16(s3, ce, PFX_qwb_${w}(wv)); s3 = vmladavaq_s16(s3, co, PFX_qwt_${w}(wv));
+            }
+            acc[j] = s0; acc[8 + j] = s1; acc[16 + j] = s2; acc[24 + j] = s3;
+        }
+    } else {
+        for (r = 0; r < 4; ++r)
+            for (j = 0; j < 8; ++j) {
+                int32_t s0 = 0;
+                for (t = 0; t < T4; ++t) s0 += (int32_t)g[(t >> 2) * 16 + 4 * r + (t & 3)] * (int32_t)col[PFX_COL(t, j)];
+                acc[8 * r + j] = s0;
+            }
+    }
+    g += 4 * T4;
 #elif PFX_DSP
     for (j = 0; j < 8; ++j) { /* four rows of one pixel: a quad of codes is one LDRD, 4 SMLAD per row pair */
         const ${wt} *PFX_RESTRICT h = g;
