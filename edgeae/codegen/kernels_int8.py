@@ -130,8 +130,11 @@ def _conv_fill(template: str, kind: str, xt: str, wt: str, yt: str, wzp: bool) -
     name = _name(kind, xt, wt, yt, wzp)
     tile, _ = qtile(wt)
     store, _ = qstore(yt, wzp)
+    def gather(j: int) -> str:  # 4 input codes as int32 lanes (Helium, qconv.c)
+        g = f"vldrbq_gather_offset_z_{'s' if xt == 'int8_t' else 'u'}32(xc, q{j}, k{j})"
+        return g if xt == "int8_t" else f"vreinterpretq_s32_u32({g})"
     return name, "\n" + fill(template, name=name, tile4=f"{tile}4", tile1=f"{tile}1", store=store,
-                             **_types(xt, wt, yt))
+                             mvgather0=gather(0), mvgather1=gather(1), **_types(xt, wt, yt))
 
 
 def qconv(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:

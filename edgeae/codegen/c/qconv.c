@@ -14,6 +14,9 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
     int32_t acc[32], sx[8];
     int at[8], iy0[8], ix0[8], off[8]; /* off: a tap's input element per pixel; -1 padding, -2 no pixel */
     int gi, p0, j, t, c, ky, kx, m;
+#if PFX_MVE
+    const uint32x4_t place0 = vmulq_n_u32(vidupq_n_u32(0u, 1), 16u), place1 = vaddq_n_u32(place0, 64u); /* PFX_COL(0, j) */
+#endif
     for (gi = 0; gi < G; ++gi) {
         const ${wt} *PFX_RESTRICT wg = w + (size_t)gi * (size_t)mg * (size_t)taps;
         const ${xt} *PFX_RESTRICT xg = x + (size_t)gi * (size_t)cg * (size_t)(H * W);
@@ -30,6 +33,23 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
                         const int iy = iy0[j] + ky * DH, ix = ix0[j] + kx * DW;
                         off[j] = j >= np ? -2 : (iy >= 0 && iy < H && ix >= 0 && ix < W) ? iy * W + ix : -1;
                     }
+#if PFX_MVE
+                    { /* a tap's 8 inputs: two gathers (none where padding), the padding put in, two scatters */
+                        const int32x4_t o0 = vldrwq_s32((const int32_t *)(const void *)off);
+                        const int32x4_t o1 = vldrwq_s32((const int32_t *)(const void *)(off + 4));
+                        const int32x4_t none = vdupq_n_s32(-1); /* (vector compares: gcc 12 fails on the _n forms here) */
+                        const mve_pred16_t k0 = vcmpgtq_s32(o0, none), k1 = vcmpgtq_s32(o1, none);
+                        const int32x4_t z0 = vpselq_s32(vdupq_n_s32(xzp), vdupq_n_s32(0), vcmpeqq_s32(o0, none));
+                        const int32x4_t z1 = vpselq_s32(vdupq_n_s32(xzp), vdupq_n_s32(0), vcmpeqq_s32(o1, none));
+                        const uint32x4_t q0 = vreinterpretq_u32_s32(o0), q1 = vreinterpretq_u32_s32(o1);
+                        for (c = 0, t = ky * KW + kx; c < cg; ++c, t += KH * KW) {
+                            const ${xt} *PFX_RESTRICT xc = xg + (size_t)c * (size_t)(H * W);
+                            int16_t *PFX_RESTRICT ct = col + PFX_COL(t, 0);
+                            vstrhq_scatter_shifted_offset_s32(ct, place0, vpselq_s32(${mvgather0}, z0, k0));
+                            vstrhq_scatter_shifted_offset_s32(ct, place1, vpselq_s32(${mvgather1}, z1, k1));
+                        }
+                    }
+#else
                     for (c = 0, t = ky * KW + kx; c < cg; ++c, t += KH * KW) {
                         const ${xt} *PFX_RESTRICT xc = xg + (size_t)c * (size_t)(H * W);
                         PFX_UNROLL8
@@ -40,10 +60,18 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
                             sx[j] += u;
                         }
                     }
+#endif
                 }
             }
             for (t = taps; t < T4; ++t)
                 for (j = 0; j < 8; ++j) col[PFX_COL(t, j)] = 0;
+#if PFX_MVE
+            for (j = 0; j < 8; ++j) /* sx[j]: the sum of pixel j's column, 16 taps (two vectors) at a time */
+                for (t = 0; t < T4; t += 16) {
+                    sx[j] = vaddvaq_s16(sx[j], vldrhq_s16(col + PFX_COL(t, j)));
+                    sx[j] = vaddvaq_s16(sx[j], vldrhq_s16(col + PFX_COL(t, j) + 8));
+                }
+#endif
             for (j = 0; j < 8; ++j) at[j] = p0 + j;
             for (m = 0; m + 4 <= mg; m += 4) {
                 ${tile4}(col, wg + (size_t)m * (size_t)taps, taps, acc);

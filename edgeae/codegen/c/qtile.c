@@ -110,8 +110,21 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
     _mm_storeu_si128((__m128i *)(void *)(acc + 24), a30); _mm_storeu_si128((__m128i *)(void *)(acc + 28), a31);
 #elif PFX_MVE
     if (((uintptr_t)(const void *)g & 3u) == 0u) { /* weights on a word (VLD4.32); else the plain loop */
-        const int T16 = T4 - T4 % 16;
-        const uint32x4_t step = vmulq_n_u32(vidupq_n_u32(0u, 1), 16u); /* a row's words of blocks 0..3 */
+        const int T16 = T4 - T4 % 16, R = T - T16; /* R < 16: the taps past the last 16 (blocks, then the tail) */
+        int16_t wr[4][16]; /* those taps' weights as int16, per row its even taps then its odd ones, 0 past R */
+        if (R > 0) {
+            const uint32x4_t step = vmulq_n_u32(vidupq_n_u32(0u, 1), 16u); /* a row's words of blocks 0..3 */
+            const mve_pred16_t p = vctp32q((uint32_t)(T4 - T16) / 4u);
+            for (r = 0; r < 4; ++r) {
+                const uint32x4_t wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(g + 4 * T16 + 4 * r), step, p);
+                vstrhq_s16(wr[r], PFX_qwb_${w}(wv));
+                vstrhq_s16(wr[r] + 8, PFX_qwt_${w}(wv));
+                for (u = 0; u < TL; ++u) {
+                    const int v = T4 - T16 + u; /* its place in the last 16 */
+                    wr[r][((v & 1) << 3) + (v >> 1)] = (int16_t)g[4 * T4 + r * TL + u];
+                }
+            }
+        }
         for (j = 0; j < 8; ++j) { /* four rows of one pixel, 16 taps at a time */
             const ${wt} *PFX_RESTRICT h = g;
             const int16_t *PFX_RESTRICT c = col + (size_t)j * 16u;
@@ -124,28 +137,23 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
                 s2 = vmladavaq_s16(s2, ce, PFX_qwb_${w}(wq.val[2])); s2 = vmladavaq_s16(s2, co, PFX_qwt_${w}(wq.val[2]));
                 s3 = vmladavaq_s16(s3, ce, PFX_qwb_${w}(wq.val[3])); s3 = vmladavaq_s16(s3, co, PFX_qwt_${w}(wq.val[3]));
             }
-            if (t < T4) { /* 4, 8 or 12 taps left: each row's words gathered, zeros past them */
-                const mve_pred16_t p = vctp32q((uint32_t)(T4 - t) / 4u);
+            if (R > 0) { /* col's padding past the taps is zero */
                 const int16x8_t ce = vldrhq_s16(c), co = vldrhq_s16(c + 8);
-                uint32x4_t wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)h, step, p);
-                s0 = vmladavaq_s16(s0, ce, PFX_qwb_${w}(wv)); s0 = vmladavaq_s16(s0, co, PFX_qwt_${w}(wv));
-                wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(h + 4), step, p);
-                s1 = vmladavaq_s16(s1, ce, PFX_qwb_${w}(wv)); s1 = vmladavaq_s16(s1, co, PFX_qwt_${w}(wv));
-                wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(h + 8), step, p);
-                s2 = vmladavaq_s16(s2, ce, PFX_qwb_${w}(wv)); s2 = vmladavaq_s16(s2, co, PFX_qwt_${w}(wv));
-                wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(h + 12), step, p);
-                s3 = vmladavaq_s16(s3, ce, PFX_qwb_${w}(wv)); s3 = vmladavaq_s16(s3, co, PFX_qwt_${w}(wv));
+                s0 = vmladavaq_s16(s0, ce, vldrhq_s16(wr[0])); s0 = vmladavaq_s16(s0, co, vldrhq_s16(wr[0] + 8));
+                s1 = vmladavaq_s16(s1, ce, vldrhq_s16(wr[1])); s1 = vmladavaq_s16(s1, co, vldrhq_s16(wr[1] + 8));
+                s2 = vmladavaq_s16(s2, ce, vldrhq_s16(wr[2])); s2 = vmladavaq_s16(s2, co, vldrhq_s16(wr[2] + 8));
+                s3 = vmladavaq_s16(s3, ce, vldrhq_s16(wr[3])); s3 = vmladavaq_s16(s3, co, vldrhq_s16(wr[3] + 8));
             }
             acc[j] = s0; acc[8 + j] = s1; acc[16 + j] = s2; acc[24 + j] = s3;
         }
-    } else {
-        for (r = 0; r < 4; ++r)
-            for (j = 0; j < 8; ++j) {
-                int32_t s0 = 0;
-                for (t = 0; t < T4; ++t) s0 += (int32_t)g[(t >> 2) * 16 + 4 * r + (t & 3)] * (int32_t)col[PFX_COL(t, j)];
-                acc[8 * r + j] = s0;
-            }
+        return; /* the T % 4 last taps are in wr */
     }
+    for (r = 0; r < 4; ++r)
+        for (j = 0; j < 8; ++j) {
+            int32_t s0 = 0;
+            for (t = 0; t < T4; ++t) s0 += (int32_t)g[(t >> 2) * 16 + 4 * r + (t & 3)] * (int32_t)col[PFX_COL(t, j)];
+            acc[8 * r + j] = s0;
+        }
     g += 4 * T4;
 #elif PFX_DSP
     for (j = 0; j < 8; ++j) { /* four rows of one pixel: a quad of codes is one LDRD, 4 SMLAD per row pair */
