@@ -94,6 +94,13 @@ def qdense(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
     return name, "\n" + fill("qdense.c", name=name, rows=rows, sumx=sumx, **_types(xt, wt, yt))
 
 
+def _mve_bytes(t: str) -> dict[str, str]:
+    """Helium names for 16 codes of C type ``t``: suffix, vector type, VMLADAV's accumulator type."""
+    signed = t == "int8_t"
+    return {"mvs": "s8" if signed else "u8", "mvvt": "int8x16_t" if signed else "uint8x16_t",
+            "mvat": "int32_t" if signed else "uint32_t"}
+
+
 def qtile(wt: str) -> tuple[str, str]:
     """(name stem, C text) of the convolutions' int8 tiles for weight type ``wt``:
     ``<stem>4`` (a rows-by-four block of 4 output rows) and ``<stem>1`` (a plain row), each
@@ -107,7 +114,7 @@ def qtile(wt: str) -> tuple[str, str]:
     mvb, mvt = (f"vmovl{h}q_s8(vreinterpretq_s8_u32(v))" if signed else
                 f"vreinterpretq_s16_u16(vmovl{h}q_u8(vreinterpretq_u8_u32(v)))" for h in "bt")
     text = fill("qtile.c", w=w, wt=wt, lo128=lo128, hi128=hi128, cvt256=cvt, we="PFX_s16" if signed else "PFX_u16",
-                mvb=mvb, mvt=mvt)
+                mvb=mvb, mvt=mvt, **_mve_bytes(wt))
     return f"PFX_qtile{w}_", "\n" + text.replace(f"PFX_qtile4_{w}", f"PFX_qtile{w}_4").replace(
         f"PFX_qtile1_{w}", f"PFX_qtile{w}_1")
 
@@ -133,8 +140,14 @@ def _conv_fill(template: str, kind: str, xt: str, wt: str, yt: str, wzp: bool) -
     def gather(j: int) -> str:  # 4 input codes as int32 lanes (Helium, qconv.c)
         g = f"vldrbq_gather_offset_z_{'s' if xt == 'int8_t' else 'u'}32(xc, q{j}, k{j})"
         return g if xt == "int8_t" else f"vreinterpretq_s32_u32({g})"
+    same = xt == wt  # qconv's byte column (Helium)
+    b = _mve_bytes(xt)
     return name, "\n" + fill(template, name=name, tile4=f"{tile}4", tile1=f"{tile}1", store=store,
-                             mvgather0=gather(0), mvgather1=gather(1), **_types(xt, wt, yt))
+                             mvgather0=gather(0), mvgather1=gather(1), mvcol8="1" if same else "0",
+                             mvscatter=f"vstrbq_scatter_offset_{b['mvs'][0]}32",
+                             mvcast="" if xt == "int8_t" else "vreinterpretq_u32_s32",
+                             mvsum=f"vaddvaq_{b['mvs']}(({b['mvat']})sx[j], vldrbq_{b['mvs']}(c8 + PFX_COL8(t, j)))",
+                             **_types(xt, wt, yt))
 
 
 def qconv(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:

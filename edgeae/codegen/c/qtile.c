@@ -37,6 +37,7 @@
 #if PFX_MVE
 #define PFX_COL(t, j) ((size_t)((t) >> 4) * 128u + (size_t)(j) * 16u + (size_t)(((t) & 1) << 3) + (size_t)(((t) & 15) >> 1))
 #define PFX_COLTAPS(n) (((n) + 15) / 16 * 16)
+#define PFX_COL8(t, j) ((size_t)((t) >> 4) * 128u + (size_t)(j) * 16u + (size_t)((t) & 15)) /* a byte column */
 #elif PFX_DSP
 #define PFX_COL(t, j) ((size_t)((t) >> 2) * 32u + (size_t)(j) * 4u + (size_t)((((t) & 1) << 1) | (((t) >> 1) & 1)))
 #define PFX_COLTAPS(n) (((n) + 3) / 4 * 4)
@@ -223,3 +224,71 @@ static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
     }
 #endif
 }
+
+#if PFX_MVE
+/* (with byte columns in every convolution of a unit, the int16 tiles go unused) */
+static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+    __attribute__((unused));
+static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+    __attribute__((unused));
+
+/* acc[8 r + j], r < 4: as PFX_qtile${w}_4, against a byte column of codes of the weights' type (PFX_COL8:
+   each pixel's 16 taps of each 16 in order), so one VMLADAV multiplies a row's 16 weights by 16 codes */
+static inline void PFX_qtile${w}_4b(const ${wt} *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+{
+    const int T4 = T - T % 4, TL = T % 4, T16 = T4 - T4 % 16, R = T - T16;
+    int t, r, j, u;
+    ${wt} wr[4][16]; /* the R < 16 taps past the last 16 (blocks, then the tail): a row's weights, 0 past R */
+    if (((uintptr_t)(const void *)g & 3u) != 0u) { /* weights not on a word: plain */
+        for (r = 0; r < 4; ++r)
+            for (j = 0; j < 8; ++j) {
+                int32_t s0 = 0;
+                for (t = 0; t < T4; ++t) s0 += (int32_t)g[(t >> 2) * 16 + 4 * r + (t & 3)] * (int32_t)col[PFX_COL8(t, j)];
+                for (u = 0; u < TL; ++u) s0 += (int32_t)g[4 * T4 + r * TL + u] * (int32_t)col[PFX_COL8(T4 + u, j)];
+                acc[8 * r + j] = s0;
+            }
+        return;
+    }
+    if (R > 0) {
+        const uint32x4_t step = vmulq_n_u32(vidupq_n_u32(0u, 1), 16u); /* a row's words of blocks 0..3 */
+        const mve_pred16_t p = vctp32q((uint32_t)(T4 - T16) / 4u);
+        for (r = 0; r < 4; ++r) {
+            const uint32x4_t wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(g + 4 * T16 + 4 * r), step, p);
+            vstrbq_${mvs}(wr[r], vreinterpretq_${mvs}_u32(wv));
+            for (u = 0; u < TL; ++u) wr[r][T4 - T16 + u] = g[4 * T4 + r * TL + u];
+        }
+    }
+    for (j = 0; j < 8; ++j) { /* four rows of one pixel, 16 taps at a time */
+        const ${wt} *PFX_RESTRICT h = g;
+        const ${wt} *PFX_RESTRICT c = col + (size_t)j * 16u;
+        ${mvat} s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (t = 0; t < T16; t += 16, h += 64, c += 128) {
+            const uint32x4x4_t wq = vld4q_u32((const uint32_t *)(const void *)h); /* row r: wq.val[r] */
+            const ${mvvt} cv = vldrbq_${mvs}(c);
+            s0 = vmladavaq_${mvs}(s0, cv, vreinterpretq_${mvs}_u32(wq.val[0]));
+            s1 = vmladavaq_${mvs}(s1, cv, vreinterpretq_${mvs}_u32(wq.val[1]));
+            s2 = vmladavaq_${mvs}(s2, cv, vreinterpretq_${mvs}_u32(wq.val[2]));
+            s3 = vmladavaq_${mvs}(s3, cv, vreinterpretq_${mvs}_u32(wq.val[3]));
+        }
+        if (R > 0) { /* the column's padding past the taps is zero */
+            const ${mvvt} cv = vldrbq_${mvs}(c);
+            s0 = vmladavaq_${mvs}(s0, cv, vldrbq_${mvs}(wr[0]));
+            s1 = vmladavaq_${mvs}(s1, cv, vldrbq_${mvs}(wr[1]));
+            s2 = vmladavaq_${mvs}(s2, cv, vldrbq_${mvs}(wr[2]));
+            s3 = vmladavaq_${mvs}(s3, cv, vldrbq_${mvs}(wr[3]));
+        }
+        acc[j] = (int32_t)s0; acc[8 + j] = (int32_t)s1; acc[16 + j] = (int32_t)s2; acc[24 + j] = (int32_t)s3;
+    }
+}
+
+/* acc[j]: one plain row of T weights against the 8 pixels of a byte column */
+static inline void PFX_qtile${w}_1b(const ${wt} *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+{
+    int t, j;
+    for (j = 0; j < 8; ++j) {
+        int32_t s0 = 0;
+        for (t = 0; t < T; ++t) s0 += (int32_t)g[t] * (int32_t)col[PFX_COL8(t, j)];
+        acc[j] = s0;
+    }
+}
+#endif
