@@ -122,8 +122,12 @@ def qtile(wt: str) -> tuple[str, str]:
 def qstore(yt: str, wzp: bool) -> tuple[str, str]:
     """(name, C text) of the convolutions' requantize-and-store of a tile (``c/qstore.c``)."""
     name = f"PFX_qstore_{yt[0]}{'z' if wzp else ''}"
+    u = yt == "uint8_t"
     return name, "\n" + fill("qstore.c", name=name, yt=yt, corr=" - wzp[n] * sx[j]" if wzp else "",
-                             corrdoc=" - wzp[n] * sx[j]" if wzp else "")
+                             corrdoc=" - wzp[n] * sx[j]" if wzp else "",
+                             mvcorr="vmlaq_n_s32(a, vldrwq_s32(sx + j), -wzp[n])" if wzp else "a",
+                             mvstore=f"vstrbq_scatter_offset_p_{'u' if u else 's'}32",
+                             mvcast="vreinterpretq_u32_s32" if u else "")
 
 
 def conv_helpers(wt: str, yt: str, wzp: bool) -> dict[str, str]:
