@@ -1,8 +1,9 @@
 """int8 C99 kernels (see :mod:`edgeae.codegen.kernels`): the exact requantization, the row
-kernel shared by dense layers and convolutions (SMLAD where the core has DSP), and the
-transposed convolution. The C is in ``c/requant.c``, ``c/dsp.c``, ``c/qrows.c``,
-``c/qdense.c``, ``c/qconv.c`` and ``c/qconvt.c``; this module only picks the C types (input,
-weight, output) and the pieces that exist only with weight zero points."""
+kernel of dense layers, the convolutions' tiles and the transposed convolution (SMLAD where
+the core has DSP, Helium/MVE where it has that, SSE2/AVX2 on x86). The C is in
+``c/requant.c``, ``c/dsp.c``, ``c/qrows.c``, ``c/qdense.c``, ``c/qtile.c``, ``c/qstore.c``,
+``c/qconv.c`` and ``c/qconvt.c``; this module only picks the C types (input, weight, output),
+the intrinsics that depend on them, and the pieces that exist only with weight zero points."""
 
 from __future__ import annotations
 
