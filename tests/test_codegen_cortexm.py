@@ -125,3 +125,56 @@ def test_helium_path_on_cortex_m55_equals_the_reference(tmp_path, act, weight):
     no_mve = asm("cortex-m55", "-DSIG_ENCODER_NO_MVE")
     assert "vmladav" not in no_mve and "smlad" in no_mve
     assert "vmladav" not in asm("cortex-m4f")
+
+
+_REQUANT_MAIN = r"""
+#include <stdio.h>
+static uint32_t rng = 2463534242u;
+static uint32_t next(void) { rng ^= rng << 13; rng ^= rng >> 17; rng ^= rng << 5; return rng; }
+static int32_t clamp(int32_t v) { return v < -65535 ? -65535 : (v > 65535 ? 65535 : v); }
+int main(void)
+{
+    long n = 0, bad = 0;
+    int i, l;
+    for (i = 0; i < 40000; ++i) {
+        int32_t a[4], got[4];
+        const int shift = 33 + (int)(next() % 30u), e = (int)(next() % 31u);
+        int32_t mult = (int32_t)(next() >> 1);
+        if (mult == 0) mult = 1;
+        for (l = 0; l < 4; ++l) {
+            a[l] = (int32_t)next();
+            if (a[l] == INT32_MIN) a[l] = 0;
+            if (l == 1) a[l] = (int32_t)(next() % 20001u) - 10000;
+        }
+        if (i % 2 == 1 && shift - 1 - e >= 0 && shift - 1 - e < 30) { /* exact ties: p = (2 j + 1) 2^(shift-1) */
+            const int32_t j = (int32_t)(next() % 64u) - 32;
+            mult = (int32_t)((2 * j + 1 > 0 ? 2 * j + 1 : -(2 * j + 1)) << (shift - 1 - e));
+            a[0] = (int32_t)1 << e; a[2] = -((int32_t)1 << e); a[3] = (2 * j + 1 > 0 ? 1 : -1) * ((int32_t)1 << e);
+        }
+        vstrwq_s32(got, PFX_requant_mve(vldrwq_s32(a), vdupq_n_s32(mult), shift - 32));
+        for (l = 0; l < 4; ++l, ++n) bad += clamp(got[l]) != PFX_requant(a[l], mult, shift);
+    }
+    printf("requant %ld %ld\n", n, bad);
+    return 0;
+}
+"""
+
+
+@pytest.mark.slow
+def test_helium_requantization_is_exact_on_cortex_m55(tmp_path):
+    """The 4-lane Helium requantization (c/qstore.c) equals the scalar one (c/requant.c) bit for
+    bit, ties included, on 160,000 products run on the emulated Cortex-M55."""
+    from edgeae.codegen.kernels_int8 import DSP, INT8_REQUANT, qstore
+    from edgeae.codegen.toolchain import arm_gcc, firmware_files, run_qemu, run_tool
+
+    src = tmp_path / "main.c"
+    src.write_text("#include <stddef.h>\n#include <stdint.h>\n#define PFX_KERNEL static\n#define PFX_RESTRICT restrict\n"
+                   + DSP + INT8_REQUANT + qstore("uint8_t", False)[1] + _REQUANT_MAIN)
+    startup, link = firmware_files(tmp_path, "mps3-an547")
+    elf = tmp_path / "fw.elf"
+    run_tool([*arm_gcc("cortex-m55", "-O2", "-std=c99", "-Wno-unused-function", "-ffunction-sections",
+                       "-fdata-sections"), "--specs=rdimon.specs", "-nostartfiles", "-T", link, startup, src, "-o", elf,
+              "-Wl,--gc-sections"], "linking the requantization check")
+    out = run_qemu(elf, "mps3-an547", "the requantization check")
+    n, bad = (int(v) for v in out.split("requant ")[1].split()[:2])
+    assert n == 160000 and bad == 0, out
