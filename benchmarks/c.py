@@ -355,7 +355,8 @@ def _markdown(results: list[dict], machine: dict, rounds: int, round_s: float) -
                          f"{c['max_abs_vs_host']:.2g} |")
     lines += ["", "## int8 layers vs ARM CMSIS-NN (Cortex-M4F and Cortex-M55, same harness)", "",
               "CMSIS-NN's arm_fully_connected_s8 / arm_convolve_s8 (-O2; on the M4F its DSP build, on the M55 "
-              "(QEMU mps3-an547) its Helium/MVE build; edgeae runs its DSP kernels on both) on the unit's layer "
+              "(QEMU mps3-an547) its Helium/MVE build; edgeae's kernels likewise: SMLAD on the M4F, Helium on the "
+              "M55) on the unit's layer "
               "shapes with "
               "its weights as signed codes; only the layers run (edgeae's raw-I/O figure also holds its output "
               "table lookups, the float-I/O figure the quantization of the input and the float output). Graphs "

@@ -29,6 +29,8 @@ _PRELUDE = """#include <stddef.h>
 #define PFX_RESTRICT restrict
 """
 _TYPES = ("uint8_t", "int8_t")
+_ARM = {"m4": ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+        "m55": ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard")}
 
 
 def _lint(tmp_path: Path, name: str, text: str, cc: str = "gcc", flags: tuple[str, ...] = ()) -> None:
@@ -46,7 +48,8 @@ def test_fp32_kernels_compile_as_c(tmp_path):
 @needs_gcc
 @pytest.mark.parametrize("wzp", [False, True])
 def test_int8_kernels_compile_as_c_for_every_type(tmp_path, wzp):
-    """requant + dsp + the four int8 kernels, for every (x, w, y) type combination."""
+    """requant + dsp + the four int8 kernels, for every (x, w, y) type combination (with the ARM
+    compiler also for Cortex-M4 and M55, where the SMLAD and Helium paths compile)."""
     for k, (xt, wt, yt) in enumerate(itertools.product(_TYPES, _TYPES, _TYPES)):
         helpers = {**Q.conv_helpers("uint8_t", yt, wzp), **Q.conv_helpers("int8_t", yt, wzp)}
         parts = [Q.qrows(xt, wt, yt, wzp)[1], Q.qdense(xt, wt, yt, wzp)[1], *helpers.values(),
@@ -54,6 +57,9 @@ def test_int8_kernels_compile_as_c_for_every_type(tmp_path, wzp):
         text = _PRELUDE + DSP + INT8_REQUANT + "".join(parts)
         assert "${" not in text and "$" not in text
         _lint(tmp_path, f"int8_{k}.c", text)
+        if shutil.which("arm-none-eabi-gcc"):  # the SMLAD (M4) and Helium (M55) paths
+            for target, flags in _ARM.items():
+                _lint(tmp_path, f"int8_{k}_{target}.c", text, "arm-none-eabi-gcc", flags)
 
 
 @needs_gcc

@@ -43,11 +43,12 @@ def convt_phase_matrices(w: np.ndarray, q: dict) -> Iterator[np.ndarray]:
 
 def conv_column(q: dict, transposed: bool) -> int:
     """Elements of the int8 kernels' int16 column: 8 pixels x the taps of one pixel (a transposed
-    convolution's: of its largest phase), rounded up to a multiple of 4 (c/qtile.c)."""
+    convolution's: of its largest phase), rounded up to a multiple of 16 (c/qtile.c: the Helium
+    tiles take 16 taps at a time; the other paths use the taps rounded up to 4)."""
     cg = q["C"] // q["G"]
     if transposed:
         taps = max(len(phase_taps(q["KH"], q["SH"], q["PT"], q["DH"], ry)) for ry in range(q["SH"])) * \
             max(len(phase_taps(q["KW"], q["SW"], q["PL"], q["DW"], rx)) for rx in range(q["SW"])) * cg
     else:
         taps = cg * q["KH"] * q["KW"]
-    return COLUMN_PIXELS * ((taps + 3) // 4 * 4)
+    return COLUMN_PIXELS * ((taps + 15) // 16 * 16)

@@ -49,7 +49,8 @@ def _array(name: str, values: np.ndarray) -> str:
         line += " " + it + ","
     lines.append(line)
     shape = "x".join(str(d) for d in values.shape) or "1"
-    return f"static const {ctype} PFX_{name}[{len(flat)}] = {{ /* {shape} */\n" + "\n".join(lines) + "\n};\n"
+    align = " PFX_ALIGNED" if values.dtype.itemsize == 1 else ""  # byte weights on a word (VLD4.32)
+    return f"static const {ctype} PFX_{name}[{len(flat)}]{align} = {{ /* {shape} */\n" + "\n".join(lines) + "\n};\n"
 
 
 def _param(t: str) -> str:
@@ -346,6 +347,12 @@ def _source(p: Program, f: _Facts, e: _Emitter, body: list[str]) -> str:
 #else
 #define PFX_RESTRICT
 #endif
+/* Byte arrays start on a word: the Helium row kernel reads weights as 32-bit elements. */
+#if defined(__GNUC__)
+#define PFX_ALIGNED __attribute__((aligned(4)))
+#else
+#define PFX_ALIGNED
+#endif
 
 /* ---- weights ({p.weight_bytes} bytes) ---- */
 {consts}
@@ -385,7 +392,7 @@ def emit(p: Program, name: str, meta: dict) -> Unit:
     up = f.up
     header = _header(p, f)
     source = _source(p, f, e, body)
-    for macro in ("RESTRICT", "KERNEL", "NO_DSP", "DSP"):
+    for macro in ("RESTRICT", "KERNEL", "ALIGNED", "NO_DSP", "DSP", "NO_MVE", "MVE"):
         source = source.replace(f"PFX_{macro}", f"{up}_{macro}")
     source = source.replace("PFX_", f"{name}_")
     header = header.replace("PFX_", f"{name}_")

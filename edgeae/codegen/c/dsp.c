@@ -1,6 +1,9 @@
 /* Cortex-M4/M7/M33/M55 (ARMv7E-M / ARMv8-M DSP): two 8x8-bit products per SMLAD. Four bytes
    are loaded as one word; SXTB16/UXTB16 widen bytes 0 and 2, and (rotated by 8) bytes 1 and
-   3, into 16-bit pairs. Define PFX_NO_DSP to build the portable loops instead. */
+   3, into 16-bit pairs. Define PFX_NO_DSP to build the portable loops instead.
+   Cortex-M55 (ARMv8.1-M with Helium, integer MVE; gcc or clang): the dense row kernel also
+   takes 16 inputs of four rows per VLD4 (four vectors, one per row) and VMLADAV (16 products
+   added to a row's sum); define PFX_NO_MVE to keep to the SMLAD loops there. */
 #include <string.h>
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(PFX_NO_DSP)
 #define PFX_DSP 1
@@ -17,4 +20,10 @@ static inline int32_t PFX_u16o(uint32_t v) { return (int32_t)__uxtb16((v >> 8) |
 #endif
 #else
 #define PFX_DSP 0
+#endif
+#if PFX_DSP && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && defined(__GNUC__) && !defined(PFX_NO_MVE)
+#define PFX_MVE 1
+#include <arm_mve.h>
+#else
+#define PFX_MVE 0
 #endif

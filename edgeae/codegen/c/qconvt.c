@@ -26,7 +26,7 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
                 for (ky = 0; ky < KH; ++ky) nky += ((ry + PT - ky * DH) % SH + SH) % SH == 0;
                 for (kx = 0; kx < KW; ++kx) nkx += ((rx + PL - kx * DW) % SW + SW) % SW == 0;
                 taps = cg * nky * nkx;
-                T4 = (taps + 3) / 4 * 4;
+                T4 = PFX_COLTAPS(taps);
                 for (q0 = 0; q0 < Q; q0 += 8) {
                     const int nq = Q - q0 < 8 ? Q - q0 : 8;
                     int kyi = 0;

@@ -1,5 +1,7 @@
 /* y[n] = clamp(yzp + requant(bias[n] - wzp[n] * sx + sum_k x[k] * w[n][k])), sx = sum_k x[k]
-   (the caller's), for the rows-by-four weight layout; rows go four at a time. */
+   (the caller's), for the rows-by-four weight layout; rows go four at a time. With Helium, four
+   blocks (64 bytes, 16 inputs) at a time first: VLD4 of 32-bit elements gives each row's 16
+   bytes as one vector (element b of vector r: block b's word of row r). */
 PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w,
         const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
         const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift, int32_t sx,
@@ -13,10 +15,14 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
     (void)sx;
     for (n = 0; n < N4; n += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        k = 0;
+#if PFX_MVE
+        ${mve}
+#endif
 #if PFX_DSP
         uint32_t xv, wv;
         int32_t xe, xo;
-        for (k = 0; k + 4 <= K; k += 4, g += 16) {
+        for (; k + 4 <= K; k += 4, g += 16) {
             xv = PFX_load4(x + k + 0); xe = ${xe}e(xv); xo = ${xe}o(xv);
             wv = PFX_load4(g + 0); a0 = __smlad(${we}e(wv), xe, a0); a0 = __smlad(${we}o(wv), xo, a0);
             wv = PFX_load4(g + 4); a1 = __smlad(${we}e(wv), xe, a1); a1 = __smlad(${we}o(wv), xo, a1);

@@ -9,6 +9,9 @@
      each pair's two products: 16 products in 2 instructions per row;
    - Cortex-M with DSP: for each 4 taps, each pixel's codes in the order t, t+2, t+1, t+3, the
      order in which SXTB16 / UXTB16 widen a weight word, so two SMLAD take 4 products;
+   - Cortex-M55 with Helium: for each 16 taps, each pixel's 8 even taps then its 8 odd ones
+     (taps rounded up to a multiple of 16 with zeros), the order in which VMOVLB / VMOVLT
+     widen the 16 weight bytes of a row that one VLD4 of 4 blocks gives: two VMLADAV take 16;
    - elsewhere: the x86 order, plain loops.
    Every order gives the same integers (exact int32 sums). */
 #if !defined(PFX_QTILE)
@@ -31,11 +34,21 @@
 #define PFX_SSE2 0
 #define PFX_AVX2 0
 #endif
-#if PFX_DSP
+#if PFX_MVE
+#define PFX_COL(t, j) ((size_t)((t) >> 4) * 128u + (size_t)(j) * 16u + (size_t)(((t) & 1) << 3) + (size_t)(((t) & 15) >> 1))
+#define PFX_COLTAPS(n) (((n) + 15) / 16 * 16)
+#define PFX_COL8(t, j) ((size_t)((t) >> 4) * 128u + (size_t)(j) * 16u + (size_t)((t) & 15)) /* a byte column */
+#elif PFX_DSP
 #define PFX_COL(t, j) ((size_t)((t) >> 2) * 32u + (size_t)(j) * 4u + (size_t)((((t) & 1) << 1) | (((t) >> 1) & 1)))
+#define PFX_COLTAPS(n) (((n) + 3) / 4 * 4)
 #else
 #define PFX_COL(t, j) ((size_t)((t) >> 1) * 16u + (size_t)(j) * 2u + (size_t)((t) & 1))
+#define PFX_COLTAPS(n) (((n) + 3) / 4 * 4)
 #endif
+#endif
+#if PFX_MVE /* a row's 16 weight bytes (one VLD4 vector) as int16: the even taps, the odd taps */
+static inline int16x8_t PFX_qwb_${w}(uint32x4_t v) { return ${mvb}; }
+static inline int16x8_t PFX_qwt_${w}(uint32x4_t v) { return ${mvt}; }
 #endif
 
 /* acc[8 r + j], r < 4: the four rows of one rows-by-four block against the 8 pixels of col */
@@ -96,6 +109,53 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
     _mm_storeu_si128((__m128i *)(void *)(acc + 8), a10); _mm_storeu_si128((__m128i *)(void *)(acc + 12), a11);
     _mm_storeu_si128((__m128i *)(void *)(acc + 16), a20); _mm_storeu_si128((__m128i *)(void *)(acc + 20), a21);
     _mm_storeu_si128((__m128i *)(void *)(acc + 24), a30); _mm_storeu_si128((__m128i *)(void *)(acc + 28), a31);
+#elif PFX_MVE
+    if (((uintptr_t)(const void *)g & 3u) == 0u) { /* weights on a word (VLD4.32); else the plain loop */
+        const int T16 = T4 - T4 % 16, R = T - T16; /* R < 16: the taps past the last 16 (blocks, then the tail) */
+        int16_t wr[4][16]; /* those taps' weights as int16, per row its even taps then its odd ones, 0 past R */
+        if (R > 0) {
+            const uint32x4_t step = vmulq_n_u32(vidupq_n_u32(0u, 1), 16u); /* a row's words of blocks 0..3 */
+            const mve_pred16_t p = vctp32q((uint32_t)(T4 - T16) / 4u);
+            for (r = 0; r < 4; ++r) {
+                const uint32x4_t wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(g + 4 * T16 + 4 * r), step, p);
+                vstrhq_s16(wr[r], PFX_qwb_${w}(wv));
+                vstrhq_s16(wr[r] + 8, PFX_qwt_${w}(wv));
+                for (u = 0; u < TL; ++u) {
+                    const int v = T4 - T16 + u; /* its place in the last 16 */
+                    wr[r][((v & 1) << 3) + (v >> 1)] = (int16_t)g[4 * T4 + r * TL + u];
+                }
+            }
+        }
+        for (j = 0; j < 8; ++j) { /* four rows of one pixel, 16 taps at a time */
+            const ${wt} *PFX_RESTRICT h = g;
+            const int16_t *PFX_RESTRICT c = col + (size_t)j * 16u;
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (t = 0; t < T16; t += 16, h += 64, c += 128) {
+                const uint32x4x4_t wq = vld4q_u32((const uint32_t *)(const void *)h); /* row r: wq.val[r] */
+                const int16x8_t ce = vldrhq_s16(c), co = vldrhq_s16(c + 8);
+                s0 = vmladavaq_s16(s0, ce, PFX_qwb_${w}(wq.val[0])); s0 = vmladavaq_s16(s0, co, PFX_qwt_${w}(wq.val[0]));
+                s1 = vmladavaq_s16(s1, ce, PFX_qwb_${w}(wq.val[1])); s1 = vmladavaq_s16(s1, co, PFX_qwt_${w}(wq.val[1]));
+                s2 = vmladavaq_s16(s2, ce, PFX_qwb_${w}(wq.val[2])); s2 = vmladavaq_s16(s2, co, PFX_qwt_${w}(wq.val[2]));
+                s3 = vmladavaq_s16(s3, ce, PFX_qwb_${w}(wq.val[3])); s3 = vmladavaq_s16(s3, co, PFX_qwt_${w}(wq.val[3]));
+            }
+            if (R > 0) { /* col's padding past the taps is zero */
+                const int16x8_t ce = vldrhq_s16(c), co = vldrhq_s16(c + 8);
+                s0 = vmladavaq_s16(s0, ce, vldrhq_s16(wr[0])); s0 = vmladavaq_s16(s0, co, vldrhq_s16(wr[0] + 8));
+                s1 = vmladavaq_s16(s1, ce, vldrhq_s16(wr[1])); s1 = vmladavaq_s16(s1, co, vldrhq_s16(wr[1] + 8));
+                s2 = vmladavaq_s16(s2, ce, vldrhq_s16(wr[2])); s2 = vmladavaq_s16(s2, co, vldrhq_s16(wr[2] + 8));
+                s3 = vmladavaq_s16(s3, ce, vldrhq_s16(wr[3])); s3 = vmladavaq_s16(s3, co, vldrhq_s16(wr[3] + 8));
+            }
+            acc[j] = s0; acc[8 + j] = s1; acc[16 + j] = s2; acc[24 + j] = s3;
+        }
+        return; /* the T % 4 last taps are in wr */
+    }
+    for (r = 0; r < 4; ++r)
+        for (j = 0; j < 8; ++j) {
+            int32_t s0 = 0;
+            for (t = 0; t < T4; ++t) s0 += (int32_t)g[(t >> 2) * 16 + 4 * r + (t & 3)] * (int32_t)col[PFX_COL(t, j)];
+            acc[8 * r + j] = s0;
+        }
+    g += 4 * T4;
 #elif PFX_DSP
     for (j = 0; j < 8; ++j) { /* four rows of one pixel: a quad of codes is one LDRD, 4 SMLAD per row pair */
         const ${wt} *PFX_RESTRICT h = g;
@@ -164,3 +224,71 @@ static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
     }
 #endif
 }
+
+#if PFX_MVE
+/* (with byte columns in every convolution of a unit, the int16 tiles go unused) */
+static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+    __attribute__((unused));
+static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+    __attribute__((unused));
+
+/* acc[8 r + j], r < 4: as PFX_qtile${w}_4, against a byte column of codes of the weights' type (PFX_COL8:
+   each pixel's 16 taps of each 16 in order), so one VMLADAV multiplies a row's 16 weights by 16 codes */
+static inline void PFX_qtile${w}_4b(const ${wt} *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+{
+    const int T4 = T - T % 4, TL = T % 4, T16 = T4 - T4 % 16, R = T - T16;
+    int t, r, j, u;
+    ${wt} wr[4][16]; /* the R < 16 taps past the last 16 (blocks, then the tail): a row's weights, 0 past R */
+    if (((uintptr_t)(const void *)g & 3u) != 0u) { /* weights not on a word: plain */
+        for (r = 0; r < 4; ++r)
+            for (j = 0; j < 8; ++j) {
+                int32_t s0 = 0;
+                for (t = 0; t < T4; ++t) s0 += (int32_t)g[(t >> 2) * 16 + 4 * r + (t & 3)] * (int32_t)col[PFX_COL8(t, j)];
+                for (u = 0; u < TL; ++u) s0 += (int32_t)g[4 * T4 + r * TL + u] * (int32_t)col[PFX_COL8(T4 + u, j)];
+                acc[8 * r + j] = s0;
+            }
+        return;
+    }
+    if (R > 0) {
+        const uint32x4_t step = vmulq_n_u32(vidupq_n_u32(0u, 1), 16u); /* a row's words of blocks 0..3 */
+        const mve_pred16_t p = vctp32q((uint32_t)(T4 - T16) / 4u);
+        for (r = 0; r < 4; ++r) {
+            const uint32x4_t wv = vldrwq_gather_offset_z_u32((const uint32_t *)(const void *)(g + 4 * T16 + 4 * r), step, p);
+            vstrbq_${mvs}(wr[r], vreinterpretq_${mvs}_u32(wv));
+            for (u = 0; u < TL; ++u) wr[r][T4 - T16 + u] = g[4 * T4 + r * TL + u];
+        }
+    }
+    for (j = 0; j < 8; ++j) { /* four rows of one pixel, 16 taps at a time */
+        const ${wt} *PFX_RESTRICT h = g;
+        const ${wt} *PFX_RESTRICT c = col + (size_t)j * 16u;
+        ${mvat} s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (t = 0; t < T16; t += 16, h += 64, c += 128) {
+            const uint32x4x4_t wq = vld4q_u32((const uint32_t *)(const void *)h); /* row r: wq.val[r] */
+            const ${mvvt} cv = vldrbq_${mvs}(c);
+            s0 = vmladavaq_${mvs}(s0, cv, vreinterpretq_${mvs}_u32(wq.val[0]));
+            s1 = vmladavaq_${mvs}(s1, cv, vreinterpretq_${mvs}_u32(wq.val[1]));
+            s2 = vmladavaq_${mvs}(s2, cv, vreinterpretq_${mvs}_u32(wq.val[2]));
+            s3 = vmladavaq_${mvs}(s3, cv, vreinterpretq_${mvs}_u32(wq.val[3]));
+        }
+        if (R > 0) { /* the column's padding past the taps is zero */
+            const ${mvvt} cv = vldrbq_${mvs}(c);
+            s0 = vmladavaq_${mvs}(s0, cv, vldrbq_${mvs}(wr[0]));
+            s1 = vmladavaq_${mvs}(s1, cv, vldrbq_${mvs}(wr[1]));
+            s2 = vmladavaq_${mvs}(s2, cv, vldrbq_${mvs}(wr[2]));
+            s3 = vmladavaq_${mvs}(s3, cv, vldrbq_${mvs}(wr[3]));
+        }
+        acc[j] = (int32_t)s0; acc[8 + j] = (int32_t)s1; acc[16 + j] = (int32_t)s2; acc[24 + j] = (int32_t)s3;
+    }
+}
+
+/* acc[j]: one plain row of T weights against the 8 pixels of a byte column */
+static inline void PFX_qtile${w}_1b(const ${wt} *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+{
+    int t, j;
+    for (j = 0; j < 8; ++j) {
+        int32_t s0 = 0;
+        for (t = 0; t < T; ++t) s0 += (int32_t)g[t] * (int32_t)col[PFX_COL8(t, j)];
+        acc[j] = s0;
+    }
+}
+#endif
