@@ -430,8 +430,9 @@ def test_fp32_op_coverage_batchnorm_matmul_tanh_add(tmp_path):
 
 def test_conv_kernels_any_stride_padding_dilation_group(tmp_path):
     """Conv with grouped channels, Conv and ConvTranspose with unequal kernels, strides, dilations and
-    asymmetric pads (ConvTranspose phases of 1, 2 and 0 taps per axis, output_padding): the
-    blocked fp32 kernels match ONNX Runtime, the int8 ones the integer reference, bit for bit."""
+    asymmetric pads (ConvTranspose phases of 1, 2 and 0 taps per axis, output_padding; 9 output
+    channels: two blocks of 4 and one left over): the blocked fp32 kernels match ONNX Runtime,
+    the int8 ones the integer reference, bit for bit."""
     from onnx import TensorProto, helper, numpy_helper
 
     from tests._bundles import OPSET, digits_uint8
@@ -466,7 +467,7 @@ def test_conv_kernels_any_stride_padding_dilation_group(tmp_path):
                  helper.make_node("Sigmoid", ["t2"], ["x_hat"], name="sig")],
                 "decoder", "code", [5], "x_hat", [1, 8, 8],
                 [c("wd", 72, 5), c("bd", 72), numpy_helper.from_array(np.array([-1, 6, 3, 4], np.int64), "shape"),
-                 c("wt1", 6, 4, 3, 2), c("bt1", 4), c("wt2", 4, 1, 3, 3), c("bt2", 1)])
+                 c("wt1", 6, 9, 3, 2), c("bt1", 9), c("wt2", 9, 1, 3, 3, scale=0.25), c("bt2", 1)])
     folder = add_int8_static(write_bundle(tmp_path / "b", enc, dec, 5, digits_uint8()[:32]))
     result = generate_c(folder, tmp_path / "c")
     assert {g.precision for g in result.graphs} == {"fp32", "int8-static"}
