@@ -86,3 +86,51 @@ def test_writer_refusals_word_for_word(tmp_path):
     assert str(e.value) == (f"{tmp_path} is a folder; give the stream file to append to "
                             f"(e.g. {tmp_path / 'out.eae'})")
     np.testing.assert_array_equal(S.decompress_symbols(CODEC, MID, path.read_bytes()), CODEC.quantize(_codes(2)))
+
+
+def test_a_short_header_with_another_version_is_refused_for_its_version():
+    _refused(S.MAGIC + b"\x02", "stream version 2 is not supported; this edgeae reads version 1")  # 3 bytes
+    _refused(S.MAGIC + b"\x01", "stream truncated in its header (3 bytes)")
+    _refused(S.MAGIC, "stream truncated in its header (2 bytes)")
+
+
+def test_append_to_a_missing_folder_quotes_the_reason(tmp_path):
+    path = tmp_path / "no such folder" / "s.eae"
+    with pytest.raises(ConfigError) as e:
+        S.append_file(CODEC, MID, path, _codes(1))
+    assert str(e.value) == f"cannot append to {path}: No such file or directory; the stream is unchanged"
+
+
+def test_writer_puts_one_sample_in_a_chunk_when_a_sample_is_over_the_chunk_limit(monkeypatch):
+    """A sample of more than MAX_CHUNK_SYMBOLS dims goes alone in its chunk (the reader allows no more).
+
+    Scaled down: a 16-dim codec under a limit of 8 symbols stands for a 2^18 + 1 dim one.
+    """
+    monkeypatch.setattr(S, "MAX_CHUNK_SYMBOLS", 8)
+    data = S.compress_codes(CODEC, MID, _codes(3))
+    assert (S.read_header(data).samples, S.read_header(data).chunks) == (3, 3)
+    np.testing.assert_array_equal(S.decompress_symbols(CODEC, MID, data), CODEC.quantize(_codes(3)))
+
+
+def test_sample_budget_boundary_with_a_whole_number_of_bits():
+    """Two dims whose likeliest symbol has probability 1/2: a sample costs at least 2 bits, so a
+    chunk of L payload bytes may claim up to exactly 8 L + 128 samples (budget 1 bit per sample)."""
+    record = LatentCodec.fit(_codes(300, d=2), 4).to_dict()
+    row = [1] * 16
+    row[0] = 2 ** (record["precision"] - 1)
+    row[1] += 2 ** record["precision"] - sum(row)
+    record["freqs"] = [row, row[::-1]]
+    codec = LatentCodec.from_dict(record)
+    assert codec.min_bits_per_sample() == 2.0
+    mid = codec.model_id(SHA)
+    header = S.MAGIC + bytes([S.VERSION]) + mid + put_varint(2)
+    for length in (4, 9):
+        for n, refused in ((8 * length + 128, False), (8 * length + 129, True)):
+            body = put_varint(n) + put_varint(length) + bytes(range(length))
+            data = header + body + zlib.crc32(body, zlib.crc32(header)).to_bytes(4, "little")
+            try:
+                S.decompress_symbols(codec, mid, data)
+                budget_error = False
+            except StreamError as exc:
+                budget_error = "can fit" in str(exc)
+            assert budget_error == refused, (length, n)

@@ -52,9 +52,12 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "bundle": (["edgeae/runtime/bundle.py"], ["tests/test_mutants_bundle.py", "tests/test_runtime.py",
                                                "tests/test_mutants.py::test_decoder_changed_in_place_is_refused"]),
     "compress": (["edgeae/runtime/compress.py", "edgeae/runtime/preprocess.py"],
-                 ["tests/test_compress.py", "tests/test_contract.py", "tests/test_stream_writer.py",
-                  "tests/test_mutants_runtime.py"]),
-    "readers": (["edgeae/data/load.py", "edgeae/data/source.py", "edgeae/data/npyfile.py"], ["tests/test_data.py", "tests/test_fuzz_parsers.py"]),
+                 ["tests/test_compress.py", "tests/test_mutants_compress.py", "tests/test_contract.py",
+                  "tests/test_stream_writer.py", "tests/test_mutants_runtime.py"]),
+    "readers": (["edgeae/data/load.py", "edgeae/data/source.py", "edgeae/data/npyfile.py"],
+                ["tests/test_data.py", "tests/test_fuzz_parsers.py", "tests/test_data_layer.py",
+                 "tests/test_fuzz_readers.py", "tests/test_signal_files.py", "tests/test_streaming_train.py",
+                 "tests/test_imageio.py"]),
     "validate": (["edgeae/export/validate.py"], ["tests/test_export.py"]),
 }
 
