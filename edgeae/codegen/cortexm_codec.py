@@ -34,6 +34,7 @@ from edgeae.codegen.toolchain import (
     arm_gcc,
     object_sizes,
     read_counters,
+    require_target,
     run_firmware,
     run_qemu,
     run_tool,
@@ -185,11 +186,7 @@ def run_compress_target(bundle_dir: str | Path, c_dir: str | Path, tag: str = "i
     (text + data of encoder, codec, tables and the compress glue), RAM (data + bss + painted
     stack) and ``equal_host`` (every stream byte-identical to the host's).
     """
-    problem = toolchain_problem()
-    if problem:
-        raise ExportError(f"cannot run on Cortex-M: {problem}")
-    if target not in TARGETS:
-        raise ConfigError(f"unknown Cortex-M target {target!r}; choose from {', '.join(TARGETS)}")
+    require_target(target)
     bundle_dir, c_dir = Path(bundle_dir), Path(c_dir)
     prefix, unit, x, codec, mid = _target_unit(bundle_dir, c_dir, tag, samples)
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,8 +33,8 @@ from edgeae.codegen.toolchain import (
     CALIBRATION_LOOPS,
     TARGETS,
     read_counters,
+    require_target,
     run_firmware,
-    toolchain_problem,
 )
 from edgeae.errors import ConfigError, ExportError
 
@@ -112,11 +112,7 @@ def run_stream_target(bundle_dir: str | Path, c_dir: str | Path, recording: np.n
     data of encoder, codec, tables and stream code), RAM (their data + bss, the caller's ring and
     state, and the painted stack).
     """
-    problem = toolchain_problem()
-    if problem:
-        raise ExportError(f"cannot run on Cortex-M: {problem}")
-    if target not in TARGETS:
-        raise ConfigError(f"unknown Cortex-M target {target!r}; choose from {', '.join(TARGETS)}")
+    require_target(target)
     bundle_dir, c_dir = Path(bundle_dir), Path(c_dir)
     prefix, unit, report = _unit(c_dir, tag)
     st = report["compress"]["stream"]

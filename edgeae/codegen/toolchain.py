@@ -29,12 +29,12 @@ import subprocess
 from pathlib import Path
 
 from edgeae.codegen.templates import fill, read
-from edgeae.errors import EdgeAEError, ExportError
+from edgeae.errors import ConfigError, EdgeAEError, ExportError
 
 __all__ = ["C_FLAGS", "CXX_FLAGS", "TARGETS", "OPT", "CALIBRATION_LOOPS", "REPEATS", "STACK_PAINT",
            "STARTUP_SOURCE", "LINKER_SCRIPT", "install_hint", "find_tool", "find_compiler", "run_tool", "build_c",
            "check_cxx", "run_program", "toolchain_problem", "arm_gcc", "linker_script", "firmware_files",
-           "object_sizes", "run_qemu", "read_counters", "qemu_run", "run_firmware"]
+           "object_sizes", "run_qemu", "read_counters", "qemu_run", "run_firmware", "require_target"]
 
 C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 CXX_FLAGS = ["-std=c++17", "-Wall", "-Werror"]
@@ -136,6 +136,16 @@ def toolchain_problem() -> str | None:
     if "/" not in probe:
         return "newlib's semihosting library is missing (Debian/Ubuntu: apt-get install libnewlib-arm-none-eabi)"
     return None
+
+
+def require_target(target: str) -> None:
+    """Refuse a run on Cortex-M ``target`` before any work: the toolchain missing (ExportError)
+    or a target it does not know (ConfigError)."""
+    problem = toolchain_problem()
+    if problem:
+        raise ExportError(f"cannot run on Cortex-M: {problem}")
+    if target not in TARGETS:
+        raise ConfigError(f"unknown Cortex-M target {target!r}; choose from {', '.join(TARGETS)}")
 
 
 def arm_gcc(target: str, *flags: str) -> list[str]:
