@@ -267,6 +267,9 @@ def _manual(p: Program, f: _Facts) -> str:
  *
  * Build: add {name}.c to the project (cc -std=c99 -O2 -c {name}.c{' ; link with -lm' if libm else ''}).
  * It compiles as C99 and C++ (extern "C" below). {'Uses expf/tanhf/rintf from libm.' if libm else 'Needs no libm.'}
+ * x86-64 with gcc (no -mavx2 / -march=native): the kernels are also built for AVX2, without FMA
+ * (the same bits), and a call runs that copy when the CPU has AVX2; define {up}_NO_DISPATCH
+ * to build the baseline copy alone.
  * Memory: weights {p.weight_bytes} bytes of const data (flash), arena {arena} bytes (RAM),
  * both computed at generation time; plus the stack of one call, which depends on compiler and
  * core: edgeae.codegen.cortexm.run_generated measures it on emulated Cortex-M (stack painted,
