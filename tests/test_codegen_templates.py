@@ -39,8 +39,8 @@ def _lint(tmp_path: Path, name: str, text: str, cc: str = "gcc", flags: tuple[st
     assert res.returncode == 0, f"{name}:\n{res.stderr}"
 
 
-# the x86-64 hosts' paths: SSE2 (the baseline) and AVX2 (what a unit's AVX2 copy compiles)
-_X86 = [(), ("-mavx2",)] if platform.machine().lower() in ("x86_64", "amd64") else [()]
+# the x86-64 hosts' paths: SSE2 (the baseline), AVX2 (a unit's AVX2 copy), AVX2 + FMA (-march=native)
+_X86 = [(), ("-mavx2",), ("-mavx2", "-mfma")] if platform.machine().lower() in ("x86_64", "amd64") else [()]
 
 
 @needs_gcc

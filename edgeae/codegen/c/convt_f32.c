@@ -51,7 +51,16 @@ static void PFX_convt_rows_f32(const float *PFX_RESTRICT xg, const float *PFX_RE
                 }
                 ++kyi;
             }
-            for (m = 0; m + 4 <= mg; m += 4) {
+            m = 0;
+#if PFX_TILE8
+            for (; m + 8 <= mg; m += 8) {
+                float tile8[64];
+                PFX_tile8_f32(col, wp + m, mg, bg + m, taps, tile8);
+                for (r = 0; r < 8; ++r)
+                    for (j = 0; j < nq; ++j) yg[(size_t)(m + r) * (size_t)(OH * OW) + (size_t)at[j]] = tile8[8 * r + j];
+            }
+#endif
+            for (; m + 4 <= mg; m += 4) {
                 PFX_tile4_f32(col, wp + m, mg, bg + m, taps, tile);
                 for (r = 0; r < 4; ++r)
                     for (j = 0; j < nq; ++j) yg[(size_t)(m + r) * (size_t)(OH * OW) + (size_t)at[j]] = tile[8 * r + j];
