@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import platform
 import shutil
 import subprocess
 import sys
@@ -40,14 +41,20 @@ def _lint(tmp_path: Path, name: str, text: str, cc: str = "gcc", flags: tuple[st
     assert res.returncode == 0, f"{name}:\n{res.stderr}"
 
 
-@needs_gcc
-def test_fp32_kernels_compile_as_c(tmp_path):
-    _lint(tmp_path, "fp32.c", _PRELUDE + "".join(FP32.values()))
+# the x86-64 hosts' paths: SSE2 (the baseline), AVX2 (a unit's AVX2 copy), AVX2 + FMA (-march=native)
+_X86 = [(), ("-mavx2",), ("-mavx2", "-mfma")] if platform.machine().lower() in ("x86_64", "amd64") else [()]
 
 
 @needs_gcc
+@pytest.mark.parametrize("isa", _X86)
+def test_fp32_kernels_compile_as_c(tmp_path, isa):
+    _lint(tmp_path, "fp32.c", _PRELUDE + "".join(FP32.values()), flags=isa)
+
+
+@needs_gcc
+@pytest.mark.parametrize("isa", _X86)
 @pytest.mark.parametrize("wzp", [False, True])
-def test_int8_kernels_compile_as_c_for_every_type(tmp_path, wzp):
+def test_int8_kernels_compile_as_c_for_every_type(tmp_path, wzp, isa):
     """requant + dsp + the four int8 kernels, for every (x, w, y) type combination (with the ARM
     compiler also for Cortex-M4 and M55, where the SMLAD and Helium paths compile)."""
     for k, (xt, wt, yt) in enumerate(itertools.product(_TYPES, _TYPES, _TYPES)):
@@ -56,10 +63,61 @@ def test_int8_kernels_compile_as_c_for_every_type(tmp_path, wzp):
                  Q.qconv(xt, wt, yt, wzp)[1], Q.qconvt(xt, wt, yt, wzp)[1]]
         text = _PRELUDE + DSP + INT8_REQUANT + "".join(parts)
         assert "${" not in text and "$" not in text
-        _lint(tmp_path, f"int8_{k}.c", text)
-        if shutil.which("arm-none-eabi-gcc"):  # the SMLAD (M4) and Helium (M55) paths
+        _lint(tmp_path, f"int8_{k}.c", text, flags=isa)
+        if not isa and shutil.which("arm-none-eabi-gcc"):  # the SMLAD (M4) and Helium (M55) paths
             for target, flags in _ARM.items():
                 _lint(tmp_path, f"int8_{k}_{target}.c", text, "arm-none-eabi-gcc", flags)
+
+
+_REQUANT8_MAIN = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+INT8_REQUANT
+static uint64_t state = 88172645463325252ull;
+static uint32_t next(void) { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return (uint32_t)state; }
+int main(void)
+{
+    long k, bad = 0;
+    if (!__builtin_cpu_supports("avx2")) { puts("no avx2"); return 0; }
+    for (k = 0; k < 400000; ++k) {
+        int32_t acc[8], mult[8], shift[8], got[8], j;
+        const int32_t lo = -(int32_t)(next() % 384u), hi = (int32_t)(next() % 384u);
+        for (j = 0; j < 8; ++j) {
+            shift[j] = 1 + (int32_t)(next() % 62u);
+            mult[j] = (int32_t)(next() >> (next() % 32u)) & 0x7fffffff;
+            acc[j] = (int32_t)next() >> (next() % 32u);
+            if (next() % 4u == 0u && shift[j] < 31) /* a tie: acc * mult = (2 q + 1) * 2^(shift - 1) */
+                mult[j] = 1, acc[j] = (int32_t)((((int64_t)(int32_t)next() >> (next() % 32u)) | 1) << (shift[j] - 1)) ;
+        }
+        _mm256_storeu_si256((__m256i *)(void *)got, PFX_requant8(
+            _mm256_loadu_si256((const __m256i *)(const void *)acc), _mm256_loadu_si256((const __m256i *)(const void *)mult),
+            _mm256_loadu_si256((const __m256i *)(const void *)shift), lo, hi));
+        for (j = 0; j < 8; ++j) {
+            const int32_t want = PFX_requant(acc[j], mult[j], shift[j]);
+            bad += got[j] != (want < lo ? lo : (want > hi ? hi : want));
+        }
+    }
+    printf("%ld\n", bad);
+    return 0;
+}
+"""
+
+
+@needs_gcc
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="AVX2 is an x86-64 path")
+def test_avx2_requantization_is_the_scalar_one(tmp_path):
+    """PFX_requant8 (8 lanes, AVX2) equals PFX_requant clamped, on random and tie cases, every shift 1..62."""
+    src = tmp_path / "rq.c"
+    src.write_text(_PRELUDE + _REQUANT8_MAIN.replace("INT8_REQUANT", INT8_REQUANT))
+    exe = tmp_path / "rq"
+    res = subprocess.run(["gcc", "-std=gnu99", "-O2", "-mavx2", "-Wall", "-Werror", str(src), "-o", str(exe)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.strip()
+    if out == "no avx2":
+        pytest.skip("this CPU has no AVX2")
+    assert out == "0"
 
 
 @needs_gcc

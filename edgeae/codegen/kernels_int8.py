@@ -72,7 +72,17 @@ def qrows(xt: str, wt: str, yt: str, wzp: bool) -> tuple[str, str]:
     ``wzp[n] * sx`` (``${corr0..3}`` in the template)."""
     name = _name("qrows", xt, wt, yt, wzp)
     corr = {f"corr{j}": (f" - wzp[n + {j}] * sx" if wzp else "") for j in range(4)}
-    return name, "\n" + fill("qrows.c", name=name, mve=_mve(xt, wt), **_types(xt, wt, yt), **corr)
+    vcorr = ("a = _mm256_sub_epi32(a, _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(const void *)"
+             "(wzp + n)), _mm256_set1_epi32(sx)));" if wzp else "")
+    return name, "\n" + fill("qrows.c", name=name, mve=_mve(xt, wt), **_types(xt, wt, yt), **corr,
+                             **_avx2(xt, wt, yt), vcorr=vcorr)
+
+
+def _avx2(xt: str, wt: str, yt: str) -> dict[str, str]:
+    """The AVX2 paths' widening of x and w codes to int16 and narrowing of output codes (exact in range)."""
+    return {"xcvt": "_mm_cvtepu8_epi16" if xt == "uint8_t" else "_mm_cvtepi8_epi16",
+            "wcvt": "_mm256_cvtepu8_epi16" if wt == "uint8_t" else "_mm256_cvtepi8_epi16",
+            "pack8": "_mm_packus_epi16" if yt == "uint8_t" else "_mm_packs_epi16"}
 
 
 def _sumx(xt: str) -> str:
@@ -124,8 +134,10 @@ def qstore(yt: str, wzp: bool) -> tuple[str, str]:
     """(name, C text) of the convolutions' requantize-and-store of a tile (``c/qstore.c``)."""
     name = f"PFX_qstore_{yt[0]}{'z' if wzp else ''}"
     u = yt == "uint8_t"
+    vcorr = ("v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(wzp[n]), "
+             "_mm256_loadu_si256((const __m256i *)(const void *)sx)));" if wzp else "")
     return name, "\n" + fill("qstore.c", name=name, yt=yt, corr=" - wzp[n] * sx[j]" if wzp else "",
-                             corrdoc=" - wzp[n] * sx[j]" if wzp else "",
+                             corrdoc=" - wzp[n] * sx[j]" if wzp else "", vcorr=vcorr, pack8=_avx2(yt, yt, yt)["pack8"],
                              mvcorr="vmlaq_n_s32(a, vldrwq_s32(sx + j), -wzp[n])" if wzp else "a",
                              mvstore=f"vstrbq_scatter_offset_p_{'u' if u else 's'}32",
                              mvcast="vreinterpretq_u32_s32" if u else "")

@@ -9,6 +9,8 @@ The criteria are the exporter's (docs/export.md, "Validation"):
 - int8: C vs the integer reference (:mod:`edgeae.codegen.reference`) with 0 LSB difference;
   the differences from ONNX Runtime (optimizations on, and off) are measured and reported,
   with the share of the integer-semantics bound (one step per tie) they use.
+- x86-64 hosts: the unit's baseline copy (built with ``<UNIT>_NO_DISPATCH``) gives the same
+  bytes as the build that runs its AVX2 copy (:mod:`edgeae.codegen.x86`) where the CPU has it.
 - every unit, end to end on the samples: the C encoder's codes decoded by the bundle's fp32
   decoder, or the C decoder on the fp32 encoder's codes, must keep the held-out PSNR the
   manifest records for fp32 within that export's ``--max-psnr-drop`` (a graph swapped in
@@ -17,6 +19,7 @@ The criteria are the exporter's (docs/export.md, "Validation"):
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +208,19 @@ def _fingerprint_check(bundle_dir: Path, manifest: Any, entry: Any, raw: bool, s
             "summary": f"per-sample error {share:.2g} of its bound on {n} samples"}
 
 
+def _baseline_copy_check(unit: Unit, build_dir: Path, x: np.ndarray, got: list[np.ndarray]) -> list[str]:
+    """x86-64 with gcc: the unit built without its AVX2 copy must give the bytes ``got`` (the
+    default build, which runs the AVX2 copy where the CPU has AVX2)."""
+    knob = f"{unit.name.upper()}_NO_DISPATCH"
+    if platform.machine().lower() not in ("x86_64", "amd64") or knob not in unit.source:
+        return []
+    exe = build_harness(unit, build_dir, flags=["-O2", f"-D{knob}"], cxx=None, tag="baseline")
+    base = run_harness(exe, unit, [x])
+    if all(np.array_equal(a.view(np.uint8), b.view(np.uint8)) for a, b in zip(got, base, strict=True)):
+        return []
+    return [f"{unit.name}: the AVX2 copy and the baseline copy ({knob}) give different outputs"]
+
+
 def check_unit(unit: Unit, program: Program, bundle_dir: Path, manifest: Any, entry: Any, raw: bool,
                samples: np.ndarray, build_dir: Path) -> tuple[int, dict[str, Any]]:
     """Compile, run on the samples, compare; raises ValidationError (nothing is written) on a mismatch."""
@@ -218,7 +234,7 @@ def check_unit(unit: Unit, program: Program, bundle_dir: Path, manifest: Any, en
     x = x if entry.role == "encoder" else _fp32_codes(bundle_dir, manifest, raw, x, memo)
     got = run_harness(exe, unit, [x])
     checks: dict[str, Any] = {}
-    problems = []
+    problems = _baseline_copy_check(unit, build_dir, x, got)
     names = [t for t, _, _ in unit.outputs]
     if entry.precision == "fp32":
         ort_opt, bounds = memo.run(bundle_dir / entry.file, x), memo.bounds(bundle_dir / entry.file, x)

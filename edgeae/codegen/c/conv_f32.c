@@ -41,7 +41,16 @@ PFX_KERNEL void PFX_conv_f32(const float *PFX_RESTRICT x, const float *PFX_RESTR
                     }
                 }
             }
-            for (m = 0; m + 4 <= mg; m += 4) {
+            m = 0;
+#if PFX_TILE8
+            for (; m + 8 <= mg; m += 8) {
+                float tile8[64];
+                PFX_tile8_f32(col, wg + m, mg, bg + m, taps, tile8);
+                for (r = 0; r < 8; ++r)
+                    memcpy(yg + (size_t)(m + r) * (size_t)P + (size_t)p0, tile8 + 8 * r, (size_t)np * sizeof(float));
+            }
+#endif
+            for (; m + 4 <= mg; m += 4) {
                 PFX_tile4_f32(col, wg + m, mg, bg + m, taps, tile);
                 for (r = 0; r < 4; ++r)
                     memcpy(yg + (size_t)(m + r) * (size_t)P + (size_t)p0, tile + 8 * r, (size_t)np * sizeof(float));

@@ -13,7 +13,50 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
     int32_t v;
     (void)wzp;
     (void)sx;
-    for (n = 0; n < N4; n += 4) {
+    n = 0;
+#if defined(PFX_REQUANT8)
+    for (; n + 8 <= N4; n += 8, g += 8 * (size_t)K) { /* AVX2: 8 rows (two of four) at a time */
+        const ${wt} *PFX_RESTRICT ga = g, *PFX_RESTRICT gb = g + 4 * (size_t)K;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, a;
+        int32_t sum[8];
+        __m128i c;
+        for (k = 0; k + 4 <= K; k += 4, ga += 16, gb += 16) { /* PMADDWD of 4 rows x 4 inputs, as pairs */
+            uint32_t xq;
+            __m256i xv;
+            memcpy(&xq, x + k, 4);
+            xv = _mm256_broadcastq_epi64(${xcvt}(_mm_cvtsi32_si128((int32_t)xq)));
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(${wcvt}(_mm_loadu_si128((const __m128i *)(const void *)ga)), xv));
+            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(${wcvt}(_mm_loadu_si128((const __m128i *)(const void *)gb)), xv));
+        }
+        a = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(s0, s1), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+        _mm256_storeu_si256((__m256i *)(void *)sum, a);
+        for (t = 0; t < T; ++t) { /* the K % 4 last inputs of each row */
+            const int32_t xk = (int32_t)x[k + t];
+            int r;
+            for (r = 0; r < 4; ++r) {
+                sum[r] += xk * (int32_t)ga[r * T + t];
+                sum[4 + r] += xk * (int32_t)gb[r * T + t];
+            }
+        }
+        a = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)sum),
+                             _mm256_loadu_si256((const __m256i *)(const void *)(bias + n)));
+        ${vcorr}
+        a = _mm256_add_epi32(PFX_requant8(a, _mm256_loadu_si256((const __m256i *)(const void *)(mult + n)),
+                                          _mm256_loadu_si256((const __m256i *)(const void *)(shift + n)),
+                                          lo - yzp, hi - yzp), _mm256_set1_epi32(yzp));
+        c = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1)); /* in [lo, hi]: exact */
+        c = ${pack8}(c, c);
+        if (ys == 1u) {
+            _mm_storel_epi64((__m128i *)(void *)(y + n), c);
+        } else {
+            ${yt} b[16];
+            int r;
+            _mm_storeu_si128((__m128i *)(void *)b, c);
+            for (r = 0; r < 8; ++r) y[(size_t)(n + r) * ys] = b[r];
+        }
+    }
+#endif
+    for (; n < N4; n += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         k = 0;
 #if PFX_MVE
