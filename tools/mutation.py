@@ -58,7 +58,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                 ["tests/test_data.py", "tests/test_fuzz_parsers.py", "tests/test_data_layer.py",
                  "tests/test_fuzz_readers.py", "tests/test_signal_files.py", "tests/test_streaming_train.py",
                  "tests/test_imageio.py"]),
-    "validate": (["edgeae/export/validate.py"], ["tests/test_export.py"]),
+    "validate": (["edgeae/export/validate.py"], ["tests/test_mutants_validate.py", "tests/test_gate.py"]),
 }
 
 _RESULT = re.compile(r"^\s+(\S+): (\S.*)$")
