@@ -476,3 +476,53 @@ def test_conv_kernels_any_stride_padding_dilation_group(tmp_path):
             assert g.checks["onnxruntime"]["outputs"][g.outputs[0][0]]["max_abs"] <= 1e-5
         else:
             assert g.checks["reference"]["summary"] == "0 LSB vs integer reference"
+
+
+def test_grouped_int8_conv_transpose_in_c_is_the_reference(tmp_path):
+    """A grouped ConvTranspose (per-tensor QDQ, uint8 weights with a zero point) in C: every
+    output channel of every group takes its own requantization and zero point, and the C
+    unit, the integer reference and ONNX Runtime on the graph agree."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime import quantization as q
+
+    from edgeae.codegen.emit import emit
+    from edgeae.codegen.reference import run_reference
+
+    rng = np.random.default_rng(7)
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["h"], name="up", group=2, strides=[2, 2],
+                            kernel_shape=[3, 3], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    graph = helper.make_graph(
+        [node, helper.make_node("Relu", ["h"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10, 6, 6])],
+        [numpy_helper.from_array((rng.normal(size=(4, 5, 3, 3)) * 0.3).astype(np.float32), "w"),
+         numpy_helper.from_array((rng.normal(size=10) * 0.1).astype(np.float32), "b")])
+    src, dst = tmp_path / "up.onnx", tmp_path / "up.qdq.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(src))
+    x = rng.normal(size=(24, 4, 3, 3)).astype(np.float32)
+
+    class Reader:
+        def __init__(self):
+            self.items = iter([{"x": x[i:i + 8]} for i in range(0, len(x), 8)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=False,
+                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QUInt8)
+    program = lower_int8(load_graph(dst, "decoder"))
+    (step,) = [s for s in program.steps if s.kind == "qconvt"]
+    assert step.params["G"] == 2 and len(step.params["mult_v"]) == 10 and len(step.params["wzp_v"]) == 10
+    unit = emit(program, "grp_decoder", {"graph": dst.name, "sha256": "0" * 64, "role": "decoder",
+                                         "precision": "int8-static", "version": "test", "code_size": 36})
+    (tmp_path / "grp_decoder.h").write_text(unit.header)
+    (tmp_path / "grp_decoder.c").write_text(unit.source)
+    got = run_harness(build_harness(unit, tmp_path), unit, [x])[0]
+    want = run_reference(program, [x])[0]
+    np.testing.assert_array_equal(got, want)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    graph_out = ort.InferenceSession(str(dst), opts, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.mean(want.reshape(graph_out.shape) == graph_out) > 0.97

@@ -136,7 +136,7 @@ def test_conv_transpose_step(name):
     C, H, W, M, OH, OW = (g[k] for k in ("C", "H", "W", "M", "OH", "OW"))
     cg, mg = C // g["G"], M // g["G"]
     q = {**g, "w_v": rng.integers(-128, 128, (C, mg, g["KH"], g["KW"])).astype(np.int8),
-         "wzp_v": rng.integers(-20, 20, mg).astype(np.int8), "xzp": -3, "bias_q_v": rng.integers(-900, 900, M),
+         "wzp_v": rng.integers(-20, 20, M).astype(np.int8), "xzp": -3, "bias_q_v": rng.integers(-900, 900, M),
          **_requant_params(rng, M), "yzp": -5, "lo": -128, "hi": 127}
     q["shift_v"] = rng.integers(33, 37, M)
     n = 2
@@ -159,7 +159,7 @@ def test_conv_transpose_step(name):
                                 ox = ix * g["SW"] - g["PL"] + kx * g["DW"]
                                 if 0 <= oy < OH and 0 <= ox < OW:
                                     acc[i, m, oy, ox] += (xs[i, c, iy, ix] + 3) * (int(q["w_v"][c, j, ky, kx])
-                                                                                  - int(q["wzp_v"][j]))
+                                                                                  - int(q["wzp_v"][m]))
     want = [[_finish(int(acc[i, m, oy, ox]), q, m) for m in range(M) for oy in range(OH) for ox in range(OW)]
             for i in range(n)]
     assert got.dtype == np.int8 and got.tolist() == want

@@ -58,7 +58,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                 ["tests/test_data.py", "tests/test_fuzz_parsers.py", "tests/test_data_layer.py",
                  "tests/test_fuzz_readers.py", "tests/test_signal_files.py", "tests/test_streaming_train.py",
                  "tests/test_imageio.py"]),
-    "validate": (["edgeae/export/validate.py"], ["tests/test_mutants_validate.py", "tests/test_gate.py"]),
+    "validate": (["edgeae/export/validate.py"], ["tests/test_mutants_validate.py"]),
+    "lower_int8": (["edgeae/codegen/lower_int8.py"],
+                   ["tests/test_mutants_lower_int8.py", "tests/test_mutants.py::test_multiplier_rounds_to_nearest"]),
 }
 
 _RESULT = re.compile(r"^\s+(\S+): (\S.*)$")

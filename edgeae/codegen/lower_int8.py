@@ -40,10 +40,11 @@ __all__ = ["lower_int8", "multiplier", "rows_by_four"]
 def multiplier(real: float) -> tuple[int, int]:
     """(mult, shift) with real ~= mult / 2^shift, mult in [2^30, 2^31), shift in 1..62.
 
-    Multipliers too small to matter for any int32 accumulator (< 2^-33) become (0, 1)."""
+    Multipliers too small to matter for any int32 accumulator (< 2^-32: |acc * real| < 1/2,
+    which rounds to 0) become (0, 1)."""
     if not (real >= 0 and math.isfinite(real)):
         raise UnsupportedOpError(f"requantization multiplier {real} must be a finite number >= 0")
-    if real < 2.0 ** -33:
+    if real < 2.0 ** -32:
         return 0, 1
     f, e = math.frexp(real)  # real = f * 2^e, f in [0.5, 1)
     m = round(f * (1 << 31))
@@ -51,7 +52,7 @@ def multiplier(real: float) -> tuple[int, int]:
         m, e = m // 2, e + 1
     shift = 31 - e
     if not 1 <= shift <= 62:
-        raise UnsupportedOpError(f"requantization multiplier {real} is out of the supported range 2^-31 .. 2^30")
+        raise UnsupportedOpError(f"requantization multiplier {real} is out of the supported range 0 .. 2^30")
     return int(m), int(shift)
 
 
@@ -205,7 +206,7 @@ class _Int8(TableLowering):
         xr = QRANGE[xdt]
         span = max(abs(xr[0] - zx), abs(xr[1] - zx))
         w_axis = 1 if node.op == "ConvTranspose" else 0  # output channels of the stored weight
-        zb = zw_c.reshape([-1 if i == w_axis else 1 for i in range(w.ndim)])
+        zb = zw_c[:w.shape[w_axis]].reshape([-1 if i == w_axis else 1 for i in range(w.ndim)])  # groups share them
         wspan = int(np.max(np.abs(w.astype(np.int64) - zb)))
         if node.op == "ConvTranspose":
             params.update(self._conv(node))
@@ -270,12 +271,15 @@ class _Int8(TableLowering):
         if ydt not in QRANGE:
             raise UnsupportedOpError(f"{qnode.where()}: output type {ydt} is not 8-bit")
         w, out_axis = self._weight_layout(node, wq)
-        n_out = int(wq.shape[out_axis])
-        if sw.size not in (1, n_out) or (sw.size > 1 and axis != out_axis):
+        per = int(wq.shape[out_axis])
+        if sw.size not in (1, per) or (sw.size > 1 and axis != out_axis):
             raise UnsupportedOpError(f"{node.where()}: weight scales must be per tensor or per output channel "
                                      f"(axis {out_axis}), got {sw.size} along axis {axis}")
-        sw_c = np.broadcast_to(sw, (n_out,)).astype(np.float32)
-        zw_c = np.broadcast_to(zw, (n_out,)).astype(np.int64)
+        # a grouped ConvTranspose stores (C, M/G, ...): a scale along axis 1 serves that channel of every group
+        groups = int(node.attrs.get("group", 1)) if node.op == "ConvTranspose" else 1
+        n_out = per * groups
+        sw_c = np.tile(np.broadcast_to(sw, (per,)), groups).astype(np.float32)
+        zw_c = np.tile(np.broadcast_to(zw, (per,)), groups).astype(np.int64)
         bias = self._bias(node, sx, sw_c, n_out)
         mult, shift = zip(*(multiplier(float(np.float64(sx) * float(s) / sy)) for s in sw_c), strict=True)
         qlo, qhi = QRANGE[ydt]

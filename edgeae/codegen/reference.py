@@ -73,8 +73,9 @@ def _convt(x, q, out_dtype):
     C, H, W, M, OH, OW = (q[k] for k in ("C", "H", "W", "M", "OH", "OW"))
     KH, KW, SH, SW, PT, PL, DH, DW, G = (q[k] for k in ("KH", "KW", "SH", "SW", "PT", "PL", "DH", "DW", "G"))
     xs = x.reshape(n, C, H, W).astype(np.int64) - q["xzp"]
-    w = q["w_v"].astype(np.int64) - q["wzp_v"].astype(np.int64)[None, :, None, None]  # (C, M/G, KH, KW)
     cg, mg = C // G, M // G
+    wzp = q["wzp_v"].astype(np.int64).reshape(G, 1, mg, 1, 1)  # output channel g * mg + m: wzp[g * mg + m]
+    w = (q["w_v"].astype(np.int64).reshape(G, cg, mg, KH, KW) - wzp).reshape(C, mg, KH, KW)  # (C, M/G, KH, KW)
     big = np.zeros((n, M, (H - 1) * SH + (KH - 1) * DH + 1 + OH, (W - 1) * SW + (KW - 1) * DW + 1 + OW), np.int64)
     for g in range(G):
         for ky in range(KH):

@@ -1,0 +1,357 @@
+"""The int8 lowering (edgeae.codegen.lower_int8) checked without a C compiler.
+
+The generated C is held to the integer reference bit for bit, so a lowering bug (a wrong
+multiplier, zero point, padding, weight layout or clamp) that the C and the reference share
+would pass every C check. Here each lowered program runs in the reference and is compared
+with ONNX Runtime running the QDQ graph itself, within the bound two correct evaluations
+of that graph can differ by (one step where a value sits on a rounding tie, nothing
+elsewhere), on graphs quantized by ONNX Runtime's own quantizer in every type combination.
+The refusals are pinned word for word: they are what a user reads from `edgeae codegen`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeae.codegen.graph import UnsupportedOpError, load_graph
+from edgeae.codegen.lower_int8 import lower_int8, multiplier, rows_by_four
+from edgeae.codegen.reference import run_reference
+from edgeae.numerics import compare_bounded, deviation_bounds
+
+ort = pytest.importorskip("onnxruntime")
+quantization = pytest.importorskip("onnxruntime.quantization")
+
+
+def _float_model(nodes, inits, in_shape, out_shape, opset=17):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+                              [numpy_helper.from_array(np.asarray(v, np.float32 if np.asarray(v).dtype.kind == "f"
+                                                                  else np.asarray(v).dtype), k)
+                               for k, v in inits.items()])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def _w(rng, *shape):
+    return (rng.normal(size=shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+
+class _Reader:
+    def __init__(self, x):
+        self.items = iter([{"x": x[i:i + 8]} for i in range(0, len(x), 8)])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def _quantize(tmp_path, model, x, act="QUInt8", weight="QInt8", per_channel=True, symmetric=True, name="g"):
+    src, dst = tmp_path / f"{name}.onnx", tmp_path / f"{name}.qdq.onnx"
+    onnx.save_model(model, str(src))
+    quantization.quantize_static(str(src), str(dst), _Reader(x), quant_format=quantization.QuantFormat.QDQ,
+                                 per_channel=per_channel, activation_type=getattr(quantization.QuantType, act),
+                                 weight_type=getattr(quantization.QuantType, weight),
+                                 extra_options={"WeightSymmetric": symmetric, "ActivationSymmetric": False})
+    return dst
+
+
+def _agrees(path, x):
+    """Lower ``path``, run the program in the reference and the graph in ONNX Runtime
+    (unoptimized: the graph's own QDQ semantics); returns the program."""
+    program = lower_int8(load_graph(path, "g"))
+    (got,) = run_reference(program, [x])
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    bound = deviation_bounds(onnx.load(str(path)), x).bounds["y"]
+    err, share, over = compare_bounded(got.reshape(want.shape), want, bound)
+    assert over == 0 and share <= 1, (path.name, err, share, over)
+    exact = np.mean(got.reshape(want.shape) == want)
+    assert exact > 0.97, exact  # ties are rare: nearly every element is the same number
+    return program
+
+
+_TYPES = [("QUInt8", "QInt8", True, True), ("QUInt8", "QUInt8", True, False), ("QInt8", "QInt8", False, True),
+          ("QInt8", "QInt8", True, False)]
+
+
+def _dense_model(rng, relu=True, bias=True, gemm=True):
+    w = _w(rng, 6, 10)
+    if gemm:
+        node = helper.make_node("Gemm", ["x", "w", "b"] if bias else ["x", "w"], ["h"], transB=1, name="fc")
+        inits = {"w": w, "b": rng.normal(size=6).astype(np.float32)} if bias else {"w": w}
+    else:
+        node = helper.make_node("MatMul", ["x", "w"], ["h"], name="fc")
+        inits = {"w": w.T.copy()}
+    nodes = [node, helper.make_node("Relu" if relu else "Sigmoid", ["h"], ["y"])]
+    return _float_model(nodes, inits, [None, 10], [None, 6])
+
+
+@pytest.mark.parametrize("act, weight, per_channel, symmetric", _TYPES)
+@pytest.mark.parametrize("relu, bias, gemm", [(True, True, True), (False, False, False), (True, False, True)])
+def test_dense_lowering_computes_the_graph(tmp_path, act, weight, per_channel, symmetric, relu, bias, gemm):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 10)).astype(np.float32)
+    path = _quantize(tmp_path, _dense_model(rng, relu, bias, gemm), x, act, weight, per_channel, symmetric)
+    program = _agrees(path, x)
+    (step,) = [s for s in program.steps if s.kind == "qdense"]
+    assert step.params["K"] == 10 and step.params["N"] == 6
+
+
+def _conv_model(rng, C, M, k, in_hw, group=1, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), transpose=False,
+                output_padding=None):
+    attrs = {"kernel_shape": list(k), "strides": list(strides), "pads": list(pads), "dilations": list(dilations),
+             "group": group}
+    if transpose:
+        w = _w(rng, C, M // group, *k)
+        if output_padding:
+            attrs["output_padding"] = list(output_padding)
+    else:
+        w = _w(rng, M, C // group, *k)
+    node = helper.make_node("ConvTranspose" if transpose else "Conv", ["x", "w", "b"], ["h"], name="conv", **attrs)
+    probe = _float_model([node, helper.make_node("Relu", ["h"], ["y"])],
+                         {"w": w, "b": rng.normal(size=M).astype(np.float32) * 0.1}, [None, C, *in_hw], None)
+    shape = onnx.shape_inference.infer_shapes(probe).graph.value_info
+    out = [d.dim_value or None for d in next(v for v in shape if v.name == "h").type.tensor_type.shape.dim]
+    return _float_model([node, helper.make_node("Relu", ["h"], ["y"])],
+                        {"w": w, "b": rng.normal(size=M).astype(np.float32) * 0.1}, [None, C, *in_hw], out)
+
+
+_CONVS = {
+    "plain": dict(C=3, M=5, k=(3, 3), in_hw=(7, 6)),
+    "strided_padded": dict(C=2, M=6, k=(3, 2), in_hw=(9, 8), strides=(2, 3), pads=(1, 0, 2, 1)),
+    "dilated": dict(C=3, M=4, k=(2, 3), in_hw=(8, 9), dilations=(2, 2), pads=(1, 1, 1, 1)),
+    "grouped": dict(C=4, M=6, k=(3, 3), in_hw=(6, 6), group=2, pads=(1, 1, 1, 1)),
+    "depthwise": dict(C=4, M=4, k=(3, 3), in_hw=(5, 7), group=4, strides=(2, 2)),
+    "one_d": dict(C=3, M=5, k=(1, 5), in_hw=(1, 20), strides=(1, 2), pads=(0, 2, 0, 1)),
+}
+_CONVTS = {
+    "plain": dict(C=3, M=4, k=(3, 3), in_hw=(4, 5)),
+    "strided": dict(C=4, M=3, k=(3, 3), in_hw=(4, 4), strides=(2, 2), pads=(1, 1, 1, 1), output_padding=(1, 1)),
+    "unequal": dict(C=2, M=5, k=(2, 4), in_hw=(3, 5), strides=(3, 2), pads=(0, 1, 1, 0)),
+    "grouped": dict(C=4, M=6, k=(3, 3), in_hw=(3, 3), group=2, strides=(2, 2)),
+    "dilated": dict(C=3, M=2, k=(2, 2), in_hw=(4, 4), dilations=(2, 3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CONVS))
+@pytest.mark.parametrize("types", [_TYPES[0], _TYPES[1], _TYPES[2]])
+def test_conv_lowering_computes_the_graph(tmp_path, case, types):
+    rng = np.random.default_rng(2)
+    p = _CONVS[case]
+    x = rng.normal(size=(32, p["C"], *p["in_hw"])).astype(np.float32)
+    path = _quantize(tmp_path, _conv_model(rng, **p), x, *types)
+    program = _agrees(path, x)
+    (step,) = [s for s in program.steps if s.kind == "qconv"]
+    q = step.params
+    assert (q["C"], q["M"], q["G"], q["KH"], q["KW"]) == (p["C"], p["M"], p.get("group", 1), *p["k"])
+
+
+@pytest.mark.parametrize("case", sorted(_CONVTS))
+@pytest.mark.parametrize("types", [_TYPES[0], _TYPES[1], _TYPES[2]])
+def test_conv_transpose_lowering_computes_the_graph(tmp_path, case, types):
+    rng = np.random.default_rng(3)
+    p = _CONVTS[case]
+    x = rng.normal(size=(32, p["C"], *p["in_hw"])).astype(np.float32)
+    if "group" in p:  # ONNX Runtime's quantizer has no per-channel scales for a grouped ConvTranspose
+        types = (*types[:2], False, types[3])
+    path = _quantize(tmp_path, _conv_model(rng, transpose=True, **p), x, *types)
+    program = _agrees(path, x)
+    (step,) = [s for s in program.steps if s.kind == "qconvt"]
+    assert (step.params["C"], step.params["M"], step.params["G"]) == (p["C"], p["M"], p.get("group", 1))
+
+
+def test_a_chain_with_reshapes_and_a_table_computes_the_graph(tmp_path):
+    """Conv -> Relu -> Conv -> Flatten -> Gemm -> Sigmoid: the steps run in order, Flatten is a view."""
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="c1"),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], kernel_shape=[3, 3], strides=[2, 2], name="c2"),
+             helper.make_node("Flatten", ["c2"], ["f"]),
+             helper.make_node("Gemm", ["f", "w3", "b3"], ["h"], transB=1, name="fc"),
+             helper.make_node("Sigmoid", ["h"], ["y"])]
+    inits = {"w1": _w(rng, 4, 1, 3, 3), "b1": np.zeros(4), "w2": _w(rng, 3, 4, 3, 3), "b2": rng.normal(size=3) * 0.1,
+             "w3": _w(rng, 5, 27), "b3": rng.normal(size=5)}
+    x = rng.normal(size=(48, 1, 8, 8)).astype(np.float32)
+    path = _quantize(tmp_path, _float_model(nodes, inits, [None, 1, 8, 8], [None, 5]), x)
+    program = _agrees(path, x)
+    kinds = [s.kind for s in program.steps]
+    assert kinds[0] == "quantize" and kinds[1:4] == ["qconv", "qconv", "qdense"]
+    assert kinds[4:] in (["lut"], ["lut", "dequantize"], ["dequantize"])
+    assert program.steps[1].params["lo"] == program.steps[1].params["yzp"] or program.steps[1].params["lo"] == 0
+
+
+# ------------------------------------------------------------------ multiplier, rows_by_four
+
+@pytest.mark.parametrize("real, want", [(0.5, (1 << 30, 31)), (1.0, (1 << 30, 30)), (0.75, (3 << 29, 31)),
+                                        (2.0 ** -32, (1 << 30, 62)), (2.0 ** 30 * 0.75, (3 << 29, 1)),
+                                        (1 - 2 ** -40, (1 << 30, 30)), (0.0, (0, 1)), (2.0 ** -32 * 0.999, (0, 1)),
+                                        (2.0 ** -33, (0, 1)), (1.5 * 2.0 ** -32, (3 << 29, 62))])
+def test_multiplier_edges(real, want):
+    assert multiplier(real) == want
+
+
+@pytest.mark.parametrize("real", [-1e-9, float("nan"), float("inf")])
+def test_multiplier_refuses_what_is_not_a_scale(real):
+    with pytest.raises(UnsupportedOpError, match=rf"^requantization multiplier {real} must be a finite number >= 0$"):
+        multiplier(real)
+
+
+@pytest.mark.parametrize("real", [2.0 ** 30, 2.0 ** 31 * 0.99])
+def test_multiplier_refuses_scales_out_of_range(real):
+    with pytest.raises(UnsupportedOpError, match=r"out of the supported range 0 \.\. 2\^30$"):
+        multiplier(real)
+
+
+@pytest.mark.parametrize("n, k, groups", [(8, 12, 1), (6, 10, 1), (3, 5, 1), (12, 7, 3), (8, 4, 2), (5, 3, 1)])
+def test_rows_by_four_is_the_documented_walk(n, k, groups):
+    w = np.arange(n * k, dtype=np.int32).reshape(n, k)
+    want = []
+    for rows in np.split(w, groups):
+        n4 = len(rows) // 4 * 4
+        for r in range(0, n4, 4):
+            for b in range(k // 4):
+                for j in range(4):
+                    want.extend(rows[r + j, 4 * b:4 * b + 4])
+            for j in range(4):
+                want.extend(rows[r + j, k // 4 * 4:])
+        for j in range(n4, len(rows)):
+            want.extend(rows[j])
+    got = rows_by_four(w, groups)
+    assert got.dtype == w.dtype and got.flags.c_contiguous
+    assert got.tolist() == want
+
+
+# ------------------------------------------------------------------ refusals
+
+def _qdq_dense(tmp_path, *, x_shape=(None, 10), weight=None, w_dtype=np.int8, gemm_attrs=None, out_zp=None, bias=None,
+               act_scale=0.02, w_scale=None, w_axis=None, sy=0.05, relu=False, name="q"):
+    """x -> Q -> DQ -> Gemm(DQ(w)) [-> Relu] -> Q -> DQ -> y, written by hand."""
+    rng = np.random.default_rng(5)
+    out_zp, act_scale, sy = np.uint8(0) if out_zp is None else out_zp, np.float32(act_scale), np.float32(sy)
+    w = rng.integers(-20, 20, size=(6, 10)).astype(w_dtype) if weight is None else weight
+    inits = {"sx": act_scale, "zx": np.uint8(128), "w": w,
+             "sw": np.float32(0.01) if w_scale is None else w_scale, "zw": np.zeros_like(
+                 np.float32(0.01) if w_scale is None else w_scale, w.dtype),
+             "sy": sy, "zy": out_zp}
+    dq_w = helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"], **({} if w_axis is None else {"axis": w_axis}))
+    gin = ["xd", "wd"] + (["b"] if bias is not None else [])
+    if bias is not None:
+        inits["b"] = bias
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]), dq_w,
+             helper.make_node("Gemm", gin, ["h"], name="fc", transB=1, **(gemm_attrs or {}))]
+    h = "h"
+    if relu:
+        nodes.append(helper.make_node("Relu", ["h"], ["hr"]))
+        h = "hr"
+    nodes += [helper.make_node("QuantizeLinear", [h, "sy", "zy"], ["yq"], name="q_out"),
+              helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 6])],
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    path = tmp_path / f"{name}.onnx"
+    onnx.save_model(m, str(path))
+    return path
+
+
+def _refused(path, message):
+    with pytest.raises(UnsupportedOpError) as e:
+        lower_int8(load_graph(path, "g"))
+    assert str(e.value) == message
+
+
+def test_a_hand_written_qdq_dense_lowers_exactly(tmp_path):
+    x = np.random.default_rng(6).normal(size=(40, 10)).astype(np.float32)
+    for relu in (False, True):
+        program = _agrees(_qdq_dense(tmp_path, relu=relu, bias=np.arange(6, dtype=np.float32) * 0.01,
+                                     name=f"d{relu}"), x)
+        (step,) = [s for s in program.steps if s.kind == "qdense"]
+        q = step.params
+        assert q["xzp"] == 128 and q["yzp"] == 0 and q["hi"] == 255 and q["lo"] == 0
+        assert q["mult_v"].tolist() == [multiplier(float(np.float64(np.float32(0.02)) * float(np.float32(0.01))
+                                                         / float(np.float32(0.05))))[0]] * 6
+        # a float bias is quantized at sx * sw, the input zero point folded in
+        wsum = q["w_v"].astype(np.int64).sum(axis=1)
+        assert q["bias_v"].tolist() == (np.rint(np.arange(6) * 0.01 / (np.float64(np.float32(0.02)) *
+                                                                       np.float32(0.01))) - 128 * wsum).tolist()
+
+
+def test_relu_clamps_at_the_output_zero_point(tmp_path):
+    path = _qdq_dense(tmp_path, relu=True, out_zp=np.int8(-20), name="r")
+    (step,) = [s for s in lower_int8(load_graph(path, "g")).steps if s.kind == "qdense"]
+    assert (step.params["lo"], step.params["hi"], step.params["yzp"]) == (-20, 127, -20)
+    path = _qdq_dense(tmp_path, relu=False, out_zp=np.int8(-20), name="n")
+    (step,) = [s for s in lower_int8(load_graph(path, "g")).steps if s.kind == "qdense"]
+    assert (step.params["lo"], step.params["hi"]) == (-128, 127)
+
+
+def test_refusals_name_the_node_and_what_to_do(tmp_path):
+    _refused(_qdq_dense(tmp_path, x_shape=(10, 1), gemm_attrs={"transA": 1}, name="ta"),
+             "Gemm node 'fc': transA=1 is not supported")
+    _refused(_qdq_dense(tmp_path, gemm_attrs={"alpha": 0.5}, name="al"),
+             "Gemm node 'fc': alpha/beta other than 1 are not supported in int8")
+    _refused(_qdq_dense(tmp_path, gemm_attrs={"beta": 2.0}, bias=np.zeros(6, np.float32), name="be"),
+             "Gemm node 'fc': alpha/beta other than 1 are not supported in int8")
+    _refused(_qdq_dense(tmp_path, out_zp=np.uint16(0), name="u16"),
+             "QuantizeLinear node 'q_out': output type uint16 is not 8-bit")
+    _refused(_qdq_dense(tmp_path, weight=np.ones((6, 10), np.int16) * 3, w_dtype=np.int16, name="w16"),
+             "Gemm node 'fc': weights int16 / activations uint8 must be uint8 or int8")
+    _refused(_qdq_dense(tmp_path, w_scale=np.full(10, 0.01, np.float32), w_axis=1, name="ax"),
+             "Gemm node 'fc': weight scales must be per tensor or per output channel (axis 0), got 10 along axis 1")
+    _refused(_qdq_dense(tmp_path, act_scale=np.float32(2.0 ** 20), sy=np.float32(2.0 ** -20), w_scale=np.float32(1),
+                        name="big"),
+             f"requantization multiplier {2.0 ** 40} is out of the supported range 0 .. 2^30")
+
+
+def test_an_accumulator_that_could_overflow_is_refused(tmp_path):
+    k = 70000
+    w = np.full((1, k), 127, np.int8)
+    path = _qdq_dense(tmp_path, weight=w, name="wide")
+    m = onnx.load(str(path))
+    for vi in (*m.graph.input, *m.graph.output):
+        vi.type.tensor_type.shape.dim[1].dim_value = k if vi.name == "x" else 1
+    onnx.save_model(m, str(path))
+    with pytest.raises(UnsupportedOpError, match=r"^Gemm node 'fc': the int32 accumulator could overflow \(bound \d+\)$"):
+        lower_int8(load_graph(path, "g"))
+
+
+def test_a_float_weight_in_an_int8_graph_is_refused(tmp_path):
+    path = _qdq_dense(tmp_path, name="fw")
+    m = onnx.load(str(path))
+    nodes = [n for n in m.graph.node if n.output[0] != "wd"]
+    for n in nodes:
+        n.input[:] = ["wf" if i == "wd" else i for i in n.input]
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    m.graph.initializer.append(numpy_helper.from_array(np.ones((6, 10), np.float32), "wf"))
+    onnx.save_model(m, str(path))
+    _refused(path, "Gemm node 'fc': weight 'wf' is float in an int8 graph; "
+                   "the C generator needs QDQ weights (quantize_static, QDQ format)")
+
+
+def test_a_float_activation_in_an_int8_graph_is_refused(tmp_path):
+    path = _qdq_dense(tmp_path, name="fa")
+    m = onnx.load(str(path))
+    for n in m.graph.node:
+        if n.op_type == "Gemm":
+            n.input[0] = "x"
+    onnx.save_model(m, str(path))
+    _refused(path, "Gemm node 'fc': data input 'x' does not come from a DequantizeLinear of a quantized tensor; "
+                   "the C generator lowers QDQ int8 graphs only")
+
+
+def test_a_compute_node_must_close_with_a_quantizer(tmp_path):
+    path = _qdq_dense(tmp_path, name="open")
+    m = onnx.load(str(path))
+    nodes = [n for n in m.graph.node if n.output[0] not in ("yq", "y")]
+    nodes.append(helper.make_node("Sigmoid", ["h"], ["y"]))
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    onnx.save_model(m, str(path))
+    _refused(path, "Gemm node 'fc': its output must feed one QuantizeLinear (QDQ format); it feeds ['Sigmoid']")
