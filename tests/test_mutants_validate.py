@@ -174,6 +174,19 @@ def test_bounds_follow_a_graph_file_that_changed(tmp_path, monkeypatch):
     assert again is not first and calls.bounds[-1]["graph"] == "changed" and len(calls.values) == 2
 
 
+def test_bounds_tell_graph_files_of_one_size_and_time_apart(tmp_path):
+    """Two graph files with the same size and modification time (a copy made in the same tick)."""
+    import os
+
+    a = _matmul(tmp_path / "a.onnx")
+    b = _matmul(tmp_path / "b.onnx", w=W * 4)
+    assert a.stat().st_size == b.stat().st_size
+    os.utime(b, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns))
+    checks, x = V.Checks(), _x()
+    va, vb = checks.bounds(a, x).values["y"], checks.bounds(b, x).values["y"]
+    np.testing.assert_allclose(vb, 4 * va, rtol=1e-6)
+
+
 def test_bounds_keep_the_values_of_the_last_four_inputs_only(tmp_path, monkeypatch):
     calls = _Calls()
     monkeypatch.setattr(V, "deviation_bounds", calls.deviation_bounds)
@@ -445,6 +458,20 @@ def test_an_op_the_reference_cannot_run_is_noted_not_failed(tmp_path):
     (note,) = checks.notes
     assert note.startswith("encoder.onnx: ReferenceEvaluator cannot run it (")
     assert note.endswith("); checked with ONNX Runtime only") and "\n" not in note
+    assert V.structure_problems(model, "int8-static") == []
+
+
+def test_the_note_names_the_error_and_its_first_line_cut_at_120(tmp_path, monkeypatch):
+    model = _matmul(tmp_path / "decoder.onnx")
+
+    def fails(m, x):
+        raise NotImplementedError("q" * 150 + "\nsecond line")
+
+    monkeypatch.setattr(V, "_reference_run", fails)
+    checks = V.Checks()
+    V.reference_check(model, _x(), {"y": _x()}, checks, 1)
+    assert checks.notes == [f"decoder.onnx: ReferenceEvaluator cannot run it (NotImplementedError: {'q' * 120}); "
+                            "checked with ONNX Runtime only"] and checks.items == []
 
 
 # ------------------------------------------------------------------ structure_problems, _is_int8
@@ -498,6 +525,11 @@ def test_int8_dynamic_allows_only_a_float_conv_transpose(tmp_path):
     mm = _weighted(tmp_path / "mm.onnx", [helper.make_node("Identity", ["x"], ["a"]),
                                           helper.make_node("Identity", ["w"], ["wd"])], W)
     assert V.structure_problems(mm, "int8-dynamic") == ["mm.onnx: MatMul 'layer' is left in float"]
+    two = _save(tmp_path / "two.onnx", [helper.make_node("MatMul", ["x", "w"], ["h"], name="first"),
+                                        helper.make_node("MatMul", ["h", "v"], ["y"], name="second")],
+                {"w": W, "v": np.ones((2, 2), np.float32)})
+    assert V.structure_problems(two, "int8-dynamic") == ["two.onnx: MatMul 'first' is left in float",
+                                                         "two.onnx: MatMul 'second' is left in float"]
     assert V.structure_problems(mm, "fp32") == [
         "mm.onnx: MatMul 'layer' reads its activation in float, not from 8-bit values",
         "mm.onnx: MatMul 'layer' reads its weight in float, not from 8-bit values"]
@@ -573,4 +605,7 @@ def test_measure_latency_reports_milliseconds_per_variant_and_batch(monkeypatch)
     monkeypatch.setattr(timing, "blocks", lambda calls, iterations, warmup: SimpleNamespace(
         calls=[np.array([123_456_789])]))
     assert V.measure_latency(pairs, x, batches=(1,)) == {"a": {"batch1": 123.4568}}
+    seen.clear()
+    monkeypatch.setattr(timing, "blocks", blocks)
     assert V.measure_latency(pairs, x)["a"].keys() == {"batch1", "batch64"}
+    assert seen == [(1, 30, 1), (1, 30, 1)]
