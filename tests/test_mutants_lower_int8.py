@@ -18,7 +18,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeae.codegen.graph import UnsupportedOpError, load_graph
 from edgeae.codegen.lower_int8 import lower_int8, multiplier, rows_by_four
-from edgeae.codegen.reference import run_reference
+from edgeae.codegen.program import Program
+from edgeae.codegen.reference import requantize, run_reference
 from edgeae.numerics import compare_bounded, deviation_bounds
 
 ort = pytest.importorskip("onnxruntime")
@@ -58,10 +59,63 @@ def _quantize(tmp_path, model, x, act="QUInt8", weight="QInt8", per_channel=True
     return dst
 
 
+def _upto(program, i, out):
+    """The program's steps up to ``i`` (inclusive), with ``out`` as its one output."""
+    return Program(program.precision, program.buffers, program.steps[:i + 1], program.inputs, [out], program.consts)
+
+
+def _as_c_reads_it(program, step, xq):
+    """A dense or conv step computed from what the C kernel reads: the stored (rows-by-four)
+    weights, the bias with the input zero point folded in, raw input codes (padding holding
+    the input zero point), the weight zero points as stored (or none), mult and shift."""
+    q, c = step.params, program.consts
+    G = q.get("G", 1)
+    bias = c[q["bias"]].astype(np.int64)
+    n_out = len(bias)
+    wzp = np.zeros(n_out, np.int64) if q["wzp"] is None else c[q["wzp"]].astype(np.int64)
+    k = c[q["w"]].size // n_out
+    order = rows_by_four(np.arange(n_out * k).reshape(n_out, k), G)
+    w = np.empty(n_out * k, np.int64)
+    w[order] = c[q["w"]]
+    w = w.reshape(n_out, k) - wzp[:, None]
+    x = xq.astype(np.int64)
+    if step.kind == "qdense":
+        acc = x @ w.T + bias
+    else:
+        C, H, W, M, OH, OW = (q[key] for key in ("C", "H", "W", "M", "OH", "OW"))
+        KH, KW, SH, SW, PT, PL, DH, DW = (q[key] for key in ("KH", "KW", "SH", "SW", "PT", "PL", "DH", "DW"))
+        pad = np.full((len(x), C, H + PT + OH * SH + KH * DH, W + PL + OW * SW + KW * DW), q["xzp"], np.int64)
+        pad[:, :, PT:PT + H, PL:PL + W] = x.reshape(len(x), C, H, W)
+        acc = np.zeros((len(x), M, OH, OW), np.int64)
+        cg, mg = C // G, M // G
+        for oy in range(OH):
+            for ox in range(OW):
+                win = pad[:, :, oy * SH:oy * SH + KH * DH:DH, ox * SW:ox * SW + KW * DW:DW]  # (n, C, KH, KW)
+                for g in range(G):
+                    col = win[:, g * cg:(g + 1) * cg].reshape(len(x), -1)
+                    acc[:, g * mg:(g + 1) * mg, oy, ox] = col @ w[g * mg:(g + 1) * mg].T
+        acc = (acc + bias[None, :, None, None]).reshape(len(x), M, -1)
+        v = q["yzp"] + requantize(acc, c[q["mult"]].reshape(1, M, 1), c[q["shift"]].reshape(1, M, 1))
+        return np.clip(v, q["lo"], q["hi"]).reshape(len(x), -1)
+    v = q["yzp"] + requantize(acc, c[q["mult"]][None, :], c[q["shift"]][None, :])
+    return np.clip(v, q["lo"], q["hi"])
+
+
 def _agrees(path, x):
     """Lower ``path``, run the program in the reference and the graph in ONNX Runtime
-    (unoptimized: the graph's own QDQ semantics); returns the program."""
+    (unoptimized: the graph's own QDQ semantics); each dense and conv step also as the C
+    kernel reads its constants. Returns the program."""
     program = lower_int8(load_graph(path, "g"))
+    for i, step in enumerate(program.steps):
+        if step.kind in ("qdense", "qconv"):
+            (xq,) = run_reference(_upto(program, i - 1, step.reads[0]), [x])
+            (yq,) = run_reference(_upto(program, i, step.writes[0]), [x])
+            np.testing.assert_array_equal(_as_c_reads_it(program, step, xq), yq.astype(np.int64))
+            col = step.writes[1] if step.kind == "qconv" else None
+            assert step.writes == [step.writes[0], *([col] if col else [])]
+            if col:
+                assert program.buffers[col].dtype == "int16" and program.buffers[col].shape[0] >= 8 * (
+                    step.params["KH"] * step.params["KW"] * step.params["C"] // step.params["G"])
     (got,) = run_reference(program, [x])
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
