@@ -260,7 +260,8 @@ def test_multiplier_refuses_scales_out_of_range(real):
         multiplier(real)
 
 
-@pytest.mark.parametrize("n, k, groups", [(8, 12, 1), (6, 10, 1), (3, 5, 1), (12, 7, 3), (8, 4, 2), (5, 3, 1)])
+@pytest.mark.parametrize("n, k, groups", [(8, 12, 1), (6, 10, 1), (3, 5, 1), (12, 7, 3), (8, 4, 2), (5, 3, 1),
+                                          (4, 25, 1), (8, 26, 2)])
 def test_rows_by_four_is_the_documented_walk(n, k, groups):
     w = np.arange(n * k, dtype=np.int32).reshape(n, k)
     want = []
@@ -409,3 +410,150 @@ def test_a_compute_node_must_close_with_a_quantizer(tmp_path):
     m.graph.node.extend(nodes)
     onnx.save_model(m, str(path))
     _refused(path, "Gemm node 'fc': its output must feed one QuantizeLinear (QDQ format); it feeds ['Sigmoid']")
+
+
+def _hand(tmp_path, name, nodes, inits, x_shape=(None, 10), y_shape=(None, 6), opset=21):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))],
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 10
+    path = tmp_path / f"{name}.onnx"
+    onnx.save_model(m, str(path))
+    return path
+
+
+def _hand_inits(rng, n=6, k=10, per_channel=False):
+    return {"sx": np.float32(0.02), "zx": np.uint8(128), "w": rng.integers(-60, 60, size=(k, n)).astype(np.int8),
+            "sw": (0.01 * (1 + np.arange(n) / 10)).astype(np.float32) if per_channel else np.float32(0.01),
+            "zw": np.zeros(n if per_channel else (), np.int8), "sy": np.float32(0.05), "zy": np.uint8(10)}
+
+
+def _x_in(*names):  # x -> Q -> DQ -> names[0]
+    return [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], [names[0] if names else "xd"])]
+
+
+def _y_out(h="h"):
+    return [helper.make_node("QuantizeLinear", [h, "sy", "zy"], ["yq"], name="q_out"),
+            helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"])]
+
+
+def test_zero_points_left_out_are_zero(tmp_path):
+    """DequantizeLinear / QuantizeLinear without a zero point input (it defaults to 0)."""
+    rng = np.random.default_rng(8)
+    inits = _hand_inits(rng)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx"], ["xq"]), helper.make_node("DequantizeLinear", ["xq", "sx"],
+                                                                                        ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "sw"], ["wd"]),
+             helper.make_node("MatMul", ["xd", "wd"], ["h"], name="mm"), *_y_out()]
+    x = rng.normal(size=(40, 10)).astype(np.float32)
+    program = _agrees(_hand(tmp_path, "nozp", nodes, inits), x)
+    (step,) = [s for s in program.steps if s.kind == "qdense"]
+    assert step.params["xzp"] == 0 and step.params["wzp"] is None and step.params["yzp"] == 10
+
+
+@pytest.mark.parametrize("axis", [None, 1, -1])
+@pytest.mark.parametrize("n", [2, 6])
+def test_per_channel_weight_scales_along_the_output_axis(tmp_path, axis, n):
+    """MatMul's weight (K, N) is per channel along axis 1 (the default), or -1."""
+    rng = np.random.default_rng(9)
+    inits = _hand_inits(rng, n=n, per_channel=True)
+    nodes = [*_x_in(), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"],
+                                        **({} if axis is None else {"axis": axis})),
+             helper.make_node("MatMul", ["xd", "wd"], ["h"], name="mm"), *_y_out()]
+    x = rng.normal(size=(40, 10)).astype(np.float32)
+    program = _agrees(_hand(tmp_path, f"pc{axis}{n}", nodes, inits, y_shape=(None, n)), x)
+    (step,) = [s for s in program.steps if s.kind == "qdense"]
+    assert len(set(step.params["mult_v"].tolist())) == n
+
+
+def test_gemm_without_trans_b_and_a_reshape_before_it(tmp_path):
+    """Gemm(transB=0) reads a (K, N) weight; a Reshape between the DequantizeLinear and the Gemm is a view."""
+    rng = np.random.default_rng(10)
+    inits = {**_hand_inits(rng), "shape": np.array([-1, 10], np.int64)}
+    nodes = [*_x_in("xd4"), helper.make_node("Reshape", ["xd4", "shape"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+             helper.make_node("Gemm", ["xd", "wd"], ["h"], name="fc"), *_y_out()]
+    x = rng.normal(size=(40, 2, 5)).astype(np.float32)
+    _agrees(_hand(tmp_path, "gemm", nodes, inits, x_shape=(None, 2, 5)), x)
+
+
+def test_a_bias_at_another_scale_or_zero_point_is_requantized(tmp_path):
+    """A bias whose DequantizeLinear is not at sx * sw with zero point 0 is re-quantized from its
+    real value; one that is, is taken as it is."""
+    rng = np.random.default_rng(11)
+    inits = _hand_inits(rng)
+    acc_scale = np.float64(np.float32(0.02) * np.float32(0.01))
+    for label, bs, bz, want in (
+            ("same", np.float32(0.02) * np.float32(0.01), 0, [7, -3, 0, 250, -250, 1]),
+            ("scaled", np.float32(0.001), 0, np.rint(np.array([7, -3, 0, 250, -250, 1]) * np.float64(np.float32(0.001))
+                                                     / acc_scale)),
+            ("offset", np.float32(0.02) * np.float32(0.01), 5,
+             np.rint((np.array([7, -3, 0, 250, -250, 1]) - 5) * np.float64(np.float32(0.02) * np.float32(0.01))
+                     / acc_scale))):
+        b = {"bq": np.array([7, -3, 0, 250, -250, 1], np.int32), "bs": np.float32(bs), "bz": np.int32(bz)}
+        nodes = [*_x_in(), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+                 helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"]),
+                 helper.make_node("Gemm", ["xd", "wd", "bd"], ["h"], name="fc"), *_y_out()]
+        program = lower_int8(load_graph(_hand(tmp_path, label, nodes, {**inits, **b}), "g"))
+        (step,) = [s for s in program.steps if s.kind == "qdense"]
+        assert step.params["bias_q_v"].tolist() == np.asarray(want, np.int64).tolist(), label
+
+
+def test_refusals_of_weights_and_inputs_that_are_not_quantized_constants(tmp_path):
+    rng = np.random.default_rng(12)
+    inits = {**_hand_inits(rng), "wf": np.ones((10, 6), np.float32)}
+    mm = helper.make_node("MatMul", ["xd", "wd"], ["h"], name="mm")
+    _refused(_hand(tmp_path, "idw", [*_x_in(), helper.make_node("Identity", ["wf"], ["wd"]), mm, *_y_out()], inits),
+             "MatMul node 'mm': input 'wd' is not a dequantized constant")
+    _refused(_hand(tmp_path, "qw", [*_x_in(), helper.make_node("QuantizeLinear", ["wf", "sw", "zw"], ["wq"]),
+                                    helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"]), mm, *_y_out()],
+                   inits),
+             "MatMul node 'mm': input 'wd' is not a dequantized constant")
+    dq_w = helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"])
+    _refused(_hand(tmp_path, "bias", [*_x_in(), dq_w, helper.make_node("Gemm", ["xd", "wd", "xb"], ["h"], name="fc"),
+                                      helper.make_node("Slice", ["x", "s0", "s6", "s1"], ["xb"]), *_y_out()],
+                   {**inits, "s0": np.array([0]), "s6": np.array([6]), "s1": np.array([1])}),
+             "Gemm node 'fc': bias 'xb' must be constant")
+    pc = {**inits, "sx": np.full(10, 0.02, np.float32), "zx": np.full(10, 128, np.uint8)}
+    _refused(_hand(tmp_path, "pca", [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"], axis=1),
+                                     helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"], axis=1),
+                                     dq_w, mm, *_y_out()], pc),
+             "MatMul node 'mm': activations quantized per channel are not supported")
+    pc = {**inits, "sx": np.full(10, 0.02, np.float32)}
+    _refused(_hand(tmp_path, "pcn", [helper.make_node("QuantizeLinear", ["x", "sx"], ["xq"], axis=1),
+                                     helper.make_node("DequantizeLinear", ["xq", "sx"], ["xd"], axis=1),
+                                     dq_w, mm, *_y_out()], pc),
+             "MatMul node 'mm': activations quantized per channel are not supported")
+
+
+def test_a_compute_output_that_is_a_graph_output_is_refused(tmp_path):
+    rng = np.random.default_rng(13)
+    inits = _hand_inits(rng)
+    dq_w = helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"])
+    _refused(_hand(tmp_path, "out", [*_x_in(), dq_w, helper.make_node("MatMul", ["xd", "wd"], ["y"], name="mm")], inits),
+             "MatMul node 'mm': its output must feed one QuantizeLinear (QDQ format); it feeds a graph output")
+    _refused(_hand(tmp_path, "relu", [*_x_in(), dq_w, helper.make_node("MatMul", ["xd", "wd"], ["h"], name="mm"),
+                                      helper.make_node("Relu", ["h"], ["y"])], inits),
+             "MatMul node 'mm': its output must feed one QuantizeLinear (QDQ format); it feeds a graph output")
+
+
+def test_an_unsupported_element_type_is_named(tmp_path):
+    graph = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.INT32, [None, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])])
+    path = tmp_path / "i32.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    _refused(path, "tensor 'x' has element type int32; C code handles float32, uint8, int8")
+
+
+def test_the_program_is_int8_with_its_graph_inputs_and_outputs(tmp_path):
+    path = _qdq_dense(tmp_path, name="io")
+    program = lower_int8(load_graph(path, "g"))
+    assert program.precision == "int8-static"
+    assert (program.inputs, program.outputs) == (["x"], ["y"])
+    assert (program.buffers["x"].kind, program.buffers["x"].dtype, program.buffers["x"].shape) == ("input", "float32",
+                                                                                                  (1, 10))
+    assert (program.buffers["y"].kind, program.buffers["y"].dtype, program.buffers["y"].shape) == ("output", "float32",
+                                                                                                  (1, 6))
