@@ -16,6 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edgeae.codegen.conv_layout import conv_column, convt_phase_matrices
 from edgeae.codegen.graph import UnsupportedOpError, load_graph
 from edgeae.codegen.lower_int8 import lower_int8, multiplier, rows_by_four
 from edgeae.codegen.program import Program
@@ -111,11 +112,17 @@ def _agrees(path, x):
             (xq,) = run_reference(_upto(program, i - 1, step.reads[0]), [x])
             (yq,) = run_reference(_upto(program, i, step.writes[0]), [x])
             np.testing.assert_array_equal(_as_c_reads_it(program, step, xq), yq.astype(np.int64))
+        if step.kind == "qconvt":  # one rows-by-four matrix per group and phase, then its column
+            want = np.concatenate([rows_by_four(m) for m in convt_phase_matrices(step.params["w_v"], step.params)])
+            np.testing.assert_array_equal(program.consts[step.params["w"]], want)
+            assert len(step.writes) == 2 and program.buffers[step.writes[1]].dtype == "int16"
+            assert program.buffers[step.writes[1]].shape == (conv_column(step.params, True),)
+        if step.kind in ("qdense", "qconv"):
             col = step.writes[1] if step.kind == "qconv" else None
             assert step.writes == [step.writes[0], *([col] if col else [])]
             if col:
-                assert program.buffers[col].dtype == "int16" and program.buffers[col].shape[0] >= 8 * (
-                    step.params["KH"] * step.params["KW"] * step.params["C"] // step.params["G"])
+                assert program.buffers[col].dtype == "int16" and program.buffers[col].shape == (
+                    conv_column(step.params, False),)
     (got,) = run_reference(program, [x])
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -341,6 +348,7 @@ def test_relu_clamps_at_the_output_zero_point(tmp_path):
     path = _qdq_dense(tmp_path, relu=True, out_zp=np.int8(-20), name="r")
     (step,) = [s for s in lower_int8(load_graph(path, "g")).steps if s.kind == "qdense"]
     assert (step.params["lo"], step.params["hi"], step.params["yzp"]) == (-20, 127, -20)
+    assert step.node == "fc + Relu -> q_out"
     path = _qdq_dense(tmp_path, relu=False, out_zp=np.int8(-20), name="n")
     (step,) = [s for s in lower_int8(load_graph(path, "g")).steps if s.kind == "qdense"]
     assert (step.params["lo"], step.params["hi"]) == (-128, 127)
@@ -446,11 +454,14 @@ def test_zero_points_left_out_are_zero(tmp_path):
     nodes = [helper.make_node("QuantizeLinear", ["x", "sx"], ["xq"]), helper.make_node("DequantizeLinear", ["xq", "sx"],
                                                                                         ["xd"]),
              helper.make_node("DequantizeLinear", ["w", "sw"], ["wd"]),
-             helper.make_node("MatMul", ["xd", "wd"], ["h"], name="mm"), *_y_out()]
+             helper.make_node("MatMul", ["xd", "wd"], ["h"], name="mm"),
+             helper.make_node("QuantizeLinear", ["h", "sy"], ["yq"], name="q_out"),
+             helper.make_node("DequantizeLinear", ["yq", "sy"], ["y"])]
     x = rng.normal(size=(40, 10)).astype(np.float32)
     program = _agrees(_hand(tmp_path, "nozp", nodes, inits), x)
     (step,) = [s for s in program.steps if s.kind == "qdense"]
-    assert step.params["xzp"] == 0 and step.params["wzp"] is None and step.params["yzp"] == 10
+    assert step.params["xzp"] == 0 and step.params["wzp"] is None and step.params["yzp"] == 0
+    assert program.buffers[step.writes[0]].dtype == "uint8" and step.node == "mm -> q_out"
 
 
 @pytest.mark.parametrize("axis", [None, 1, -1])
@@ -557,3 +568,37 @@ def test_the_program_is_int8_with_its_graph_inputs_and_outputs(tmp_path):
                                                                                                   (1, 10))
     assert (program.buffers["y"].kind, program.buffers["y"].dtype, program.buffers["y"].shape) == ("output", "float32",
                                                                                                   (1, 6))
+
+
+def _overflow_graph(tmp_path, name, B, convt=False):
+    """uint8 input (zero point 128), int8 weights of +-1 (their rows sum to 0), and an int32
+    bias B at scale sx * sw: the accumulator bound is 97,920 * K + |B| for a dense layer
+    (2 K 255 128 for the raw products and their zero-point sums, K 255 128 for the input zero
+    point) and 32,768 * taps + |B| for a transposed convolution."""
+    sx, sw = np.float32(0.02), np.float32(0.01)
+    inits = {"sx": sx, "zx": np.uint8(128), "sw": sw, "zw": np.int8(0), "sy": np.float32(0.05), "zy": np.uint8(0),
+             "bq": np.full(1, B, np.int32), "bs": np.float32(sx * sw), "bz": np.int32(0)}
+    if convt:
+        inits["w"] = np.where(np.arange(100) % 2, 1, -1).astype(np.int8).reshape(100, 1, 1, 1)
+        op = helper.make_node("ConvTranspose", ["xd", "wd", "bd"], ["h"], name="up", kernel_shape=[1, 1])
+        shapes = (None, 100, 1, 1), (None, 1, 1, 1)
+    else:
+        inits["w"] = np.where(np.arange(1000) % 2, 1, -1).astype(np.int8).reshape(1, 1000)
+        op = helper.make_node("Gemm", ["xd", "wd", "bd"], ["h"], name="fc", transB=1)
+        shapes = (None, 1000), (None, 1)
+    nodes = [*_x_in(), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+             helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"]), op, *_y_out()]
+    return _hand(tmp_path, name, nodes, inits, *shapes)
+
+
+@pytest.mark.parametrize("convt, per_k", [(False, 97_920_000), (True, 3_276_800)])
+def test_the_accumulator_bound_is_refused_from_2_to_the_31(tmp_path, convt, per_k):
+    largest = 2 ** 31 - 1 - per_k
+    for B in (largest, -largest):
+        program = lower_int8(load_graph(_overflow_graph(tmp_path, f"ok{B}", B, convt), "g"))
+        (step,) = [s for s in program.steps if s.kind in ("qdense", "qconvt")]
+        assert step.params["bias_q_v"].tolist() == [B]
+    for B in (largest + 1, -largest - 1):
+        what = "ConvTranspose node 'up'" if convt else "Gemm node 'fc'"
+        _refused(_overflow_graph(tmp_path, f"no{B}", B, convt),
+                 f"{what}: the int32 accumulator could overflow (bound {2 ** 31})")
