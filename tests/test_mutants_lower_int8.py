@@ -164,8 +164,9 @@ def test_dense_lowering_computes_the_graph(tmp_path, act, weight, per_channel, s
 
 def _conv_model(rng, C, M, k, in_hw, group=1, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), transpose=False,
                 output_padding=None):
-    attrs = {"kernel_shape": list(k), "strides": list(strides), "pads": list(pads), "dilations": list(dilations),
-             "group": group}
+    attrs = {"kernel_shape": list(k), "strides": list(strides), "pads": list(pads), "dilations": list(dilations)}
+    if group != 1:  # else left to its default
+        attrs["group"] = group
     if transpose:
         w = _w(rng, C, M // group, *k)
         if output_padding:
@@ -602,3 +603,15 @@ def test_the_accumulator_bound_is_refused_from_2_to_the_31(tmp_path, convt, per_
         what = "ConvTranspose node 'up'" if convt else "Gemm node 'fc'"
         _refused(_overflow_graph(tmp_path, f"no{B}", B, convt),
                  f"{what}: the int32 accumulator could overflow (bound {2 ** 31})")
+
+
+def test_weight_scales_along_another_axis_or_of_another_count_are_refused(tmp_path):
+    rng = np.random.default_rng(14)
+    for label, n, k, scales, axis in (("axis", 2, 2, 2, 1), ("count", 6, 10, 3, 0)):
+        inits = {**_hand_inits(rng, n=n, k=k), "w": rng.integers(-9, 9, size=(n, k)).astype(np.int8),
+                 "sw": np.full(scales, 0.01, np.float32), "zw": np.zeros(scales, np.int8)}
+        nodes = [*_x_in(), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"], axis=axis),
+                 helper.make_node("Gemm", ["xd", "wd"], ["h"], name="fc", transB=1), *_y_out()]
+        _refused(_hand(tmp_path, label, nodes, inits, x_shape=(None, k), y_shape=(None, n)),
+                 "Gemm node 'fc': weight scales must be per tensor or per output channel (axis 0), "
+                 f"got {scales} along axis {axis}")
