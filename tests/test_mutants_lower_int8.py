@@ -108,6 +108,11 @@ def _agrees(path, x):
     kernel reads its constants. Returns the program."""
     program = lower_int8(load_graph(path, "g"))
     for i, step in enumerate(program.steps):
+        if step.kind in ("qdense", "qconv", "qconvt"):  # the C types of the constants
+            c, q = program.consts, step.params
+            assert [c[q[k]].dtype.name for k in ("bias", "mult", "shift")] == ["int32"] * 3
+            assert q["wzp"] is None or c[q["wzp"]].dtype.name == "int32"
+            assert c[q["w"]].dtype.name in ("int8", "uint8") and q["bias_v"].dtype.name == "int32"
         if step.kind in ("qdense", "qconv"):
             (xq,) = run_reference(_upto(program, i - 1, step.reads[0]), [x])
             (yq,) = run_reference(_upto(program, i, step.writes[0]), [x])
@@ -615,3 +620,94 @@ def test_weight_scales_along_another_axis_or_of_another_count_are_refused(tmp_pa
         _refused(_hand(tmp_path, label, nodes, inits, x_shape=(None, k), y_shape=(None, n)),
                  "Gemm node 'fc': weight scales must be per tensor or per output channel (axis 0), "
                  f"got {scales} along axis {axis}")
+
+
+def test_what_is_not_part_of_a_group_is_refused_and_what_nothing_reads_is_ignored(tmp_path):
+    rng = np.random.default_rng(15)
+    inits = _hand_inits(rng)
+    dq_w = helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"])
+    mm = helper.make_node("MatMul", ["xd", "wd"], ["h"], name="mm")
+    x = rng.normal(size=(20, 10)).astype(np.float32)
+    dead = [*_x_in(), dq_w, helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["unused"], name="spare"), mm,
+            *_y_out()]
+    assert [s.kind for s in _agrees(_hand(tmp_path, "dead", dead, inits), x).steps] == ["quantize", "qdense",
+                                                                                        "dequantize"]
+    left = [*_x_in(), dq_w, mm, helper.make_node("Softmax", ["xd"], ["s"], name="sm"),
+            helper.make_node("Relu", ["s"], ["unused"], name="r"), *_y_out()]
+    _refused(_hand(tmp_path, "left", left, inits),
+             "g: Softmax node 'sm' is not supported in an int8 graph by the C generator (it is not part of a QDQ "
+             "compute group or an elementwise chain)")
+    for label, nodes, extra in (
+            ("relu", [*_x_in("x0"), helper.make_node("Relu", ["x0"], ["xd"])], {}),
+            ("const", [helper.make_node("DequantizeLinear", ["c", "sx", "zx"], ["xd"])], {"c": np.ones((1, 10),
+                                                                                                        np.uint8)})):
+        _refused(_hand(tmp_path, label, [*nodes, dq_w, mm, *_y_out()], {**inits, **extra}),
+                 "MatMul node 'mm': data input 'xd' does not come from a DequantizeLinear of a quantized tensor; "
+                 "the C generator lowers QDQ int8 graphs only")
+    _refused(_hand(tmp_path, "mm3", [*_x_in(), dq_w, mm, *_y_out()], inits, x_shape=(None, 3, 10),
+                   y_shape=(None, 3, 6)),
+             "MatMul node 'mm': input (1, 3, 10) does not match weight (10, 6)")
+    biasq = [*_x_in(), dq_w, helper.make_node("QuantizeLinear", ["bf", "sy", "zy"], ["bq"]),
+             helper.make_node("DequantizeLinear", ["bq", "sy", "zy"], ["bd"]),
+             helper.make_node("Gemm", ["xd", "wd", "bd"], ["h"], name="fc"), *_y_out()]
+    _refused(_hand(tmp_path, "biasq", biasq, {**inits, "bf": np.ones(6, np.float32)}),
+             "Gemm node 'fc': bias 'bd' must be constant")
+
+
+def test_a_bias_scale_a_little_off_is_requantized(tmp_path):
+    """A bias scale 2e-6 (relative) away from sx * sw is not the accumulator's: re-quantized."""
+    rng = np.random.default_rng(16)
+    inits = _hand_inits(rng)
+    acc = np.float32(0.02) * np.float32(0.01)
+    bs = np.float32(acc * (1 + 2e-6))
+    bq = np.full(6, 2_000_000, np.int32)
+    nodes = [*_x_in(), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+             helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"]),
+             helper.make_node("Gemm", ["xd", "wd", "bd"], ["h"], name="fc"), *_y_out()]
+    program = lower_int8(load_graph(_hand(tmp_path, "off", nodes, {**inits, "bq": bq, "bs": bs,
+                                                                   "bz": np.int32(0)}), "g"))
+    (step,) = [s for s in program.steps if s.kind == "qdense"]
+    want = np.rint(2_000_000 * np.float64(bs) / np.float64(acc))
+    assert want != 2_000_000 and step.params["bias_q_v"].tolist() == [int(want)] * 6
+
+
+def test_the_first_bound_decides_for_int8_zero_points_at_the_ends(tmp_path):
+    """int8 input with zero point 127 and int8 weights -128 with zero point 127: |x - zx| and
+    |w - zw| reach 255, so K 255 255 + |B| is the bound (above the raw-product one)."""
+    k = 1000
+    largest = 2 ** 31 - 1 - k * 255 * 255
+
+    def graph(name, B):
+        inits = {"sx": np.float32(0.02), "zx": np.int8(127), "w": np.full((1, k), -128, np.int8),
+                 "sw": np.float32(0.01), "zw": np.int8(127), "sy": np.float32(0.05), "zy": np.int8(0),
+                 "bq": np.full(1, B, np.int32), "bs": np.float32(np.float32(0.02) * np.float32(0.01)),
+                 "bz": np.int32(0)}
+        nodes = [*_x_in(), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+                 helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"]),
+                 helper.make_node("Gemm", ["xd", "wd", "bd"], ["h"], name="fc", transB=1), *_y_out()]
+        return _hand(tmp_path, name, nodes, inits, (None, k), (None, 1))
+
+    (step,) = [s for s in lower_int8(load_graph(graph("ok", largest), "g")).steps if s.kind == "qdense"]
+    assert step.params["bias_q_v"].tolist() == [largest]
+    _refused(graph("no", largest + 1), f"Gemm node 'fc': the int32 accumulator could overflow (bound {2 ** 31})")
+
+
+def test_a_transposed_conv_bound_follows_the_input_range(tmp_path):
+    """int8 input with zero point 10: |x - zx| reaches 138, so the bound is 2 taps 138 128 + |B|."""
+    taps, span = 100, 138
+    largest = 2 ** 31 - 1 - 2 * taps * span * 128
+
+    def graph(name, B):
+        inits = {"sx": np.float32(0.02), "zx": np.int8(10), "w": np.ones((taps, 1, 1, 1), np.int8),
+                 "sw": np.float32(0.01), "zw": np.int8(0), "sy": np.float32(0.05), "zy": np.int8(0),
+                 "bq": np.full(1, B, np.int32), "bs": np.float32(np.float32(0.02) * np.float32(0.01)),
+                 "bz": np.int32(0)}
+        nodes = [*_x_in(), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+                 helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"]),
+                 helper.make_node("ConvTranspose", ["xd", "wd", "bd"], ["h"], name="up", kernel_shape=[1, 1]),
+                 *_y_out()]
+        return _hand(tmp_path, name, nodes, inits, (None, taps, 1, 1), (None, 1, 1, 1))
+
+    lower_int8(load_graph(graph("ok", largest), "g"))
+    _refused(graph("no", largest + 1),
+             f"ConvTranspose node 'up': the int32 accumulator could overflow (bound {2 ** 31})")

@@ -50,8 +50,8 @@ def multiplier(real: float) -> tuple[int, int]:
     m = round(f * (1 << 31))
     if m == 1 << 31:
         m, e = m // 2, e + 1
-    shift = 31 - e
-    if not 1 <= shift <= 62:
+    shift = 31 - e  # <= 62: real >= 2^-32 gives e >= -31
+    if shift < 1:
         raise UnsupportedOpError(f"requantization multiplier {real} is out of the supported range 0 .. 2^30")
     return int(m), int(shift)
 
@@ -71,7 +71,7 @@ def rows_by_four(w: np.ndarray, groups: int = 1) -> np.ndarray:
             out.append(block[:, :k4].reshape(4, k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
             out.append(block[:, k4:].reshape(-1))
         out.append(rows[n4:].reshape(-1))
-    flat = np.concatenate(out) if out else np.zeros(0, w.dtype)
+    flat = np.concatenate(out)  # one part at least per group (its last rows, maybe none)
     if flat.size != n * k:  # pragma: no cover - a layout bug, never data
         raise AssertionError("rows_by_four lost weights")
     return np.ascontiguousarray(flat)
@@ -88,7 +88,6 @@ class _Int8(TableLowering):
                 self.cons.setdefault(t, []).append(n)
         self.used: set[str] = set()  # node names covered by a step
         self.alias: dict[str, str] = {}  # quantized tensor -> buffer holding it
-        self.qparams: dict[str, tuple[float, int, str]] = {}  # quantized buffer -> (scale, zp, dtype)
         for t in g.inputs:
             self.p.add_buffer(t, self._dt(t), g.shapes[t], "input")
         for t in g.outputs:
@@ -205,16 +204,13 @@ class _Int8(TableLowering):
         wdt = wq.dtype.name
         xr = QRANGE[xdt]
         span = max(abs(xr[0] - zx), abs(xr[1] - zx))
-        w_axis = 1 if node.op == "ConvTranspose" else 0  # output channels of the stored weight
-        zb = zw_c[:w.shape[w_axis]].reshape([-1 if i == w_axis else 1 for i in range(w.ndim)])  # groups share them
-        wspan = int(np.max(np.abs(w.astype(np.int64) - zb)))
         if node.op == "ConvTranspose":
             params.update(self._conv(node))
             kind = "qconvt"
             taps = params["KH"] * params["KW"] * params["C"] // params["G"]
-            bound = taps * span * max(wspan, 1) + int(np.max(np.abs(bias)))
-            # with weight zero points the kernel sums (x - zx) * w and (x - zx) * zw apart
-            bound = max(bound, 2 * taps * span * max(abs(v) for v in QRANGE[wq.dtype.name]) + int(np.max(np.abs(bias))))
+            # the kernel sums (x - zx) * w and (x - zx) * zw apart; this also bounds their
+            # difference, the true sum (|w - zw| <= 255 <= 2 max |w|)
+            bound = 2 * taps * span * max(abs(v) for v in QRANGE[wdt]) + int(np.max(np.abs(bias)))
         else:  # dense, or a convolution as dense over each pixel's im2col column
             if node.op == "Conv":
                 params.update(self._conv(node))
@@ -225,6 +221,7 @@ class _Int8(TableLowering):
                     raise UnsupportedOpError(f"{node.where()}: input {g.shapes[node.inputs[0]]} does not match weight "
                                              f"{wq.shape}")
                 params.update(K=k, N=len(zw_c))
+            wspan = int(np.max(np.abs(w.reshape(len(zw_c), -1).astype(np.int64) - zw_c[:, None])))
             bound = k * span * max(wspan, 1) + int(np.max(np.abs(bias)))
             # the kernel sums x * w and x * wzp separately (raw codes, zero points applied per row)
             xmax, wmax = max(abs(v) for v in xr), max(abs(v) for v in QRANGE[wdt])
@@ -289,9 +286,8 @@ class _Int8(TableLowering):
         if wdt not in QRANGE or xdt not in QRANGE:
             raise UnsupportedOpError(f"{node.where()}: weights {wdt} / activations {xdt} must be uint8 or int8")
         out = self.p.add_buffer(qnode.outputs[0], ydt, g.shapes[qnode.outputs[0]])
-        self.qparams[out.name] = (sy, zy, ydt)
         has_wzp = bool(np.any(zw_c))
-        params = {"yzp": zy, "lo": lo, "hi": qhi, "xzp": zx, "sx": sx, "sy": sy, "bias_q_v": bias.astype(np.int64),
+        params = {"yzp": zy, "lo": lo, "hi": qhi, "xzp": zx, "bias_q_v": bias.astype(np.int64),
                   "mult_v": np.array(mult, np.int32), "shift_v": np.array(shift, np.int32), "wzp_v": zw_c.astype(np.int32)}
         kind, bias = self._kernel(node, w, wq, zw_c, bias, zx, xdt, params)
         self._add_step(node, qnode, relu, x_buf, out.name, kind, params, bias, w, has_wzp)

@@ -93,7 +93,6 @@ class TableLowering:
             zp = int(g.consts[q.inputs[2]].reshape(-1)[0]) if len(q.inputs) > 2 and q.inputs[2] else 0
             lo, hi = QRANGE[dst_dtype]
             self.p.add_buffer(t, dst_dtype, shape, "output" if t in g.outputs else "arena")
-            self.qparams[t] = (scale, zp, dst_dtype)
             self.p.steps.append(Step("quantize", q.name, [src], [t], {
                 "n": g.numel(t), "scale": np.float32(scale), "scale_text": f"{scale:.9g}", "zp": zp, "lo": lo, "hi": hi}))
             return
@@ -121,15 +120,8 @@ class TableLowering:
         if (dst_dtype == src_dtype and table.ndim == 1 and np.array_equal(table.astype(np.int64), codes)
                 and t not in g.outputs):
             self.alias[t] = src_buf  # re-quantization to the same scale and zero point: no data moves
-            if src_buf in self.qparams:
-                self.qparams[t] = self.qparams[src_buf]
             return
         self.p.add_buffer(t, dst_dtype, shape, "output" if t in g.outputs else "arena")
-        if nodes and nodes[-1].op == "QuantizeLinear":
-            q = nodes[-1]
-            self.qparams[t] = (float(g.consts[q.inputs[1]].reshape(-1)[0]),
-                               int(g.consts[q.inputs[2]].reshape(-1)[0]) if len(q.inputs) > 2 and q.inputs[2] else 0,
-                               dst_dtype)
         name = self.p.add_const(f"{t}_table", table)
         what = " -> ".join(n.op for n in nodes) or "copy"
         rows = f"{len(table)} x 256-entry tables, one per position" if table.ndim == 2 else "a 256-entry table"
