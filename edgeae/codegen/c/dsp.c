@@ -18,6 +18,21 @@ static inline int32_t PFX_u16o(uint32_t v) { int32_t r; __asm__("uxtb16 %0, %1, 
 static inline int32_t PFX_s16o(uint32_t v) { return (int32_t)__sxtb16((int32_t)((v >> 8) | (v << 24))); }
 static inline int32_t PFX_u16o(uint32_t v) { return (int32_t)__uxtb16((v >> 8) | (v << 24)); }
 #endif
+/* four words from a pointer on a word: (a, b), (c, d); two LDRD (compilers split such pairs) */
+#if defined(__GNUC__)
+static inline void PFX_load16(const void *p, int32_t *a, int32_t *b, int32_t *c, int32_t *d)
+{
+    __asm__("ldrd %0, %1, [%4]\n\tldrd %2, %3, [%4, #8]" : "=&r"(*a), "=&r"(*b), "=r"(*c), "=r"(*d)
+            : "r"(p), "m"(*(const uint32_t(*)[4])p));
+}
+#else
+static inline void PFX_load16(const void *p, int32_t *a, int32_t *b, int32_t *c, int32_t *d)
+{
+    uint32_t v[4];
+    memcpy(v, p, 16);
+    *a = (int32_t)v[0]; *b = (int32_t)v[1]; *c = (int32_t)v[2]; *d = (int32_t)v[3];
+}
+#endif
 #else
 #define PFX_DSP 0
 #endif

@@ -93,17 +93,17 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
             for (j = 0; j < 8; ++j) at[j] = p0 + j;
             for (m = 0; m + 4 <= mg; m += 4) {
 #if PFX_MVE && ${mvcol8}
-                ${tile4}b(c8, wg + (size_t)m * (size_t)taps, taps, acc);
+                ${tile4}b(c8, wg + (size_t)m * (size_t)taps, taps, np, acc);
 #else
-                ${tile4}(col, wg + (size_t)m * (size_t)taps, taps, acc);
+                ${tile4}(col, wg + (size_t)m * (size_t)taps, taps, np, acc);
 #endif
                 ${store}(acc, 4, gi * mg + m, bias, wzp, mult, shift, sx, y, (size_t)P, at, np, yzp, lo_q, hi_q);
             }
             for (; m < mg; ++m) {
 #if PFX_MVE && ${mvcol8}
-                ${tile1}b(c8, wg + (size_t)m * (size_t)taps, taps, acc);
+                ${tile1}b(c8, wg + (size_t)m * (size_t)taps, taps, np, acc);
 #else
-                ${tile1}(col, wg + (size_t)m * (size_t)taps, taps, acc);
+                ${tile1}(col, wg + (size_t)m * (size_t)taps, taps, np, acc);
 #endif
                 ${store}(acc, 1, gi * mg + m, bias, wzp, mult, shift, sx, y, (size_t)P, at, np, yzp, lo_q, hi_q);
             }

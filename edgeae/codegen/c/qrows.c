@@ -2,6 +2,22 @@
    (the caller's), for the rows-by-four weight layout; rows go four at a time. With Helium, four
    blocks (64 bytes, 16 inputs) at a time first: VLD4 of 32-bit elements gives each row's 16
    bytes as one vector (element b of vector r: block b's word of row r). */
+#if PFX_MVE && !defined(PFX_REQUANT_MVE4)
+#define PFX_REQUANT_MVE4 1
+/* PFX_requant of 4 lanes, each with its own shift = 32 + k, k >= 1, without saturation (the callers
+   clamp to 8 bits after adding the zero point): as PFX_requant_mve (c/qstore.c), with per-lane
+   shifts (VSHL by a negative vector is an arithmetic shift right, the floor). */
+static inline int32x4_t PFX_requant_mve4(int32x4_t acc, int32x4_t mult, int32x4_t shift)
+{
+    const int32x4_t zero = vdupq_n_s32(0), one = vdupq_n_s32(1);
+    const int32x4_t nk = vsubq_s32(vdupq_n_s32(32), shift); /* -k */
+    const int32x4_t rk = vsubq_s32(vshlq_s32(one, vsubq_s32(shift, vdupq_n_s32(33))), one); /* 2^(k-1) - 1 */
+    const int32x4_t hi = vmulhq_s32(acc, mult);
+    const int32x4_t t = vorrq_s32(vandq_s32(vshlq_s32(hi, nk), one),
+                                  vpselq_s32(one, zero, vcmpneq_s32(vmulq_s32(acc, mult), zero)));
+    return vshlq_s32(vaddq_s32(vaddq_s32(hi, rk), t), nk);
+}
+#endif
 PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w,
         const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
         const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift, int32_t sx,
@@ -108,6 +124,21 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
             a3 += xk * (int32_t)g[3 * T + t];
         }
         g += 4 * T;
+#if PFX_MVE
+        if (shift[n] > 32 && shift[n + 1] > 32 && shift[n + 2] > 32 && shift[n + 3] > 32) { /* the 4 rows as one vector */
+            int32_t s4[4];
+            int32x4_t q;
+            s4[0] = a0${corr0} + bias[n + 0]; s4[1] = a1${corr1} + bias[n + 1];
+            s4[2] = a2${corr2} + bias[n + 2]; s4[3] = a3${corr3} + bias[n + 3];
+            q = vaddq_n_s32(PFX_requant_mve4(vldrwq_s32(s4), vldrwq_s32(mult + n), vldrwq_s32(shift + n)), yzp);
+            q = vminq_s32(vmaxq_s32(q, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+            y[(size_t)(n + 0) * ys] = (${yt})vgetq_lane_s32(q, 0);
+            y[(size_t)(n + 1) * ys] = (${yt})vgetq_lane_s32(q, 1);
+            y[(size_t)(n + 2) * ys] = (${yt})vgetq_lane_s32(q, 2);
+            y[(size_t)(n + 3) * ys] = (${yt})vgetq_lane_s32(q, 3);
+            continue;
+        }
+#endif
         {
             v = yzp + PFX_requant(a0${corr0} + bias[n + 0], mult[n + 0], shift[n + 0]);
             y[(size_t)(n + 0) * ys] = (${yt})(v < lo ? lo : (v > hi ? hi : v));
