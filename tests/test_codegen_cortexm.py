@@ -169,16 +169,15 @@ int main(void)
 
 @pytest.mark.slow
 def test_helium_requantization_is_exact_on_cortex_m55(tmp_path):
-    """The 4-lane Helium requantizations (c/qstore.c: one shift; c/qrows.c: per-lane shifts) equal
+    """The 4-lane Helium requantizations (c/qstore.c: one shift; c/dsp.c: per-lane shifts) equal
     the scalar one (c/requant.c) bit for bit, ties included, on 2 x 160,000 products run on the
     emulated Cortex-M55."""
-    from edgeae.codegen.kernels_int8 import DSP, INT8_REQUANT, qrows, qstore
+    from edgeae.codegen.kernels_int8 import DSP, INT8_REQUANT, qstore
     from edgeae.codegen.toolchain import arm_gcc, firmware_files, run_qemu, run_tool
 
     src = tmp_path / "main.c"
     src.write_text("#include <stddef.h>\n#include <stdint.h>\n#define PFX_KERNEL static\n#define PFX_RESTRICT restrict\n"
-                   + DSP + INT8_REQUANT + qstore("uint8_t", False)[1]
-                   + qrows("uint8_t", "uint8_t", "uint8_t", False)[1] + _REQUANT_MAIN)
+                   + DSP + INT8_REQUANT + qstore("uint8_t", False)[1] + _REQUANT_MAIN)
     startup, link = firmware_files(tmp_path, "mps3-an547")
     elf = tmp_path / "fw.elf"
     run_tool([*arm_gcc("cortex-m55", "-O2", "-std=c99", "-Wno-unused-function", "-ffunction-sections",

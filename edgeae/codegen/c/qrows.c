@@ -2,22 +2,6 @@
    (the caller's), for the rows-by-four weight layout; rows go four at a time. With Helium, four
    blocks (64 bytes, 16 inputs) at a time first: VLD4 of 32-bit elements gives each row's 16
    bytes as one vector (element b of vector r: block b's word of row r). */
-#if PFX_MVE && !defined(PFX_REQUANT_MVE4)
-#define PFX_REQUANT_MVE4 1
-/* PFX_requant of 4 lanes, each with its own shift = 32 + k, k >= 1, without saturation (the callers
-   clamp to 8 bits after adding the zero point): as PFX_requant_mve (c/qstore.c), with per-lane
-   shifts (VSHL by a negative vector is an arithmetic shift right, the floor). */
-static inline int32x4_t PFX_requant_mve4(int32x4_t acc, int32x4_t mult, int32x4_t shift)
-{
-    const int32x4_t zero = vdupq_n_s32(0), one = vdupq_n_s32(1);
-    const int32x4_t nk = vsubq_s32(vdupq_n_s32(32), shift); /* -k */
-    const int32x4_t rk = vsubq_s32(vshlq_s32(one, vsubq_s32(shift, vdupq_n_s32(33))), one); /* 2^(k-1) - 1 */
-    const int32x4_t hi = vmulhq_s32(acc, mult);
-    const int32x4_t t = vorrq_s32(vandq_s32(vshlq_s32(hi, nk), one),
-                                  vpselq_s32(one, zero, vcmpneq_s32(vmulq_s32(acc, mult), zero)));
-    return vshlq_s32(vaddq_s32(vaddq_s32(hi, rk), t), nk);
-}
-#endif
 PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w,
         const int32_t *PFX_RESTRICT bias, const int32_t *PFX_RESTRICT wzp,
         const int32_t *PFX_RESTRICT mult, const int32_t *PFX_RESTRICT shift, int32_t sx,

@@ -46,6 +46,24 @@ static void ${name}(const int32_t *PFX_RESTRICT acc, int R, int n0, const int32_
         }
     }
 #else
+#if PFX_MVE
+    if (R == 4 && shift[n0] > 32 && shift[n0 + 1] > 32 && shift[n0 + 2] > 32 && shift[n0 + 3] > 32) {
+        /* Helium, the 4 rows of one pixel at a time (PFX_requant_mve4, c/dsp.c): a gather of the
+           pixel's 4 sums, one scatter of its 4 codes */
+        const int32x4_t mv = vldrwq_s32(mult + n0), sv = vldrwq_s32(shift + n0), bv = vldrwq_s32(bias + n0);
+        const int32x4_t lov = vdupq_n_s32(lo), hiv = vdupq_n_s32(hi);
+        const uint32x4_t rows = vmulq_n_u32(vidupq_n_u32(0u, 1), 8u), planes = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)plane);
+        ${yt} *PFX_RESTRICT y0 = y + (size_t)n0 * plane;
+        ${mvwneg}
+        for (j = 0; j < np; ++j) {
+            const int32x4_t a = vaddq_s32(vldrwq_gather_shifted_offset_s32(acc + j, rows), bv);
+            const int32x4_t v = ${mvcorr4};
+            const int32x4_t q = vaddq_n_s32(PFX_requant_mve4(v, mv, sv), yzp);
+            ${mvstore4}(y0 + at[j], planes, ${mvcast}(vminq_s32(vmaxq_s32(q, lov), hiv)));
+        }
+        return;
+    }
+#endif
     for (r = 0; r < R; ++r) {
         const int n = n0 + r;
         ${yt} *PFX_RESTRICT yn = y + (size_t)n * plane;
