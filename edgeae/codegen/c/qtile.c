@@ -284,26 +284,35 @@ static inline void PFX_qtile${w}_4b(const ${wt} *PFX_RESTRICT col, const ${wt} *
             for (u = 0; u < TL; ++u) wr[r][T4 - T16 + u] = g[4 * T4 + r * TL + u];
         }
     }
-    for (j = 0; j < np; ++j) { /* four rows of one pixel, 16 taps at a time */
+    for (j = 0; j < np; j += 2) { /* four rows of two pixels, 16 taps at a time: one VLD4 serves both */
         const ${wt} *PFX_RESTRICT h = g;
-        const ${wt} *PFX_RESTRICT c = col + (size_t)j * 16u;
-        ${mvat} s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const ${wt} *PFX_RESTRICT c = col + (size_t)j * 16u; /* pixel j; pixel j + 1 at c + 16 */
+        ${mvat} s0 = 0, s1 = 0, s2 = 0, s3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
         for (t = 0; t < T16; t += 16, h += 64, c += 128) {
             const uint32x4x4_t wq = vld4q_u32((const uint32_t *)(const void *)h); /* row r: wq.val[r] */
-            const ${mvvt} cv = vldrbq_${mvs}(c);
+            const ${mvvt} cv = vldrbq_${mvs}(c), dv = vldrbq_${mvs}(c + 16);
             s0 = vmladavaq_${mvs}(s0, cv, vreinterpretq_${mvs}_u32(wq.val[0]));
+            u0 = vmladavaq_${mvs}(u0, dv, vreinterpretq_${mvs}_u32(wq.val[0]));
             s1 = vmladavaq_${mvs}(s1, cv, vreinterpretq_${mvs}_u32(wq.val[1]));
+            u1 = vmladavaq_${mvs}(u1, dv, vreinterpretq_${mvs}_u32(wq.val[1]));
             s2 = vmladavaq_${mvs}(s2, cv, vreinterpretq_${mvs}_u32(wq.val[2]));
+            u2 = vmladavaq_${mvs}(u2, dv, vreinterpretq_${mvs}_u32(wq.val[2]));
             s3 = vmladavaq_${mvs}(s3, cv, vreinterpretq_${mvs}_u32(wq.val[3]));
+            u3 = vmladavaq_${mvs}(u3, dv, vreinterpretq_${mvs}_u32(wq.val[3]));
         }
         if (R > 0) { /* the column's padding past the taps is zero */
-            const ${mvvt} cv = vldrbq_${mvs}(c);
-            s0 = vmladavaq_${mvs}(s0, cv, vldrbq_${mvs}(wr[0]));
-            s1 = vmladavaq_${mvs}(s1, cv, vldrbq_${mvs}(wr[1]));
-            s2 = vmladavaq_${mvs}(s2, cv, vldrbq_${mvs}(wr[2]));
-            s3 = vmladavaq_${mvs}(s3, cv, vldrbq_${mvs}(wr[3]));
+            const ${mvvt} cv = vldrbq_${mvs}(c), dv = vldrbq_${mvs}(c + 16);
+            ${mvvt} wv = vldrbq_${mvs}(wr[0]);
+            s0 = vmladavaq_${mvs}(s0, cv, wv); u0 = vmladavaq_${mvs}(u0, dv, wv);
+            wv = vldrbq_${mvs}(wr[1]);
+            s1 = vmladavaq_${mvs}(s1, cv, wv); u1 = vmladavaq_${mvs}(u1, dv, wv);
+            wv = vldrbq_${mvs}(wr[2]);
+            s2 = vmladavaq_${mvs}(s2, cv, wv); u2 = vmladavaq_${mvs}(u2, dv, wv);
+            wv = vldrbq_${mvs}(wr[3]);
+            s3 = vmladavaq_${mvs}(s3, cv, wv); u3 = vmladavaq_${mvs}(u3, dv, wv);
         }
         acc[j] = (int32_t)s0; acc[8 + j] = (int32_t)s1; acc[16 + j] = (int32_t)s2; acc[24 + j] = (int32_t)s3;
+        acc[j + 1] = (int32_t)u0; acc[9 + j] = (int32_t)u1; acc[17 + j] = (int32_t)u2; acc[25 + j] = (int32_t)u3;
     }
 }
 
