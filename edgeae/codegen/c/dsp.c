@@ -25,7 +25,17 @@ static inline void PFX_load16(const void *p, int32_t *a, int32_t *b, int32_t *c,
     __asm__("ldrd %0, %1, [%4]\n\tldrd %2, %3, [%4, #8]" : "=&r"(*a), "=&r"(*b), "=r"(*c), "=r"(*d)
             : "r"(p), "m"(*(const uint32_t(*)[4])p));
 }
+/* two words at p + o (o a constant, a multiple of 4 up to 1020) */
+#define PFX_LOAD8(p, o, a, b) __asm__("ldrd %0, %1, [%2, %3]" : "=r"(a), "=r"(b) \
+                                      : "r"(p), "n"(o), "m"(*(const uint32_t(*)[2])(const void *)((p) + (o))))
 #else
+#define PFX_LOAD8(p, o, a, b) PFX_load8((p) + (o), &(a), &(b))
+static inline void PFX_load8(const void *p, uint32_t *a, uint32_t *b) /* two words */
+{
+    uint32_t v[2];
+    memcpy(v, p, 8);
+    *a = v[0]; *b = v[1];
+}
 static inline void PFX_load16(const void *p, int32_t *a, int32_t *b, int32_t *c, int32_t *d)
 {
     uint32_t v[4];

@@ -65,12 +65,15 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
 #if PFX_DSP
         uint32_t xv, wv;
         int32_t xe, xo;
-        for (; k + 4 <= K; k += 4, g += 16) {
+        for (; k + 4 <= K; k += 4, g += 16) { /* (a row pair's words by one LDRD each: two registers fewer live) */
+            uint32_t wb;
             xv = PFX_load4(x + k + 0); xe = ${xe}e(xv); xo = ${xe}o(xv);
-            wv = PFX_load4(g + 0); a0 = __smlad(${we}e(wv), xe, a0); a0 = __smlad(${we}o(wv), xo, a0);
-            wv = PFX_load4(g + 4); a1 = __smlad(${we}e(wv), xe, a1); a1 = __smlad(${we}o(wv), xo, a1);
-            wv = PFX_load4(g + 8); a2 = __smlad(${we}e(wv), xe, a2); a2 = __smlad(${we}o(wv), xo, a2);
-            wv = PFX_load4(g + 12); a3 = __smlad(${we}e(wv), xe, a3); a3 = __smlad(${we}o(wv), xo, a3);
+            PFX_LOAD8(g, 0, wv, wb);
+            a0 = __smlad(${we}e(wv), xe, a0); a0 = __smlad(${we}o(wv), xo, a0);
+            a1 = __smlad(${we}e(wb), xe, a1); a1 = __smlad(${we}o(wb), xo, a1);
+            PFX_LOAD8(g, 8, wv, wb);
+            a2 = __smlad(${we}e(wv), xe, a2); a2 = __smlad(${we}o(wv), xo, a2);
+            a3 = __smlad(${we}e(wb), xe, a3); a3 = __smlad(${we}o(wb), xo, a3);
         }
 #elif defined(__thumb__) || defined(__arm__)
         for (k = 0; k + 4 <= K; k += 4, g += 16) {
