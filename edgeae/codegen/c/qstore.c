@@ -64,6 +64,9 @@ static void ${name}(const int32_t *PFX_RESTRICT acc, int R, int n0, const int32_
         return;
     }
 #endif
+#if PFX_DSP && !PFX_MVE
+    const int full = ${satok}; /* [lo, hi] is the output type's whole range: one SAT clamps */
+#endif
     for (r = 0; r < R; ++r) {
         const int n = n0 + r;
         ${yt} *PFX_RESTRICT yn = y + (size_t)n * plane;
@@ -85,6 +88,13 @@ static void ${name}(const int32_t *PFX_RESTRICT acc, int R, int n0, const int32_
         if (shift[n] >= 32) { /* the channel's constants hoisted: see PFX_requant_hi */
             const int32_t k = shift[n] - 32, mn = mult[n], bn = bias[n];
             const int64_t rnd = (((int64_t)1) << (shift[n] - 1)) - 1;
+#if PFX_DSP && !PFX_MVE
+            if (full) {
+                for (j = 0; j < np; ++j)
+                    yn[at[j]] = (${yt})${sat}(yzp + PFX_requant_hi(acc[8 * r + j]${corr} + bn, mn, k, rnd), 8);
+                continue;
+            }
+#endif
             for (j = 0; j < np; ++j) {
                 const int32_t v = yzp + PFX_requant_hi(acc[8 * r + j]${corr} + bn, mn, k, rnd);
                 yn[at[j]] = (${yt})(v < lo ? lo : (v > hi ? hi : v));
