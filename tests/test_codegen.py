@@ -220,7 +220,8 @@ def test_requantize_is_exact_round_half_even(seed):
 
 def test_generated_requant_equals_the_reference(tmp_path):
     """The C requantization helper itself, compiled alone: equal to the numpy reference on random
-    products and on exact ties (acc odd, multiplier 2^30 / 2^31 = 1/2), both signs."""
+    products and on exact ties (acc odd, multiplier 2^30 / 2^31 = 1/2; acc an odd multiple of
+    2^(shift-31), multiplier 2^30 / 2^shift for the shift >= 32 path), both signs."""
     from edgeae.codegen.kernels import INT8_REQUANT
 
     src = tmp_path / "rq.c"
@@ -238,6 +239,10 @@ def test_generated_requant_equals_the_reference(tmp_path):
     ties = np.arange(-41, 42, 2)  # odd: acc * 2^30 / 2^31 = acc / 2 exactly
     acc, mult, shift = (np.concatenate([a, b]) for a, b in ((acc, ties), (mult, np.full(len(ties), 2 ** 30)),
                                                               (shift, np.full(len(ties), 31))))
+    for s in (32, 33, 40, 52):  # acc * 2^30 / 2^s = odd / 2: ties on the shift >= 32 path
+        t = np.arange(-41, 42, 2) << (s - 31)
+        acc, mult, shift = (np.concatenate([a, b]) for a, b in ((acc, t), (mult, np.full(len(t), 2 ** 30)),
+                                                                  (shift, np.full(len(t), s))))
     lines = "\n".join(f"{a} {m} {s}" for a, m, s in zip(acc, mult, shift, strict=True))
     got = np.array(subprocess.run([str(exe)], input=lines, capture_output=True, text=True, check=True).stdout.split(),
                    np.int64)

@@ -140,6 +140,11 @@ def qstore(yt: str, wzp: bool) -> tuple[str, str]:
                              corrdoc=" - wzp[n] * sx[j]" if wzp else "", vcorr=vcorr, pack8=_avx2(yt, yt, yt)["pack8"],
                              mvcorr="vmlaq_n_s32(a, vldrwq_s32(sx + j), -wzp[n])" if wzp else "a",
                              mvstore=f"vstrbq_scatter_offset_p_{'u' if u else 's'}32",
+                             mvstore4=f"vstrbq_scatter_offset_{'u' if u else 's'}32",
+                             satok="lo == 0 && hi == 255" if u else "lo == -128 && hi == 127",
+                             sat="__usat" if u else "__ssat",
+                             mvwneg="const int32x4_t wneg = vnegq_s32(vldrwq_s32(wzp + n0));" if wzp else "",
+                             mvcorr4="vmlaq_n_s32(a, wneg, sx[j])" if wzp else "a",
                              mvcast="vreinterpretq_u32_s32" if u else "")
 
 

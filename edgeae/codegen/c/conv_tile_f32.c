@@ -88,16 +88,18 @@ static void PFX_tile4_f32(const float *PFX_RESTRICT col, const float *PFX_RESTRI
     memcpy(out + 16, &a4, sizeof a4); memcpy(out + 20, &a5, sizeof a5);
     memcpy(out + 24, &a6, sizeof a6); memcpy(out + 28, &a7, sizeof a7);
 #else
-    int j, r;
-    for (r = 0; r < 4; ++r) {
+    int r;
+    for (r = 0; r < 4; ++r) { /* the 8 sums in registers (a Cortex-M4F's FPU has 32) */
         const float *PFX_RESTRICT wr = w + r;
-        float acc[8];
-        for (j = 0; j < 8; ++j) acc[j] = b[r];
+        float a0 = b[r], a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (t = 0; t < T; ++t) {
             const float wv = wr[(size_t)t * (size_t)ws];
-            for (j = 0; j < 8; ++j) acc[j] += col[(size_t)t * 8u + (size_t)j] * wv;
+            const float *PFX_RESTRICT c = col + (size_t)t * 8u;
+            a0 += c[0] * wv; a1 += c[1] * wv; a2 += c[2] * wv; a3 += c[3] * wv;
+            a4 += c[4] * wv; a5 += c[5] * wv; a6 += c[6] * wv; a7 += c[7] * wv;
         }
-        for (j = 0; j < 8; ++j) out[r * 8 + j] = acc[j];
+        out[r * 8] = a0; out[r * 8 + 1] = a1; out[r * 8 + 2] = a2; out[r * 8 + 3] = a3;
+        out[r * 8 + 4] = a4; out[r * 8 + 5] = a5; out[r * 8 + 6] = a6; out[r * 8 + 7] = a7;
     }
 #endif
 }
@@ -143,13 +145,13 @@ static void PFX_tile1_f32(const float *PFX_RESTRICT col, const float *PFX_RESTRI
     memcpy(out, &a0, sizeof a0);
     memcpy(out + 4, &a1, sizeof a1);
 #else
-    int j;
-    float acc[8];
-    for (j = 0; j < 8; ++j) acc[j] = b;
+    float a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b, a6 = b, a7 = b; /* in registers */
     for (t = 0; t < T; ++t, w += ws) {
         const float wv = w[0];
-        for (j = 0; j < 8; ++j) acc[j] += col[(size_t)t * 8u + (size_t)j] * wv;
+        const float *PFX_RESTRICT c = col + (size_t)t * 8u;
+        a0 += c[0] * wv; a1 += c[1] * wv; a2 += c[2] * wv; a3 += c[3] * wv;
+        a4 += c[4] * wv; a5 += c[5] * wv; a6 += c[6] * wv; a7 += c[7] * wv;
     }
-    for (j = 0; j < 8; ++j) out[j] = acc[j];
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3; out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7;
 #endif
 }

@@ -64,11 +64,11 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
                     for (t = taps; t < T4; ++t)
                         for (j = 0; j < 8; ++j) col[PFX_COL(t, j)] = 0;
                     for (m = 0; m + 4 <= mg; m += 4) {
-                        ${tile4}(col, wp + (size_t)m * (size_t)taps, taps, acc);
+                        ${tile4}(col, wp + (size_t)m * (size_t)taps, taps, nq, acc);
                         ${store}(acc, 4, gi * mg + m, bias, wzp, mult, shift, sx, y, (size_t)(OH * OW), at, nq, yzp, lo_q, hi_q);
                     }
                     for (; m < mg; ++m) {
-                        ${tile1}(col, wp + (size_t)m * (size_t)taps, taps, acc);
+                        ${tile1}(col, wp + (size_t)m * (size_t)taps, taps, nq, acc);
                         ${store}(acc, 1, gi * mg + m, bias, wzp, mult, shift, sx, y, (size_t)(OH * OW), at, nq, yzp, lo_q, hi_q);
                     }
                 }

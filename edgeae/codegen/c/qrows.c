@@ -65,12 +65,15 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
 #if PFX_DSP
         uint32_t xv, wv;
         int32_t xe, xo;
-        for (; k + 4 <= K; k += 4, g += 16) {
+        for (; k + 4 <= K; k += 4, g += 16) { /* (a row pair's words by one LDRD each: two registers fewer live) */
+            uint32_t wb;
             xv = PFX_load4(x + k + 0); xe = ${xe}e(xv); xo = ${xe}o(xv);
-            wv = PFX_load4(g + 0); a0 = __smlad(${we}e(wv), xe, a0); a0 = __smlad(${we}o(wv), xo, a0);
-            wv = PFX_load4(g + 4); a1 = __smlad(${we}e(wv), xe, a1); a1 = __smlad(${we}o(wv), xo, a1);
-            wv = PFX_load4(g + 8); a2 = __smlad(${we}e(wv), xe, a2); a2 = __smlad(${we}o(wv), xo, a2);
-            wv = PFX_load4(g + 12); a3 = __smlad(${we}e(wv), xe, a3); a3 = __smlad(${we}o(wv), xo, a3);
+            PFX_LOAD8(g, 0, wv, wb);
+            a0 = __smlad(${we}e(wv), xe, a0); a0 = __smlad(${we}o(wv), xo, a0);
+            a1 = __smlad(${we}e(wb), xe, a1); a1 = __smlad(${we}o(wb), xo, a1);
+            PFX_LOAD8(g, 8, wv, wb);
+            a2 = __smlad(${we}e(wv), xe, a2); a2 = __smlad(${we}o(wv), xo, a2);
+            a3 = __smlad(${we}e(wb), xe, a3); a3 = __smlad(${we}o(wb), xo, a3);
         }
 #elif defined(__thumb__) || defined(__arm__)
         for (k = 0; k + 4 <= K; k += 4, g += 16) {
@@ -108,6 +111,21 @@ PFX_KERNEL void ${name}(const ${xt} *PFX_RESTRICT x, const ${wt} *PFX_RESTRICT w
             a3 += xk * (int32_t)g[3 * T + t];
         }
         g += 4 * T;
+#if PFX_MVE
+        if (shift[n] > 32 && shift[n + 1] > 32 && shift[n + 2] > 32 && shift[n + 3] > 32) { /* the 4 rows as one vector */
+            int32_t s4[4];
+            int32x4_t q;
+            s4[0] = a0${corr0} + bias[n + 0]; s4[1] = a1${corr1} + bias[n + 1];
+            s4[2] = a2${corr2} + bias[n + 2]; s4[3] = a3${corr3} + bias[n + 3];
+            q = vaddq_n_s32(PFX_requant_mve4(vldrwq_s32(s4), vldrwq_s32(mult + n), vldrwq_s32(shift + n)), yzp);
+            q = vminq_s32(vmaxq_s32(q, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+            y[(size_t)(n + 0) * ys] = (${yt})vgetq_lane_s32(q, 0);
+            y[(size_t)(n + 1) * ys] = (${yt})vgetq_lane_s32(q, 1);
+            y[(size_t)(n + 2) * ys] = (${yt})vgetq_lane_s32(q, 2);
+            y[(size_t)(n + 3) * ys] = (${yt})vgetq_lane_s32(q, 3);
+            continue;
+        }
+#endif
         {
             v = yzp + PFX_requant(a0${corr0} + bias[n + 0], mult[n + 0], shift[n + 0]);
             y[(size_t)(n + 0) * ys] = (${yt})(v < lo ? lo : (v > hi ? hi : v));

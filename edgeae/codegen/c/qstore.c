@@ -5,13 +5,13 @@
    p / 2^32; lo = VMUL, p mod 2^32) and b = (p >> shift) & 1 = (hi >> k) & 1, adding
    2^(shift-1) - 1 + b to p carries (hi + 2^(k-1) - 1 + t) into the high word, t = b | (lo != 0),
    so the result is that sum >> k: the scalar formula's integers, to the bit. */
-static inline int32x4_t PFX_requant_mve(int32x4_t acc, int32x4_t mult, int k)
+static inline int32x4_t PFX_requant_mve(int32x4_t acc, int32x4_t mult, int k, int32_t rk) /* rk = 2^(k-1) - 1 */
 {
     const int32x4_t zero = vdupq_n_s32(0), one = vdupq_n_s32(1);
     const int32x4_t hi = vmulhq_s32(acc, mult);
     const int32x4_t t = vorrq_s32(vandq_s32(vshlq_r_s32(hi, -k), one),
                                   vpselq_s32(one, zero, vcmpneq_s32(vmulq_s32(acc, mult), zero)));
-    return vshlq_r_s32(vaddq_s32(vaddq_n_s32(hi, (int32_t)((1u << (k - 1)) - 1u)), t), -k);
+    return vshlq_r_s32(vaddq_s32(vaddq_n_s32(hi, rk), t), -k);
 }
 #endif
 /* y[n][at[j]] = clamp(yzp + requant(acc[r][j]${corrdoc} + bias[n], mult[n], shift[n])) for the
@@ -46,22 +46,61 @@ static void ${name}(const int32_t *PFX_RESTRICT acc, int R, int n0, const int32_
         }
     }
 #else
+#if PFX_MVE
+    if (R == 4 && shift[n0] > 32 && shift[n0 + 1] > 32 && shift[n0 + 2] > 32 && shift[n0 + 3] > 32) {
+        /* Helium, the 4 rows of one pixel at a time (PFX_requant_mve4, c/dsp.c): a gather of the
+           pixel's 4 sums, one scatter of its 4 codes */
+        const int32x4_t mv = vldrwq_s32(mult + n0), sv = vldrwq_s32(shift + n0), bv = vldrwq_s32(bias + n0);
+        const int32x4_t lov = vdupq_n_s32(lo), hiv = vdupq_n_s32(hi);
+        const uint32x4_t rows = vmulq_n_u32(vidupq_n_u32(0u, 1), 8u), planes = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)plane);
+        ${yt} *PFX_RESTRICT y0 = y + (size_t)n0 * plane;
+        ${mvwneg}
+        for (j = 0; j < np; ++j) {
+            const int32x4_t a = vaddq_s32(vldrwq_gather_shifted_offset_s32(acc + j, rows), bv);
+            const int32x4_t v = ${mvcorr4};
+            const int32x4_t q = vaddq_n_s32(PFX_requant_mve4(v, mv, sv), yzp);
+            ${mvstore4}(y0 + at[j], planes, ${mvcast}(vminq_s32(vmaxq_s32(q, lov), hiv)));
+        }
+        return;
+    }
+#endif
+#if PFX_DSP && !PFX_MVE
+    const int full = ${satok}; /* [lo, hi] is the output type's whole range: one SAT clamps */
+#endif
     for (r = 0; r < R; ++r) {
         const int n = n0 + r;
         ${yt} *PFX_RESTRICT yn = y + (size_t)n * plane;
 #if PFX_MVE
         if (shift[n] > 32) { /* Helium, 4 pixels at a time: see PFX_requant_mve */
             const int32x4_t mv = vdupq_n_s32(mult[n]), lov = vdupq_n_s32(lo), hiv = vdupq_n_s32(hi);
+            const int k = shift[n] - 32;
+            const int32_t rk = (int32_t)((1u << (k - 1)) - 1u), bn = bias[n];
             for (j = 0; j < np; j += 4) {
-                const int32x4_t a = vaddq_n_s32(vldrwq_s32(acc + 8 * r + j), bias[n]);
+                const int32x4_t a = vaddq_n_s32(vldrwq_s32(acc + 8 * r + j), bn);
                 const int32x4_t v = ${mvcorr};
-                const int32x4_t q = vaddq_n_s32(PFX_requant_mve(v, mv, shift[n] - 32), yzp);
+                const int32x4_t q = vaddq_n_s32(PFX_requant_mve(v, mv, k, rk), yzp);
                 ${mvstore}(yn, vreinterpretq_u32_s32(vldrwq_s32((const int32_t *)(const void *)(at + j))),
                         ${mvcast}(vminq_s32(vmaxq_s32(q, lov), hiv)), vctp32q((uint32_t)(np - j)));
             }
             continue;
         }
 #endif
+        if (shift[n] >= 32) { /* the channel's constants hoisted: see PFX_requant_hi */
+            const int32_t k = shift[n] - 32, mn = mult[n], bn = bias[n];
+            const int64_t rnd = (((int64_t)1) << (shift[n] - 1)) - 1;
+#if PFX_DSP && !PFX_MVE
+            if (full) {
+                for (j = 0; j < np; ++j)
+                    yn[at[j]] = (${yt})${sat}(yzp + PFX_requant_hi(acc[8 * r + j]${corr} + bn, mn, k, rnd), 8);
+                continue;
+            }
+#endif
+            for (j = 0; j < np; ++j) {
+                const int32_t v = yzp + PFX_requant_hi(acc[8 * r + j]${corr} + bn, mn, k, rnd);
+                yn[at[j]] = (${yt})(v < lo ? lo : (v > hi ? hi : v));
+            }
+            continue;
+        }
         for (j = 0; j < np; ++j) {
             const int32_t v = yzp + PFX_requant(acc[8 * r + j]${corr} + bias[n], mult[n], shift[n]);
             yn[at[j]] = (${yt})(v < lo ? lo : (v > hi ? hi : v));

@@ -52,7 +52,7 @@ static inline int16x8_t PFX_qwt_${w}(uint32x4_t v) { return ${mvt}; }
 #endif
 
 /* acc[8 r + j], r < 4: the four rows of one rows-by-four block against the 8 pixels of col */
-static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int np, int32_t *PFX_RESTRICT acc)
 {
     const int T4 = T - T % 4, TL = T % 4;
     int t, r, j, u;
@@ -126,7 +126,7 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
                 }
             }
         }
-        for (j = 0; j < 8; ++j) { /* four rows of one pixel, 16 taps at a time */
+        for (j = 0; j < np; ++j) { /* four rows of one pixel, 16 taps at a time */
             const ${wt} *PFX_RESTRICT h = g;
             const int16_t *PFX_RESTRICT c = col + (size_t)j * 16u;
             int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -150,30 +150,55 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
         return; /* the T % 4 last taps are in wr */
     }
     for (r = 0; r < 4; ++r)
-        for (j = 0; j < 8; ++j) {
+        for (j = 0; j < np; ++j) {
             int32_t s0 = 0;
             for (t = 0; t < T4; ++t) s0 += (int32_t)g[(t >> 2) * 16 + 4 * r + (t & 3)] * (int32_t)col[PFX_COL(t, j)];
             acc[8 * r + j] = s0;
         }
     g += 4 * T4;
 #elif PFX_DSP
-    for (j = 0; j < 8; ++j) { /* four rows of one pixel: a quad of codes is one LDRD, 4 SMLAD per row pair */
-        const ${wt} *PFX_RESTRICT h = g;
-        const int16_t *PFX_RESTRICT c = col + (size_t)j * 4u;
-        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (t = 0; t < T4; t += 4, h += 16, c += 32) {
-            const int32_t xe = (int32_t)PFX_load4(c), xo = (int32_t)PFX_load4(c + 2); /* (t, t+2), (t+1, t+3) */
-            uint32_t wv;
-            wv = PFX_load4(h + 0); s0 = __smlad(${we}e(wv), xe, s0); s0 = __smlad(${we}o(wv), xo, s0);
-            wv = PFX_load4(h + 4); s1 = __smlad(${we}e(wv), xe, s1); s1 = __smlad(${we}o(wv), xo, s1);
-            wv = PFX_load4(h + 8); s2 = __smlad(${we}e(wv), xe, s2); s2 = __smlad(${we}o(wv), xo, s2);
-            wv = PFX_load4(h + 12); s3 = __smlad(${we}e(wv), xe, s3); s3 = __smlad(${we}o(wv), xo, s3);
-        }
-        acc[j] = s0; acc[8 + j] = s1; acc[16 + j] = s2; acc[24 + j] = s3;
+    {
+        uint32_t wl[4] = {0u, 0u, 0u, 0u}; /* each row's T % 4 last weights as one word, zeros above */
+        for (r = 0; r < 4; ++r)
+            for (u = 0; u < TL; ++u) wl[r] |= (uint32_t)(uint8_t)g[4 * T4 + r * TL + u] << (8 * u);
+        for (j = 0; j < np; j += 2) /* two rows x two pixels: 8 SMLAD per 8 weight bytes (one LDRD) */
+            for (r = 0; r < 4; r += 2) {
+                const ${wt} *PFX_RESTRICT h = g + 4 * r;
+                /* pixel j; pixel j + 1 at c + 4 (the column is on a word: an arena buffer) */
+                const int16_t *PFX_RESTRICT c = col + (size_t)j * 4u;
+                int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+                uint32_t w0, w1;
+                for (t = 0; t < T4; t += 4, h += 16, c += 32) {
+                    int32_t x0, x1, y0, y1, e, o; /* pixel j's (t, t+2), (t+1, t+3); pixel j + 1's */
+                    PFX_load16(c, &x0, &x1, &y0, &y1);
+                    w0 = PFX_load4(h);
+                    w1 = PFX_load4(h + 4);
+                    e = ${we}e(w0); o = ${we}o(w0);
+                    s00 = __smlad(e, x0, s00); s00 = __smlad(o, x1, s00);
+                    s01 = __smlad(e, y0, s01); s01 = __smlad(o, y1, s01);
+                    e = ${we}e(w1); o = ${we}o(w1);
+                    s10 = __smlad(e, x0, s10); s10 = __smlad(o, x1, s10);
+                    s11 = __smlad(e, y0, s11); s11 = __smlad(o, y1, s11);
+                }
+                if (TL > 0) { /* the column is zero past the taps */
+                    const int32_t x0 = (int32_t)PFX_load4(c), x1 = (int32_t)PFX_load4(c + 2);
+                    const int32_t y0 = (int32_t)PFX_load4(c + 4), y1 = (int32_t)PFX_load4(c + 6);
+                    int32_t e, o;
+                    w0 = wl[r];
+                    w1 = wl[r + 1];
+                    e = ${we}e(w0); o = ${we}o(w0);
+                    s00 = __smlad(e, x0, s00); s00 = __smlad(o, x1, s00);
+                    s01 = __smlad(e, y0, s01); s01 = __smlad(o, y1, s01);
+                    e = ${we}e(w1); o = ${we}o(w1);
+                    s10 = __smlad(e, x0, s10); s10 = __smlad(o, x1, s10);
+                    s11 = __smlad(e, y0, s11); s11 = __smlad(o, y1, s11);
+                }
+                acc[8 * r + j] = s00; acc[8 * r + j + 1] = s01; acc[8 * r + 8 + j] = s10; acc[8 * r + 9 + j] = s11;
+            }
+        return;
     }
-    g += 4 * T4;
 #else
-    for (j = 0; j < 8; ++j) { /* four rows of one pixel, the sums in registers (Cortex-M0/M3) */
+    for (j = 0; j < np; ++j) { /* four rows of one pixel, the sums in registers (Cortex-M0/M3) */
         const ${wt} *PFX_RESTRICT h = g;
         const int16_t *PFX_RESTRICT c = col + (size_t)j * 2u;
         int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -191,14 +216,15 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
     for (r = 0; r < 4; ++r) /* the T % 4 last taps of each row */
         for (u = 0; u < TL; ++u) {
             const int32_t wv = (int32_t)g[r * TL + u];
-            for (j = 0; j < 8; ++j) acc[8 * r + j] += wv * (int32_t)col[PFX_COL(T4 + u, j)];
+            for (j = 0; j < np; ++j) acc[8 * r + j] += wv * (int32_t)col[PFX_COL(T4 + u, j)];
         }
 }
 
 /* acc[j]: one plain row of T weights against the 8 pixels of col */
-static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int np, int32_t *PFX_RESTRICT acc)
 {
     int t, j;
+    (void)np; /* (the vector paths take all 8 pixels) */
 #if PFX_SSE2
     __m128i a0 = _mm_setzero_si128(), a1 = a0, b0 = a0, b1 = a0;
     for (t = 0; t + 4 <= T; t += 4) { /* two tap pairs, two sums each */
@@ -217,7 +243,7 @@ static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
         for (j = 0; j < 8; ++j) acc[j] += wv * (int32_t)col[PFX_COL(t, j)];
     }
 #else
-    for (j = 0; j < 8; ++j) { /* one pixel at a time, its sum in a register */
+    for (j = 0; j < np; ++j) { /* one pixel at a time, its sum in a register */
         int32_t s0 = 0;
         for (t = 0; t < T; ++t) s0 += (int32_t)g[t] * (int32_t)col[PFX_COL(t, j)];
         acc[j] = s0;
@@ -227,21 +253,21 @@ static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
 
 #if PFX_MVE
 /* (with byte columns in every convolution of a unit, the int16 tiles go unused) */
-static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int np, int32_t *PFX_RESTRICT acc)
     __attribute__((unused));
-static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+static void PFX_qtile1_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int np, int32_t *PFX_RESTRICT acc)
     __attribute__((unused));
 
 /* acc[8 r + j], r < 4: as PFX_qtile${w}_4, against a byte column of codes of the weights' type (PFX_COL8:
    each pixel's 16 taps of each 16 in order), so one VMLADAV multiplies a row's 16 weights by 16 codes */
-static inline void PFX_qtile${w}_4b(const ${wt} *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+static inline void PFX_qtile${w}_4b(const ${wt} *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int np, int32_t *PFX_RESTRICT acc)
 {
     const int T4 = T - T % 4, TL = T % 4, T16 = T4 - T4 % 16, R = T - T16;
     int t, r, j, u;
     ${wt} wr[4][16]; /* the R < 16 taps past the last 16 (blocks, then the tail): a row's weights, 0 past R */
     if (((uintptr_t)(const void *)g & 3u) != 0u) { /* weights not on a word: plain */
         for (r = 0; r < 4; ++r)
-            for (j = 0; j < 8; ++j) {
+            for (j = 0; j < np; ++j) {
                 int32_t s0 = 0;
                 for (t = 0; t < T4; ++t) s0 += (int32_t)g[(t >> 2) * 16 + 4 * r + (t & 3)] * (int32_t)col[PFX_COL8(t, j)];
                 for (u = 0; u < TL; ++u) s0 += (int32_t)g[4 * T4 + r * TL + u] * (int32_t)col[PFX_COL8(T4 + u, j)];
@@ -258,34 +284,43 @@ static inline void PFX_qtile${w}_4b(const ${wt} *PFX_RESTRICT col, const ${wt} *
             for (u = 0; u < TL; ++u) wr[r][T4 - T16 + u] = g[4 * T4 + r * TL + u];
         }
     }
-    for (j = 0; j < 8; ++j) { /* four rows of one pixel, 16 taps at a time */
+    for (j = 0; j < np; j += 2) { /* four rows of two pixels, 16 taps at a time: one VLD4 serves both */
         const ${wt} *PFX_RESTRICT h = g;
-        const ${wt} *PFX_RESTRICT c = col + (size_t)j * 16u;
-        ${mvat} s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const ${wt} *PFX_RESTRICT c = col + (size_t)j * 16u; /* pixel j; pixel j + 1 at c + 16 */
+        ${mvat} s0 = 0, s1 = 0, s2 = 0, s3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
         for (t = 0; t < T16; t += 16, h += 64, c += 128) {
             const uint32x4x4_t wq = vld4q_u32((const uint32_t *)(const void *)h); /* row r: wq.val[r] */
-            const ${mvvt} cv = vldrbq_${mvs}(c);
+            const ${mvvt} cv = vldrbq_${mvs}(c), dv = vldrbq_${mvs}(c + 16);
             s0 = vmladavaq_${mvs}(s0, cv, vreinterpretq_${mvs}_u32(wq.val[0]));
+            u0 = vmladavaq_${mvs}(u0, dv, vreinterpretq_${mvs}_u32(wq.val[0]));
             s1 = vmladavaq_${mvs}(s1, cv, vreinterpretq_${mvs}_u32(wq.val[1]));
+            u1 = vmladavaq_${mvs}(u1, dv, vreinterpretq_${mvs}_u32(wq.val[1]));
             s2 = vmladavaq_${mvs}(s2, cv, vreinterpretq_${mvs}_u32(wq.val[2]));
+            u2 = vmladavaq_${mvs}(u2, dv, vreinterpretq_${mvs}_u32(wq.val[2]));
             s3 = vmladavaq_${mvs}(s3, cv, vreinterpretq_${mvs}_u32(wq.val[3]));
+            u3 = vmladavaq_${mvs}(u3, dv, vreinterpretq_${mvs}_u32(wq.val[3]));
         }
         if (R > 0) { /* the column's padding past the taps is zero */
-            const ${mvvt} cv = vldrbq_${mvs}(c);
-            s0 = vmladavaq_${mvs}(s0, cv, vldrbq_${mvs}(wr[0]));
-            s1 = vmladavaq_${mvs}(s1, cv, vldrbq_${mvs}(wr[1]));
-            s2 = vmladavaq_${mvs}(s2, cv, vldrbq_${mvs}(wr[2]));
-            s3 = vmladavaq_${mvs}(s3, cv, vldrbq_${mvs}(wr[3]));
+            const ${mvvt} cv = vldrbq_${mvs}(c), dv = vldrbq_${mvs}(c + 16);
+            ${mvvt} wv = vldrbq_${mvs}(wr[0]);
+            s0 = vmladavaq_${mvs}(s0, cv, wv); u0 = vmladavaq_${mvs}(u0, dv, wv);
+            wv = vldrbq_${mvs}(wr[1]);
+            s1 = vmladavaq_${mvs}(s1, cv, wv); u1 = vmladavaq_${mvs}(u1, dv, wv);
+            wv = vldrbq_${mvs}(wr[2]);
+            s2 = vmladavaq_${mvs}(s2, cv, wv); u2 = vmladavaq_${mvs}(u2, dv, wv);
+            wv = vldrbq_${mvs}(wr[3]);
+            s3 = vmladavaq_${mvs}(s3, cv, wv); u3 = vmladavaq_${mvs}(u3, dv, wv);
         }
         acc[j] = (int32_t)s0; acc[8 + j] = (int32_t)s1; acc[16 + j] = (int32_t)s2; acc[24 + j] = (int32_t)s3;
+        acc[j + 1] = (int32_t)u0; acc[9 + j] = (int32_t)u1; acc[17 + j] = (int32_t)u2; acc[25 + j] = (int32_t)u3;
     }
 }
 
 /* acc[j]: one plain row of T weights against the 8 pixels of a byte column */
-static inline void PFX_qtile${w}_1b(const ${wt} *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int32_t *PFX_RESTRICT acc)
+static inline void PFX_qtile${w}_1b(const ${wt} *PFX_RESTRICT col, const ${wt} *PFX_RESTRICT g, int T, int np, int32_t *PFX_RESTRICT acc)
 {
     int t, j;
-    for (j = 0; j < 8; ++j) {
+    for (j = 0; j < np; ++j) {
         int32_t s0 = 0;
         for (t = 0; t < T; ++t) s0 += (int32_t)g[t] * (int32_t)col[PFX_COL8(t, j)];
         acc[j] = s0;

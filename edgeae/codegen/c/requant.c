@@ -5,11 +5,31 @@
    and q's lowest bit before the shift carries into q exactly when r > 2^(shift-1), or
    r == 2^(shift-1) and q is odd: round half to even, for either sign, without branches.
    (>> of a negative int64 is an arithmetic shift on every compiler this targets: gcc, clang,
-   armcc, MSVC.) The result saturates at +-65535, beyond any 8-bit output anyway. */
+   armcc, MSVC.) The result saturates at +-65535, beyond any 8-bit output anyway.
+   Where shift >= 32 (multipliers below 1/4: the usual case) PFX_requant_hi takes the same
+   integers without a 64-bit shift: with k = shift - 32 and hi = p >> 32 (the high word),
+   p >> shift = hi >> k, and (p + rnd + b) >> shift = ((p + rnd + b) >> 32) >> k, rnd =
+   2^(shift-1) - 1 (per channel, hoisted by the callers): one SMULL, two 64-bit adds (ADDS/ADC)
+   and three 32-bit shifts on a Cortex-M. |p| < 2^62 there, so |q| < 2^30 and the result is
+   returned unsaturated: yzp + q, clamped to 8 bits by every caller, is the same code. */
+static inline int32_t PFX_requant_hi(int32_t acc, int32_t mult, int32_t k, int64_t rnd)
+{
+    const int64_t p = (int64_t)acc * (int64_t)mult;
+    const int32_t b = ((int32_t)(p >> 32) >> k) & 1;
+    return (int32_t)((p + rnd + b) >> 32) >> k;
+}
 static inline int32_t PFX_requant(int32_t acc, int32_t mult, int32_t shift)
 {
     const int64_t p = (int64_t)acc * (int64_t)mult;
-    int64_t q = (p + ((((int64_t)1) << (shift - 1)) - 1) + ((p >> shift) & 1)) >> shift;
+    int64_t q;
+#if !defined(__ARM_FEATURE_MVE) /* (ARMv8.1-M shifts 64 bits in one instruction: ASRL) */
+    if (shift >= 32) {
+        q = PFX_requant_hi(acc, mult, shift - 32, (((int64_t)1) << (shift - 1)) - 1);
+    } else
+#endif
+    {
+        q = (p + ((((int64_t)1) << (shift - 1)) - 1) + ((p >> shift) & 1)) >> shift;
+    }
     q = q < -65535 ? -65535 : (q > 65535 ? 65535 : q);
     return (int32_t)q;
 }
