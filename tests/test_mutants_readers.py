@@ -319,6 +319,25 @@ def test_load_array_input_paths(tmp_path):
     np.testing.assert_array_equal(got, [[[1, 5], [2, 6], [3, 7], [4, 8]]])
 
 
+def test_load_array_input_keeps_the_stored_dtype_and_refuses_alike(tmp_path):
+    x = np.arange(12, dtype=np.float64).reshape(2, 6)
+    for name in ("a.npz", "a.npy"):
+        p = tmp_path / name
+        np.savez(p, x=x) if name.endswith("z") else np.save(p, x)
+        got = load_array_input(p, (1, 2, 3))
+        assert got.dtype == np.float64 and got.shape == (2, 1, 2, 3)  # the model's contract casts it later
+        np.savez(p, x=x[:0]) if name.endswith("z") else np.save(p, x[:0])
+        assert _err(load_array_input, p, (1, 2, 3)) == f"{p} holds no samples (shape (0, 6)); give at least one"
+    missing = tmp_path / "missing.bin"
+    assert _err(load_array_input, missing, (3,)) == f"{missing} not found: give {SUPPORTED}"
+    assert load_array_input("digits", (64,)).shape == (1797, 64)
+    npy = tmp_path / "s.npy"
+    np.save(npy, np.zeros((2, 1, 8), np.float32))
+    assert _err(load_array_input, npy, (1, 4), (2, 2), SignalSpec(window=4)) == (
+        f"--resize applies to images only; {npy} is read as signals")
+    assert load_array_input(npy, (1, 4), signal=SignalSpec(window=4)).shape == (4, 1, 4)
+
+
 def test_one_sample_guard_lets_the_whole_reader_speak(tmp_path):
     p = tmp_path / "a.npy"
     np.save(p, np.zeros((3,), np.float32))
@@ -336,6 +355,8 @@ def test_expansion_cap(monkeypatch):
     assert expansion_cap(1000) == MIB64
     assert expansion_cap(-5) == MIB64
     assert expansion_cap((MIB64 // 200) + 1) == 200 * (MIB64 // 200 + 1)
+    monkeypatch.setenv("EDGEAE_MAX_EXPANSION", "1e9")  # nothing compressed: the floor, whatever the ratio
+    assert expansion_cap(0) == MIB64 and expansion_cap(-1) == MIB64 and expansion_cap(1) == 10 ** 9
     monkeypatch.setenv("EDGEAE_MAX_EXPANSION", " 500 ")
     assert expansion_cap(1 << 20) == 500 << 20
     monkeypatch.setenv("EDGEAE_MAX_EXPANSION", "1.5")
@@ -562,6 +583,7 @@ def test_check_finite():
     assert _err(check_finite, x, "f", 10) == (
         "f contains NaN or infinite values (the first in sample 13); clean or drop them first")
     assert _err(check_finite, x, "f", None) == "f contains NaN or infinite values; clean or drop them first"
+    assert "(the first in sample 1)" in _err(check_finite, np.array(np.nan, np.float32), "scalar")
     v = np.array([0.0, 1.0, np.nan], np.float64)  # 1-D: one value per sample
     assert "(the first in sample 3)" in _err(check_finite, v, "v")
     y = np.zeros((2, 2, 2), np.float16)
@@ -583,6 +605,7 @@ def test_shape_mismatch_fixes():
         "recording into the model's windows with --window 8 (and --hop STEPS)")
     assert msg((), (2, 8)).endswith("--window 8 (and --hop STEPS)")
     assert msg((2, 9), (2, 8)).endswith("; cut each case into the model's windows with --window 8 (and --hop STEPS)")
+    assert msg((2, 8), (2, 8)).endswith("; give data with the shape the model was trained on")  # not longer
     assert msg((2, 8), (2, 9)).endswith("; give data with the shape the model was trained on")
     assert msg((3, 9), (2, 8)).endswith("; give data with the shape the model was trained on")
     assert msg((2, 9, 1), (2, 8)).endswith("; give data with the shape the model was trained on")
@@ -735,3 +758,27 @@ def test_array_source():
     assert "array" not in repr(src).split("samples=")[1]
     assert source.__all__ == ["Dataset", "RowSource", "ArraySource", "arrange", "iter_blocks", "check_finite",
                               "as_samples", "check_samples", "resize_array", "shape_mismatch"]
+
+
+# =============================================================== memory
+def _peak(fn) -> int:
+    """Bytes allocated at the peak of ``fn()`` (numpy reports its buffers to tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_npy_rows_and_checks_read_no_more_than_asked(tmp_path):
+    """A memory map, not the whole file: picking rows or checking one sample's layout reads a few rows."""
+    p = tmp_path / "big.npy"
+    np.save(p, np.zeros((2000, 1000), np.float32))  # 8 MB
+    src = open_npy(p)
+    assert _peak(lambda: src.take(np.array([3, 1500]))) < 1 << 20
+    assert _peak(lambda: src.read(10, 2)) < 1 << 20
+    assert _peak(lambda: load_mod._one_sample(p, (1000,))) < 1 << 20
+    assert _peak(lambda: open_source(p, (1000,))) < 1 << 20
