@@ -328,6 +328,15 @@ def test_load_array_input_keeps_the_stored_dtype_and_refuses_alike(tmp_path):
         assert got.dtype == np.float64 and got.shape == (2, 1, 2, 3)  # the model's contract casts it later
         np.savez(p, x=x[:0]) if name.endswith("z") else np.save(p, x[:0])
         assert _err(load_array_input, p, (1, 2, 3)) == f"{p} holds no samples (shape (0, 6)); give at least one"
+    vec = tmp_path / "v.npy"
+    np.save(vec, x)
+    assert _err(load_array_input, vec, (6,), (2, 2)) == (
+        f"--resize applies to images only; {vec} holds vectors of shape (6,)")
+    nan = x.reshape(2, 2, 3).copy()
+    nan[1, 0, 0] = np.nan
+    np.save(vec, nan)
+    assert _err(load_array_input, vec, (1, 2, 2), (2, 2)) == (
+        f"{vec} contains NaN or infinite values (the first in sample 2); clean or drop them first")
     missing = tmp_path / "missing.bin"
     assert _err(load_array_input, missing, (3,)) == f"{missing} not found: give {SUPPORTED}"
     assert load_array_input("digits", (64,)).shape == (1797, 64)
@@ -423,11 +432,30 @@ def test_layout_of_version_1_and_2_and_fortran_order(tmp_path):
     mm = read_npy(p, mmap=True)
     assert isinstance(mm, np.memmap) and not mm.flags.writeable
     np.testing.assert_array_equal(mm, a)
+    whole = read_npy(p)
+    assert not isinstance(whole, np.memmap) and whole.flags.writeable  # a copy the caller may change
+    np.save(p, np.full((1, 1), 7.25, np.float32))  # one value: mapped like any other
+    one = read_npy(p, mmap=True)
+    assert one.tolist() == [[7.25]] and not one.flags.writeable
     np.save(p, np.zeros((0, 3), np.float32))
     e = read_npy(p, mmap=True)
     assert e.shape == (0, 3) and e.dtype == np.float32
     p.write_bytes(_npy_bytes(_hdr((2,), "<f4"), bytes(8), version=(2, 0)))
     np.testing.assert_array_equal(read_npy(p), [0, 0])
+
+
+def test_read_errors_after_the_header_are_one_data_error(tmp_path, monkeypatch):
+    p = tmp_path / "a.npy"
+    np.save(p, np.zeros((2, 2), np.float32))
+
+    def fail(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(np, "load", fail)
+    monkeypatch.setattr(np, "memmap", fail)
+    for mmap in (False, True):
+        assert _err(read_npy, p, mmap) == (
+            f"{p} could not be read as a numpy npy file (OSError: [Errno 5] Input/output error)")
 
 
 def _zip(path: Path, members: dict[str, bytes], compress: int = zipfile.ZIP_DEFLATED) -> Path:
@@ -497,6 +525,9 @@ def test_read_array_file_keys_and_labels(tmp_path):
     arr, labels = read_array_file(p, "npz")
     np.testing.assert_array_equal(arr, x)
     assert labels.dtype == np.int64 and labels.tolist() == [1, 0, 1]  # y before labels
+    members = {"x.npy": _npy(x), "y.npy": _npy(np.arange(3)), "other.npy": _npy(np.zeros(9))[:-8]}
+    _zip(p, members)  # a damaged array beside the samples and labels is never read
+    assert read_array_file(p, "npz")[1].tolist() == [0, 1, 2]
     np.savez(p, x=x, labels=np.array([True, False, True]))
     assert read_array_file(p, "npz")[1].tolist() == [1, 0, 1]
     np.savez(p, samples=x, y=np.array([1, 2, 3]))  # no "x": the labels are not guessed
