@@ -239,6 +239,26 @@ def test_open_training_source_formats(tmp_path):
         open_training_source("digits", signal=SignalSpec(signal=True))
 
 
+def test_open_training_source_edges(tmp_path, monkeypatch):
+    missing = tmp_path / "none.npy"  # not found comes first, signals or not
+    assert _err(open_training_source, missing, signal=SignalSpec(window=4)) == f"{missing} not found: give {SUPPORTED}"
+    monkeypatch.chdir(tmp_path)
+    Path("digits").mkdir()  # the built-in name wins over a folder of that name
+    src, fmt, _ = open_training_source("digits")
+    assert (fmt, src.shape) == ("digits", (1797, 1, 8, 8))
+    gz = tmp_path / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 2, 2) + bytes(range(8))))
+    src, fmt, _ = open_training_source(gz, resize=(4, 3))  # read whole, resized all the same
+    assert (type(src), src.shape, fmt) == (ArraySource, (2, 1, 4, 3), "idx")
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((6, 5), np.uint8)).save(folder / "b.png")
+    src, _, _ = open_training_source(folder, resize=(2, 2))  # sizes differ: fine when resized
+    assert src.read(0, 2).shape == (2, 1, 2, 2)
+    assert "have different sizes" in _err(open_training_source, folder)
+
+
 def test_open_training_source_of_signals(tmp_path):
     x = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)
     npy = tmp_path / "s.npy"
@@ -306,6 +326,10 @@ def test_load_array_input_paths(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"damaged")  # never read for input
     np.testing.assert_array_equal(load_array_input(idx, (16,)), x.reshape(2, 16))
     assert load_array_input(idx, (1, 2, 2), (2, 2)).shape == (2, 1, 2, 2)
+    vec = tmp_path / "v-images-idx3-ubyte"
+    vec.write_bytes(bytes([0, 0, 8, 2]) + struct.pack(">2I", 2, 3) + bytes(6))
+    assert _err(load_array_input, vec, (3,), (2, 2)) == (
+        f"--resize applies to images only; {vec} holds vectors of shape (3,)")
     folder = tmp_path / "imgs"
     folder.mkdir()
     Image.fromarray(np.full((4, 4), 9, np.uint8)).save(folder / "a.png")
@@ -567,6 +591,8 @@ def test_open_npy_refusals_and_rows(tmp_path):
     assert _err(open_npy, p, samples=True) == (
         f"{p} holds an array of shape (); give samples as (N, D) vectors or (N, H, W) / (N, C, H, W) / "
         "(N, H, W, C) images with N >= 1")
+    np.save(p, np.zeros((2, 2), np.complex64))  # refused from the header, before any row is read
+    assert _err(open_npy, p, samples=True) == f"{p} holds complex64 values; give a numeric array (integers or floats)"
     x = np.arange(5 * 3, dtype=np.int16).reshape(5, 3)
     np.save(p, x)
     src = open_npy(p)
@@ -575,6 +601,7 @@ def test_open_npy_refusals_and_rows(tmp_path):
     assert src.read(1, 2).dtype == np.int16  # stored dtype without samples
     np.testing.assert_array_equal(src.read(3, 9), x[3:])
     np.testing.assert_array_equal(src.take([0, 2, 3]), x[[0, 2, 3]])
+    np.testing.assert_array_equal(src.take(np.array([2.0, 4.0])), x[[2, 4]])  # whole-number floats are rows
     src = open_npy(p, samples=True)
     assert src.samples and src.read(0, 2).dtype == np.float32
     np.testing.assert_array_equal(src.take(np.array([4, 1])), x[[4, 1]].astype(np.float32))
