@@ -731,6 +731,9 @@ def test_arrange():
     np.testing.assert_array_equal(arrange(x, (1, 2, 3), "f"), x.reshape(2, 1, 2, 3))
     assert _err(arrange, x, (4,), "f") == (
         "f holds samples of shape (6,), but the model expects (4,); give data with the shape the model was trained on")
+    assert _err(arrange, np.zeros((2, 5, 3)), (3,), "f") == (  # the trailing axes alone are not the sample
+        "f holds samples of shape (5, 3), but the model expects (3,); give data with the shape the model was "
+        "trained on")
     one = np.arange(5, dtype=np.float32)  # 1-D: the shape of the whole array is quoted
     assert _err(arrange, one, (2, 8), "r") == (
         "r holds samples of shape (5,), but the model expects (2, 8); give (N, 2, 8) windows, or cut a (T, 2) "
@@ -759,7 +762,9 @@ def test_row_source_read_take_blocks():
     np.testing.assert_array_equal(src.read(8, 5), x[8:])
     e = src.read(10, 3)
     assert e.shape == (0, 2) and e.dtype == np.int32
+    src.calls.clear()
     assert src.read(4, 0).shape == (0, 2) and src.read(5, -2).shape == (0, 2)
+    assert src.calls == []  # nothing asked, nothing read
     np.testing.assert_array_equal(src.read(9, 1), x[9:])
     src.calls.clear()
     np.testing.assert_array_equal(src.take(np.array([1, 2, 3, 7, 9])), x[[1, 2, 3, 7, 9]])
