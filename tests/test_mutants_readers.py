@@ -157,6 +157,9 @@ def test_signals_refused_for_images_and_resize(tmp_path):
     np.save(npy, np.zeros((2, 3, 8), np.float32))
     assert _err(load_dataset, npy, (2, 2), SignalSpec(signal=True)) == (
         f"--resize applies to images only; {npy} is read as signals")
+    npz = tmp_path / "s.npz"
+    np.savez(npz, x=np.zeros((2, 3, 8), np.float32))
+    assert load_dataset(npz, signal=SignalSpec(window=4)).x.shape == (4, 3, 4)
     # an inactive spec reads the file as it is; a .ts file is read as signals with no spec at all
     assert load_dataset(npy, signal=SignalSpec()).format == "npy"
     ts = tmp_path / "a.ts"
@@ -180,6 +183,7 @@ def test_load_dataset_npz_labels_and_image_flag(tmp_path):
     assert (ds.is_image, ds.x.shape, ds.labels) == (True, (3, 1, 2, 2), None)
     ds = load_dataset(p, (4, 4))
     assert ds.x.shape == (3, 1, 4, 4) and ds.x.dtype == np.uint8
+    assert load_dataset().source == "digits"
     missing = tmp_path / "nope.npy"
     assert _err(load_dataset, missing) == f"{missing} not found: give {SUPPORTED}"
 
