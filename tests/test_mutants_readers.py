@@ -184,6 +184,14 @@ def test_load_dataset_npz_labels_and_image_flag(tmp_path):
     ds = load_dataset(p, (4, 4))
     assert ds.x.shape == (3, 1, 4, 4) and ds.x.dtype == np.uint8
     assert load_dataset().source == "digits"
+    nan = tmp_path / "n.npy"
+    np.save(nan, np.array([[0.0], [np.nan]], np.float32))
+    assert _err(load_dataset, nan) == (
+        f"{nan} contains NaN or infinite values (the first in sample 2); clean or drop them first")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(folder / "a.png")
+    assert load_dataset(folder, (2, 3)).x.shape == (1, 1, 2, 3)
     missing = tmp_path / "nope.npy"
     assert _err(load_dataset, missing) == f"{missing} not found: give {SUPPORTED}"
 
@@ -261,6 +269,23 @@ def test_open_training_source_edges(tmp_path, monkeypatch):
     src, _, _ = open_training_source(folder, resize=(2, 2))  # sizes differ: fine when resized
     assert src.read(0, 2).shape == (2, 1, 2, 2)
     assert "have different sizes" in _err(open_training_source, folder)
+
+
+def test_training_sources_are_settled_from_their_first_row(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.save("one.npy", np.arange(4, dtype=np.float32).reshape(1, 4))
+    src, _, _ = open_training_source("./one.npy")  # the path as the user wrote it, in every message
+    assert (src.path, src.shape, src.dtype) == ("./one.npy", (1, 4), "float32")
+    assert open_source("./one.npy").path == "./one.npy"
+    x = np.zeros((3, 2), np.float32)
+    x[0, 1] = np.nan
+    np.save("a.npy", x)
+    assert _err(open_training_source, "a.npy") == (
+        "a.npy contains NaN or infinite values (the first in sample 1); clean or drop them first")
+    x[0, 1], x[1, 0] = 0, np.inf
+    np.save("a.npy", x)
+    src, _, _ = open_training_source("a.npy")  # one row read to open it: the rest when read
+    assert "(the first in sample 2)" in _err(src.read, 0, 3)
 
 
 def test_open_training_source_of_signals(tmp_path):
