@@ -335,6 +335,11 @@ def test_open_source_formats(tmp_path):
     assert (src.kind, src.shape) == ("memory", (2, 6))
     sig = open_source(npy, (2, 3), signal=SignalSpec(signal=True))
     assert (sig.path, sig.want, sig.shape) == (str(npy), (2, 3), (2, 2, 3))
+    sig = open_source(npy, (2, 2), signal=SignalSpec(window=2, hop=1))
+    assert (sig.want, sig.shape) == ((2, 2), (4, 2, 2))
+    np.testing.assert_array_equal(sig.read(3, 1)[0], x.reshape(2, 2, 3)[1, :, 1:])
+    assert _err(open_source, npy, (2, 3), (2, 2), SignalSpec(signal=True)) == (
+        f"--resize applies to images only; {npy} is read as signals")
     assert open_source("digits").shape == (1797, 1, 8, 8)
 
 
