@@ -322,6 +322,11 @@ def test_open_source_formats(tmp_path):
     assert _err(open_source, bad, (1, 2, 3)) == (
         f"{bad} holds samples of shape (5,), but the model expects (1, 2, 3); "
         "give data with the shape the model was trained on")
+    idx = tmp_path / "train-images-idx3-ubyte"
+    idx.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 2, 3) + bytes(range(12)))
+    src = open_source(idx, (6,))  # memory-mapped rows, arranged
+    assert (src.kind, src.shape) == ("idx", (2, 6))
+    np.testing.assert_array_equal(src.read(1, 1), [list(range(6, 12))])
     csv = tmp_path / "a.csv"
     csv.write_text("1,2\n3,4\n", encoding="utf-8")
     src = open_source(csv)
