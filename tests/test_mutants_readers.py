@@ -338,6 +338,13 @@ def test_open_source_formats(tmp_path):
     assert open_source(npz, (1, 2, 3)).shape == (2, 1, 2, 3)
     src = open_source(npz)
     assert (src.kind, src.shape) == ("memory", (2, 6))
+    stored = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)
+    np.savez(npz, x=stored)
+    np.save(tmp_path / "stored.npy", stored)
+    for p in (npz, tmp_path / "stored.npy"):  # no model shape: the rows as stored, whichever array file holds them
+        got = open_source(p).read(0, 2)
+        assert got.dtype == np.float64 and got.shape == (2, 3, 4), p
+    assert open_source(npz, resize=(2, 2)).shape == (2, 1, 2, 2)
     sig = open_source(npy, (2, 3), signal=SignalSpec(signal=True))
     assert (sig.path, sig.want, sig.shape) == (str(npy), (2, 3), (2, 2, 3))
     sig = open_source(npy, (2, 2), signal=SignalSpec(window=2, hop=1))
