@@ -355,6 +355,26 @@ def test_open_source_formats(tmp_path):
     assert open_source("digits").shape == (1797, 1, 8, 8)
 
 
+def test_open_source_of_images(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((4, 4), 3, np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.full((6, 5), 9, np.uint8)).save(folder / "b.png")
+    src = open_source(folder, (1, 2, 2), (2, 2))  # decoded file by file, resized while decoded
+    assert (src.kind, src.resize, src.shape) == ("images", (2, 2), (2, 1, 2, 2))
+    assert src.read(0, 2)[:, 0, 0, 0].tolist() == [3, 9]
+    assert "have different sizes" in _err(open_source, folder, (1, 4, 4))
+    one = folder / "a.png"
+    src = open_source(one, (1, 2, 2), (2, 2))  # one image: read whole, resized
+    assert (src.kind, src.shape) == ("memory", (1, 1, 2, 2))
+    idx = tmp_path / "train-images-idx3-ubyte"
+    idx.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 3, 4, 4) + bytes(48))
+    src = open_source(idx, (1, 2, 2), (2, 2))  # rows resized block by block
+    assert (src.kind, src.resize, src.shape) == ("idx", (2, 2), (3, 1, 2, 2))
+    (tmp_path / "empty").mkdir()
+    assert _err(open_source, tmp_path / "empty", (1, 2, 2)).startswith(f"{tmp_path / 'empty'} holds no *images-idx3")
+
+
 def test_load_array_input_paths(tmp_path):
     x = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)
     npz = tmp_path / "a.NPZ"
