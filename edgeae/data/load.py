@@ -186,9 +186,8 @@ def open_source(path: str | Path, sample_shape: tuple[int, ...] = (),
         src = open_csv(p)
     elif fmt == "images" and p.is_dir():
         src = open_image_folder(p, resize)
-    else:  # npz, digits, one image: small; read whole
-        x = load_array_input(path, want, resize) if want else load_dataset(path, resize).x
-        return ArraySource.of(x, str(path), want)
+    else:  # npz, digits, one image: small; read whole, rows as stored (as the .npy rows above)
+        return ArraySource.of(load_array_input(path, want, resize), str(path), want)
     return _settle(replace(src, want=want, resize=resize), str(path))
 
 
