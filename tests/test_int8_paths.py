@@ -3,7 +3,7 @@
 The int8 templates (``edgeae/codegen/c/q*.c``, ``requant.c``) hold one inner loop per
 instruction set, chosen by the preprocessor; a build reaches only its own:
 
-    x86-dispatch   the default host build: the AVX2 copy runs where the CPU has AVX2
+    x86-avx2       the default host build: the AVX2 copy runs where the CPU has AVX2
                    (``PFX_REQUANT8``, ``PFX_AVX2``; the SSE2 ``qtile1``; the host ``qrows`` loop)
     x86-sse2       ``-D<UNIT>_NO_DISPATCH``: the baseline copy alone (``PFX_SSE2`` tiles)
     portable       ``-D<unit>_NO_VECTOR -D<UNIT>_NO_DISPATCH``: the plain C tiles (as on Cortex-M0/M3)
@@ -13,13 +13,17 @@ instruction set, chosen by the preprocessor; a build reaches only its own:
 
 One small graph reaches every kernel with its edge cases: a Conv of 4 output channels (one
 tile of four), a Conv of 9 (two tiles of four and a plain row) with 45 taps (past a multiple of
-4 and of 16) and 9 pixels (a block of 8 and one of 1), a ConvTranspose of 5 output channels
-with phases of 4, 2 and 1 taps per input channel (weights off a word boundary), and a dense
+4 and of 16) and 9 pixels (a block of 8 and one of 1), a ConvTranspose of 5 output channels,
+kernel 2 x 3, strides 3 x 2 (phases of 2, 1 and 0 taps per input channel, weights off a word
+boundary, phases of 12, 9, 8 and 6 pixels: blocks of 4, 1, 8 and 6), and a dense
 head of K = 245 inputs (K % 4 = 1) and N = 13 rows (AVX2's 8, a block of 4, one left). Two
 quantizations: uint8 activations and asymmetric uint8 weights (one signedness: Helium's byte
 columns; weight zero points), and uint8 activations with symmetric int8 weights (mixed signs:
-int16 columns). ``tools/mutate_c.py int8`` runs, for a mutant, the cases of the builds whose
-preprocessor reaches the mutated line.
+int16 columns). The convolutions' tiles (``c/qtile.c``) are also run on their own, for each
+build, on random columns and weights of 1 to 48 taps, where their int32 sums show every product
+(the graph's outputs pass through a requantization that hides most one-unit errors).
+``tools/mutate_c.py int8`` runs, for a mutant, the cases of the builds whose preprocessor
+reaches the mutated line.
 """
 
 from __future__ import annotations
@@ -45,13 +49,13 @@ pytestmark = pytest.mark.skipif(CC is None, reason="gcc is needed to compile the
 
 # quantization of each variant: activation type, weight type, symmetric weights
 VARIANTS = {"u8u8z": ("QUInt8", "QUInt8", False), "u8s8": ("QUInt8", "QInt8", True)}
-HOST_BUILDS = ("x86-dispatch", "x86-sse2", "portable")
+HOST_BUILDS = ("x86-avx2", "x86-sse2", "portable")
 ARM_BUILDS = ("cortex-m3", "cortex-m4f", "cortex-m55")
 NAME = "paths_encoder"
 
 
 def _graph() -> onnx.ModelProto:
-    """x (B,1,8,8) -> Conv 4 (pad 1) -> Relu -> Conv 9 (s2) -> Relu -> ConvT 5 (s2) -> Relu -> Flatten -> Gemm 13."""
+    """x (B,1,8,8) -> Conv 4 (pad 1) -> Relu -> Conv 9 (s2) -> Relu -> ConvT 5 (2x3, s 3x2) -> Relu -> Flatten -> Gemm 13."""
     rng = np.random.default_rng(11)
 
     def w(name, *shape):
@@ -62,12 +66,12 @@ def _graph() -> onnx.ModelProto:
              helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
              helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv9", kernel_shape=[3, 3], strides=[2, 2]),
              helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),  # (9, 3, 3)
-             helper.make_node("ConvTranspose", ["r2", "w3", "b3"], ["t3"], name="convt5", kernel_shape=[3, 3],
-                              strides=[2, 2]),
+             helper.make_node("ConvTranspose", ["r2", "w3", "b3"], ["t3"], name="convt5", kernel_shape=[2, 3],
+                              strides=[3, 2], pads=[1, 0, 0, 0]),
              helper.make_node("Relu", ["t3"], ["r3"], name="relu3"),  # (5, 7, 7)
              helper.make_node("Flatten", ["r3"], ["f"], name="flat"),
              helper.make_node("Gemm", ["f", "wg", "bg"], ["code"], name="head", transB=1)]
-    inits = [w("w1", 4, 1, 3, 3), w("b1", 4), w("w2", 9, 4, 3, 3), w("b2", 9), w("w3", 9, 5, 3, 3), w("b3", 5),
+    inits = [w("w1", 4, 1, 3, 3), w("b1", 4), w("w2", 9, 4, 3, 3), w("b2", 9), w("w3", 9, 5, 2, 3), w("b3", 5),
              w("wg", 13, 245), w("bg", 13)]
     graph = helper.make_graph(nodes, "encoder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 8, 8])],
                               [helper.make_tensor_value_info("code", TensorProto.FLOAT, ["batch", 13])], inits)
@@ -133,11 +137,11 @@ def test_int8_host_path_equals_the_reference(variant_unit, build, variant):
 
     if build != "portable" and platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("the x86-64 paths need an x86-64 host")
-    if build == "x86-dispatch" and not _avx2_cpu():
+    if build == "x86-avx2" and not _avx2_cpu():
         pytest.skip("this CPU has no AVX2: the default build runs the baseline copy")
     unit, folder, xs, ref = variant_unit(variant)
     up = NAME.upper()
-    flags = {"x86-dispatch": [], "x86-sse2": [f"-D{up}_NO_DISPATCH"],
+    flags = {"x86-avx2": [], "x86-sse2": [f"-D{up}_NO_DISPATCH"],
              "portable": [f"-D{NAME}_NO_VECTOR", f"-D{up}_NO_DISPATCH"]}[build]
     assert f"{up}_NO_DISPATCH" in unit.source and f"{NAME}_NO_VECTOR" in unit.source  # the knobs exist
     exe = build_harness(unit, folder, flags=["-O2", *flags], cxx=None, tag=build)
@@ -157,3 +161,129 @@ def test_int8_cortex_m_path_equals_the_reference(variant_unit, target, variant, 
     unit, folder, xs, ref = variant_unit(variant)
     r = run_unit(unit, folder, [xs], ref, target, tmp_path / "work")
     assert r.max_abs_vs_host == 0.0 and r.samples == len(xs), r
+
+
+_TILE_CHECK = r"""
+static int check_${w}(void)
+{ /* tiles of weight type ${wt} against plain sums over the rows-by-four layout; the mismatches */
+    static int16_t col[8 * 64];
+    static ${wt} col8[8 * 64];
+    static unsigned char wbuf[4 * 48 + 8];
+    static const int taps[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 15, 16, 17, 19, 20, 21, 28, 31, 32, 33, 35, 45, 48};
+    int32_t acc[32];
+    int bad = 0, i, off, t, j, r;
+    for (i = 0; i < (int)(sizeof taps / sizeof taps[0]); ++i)
+        for (off = 0; off < 4; ++off) {
+            const int T = taps[i], T4 = T - T % 4, TL = T % 4;
+            const ${wt} *g = (const ${wt} *)(const void *)(wbuf + off);
+            int16_t v[48][8];
+            memset(col, 0, sizeof col);
+            memset(col8, 0, sizeof col8);
+            for (t = 0; t < 4 * T + 4; ++t) wbuf[t] = (unsigned char)next();
+            for (t = 0; t < T; ++t)
+                for (j = 0; j < 8; ++j) {
+                    v[t][j] = (int16_t)((int)(next() % 511u) - 255);
+                    col[t_COL(t, j)] = v[t][j];
+                }
+            t_qtile${w}_4(col, g, T, acc);
+            for (r = 0; r < 4; ++r)
+                for (j = 0; j < 8; ++j) {
+                    int32_t want = 0;
+                    for (t = 0; t < T; ++t)
+                        want += (int32_t)(t < T4 ? g[(t >> 2) * 16 + 4 * r + (t & 3)] : g[4 * T4 + r * TL + t - T4]) * v[t][j];
+                    bad += acc[8 * r + j] != want;
+                }
+            t_qtile${w}_1(col, g, T, acc);
+            for (j = 0; j < 8; ++j) {
+                int32_t want = 0;
+                for (t = 0; t < T; ++t) want += (int32_t)g[t] * v[t][j];
+                bad += acc[j] != want;
+            }
+#if t_MVE /* the byte columns: codes of the weights' type */
+            for (t = 0; t < T; ++t)
+                for (j = 0; j < 8; ++j) {
+                    v[t][j] = (int16_t)(${wt})next();
+                    col8[t_COL8(t, j)] = (${wt})v[t][j];
+                }
+            t_qtile${w}_4b(col8, g, T, acc);
+            for (r = 0; r < 4; ++r)
+                for (j = 0; j < 8; ++j) {
+                    int32_t want = 0;
+                    for (t = 0; t < T; ++t)
+                        want += (int32_t)(t < T4 ? g[(t >> 2) * 16 + 4 * r + (t & 3)] : g[4 * T4 + r * TL + t - T4]) * v[t][j];
+                    bad += acc[8 * r + j] != want;
+                }
+            t_qtile${w}_1b(col8, g, T, acc);
+            for (j = 0; j < 8; ++j) {
+                int32_t want = 0;
+                for (t = 0; t < T; ++t) want += (int32_t)g[t] * v[t][j];
+                bad += acc[j] != want;
+            }
+#endif
+        }
+    return bad;
+}
+"""
+
+_TILE_MAIN = r"""
+int main(void)
+{
+    printf("tiles %d %d %d\n", check_i(), check_u(), t_MVE);
+    return 0;
+}
+"""
+
+
+def _tile_source() -> str:
+    from string import Template
+
+    from edgeae.codegen.kernels_int8 import DSP, qtile
+
+    head = ("#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <string.h>\n"
+            "#define PFX_KERNEL static\n#define PFX_RESTRICT restrict\n"
+            "static uint32_t rng = 2463534242u;\n"
+            "static uint32_t next(void) { rng ^= rng << 13; rng ^= rng >> 17; rng ^= rng << 5; return rng; }\n")
+    kernels = (DSP + qtile("int8_t")[1] + qtile("uint8_t")[1]).replace("PFX_", "t_")
+    checks = "".join(Template(_TILE_CHECK).substitute(w=wt[0], wt=wt) for wt in ("int8_t", "uint8_t"))
+    return head.replace("PFX_", "t_") + kernels + checks + _TILE_MAIN
+
+
+# each tile a function of its own, with a stack canary: a write past a tile's own arrays aborts
+_GUARDED = ("-fno-inline", "-fstack-protector-all")
+
+
+@pytest.mark.parametrize("build", HOST_BUILDS + ARM_BUILDS)
+def test_int8_tiles_sum_exactly(build, tmp_path):
+    """Each build's convolution tiles (4 rows and 1 row; with Helium also the byte-column ones)
+    give the exact int32 sums of random int16 columns and weight bytes, 1 to 48 taps, the
+    weights at each byte offset (Helium's word-aligned loads and its plain fallback), and write
+    nothing past their own arrays."""
+    src = tmp_path / "tiles.c"
+    src.write_text(_tile_source())
+    exe = tmp_path / "tiles"
+    if build.startswith("cortex"):
+        from edgeae.codegen.toolchain import TARGETS, arm_gcc, firmware_files, run_qemu, run_tool
+
+        problem = toolchain_problem()
+        if problem:
+            pytest.skip(f"Cortex-M toolchain missing: {problem}")
+        startup, link = firmware_files(tmp_path, TARGETS[build][1])
+        run_tool([*arm_gcc(build, "-O2", "-std=c99", "-Wall", "-Werror", *_GUARDED, "-ffunction-sections",
+                           "-fdata-sections"),
+                  "--specs=rdimon.specs", "-nostartfiles", "-T", link, startup, src, "-o", exe, "-Wl,--gc-sections"],
+                 "linking the tile check")
+        out = run_qemu(exe, TARGETS[build][1], "the tile check", timeout=60)
+    else:
+        import subprocess
+
+        if build != "portable" and platform.machine().lower() not in ("x86_64", "amd64"):
+            pytest.skip("the x86-64 paths need an x86-64 host")
+        if build == "x86-avx2" and not _avx2_cpu():
+            pytest.skip("this CPU has no AVX2")
+        flags = {"x86-avx2": ["-mavx2"], "x86-sse2": [], "portable": ["-Dt_NO_VECTOR"]}[build]
+        subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Werror", *_GUARDED, *flags, str(src), "-o", str(exe)], check=True,
+                       capture_output=True, text=True)
+        out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=True).stdout
+    bad_i, bad_u, mve = (int(v) for v in out.split("tiles ")[1].split()[:3])
+    assert (bad_i, bad_u) == (0, 0), out
+    assert mve == (build == "cortex-m55")

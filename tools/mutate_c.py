@@ -19,6 +19,12 @@ is large); the report says how many exist and how many ran.
     python tools/mutate_c.py --list                     # count the mutants of each target
     python tools/mutate_c.py codec --sample 40 --seed 1
     python tools/mutate_c.py kernels --sample 40
+    python tools/mutate_c.py int8 --line qstore.c:60     # every mutant of one line
+
+For ``int8`` each mutant runs only the tests that build and run its line: the preprocessor
+region it lies in (AVX2, SSE2, portable C, Cortex-M0/M3, DSP, Helium; see ``int8_regions``)
+picks the cases of ``tests/test_int8_paths.py``, plus the target's host tests where a default
+or NO_DISPATCH host build runs the line. ``--list`` counts the mutants of each region.
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ TARGETS: dict[str, tuple[tuple[str, ...], list[str]]] = {
 # The int8 templates in the order a unit holds them (dsp.c sets PFX_DSP / PFX_MVE, requant.c
 # PFX_REQUANT8, qtile.c PFX_SSE2 / PFX_AVX2 / PFX_COL), and the builds that run them: the
 # compiler's predefined macros (and the unit's knobs) of each. A line's region is the set of
-# builds whose preprocessor keeps it. x86-dispatch is the default host build where the CPU has
+# builds whose preprocessor keeps it. x86-avx2 is the default host build where the CPU has
 # AVX2 (it runs the AVX2 copy, compiled with __AVX2__); x86-sse2 defines <UNIT>_NO_DISPATCH;
 # portable adds <unit>_NO_VECTOR (the plain C tiles, as on Cortex-M0/M3).
 INT8_ORDER = ("dsp", "requant", "qtile", "qstore", "qrows", "qdense", "qconv", "qconvt")
@@ -67,7 +73,7 @@ _GCC = {"__GNUC__": 12, "__STDC_VERSION__": 199901}
 _X86 = {**_GCC, "__x86_64__": 1, "__SSE2__": 1}
 _ARM = {**_GCC, "__thumb__": 1, "__arm__": 1}
 INT8_BUILDS: dict[str, dict[str, int]] = {
-    "x86-dispatch": {**_X86, "__AVX2__": 1},
+    "x86-avx2": {**_X86, "__AVX2__": 1},
     "x86-sse2": dict(_X86),
     "portable": {**_X86, "PFX_NO_VECTOR": 1},
     "cortex-m3": dict(_ARM),
@@ -79,6 +85,7 @@ INT8_VARIANTS: dict[str, dict[str, int]] = {"u8u8z": {"mvcol8": 1}, "u8s8": {"mv
 _PATHS = "tests/test_int8_paths.py"
 _HOST_CASE = _PATHS + "::test_int8_host_path_equals_the_reference[{}-{}]"
 _ARM_CASE = _PATHS + "::test_int8_cortex_m_path_equals_the_reference[{}-{}]"
+_TILE_CASE = _PATHS + "::test_int8_tiles_sum_exactly[{}]"  # qtile.c's lines: the tiles on their own, per build
 _DIRECTIVE = re.compile(r"\s*#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)")
 
 
@@ -149,14 +156,16 @@ def int8_regions(root: Path = ROOT) -> dict[tuple[str, int], set[tuple[str, str]
 
 
 def int8_tests(m: Mutant, regions: dict[tuple[str, int], set[tuple[str, str]]]) -> tuple[list[str], list[str]]:
-    """(the builds that reach mutant ``m``'s line, the tests to run for it): the path cases of those
-    builds, then the int8 target's host tests where an x86 build that the suite's own builds make
-    (the default one and its NO_DISPATCH check) reaches it."""
+    """(the builds that reach mutant ``m``'s line, the tests to run for it): for qtile.c the tile
+    checks of those builds, the path cases of those builds, then the int8 target's host tests where
+    an x86 build that the suite's own builds make (the default one and its NO_DISPATCH check)
+    reaches it."""
     order = list(INT8_BUILDS)
     pairs = sorted(regions.get((m.file, m.line), set()), key=lambda bv: (order.index(bv[0]), bv[1]))
-    cases = [(_ARM_CASE if b.startswith("cortex") else _HOST_CASE).format(b, v) for b, v in pairs]
     builds = sorted({b for b, _ in pairs}, key=order.index)
-    if not pairs or {"x86-dispatch", "x86-sse2"} & set(builds):
+    cases = [_TILE_CASE.format(b) for b in builds] if m.file.endswith("/qtile.c") else []
+    cases += [(_ARM_CASE if b.startswith("cortex") else _HOST_CASE).format(b, v) for b, v in pairs]
+    if not pairs or {"x86-avx2", "x86-sse2"} & set(builds):
         cases += TARGETS["int8"][1]
     return builds, cases
 
@@ -249,12 +258,15 @@ def _pytest(work: Path, tests: list[str], timeout: float) -> tuple[str, float]:
     return ("survived" if res.returncode == 0 else "killed"), time.monotonic() - t0
 
 
-def run_target(name: str, sample: int | None, seed: int, timeout: float) -> dict:
+def run_target(name: str, sample: int | None, seed: int, timeout: float, lines: list[str] | None = None) -> dict:
+    """Run ``name``'s mutants (a seeded sample of ``sample``; only those on ``lines``, "file.c:N", if given)."""
     files, tests = TARGETS[name]
     rel = ", ".join(files)
     work = _scratch()
     originals = {f: (work / f).read_text(encoding="utf-8") for f in files}
     every = [m for f in files for m in mutants_of(work / f, f)]
+    if lines:
+        every = [m for m in every if f"{Path(m.file).name}:{m.line}" in lines]
     chosen = sorted(random.Random(seed).sample(every, sample), key=lambda m: (m.file, m.start)) if sample and \
         sample < len(every) else every
     regions = int8_regions(work) if name == "int8" else None
@@ -313,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, default=None, help="run a random sample of this many mutants per target")
     ap.add_argument("--seed", type=int, default=1, help="seed of the sample (default 1)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a test run counts as a timeout")
+    ap.add_argument("--line", action="append", metavar="FILE:N",
+                    help="only the mutants of this line (e.g. qstore.c:60; repeatable): rerun survivors")
     args = ap.parse_args(argv)
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
@@ -322,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             _list(t)
         else:
-            run_target(t, args.sample, args.seed, args.timeout)
+            run_target(t, args.sample, args.seed, args.timeout, args.line)
     return 0
 
 
