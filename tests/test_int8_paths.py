@@ -287,3 +287,55 @@ def test_int8_tiles_sum_exactly(build, tmp_path):
     bad_i, bad_u, mve = (int(v) for v in out.split("tiles ")[1].split()[:3])
     assert (bad_i, bad_u) == (0, 0), out
     assert mve == (build == "cortex-m55")
+
+
+_ROWS_MAIN = r"""
+int main(void)
+{ /* N = 13 rows (AVX2's 8, a block of 4, one left), K = 21: y at stride 1, then at stride 3 */
+    enum { K = 21, N = 13, YS = 3 };
+    static uint8_t x[K], w[N * K], y1[N], y3[N * YS];
+    static int32_t bias[N], mult[N], shift[N];
+    uint32_t s = 2463534242u;
+    int i, bad = 0, kept = 0;
+    for (i = 0; i < N * K; ++i) { s ^= s << 13; s ^= s >> 17; s ^= s << 5; w[i] = (uint8_t)s; }
+    for (i = 0; i < K; ++i) { s ^= s << 13; s ^= s >> 17; s ^= s << 5; x[i] = (uint8_t)s; }
+    for (i = 0; i < N; ++i) { bias[i] = (int32_t)(s % 20001u) - 10000; mult[i] = 1 << 30; shift[i] = 42 + i % 2; }
+    memset(y3, 0xAA, sizeof y3);
+    t_qrows_uuu(x, w, bias, NULL, mult, shift, 0, y1, 1u, K, N, 0, 0, 255);
+    t_qrows_uuu(x, w, bias, NULL, mult, shift, 0, y3, (size_t)YS, K, N, 0, 0, 255);
+    for (i = 0; i < N * YS; ++i) {
+        bad += i % YS == 0 ? y3[i] != y1[i / YS] : y3[i] != 0xAA;
+        kept += y1[i / YS] != 0 && y1[i / YS] != 255;
+    }
+    printf("rows %d %d\n", bad, kept);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("build", HOST_BUILDS)
+def test_int8_rows_store_at_a_stride(build, tmp_path):
+    """The dense row kernel's output stride (``ys``; generated units pass 1): 13 rows at
+    stride 3 land at y[3 n], the same codes as at stride 1, and nothing between them is written."""
+    import subprocess
+
+    from edgeae.codegen.kernels_int8 import DSP, INT8_REQUANT, qrows
+
+    if build != "portable" and platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the x86-64 paths need an x86-64 host")
+    if build == "x86-avx2" and not _avx2_cpu():
+        pytest.skip("this CPU has no AVX2")
+    name, text = qrows("uint8_t", "uint8_t", "uint8_t", False)
+    assert name == "PFX_qrows_uuu"
+    src = tmp_path / "rows.c"
+    src.write_text(("#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <string.h>\n"
+                    "#define PFX_KERNEL static\n#define PFX_RESTRICT restrict\n" + DSP + INT8_REQUANT + text
+                    ).replace("PFX_", "t_") + _ROWS_MAIN)
+    flags = {"x86-avx2": ["-mavx2"], "x86-sse2": [], "portable": ["-Dt_NO_VECTOR"]}[build]
+    exe = tmp_path / "rows"
+    subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Werror", *flags, str(src), "-o", str(exe)], check=True,
+                   capture_output=True, text=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=True).stdout
+    bad, kept = (int(v) for v in out.split("rows ")[1].split()[:2])
+    assert bad == 0, out
+    assert kept >= 3 * 6, out  # most codes inside (0, 255): the comparison sees the sums

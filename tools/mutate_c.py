@@ -86,6 +86,7 @@ _PATHS = "tests/test_int8_paths.py"
 _HOST_CASE = _PATHS + "::test_int8_host_path_equals_the_reference[{}-{}]"
 _ARM_CASE = _PATHS + "::test_int8_cortex_m_path_equals_the_reference[{}-{}]"
 _TILE_CASE = _PATHS + "::test_int8_tiles_sum_exactly[{}]"  # qtile.c's lines: the tiles on their own, per build
+_ROWS_CASE = _PATHS + "::test_int8_rows_store_at_a_stride[{}]"  # qrows.c's lines on the host: a strided output
 _DIRECTIVE = re.compile(r"\s*#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)")
 
 
@@ -157,13 +158,15 @@ def int8_regions(root: Path = ROOT) -> dict[tuple[str, int], set[tuple[str, str]
 
 def int8_tests(m: Mutant, regions: dict[tuple[str, int], set[tuple[str, str]]]) -> tuple[list[str], list[str]]:
     """(the builds that reach mutant ``m``'s line, the tests to run for it): for qtile.c the tile
-    checks of those builds, the path cases of those builds, then the int8 target's host tests where
-    an x86 build that the suite's own builds make (the default one and its NO_DISPATCH check)
-    reaches it."""
+    checks of those builds (for qrows.c the strided-output check of the host ones), the path
+    cases of those builds, then the int8 target's host tests where an x86 build that the suite's
+    own builds make (the default one and its NO_DISPATCH check) reaches it."""
     order = list(INT8_BUILDS)
     pairs = sorted(regions.get((m.file, m.line), set()), key=lambda bv: (order.index(bv[0]), bv[1]))
     builds = sorted({b for b, _ in pairs}, key=order.index)
     cases = [_TILE_CASE.format(b) for b in builds] if m.file.endswith("/qtile.c") else []
+    if m.file.endswith("/qrows.c"):
+        cases += [_ROWS_CASE.format(b) for b in builds if not b.startswith("cortex")]
     cases += [(_ARM_CASE if b.startswith("cortex") else _HOST_CASE).format(b, v) for b, v in pairs]
     if not pairs or {"x86-avx2", "x86-sse2"} & set(builds):
         cases += TARGETS["int8"][1]
