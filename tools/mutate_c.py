@@ -19,6 +19,12 @@ is large); the report says how many exist and how many ran.
     python tools/mutate_c.py --list                     # count the mutants of each target
     python tools/mutate_c.py codec --sample 40 --seed 1
     python tools/mutate_c.py kernels --sample 40
+    python tools/mutate_c.py int8 --line qstore.c:60     # every mutant of one line
+
+For ``int8`` each mutant runs only the tests that build and run its line: the preprocessor
+region it lies in (AVX2, SSE2, portable C, Cortex-M0/M3, DSP, Helium; see ``int8_regions``)
+picks the cases of ``tests/test_int8_paths.py``, plus the target's host tests where a default
+or NO_DISPATCH host build runs the line. ``--list`` counts the mutants of each region.
 """
 
 from __future__ import annotations
@@ -47,14 +53,124 @@ TARGETS: dict[str, tuple[tuple[str, ...], list[str]]] = {
     "kernels": (tuple(f"edgeae/codegen/c/{k}.c" for k in ("dense_f32", "conv_f32", "convt_f32", "conv_tile_f32")),
                 ["tests/test_codegen.py",
                  "tests/test_c_mutants.py::test_generated_requant_rounds_half_to_even_like_the_reference"]),
-    # the int8 templates (dense rows, convolution tiles and stores, requantization); the host
-    # tests build the portable and SSE2 forms: DSP-only and AVX2-only lines need a Cortex-M
-    # or an -march build to be reached
+    # the int8 templates (dense rows, convolution tiles and stores, requantization): these tests
+    # run for lines a host build runs; each mutant also gets the cases of tests/test_int8_paths.py
+    # for the builds that reach its line (see int8_tests)
     "int8": (tuple(f"edgeae/codegen/c/{k}.c" for k in ("qdense", "qrows", "qconv", "qconvt", "qtile", "qstore",
                                                       "requant")),
              ["tests/test_codegen.py",
               "tests/test_c_mutants.py::test_generated_requant_rounds_half_to_even_like_the_reference"]),
 }
+
+# The int8 templates in the order a unit holds them (dsp.c sets PFX_DSP / PFX_MVE, requant.c
+# PFX_REQUANT8, qtile.c PFX_SSE2 / PFX_AVX2 / PFX_COL), and the builds that run them: the
+# compiler's predefined macros (and the unit's knobs) of each. A line's region is the set of
+# builds whose preprocessor keeps it. x86-avx2 is the default host build where the CPU has
+# AVX2 (it runs the AVX2 copy, compiled with __AVX2__); x86-sse2 defines <UNIT>_NO_DISPATCH;
+# portable adds <unit>_NO_VECTOR (the plain C tiles, as on Cortex-M0/M3).
+INT8_ORDER = ("dsp", "requant", "qtile", "qstore", "qrows", "qdense", "qconv", "qconvt")
+_GCC = {"__GNUC__": 12, "__STDC_VERSION__": 199901}
+_X86 = {**_GCC, "__x86_64__": 1, "__SSE2__": 1}
+_ARM = {**_GCC, "__thumb__": 1, "__arm__": 1}
+INT8_BUILDS: dict[str, dict[str, int]] = {
+    "x86-avx2": {**_X86, "__AVX2__": 1},
+    "x86-sse2": dict(_X86),
+    "portable": {**_X86, "PFX_NO_VECTOR": 1},
+    "cortex-m3": dict(_ARM),
+    "cortex-m4f": {**_ARM, "__ARM_FEATURE_DSP": 1, "__ARM_FEATURE_SIMD32": 1},
+    "cortex-m55": {**_ARM, "__ARM_FEATURE_DSP": 1, "__ARM_FEATURE_SIMD32": 1, "__ARM_FEATURE_MVE": 3},
+}
+# the quantizations of tests/test_int8_paths.py and the template parameters they give
+INT8_VARIANTS: dict[str, dict[str, int]] = {"u8u8z": {"mvcol8": 1}, "u8s8": {"mvcol8": 0}}
+_PATHS = "tests/test_int8_paths.py"
+_HOST_CASE = _PATHS + "::test_int8_host_path_equals_the_reference[{}-{}]"
+_ARM_CASE = _PATHS + "::test_int8_cortex_m_path_equals_the_reference[{}-{}]"
+_TILE_CASE = _PATHS + "::test_int8_tiles_sum_exactly[{}]"  # qtile.c's lines: the tiles on their own, per build
+_ROWS_CASE = _PATHS + "::test_int8_rows_store_at_a_stride[{}]"  # qrows.c's lines on the host: a strided output
+_DIRECTIVE = re.compile(r"\s*#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)")
+
+
+def _pp_value(expr: str, defs: dict[str, int], params: dict[str, int]) -> bool:
+    """An #if expression of the templates (defined(), !, &&, ||, &, comparisons, ${param}) under ``defs``."""
+    e = re.sub(r"/\*.*?\*/|//.*", "", expr)
+    e = re.sub(r"\$\{(\w+)\}", lambda m: str(params.get(m.group(1), 0)), e)
+    e = re.sub(r"defined\s*\(\s*(\w+)\s*\)|defined\s+(\w+)",
+               lambda m: "1" if (m.group(1) or m.group(2)) in defs else "0", e)
+    e = re.sub(r"\b[A-Za-z_]\w*\b", lambda m: str(defs.get(m.group(0), 0)), e)
+    e = e.replace("&&", " and ").replace("||", " or ")
+    e = re.sub(r"!(?!=)", " not ", e)
+    return bool(eval(e, {"__builtins__": {}}, {}))  # digits, operators and parentheses only
+
+
+def preprocessor_lines(texts: list[tuple[str, str]], macros: dict[str, int],
+                       params: dict[str, int]) -> dict[str, set[int]]:
+    """name -> the line numbers the preprocessor keeps, for ``texts`` read in order (#defines carry
+    over) with ``macros`` predefined. Directives count as kept where their enclosing block is."""
+    defs = dict(macros)
+    kept: dict[str, set[int]] = {}
+    for name, text in texts:
+        lines = kept.setdefault(name, set())
+        stack: list[list[bool]] = []  # [enclosing block kept, a branch taken]
+        active = True
+        for no, line in enumerate(text.splitlines(), 1):
+            m = _DIRECTIVE.match(line)
+            if m is None:
+                if active:
+                    lines.add(no)
+                continue
+            d, rest = m.groups()
+            if d in ("if", "ifdef", "ifndef"):
+                cond = {"if": rest, "ifdef": f"defined({rest.strip()})", "ifndef": f"!defined({rest.strip()})"}[d]
+                stack.append([active, active and _pp_value(cond, defs, params)])
+                lines.update({no} if active else set())
+                active = stack[-1][1]
+            elif d in ("elif", "else"):
+                outer, taken = stack[-1]
+                lines.update({no} if outer else set())
+                active = outer and not taken and (d == "else" or _pp_value(rest, defs, params))
+                stack[-1][1] = taken or active
+            elif d == "endif":
+                active = stack.pop()[0]
+                lines.update({no} if active else set())
+            elif active:
+                lines.add(no)
+                word = rest.split(None, 1)
+                if d == "define" and word:
+                    value = word[1].strip() if len(word) > 1 else "1"
+                    defs[re.match(r"\w+", word[0]).group(0)] = int(value) if value.isdigit() else 1
+                elif d == "undef" and word:
+                    defs.pop(word[0], None)
+    return kept
+
+
+def int8_regions(root: Path = ROOT) -> dict[tuple[str, int], set[tuple[str, str]]]:
+    """(file, line) -> the (build, variant) pairs of tests/test_int8_paths.py that compile and run that line."""
+    texts = [(f"edgeae/codegen/c/{k}.c", (root / "edgeae" / "codegen" / "c" / f"{k}.c").read_text(encoding="utf-8"))
+             for k in INT8_ORDER]
+    where: dict[tuple[str, int], set[tuple[str, str]]] = {}
+    for build, macros in INT8_BUILDS.items():
+        for variant, params in INT8_VARIANTS.items():
+            for name, lines in preprocessor_lines(texts, macros, params).items():
+                for no in lines:
+                    where.setdefault((name, no), set()).add((build, variant))
+    return where
+
+
+def int8_tests(m: Mutant, regions: dict[tuple[str, int], set[tuple[str, str]]]) -> tuple[list[str], list[str]]:
+    """(the builds that reach mutant ``m``'s line, the tests to run for it): for qtile.c the tile
+    checks of those builds (for qrows.c the strided-output check of the host ones), the path
+    cases of those builds, then the int8 target's host tests where an x86 build that the suite's
+    own builds make (the default one and its NO_DISPATCH check) reaches it."""
+    order = list(INT8_BUILDS)
+    pairs = sorted(regions.get((m.file, m.line), set()), key=lambda bv: (order.index(bv[0]), bv[1]))
+    builds = sorted({b for b, _ in pairs}, key=order.index)
+    cases = [_TILE_CASE.format(b) for b in builds] if m.file.endswith("/qtile.c") else []
+    if m.file.endswith("/qrows.c"):
+        cases += [_ROWS_CASE.format(b) for b in builds if not b.startswith("cortex")]
+    cases += [(_ARM_CASE if b.startswith("cortex") else _HOST_CASE).format(b, v) for b, v in pairs]
+    if not pairs or {"x86-avx2", "x86-sse2"} & set(builds):
+        cases += TARGETS["int8"][1]
+    return builds, cases
 
 _SWAPS = {"<": ["<="], "<=": ["<"], ">": [">="], ">=": [">"], "==": ["!="], "!=": ["=="],
           "&&": ["||"], "||": ["&&"], "<<": [">>"], ">>": ["<<"], "+": ["-"], "-": ["+"],
@@ -145,15 +261,19 @@ def _pytest(work: Path, tests: list[str], timeout: float) -> tuple[str, float]:
     return ("survived" if res.returncode == 0 else "killed"), time.monotonic() - t0
 
 
-def run_target(name: str, sample: int | None, seed: int, timeout: float) -> dict:
+def run_target(name: str, sample: int | None, seed: int, timeout: float, lines: list[str] | None = None) -> dict:
+    """Run ``name``'s mutants (a seeded sample of ``sample``; only those on ``lines``, "file.c:N", if given)."""
     files, tests = TARGETS[name]
     rel = ", ".join(files)
     work = _scratch()
     originals = {f: (work / f).read_text(encoding="utf-8") for f in files}
     every = [m for f in files for m in mutants_of(work / f, f)]
+    if lines:
+        every = [m for m in every if f"{Path(m.file).name}:{m.line}" in lines]
     chosen = sorted(random.Random(seed).sample(every, sample), key=lambda m: (m.file, m.start)) if sample and \
         sample < len(every) else every
-    status, t_clean = _pytest(work, tests, timeout)
+    regions = int8_regions(work) if name == "int8" else None
+    status, t_clean = _pytest(work, tests + ([_PATHS] if regions is not None else []), timeout)
     if status != "survived":
         raise SystemExit(f"Error: the tests of {name} do not pass on the unmutated copy ({status})")
     limit = max(timeout, 3 * t_clean + 30)
@@ -162,12 +282,14 @@ def run_target(name: str, sample: int | None, seed: int, timeout: float) -> dict
         for i, m in enumerate(chosen, 1):
             original = originals[m.file]
             assert original[m.start : m.start + len(m.old)] == m.old
+            builds, selected = int8_tests(m, regions) if regions is not None else ([], tests)
             (work / m.file).write_text(original[: m.start] + m.new + original[m.start + len(m.old):], encoding="utf-8")
-            st, secs = _pytest(work, tests, limit)
+            st, secs = _pytest(work, selected, limit)
             (work / m.file).write_text(original, encoding="utf-8")
             rows.append({"file": m.file, "line": m.line, "old": m.old, "new": m.new, "status": st,
-                         "seconds": round(secs, 1)})
-            print(f"[{i}/{len(chosen)}] {st:8s} {m.describe()}", flush=True)
+                         "seconds": round(secs, 1), "builds": builds, "tests": selected})
+            where = f" [{', '.join(builds)}]" if regions is not None else ""
+            print(f"[{i}/{len(chosen)}] {st:8s} {m.describe()}{where}", flush=True)
     finally:
         for f, original in originals.items():
             (work / f).write_text(original, encoding="utf-8")
@@ -180,8 +302,23 @@ def run_target(name: str, sample: int | None, seed: int, timeout: float) -> dict
     print(f"{name} ({rel}): {caught}/{len(rows)} caught ({100 * caught / max(len(rows), 1):.1f}%) "
           f"of {len(rows)} run, {len(every)} mutants in all")
     for r in summary["survived"]:
-        print(f"  survived: {r['file']} line {r['line']}: {r['old']!r} -> {r['new']!r}")
+        where = f" [{', '.join(r['builds'])}]" if regions is not None else ""
+        print(f"  survived: {r['file']} line {r['line']}: {r['old']!r} -> {r['new']!r}{where}")
     return summary
+
+
+def _list(name: str) -> None:
+    """Count a target's mutants; for int8, also by the set of builds that reach them."""
+    every = [m for f in TARGETS[name][0] for m in mutants_of(ROOT / f, f)]
+    print(f"{name}: {len(every)} mutants in {', '.join(TARGETS[name][0])}")
+    if name == "int8":
+        regions = int8_regions()
+        counts: dict[str, int] = {}
+        for m in every:
+            key = ", ".join(int8_tests(m, regions)[0]) or "no build"
+            counts[key] = counts.get(key, 0) + 1
+        for key, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            print(f"  {n:5d}  {key}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, default=None, help="run a random sample of this many mutants per target")
     ap.add_argument("--seed", type=int, default=1, help="seed of the sample (default 1)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a test run counts as a timeout")
+    ap.add_argument("--line", action="append", metavar="FILE:N",
+                    help="only the mutants of this line (e.g. qstore.c:60; repeatable): rerun survivors")
     args = ap.parse_args(argv)
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
@@ -198,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for t in args.targets or list(TARGETS):
         if args.list:
-            print(f"{t}: {sum(len(mutants_of(ROOT / f)) for f in TARGETS[t][0])} mutants in {', '.join(TARGETS[t][0])}")
+            _list(t)
         else:
-            run_target(t, args.sample, args.seed, args.timeout)
+            run_target(t, args.sample, args.seed, args.timeout, args.line)
     return 0
 
 
