@@ -49,7 +49,7 @@ WORK = ROOT / "build" / "mutation-c"
 # target -> (files, test selection)
 TARGETS: dict[str, tuple[tuple[str, ...], list[str]]] = {
     "codec": (("edgeae/codegen/eae_codec.c",),
-              ["tests/test_c_codec.py", "tests/test_c_mutants.py"]),
+              ["tests/test_c_codec.py", "tests/test_c_mutants.py", "tests/test_c_codec_api.py"]),
     "kernels": (tuple(f"edgeae/codegen/c/{k}.c" for k in ("dense_f32", "conv_f32", "convt_f32", "conv_tile_f32")),
                 ["tests/test_codegen.py",
                  "tests/test_c_mutants.py::test_generated_requant_rounds_half_to_even_like_the_reference"]),
