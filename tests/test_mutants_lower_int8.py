@@ -711,3 +711,22 @@ def test_a_transposed_conv_bound_follows_the_input_range(tmp_path):
     lower_int8(load_graph(graph("ok", largest), "g"))
     _refused(graph("no", largest + 1),
              f"ConvTranspose node 'up': the int32 accumulator could overflow (bound {2 ** 31})")
+
+
+def test_a_convolution_bound_counts_its_taps(tmp_path):
+    """A Conv of 50 channels and a 1 x 2 kernel has 100 taps: the bound is 97,920 x 100 + |B|,
+    as for a dense layer of 100 inputs (uint8 input with zero point 128, int8 weights)."""
+    largest = 2 ** 31 - 1 - 97_920 * 100
+
+    def graph(name, B):
+        inits = {"sx": np.float32(0.02), "zx": np.uint8(128), "sw": np.float32(0.01), "zw": np.int8(0),
+                 "w": np.where(np.arange(100) % 2, 1, -1).astype(np.int8).reshape(1, 50, 1, 2),
+                 "sy": np.float32(0.05), "zy": np.uint8(0), "bq": np.full(1, B, np.int32),
+                 "bs": np.float32(np.float32(0.02) * np.float32(0.01)), "bz": np.int32(0)}
+        nodes = [*_x_in(), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+                 helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"]),
+                 helper.make_node("Conv", ["xd", "wd", "bd"], ["h"], name="conv", kernel_shape=[1, 2]), *_y_out()]
+        return _hand(tmp_path, name, nodes, inits, (None, 50, 1, 2), (None, 1, 1, 1))
+
+    lower_int8(load_graph(graph("ok", largest), "g"))
+    _refused(graph("no", largest + 1), f"Conv node 'conv': the int32 accumulator could overflow (bound {2 ** 31})")
