@@ -38,7 +38,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_append", "atomic_write_bytes", "atomic_write_text", "check_output_dir",
-           "claim_output_dir", "output_dir", "staging_dir", "commit_staging_dir", "clean_leftovers"]
+           "claim_output_dir", "output_dir", "staging_dir", "commit_staging_dir", "clean_leftovers",
+           "on_interrupt", "interrupted", "interrupt_handled"]
 
 try:
     import fcntl
@@ -50,6 +51,35 @@ _log = logging.getLogger("edgeae")
 # <host>: 6 hex digits of this machine's (or container's) name, since a PID means something only there
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{6})[0-9a-f]{8}\.tmp|"
                        r"(?P<kind>partial|old)-(?P<dpid>\d+)-(?P<dhost>[0-9a-f]{6})[0-9a-f]{8})$")
+
+
+_interrupt = {"seen": False}  # set by on_interrupt: no commit happens after a Ctrl-C
+
+
+def on_interrupt(signum: int, frame: object) -> None:
+    """SIGINT handler (the CLI installs it): remember the interrupt, then raise
+    KeyboardInterrupt as Python's own handler does. Python drops an exception raised where it
+    cannot propagate (a finalizer, a callback from native code, after printing it); the flag
+    outlives it, and every commit below refuses once it is set, so an interrupted command
+    never puts its output in place of what was there."""
+    _interrupt["seen"] = True
+    raise KeyboardInterrupt
+
+
+def interrupted() -> bool:
+    """Whether a Ctrl-C reached :func:`on_interrupt` in this process and nothing handled it."""
+    return _interrupt["seen"]
+
+
+def interrupt_handled() -> None:
+    """For code that stops on a Ctrl-C by design and then writes its result (training keeps its
+    best weights): the commits that follow are wanted."""
+    _interrupt["seen"] = False
+
+
+def _not_interrupted() -> None:
+    if _interrupt["seen"]:
+        raise KeyboardInterrupt
 
 
 @functools.cache
@@ -138,6 +168,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         _keep_mode(path, tmp)
+        _not_interrupted()
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # only left when the block failed
@@ -288,6 +319,7 @@ def commit_staging_dir(tmp: Path, out_dir: str | os.PathLike) -> None:
     next write (:func:`clean_leftovers` puts the earlier folder back if the second is missing).
     """
     out_dir = Path(out_dir)
+    _not_interrupted()
     if not out_dir.exists():
         os.replace(tmp, out_dir)
         return

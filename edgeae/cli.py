@@ -76,7 +76,18 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="edgeae")
+    import signal
+
+    from edgeae.atomic import interrupted, on_interrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        cli(prog_name="edgeae")
+    except SystemExit as exc:
+        if interrupted() and not exc.code:  # a Ctrl-C Python dropped on its way (it stopped every commit)
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        raise
 
 
 # ---------------------------------------------------------------------------------------

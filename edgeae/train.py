@@ -22,7 +22,13 @@ import numpy as np
 import torch
 
 from edgeae import distributed as ddp
-from edgeae.atomic import atomic_write_text, clean_leftovers, commit_staging_dir, staging_dir
+from edgeae.atomic import (
+    atomic_write_text,
+    clean_leftovers,
+    commit_staging_dir,
+    interrupt_handled,
+    staging_dir,
+)
 from edgeae.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -470,6 +476,7 @@ def _fit(loop: _Loop, progress: Callable[[TrainProgress], None] | None, log: Cal
                 log(f"early stop: no validation improvement for {tcfg.patience} epochs")
                 break
     except KeyboardInterrupt:
+        interrupt_handled()  # stopped on purpose: the best weights so far are saved as the run
         return True
     return False
 

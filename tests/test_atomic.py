@@ -162,3 +162,57 @@ def test_atomic_append_copies_then_replaces(tmp_path):
     with pytest.raises(IsADirectoryError), atomic_append(tmp_path):
         pass
     assert clean_leftovers(target) == []
+
+
+def test_after_a_ctrl_c_nothing_is_committed(tmp_path, monkeypatch):
+    """A Ctrl-C that Python dropped on its way (raised inside a finalizer, say) still stops every
+    commit: the earlier file and folder stay; a command that handles it (training) clears it."""
+    import edgeae.atomic as A
+
+    monkeypatch.setitem(A._interrupt, "seen", False)
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"earlier")
+    with pytest.raises(KeyboardInterrupt):
+        A.on_interrupt(2, None)
+    assert A.interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        A.atomic_write_bytes(target, b"later")
+    assert target.read_bytes() == b"earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    (folder / "a").write_text("earlier")
+    tmp = A.staging_dir(folder)
+    (tmp / "a").write_text("later")
+    with pytest.raises(KeyboardInterrupt):
+        A.commit_staging_dir(tmp, folder)
+    assert (folder / "a").read_text() == "earlier"
+    A.interrupt_handled()
+    assert not A.interrupted()
+    A.commit_staging_dir(tmp, folder)
+    assert (folder / "a").read_text() == "later"
+
+
+def test_the_cli_reports_a_dropped_ctrl_c(monkeypatch, capsys):
+    """A command that finished although a Ctrl-C came (Python dropped the exception) exits 130."""
+    import signal
+
+    import edgeae.atomic as A
+    import edgeae.cli as C
+
+    monkeypatch.setitem(A._interrupt, "seen", True)
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(C, "cli", lambda prog_name: sys.exit(0))
+    try:
+        with pytest.raises(SystemExit) as e:
+            C.main()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert e.value.code == 130 and capsys.readouterr().err == "Interrupted.\n"
+    monkeypatch.setitem(A._interrupt, "seen", False)
+    monkeypatch.setattr(C, "cli", lambda prog_name: sys.exit(2))
+    try:
+        with pytest.raises(SystemExit) as e:
+            C.main()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert e.value.code == 2
