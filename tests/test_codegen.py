@@ -531,3 +531,47 @@ def test_grouped_int8_conv_transpose_in_c_is_the_reference(tmp_path):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     graph_out = ort.InferenceSession(str(dst), opts, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert np.mean(want.reshape(graph_out.shape) == graph_out) > 0.97
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not (_cpu_has("fma") and _cpu_has("avx2")), reason="the FMA tiles need an x86 CPU with AVX2 + FMA")
+def test_fp32_fma_tiles_compute_what_the_baseline_computes(tmp_path):
+    """A -mavx2 -mfma build (as -march=native gives on such a CPU) takes the 8-channel FMA tile
+    of the fp32 convolutions (16 and 12 output channels: two tiles and a rest of 4). Built as ISO
+    C (-std=c99: no contraction of a multiply and an add) it keeps the baseline tile's terms in
+    their order, so its outputs are the plain -O2 build's, bit for bit."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeae.codegen.emit import emit
+    from edgeae.codegen.lower_fp32 import lower_fp32
+
+    rng = np.random.default_rng(5)
+
+    def c(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32),
+                                       name)
+
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["r"]),
+         helper.make_node("Conv", ["r", "w2", "b2"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1])], "enc",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 9, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 12, 5, 5])],
+        [c("w1", 16, 2, 3, 3), c("b1", 16), c("w2", 12, 16, 3, 3), c("b2", 12)])
+    path = tmp_path / "enc.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    unit = emit(lower_fp32(load_graph(path, "encoder")), "fma_encoder",
+                {"graph": path.name, "sha256": "0" * 64, "role": "encoder", "precision": "fp32", "version": "test",
+                 "code_size": 300})
+    (tmp_path / f"{unit.name}.h").write_text(unit.header)
+    (tmp_path / f"{unit.name}.c").write_text(unit.source)
+    x = rng.standard_normal((16, 2 * 9 * 9)).astype(np.float32)
+    base = run_harness(build_harness(unit, tmp_path, flags=["-O2"], tag="base"), unit, [x])[0]
+    fma = run_harness(build_harness(unit, tmp_path, flags=["-O2", "-mavx2", "-mfma"], tag="fma"), unit, [x])[0]
+    np.testing.assert_array_equal(fma, base)
