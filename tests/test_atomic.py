@@ -192,27 +192,25 @@ def test_after_a_ctrl_c_nothing_is_committed(tmp_path, monkeypatch):
     assert (folder / "a").read_text() == "later"
 
 
-def test_the_cli_reports_a_dropped_ctrl_c(monkeypatch, capsys):
-    """A command that finished although a Ctrl-C came (Python dropped the exception) exits 130."""
-    import signal
-
-    import edgeae.atomic as A
+def _main_exit(monkeypatch, code: int) -> int:
+    """edgeae.cli.main's exit status when the click group exits with ``code``."""
     import edgeae.cli as C
 
-    monkeypatch.setitem(A._interrupt, "seen", True)
     before = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(C, "cli", lambda prog_name: sys.exit(0))
+    monkeypatch.setattr(C, "cli", lambda prog_name: sys.exit(code))
     try:
         with pytest.raises(SystemExit) as e:
             C.main()
     finally:
         signal.signal(signal.SIGINT, before)
-    assert e.value.code == 130 and capsys.readouterr().err == "Interrupted.\n"
+    return e.value.code
+
+
+def test_the_cli_reports_a_dropped_ctrl_c(monkeypatch, capsys):
+    """A command that finished although a Ctrl-C came (Python dropped the exception) exits 130."""
+    import edgeae.atomic as A
+
+    monkeypatch.setitem(A._interrupt, "seen", True)
+    assert _main_exit(monkeypatch, 0) == 130 and capsys.readouterr().err == "Interrupted.\n"
     monkeypatch.setitem(A._interrupt, "seen", False)
-    monkeypatch.setattr(C, "cli", lambda prog_name: sys.exit(2))
-    try:
-        with pytest.raises(SystemExit) as e:
-            C.main()
-    finally:
-        signal.signal(signal.SIGINT, before)
-    assert e.value.code == 2
+    assert _main_exit(monkeypatch, 2) == 2 and _main_exit(monkeypatch, 0) == 0

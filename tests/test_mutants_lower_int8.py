@@ -390,16 +390,21 @@ def test_an_accumulator_that_could_overflow_is_refused(tmp_path):
         lower_int8(load_graph(path, "g"))
 
 
+def _with_nodes(path, m, nodes):
+    """Save ``m`` to ``path`` with ``nodes`` as its graph's nodes."""
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    onnx.save_model(m, str(path))
+
+
 def test_a_float_weight_in_an_int8_graph_is_refused(tmp_path):
     path = _qdq_dense(tmp_path, name="fw")
     m = onnx.load(str(path))
     nodes = [n for n in m.graph.node if n.output[0] != "wd"]
     for n in nodes:
         n.input[:] = ["wf" if i == "wd" else i for i in n.input]
-    del m.graph.node[:]
-    m.graph.node.extend(nodes)
     m.graph.initializer.append(numpy_helper.from_array(np.ones((6, 10), np.float32), "wf"))
-    onnx.save_model(m, str(path))
+    _with_nodes(path, m, nodes)
     _refused(path, "Gemm node 'fc': weight 'wf' is float in an int8 graph; "
                    "the C generator needs QDQ weights (quantize_static, QDQ format)")
 
@@ -420,9 +425,7 @@ def test_a_compute_node_must_close_with_a_quantizer(tmp_path):
     m = onnx.load(str(path))
     nodes = [n for n in m.graph.node if n.output[0] not in ("yq", "y")]
     nodes.append(helper.make_node("Sigmoid", ["h"], ["y"]))
-    del m.graph.node[:]
-    m.graph.node.extend(nodes)
-    onnx.save_model(m, str(path))
+    _with_nodes(path, m, nodes)
     _refused(path, "Gemm node 'fc': its output must feed one QuantizeLinear (QDQ format); it feeds ['Sigmoid']")
 
 

@@ -134,10 +134,15 @@ class _Calls:
         return {"x": x.copy()}
 
 
-def test_bounds_are_computed_once_per_graph_input_and_mode(tmp_path, monkeypatch):
+def _patched(monkeypatch) -> _Calls:
     calls = _Calls()
     monkeypatch.setattr(V, "deviation_bounds", calls.deviation_bounds)
     monkeypatch.setattr(V, "graph_values", calls.graph_values)
+    return calls
+
+
+def test_bounds_are_computed_once_per_graph_input_and_mode(tmp_path, monkeypatch):
+    calls = _patched(monkeypatch)
     model = _matmul(tmp_path / "enc.onnx")
     checks, x = V.Checks(), _x()
     first = checks.bounds(model, x)
@@ -161,9 +166,7 @@ def test_bounds_are_computed_once_per_graph_input_and_mode(tmp_path, monkeypatch
 
 
 def test_bounds_follow_a_graph_file_that_changed(tmp_path, monkeypatch):
-    calls = _Calls()
-    monkeypatch.setattr(V, "deviation_bounds", calls.deviation_bounds)
-    monkeypatch.setattr(V, "graph_values", calls.graph_values)
+    calls = _patched(monkeypatch)
     model = _matmul(tmp_path / "enc.onnx")
     checks, x = V.Checks(), _x()
     first = checks.bounds(model, x)
@@ -188,9 +191,7 @@ def test_bounds_tell_graph_files_of_one_size_and_time_apart(tmp_path):
 
 
 def test_bounds_keep_the_values_of_the_last_four_inputs_only(tmp_path, monkeypatch):
-    calls = _Calls()
-    monkeypatch.setattr(V, "deviation_bounds", calls.deviation_bounds)
-    monkeypatch.setattr(V, "graph_values", calls.graph_values)
+    calls = _patched(monkeypatch)
     model = _matmul(tmp_path / "enc.onnx")
     checks = V.Checks()
     xs = [_x(seed=s) for s in range(6)]
@@ -207,9 +208,7 @@ def test_bounds_keep_the_values_of_the_last_four_inputs_only(tmp_path, monkeypat
 
 
 def test_quantized_bounds_use_the_graphs_measured_weight_steps(tmp_path, monkeypatch):
-    calls = _Calls()
-    monkeypatch.setattr(V, "deviation_bounds", calls.deviation_bounds)
-    monkeypatch.setattr(V, "graph_values", calls.graph_values)
+    calls = _patched(monkeypatch)
     model = _matmul(tmp_path / "encoder.int8.onnx")
     steps = {"w": np.array([0.25, 0.5])}
     checks, x = V.Checks(), _x()
