@@ -543,6 +543,7 @@ def _cpu_has(flag: str) -> bool:
 @pytest.mark.skipif(not (_cpu_has("fma") and _cpu_has("avx2")), reason="the FMA tiles need an x86 CPU with AVX2 + FMA")
 def test_fp32_fma_tiles_compute_what_the_baseline_computes(tmp_path):
     """A -mavx2 -mfma build (as -march=native gives on such a CPU) takes the 8-channel FMA tile
+    and a NO_VECTOR build the scalar one (a Cortex-M's)
     of the fp32 convolutions (16 and 12 output channels: two tiles and a rest of 4). Built as ISO
     C (-std=c99: no contraction of a multiply and an add) it keeps the baseline tile's terms in
     their order, so its outputs are the plain -O2 build's, bit for bit."""
@@ -575,3 +576,8 @@ def test_fp32_fma_tiles_compute_what_the_baseline_computes(tmp_path):
     base = run_harness(build_harness(unit, tmp_path, flags=["-O2"], tag="base"), unit, [x])[0]
     fma = run_harness(build_harness(unit, tmp_path, flags=["-O2", "-mavx2", "-mfma"], tag="fma"), unit, [x])[0]
     np.testing.assert_array_equal(fma, base)
+    # the scalar tiles (Cortex-M, or any build with <UNIT>_NO_VECTOR): the same terms in the same order
+    plain = run_harness(build_harness(unit, tmp_path, flags=["-O2", "-DFMA_ENCODER_NO_VECTOR"], tag="plain"), unit,
+                        [x])[0]
+    np.testing.assert_array_equal(plain, base)
+    assert "FMA_ENCODER_NO_VECTOR" in unit.source  # the knob is the unit's upper-case name, as documented

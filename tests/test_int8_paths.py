@@ -6,7 +6,7 @@ instruction set, chosen by the preprocessor; a build reaches only its own:
     x86-avx2       the default host build: the AVX2 copy runs where the CPU has AVX2
                    (``PFX_REQUANT8``, ``PFX_AVX2``; the SSE2 ``qtile1``; the host ``qrows`` loop)
     x86-sse2       ``-D<UNIT>_NO_DISPATCH``: the baseline copy alone (``PFX_SSE2`` tiles)
-    portable       ``-D<unit>_NO_VECTOR -D<UNIT>_NO_DISPATCH``: the plain C tiles (as on Cortex-M0/M3)
+    portable       ``-D<UNIT>_NO_VECTOR -D<UNIT>_NO_DISPATCH``: the plain C tiles (as on Cortex-M0/M3)
     cortex-m3      ``__thumb__`` without DSP (the M0/M3 ``qrows`` loop), under QEMU
     cortex-m4f     SMLAD (``PFX_DSP``, the DSP column order), under QEMU
     cortex-m55     Helium (``PFX_MVE``), under QEMU
@@ -142,8 +142,8 @@ def test_int8_host_path_equals_the_reference(variant_unit, build, variant):
     unit, folder, xs, ref = variant_unit(variant)
     up = NAME.upper()
     flags = {"x86-avx2": [], "x86-sse2": [f"-D{up}_NO_DISPATCH"],
-             "portable": [f"-D{NAME}_NO_VECTOR", f"-D{up}_NO_DISPATCH"]}[build]
-    assert f"{up}_NO_DISPATCH" in unit.source and f"{NAME}_NO_VECTOR" in unit.source  # the knobs exist
+             "portable": [f"-D{up}_NO_VECTOR", f"-D{up}_NO_DISPATCH"]}[build]
+    assert f"{up}_NO_DISPATCH" in unit.source and f"{up}_NO_VECTOR" in unit.source  # the knobs exist
     exe = build_harness(unit, folder, flags=["-O2", *flags], cxx=None, tag=build)
     got = run_harness(exe, unit, [xs])
     for g, r in zip(got, ref, strict=True):

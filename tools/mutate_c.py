@@ -67,7 +67,7 @@ TARGETS: dict[str, tuple[tuple[str, ...], list[str]]] = {
 # compiler's predefined macros (and the unit's knobs) of each. A line's region is the set of
 # builds whose preprocessor keeps it. x86-avx2 is the default host build where the CPU has
 # AVX2 (it runs the AVX2 copy, compiled with __AVX2__); x86-sse2 defines <UNIT>_NO_DISPATCH;
-# portable adds <unit>_NO_VECTOR (the plain C tiles, as on Cortex-M0/M3).
+# portable adds <UNIT>_NO_VECTOR (the plain C tiles, as on Cortex-M0/M3).
 INT8_ORDER = ("dsp", "requant", "qtile", "qstore", "qrows", "qdense", "qconv", "qconvt")
 _GCC = {"__GNUC__": 12, "__STDC_VERSION__": 199901}
 _X86 = {**_GCC, "__x86_64__": 1, "__SSE2__": 1}

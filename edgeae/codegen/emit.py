@@ -400,7 +400,7 @@ def emit(p: Program, name: str, meta: dict) -> Unit:
     up = f.up
     header = _header(p, f)
     source = _source(p, f, e, body)
-    for macro in ("RESTRICT", "KERNEL", "ALIGNED", "NO_DSP", "DSP", "NO_MVE", "MVE", "NO_DISPATCH"):
+    for macro in ("RESTRICT", "KERNEL", "ALIGNED", "NO_DSP", "DSP", "NO_MVE", "MVE", "NO_DISPATCH", "NO_VECTOR"):
         source = source.replace(f"PFX_{macro}", f"{up}_{macro}")
     source = source.replace("PFX_", f"{name}_")
     header = header.replace("PFX_", f"{name}_")
