@@ -544,7 +544,8 @@ def _cpu_has(flag: str) -> bool:
 def test_fp32_fma_tiles_compute_what_the_baseline_computes(tmp_path):
     """A -mavx2 -mfma build (as -march=native gives on such a CPU) takes the 8-channel FMA tile
     and a NO_VECTOR build the scalar one (a Cortex-M's)
-    of the fp32 convolutions (16 and 12 output channels: two tiles and a rest of 4). Built as ISO
+    of the fp32 convolutions (16 and 12 output channels: two tiles and a rest of 4; then a
+    transposed convolution, whose scalar form gathers by phase). Built as ISO
     C (-std=c99: no contraction of a multiply and an add) it keeps the baseline tile's terms in
     their order, so its outputs are the plain -O2 build's, bit for bit."""
     import onnx
@@ -561,15 +562,17 @@ def test_fp32_fma_tiles_compute_what_the_baseline_computes(tmp_path):
 
     graph = helper.make_graph(
         [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["r"]),
-         helper.make_node("Conv", ["r", "w2", "b2"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1])], "enc",
+         helper.make_node("Conv", ["r", "w2", "b2"], ["h"], strides=[2, 2], pads=[1, 1, 1, 1]),
+         helper.make_node("ConvTranspose", ["h", "w3", "b3"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1],
+                          output_padding=[1, 1])], "enc",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 9, 9])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 12, 5, 5])],
-        [c("w1", 16, 2, 3, 3), c("b1", 16), c("w2", 12, 16, 3, 3), c("b2", 12)])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 10, 10])],
+        [c("w1", 16, 2, 3, 3), c("b1", 16), c("w2", 12, 16, 3, 3), c("b2", 12), c("w3", 12, 4, 3, 3), c("b3", 4)])
     path = tmp_path / "enc.onnx"
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
     unit = emit(lower_fp32(load_graph(path, "encoder")), "fma_encoder",
                 {"graph": path.name, "sha256": "0" * 64, "role": "encoder", "precision": "fp32", "version": "test",
-                 "code_size": 300})
+                 "code_size": 400})
     (tmp_path / f"{unit.name}.h").write_text(unit.header)
     (tmp_path / f"{unit.name}.c").write_text(unit.source)
     x = rng.standard_normal((16, 2 * 9 * 9)).astype(np.float32)
