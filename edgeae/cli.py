@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from edgeae.atomic import interrupted, on_interrupt
 from edgeae.config import MAX_LATENT_BITS, MIN_LATENT_BITS, MODEL_KINDS
 from edgeae.errors import EdgeAEError
 
@@ -27,7 +28,10 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if interrupted():  # a Ctrl-C Python dropped on its way (edgeae.atomic: it stopped every commit)
+                raise KeyboardInterrupt
+            return result
         except EdgeAEError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # unwritable or missing output folders, full disks, ...
@@ -78,16 +82,8 @@ def cli() -> None:
 def main() -> None:
     import signal
 
-    from edgeae.atomic import interrupted, on_interrupt
-
-    signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        cli(prog_name="edgeae")
-    except SystemExit as exc:
-        if interrupted() and not exc.code:  # a Ctrl-C Python dropped on its way (it stopped every commit)
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
-        raise
+    signal.signal(signal.SIGINT, on_interrupt)  # Ctrl-C as Python's own, remembered (edgeae.atomic)
+    cli(prog_name="edgeae")
 
 
 # ---------------------------------------------------------------------------------------

@@ -192,25 +192,35 @@ def test_after_a_ctrl_c_nothing_is_committed(tmp_path, monkeypatch):
     assert (folder / "a").read_text() == "later"
 
 
-def _main_exit(monkeypatch, code: int) -> int:
-    """edgeae.cli.main's exit status when the click group exits with ``code``."""
-    import edgeae.cli as C
+def _exit(monkeypatch, *args: str):
+    """(exit code, stderr) of `edgeae noop ARGS`, a command that does nothing."""
+    import click
+    from click.testing import CliRunner
 
-    before = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(C, "cli", lambda prog_name: sys.exit(code))
-    try:
-        with pytest.raises(SystemExit) as e:
-            C.main()
-    finally:
-        signal.signal(signal.SIGINT, before)
-    return e.value.code
+    from edgeae.cli import cli
+
+    monkeypatch.setitem(cli.commands, "noop", click.Command("noop", callback=lambda: None))
+    res = CliRunner().invoke(cli, ["noop", *args])
+    return res.exit_code, res.stderr
 
 
-def test_the_cli_reports_a_dropped_ctrl_c(monkeypatch, capsys):
+def test_the_cli_reports_a_dropped_ctrl_c(monkeypatch):
     """A command that finished although a Ctrl-C came (Python dropped the exception) exits 130."""
     import edgeae.atomic as A
 
     monkeypatch.setitem(A._interrupt, "seen", True)
-    assert _main_exit(monkeypatch, 0) == 130 and capsys.readouterr().err == "Interrupted.\n"
+    assert _exit(monkeypatch) == (130, "Interrupted.\n")
     monkeypatch.setitem(A._interrupt, "seen", False)
-    assert _main_exit(monkeypatch, 2) == 2 and _main_exit(monkeypatch, 0) == 0
+    assert _exit(monkeypatch, "--bad")[0] == 2 and _exit(monkeypatch)[0] == 0
+
+
+def test_the_cli_installs_the_interrupt_handler(monkeypatch):
+    import edgeae.cli as C
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(C, "cli", lambda prog_name: None)
+    try:
+        C.main()
+        assert signal.getsignal(signal.SIGINT) is atomic.on_interrupt
+    finally:
+        signal.signal(signal.SIGINT, before)
