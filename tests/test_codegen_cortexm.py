@@ -169,7 +169,7 @@ int main(void)
 
 @pytest.mark.slow
 def test_helium_requantization_is_exact_on_cortex_m55(tmp_path):
-    """The 4-lane Helium requantizations (c/qstore.c: one shift; c/dsp.c: per-lane shifts) equal
+    """The 4-lane Helium requantizations (c/dsp.c: one shift, and per-lane shifts) equal
     the scalar one (c/requant.c) bit for bit, ties included, on 2 x 160,000 products run on the
     emulated Cortex-M55."""
     from edgeae.codegen.kernels_int8 import DSP, INT8_REQUANT, qstore

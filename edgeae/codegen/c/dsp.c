@@ -49,12 +49,21 @@ static inline void PFX_load16(const void *p, int32_t *a, int32_t *b, int32_t *c,
 #if PFX_DSP && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && defined(__GNUC__) && !defined(PFX_NO_MVE)
 #define PFX_MVE 1
 #include <arm_mve.h>
-/* PFX_requant (c/requant.c) of 4 lanes, each with its own multiplier and shift = 32 + k, k >= 1,
-   without saturation (the callers clamp to 8 bits after adding the zero point). With p = hi * 2^32
-   + lo (hi = VMULH, the floor of p / 2^32; lo = VMUL, p mod 2^32) and b = (p >> shift) & 1 = (hi >>
-   k) & 1, adding 2^(shift-1) - 1 + b to p carries (hi + 2^(k-1) - 1 + t) into the high word, t = b |
-   (lo != 0), so the result is that sum >> k (VSHL by a negative count: an arithmetic shift right,
-   the floor): the scalar formula's integers, to the bit. */
+/* PFX_requant (c/requant.c) of 4 lanes for shift = 32 + k, k >= 1, without saturation (the
+   callers clamp to 8 bits after adding the zero point). With p = hi * 2^32 + lo (hi = VMULH, the
+   floor of p / 2^32; lo = VMUL, p mod 2^32) and b = (p >> shift) & 1 = (hi >> k) & 1, adding
+   2^(shift-1) - 1 + b to p carries (hi + 2^(k-1) - 1 + t) into the high word, t = b | (lo != 0),
+   so the result is that sum >> k (VSHL by a negative count: an arithmetic shift right, the
+   floor): the scalar formula's integers, to the bit. PFX_requant_mve: one multiplier and k for
+   the 4 lanes (rk = 2^(k-1) - 1, hoisted by the caller); PFX_requant_mve4: each lane its own. */
+static inline int32x4_t PFX_requant_mve(int32x4_t acc, int32x4_t mult, int k, int32_t rk)
+{
+    const int32x4_t zero = vdupq_n_s32(0), one = vdupq_n_s32(1);
+    const int32x4_t hi = vmulhq_s32(acc, mult);
+    const int32x4_t t = vorrq_s32(vandq_s32(vshlq_r_s32(hi, -k), one),
+                                  vpselq_s32(one, zero, vcmpneq_s32(vmulq_s32(acc, mult), zero)));
+    return vshlq_r_s32(vaddq_s32(vaddq_n_s32(hi, rk), t), -k);
+}
 static inline int32x4_t PFX_requant_mve4(int32x4_t acc, int32x4_t mult, int32x4_t shift)
 {
     const int32x4_t zero = vdupq_n_s32(0), one = vdupq_n_s32(1);

@@ -1,19 +1,3 @@
-#if PFX_MVE && !defined(PFX_REQUANT_MVE)
-#define PFX_REQUANT_MVE 1
-/* PFX_requant (requant.c) of 4 lanes for shift = 32 + k, k >= 1, without saturation (every caller clamps
-   to 8 bits after adding a zero point). With p = hi * 2^32 + lo (hi = VMULH, the floor of
-   p / 2^32; lo = VMUL, p mod 2^32) and b = (p >> shift) & 1 = (hi >> k) & 1, adding
-   2^(shift-1) - 1 + b to p carries (hi + 2^(k-1) - 1 + t) into the high word, t = b | (lo != 0),
-   so the result is that sum >> k: the scalar formula's integers, to the bit. */
-static inline int32x4_t PFX_requant_mve(int32x4_t acc, int32x4_t mult, int k, int32_t rk) /* rk = 2^(k-1) - 1 */
-{
-    const int32x4_t zero = vdupq_n_s32(0), one = vdupq_n_s32(1);
-    const int32x4_t hi = vmulhq_s32(acc, mult);
-    const int32x4_t t = vorrq_s32(vandq_s32(vshlq_r_s32(hi, -k), one),
-                                  vpselq_s32(one, zero, vcmpneq_s32(vmulq_s32(acc, mult), zero)));
-    return vshlq_r_s32(vaddq_s32(vaddq_n_s32(hi, rk), t), -k);
-}
-#endif
 /* y[n][at[j]] = clamp(yzp + requant(acc[r][j]${corrdoc} + bias[n], mult[n], shift[n])) for the
    R rows n = n0 + r of a block of 8 pixels (np of them real); plane = the elements of one channel.
    With AVX2 (PFX_requant8) a row's 8 pixels are requantized at once: the same integers. */
@@ -71,7 +55,7 @@ static void ${name}(const int32_t *PFX_RESTRICT acc, int R, int n0, const int32_
         const int n = n0 + r;
         ${yt} *PFX_RESTRICT yn = y + (size_t)n * plane;
 #if PFX_MVE
-        if (shift[n] > 32) { /* Helium, 4 pixels at a time: see PFX_requant_mve */
+        if (shift[n] > 32) { /* Helium, 4 pixels at a time: PFX_requant_mve (c/dsp.c) */
             const int32x4_t mv = vdupq_n_s32(mult[n]), lov = vdupq_n_s32(lo), hiv = vdupq_n_s32(hi);
             const int k = shift[n] - 32;
             const int32_t rk = (int32_t)((1u << (k - 1)) - 1u), bn = bias[n];

@@ -157,6 +157,15 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
         }
     g += 4 * T4;
 #elif PFX_DSP
+/* rows r, r + 1 (weight words w0, w1) x pixels j, j + 1 (tap pairs x0, x1 and y0, y1): 8 SMLAD */
+#define PFX_TILE2X2() do { \
+        e = ${we}e(w0); o = ${we}o(w0); \
+        s00 = __smlad(e, x0, s00); s00 = __smlad(o, x1, s00); \
+        s01 = __smlad(e, y0, s01); s01 = __smlad(o, y1, s01); \
+        e = ${we}e(w1); o = ${we}o(w1); \
+        s10 = __smlad(e, x0, s10); s10 = __smlad(o, x1, s10); \
+        s11 = __smlad(e, y0, s11); s11 = __smlad(o, y1, s11); \
+    } while (0)
     {
         uint32_t wl[4] = {0u, 0u, 0u, 0u}; /* each row's T % 4 last weights as one word, zeros above */
         for (r = 0; r < 4; ++r)
@@ -173,12 +182,7 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
                     PFX_load16(c, &x0, &x1, &y0, &y1);
                     w0 = PFX_load4(h);
                     w1 = PFX_load4(h + 4);
-                    e = ${we}e(w0); o = ${we}o(w0);
-                    s00 = __smlad(e, x0, s00); s00 = __smlad(o, x1, s00);
-                    s01 = __smlad(e, y0, s01); s01 = __smlad(o, y1, s01);
-                    e = ${we}e(w1); o = ${we}o(w1);
-                    s10 = __smlad(e, x0, s10); s10 = __smlad(o, x1, s10);
-                    s11 = __smlad(e, y0, s11); s11 = __smlad(o, y1, s11);
+                    PFX_TILE2X2();
                 }
                 if (TL > 0) { /* the column is zero past the taps */
                     const int32_t x0 = (int32_t)PFX_load4(c), x1 = (int32_t)PFX_load4(c + 2);
@@ -186,17 +190,13 @@ static void PFX_qtile4_${w}(const int16_t *PFX_RESTRICT col, const ${wt} *PFX_RE
                     int32_t e, o;
                     w0 = wl[r];
                     w1 = wl[r + 1];
-                    e = ${we}e(w0); o = ${we}o(w0);
-                    s00 = __smlad(e, x0, s00); s00 = __smlad(o, x1, s00);
-                    s01 = __smlad(e, y0, s01); s01 = __smlad(o, y1, s01);
-                    e = ${we}e(w1); o = ${we}o(w1);
-                    s10 = __smlad(e, x0, s10); s10 = __smlad(o, x1, s10);
-                    s11 = __smlad(e, y0, s11); s11 = __smlad(o, y1, s11);
+                    PFX_TILE2X2();
                 }
                 acc[8 * r + j] = s00; acc[8 * r + j + 1] = s01; acc[8 * r + 8 + j] = s10; acc[8 * r + 9 + j] = s11;
             }
         return;
     }
+#undef PFX_TILE2X2
 #else
     for (j = 0; j < np; ++j) { /* four rows of one pixel, the sums in registers (Cortex-M0/M3) */
         const ${wt} *PFX_RESTRICT h = g;
