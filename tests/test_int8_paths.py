@@ -164,6 +164,23 @@ def test_int8_cortex_m_path_equals_the_reference(variant_unit, target, variant, 
 
 
 _TILE_CHECK = r"""
+/* acc (rows-by-four: 4 rows x 8 pixels; plain: 1 row) against plain sums of g's weights times
+   v[t][j] for the npx real pixels; the mismatches */
+static int mismatches_${w}(const int32_t *acc, const ${wt} *g, int T, int rows, int npx, int16_t v[][8])
+{
+    const int T4 = T - T % 4, TL = T % 4;
+    int bad = 0, r, j, t;
+    for (r = 0; r < rows; ++r)
+        for (j = 0; j < npx; ++j) {
+            int32_t want = 0;
+            for (t = 0; t < T; ++t)
+                want += (int32_t)(rows == 1 ? g[t] : (t < T4 ? g[(t >> 2) * 16 + 4 * r + (t & 3)]
+                                                             : g[4 * T4 + r * TL + t - T4])) * v[t][j];
+            bad += acc[8 * r + j] != want;
+        }
+    return bad;
+}
+
 static int check_${w}(void)
 { /* tiles of weight type ${wt} against plain sums over the rows-by-four layout; the mismatches */
     static int16_t col[8 * 64];
@@ -171,10 +188,10 @@ static int check_${w}(void)
     static unsigned char wbuf[4 * 48 + 8];
     static const int taps[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 15, 16, 17, 19, 20, 21, 28, 31, 32, 33, 35, 45, 48};
     int32_t acc[32];
-    int bad = 0, i, off, t, j, r;
+    int bad = 0, i, off, t, j;
     for (i = 0; i < (int)(sizeof taps / sizeof taps[0]); ++i)
         for (off = 0; off < 4; ++off) {
-            const int T = taps[i], T4 = T - T % 4, TL = T % 4;
+            const int T = taps[i];
             const int npx = (i + off) % 3 == 0 ? 1 + (int)(next() % 8u) : 8; /* a block's real pixels */
             const ${wt} *g = (const ${wt} *)(const void *)(wbuf + off);
             int16_t v[48][8];
@@ -187,19 +204,9 @@ static int check_${w}(void)
                     col[t_COL(t, j)] = v[t][j];
                 }
             t_qtile${w}_4(col, g, T, npx, acc);
-            for (r = 0; r < 4; ++r)
-                for (j = 0; j < npx; ++j) {
-                    int32_t want = 0;
-                    for (t = 0; t < T; ++t)
-                        want += (int32_t)(t < T4 ? g[(t >> 2) * 16 + 4 * r + (t & 3)] : g[4 * T4 + r * TL + t - T4]) * v[t][j];
-                    bad += acc[8 * r + j] != want;
-                }
+            bad += mismatches_${w}(acc, g, T, 4, npx, v);
             t_qtile${w}_1(col, g, T, npx, acc);
-            for (j = 0; j < npx; ++j) {
-                int32_t want = 0;
-                for (t = 0; t < T; ++t) want += (int32_t)g[t] * v[t][j];
-                bad += acc[j] != want;
-            }
+            bad += mismatches_${w}(acc, g, T, 1, npx, v);
 #if t_MVE /* the byte columns: codes of the weights' type */
             for (t = 0; t < T; ++t)
                 for (j = 0; j < 8; ++j) {
@@ -207,19 +214,9 @@ static int check_${w}(void)
                     col8[t_COL8(t, j)] = (${wt})v[t][j];
                 }
             t_qtile${w}_4b(col8, g, T, npx, acc);
-            for (r = 0; r < 4; ++r)
-                for (j = 0; j < npx; ++j) {
-                    int32_t want = 0;
-                    for (t = 0; t < T; ++t)
-                        want += (int32_t)(t < T4 ? g[(t >> 2) * 16 + 4 * r + (t & 3)] : g[4 * T4 + r * TL + t - T4]) * v[t][j];
-                    bad += acc[8 * r + j] != want;
-                }
+            bad += mismatches_${w}(acc, g, T, 4, npx, v);
             t_qtile${w}_1b(col8, g, T, npx, acc);
-            for (j = 0; j < npx; ++j) {
-                int32_t want = 0;
-                for (t = 0; t < T; ++t) want += (int32_t)g[t] * v[t][j];
-                bad += acc[j] != want;
-            }
+            bad += mismatches_${w}(acc, g, T, 1, npx, v);
 #endif
         }
     return bad;
