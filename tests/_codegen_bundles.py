@@ -94,6 +94,25 @@ def conv_bundle(folder: Path) -> Path:
     return write_bundle(folder, enc, dec, CONV_CODE, digits_uint8()[-48:])
 
 
+def quantize_qdq(src: Path, dst: Path, x: np.ndarray, act: str = "QUInt8", weight: str = "QUInt8",
+                 per_channel: bool = True, symmetric: bool = False) -> Path:
+    """ONNX Runtime's static quantizer, QDQ format, min/max calibration on ``x`` (input "x"), with
+    the activation and weight types named as ``QuantType`` members; writes and returns ``dst``."""
+    from onnxruntime import quantization as q
+
+    class Reader:
+        def __init__(self):
+            self.items = iter([{"x": x[i:i + 16]} for i in range(0, len(x), 16)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
+                      activation_type=getattr(q.QuantType, act), weight_type=getattr(q.QuantType, weight),
+                      extra_options={"WeightSymmetric": symmetric, "ActivationSymmetric": False})
+    return dst
+
+
 def add_int8_static(folder: Path) -> Path:
     """Quantize every fp32 graph of the bundle to int8-static (QDQ) with the exporter's quantizer."""
     import onnxruntime as ort

@@ -20,7 +20,7 @@ from edgeae.codegen.lower_int8 import lower_int8, multiplier  # noqa: E402
 from edgeae.codegen.reference import requantize  # noqa: E402
 from edgeae.errors import ValidationError  # noqa: E402
 from tests._bundles import make_bundle  # noqa: E402
-from tests._codegen_bundles import add_int8_static, conv_bundle, needs_compilers  # noqa: E402
+from tests._codegen_bundles import add_int8_static, conv_bundle, needs_compilers, quantize_qdq  # noqa: E402
 
 pytestmark = needs_compilers
 
@@ -338,26 +338,14 @@ def test_cli_export_target_c(mlp_run, tmp_path):
 def test_int8_any_signedness_and_zero_points(conv, tmp_path, act, weight, symmetric):
     """Activations and weights uint8 or int8, weight zero points per channel: read from the graph."""
     import onnx
-    from onnxruntime import quantization as q
 
     from edgeae.codegen.build import build_harness, run_harness
     from edgeae.codegen.emit import emit
     from edgeae.codegen.reference import run_reference
     from edgeae.runtime.bundle import read_manifest
 
-    class Reader:
-        def __init__(self, x):
-            self.items = iter([{"x": x[i:i + 16]} for i in range(0, len(x), 16)])
-
-        def get_next(self):
-            return next(self.items, None)
-
     x = np.load(conv / "samples.npy").astype(np.float32)[:, None].reshape(-1, 1, 8, 8) / 255.0
-    dst = tmp_path / "enc.qdq.onnx"
-    q.quantize_static(str(conv / "encoder.onnx"), str(dst), Reader(x), quant_format=q.QuantFormat.QDQ,
-                      per_channel=True, activation_type=getattr(q.QuantType, act),
-                      weight_type=getattr(q.QuantType, weight),
-                      extra_options={"WeightSymmetric": symmetric, "ActivationSymmetric": False})
+    dst = quantize_qdq(conv / "encoder.onnx", tmp_path / "enc.qdq.onnx", x, act, weight, True, symmetric)
     from onnx import numpy_helper
 
     wzp = [numpy_helper.to_array(t) for t in onnx.load(dst).graph.initializer
@@ -490,7 +478,6 @@ def test_grouped_int8_conv_transpose_in_c_is_the_reference(tmp_path):
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
-    from onnxruntime import quantization as q
 
     from edgeae.codegen.emit import emit
     from edgeae.codegen.reference import run_reference
@@ -507,16 +494,7 @@ def test_grouped_int8_conv_transpose_in_c_is_the_reference(tmp_path):
     src, dst = tmp_path / "up.onnx", tmp_path / "up.qdq.onnx"
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(src))
     x = rng.normal(size=(24, 4, 3, 3)).astype(np.float32)
-
-    class Reader:
-        def __init__(self):
-            self.items = iter([{"x": x[i:i + 8]} for i in range(0, len(x), 8)])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=False,
-                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QUInt8)
+    quantize_qdq(src, dst, x, per_channel=False)
     program = lower_int8(load_graph(dst, "decoder"))
     (step,) = [s for s in program.steps if s.kind == "qconvt"]
     assert step.params["G"] == 2 and len(step.params["mult_v"]) == 10 and len(step.params["wzp_v"]) == 10

@@ -13,7 +13,7 @@ from edgeae.codegen import generate_c  # noqa: E402
 from edgeae.codegen.cortexm import run_generated, run_unit  # noqa: E402
 from edgeae.codegen.toolchain import toolchain_problem  # noqa: E402
 from tests._bundles import make_bundle  # noqa: E402
-from tests._codegen_bundles import add_int8_static, conv_bundle  # noqa: E402
+from tests._codegen_bundles import add_int8_static, conv_bundle, quantize_qdq  # noqa: E402
 
 _PROBLEM = toolchain_problem() or (None if shutil.which("gcc") else "gcc is not installed")
 pytestmark = pytest.mark.skipif(_PROBLEM is not None, reason=f"Cortex-M toolchain missing: {_PROBLEM}; "
@@ -81,8 +81,6 @@ def test_helium_path_on_cortex_m55_equals_the_reference(tmp_path, act, weight):
     ONNX Runtime's quantizer writes (it refuses int8 activations with uint8 weights)."""
     import subprocess
 
-    from onnxruntime import quantization as q
-
     from edgeae.codegen.emit import emit
     from edgeae.codegen.graph import load_graph
     from edgeae.codegen.lower_int8 import lower_int8
@@ -91,19 +89,8 @@ def test_helium_path_on_cortex_m55_equals_the_reference(tmp_path, act, weight):
 
     conv = conv_bundle(tmp_path / "b")
 
-    class Reader:
-        def __init__(self, x):
-            self.items = iter([{"x": x[i:i + 16]} for i in range(0, len(x), 16)])
-
-        def get_next(self):
-            return next(self.items, None)
-
     x = np.load(conv / "samples.npy").astype(np.float32).reshape(-1, 1, 8, 8) / 255.0
-    dst = tmp_path / "enc.qdq.onnx"
-    q.quantize_static(str(conv / "encoder.onnx"), str(dst), Reader(x), quant_format=q.QuantFormat.QDQ,
-                      per_channel=True, activation_type=getattr(q.QuantType, act),
-                      weight_type=getattr(q.QuantType, weight),
-                      extra_options={"WeightSymmetric": weight == "QInt8", "ActivationSymmetric": False})
+    dst = quantize_qdq(conv / "encoder.onnx", tmp_path / "enc.qdq.onnx", x, act, weight, True, weight == "QInt8")
     program = lower_int8(load_graph(dst, "encoder"))
     assert any(s.kind == "qdense" and s.params["K"] >= 16 for s in program.steps)  # the Helium loop runs
     unit = emit(program, "sig_encoder", {"graph": dst.name, "sha256": "0" * 64, "role": "encoder",

@@ -43,6 +43,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edgeae.codegen.toolchain import toolchain_problem  # noqa: E402
 from tests._bundles import OPSET, digits_uint8  # noqa: E402
+from tests._codegen_bundles import quantize_qdq  # noqa: E402
 
 CC = shutil.which("gcc")
 pytestmark = pytest.mark.skipif(CC is None, reason="gcc is needed to compile the generated C (apt-get install gcc)")
@@ -78,18 +79,9 @@ def _graph() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
 
 
-class _Reader:
-    def __init__(self, x: np.ndarray):
-        self.items = iter([{"x": x[i:i + 16]} for i in range(0, len(x), 16)])
-
-    def get_next(self):
-        return next(self.items, None)
-
-
 @pytest.fixture(scope="module")
 def variant_unit(tmp_path_factory):
     """variant -> (unit, its folder, samples, the integer reference's outputs), built on first use."""
-    from onnxruntime import quantization as q
 
     from edgeae.codegen.emit import emit
     from edgeae.codegen.graph import load_graph
@@ -104,11 +96,7 @@ def variant_unit(tmp_path_factory):
             act, weight, symmetric = VARIANTS[variant]
             folder = tmp_path_factory.mktemp(variant)
             onnx.save(_graph(), folder / "enc.onnx")
-            dst = folder / "enc.qdq.onnx"
-            q.quantize_static(str(folder / "enc.onnx"), str(dst), _Reader(x), quant_format=q.QuantFormat.QDQ,
-                              per_channel=True, activation_type=getattr(q.QuantType, act),
-                              weight_type=getattr(q.QuantType, weight),
-                              extra_options={"WeightSymmetric": symmetric, "ActivationSymmetric": False})
+            dst = quantize_qdq(folder / "enc.onnx", folder / "enc.qdq.onnx", x, act, weight, True, symmetric)
             program = lower_int8(load_graph(dst, "encoder"))
             assert [s.kind for s in program.steps if s.kind.startswith("q") and s.kind != "quantize"] == \
                 ["qconv", "qconv", "qconvt", "qdense"], [s.kind for s in program.steps]

@@ -22,9 +22,10 @@ from edgeae.codegen.lower_int8 import lower_int8, multiplier, rows_by_four
 from edgeae.codegen.program import Program
 from edgeae.codegen.reference import requantize, run_reference
 from edgeae.numerics import compare_bounded, deviation_bounds
+from tests._codegen_bundles import quantize_qdq
 
 ort = pytest.importorskip("onnxruntime")
-quantization = pytest.importorskip("onnxruntime.quantization")
+pytest.importorskip("onnxruntime.quantization")
 
 
 def _float_model(nodes, inits, in_shape, out_shape, opset=17):
@@ -42,22 +43,10 @@ def _w(rng, *shape):
     return (rng.normal(size=shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
 
 
-class _Reader:
-    def __init__(self, x):
-        self.items = iter([{"x": x[i:i + 8]} for i in range(0, len(x), 8)])
-
-    def get_next(self):
-        return next(self.items, None)
-
-
 def _quantize(tmp_path, model, x, act="QUInt8", weight="QInt8", per_channel=True, symmetric=True, name="g"):
-    src, dst = tmp_path / f"{name}.onnx", tmp_path / f"{name}.qdq.onnx"
+    src = tmp_path / f"{name}.onnx"
     onnx.save_model(model, str(src))
-    quantization.quantize_static(str(src), str(dst), _Reader(x), quant_format=quantization.QuantFormat.QDQ,
-                                 per_channel=per_channel, activation_type=getattr(quantization.QuantType, act),
-                                 weight_type=getattr(quantization.QuantType, weight),
-                                 extra_options={"WeightSymmetric": symmetric, "ActivationSymmetric": False})
-    return dst
+    return quantize_qdq(src, tmp_path / f"{name}.qdq.onnx", x, act, weight, per_channel, symmetric)
 
 
 def _upto(program, i, out):
